@@ -1,0 +1,274 @@
+#include "backend/sim/hv/client.h"
+
+#include <errno.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace xenchan {
+namespace hv {
+
+absl::Status HvErrnoToStatus(int err, absl::string_view what) {
+  absl::StatusCode code;
+  switch (err) {
+    case EINVAL:
+      code = absl::StatusCode::kInvalidArgument;
+      break;
+    case ESRCH:
+      code = absl::StatusCode::kNotFound;
+      break;
+    case EACCES:
+    case EPERM:
+      code = absl::StatusCode::kPermissionDenied;
+      break;
+    case EBUSY:
+    case EBADF:
+      code = absl::StatusCode::kFailedPrecondition;
+      break;
+    case ENOSPC:
+      code = absl::StatusCode::kResourceExhausted;
+      break;
+    case EAGAIN:
+      code = absl::StatusCode::kDeadlineExceeded;  // SO_RCVTIMEO expired
+      break;
+    case ENOENT:
+    case ECONNREFUSED:
+    case ECONNRESET:
+    case EPIPE:
+    case ENOTCONN:
+      code = absl::StatusCode::kUnavailable;
+      break;
+    default:
+      code = absl::ErrnoToStatusCode(err);
+      break;
+  }
+  return absl::Status(code, absl::StrCat(what, ": ", strerror(err)));
+}
+
+absl::StatusOr<UniqueFd> CreateGrantablePage() {
+  UniqueFd fd(memfd_create("xensim-grant", MFD_ALLOW_SEALING | MFD_CLOEXEC));
+  if (!fd.valid()) return HvErrnoToStatus(errno, "memfd_create");
+  if (ftruncate(fd.get(), kPageSize) != 0) return HvErrnoToStatus(errno, "ftruncate");
+  return fd;
+}
+
+namespace internal {
+
+absl::StatusOr<std::shared_ptr<RpcChannel>> RpcChannel::Connect(const std::string& socket_path) {
+  struct sockaddr_un addr;
+  std::memset(&addr, 0, sizeof(addr));
+  addr.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof(addr.sun_path)) {
+    return absl::InvalidArgumentError(absl::StrCat("socket path too long: ", socket_path));
+  }
+  std::memcpy(addr.sun_path, socket_path.data(), socket_path.size());
+  UniqueFd fd(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return HvErrnoToStatus(errno, "socket");
+  if (connect(fd.get(), reinterpret_cast<struct sockaddr*>(&addr), sizeof(addr)) != 0) {
+    int err = errno;
+    return absl::UnavailableError(
+        absl::StrCat("connect ", socket_path, ": ", strerror(err)));
+  }
+  struct timeval timeout;
+  timeout.tv_sec = 30;
+  timeout.tv_usec = 0;
+  setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+  return std::shared_ptr<RpcChannel>(new RpcChannel(std::move(fd)));
+}
+
+absl::Status RpcChannel::Call(uint32_t type, uint32_t a0, uint32_t a1, uint32_t a2, int fd,
+                              uint32_t* value, UniqueFd* reply_fd) {
+  MutexLock lock(&mu_);
+  if (broken_) return absl::UnavailableError("hypervisor connection is broken");
+  Request req;
+  std::memset(&req, 0, sizeof(req));
+  req.type = type;
+  req.request_id = next_id_++;
+  req.args[0] = a0;
+  req.args[1] = a1;
+  req.args[2] = a2;
+  int err = SendMessage(sock_.get(), &req, sizeof(req), fd, 0);
+  if (err != 0) {
+    broken_ = true;
+    return HvErrnoToStatus(err, "send to hypervisor");
+  }
+  alignas(Reply) char buf[sizeof(Reply) + 1];
+  ReceivedMessage msg;
+  err = ReceiveMessage(sock_.get(), buf, sizeof(buf), 0, &msg);
+  if (err != 0) {
+    broken_ = true;
+    return HvErrnoToStatus(err, "receive from hypervisor");
+  }
+  if (msg.size == 0) {
+    broken_ = true;
+    return absl::UnavailableError("hypervisor closed the connection");
+  }
+  Reply reply;
+  std::memcpy(&reply, buf, sizeof(reply) <= msg.size ? sizeof(reply) : msg.size);
+  if (msg.size != sizeof(Reply) || msg.truncated || msg.bad_control || reply.type != kReply ||
+      reply.request_id != req.request_id) {
+    broken_ = true;
+    return absl::UnavailableError("malformed reply from hypervisor");
+  }
+  if (reply.error != 0) return HvErrnoToStatus(reply.error, "hypervisor");
+  if (value != nullptr) *value = reply.value;
+  if (reply_fd != nullptr) {
+    if (!msg.fd.valid()) {
+      broken_ = true;
+      return absl::UnavailableError("hypervisor reply lacks its fd");
+    }
+    *reply_fd = std::move(msg.fd);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RpcChannel::Send(uint32_t type, uint32_t a0) {
+  MutexLock lock(&mu_);
+  if (broken_) return absl::UnavailableError("hypervisor connection is broken");
+  Request req;
+  std::memset(&req, 0, sizeof(req));
+  req.type = type;
+  req.request_id = next_id_++;
+  req.args[0] = a0;
+  int err = SendMessage(sock_.get(), &req, sizeof(req), -1, 0);
+  if (err != 0) {
+    broken_ = true;
+    return HvErrnoToStatus(err, "send to hypervisor");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace internal
+
+// ---- grants ----
+
+HvMapping::~HvMapping() {
+  munmap(addr_, kPageSize);
+  // Failure means the hypervisor or the connection is gone, and with it the
+  // mapping's record; nothing is left to release.
+  (void)channel_->Call(kUnmap, id_, 0, 0, -1, nullptr, nullptr);
+}
+
+absl::StatusOr<std::unique_ptr<HvConnection>> HvConnection::Connect(
+    const std::string& socket_path) {
+  auto channel = internal::RpcChannel::Connect(socket_path);
+  if (!channel.ok()) return channel.status();
+  return std::unique_ptr<HvConnection>(new HvConnection(*std::move(channel)));
+}
+
+absl::StatusOr<uint32_t> HvConnection::GrantPage(int memfd, uint32_t to_domid, bool readonly) {
+  if (memfd < 0) return absl::InvalidArgumentError("GrantPage: no memfd");
+  uint32_t ref = 0;
+  absl::Status status =
+      channel_->Call(kGrant, to_domid, readonly ? 1 : 0, 0, memfd, &ref, nullptr);
+  if (!status.ok()) return status;
+  return ref;
+}
+
+absl::Status HvConnection::EndAccess(uint32_t ref) {
+  return channel_->Call(kEndAccess, ref, 0, 0, -1, nullptr, nullptr);
+}
+
+absl::StatusOr<std::unique_ptr<HvMapping>> HvConnection::MapGrant(uint32_t domid, uint32_t ref,
+                                                                   bool writable) {
+  uint32_t id = 0;
+  UniqueFd page;
+  absl::Status status = channel_->Call(kMap, domid, ref, writable ? 1 : 0, -1, &id, &page);
+  if (!status.ok()) return status;
+  void* addr = mmap(nullptr, kPageSize, writable ? PROT_READ | PROT_WRITE : PROT_READ,
+                    MAP_SHARED, page.get(), 0);
+  if (addr == MAP_FAILED) {
+    int err = errno;
+    (void)channel_->Call(kUnmap, id, 0, 0, -1, nullptr, nullptr);
+    return HvErrnoToStatus(err, "mmap of granted page");
+  }
+  return std::unique_ptr<HvMapping>(new HvMapping(channel_, addr, id, writable));
+}
+
+// ---- event channels ----
+
+absl::StatusOr<std::unique_ptr<HvEvtchn>> HvEvtchn::Open(const std::string& socket_path) {
+  auto channel = internal::RpcChannel::Connect(socket_path);
+  if (!channel.ok()) return channel.status();
+  UniqueFd event_fd;
+  absl::Status status = (*channel)->Call(kEvtchnOpen, 0, 0, 0, -1, nullptr, &event_fd);
+  if (!status.ok()) return status;
+  return std::unique_ptr<HvEvtchn>(new HvEvtchn(*std::move(channel), std::move(event_fd)));
+}
+
+absl::StatusOr<uint32_t> HvEvtchn::AllocUnbound(uint32_t remote_domid) {
+  MutexLock lock(&mu_);
+  uint32_t port = 0;
+  absl::Status status = channel_->Call(kAllocUnbound, remote_domid, 0, 0, -1, &port, nullptr);
+  if (!status.ok()) return status;
+  ports_.insert(port);
+  return port;
+}
+
+absl::StatusOr<uint32_t> HvEvtchn::BindInterdomain(uint32_t remote_domid, uint32_t remote_port) {
+  MutexLock lock(&mu_);
+  uint32_t port = 0;
+  absl::Status status =
+      channel_->Call(kBindInterdomain, remote_domid, remote_port, 0, -1, &port, nullptr);
+  if (!status.ok()) return status;
+  ports_.insert(port);
+  return port;
+}
+
+absl::Status HvEvtchn::Unbind(uint32_t port) {
+  MutexLock lock(&mu_);
+  if (ports_.count(port) == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("port ", port, " is not bound here"));
+  }
+  absl::Status status = channel_->Call(kUnbind, port, 0, 0, -1, nullptr, nullptr);
+  if (status.ok()) ports_.erase(port);
+  return status;
+}
+
+absl::Status HvEvtchn::Notify(uint32_t port) {
+  {
+    MutexLock lock(&mu_);
+    if (ports_.count(port) == 0) {
+      return absl::InvalidArgumentError(absl::StrCat("port ", port, " is not bound here"));
+    }
+  }
+  return channel_->Send(kNotify, port);
+}
+
+absl::StatusOr<std::optional<uint32_t>> HvEvtchn::Pending() {
+  MutexLock lock(&mu_);
+  for (;;) {
+    alignas(uint32_t) char buf[sizeof(uint32_t) + 1];
+    ReceivedMessage msg;
+    int err = ReceiveMessage(event_fd_.get(), buf, sizeof(buf), MSG_DONTWAIT, &msg);
+    if (err == EAGAIN || err == EWOULDBLOCK) return std::nullopt;
+    if (err != 0) return HvErrnoToStatus(err, "event socket");
+    if (msg.size == 0) return absl::UnavailableError("hypervisor closed the event socket");
+    if (msg.size != sizeof(uint32_t) || msg.truncated) {
+      return absl::UnavailableError("malformed event from hypervisor");
+    }
+    uint32_t port;
+    std::memcpy(&port, buf, sizeof(port));
+    // An event queued before Unbind is stale; skip it.
+    if (ports_.count(port) != 0) return port;
+  }
+}
+
+absl::Status HvEvtchn::Unmask(uint32_t port) {
+  MutexLock lock(&mu_);
+  if (ports_.count(port) == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("port ", port, " is not bound here"));
+  }
+  return channel_->Call(kUnmask, port, 0, 0, -1, nullptr, nullptr);
+}
+
+}  // namespace hv
+}  // namespace xenchan

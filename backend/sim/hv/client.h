@@ -1,0 +1,154 @@
+// Client library for xensim's simulated hypervisor (hypervisor.h): what a
+// process playing a domain uses to grant pages, map other domains' grants and
+// use interdomain event channels. The protocol is in protocol.h.
+//
+// Which domain a process acts as is decided by the socket it connects to:
+// dom0 uses the hypervisor's dom0 socket, domain D uses
+// <domain_socket_dir>/D/hypervisor.sock.
+//
+// Error codes (from the server's errno): INVALID_ARGUMENT (EINVAL: no such
+// grant/port, port not unbound or not earmarked for us, bad argument),
+// NOT_FOUND (ESRCH: no such live domain), PERMISSION_DENIED (EACCES: grant
+// not for us, or read-only), FAILED_PRECONDITION (EBUSY: grant still mapped;
+// EBADF: event channels not opened), RESOURCE_EXHAUSTED (ENOSPC: a limit),
+// UNAVAILABLE (the hypervisor is gone or the connection broke; the object is
+// then unusable), DEADLINE_EXCEEDED (no reply within 30 s).
+#ifndef XENCHAN_BACKEND_SIM_HV_CLIENT_H_
+#define XENCHAN_BACKEND_SIM_HV_CLIENT_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "backend/sim/hv/protocol.h"
+#include "backend/sim/hv/wire.h"
+#include "backend/util/mutex.h"
+
+namespace xenchan {
+namespace hv {
+
+// Converts a server errno (or a transport errno) into a Status, per the
+// table above.
+absl::Status HvErrnoToStatus(int err, absl::string_view what);
+
+// Creates a zeroed page that GrantPage accepts: a memfd of kPageSize bytes,
+// created with MFD_ALLOW_SEALING | MFD_CLOEXEC. The caller mmaps it to use it.
+absl::StatusOr<UniqueFd> CreateGrantablePage();
+
+namespace internal {
+
+// One request/reply control connection. Thread-safe: requests are serialised
+// by a mutex, each one blocks until its reply (bounded by a 30 s timeout).
+class RpcChannel {
+ public:
+  static absl::StatusOr<std::shared_ptr<RpcChannel>> Connect(const std::string& socket_path);
+
+  // Sends a request (with `fd` attached unless negative) and waits for its
+  // reply. `value` and `reply_fd` may be null when unused.
+  absl::Status Call(uint32_t type, uint32_t a0, uint32_t a1, uint32_t a2, int fd,
+                    uint32_t* value, UniqueFd* reply_fd) ABSL_LOCKS_EXCLUDED(mu_);
+  // Sends a request that has no reply (kNotify).
+  absl::Status Send(uint32_t type, uint32_t a0) ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  explicit RpcChannel(UniqueFd sock) : sock_(std::move(sock)) {}
+
+  Mutex mu_;
+  UniqueFd sock_ ABSL_GUARDED_BY(mu_);
+  uint32_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace internal
+
+// A mapping of another domain's granted page. munmaps and releases the
+// mapping (kUnmap) when destroyed; it keeps its connection's channel alive,
+// so it may outlive the HvConnection that made it.
+// Thread safety: data() may be read from any thread; destroy from one.
+class HvMapping {
+ public:
+  ~HvMapping();
+  HvMapping(const HvMapping&) = delete;
+  HvMapping& operator=(const HvMapping&) = delete;
+
+  // kPageSize bytes shared with the granting process.
+  void* data() const { return addr_; }
+  bool writable() const { return writable_; }
+
+ private:
+  friend class HvConnection;
+  HvMapping(std::shared_ptr<internal::RpcChannel> channel, void* addr, uint32_t id, bool writable)
+      : channel_(std::move(channel)), addr_(addr), id_(id), writable_(writable) {}
+
+  std::shared_ptr<internal::RpcChannel> channel_;
+  void* const addr_;
+  const uint32_t id_;
+  const bool writable_;
+};
+
+// A connection for grant operations, both the granting (guest) side and the
+// mapping (backend) side. Thread-safe; each call blocks for one round trip.
+class HvConnection {
+ public:
+  // UNAVAILABLE if nothing listens at `socket_path`.
+  static absl::StatusOr<std::unique_ptr<HvConnection>> Connect(const std::string& socket_path);
+
+  // Grants `memfd` (see CreateGrantablePage; it is sealed against resizing
+  // and kept by the hypervisor, the caller keeps its own descriptor) to
+  // `to_domid`. Returns the grant ref. The grant belongs to the domain and
+  // outlives this connection until EndAccess or domain destruction.
+  absl::StatusOr<uint32_t> GrantPage(int memfd, uint32_t to_domid, bool readonly);
+  // Revokes grant `ref`. FAILED_PRECONDITION while it is mapped.
+  absl::Status EndAccess(uint32_t ref);
+  // Maps grant `ref` of `domid`, read-write if `writable`.
+  absl::StatusOr<std::unique_ptr<HvMapping>> MapGrant(uint32_t domid, uint32_t ref, bool writable);
+
+ private:
+  explicit HvConnection(std::shared_ptr<internal::RpcChannel> channel)
+      : channel_(std::move(channel)) {}
+  std::shared_ptr<internal::RpcChannel> channel_;
+};
+
+// An event-channel handle (its own connection): the simulated counterpart of
+// a xenevtchn handle. Its ports close when it is destroyed or its process
+// dies. Thread-safe; calls block for one round trip except Notify and
+// Pending, which never block.
+class HvEvtchn {
+ public:
+  static absl::StatusOr<std::unique_ptr<HvEvtchn>> Open(const std::string& socket_path);
+
+  // Readable when Pending() may return a port.
+  int fd() const { return event_fd_.get(); }
+  // A new local port, unbound and earmarked for `remote_domid`.
+  absl::StatusOr<uint32_t> AllocUnbound(uint32_t remote_domid) ABSL_LOCKS_EXCLUDED(mu_);
+  // Binds to `remote_port` of `remote_domid`; the new local port fires once.
+  absl::StatusOr<uint32_t> BindInterdomain(uint32_t remote_domid, uint32_t remote_port)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Unbind(uint32_t port) ABSL_LOCKS_EXCLUDED(mu_);
+  // Signals the peer of `port`. INVALID_ARGUMENT if `port` is not ours.
+  absl::Status Notify(uint32_t port) ABSL_LOCKS_EXCLUDED(mu_);
+  // A fired port of ours (now masked), or nullopt if none is waiting.
+  absl::StatusOr<std::optional<uint32_t>> Pending() ABSL_LOCKS_EXCLUDED(mu_);
+  // Unmasks `port`; a firing while it was masked is delivered now.
+  absl::Status Unmask(uint32_t port) ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  HvEvtchn(std::shared_ptr<internal::RpcChannel> channel, UniqueFd event_fd)
+      : channel_(std::move(channel)), event_fd_(std::move(event_fd)) {}
+
+  const std::shared_ptr<internal::RpcChannel> channel_;
+  const UniqueFd event_fd_;
+  Mutex mu_;
+  std::set<uint32_t> ports_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace hv
+}  // namespace xenchan
+
+#endif  // XENCHAN_BACKEND_SIM_HV_CLIENT_H_

@@ -1,0 +1,195 @@
+// xensim's simulated hypervisor: grant tables and interdomain event channels
+// shared by the processes that play domains (dom0 daemons, simulated guests).
+//
+// The server listens on one SOCK_SEQPACKET Unix socket per domain and speaks
+// the protocol documented in protocol.h; client.h is the matching client
+// library. Grants are memfd pages passed between processes, so a guest and a
+// backend really share ring memory; events travel over a per-handle event
+// socket. The semantics follow Xen where the channel engine can observe them
+// (XEN-CHANNELS.md §2.4, §3.4, §4.1, §4.3): bind needs an unbound port
+// earmarked for the binder, a bind marks the new port pending, a closed port's
+// peer reverts to unbound for the closer, and a destroyed domain whose pages
+// are still mapped lingers as a dying ("zombie") domain until the last
+// mapping goes.
+#ifndef XENCHAN_BACKEND_SIM_HV_HYPERVISOR_H_
+#define XENCHAN_BACKEND_SIM_HV_HYPERVISOR_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "backend/sim/hv/protocol.h"
+#include "backend/sim/hv/wire.h"
+#include "backend/util/mutex.h"
+
+namespace xenchan {
+namespace hv {
+
+// The simulated hypervisor server.
+//
+// Ownership: owns its sockets, one epoll thread, and every grant page and
+// port. Destroying it stops the thread, closes every connection and removes
+// the sockets it created.
+//
+// Thread safety: all methods are thread-safe. One thread (started by Create)
+// does all socket I/O; the shared state is guarded by one mutex that the
+// thread and the public methods take for short, non-blocking sections.
+// `on_domain_gone` runs on that thread without the mutex held, so it may call
+// back into the Hypervisor.
+class Hypervisor {
+ public:
+  struct Options {
+    // Socket for domain 0, e.g. <state_dir>/hypervisor.sock. Required.
+    std::string dom0_socket;
+    // Directory under which CreateDomain makes <domid>/hypervisor.sock.
+    // Created if missing. Required.
+    std::string domain_socket_dir;
+    // Called once for each destroyed domain when it has finally gone (at
+    // once if none of its pages was mapped, else when the last mapping is
+    // released). Optional.
+    std::function<void(uint32_t domid)> on_domain_gone;
+  };
+
+  struct DomainInfo {
+    bool exists = false;  // created and not yet gone (includes dying)
+    bool dying = false;   // destroyed but some page still mapped by others
+    size_t mapped_pages_by_others = 0;  // live mappings of its grants
+  };
+
+  // Binds the dom0 socket and starts the server thread. Domain 0 exists from
+  // the start. INVALID_ARGUMENT for empty or too long paths; the errno's code
+  // if a socket or directory cannot be made.
+  static absl::StatusOr<std::unique_ptr<Hypervisor>> Create(Options options);
+
+  ~Hypervisor();
+  Hypervisor(const Hypervisor&) = delete;
+  Hypervisor& operator=(const Hypervisor&) = delete;
+
+  // Creates domain `domid` and its socket. INVALID_ARGUMENT for a reserved
+  // domid (>= kDomidLimit); ALREADY_EXISTS if it exists (or is dying).
+  absl::Status CreateDomain(uint32_t domid) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Destroys `domid`: removes its socket, closes its connections (their
+  // mappings are released and their ports closed, so interdomain peers revert
+  // to unbound earmarked for `domid`), and drops its grants. If another
+  // domain still maps one of its pages, the domain stays dying until that
+  // mapping is released. NOT_FOUND if no such live domain; INVALID_ARGUMENT
+  // for domain 0. Does not wait for the domain to be gone.
+  absl::Status DestroyDomain(uint32_t domid) ABSL_LOCKS_EXCLUDED(mu_);
+
+  DomainInfo Info(uint32_t domid) const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Where domain `domid`'s socket is (or would be).
+  std::string DomainSocketPath(uint32_t domid) const;
+
+ private:
+  struct Port {
+    enum class State { kUnbound, kInterdomain };
+    State state = State::kUnbound;
+    uint64_t conn = 0;           // owning connection
+    uint32_t remote_domid = 0;   // earmark (unbound) or peer domain
+    uint32_t remote_port = 0;    // peer port when interdomain
+    bool pending = false;
+    bool masked = false;
+  };
+  struct Grant {
+    UniqueFd memfd;
+    uint32_t to_domid = 0;
+    bool readonly = false;
+    size_t map_count = 0;
+  };
+  struct Domain {
+    bool dying = false;
+    UniqueFd listen_fd;
+    std::string socket_path;  // unlinked on destroy
+    std::map<uint32_t, Grant> grants;
+    uint32_t next_ref = kFirstGrantRef;
+    size_t mapped_pages = 0;  // sum of map_count over grants
+    std::map<uint32_t, Port> ports;
+    std::set<uint64_t> conns;
+  };
+  struct Mapping {
+    uint32_t domid = 0;
+    uint32_t ref = 0;
+  };
+  struct Connection {
+    uint32_t domid = 0;
+    UniqueFd sock;
+    UniqueFd event_sock;  // server end; invalid until kEvtchnOpen
+    bool event_blocked = false;  // waiting for EPOLLOUT on event_sock
+    bool event_dead = false;     // client end closed; deliveries dropped
+    std::map<uint32_t, Mapping> mappings;
+    uint32_t next_mapping_id = 1;
+    std::set<uint32_t> ports;
+  };
+
+  explicit Hypervisor(Options options);
+
+  absl::Status ListenLocked(uint32_t domid, const std::string& path)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Run() ABSL_LOCKS_EXCLUDED(mu_);
+  void HandleEventLocked(uint64_t token, uint32_t events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AcceptLocked(uint32_t domid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reads and serves the connection's queued requests; false if it was closed.
+  void ServeLocked(uint64_t conn_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Serves one well-formed-size request. Returns false to close the
+  // connection (the reply could not be sent).
+  bool HandleRequestLocked(uint64_t conn_id, const Request& req, UniqueFd fd)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CloseConnectionLocked(uint64_t conn_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  int GrantLocked(Connection& conn, const Request& req, UniqueFd fd, uint32_t* ref)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int EndAccessLocked(Connection& conn, const Request& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int MapLocked(Connection& conn, const Request& req, uint32_t* id, UniqueFd* page)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int UnmapLocked(Connection& conn, const Request& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReleaseMappingLocked(const Mapping& mapping) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int EvtchnOpenLocked(uint64_t conn_id, Connection& conn, UniqueFd* client_end)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int AllocUnboundLocked(uint64_t conn_id, Connection& conn, const Request& req, uint32_t* port)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int BindInterdomainLocked(uint64_t conn_id, Connection& conn, const Request& req,
+                            uint32_t* port) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int UnbindLocked(Connection& conn, const Request& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void NotifyLocked(Connection& conn, const Request& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int UnmaskLocked(Connection& conn, const Request& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Lowest free port of `domain`, or 0 if it has kMaxPortsPerDomain.
+  static uint32_t FreePort(const Domain& domain);
+  // Closes `port` of `domid`: the interdomain peer reverts to unbound.
+  void ClosePortLocked(uint32_t domid, uint32_t port) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes `port` to its owner's event socket if pending and unmasked.
+  void DeliverLocked(uint32_t domid, uint32_t port) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Redelivers every deliverable port of a connection whose socket drained.
+  void FlushEventsLocked(uint64_t conn_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Forgets a dying domain once nothing maps its pages.
+  void MaybeReapLocked(uint32_t domid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void WakeLoop();
+
+  const Options options_;
+  UniqueFd epoll_fd_;
+  UniqueFd wake_fd_;  // eventfd: stop request or callbacks to fire
+  std::thread thread_;
+
+  mutable Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::map<uint32_t, Domain> domains_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, Connection> conns_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_conn_id_ ABSL_GUARDED_BY(mu_) = 1;
+  std::vector<uint32_t> gone_ ABSL_GUARDED_BY(mu_);  // for on_domain_gone
+};
+
+}  // namespace hv
+}  // namespace xenchan
+
+#endif  // XENCHAN_BACKEND_SIM_HV_HYPERVISOR_H_

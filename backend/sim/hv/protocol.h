@@ -1,0 +1,137 @@
+// Wire protocol between xensim's simulated hypervisor (hypervisor.h) and the
+// processes that play domains (client.h): grant tables and event channels.
+//
+// Socket layout
+//   <dom0_socket>                          e.g. <state_dir>/hypervisor.sock;
+//                                          every connection acts as domain 0.
+//   <domain_socket_dir>/<domid>/hypervisor.sock
+//                                          created by Hypervisor::CreateDomain,
+//                                          removed by DestroyDomain; every
+//                                          connection acts as <domid>.
+//   The domid of a connection is fixed by the socket it came through; nothing
+//   a client sends can change it.
+//
+// Transport
+//   AF_UNIX SOCK_SEQPACKET: one datagram is one message. Every message from a
+//   client is exactly one Request (sizeof(Request) bytes); every message from
+//   the server is exactly one Reply. File descriptors travel as SCM_RIGHTS
+//   ancillary data, at most one per message. Integers are host byte order
+//   (both ends run on the same host).
+//
+// Requests and replies
+//   Every request gets one Reply carrying the same request_id, except
+//   kNotify, which is fire-and-forget. Reply.error is 0 or a positive errno;
+//   Reply.value is the result (a port, a grant ref, a mapping id) when
+//   error == 0. Requests are served in order, so a client that waits for each
+//   reply before sending the next request (client.h does) never needs to match
+//   ids across requests; ids exist to detect a confused stream.
+//
+//   type                 args                                fd in     reply value      fd out
+//   kGrant               [0]=to_domid [1]=readonly (0/1)     memfd     grant ref        -
+//   kEndAccess           [0]=ref                             -         0                -
+//   kMap                 [0]=domid [1]=ref [2]=writable      -         mapping id       page fd
+//   kUnmap               [0]=mapping id                      -         0                -
+//   kEvtchnOpen          -                                   -         0                event socket
+//   kAllocUnbound        [0]=remote_domid                    -         local port       -
+//   kBindInterdomain     [0]=remote_domid [1]=remote_port    -         local port       -
+//   kUnbind              [0]=port                            -         0                -
+//   kNotify              [0]=port                            -         (no reply)       -
+//   kUnmask              [0]=port                            -         0                -
+//
+//   Unused args must be zero (EINVAL otherwise).
+//
+// Grants
+//   A grant is a page of the granting domain: a memfd of exactly kPageSize
+//   bytes created with MFD_ALLOW_SEALING and opened read-write. The server
+//   seals it against shrinking and growing (so a mapper can never take SIGBUS)
+//   and keeps it until kEndAccess or until the domain is gone. Grants belong
+//   to the domain, not to the connection: they outlive the granting process,
+//   as a real guest's grant table outlives any one of its drivers. Refs are
+//   chosen by the server (next-fit from kFirstGrantRef), at most
+//   kMaxGrantsPerDomain live per domain. kEndAccess fails with EBUSY while
+//   the page is mapped.
+//   kMap succeeds only if the domain exists and is not dying (ESRCH), the
+//   grant exists (EINVAL), it was made to the caller's domid (EACCES), and it
+//   is not read-only when writable is asked (EACCES). The reply carries a
+//   fresh file description of the page (O_RDWR or O_RDONLY) to mmap
+//   MAP_SHARED, and a mapping id. kUnmap releases it; so does closing the
+//   connection (the process died and the kernel tore its mappings down). A
+//   destroyed domain whose pages are still mapped stays "dying" until the
+//   last of those mappings is released.
+//
+// Event channels
+//   Ports are numbered per domain from 1; at most kMaxPortsPerDomain. A port
+//   belongs to the connection that created it, which must have sent
+//   kEvtchnOpen first (EBADF otherwise). The kEvtchnOpen reply carries one end
+//   of a SOCK_SEQPACKET socketpair: the event socket. When one of the
+//   connection's ports becomes pending while unmasked, the server writes the
+//   port number (a uint32_t, one message) to it and masks the port; kUnmask
+//   unmasks it and delivers it again at once if it became pending meanwhile.
+//   If the event socket is full, the port stays pending and is delivered when
+//   the socket drains. kAllocUnbound makes a port UNBOUND earmarked for
+//   remote_domid. kBindInterdomain needs a remote port that is UNBOUND and
+//   earmarked for the caller's domid (EINVAL otherwise; ESRCH if the remote
+//   domain does not exist); it links both ends and marks the new local port
+//   pending. kNotify marks the remote end pending (ignored for ports that are
+//   not the caller's or not bound). kUnbind, or closing the connection,
+//   closes ports: the remote end of an interdomain port reverts to UNBOUND
+//   earmarked for the closer's domid, so a restarted peer can bind it again.
+//
+// Hostile clients
+//   A message of the wrong size, a truncated message or truncated ancillary
+//   data closes the connection. Unknown types, bad args, an fd where none is
+//   expected or a missing fd get EINVAL (any fd received is closed). A client
+//   that does not read its replies (the reply cannot be queued) is closed.
+#ifndef XENCHAN_BACKEND_SIM_HV_PROTOCOL_H_
+#define XENCHAN_BACKEND_SIM_HV_PROTOCOL_H_
+
+#include <cstddef>
+#include <cstdint>
+
+namespace xenchan {
+namespace hv {
+
+inline constexpr size_t kPageSize = 4096;
+inline constexpr uint32_t kFirstGrantRef = 8;     // 0..7 are reserved in Xen.
+inline constexpr uint32_t kGrantRefLimit = 65536;  // refs are < this.
+inline constexpr size_t kMaxGrantsPerDomain = 1024;
+inline constexpr size_t kMaxPortsPerDomain = 4096;
+inline constexpr size_t kMaxMappingsPerConnection = 4096;
+inline constexpr size_t kMaxConnectionsPerDomain = 256;
+// Domain ids at or above this are reserved by Xen (DOMID_FIRST_RESERVED).
+inline constexpr uint32_t kDomidLimit = 0x7FF0;
+
+enum MsgType : uint32_t {
+  kGrant = 1,
+  kEndAccess = 2,
+  kMap = 3,
+  kUnmap = 4,
+  kEvtchnOpen = 5,
+  kAllocUnbound = 6,
+  kBindInterdomain = 7,
+  kUnbind = 8,
+  kNotify = 9,
+  kUnmask = 10,
+  kReply = 100,
+};
+
+struct Request {
+  uint32_t type;        // MsgType
+  uint32_t request_id;  // echoed in the reply
+  uint32_t args[4];
+};
+
+struct Reply {
+  uint32_t type;        // kReply
+  uint32_t request_id;  // of the request answered
+  int32_t error;        // 0 or a positive errno
+  uint32_t value;
+};
+
+static_assert(sizeof(Request) == 24, "wire format");
+static_assert(sizeof(Reply) == 16, "wire format");
+
+}  // namespace hv
+}  // namespace xenchan
+
+#endif  // XENCHAN_BACKEND_SIM_HV_PROTOCOL_H_

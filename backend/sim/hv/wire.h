@@ -1,0 +1,65 @@
+// Small helpers shared by the simulated hypervisor and its client library:
+// an owning file descriptor and one-message send/receive with SCM_RIGHTS.
+#ifndef XENCHAN_BACKEND_SIM_HV_WIRE_H_
+#define XENCHAN_BACKEND_SIM_HV_WIRE_H_
+
+#include <sys/types.h>
+
+#include <cstddef>
+
+namespace xenchan {
+namespace hv {
+
+// Owns one file descriptor and closes it when destroyed. Move-only.
+// Thread safety: as an int.
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
+  UniqueFd& operator=(UniqueFd&& other) noexcept {
+    if (this != &other) reset(other.release());
+    return *this;
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd() { reset(); }
+
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  // Gives up ownership and returns the descriptor.
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  // Closes the current descriptor (if any) and owns `fd`.
+  void reset(int fd = -1);
+
+ private:
+  int fd_ = -1;
+};
+
+// Sends `len` bytes as one message on `sock`, with `fd` attached as
+// SCM_RIGHTS unless it is negative. `flags` go to sendmsg (MSG_NOSIGNAL is
+// always added). Returns 0 or the errno; EINTR is retried.
+int SendMessage(int sock, const void* data, size_t len, int fd, int flags);
+
+// One received message.
+struct ReceivedMessage {
+  size_t size = 0;         // bytes stored in the buffer; 0 means end of stream
+  bool truncated = false;  // the message was larger than the buffer
+  bool bad_control = false;  // ancillary data truncated, foreign, or > 1 fd
+  UniqueFd fd;             // the one fd that came with it, if any
+};
+
+// Receives one message from `sock` into `buf` (capacity `cap`). At most one
+// SCM_RIGHTS fd is accepted; any others are closed and flagged. The fds are
+// received close-on-exec. `flags` go to recvmsg. Returns 0 or the errno
+// (EAGAIN when non-blocking and nothing is there); EINTR is retried.
+int ReceiveMessage(int sock, void* buf, size_t cap, int flags, ReceivedMessage* out);
+
+}  // namespace hv
+}  // namespace xenchan
+
+#endif  // XENCHAN_BACKEND_SIM_HV_WIRE_H_
