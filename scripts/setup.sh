@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Installs everything xenchan needs to build, test and run, from Debian's
+# packages and the npm registry. Idempotent: a second run installs nothing and
+# takes a few seconds. Runs as root, or through sudo when not root.
+#
+#   scripts/setup.sh            # build + test + run dependencies
+#   scripts/setup.sh --xen-lane # also what the real-Xen lane (tests/xen) boots
+set -euo pipefail
+
+BUF_VERSION=1.75.0
+TOOLS_DIR=/opt/xenchan-tools   # npm packages (buf) live here, outside the repo
+
+if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
+
+# name: what it is for (the README's dependency table says the same).
+PACKAGES=(
+  bazel-bootstrap bazel-bootstrap-source   # the build (offline), and Bazel's own rule repositories
+  g++ clang libclang-rt-14-dev             # compilers; clang for -Wthread-safety, ASan/UBSan, TSan, libFuzzer
+  pkg-config                               # how the build finds the system libraries
+  protobuf-compiler libprotobuf-dev        # protoc and the C++ protobuf runtime
+  libgrpc++-dev protobuf-compiler-grpc     # gRPC C++ and the grpc_cpp/grpc_python protoc plugins
+  libabsl-dev                              # absl::Status, strings, time, flags
+  libxen-dev                               # libxenstore, libxenevtchn, libxengnttab and Xen's public headers
+  xenstore-utils                           # xenstore-read/-ls/... : run against xensim in tests
+  libgtest-dev libgmock-dev libbenchmark-dev  # tests and benchmarks
+  prometheus-cpp-dev                       # xenchand's /metrics
+  python3 python3-grpcio python3-protobuf  # the generated Python SDK and its test
+  qemu-guest-agent                         # a real peer for Call with the QEMU guest agent framing
+  openssl                                  # test certificate authorities for mTLS tests
+  nodejs npm                               # to install buf (proto lint)
+)
+XEN_LANE_PACKAGES=(
+  qemu-system-x86 xen-hypervisor-4.17-amd64 xen-utils-4.17 qemu-system-xen
+  busybox-static cpio socat expect
+)
+if [ "${1:-}" = "--xen-lane" ]; then PACKAGES+=("${XEN_LANE_PACKAGES[@]}"); fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# nodejs may come from elsewhere on some images; any working npm will do.
+if command -v npm >/dev/null 2>&1; then
+  filtered=()
+  for p in "${missing[@]}"; do [ "$p" = nodejs ] || [ "$p" = npm ] || filtered+=("$p"); done
+  missing=("${filtered[@]+"${filtered[@]}"}")
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [ ! -x "$TOOLS_DIR/node_modules/.bin/buf" ] ||
+   [ "$("$TOOLS_DIR/node_modules/.bin/buf" --version 2>/dev/null)" != "$BUF_VERSION" ]; then
+  echo "setup: installing buf $BUF_VERSION into $TOOLS_DIR"
+  "${SUDO[@]}" mkdir -p "$TOOLS_DIR"
+  "${SUDO[@]}" npm install --silent --no-audit --no-fund --prefix "$TOOLS_DIR" "@bufbuild/buf@$BUF_VERSION"
+fi
+echo "setup: ok"

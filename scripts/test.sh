@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The README's test command: sets up what is missing, then runs the whole test
+# suite in every build configuration CI runs, and ends with one line
+# "N passed, N failed" counted from Bazel's test summaries.
+#
+#   scripts/test.sh                  # default (gcc), ASan/UBSan and TSan
+#   XENCHAN_TEST_CONFIGS="default" scripts/test.sh   # a quicker subset
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
+
+configs=(${XENCHAN_TEST_CONFIGS:-default asan tsan})
+log_dir=$(mktemp -d)
+passed=0
+failed=0
+status=0
+for config in "${configs[@]}"; do
+  flags=()
+  [ "$config" = default ] || flags=(--config="$config")
+  echo "=== bazel test ${flags[*]} //... ==="
+  bazel test "${flags[@]}" --test_summary=short //... 2>&1 | tee "$log_dir/$config.log"
+  rc=${PIPESTATUS[0]}
+  # Bazel exits 3 when some tests failed and 1 when the build failed; both count.
+  [ "$rc" -eq 0 ] || status=1
+  p=$(grep -cE '^//[^ ]+ +(\(cached\) )?PASSED' "$log_dir/$config.log")
+  f=$(grep -cE '^//[^ ]+ +(\(cached\) )?(FAILED|TIMEOUT|NO STATUS|FLAKY|INCOMPLETE|FAILED TO BUILD)' "$log_dir/$config.log")
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi  # the build itself broke
+  echo "--- $config: $p passed, $f failed"
+  passed=$((passed + p))
+  failed=$((failed + f))
+done
+rm -rf "$log_dir"
+echo "$passed passed, $failed failed"
+exit $status
