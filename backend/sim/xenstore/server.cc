@@ -9,6 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -95,13 +96,32 @@ std::string XenstoreServer::DomainSocketPath(uint32_t domid) const {
 }
 
 void XenstoreServer::Inspect(const std::function<void(const Store&)>& fn) {
+  RunOnLoop([&] { fn(store_); });
+}
+
+XenstoreServer::Stats XenstoreServer::GetStats() {
+  Stats stats;
+  RunOnLoop([&] {
+    stats.connections = conns_.size();
+    stats.domain_sockets = domain_listeners_.size();
+    for (const auto& entry : conns_) {
+      stats.max_output_queued =
+          std::max(stats.max_output_queued, entry.second->out_bytes);
+      stats.max_input_buffered =
+          std::max(stats.max_input_buffered, entry.second->parser.buffered());
+    }
+  });
+  return stats;
+}
+
+void XenstoreServer::RunOnLoop(const std::function<void()>& task) {
   Mutex done_mu;
   CondVar done_cv;
   bool done = false;
   {
     MutexLock lock(&mu_);
     tasks_.push_back([&] {
-      fn(store_);
+      task();
       MutexLock done_lock(&done_mu);
       done = true;
       done_cv.SignalAll();

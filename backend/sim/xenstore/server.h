@@ -106,6 +106,17 @@ class XenstoreServer : private Store::Delegate {
   void Inspect(const std::function<void(const Store&)>& fn)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // I/O counters, to check the bounds on misbehaving clients.
+  struct Stats {
+    size_t connections = 0;           // Open client connections.
+    size_t max_output_queued = 0;     // Largest reply queue (bytes) now.
+    size_t max_input_buffered = 0;    // Largest unparsed input (bytes) now.
+    size_t domain_sockets = 0;        // Per-domain sockets listening.
+  };
+  // Blocks until the server thread has taken the numbers. Same calling rule
+  // as Inspect().
+  Stats GetStats() ABSL_LOCKS_EXCLUDED(mu_);
+
  private:
   struct Conn {
     int fd = -1;
@@ -145,6 +156,8 @@ class XenstoreServer : private Store::Delegate {
   void ScheduleClose(uint64_t tag);
   void CloseScheduled();
   void RunTasks() ABSL_LOCKS_EXCLUDED(mu_);
+  // Runs `task` on the server thread and waits for it (other threads only).
+  void RunOnLoop(const std::function<void()>& task) ABSL_LOCKS_EXCLUDED(mu_);
 
   const Options options_;
   int epoll_fd_ = -1;
