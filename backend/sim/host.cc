@@ -1,0 +1,766 @@
+// See host.h.
+#include "backend/sim/host.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <set>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+
+namespace xenchan {
+namespace sim {
+namespace {
+
+constexpr XsPermission::Access kNone = XsPermission::kNone;
+constexpr XsPermission::Access kRead = XsPermission::kRead;
+constexpr char kLimit[] = "1048576";  // LIBXL_XENCONSOLE_LIMIT
+constexpr char kProtocol[] = "vt100";  // LIBXL_XENCONSOLE_PROTOCOL
+constexpr size_t kMaxChannels = 64;
+
+absl::Status MkdirP(const std::string& path) {
+  std::string cur;
+  for (size_t i = 0; i <= path.size(); ++i) {
+    if (i == path.size() || (path[i] == '/' && i > 0)) {
+      cur = path.substr(0, i);
+      if (mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST) {
+        return absl::InternalError(absl::StrCat("mkdir ", cur, ": ", std::strerror(errno)));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+bool IgnoreNotFound(const absl::Status& s) { return s.ok() || absl::IsNotFound(s); }
+
+// Runs `body` in a transaction, retrying on conflicts (EAGAIN), as libxl does.
+absl::Status RunTransaction(XenStore& xs, const std::function<absl::Status(XsTransaction)>& body) {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    auto t = xs.StartTransaction();
+    if (!t.ok()) return t.status();
+    absl::Status s = body(*t);
+    if (!s.ok()) {
+      (void)xs.EndTransaction(*t, false);
+      return s;
+    }
+    s = xs.EndTransaction(*t, true);
+    if (absl::IsAborted(s)) continue;
+    return s;
+  }
+  return absl::AbortedError("xenstore transaction kept conflicting");
+}
+
+// libxl__xs_mknod: an empty node with explicit permissions.
+absl::Status Mknod(XenStore& xs, XsTransaction t, const std::string& path,
+                   const std::vector<XsPermission>& perms) {
+  if (absl::Status s = xs.Write(t, path, ""); !s.ok()) return s;
+  return xs.SetPermissions(t, path, perms);
+}
+
+// Writes each key=value under `dir`; with `perms`, sets them on each node.
+absl::Status WriteKeys(XenStore& xs, XsTransaction t, const std::string& dir,
+                       const std::vector<std::pair<std::string, std::string>>& kvs,
+                       const std::vector<XsPermission>* perms = nullptr) {
+  for (const auto& [k, v] : kvs) {
+    const std::string path = absl::StrCat(dir, "/", k);
+    if (absl::Status s = xs.Write(t, path, v); !s.ok()) return s;
+    if (perms != nullptr) {
+      if (absl::Status s = xs.SetPermissions(t, path, *perms); !s.ok()) return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+bool IsValidDomainName(const std::string& name) {
+  // xl accepts more; names here become directory names under guests/.
+  return IsValidChannelName(name) && name != "." && name != "..";
+}
+
+absl::StatusOr<std::string> NormalizeUuid(const std::string& uuid) {
+  static const int kGroups[] = {8, 4, 4, 4, 12};
+  std::string out = absl::AsciiStrToLower(uuid);
+  size_t pos = 0;
+  for (int g = 0; g < 5; ++g) {
+    for (int i = 0; i < kGroups[g]; ++i, ++pos) {
+      if (pos >= out.size() || !absl::ascii_isxdigit(static_cast<unsigned char>(out[pos]))) {
+        return absl::InvalidArgumentError(absl::StrCat("invalid uuid '", uuid, "'"));
+      }
+    }
+    if (g < 4) {
+      if (pos >= out.size() || out[pos] != '-') {
+        return absl::InvalidArgumentError(absl::StrCat("invalid uuid '", uuid, "'"));
+      }
+      ++pos;
+    }
+  }
+  if (pos != out.size()) return absl::InvalidArgumentError(absl::StrCat("invalid uuid '", uuid, "'"));
+  return out;
+}
+
+absl::StatusOr<std::string> RandomUuid() {
+  unsigned char b[16];
+  const int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return absl::InternalError("cannot open /dev/urandom");
+  const ssize_t n = read(fd, b, sizeof(b));
+  close(fd);
+  if (n != static_cast<ssize_t>(sizeof(b))) return absl::InternalError("short read of /dev/urandom");
+  b[6] = (b[6] & 0x0F) | 0x40;  // version 4
+  b[8] = (b[8] & 0x3F) | 0x80;  // RFC 4122 variant
+  return absl::StrFormat("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                         b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
+                         b[12], b[13], b[14], b[15]);
+}
+
+const char* StateName(int s) {
+  static const char* kNames[] = {"running", "suspended", "crashed", "shutdown", "dying"};
+  return kNames[s];
+}
+
+std::string JsonQuote(const std::string& s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(ch);
+    } else if (c < 0x20 || c >= 0x7f) {
+      absl::StrAppendFormat(&out, "\\u%04x", c);
+    } else {
+      out.push_back(ch);
+    }
+  }
+  out.push_back('"');
+  return out;
+}
+
+// Kills `pid` with `sig` and reaps it. Never blocks on a process that is not
+// our child.
+void KillAndReap(pid_t pid, int sig) {
+  if (pid <= 0) return;
+  kill(pid, sig);
+  while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
+}
+
+}  // namespace
+
+std::string FormatDomainsText(const std::vector<DomainStatus>& domains) {
+  std::string out = "ID\tName\tUUID\tState\tChannels\n";
+  for (const DomainStatus& d : domains) {
+    std::vector<std::string> chans;
+    for (const ChannelStatus& c : d.channels) {
+      std::string where = c.connection == "socket" ? c.path : c.tty;
+      chans.push_back(absl::StrCat(c.devid, ":", c.name, ":", c.connection,
+                                   where.empty() ? "" : ":", where));
+    }
+    absl::StrAppend(&out, d.domid, "\t", d.name, "\t", d.uuid, "\t", d.state, "\t",
+                    chans.empty() ? "-" : absl::StrJoin(chans, ","), "\n");
+  }
+  return out;
+}
+
+std::string FormatDomainJson(const DomainStatus& d) {
+  std::vector<std::string> chans;
+  for (const ChannelStatus& c : d.channels) {
+    chans.push_back(absl::StrCat("{\"devid\":", c.devid, ",\"name\":", JsonQuote(c.name),
+                                 ",\"connection\":", JsonQuote(c.connection),
+                                 ",\"path\":", JsonQuote(c.path), ",\"tty\":", JsonQuote(c.tty),
+                                 ",\"backend_state\":", JsonQuote(c.backend_state), "}"));
+  }
+  return absl::StrCat("{\"domid\":", d.domid, ",\"name\":", JsonQuote(d.name),
+                      ",\"uuid\":", JsonQuote(d.uuid), ",\"state\":", JsonQuote(d.state),
+                      ",\"channels\":[", absl::StrJoin(chans, ","), "]}");
+}
+
+std::string FormatDomainsJson(const std::vector<DomainStatus>& domains) {
+  std::vector<std::string> items;
+  for (const DomainStatus& d : domains) items.push_back(FormatDomainJson(d));
+  return absl::StrCat("[", absl::StrJoin(items, ","), "]\n");
+}
+
+absl::StatusOr<std::unique_ptr<Host>> Host::Create(HostOptions options) {
+  if (options.state_dir.empty()) return absl::InvalidArgumentError("empty state dir");
+  std::unique_ptr<Host> host(new Host(std::move(options)));
+  if (absl::Status s = host->Start(); !s.ok()) return s;
+  return host;
+}
+
+Host::Host(HostOptions options) : options_(std::move(options)) {}
+
+absl::Status Host::Start() {
+  const std::string& dir = options_.state_dir;
+  for (const std::string& d : {dir, dir + "/guests", dir + "/domains"}) {
+    if (absl::Status s = MkdirP(d); !s.ok()) return s;
+  }
+  xenstore::XenstoreServer::Options xo;
+  xo.socket_path = dir + "/xenstored.sock";
+  xo.state_dir = dir;
+  auto xenstored = xenstore::XenstoreServer::Create(std::move(xo));
+  if (!xenstored.ok()) return xenstored.status();
+  xenstored_ = *std::move(xenstored);
+
+  hv::Hypervisor::Options ho;
+  ho.dom0_socket = dir + "/hypervisor.sock";
+  ho.domain_socket_dir = dir + "/domains";
+  ho.on_domain_gone = [this](uint32_t domid) { OnDomainGone(domid); };
+  auto hypervisor = hv::Hypervisor::Create(std::move(ho));
+  if (!hypervisor.ok()) return hypervisor.status();
+  hypervisor_ = *std::move(hypervisor);
+
+  auto xs = LibXenStore::Open(dir + "/xenstored.sock");
+  if (!xs.ok()) return xs.status();
+  xs_ = *std::move(xs);
+  // xen-init-dom0.
+  if (absl::Status s = xs_->Write(kNoTransaction, "/local/domain/0/domid", "0"); !s.ok()) return s;
+  return xs_->Write(kNoTransaction, "/local/domain/0/name", "Domain-0");
+}
+
+Host::~Host() {
+  DestroyAllDomains();
+  xs_.reset();
+  hypervisor_.reset();
+  xenstored_.reset();
+}
+
+void Host::DestroyAllDomains() {
+  MutexLock lock(&mu_);
+  std::vector<uint32_t> ids;
+  for (auto& [domid, d] : domains_) {
+    if (d.state != State::kDying) ids.push_back(domid);
+  }
+  for (uint32_t domid : ids) {
+    auto it = domains_.find(domid);
+    if (it == domains_.end()) continue;
+    absl::Status s = DestroyLocked(it->second);
+    if (!s.ok()) std::fprintf(stderr, "xensim: destroy %u: %s\n", domid, s.ToString().c_str());
+  }
+}
+
+void Host::OnDomainGone(uint32_t domid) {
+  MutexLock lock(&mu_);
+  auto it = domains_.find(domid);
+  if (it != domains_.end() && it->second.state == State::kDying) domains_.erase(it);
+}
+
+absl::StatusOr<Host::Domain*> Host::FindLocked(const std::string& domain) {
+  uint32_t domid;
+  const bool numeric = absl::SimpleAtoi(domain, &domid);
+  for (auto& [id, d] : domains_) {
+    if (d.state == State::kDying) continue;
+    if ((numeric && id == domid) || d.name == domain) return &d;
+  }
+  if (domain == "0" || domain == "Domain-0") {
+    return absl::InvalidArgumentError("Domain-0 cannot be managed");
+  }
+  return absl::NotFoundError(absl::StrCat("no such domain '", domain, "'"));
+}
+
+void Host::ReapLocked(Domain& d) {
+  if (d.guest_pid <= 0) return;
+  int status;
+  const pid_t r = waitpid(d.guest_pid, &status, WNOHANG);
+  if (r == d.guest_pid) {
+    d.guest_pid = -1;
+    if (d.state != State::kShutdown) d.state = State::kCrashed;
+  }
+}
+
+absl::StatusOr<pid_t> Host::Spawn(const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid < 0) return absl::InternalError(absl::StrCat("fork: ", std::strerror(errno)));
+  if (pid == 0) {
+    // Child: only async-signal-safe calls until exec.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+    const int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0) dup2(devnull, 0);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+absl::Status Host::WriteDomainEntries(uint32_t domid, const std::string& name,
+                                      const std::string& uuid) {
+  const std::string dom = absl::StrCat("/local/domain/", domid);
+  const std::string vm = absl::StrCat("/vm/", uuid);
+  const std::string libxl = absl::StrCat("/libxl/", domid);
+  const std::vector<XsPermission> noperm = {{0, kNone}};
+  const std::vector<XsPermission> roperm = {{0, kNone}, {domid, kRead}};
+  const std::vector<XsPermission> rwperm = {{domid, kNone}};
+  return RunTransaction(*xs_, [&](XsTransaction t) -> absl::Status {
+    absl::Status s;
+    if (!IgnoreNotFound(s = xs_->Remove(t, dom))) return s;
+    if (!(s = Mknod(*xs_, t, dom, roperm)).ok()) return s;
+    if (!IgnoreNotFound(s = xs_->Remove(t, vm))) return s;
+    if (!(s = Mknod(*xs_, t, vm, roperm)).ok()) return s;
+    if (!IgnoreNotFound(s = xs_->Remove(t, libxl))) return s;
+    if (!(s = Mknod(*xs_, t, libxl, noperm)).ok()) return s;
+    if (!(s = Mknod(*xs_, t, libxl + "/device", noperm)).ok()) return s;
+    if (!(s = xs_->Write(t, dom + "/vm", vm)).ok()) return s;
+    if (!(s = xs_->Write(t, dom + "/name", name)).ok()) return s;
+    for (const char* sub : {"cpu", "memory", "device", "control"}) {
+      if (!(s = Mknod(*xs_, t, absl::StrCat(dom, "/", sub), roperm)).ok()) return s;
+    }
+    for (const char* sub : {"control/shutdown", "control/feature-poweroff",
+                            "control/feature-reboot", "control/feature-suspend", "control/sysrq",
+                            "device/suspend/event-channel", "data", "drivers", "feature", "attr",
+                            "error"}) {
+      if (!(s = Mknod(*xs_, t, absl::StrCat(dom, "/", sub), rwperm)).ok()) return s;
+    }
+    if (!(s = xs_->Write(t, vm + "/uuid", uuid)).ok()) return s;
+    if (!(s = xs_->Write(t, vm + "/name", name)).ok()) return s;
+    if (!(s = xs_->Write(t, dom + "/control/platform-feature-multiprocessor-suspend", "1")).ok()) {
+      return s;
+    }
+    if (!(s = xs_->Write(t, dom + "/control/platform-feature-xs_reset_watches", "1")).ok()) {
+      return s;
+    }
+    return xs_->Write(t, libxl + "/type", "pv");
+  });
+}
+
+absl::Status Host::WriteChannel(uint32_t domid, uint32_t devid, const ChannelSpec& spec) {
+  const std::string fe = absl::StrCat("/local/domain/", domid, "/device/console/", devid);
+  const std::string be = absl::StrCat("/local/domain/0/backend/console/", domid, "/", devid);
+  const std::string lx = absl::StrCat("/libxl/", domid, "/device/console/", devid);
+  const std::vector<XsPermission> frontend_perms = {{domid, kNone}, {0, kRead}};
+  const std::vector<XsPermission> ro_perms = {{0, kNone}, {domid, kRead}};
+  const bool socket = spec.connection == ChannelConnection::kSocket;
+  const std::vector<std::pair<std::string, std::string>> front = {
+      {"backend-id", "0"}, {"state", "1"}, {"protocol", kProtocol}};
+  const std::vector<std::pair<std::string, std::string>> ro_front = {
+      {"name", spec.name},
+      {"limit", kLimit},
+      {"type", "ioemu"},
+      {"output", socket ? absl::StrCat("chardev:libxl-channel", devid) : "pty"},
+      {"tty", ""}};
+  std::vector<std::pair<std::string, std::string>> back = {
+      {"frontend-id", absl::StrCat(domid)}, {"online", "1"},   {"state", "1"},
+      {"protocol", kProtocol},              {"name", spec.name}, {"connection", ChannelConnectionName(spec.connection)}};
+  if (socket) back.emplace_back("path", spec.path);
+  return RunTransaction(*xs_, [&](XsTransaction t) -> absl::Status {
+    absl::Status s;
+    // libxl__device_generic_add.
+    if (!IgnoreNotFound(s = xs_->Remove(t, lx))) return s;
+    if (!(s = WriteKeys(*xs_, t, lx, {{"frontend", fe}, {"backend", be}})).ok()) return s;
+    if (!IgnoreNotFound(s = xs_->Remove(t, fe))) return s;
+    if (!(s = xs_->Mkdir(t, fe)).ok()) return s;
+    if (!(s = xs_->SetPermissions(t, fe, frontend_perms)).ok()) return s;
+    if (!(s = xs_->Write(t, fe + "/backend", be)).ok()) return s;
+    if (!(s = WriteKeys(*xs_, t, fe, front)).ok()) return s;
+    if (!(s = WriteKeys(*xs_, t, fe, ro_front, &ro_perms)).ok()) return s;
+    if (!IgnoreNotFound(s = xs_->Remove(t, be))) return s;
+    if (!(s = xs_->Mkdir(t, be)).ok()) return s;
+    if (!(s = xs_->SetPermissions(t, be, ro_perms)).ok()) return s;
+    if (!(s = xs_->Write(t, be + "/frontend", fe)).ok()) return s;
+    if (!(s = WriteKeys(*xs_, t, be, back)).ok()) return s;
+    return WriteKeys(*xs_, t, lx, back);
+  });
+}
+
+absl::Status Host::WaitForBackends(uint32_t domid, size_t channels) {
+  // A private connection so the watch events do not mix with anyone else's.
+  auto xs = LibXenStore::Open(options_.state_dir + "/xenstored.sock");
+  if (!xs.ok()) return xs.status();
+  const std::string root = absl::StrCat("/local/domain/0/backend/console/", domid);
+  if (absl::Status s = (*xs)->Watch(root, "wait"); !s.ok()) return s;
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (true) {
+    while ((*xs)->ReadWatch().has_value()) {
+    }
+    size_t ready = 0;
+    for (uint32_t devid = 1; devid <= channels; ++devid) {
+      auto state = (*xs)->Read(kNoTransaction, absl::StrCat(root, "/", devid, "/state"));
+      if (state.ok() && *state != "1") ++ready;
+    }
+    if (ready == channels) return absl::OkStatus();
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) {
+      return absl::DeadlineExceededError("the simulated QEMU did not set up its backends");
+    }
+    pollfd p{(*xs)->WatchFd(), POLLIN, 0};
+    poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
+  }
+}
+
+absl::StatusOr<DomainStatus> Host::CreateDomain(const std::string& name, const std::string& uuid_in,
+                                                const std::vector<std::string>& channel_specs) {
+  if (!IsValidDomainName(name) || name == "Domain-0") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid domain name '", name, "': want [A-Za-z0-9._-]{1,64}"));
+  }
+  std::string uuid;
+  if (uuid_in.empty()) {
+    auto u = RandomUuid();
+    if (!u.ok()) return u.status();
+    uuid = *u;
+  } else {
+    auto u = NormalizeUuid(uuid_in);
+    if (!u.ok()) return u.status();
+    uuid = *u;
+  }
+  std::vector<ChannelSpec> specs;
+  std::set<std::string> names, paths;
+  for (const std::string& text : channel_specs) {
+    auto parsed = ParseChannelSpec(text);
+    if (!parsed.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("channel '", text, "': ", parsed.status().message()));
+    }
+    if (!names.insert(parsed->spec.name).second) {
+      return absl::InvalidArgumentError(absl::StrCat("duplicate channel name ", parsed->spec.name));
+    }
+    if (!parsed->spec.path.empty() && !paths.insert(parsed->spec.path).second) {
+      return absl::InvalidArgumentError(absl::StrCat("duplicate socket path ", parsed->spec.path));
+    }
+    specs.push_back(parsed->spec);
+  }
+  if (specs.size() > kMaxChannels) return absl::InvalidArgumentError("too many channels");
+
+  MutexLock lock(&mu_);
+  for (auto& [id, d] : domains_) {
+    if (d.state == State::kDying) continue;
+    if (d.name == name) return absl::AlreadyExistsError(absl::StrCat("domain ", name, " exists"));
+    if (d.uuid == uuid) return absl::AlreadyExistsError(absl::StrCat("uuid ", uuid, " in use"));
+  }
+  const uint32_t domid = next_domid_++;
+  Domain dom;
+  dom.domid = domid;
+  dom.name = name;
+  dom.uuid = uuid;
+  dom.channels = specs;
+
+  const std::string dom_path = absl::StrCat("/local/domain/", domid);
+  absl::Status s = WriteDomainEntries(domid, name, uuid);
+  if (s.ok()) {
+    s = hypervisor_->CreateDomain(domid);
+    if (!s.ok()) {
+      (void)xs_->Remove(kNoTransaction, dom_path);
+      (void)xs_->Remove(kNoTransaction, absl::StrCat("/vm/", uuid));
+      (void)xs_->Remove(kNoTransaction, absl::StrCat("/libxl/", domid));
+      return s;
+    }
+  } else {
+    return s;
+  }
+  domains_[domid] = dom;
+  Domain& d = domains_[domid];
+  auto fail = [&](absl::Status err) -> absl::Status {
+    absl::Status cleanup = DestroyLocked(d);
+    if (!cleanup.ok()) {
+      std::fprintf(stderr, "xensim: undoing create of %u: %s\n", domid, cleanup.ToString().c_str());
+    }
+    return err;
+  };
+  // libxl__build_post.
+  if (!(s = xs_->Write(kNoTransaction, dom_path + "/domid", absl::StrCat(domid))).ok()) {
+    return fail(s);
+  }
+  if (!(s = xs_->Write(kNoTransaction, absl::StrCat("/libxl/", domid, "/dm-version"),
+                       "qemu_xen")).ok()) {
+    return fail(s);
+  }
+  // The simulated xenstored ignores the mfn; the port only has to be > 0.
+  if (!(s = xs_->IntroduceDomain(domid, 0, 1)).ok()) return fail(s);
+  for (size_t i = 0; i < specs.size(); ++i) {
+    if (!(s = WriteChannel(domid, static_cast<uint32_t>(i + 1), specs[i])).ok()) return fail(s);
+  }
+  const std::string dir = options_.state_dir;
+  if (!specs.empty()) {
+    auto qemu = Spawn({options_.xensim_binary, "qemu", "--state-dir", dir, "--domid",
+                       absl::StrCat(domid)});
+    if (!qemu.ok()) return fail(qemu.status());
+    d.qemu_pid = *qemu;
+    if (!(s = WaitForBackends(domid, specs.size())).ok()) return fail(s);
+  }
+  const std::string root = absl::StrCat(dir, "/guests/", name, "/root");
+  if (!(s = MkdirP(root + "/dev")).ok()) return fail(s);
+  auto guest = Spawn({options_.xensim_binary, "guest", "--state-dir", dir, "--domid",
+                      absl::StrCat(domid), "--name", name});
+  if (!guest.ok()) return fail(guest.status());
+  d.guest_pid = *guest;
+  return StatusLocked(d);
+}
+
+absl::Status Host::DestroyLocked(Domain& d) {
+  const uint32_t domid = d.domid;
+  // Pause (the guest process stops for good) and stop the device model.
+  KillAndReap(d.guest_pid, SIGKILL);
+  d.guest_pid = -1;
+  KillAndReap(d.qemu_pid, SIGTERM);
+  d.qemu_pid = -1;
+  // libxl__devices_destroy: only the devices libxl recorded in /libxl/D/device.
+  const std::string lx_dev = absl::StrCat("/libxl/", domid, "/device");
+  absl::Status first;
+  auto kinds = xs_->Directory(kNoTransaction, lx_dev);
+  if (kinds.ok()) {
+    for (const std::string& kind : *kinds) {
+      auto devs = xs_->Directory(kNoTransaction, absl::StrCat(lx_dev, "/", kind));
+      if (!devs.ok()) continue;
+      for (const std::string& dev : *devs) {
+        const std::string lx = absl::StrCat(lx_dev, "/", kind, "/", dev);
+        absl::Status s = RunTransaction(*xs_, [&](XsTransaction t) -> absl::Status {
+          for (const char* key : {"frontend", "backend"}) {
+            auto path = xs_->Read(t, absl::StrCat(lx, "/", key));
+            if (path.ok() && !path->empty()) {
+              absl::Status r = xs_->Remove(t, *path);
+              if (!IgnoreNotFound(r)) return r;
+            }
+          }
+          absl::Status r = xs_->Remove(t, lx);
+          return IgnoreNotFound(r) ? absl::OkStatus() : r;
+        });
+        if (!s.ok() && first.ok()) first = s;
+      }
+      // libxl removes the now-empty per-domain backend directory too.
+      if (kind == "console") {
+        absl::Status r =
+            xs_->Remove(kNoTransaction, absl::StrCat("/local/domain/0/backend/console/", domid));
+        (void)r;
+      }
+    }
+  }
+  // devices_destroy_cb: the domain's own paths.
+  absl::Status s = RunTransaction(*xs_, [&](XsTransaction t) -> absl::Status {
+    for (const std::string& path :
+         {absl::StrCat("/local/domain/", domid), absl::StrCat("/vm/", d.uuid),
+          absl::StrCat("/libxl/", domid)}) {
+      absl::Status r = xs_->Remove(t, path);
+      if (!IgnoreNotFound(r)) return r;
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok() && first.ok()) first = s;
+  d.state = State::kDying;
+  s = hypervisor_->DestroyDomain(domid);
+  if (!s.ok() && !absl::IsNotFound(s) && first.ok()) first = s;
+  s = xs_->ReleaseDomain(domid);
+  if (!s.ok() && !absl::IsNotFound(s) && first.ok()) first = s;
+  if (!hypervisor_->Info(domid).exists) domains_.erase(domid);
+  return first;
+}
+
+absl::Status Host::DestroyDomain(const std::string& domain) {
+  MutexLock lock(&mu_);
+  auto d = FindLocked(domain);
+  if (!d.ok()) return d.status();
+  return DestroyLocked(**d);
+}
+
+absl::StatusOr<std::string> Host::GuestCommand(const Domain& d, const std::string& command) {
+  const std::string path =
+      absl::StrCat(options_.state_dir, "/domains/", d.domid, "/guest.sock");
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr.sun_path)) return absl::InvalidArgumentError("path too long");
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  // The guest process may still be starting: retry connecting until a
+  // deadline (the socket appears once it is listening).
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  int fd = -1;
+  while (true) {
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return absl::InternalError("socket failed");
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) break;
+    const int err = errno;
+    close(fd);
+    if ((err != ENOENT && err != ECONNREFUSED) || absl::Now() > deadline) {
+      return absl::UnavailableError(
+          absl::StrCat("guest ", d.name, " control socket: ", std::strerror(err)));
+    }
+    pollfd none{-1, 0, 0};
+    poll(&none, 0, 10);  // back off briefly before the next connect attempt
+  }
+  const std::string line = command + "\n";
+  if (send(fd, line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size())) {
+    close(fd);
+    return absl::UnavailableError("guest control: send failed");
+  }
+  std::string reply;
+  char buf[512];
+  const absl::Time reply_deadline = absl::Now() + absl::Seconds(60);
+  while (reply.find('\n') == std::string::npos) {
+    pollfd p{fd, POLLIN, 0};
+    const absl::Duration left = reply_deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) {
+      close(fd);
+      return absl::DeadlineExceededError("guest control: no reply");
+    }
+    if (poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1) <= 0) continue;
+    const ssize_t n = read(fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    reply.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  reply = reply.substr(0, reply.find('\n'));
+  if (absl::StartsWith(reply, "ok")) return reply;
+  return absl::InternalError(absl::StrCat("guest ", d.name, ": ", reply));
+}
+
+absl::Status Host::SuspendDomain(const std::string& domain) {
+  MutexLock lock(&mu_);
+  auto d = FindLocked(domain);
+  if (!d.ok()) return d.status();
+  ReapLocked(**d);
+  if ((*d)->state != State::kRunning) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("domain ", (*d)->name, " is ", StateName(static_cast<int>((*d)->state))));
+  }
+  auto r = GuestCommand(**d, "suspend");
+  if (!r.ok()) return r.status();
+  (*d)->state = State::kSuspended;
+  return absl::OkStatus();
+}
+
+absl::Status Host::ResumeDomain(const std::string& domain) {
+  MutexLock lock(&mu_);
+  auto d = FindLocked(domain);
+  if (!d.ok()) return d.status();
+  ReapLocked(**d);
+  if ((*d)->state != State::kSuspended) {
+    return absl::FailedPreconditionError(absl::StrCat("domain ", (*d)->name, " is not suspended"));
+  }
+  auto r = GuestCommand(**d, "resume");
+  if (!r.ok()) return r.status();
+  (*d)->state = State::kRunning;
+  return absl::OkStatus();
+}
+
+absl::Status Host::ShutdownDomain(const std::string& domain) {
+  MutexLock lock(&mu_);
+  auto d = FindLocked(domain);
+  if (!d.ok()) return d.status();
+  ReapLocked(**d);
+  if ((*d)->state != State::kRunning) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("domain ", (*d)->name, " is ", StateName(static_cast<int>((*d)->state))));
+  }
+  auto r = GuestCommand(**d, "shutdown");
+  if (!r.ok()) return r.status();
+  (*d)->state = State::kShutdown;
+  KillAndReap((*d)->guest_pid, 0);  // it exits by itself; just reap it
+  (*d)->guest_pid = -1;
+  return absl::OkStatus();
+}
+
+absl::Status Host::KillDomain(const std::string& domain) {
+  MutexLock lock(&mu_);
+  auto d = FindLocked(domain);
+  if (!d.ok()) return d.status();
+  ReapLocked(**d);
+  if ((*d)->guest_pid <= 0) {
+    return absl::FailedPreconditionError(absl::StrCat("domain ", (*d)->name, " has no guest process"));
+  }
+  KillAndReap((*d)->guest_pid, SIGKILL);
+  (*d)->guest_pid = -1;
+  (*d)->state = State::kCrashed;
+  return absl::OkStatus();
+}
+
+DomainStatus Host::StatusLocked(const Domain& d) {
+  DomainStatus st;
+  st.domid = d.domid;
+  st.name = d.name;
+  st.uuid = d.uuid;
+  st.state = StateName(static_cast<int>(d.state));
+  for (size_t i = 0; i < d.channels.size(); ++i) {
+    ChannelStatus c;
+    c.devid = static_cast<uint32_t>(i + 1);
+    c.name = d.channels[i].name;
+    c.connection = ChannelConnectionName(d.channels[i].connection);
+    c.path = d.channels[i].path;
+    if (d.state != State::kDying) {
+      auto tty = xs_->Read(kNoTransaction, absl::StrCat("/local/domain/", d.domid,
+                                                        "/device/console/", c.devid, "/tty"));
+      if (tty.ok()) c.tty = *tty;
+      auto be = xs_->Read(kNoTransaction, absl::StrCat("/local/domain/0/backend/console/",
+                                                       d.domid, "/", c.devid, "/state"));
+      if (be.ok()) c.backend_state = *be;
+    }
+    st.channels.push_back(std::move(c));
+  }
+  return st;
+}
+
+std::vector<DomainStatus> Host::ListDomains() {
+  MutexLock lock(&mu_);
+  std::vector<DomainStatus> out;
+  DomainStatus dom0;
+  dom0.domid = 0;
+  dom0.name = "Domain-0";
+  dom0.uuid = "00000000-0000-0000-0000-000000000000";
+  dom0.state = "running";
+  out.push_back(dom0);
+  for (auto& [id, d] : domains_) {
+    ReapLocked(d);
+    if (d.state == State::kDying && !hypervisor_->Info(id).exists) continue;
+    out.push_back(StatusLocked(d));
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> Host::HandleRequest(const ControlRequest& req) {
+  const std::string output = req.Get("output").value_or("text");
+  if (output != "text" && output != "json") {
+    return absl::InvalidArgumentError(absl::StrCat("unknown output format '", output, "'"));
+  }
+  const bool json = output == "json";
+  if (req.verb == "list") {
+    auto list = ListDomains();
+    return json ? FormatDomainsJson(list) : FormatDomainsText(list);
+  }
+  if (req.verb == "create") {
+    auto name = req.Get("name");
+    if (!name.has_value()) return absl::InvalidArgumentError("create: missing name");
+    auto d = CreateDomain(*name, req.Get("uuid").value_or(""), req.GetAll("channel"));
+    if (!d.ok()) return d.status();
+    return json ? FormatDomainJson(*d) + "\n" : absl::StrCat(d->domid, "\n");
+  }
+  auto domain = req.Get("domain");
+  if (!domain.has_value()) return absl::InvalidArgumentError(req.verb + ": missing domain");
+  absl::Status s;
+  if (req.verb == "destroy") {
+    s = DestroyDomain(*domain);
+  } else if (req.verb == "suspend") {
+    s = SuspendDomain(*domain);
+  } else if (req.verb == "resume") {
+    s = ResumeDomain(*domain);
+  } else if (req.verb == "shutdown") {
+    s = ShutdownDomain(*domain);
+  } else if (req.verb == "kill") {
+    s = KillDomain(*domain);
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("unknown verb '", req.verb, "'"));
+  }
+  if (!s.ok()) return s;
+  return std::string();
+}
+
+}  // namespace sim
+}  // namespace xenchan

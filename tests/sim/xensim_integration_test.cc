@@ -1,0 +1,465 @@
+// End-to-end test of the xensim binary: `xensim serve` runs as a child
+// process on a fresh state directory; the test drives it with the CLI and
+// checks the result with Debian's xenstore tools, libxenstore (LibXenStore),
+// the simulated guest's ttys and the simulated QEMU's socket and pty.
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "backend/platform/xen/lib_xenstore.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace xenchan {
+namespace sim {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr absl::Duration kTimeout = absl::Seconds(30);
+
+std::string XensimPath() {
+  const char* srcdir = getenv("TEST_SRCDIR");
+  std::string base = srcdir != nullptr ? srcdir : ".";
+  return base + "/xenchan/backend/sim/xensim";
+}
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs `argv` with extra environment `env`, collecting stdout and stderr.
+RunResult RunProcess(const std::vector<std::string>& argv,
+              const std::map<std::string, std::string>& env = {}) {
+  int out_pipe[2], err_pipe[2];
+  EXPECT_EQ(pipe2(out_pipe, O_CLOEXEC), 0);
+  EXPECT_EQ(pipe2(err_pipe, O_CLOEXEC), 0);
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) env_strings.push_back(*e);
+  for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (std::string& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out_pipe[1], 1);
+    dup2(err_pipe[1], 2);
+    execve(args[0], args.data(), envp.data());
+    _exit(127);
+  }
+  close(out_pipe[1]);
+  close(err_pipe[1]);
+  RunResult r;
+  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+  int open_fds = 2;
+  while (open_fds > 0) {
+    if (poll(fds, 2, 60000) <= 0) break;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      char buf[4096];
+      const ssize_t n = read(fds[i].fd, buf, sizeof(buf));
+      if (n <= 0) {
+        close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_fds;
+        continue;
+      }
+      (i == 0 ? r.out : r.err).append(buf, static_cast<size_t>(n));
+    }
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+// Reads from `fd` until `want` has been seen or the deadline passes.
+std::string ReadUntil(int fd, const std::string& want, absl::Duration timeout = kTimeout) {
+  std::string got;
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!absl::StrContains(got, want)) {
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) break;
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1) <= 0) continue;
+    char buf[4096];
+    const ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  return got;
+}
+
+void WriteAll(int fd, const std::string& data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+      pollfd p{fd, POLLOUT, 0};
+      poll(&p, 1, 1000);
+      continue;
+    }
+    ASSERT_GT(n, 0) << std::strerror(errno);
+    done += static_cast<size_t>(n);
+  }
+}
+
+int OpenRawTty(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) return fd;
+  termios t;
+  tcgetattr(fd, &t);
+  cfmakeraw(&t);
+  tcsetattr(fd, TCSANOW, &t);
+  return fd;
+}
+
+class XensimTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // TEST_TMPDIR is too long for Unix socket paths: use a short fresh dir.
+    char dir[] = "/tmp/xensim-it-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    dir_ = dir;
+    state_dir_ = dir_ + "/s";
+    int out[2];
+    ASSERT_EQ(pipe2(out, O_CLOEXEC), 0);
+    const std::string bin = XensimPath();
+    serve_pid_ = fork();
+    if (serve_pid_ == 0) {
+      dup2(out[1], 1);
+      execl(bin.c_str(), bin.c_str(), "serve", "--state-dir", state_dir_.c_str(), nullptr);
+      _exit(127);
+    }
+    close(out[1]);
+    serve_out_ = out[0];
+    const std::string ready = ReadUntil(serve_out_, "\n");
+    ASSERT_THAT(ready, HasSubstr("xensim: ready state-dir=" + state_dir_));
+    auto xs = LibXenStore::Open(state_dir_ + "/xenstored.sock");
+    ASSERT_TRUE(xs.ok()) << xs.status();
+    xs_ = *std::move(xs);
+  }
+
+  void TearDown() override {
+    xs_.reset();
+    if (serve_pid_ > 0) {
+      kill(serve_pid_, SIGTERM);
+      int status = 0;
+      waitpid(serve_pid_, &status, 0);
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+      struct stat st;
+      EXPECT_NE(stat((state_dir_ + "/xenstored.sock").c_str(), &st), 0);
+    }
+    if (serve_out_ >= 0) close(serve_out_);
+    RunProcess({"/bin/rm", "-rf", dir_});
+  }
+
+  RunResult Cli(std::vector<std::string> args) {
+    args.insert(args.begin(), {XensimPath(), "--state-dir", state_dir_});
+    return RunProcess(args);
+  }
+
+  RunResult Xenstore(const std::string& tool, std::vector<std::string> args) {
+    args.insert(args.begin(), "/usr/bin/" + tool);
+    return RunProcess(args, {{"XENSTORED_PATH", state_dir_ + "/xenstored.sock"}});
+  }
+
+  std::string Read(const std::string& path) {
+    auto v = xs_->Read(kNoTransaction, path);
+    return v.ok() ? *v : "<" + v.status().ToString() + ">";
+  }
+
+  std::vector<XsPermission> Perms(const std::string& path) {
+    auto p = xs_->GetPermissions(kNoTransaction, path);
+    EXPECT_TRUE(p.ok()) << path << ": " << p.status();
+    return p.ok() ? *p : std::vector<XsPermission>{};
+  }
+
+  // Waits, driven by a xenstore watch, until `pred` holds.
+  bool WaitFor(const std::string& watch_path, const std::function<bool()>& pred) {
+    auto xs = LibXenStore::Open(state_dir_ + "/xenstored.sock");
+    if (!xs.ok()) return false;
+    if (!(*xs)->Watch(watch_path, "w").ok()) return false;
+    const absl::Time deadline = absl::Now() + kTimeout;
+    while (!pred()) {
+      const absl::Duration left = deadline - absl::Now();
+      if (left <= absl::ZeroDuration()) return false;
+      pollfd p{(*xs)->WatchFd(), POLLIN, 0};
+      poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
+      while ((*xs)->ReadWatch().has_value()) {
+      }
+    }
+    return true;
+  }
+
+  std::string dir_;
+  std::string state_dir_;
+  pid_t serve_pid_ = -1;
+  int serve_out_ = -1;
+  std::unique_ptr<LibXenStore> xs_;
+};
+
+TEST_F(XensimTest, Dom0EntriesAndEmptyList) {
+  RunResult ls = Xenstore("xenstore-ls", {"/local/domain/0"});
+  ASSERT_EQ(ls.exit_code, 0) << ls.err;
+  EXPECT_THAT(ls.out, HasSubstr("name = \"Domain-0\""));
+  EXPECT_THAT(ls.out, HasSubstr("domid = \"0\""));
+  RunResult list = Cli({"domain", "list"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_THAT(list.out, HasSubstr("0\tDomain-0"));
+  EXPECT_EQ(std::vector<std::string>(absl::StrSplit(list.out, '\n', absl::SkipEmpty())).size(), 2u);
+}
+
+TEST_F(XensimTest, CreateWritesToolstackEntriesAndDestroyRemovesThem) {
+  const std::string uuid = "12345678-9abc-def0-1234-56789abcdef0";
+  RunResult create = Cli({"domain", "create", "--name", "vm1", "--uuid", uuid});
+  ASSERT_EQ(create.exit_code, 0) << create.err;
+  EXPECT_EQ(create.out, "1\n");
+
+  RunResult name = Xenstore("xenstore-read", {"/local/domain/1/name"});
+  EXPECT_EQ(name.exit_code, 0) << name.err;
+  EXPECT_EQ(name.out, "vm1\n");
+  EXPECT_EQ(Read("/local/domain/1/domid"), "1");
+  EXPECT_EQ(Read("/local/domain/1/vm"), "/vm/" + uuid);
+  EXPECT_EQ(Read("/vm/" + uuid + "/name"), "vm1");
+  EXPECT_EQ(Read("/vm/" + uuid + "/uuid"), uuid);
+  EXPECT_EQ(Read("/libxl/1/type"), "pv");
+  const std::vector<XsPermission> roperm = {{0, XsPermission::kNone}, {1, XsPermission::kRead}};
+  const std::vector<XsPermission> rwperm = {{1, XsPermission::kNone}};
+  EXPECT_EQ(Perms("/local/domain/1"), roperm);
+  EXPECT_EQ(Perms("/local/domain/1/control"), roperm);
+  EXPECT_EQ(Perms("/vm/" + uuid), roperm);
+  for (const char* sub : {"data", "attr", "error", "drivers", "feature", "control/shutdown",
+                          "device/suspend/event-channel"}) {
+    EXPECT_EQ(Perms(absl::StrCat("/local/domain/1/", sub)), rwperm) << sub;
+  }
+  EXPECT_EQ(Perms("/libxl/1"), std::vector<XsPermission>({{0, XsPermission::kNone}}));
+  auto introduced = xs_->IsDomainIntroduced(1);
+  ASSERT_TRUE(introduced.ok()) << introduced.status();
+  EXPECT_TRUE(*introduced);
+  struct stat st;
+  EXPECT_EQ(stat((state_dir_ + "/guests/vm1/root/dev").c_str(), &st), 0);
+
+  RunResult list = Cli({"domain", "list"});
+  EXPECT_THAT(list.out, HasSubstr(absl::StrCat("1\tvm1\t", uuid, "\trunning\t-")));
+  RunResult json = Cli({"domain", "list", "--output", "json"});
+  EXPECT_THAT(json.out, HasSubstr("{\"domid\":1,\"name\":\"vm1\",\"uuid\":\"" + uuid +
+                                  "\",\"state\":\"running\",\"channels\":[]}"));
+
+  // Same name again: refused.
+  RunResult again = Cli({"domain", "create", "--name", "vm1"});
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_THAT(again.err, HasSubstr("exists"));
+
+  // Destroy: @releaseDomain fires, the toolstack's entries go.
+  ASSERT_TRUE(xs_->Watch("@releaseDomain", "rel").ok());
+  while (xs_->ReadWatch().has_value()) {
+  }
+  RunResult destroy = Cli({"domain", "destroy", "vm1"});
+  ASSERT_EQ(destroy.exit_code, 0) << destroy.err;
+  bool released = false;
+  const absl::Time deadline = absl::Now() + kTimeout;
+  while (!released && absl::Now() < deadline) {
+    pollfd p{xs_->WatchFd(), POLLIN, 0};
+    poll(&p, 1, 1000);
+    while (auto ev = xs_->ReadWatch()) released = released || ev->path == "@releaseDomain";
+  }
+  EXPECT_TRUE(released);
+  for (const std::string& path : {std::string("/local/domain/1"), "/vm/" + uuid,
+                                  std::string("/libxl/1")}) {
+    EXPECT_EQ(xs_->Read(kNoTransaction, path).status().code(), absl::StatusCode::kNotFound)
+        << path;
+  }
+  introduced = xs_->IsDomainIntroduced(1);
+  EXPECT_TRUE(introduced.ok() && !*introduced);
+  list = Cli({"domain", "list"});
+  EXPECT_THAT(list.out, Not(HasSubstr("vm1")));
+}
+
+TEST_F(XensimTest, ChannelsCarryBytesThroughQemuSocketAndPty) {
+  const std::string sock = dir_ + "/agent.sock";
+  RunResult create = Cli({"domain", "create", "--name", "vm2", "--channel",
+                          "name=org.example.sock.0,connection=socket,path=" + sock, "--channel",
+                          "name=org.example.pty.0,connection=pty,colour=blue"});
+  ASSERT_EQ(create.exit_code, 0) << create.err;
+  EXPECT_THAT(create.err, HasSubstr("colour"));  // unknown key: warned, ignored
+  ASSERT_EQ(create.out, "1\n");
+
+  // libxl's frontend and backend keys and permissions.
+  const std::string fe1 = "/local/domain/1/device/console/1";
+  const std::string be1 = "/local/domain/0/backend/console/1/1";
+  const std::string fe2 = "/local/domain/1/device/console/2";
+  const std::string be2 = "/local/domain/0/backend/console/1/2";
+  EXPECT_EQ(Read(fe1 + "/backend"), be1);
+  EXPECT_EQ(Read(fe1 + "/backend-id"), "0");
+  EXPECT_EQ(Read(fe1 + "/protocol"), "vt100");
+  EXPECT_EQ(Read(fe1 + "/name"), "org.example.sock.0");
+  EXPECT_EQ(Read(fe1 + "/limit"), "1048576");
+  EXPECT_EQ(Read(fe1 + "/type"), "ioemu");
+  EXPECT_EQ(Read(fe1 + "/output"), "chardev:libxl-channel1");
+  EXPECT_EQ(Read(fe1 + "/tty"), "");
+  EXPECT_EQ(Read(fe2 + "/output"), "pty");
+  const std::vector<XsPermission> fe_perms = {{1, XsPermission::kNone}, {0, XsPermission::kRead}};
+  const std::vector<XsPermission> ro_perms = {{0, XsPermission::kNone}, {1, XsPermission::kRead}};
+  EXPECT_EQ(Perms(fe1), fe_perms);
+  EXPECT_EQ(Perms(fe1 + "/backend-id"), fe_perms);
+  EXPECT_EQ(Perms(fe1 + "/name"), ro_perms);
+  EXPECT_EQ(Perms(fe1 + "/tty"), ro_perms);
+  EXPECT_EQ(Perms(be1), ro_perms);
+  EXPECT_EQ(Read(be1 + "/frontend"), fe1);
+  EXPECT_EQ(Read(be1 + "/frontend-id"), "1");
+  EXPECT_EQ(Read(be1 + "/online"), "1");
+  EXPECT_EQ(Read(be1 + "/connection"), "socket");
+  EXPECT_EQ(Read(be1 + "/path"), sock);
+  EXPECT_EQ(Read(be1 + "/name"), "org.example.sock.0");
+  EXPECT_EQ(Read(be1 + "/hotplug-status"), "connected");
+  EXPECT_EQ(Read(be2 + "/connection"), "pty");
+  EXPECT_EQ(xs_->Read(kNoTransaction, be2 + "/path").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(Read("/libxl/1/device/console/1/frontend"), fe1);
+  EXPECT_EQ(Read("/libxl/1/device/console/1/backend"), be1);
+  EXPECT_EQ(Read("/libxl/1/device/console/1/path"), sock);
+
+  // The guest connects both; QEMU answers Connected.
+  ASSERT_TRUE(WaitFor("/local/domain/0/backend/console/1", [&] {
+    return Read(be1 + "/state") == "4" && Read(be2 + "/state") == "4" &&
+           Read(fe1 + "/state") == "4" && Read(fe2 + "/state") == "4";
+  })) << Read(be1 + "/state") << Read(fe1 + "/state") << Read(be2 + "/state")
+      << Read(fe2 + "/state");
+  const std::string pty = Read(fe2 + "/tty");
+  ASSERT_TRUE(absl::StartsWith(pty, "/dev/pts/")) << pty;
+
+  RunResult list = Cli({"domain", "list"});
+  EXPECT_THAT(list.out, HasSubstr("1:org.example.sock.0:socket:" + sock));
+  EXPECT_THAT(list.out, HasSubstr("2:org.example.pty.0:pty:" + pty));
+
+  // Socket channel: host <-> guest.
+  const std::string root = state_dir_ + "/guests/vm2/root";
+  const int guest1 = OpenRawTty(root + "/dev/xen-channel/org.example.sock.0");
+  ASSERT_GE(guest1, 0) << std::strerror(errno);
+  const int host1 = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, sock.c_str(), sizeof(addr.sun_path) - 1);
+  ASSERT_EQ(connect(host1, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  WriteAll(host1, "ping from host\n");
+  EXPECT_THAT(ReadUntil(guest1, "ping from host\n"), HasSubstr("ping from host\n"));
+  WriteAll(guest1, "pong from guest\n");
+  EXPECT_THAT(ReadUntil(host1, "pong from guest\n"), HasSubstr("pong from guest\n"));
+  // More than one ring's worth each way.
+  const std::string big(10000, 'x');
+  WriteAll(host1, big + "!");
+  EXPECT_EQ(ReadUntil(guest1, "!").size(), big.size() + 1);
+  WriteAll(guest1, big + "!");
+  EXPECT_EQ(ReadUntil(host1, "!").size(), big.size() + 1);
+
+  // Pty channel.
+  const int guest2 = OpenRawTty(root + "/dev/xen-channel/org.example.pty.0");
+  ASSERT_GE(guest2, 0) << std::strerror(errno);
+  const int host2 = OpenRawTty(pty);
+  ASSERT_GE(host2, 0) << std::strerror(errno);
+  WriteAll(host2, "to guest via pty");
+  EXPECT_THAT(ReadUntil(guest2, "via pty"), HasSubstr("to guest via pty"));
+  WriteAll(guest2, "to host via pty");
+  EXPECT_THAT(ReadUntil(host2, "via pty"), HasSubstr("to host via pty"));
+  close(guest1);
+  close(guest2);
+
+  // Suspend / resume: the guest republishes its ring; QEMU reconnects.
+  const std::string old_ref = Read(fe1 + "/ring-ref");
+  RunResult suspend = Cli({"domain", "suspend", "vm2"});
+  ASSERT_EQ(suspend.exit_code, 0) << suspend.err;
+  EXPECT_THAT(Cli({"domain", "list"}).out, HasSubstr("vm2\t"));
+  EXPECT_THAT(Cli({"domain", "list"}).out, HasSubstr("\tsuspended\t"));
+  RunResult resume = Cli({"domain", "resume", "vm2"});
+  ASSERT_EQ(resume.exit_code, 0) << resume.err;
+  EXPECT_THAT(Cli({"domain", "list"}).out, HasSubstr("\trunning\t"));
+  ASSERT_TRUE(WaitFor(fe1, [&] {
+    return Read(fe1 + "/ring-ref") != old_ref && Read(fe1 + "/state") == "4";
+  })) << Read(fe1 + "/state");
+  const int guest1b = OpenRawTty(root + "/dev/xen-channel/org.example.sock.0");
+  ASSERT_GE(guest1b, 0);
+  WriteAll(host1, "after resume\n");
+  EXPECT_THAT(ReadUntil(guest1b, "after resume\n"), HasSubstr("after resume\n"));
+  WriteAll(guest1b, "guest after resume\n");
+  EXPECT_THAT(ReadUntil(host1, "guest after resume\n"), HasSubstr("guest after resume\n"));
+  close(guest1b);
+
+  // Kill: the guest process dies; the domain stays, crashed.
+  RunResult kill_r = Cli({"domain", "kill", "vm2"});
+  ASSERT_EQ(kill_r.exit_code, 0) << kill_r.err;
+  EXPECT_THAT(Cli({"domain", "list"}).out, HasSubstr("\tcrashed\t"));
+
+  // Destroy: QEMU goes (its socket too), every libxl path goes.
+  RunResult destroy = Cli({"domain", "destroy", "1"});
+  ASSERT_EQ(destroy.exit_code, 0) << destroy.err;
+  EXPECT_EQ(xs_->Read(kNoTransaction, "/local/domain/0/backend/console/1").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(xs_->Read(kNoTransaction, "/local/domain/1").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(ReadUntil(host1, "never"), "");  // QEMU closed the connection
+  close(host1);
+  close(host2);
+  struct stat st;
+  EXPECT_NE(stat(sock.c_str(), &st), 0);
+  EXPECT_THAT(Cli({"domain", "list"}).out, Not(HasSubstr("vm2")));
+}
+
+TEST_F(XensimTest, ClearErrors) {
+  RunResult bad = Cli({"domain", "create", "--name", "vm", "--channel",
+                       "name=a,connection=SOCKET,path=/tmp/x"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_THAT(bad.err, HasSubstr("unknown channel connection 'SOCKET'"));
+  RunResult noname = Cli({"domain", "create", "--name", "vm", "--channel", "connection=pty"});
+  EXPECT_EQ(noname.exit_code, 1);
+  EXPECT_THAT(noname.err, HasSubstr("no name"));
+  RunResult unknown = Cli({"domain", "destroy", "nosuch"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_THAT(unknown.err, HasSubstr("no such domain 'nosuch'"));
+  EXPECT_EQ(Cli({"domain", "suspend", "42"}).exit_code, 1);
+  RunResult usage = Cli({"domain", "frobnicate"});
+  EXPECT_EQ(usage.exit_code, 2);
+  EXPECT_THAT(usage.err, HasSubstr("usage"));
+  EXPECT_EQ(RunProcess({XensimPath()}).exit_code, 2);
+  EXPECT_EQ(Cli({"domain", "create"}).exit_code, 2);
+  RunResult bad_uuid = Cli({"domain", "create", "--name", "vm", "--uuid", "nope"});
+  EXPECT_EQ(bad_uuid.exit_code, 1);
+  EXPECT_THAT(bad_uuid.err, HasSubstr("invalid uuid"));
+  // Nothing was created by the failures.
+  EXPECT_EQ(xs_->Read(kNoTransaction, "/local/domain/1").status().code(),
+            absl::StatusCode::kNotFound);
+  RunResult no_server = RunProcess({XensimPath(), "--state-dir", dir_ + "/none", "domain", "list"});
+  EXPECT_EQ(no_server.exit_code, 1);
+  EXPECT_THAT(no_server.err, HasSubstr("is `xensim serve` running?"));
+}
+
+}  // namespace
+}  // namespace sim
+}  // namespace xenchan
