@@ -4,7 +4,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+// Debian's xenstore.h has no extern "C" guard of its own.
+extern "C" {
 #include <xenstore.h>
+}
 
 #include <mutex>
 
