@@ -145,12 +145,16 @@ class Child {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) return;
     std::vector<std::string> args = {"/usr/bin/timeout", "20"};
+    if (!argv.empty() && argv[0].find('/') == std::string::npos) {
+      argv[0] = "/usr/bin/" + argv[0];
+    }
     args.insert(args.end(), argv.begin(), argv.end());
     std::vector<char*> cargv;
     for (auto& a : args) cargv.push_back(a.data());
     cargv.push_back(nullptr);
     std::string env_path = "XENSTORED_PATH=" + xenstored_path;
-    std::vector<char*> envp = {env_path.data(), nullptr};
+    std::string env_search = "PATH=/usr/bin:/bin";
+    std::vector<char*> envp = {env_path.data(), env_search.data(), nullptr};
     pid_ = fork();
     if (pid_ == 0) {
       dup2(fds[1], 1);
