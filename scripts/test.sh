@@ -19,7 +19,7 @@ for config in "${configs[@]}"; do
   flags=()
   [ "$config" = default ] || flags=(--config="$config")
   echo "=== bazel test ${flags[*]} //... ==="
-  bazel test "${flags[@]}" --test_summary=short //... 2>&1 | tee "$log_dir/$config.log"
+  bazel test "${flags[@]}" --keep_going --test_summary=short //... 2>&1 | tee "$log_dir/$config.log"
   rc=${PIPESTATUS[0]}
   # Bazel exits 3 when some tests failed and 1 when the build failed; both count.
   [ "$rc" -eq 0 ] || status=1
