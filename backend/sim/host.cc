@@ -472,6 +472,7 @@ absl::StatusOr<DomainStatus> Host::CreateDomain(const std::string& name, const s
   domains_[domid] = dom;
   Domain& d = domains_[domid];
   auto fail = [&](absl::Status err) -> absl::Status {
+    mu_.AssertHeld();  // the lambda runs within this locked scope
     absl::Status cleanup = DestroyLocked(d);
     if (!cleanup.ok()) {
       std::fprintf(stderr, "xensim: undoing create of %u: %s\n", domid, cleanup.ToString().c_str());

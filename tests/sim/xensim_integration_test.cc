@@ -27,6 +27,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "backend/platform/xen/lib_xenstore.h"
+#include "backend/sim/hv/client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -430,6 +431,76 @@ TEST_F(XensimTest, ChannelsCarryBytesThroughQemuSocketAndPty) {
   struct stat st;
   EXPECT_NE(stat(sock.c_str(), &st), 0);
   EXPECT_THAT(Cli({"domain", "list"}).out, Not(HasSubstr("vm2")));
+}
+
+TEST_F(XensimTest, OutputIsKeptUntilAClientConnectsAndShutdownIsGraceful) {
+  const std::string sock = dir_ + "/late.sock";
+  RunResult create = Cli({"domain", "create", "--name", "vm3", "--output", "json", "--channel",
+                          "name=org.example.late.0,connection=socket,path=" + sock});
+  ASSERT_EQ(create.exit_code, 0) << create.err;
+  EXPECT_THAT(create.out, HasSubstr("{\"domid\":1,\"name\":\"vm3\""));
+  EXPECT_THAT(create.out, HasSubstr("\"connection\":\"socket\",\"path\":\"" + sock + "\""));
+  const std::string fe = "/local/domain/1/device/console/1";
+  const std::string be = "/local/domain/0/backend/console/1/1";
+  ASSERT_TRUE(WaitFor(be, [&] { return Read(be + "/state") == "4" && Read(fe + "/state") == "4"; }));
+  // Far more than the ring and the tty buffer hold: the write completes only
+  // because QEMU drains into its own buffer while no client is connected.
+  const int guest = OpenRawTty(state_dir_ + "/guests/vm3/root/dev/xen-channel/org.example.late.0");
+  ASSERT_GE(guest, 0) << std::strerror(errno);
+  std::string data;
+  for (int i = 0; data.size() < 20000; ++i) absl::StrAppend(&data, "line ", i, "\n");
+  WriteAll(guest, data + "END");
+  const int host = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, sock.c_str(), sizeof(addr.sun_path) - 1);
+  ASSERT_EQ(connect(host, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  EXPECT_EQ(ReadUntil(host, "END"), data + "END");
+  close(guest);
+
+  // Graceful shutdown: the frontend closes (5 -> 6), QEMU follows (5 -> 6).
+  RunResult shutdown = Cli({"domain", "shutdown", "vm3"});
+  ASSERT_EQ(shutdown.exit_code, 0) << shutdown.err;
+  EXPECT_EQ(Read(fe + "/state"), "6");
+  EXPECT_TRUE(WaitFor(be, [&] { return Read(be + "/state") == "6"; })) << Read(be + "/state");
+  EXPECT_THAT(Cli({"domain", "list"}).out, HasSubstr("vm3\t"));
+  EXPECT_THAT(Cli({"domain", "list"}).out, HasSubstr("\tshutdown\t"));
+  EXPECT_EQ(Cli({"domain", "suspend", "vm3"}).exit_code, 1);  // not running
+  close(host);
+  EXPECT_EQ(Cli({"domain", "destroy", "vm3"}).exit_code, 0);
+}
+
+TEST_F(XensimTest, DestroyedDomainStaysDyingWhileItsPageIsMapped) {
+  RunResult create = Cli({"domain", "create", "--name", "vm4", "--channel",
+                          "name=org.example.z.0,connection=pty"});
+  ASSERT_EQ(create.exit_code, 0) << create.err;
+  const std::string fe = "/local/domain/1/device/console/1";
+  ASSERT_TRUE(WaitFor(fe, [&] { return Read(fe + "/state") == "4"; }));
+  const uint32_t ref = static_cast<uint32_t>(std::stoul(Read(fe + "/ring-ref")));
+  // A backend of our own maps the guest's ring page, and "forgets" it.
+  auto hv = hv::HvConnection::Connect(state_dir_ + "/hypervisor.sock");
+  ASSERT_TRUE(hv.ok()) << hv.status();
+  auto mapping = (*hv)->MapGrant(1, ref, /*writable=*/true);
+  ASSERT_TRUE(mapping.ok()) << mapping.status();
+
+  ASSERT_EQ(Cli({"domain", "destroy", "vm4"}).exit_code, 0);
+  EXPECT_THAT(Cli({"domain", "list"}).out, HasSubstr("1\tvm4\t"));
+  EXPECT_THAT(Cli({"domain", "list"}).out, HasSubstr("\tdying\t"));
+  EXPECT_EQ(Cli({"domain", "destroy", "vm4"}).exit_code, 1);  // already destroyed
+  // The same name can be used again while the zombie lingers.
+  RunResult again = Cli({"domain", "create", "--name", "vm4"});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(again.out, "2\n");
+
+  mapping->reset();  // the last mapping goes: the domain is finally gone
+  const absl::Time deadline = absl::Now() + kTimeout;
+  std::string list;
+  do {
+    list = Cli({"domain", "list"}).out;
+  } while (absl::StrContains(list, "\tdying\t") && absl::Now() < deadline);
+  EXPECT_THAT(list, Not(HasSubstr("\tdying\t")));
+  EXPECT_THAT(list, Not(HasSubstr("1\tvm4\t")));
+  EXPECT_THAT(list, HasSubstr("2\tvm4\t"));
 }
 
 TEST_F(XensimTest, ClearErrors) {
