@@ -13,7 +13,8 @@ namespace sim {
 namespace {
 
 TEST(ControlTest, PercentRoundTrip) {
-  const std::string raw("a b\nc%d\x01\xff=,/", 14);
+  static const char kRaw[] = "a b\nc%d\x01\xff=,/";
+  const std::string raw(kRaw, sizeof(kRaw) - 1);
   const std::string enc = PercentEncode(raw);
   EXPECT_EQ(enc.find(' '), std::string::npos);
   EXPECT_EQ(enc.find('\n'), std::string::npos);
