@@ -144,6 +144,7 @@ class Store {
   int OwnedNodeCount(uint32_t domid) const;
   bool IsIntroduced(uint32_t domid) const;
   size_t connection_count() const { return conns_.size(); }
+  bool HasConnection(ConnId conn) const { return conns_.count(conn) > 0; }
   size_t WatchCount(ConnId conn) const;
   size_t TransactionCount(ConnId conn) const;
 

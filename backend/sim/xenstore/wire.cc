@@ -1,6 +1,7 @@
 #include "backend/sim/xenstore/wire.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <xen/io/xs_wire.h>
 
 #include <cstring>

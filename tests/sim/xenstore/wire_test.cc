@@ -2,6 +2,7 @@
 #include "backend/sim/xenstore/wire.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <xen/io/xs_wire.h>
 
 #include <string>
