@@ -139,7 +139,8 @@ class Hypervisor {
   void Run() ABSL_LOCKS_EXCLUDED(mu_);
   void HandleEventLocked(uint64_t token, uint32_t events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AcceptLocked(uint32_t domid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Reads and serves the connection's queued requests; false if it was closed.
+  // Reads and serves up to a batch of the connection's queued requests;
+  // closes the connection on end of stream or a malformed message.
   void ServeLocked(uint64_t conn_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Serves one well-formed-size request. Returns false to close the
   // connection (the reply could not be sent).
