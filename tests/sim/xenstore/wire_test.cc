@@ -63,12 +63,15 @@ TEST(WireTest, OversizedHeaderIsAnErrorAndMaxIsFine) {
 }
 
 TEST(WireTest, SplitsNulTerminatedStrings) {
-  SplitPayload s = SplitStrings(std::string("a\0bc\0rest", 9));
+  const std::string payload("a\0bc\0rest", 9);  // Views point into it.
+  SplitPayload s = SplitStrings(payload);
   EXPECT_THAT(s.strings, ElementsAre("a", "bc"));
   EXPECT_EQ(s.rest, "rest");
   EXPECT_TRUE(SplitStrings("").strings.empty());
-  EXPECT_THAT(SplitStrings(std::string("\0", 1)).strings, ElementsAre(""));
-  EXPECT_EQ(OneArg(std::string("/a\0", 3)).value_or("?"), "/a");
+  const std::string nul(1, '\0');
+  EXPECT_THAT(SplitStrings(nul).strings, ElementsAre(""));
+  const std::string one("/a\0", 3);
+  EXPECT_EQ(OneArg(one).value_or("?"), "/a");
   EXPECT_FALSE(OneArg("/a").has_value());
   EXPECT_FALSE(OneArg(std::string("/a\0b\0", 5)).has_value());
   EXPECT_FALSE(OneArg("").has_value());
