@@ -8,6 +8,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -151,11 +152,26 @@ std::string JsonQuote(const std::string& s) {
   return out;
 }
 
-// Kills `pid` with `sig` and reaps it. Never blocks on a process that is not
-// our child.
-void KillAndReap(pid_t pid, int sig) {
+// Sends `sig` to child `pid` (0: none, it is expected to exit by itself) and
+// reaps it. If it has not exited after `grace`, it is SIGKILLed. Only ever
+// called for our own children.
+void KillAndReap(pid_t pid, int sig, absl::Duration grace = absl::Seconds(5)) {
   if (pid <= 0) return;
-  kill(pid, sig);
+  const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (sig != 0) kill(pid, sig);
+  if (pidfd >= 0) {
+    pollfd p{pidfd, POLLIN, 0};
+    int r;
+    do {
+      r = poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(grace)));
+    } while (r < 0 && errno == EINTR);
+    if (r == 0) {
+      std::fprintf(stderr, "xensim: child %d ignored signal %d for %s; killing it\n",
+                   static_cast<int>(pid), sig, absl::FormatDuration(grace).c_str());
+      kill(pid, SIGKILL);
+    }
+    close(pidfd);
+  }
   while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
   }
 }
@@ -665,7 +681,7 @@ absl::Status Host::ShutdownDomain(const std::string& domain) {
   auto r = GuestCommand(**d, "shutdown");
   if (!r.ok()) return r.status();
   (*d)->state = State::kShutdown;
-  KillAndReap((*d)->guest_pid, 0);  // it exits by itself; just reap it
+  KillAndReap((*d)->guest_pid, 0);  // it exits by itself once it replied
   (*d)->guest_pid = -1;
   return absl::OkStatus();
 }

@@ -45,6 +45,11 @@
 // until destroyed, as with on_crash=preserve); shutdown (after a graceful
 // `shutdown`; stays until destroyed, as with on_poweroff=preserve); dying.
 //
+// Child processes: each gets SIGKILL if the thread that created it exits
+// (PR_SET_PDEATHSIG), so a serve process that dies leaves no guests behind;
+// call CreateDomain from a thread that lives as long as the Host. A child
+// that ignores SIGTERM for 5 s on destroy is SIGKILLed.
+//
 // Thread safety: all public methods are thread-safe; one mutex serialises
 // whole operations (they block on xenstore round trips and child processes).
 #ifndef XENCHAN_BACKEND_SIM_HOST_H_
