@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -52,6 +53,13 @@ absl::StatusOr<std::unique_ptr<Hypervisor>> Hypervisor::Create(Options options) 
   }
   if (mkdir(options.domain_socket_dir.c_str(), 0755) != 0 && errno != EEXIST) {
     return ErrnoStatus(errno, absl::StrCat("mkdir ", options.domain_socket_dir));
+  }
+  // Every grant is an open memfd here; let them use the hard limit rather
+  // than the usually small soft one (best effort).
+  struct rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
   }
   std::unique_ptr<Hypervisor> hv(new Hypervisor(std::move(options)));
   hv->epoll_fd_.reset(epoll_create1(EPOLL_CLOEXEC));

@@ -66,7 +66,8 @@ class Hypervisor {
   };
 
   // Binds the dom0 socket and starts the server thread. Domain 0 exists from
-  // the start. INVALID_ARGUMENT for empty or too long paths; the errno's code
+  // the start. Raises the process's RLIMIT_NOFILE soft limit to its hard
+  // limit, since every live grant holds an open memfd. INVALID_ARGUMENT for empty or too long paths; the errno's code
   // if a socket or directory cannot be made.
   static absl::StatusOr<std::unique_ptr<Hypervisor>> Create(Options options);
 
