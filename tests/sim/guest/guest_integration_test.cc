@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -31,6 +32,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -690,6 +692,114 @@ TEST_F(GuestTest, HostileBackendIdIsRefused) {
             "22 reading other end details from device/console/5");
   // The sane device next to it is unaffected.
   ASSERT_TRUE(WaitUntil([&] { return StateIs(FrontendPath(4), "3"); }));
+}
+
+TEST_F(GuestTest, InputStaysInTheRingWhileTheTtyIsFull) {
+  StartGuest();
+  HotAdd(1, "org.test.input");
+  std::unique_ptr<Conn> c = Connect(1);
+  ASSERT_NE(c, nullptr);
+  // A reader that has the tty open in raw mode but does not read yet.
+  const int fd = OpenChannel("org.test.input", true);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
+
+  constexpr size_t kTotal = 512 * 1024;
+  auto pattern = [](size_t i) { return static_cast<char>('A' + (i * 13 + i / 26) % 26); };
+  size_t pushed = 0;
+  auto push = [&] {
+    std::string chunk;
+    for (size_t i = 0; i < 1024 && pushed + i < kTotal; ++i) chunk += pattern(pushed + i);
+    const size_t n = FillIn(c->intf(), chunk);
+    pushed += n;
+    if (n > 0) (void)evtchn_->Notify(c->local_port);
+  };
+  auto ring_empty = [&] { return Load(&c->intf()->in_cons) == Load(&c->intf()->in_prod); };
+  // Push until the guest stops consuming: the tty would not take more.
+  bool stuck = false;
+  const absl::Time deadline = absl::Now() + kTimeout;
+  while (!stuck && pushed < kTotal && absl::Now() < deadline) {
+    push();
+    stuck = !ServeUntil(ring_empty, absl::Milliseconds(300));
+  }
+  ASSERT_TRUE(stuck) << "the guest consumed all " << pushed << " bytes";
+  EXPECT_LT(pushed, kTotal);
+  // Not consumed: what the tty could not take stays in the ring.
+  EXPECT_FALSE(ServeUntil(ring_empty, absl::Milliseconds(300)));
+
+  // Now read: everything arrives, in order, nothing lost.
+  std::string got;
+  while (got.size() < kTotal && absl::Now() < deadline + kTimeout) {
+    char buf[8192];
+    const ssize_t n = read(fd, buf, sizeof(buf));
+    if (n > 0) got.append(buf, n);
+    if (pushed < kTotal) push();
+    pollfd p[2] = {{fd, POLLIN, 0}, {evtchn_->fd(), POLLIN, 0}};
+    poll(p, 2, 50);
+    while (true) {
+      auto port = evtchn_->Pending();
+      if (!port.ok() || !port->has_value()) break;
+      (void)evtchn_->Unmask(**port);
+    }
+  }
+  ASSERT_EQ(got.size(), kTotal);
+  bool same = true;
+  for (size_t i = 0; i < kTotal && same; ++i) same = got[i] == pattern(i);
+  EXPECT_TRUE(same);
+  close(fd);
+}
+
+TEST_F(GuestTest, Devid11SharesDevid1Vtermno) {
+  StartGuest();
+  HotAdd(1, "org.test.one");
+  std::unique_ptr<Conn> c1 = Connect(1);
+  ASSERT_NE(c1, nullptr);
+  HotAdd(11, "org.test.eleven");
+  std::unique_ptr<Conn> c11 = Connect(11);
+  ASSERT_NE(c11, nullptr);
+  EXPECT_EQ(Link("dev/xen-channel/org.test.eleven"), "../hvc2");
+  // hvc_xen finds the ring by vtermno (devid + cookie): the first console
+  // with devid 1 wins, so device 11's tty writes into device 1's ring.
+  const int fd = OpenChannel("org.test.eleven", true);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(write(fd, "x11", 3), 3);
+  std::string out1;
+  ASSERT_TRUE(ServeUntil([&] {
+    out1 += DrainOut(c1->intf());
+    return out1.size() >= 3;
+  }));
+  EXPECT_EQ(out1, "x11");
+  EXPECT_EQ(DrainOut(c11->intf()), "");
+  close(fd);
+}
+
+TEST_F(GuestTest, PrimaryConsoleOutputGoesToTheConsoleLog) {
+  StartGuest();
+  const std::string log = dir_ + "/guests/guest1/console.log";
+  const int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+  ASSERT_GE(in, 0);
+  ASSERT_GE(inotify_add_watch(in, log.c_str(), IN_MODIFY), 0);
+  const int fd = open((root_ + "/dev/hvc0").c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(write(fd, "boot ok\n", 8), 8);
+  std::string content;
+  const absl::Time deadline = absl::Now() + kTimeout;
+  while (absl::Now() < deadline) {
+    FILE* f = fopen(log.c_str(), "r");
+    ASSERT_NE(f, nullptr);
+    char buf[256];
+    const size_t n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    content.assign(buf, n);
+    if (content.size() >= 9) break;
+    pollfd p{in, POLLIN, 0};
+    poll(&p, 1, 100);
+    char ev[4096];
+    (void)!read(in, ev, sizeof(ev));
+  }
+  EXPECT_EQ(content, "boot ok\r\n") << absl::CHexEscape(content);
+  close(fd);
+  close(in);
 }
 
 TEST_F(GuestTest, ShutdownClosesConnectedDevicesAndExits) {
