@@ -64,6 +64,7 @@ absl::StatusOr<std::unique_ptr<Hypervisor>> Hypervisor::Create(Options options) 
   std::unique_ptr<Hypervisor> hv(new Hypervisor(std::move(options)));
   hv->epoll_fd_.reset(epoll_create1(EPOLL_CLOEXEC));
   if (!hv->epoll_fd_.valid()) return ErrnoStatus(errno, "epoll_create1");
+  hv->reserve_fd_.reset(open("/dev/null", O_RDONLY | O_CLOEXEC));
   hv->wake_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!hv->wake_fd_.valid()) return ErrnoStatus(errno, "eventfd");
   if (!EpollAdd(hv->epoll_fd_.get(), hv->wake_fd_.get(), EPOLLIN, kWakeToken)) {
@@ -258,6 +259,15 @@ void Hypervisor::AcceptLocked(uint32_t domid) {
   Domain& domain = it->second;
   for (;;) {
     UniqueFd fd(accept4(domain.listen_fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!fd.valid() && (errno == EMFILE || errno == ENFILE) && reserve_fd_.valid()) {
+      // Out of descriptors: the pending connection would keep the listening
+      // socket readable and spin this loop. Spend the reserve to accept it,
+      // refuse it (close), and take the reserve back.
+      reserve_fd_.reset();
+      UniqueFd(accept4(domain.listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      reserve_fd_.reset(open("/dev/null", O_RDONLY | O_CLOEXEC));
+      continue;
+    }
     if (!fd.valid()) return;  // EAGAIN, or a transient failure the next wake retries
     if (domain.conns.size() >= kMaxConnectionsPerDomain) continue;  // refused: closed
     const uint64_t conn_id = next_conn_id_++;

@@ -181,6 +181,9 @@ class Hypervisor {
   const Options options_;
   UniqueFd epoll_fd_;
   UniqueFd wake_fd_;  // eventfd: stop request or callbacks to fire
+  // Kept open to be closed when accept() hits EMFILE (see AcceptLocked);
+  // touched only by the server thread.
+  UniqueFd reserve_fd_;
   std::thread thread_;
 
   mutable Mutex mu_;

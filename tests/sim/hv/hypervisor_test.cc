@@ -334,12 +334,30 @@ TEST_F(HvTest, DestroyDomainRevertsPeersAndRemovesSocket) {
   EXPECT_EQ(hv_->DestroyDomain(1).code(), absl::StatusCode::kNotFound);
   // The guest's handle is dead.
   EXPECT_FALSE(guest->AllocUnbound(0).ok());
-  // Our port is still ours (unbound now); notify and unbind are harmless.
+  // Our port is still ours, reverted to unbound earmarked for domain 1:
+  // notify goes nowhere, and a new domain 1 can bind it.
   EXPECT_TRUE(backend->Notify(*bport).ok());
-  EXPECT_TRUE(backend->Unbind(*bport).ok());
-  // The domid can be used again once gone.
   ASSERT_TRUE(hv_->CreateDomain(1).ok());
-  EXPECT_TRUE(HvEvtchn::Open(Socket(1)).ok());
+  auto reborn = Evtchn(1);
+  auto rport = reborn->BindInterdomain(0, *bport);
+  ASSERT_TRUE(rport.ok()) << rport.status();
+  EXPECT_EQ(WaitEvent(*reborn), *rport);
+  ASSERT_TRUE(reborn->Notify(*rport).ok());
+  EXPECT_EQ(WaitEvent(*backend), *bport);
+}
+
+TEST_F(HvTest, EventQueuedBeforeUnbindIsDropped) {
+  auto guest = Evtchn(1);
+  auto backend = Evtchn(0);
+  auto gport = guest->AllocUnbound(0);
+  ASSERT_TRUE(gport.ok());
+  auto bport = backend->BindInterdomain(1, *gport);
+  ASSERT_TRUE(bport.ok());  // its spurious event is now in the event socket
+  ASSERT_TRUE(backend->Unbind(*bport).ok());
+  auto port = backend->Pending();
+  ASSERT_TRUE(port.ok());
+  EXPECT_FALSE(port->has_value());
+  EXPECT_EQ(backend->Unmask(*bport).code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(HvTest, DestroyWhileMappedLeavesDomainDyingUntilUnmap) {
