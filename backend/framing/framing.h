@@ -1,0 +1,63 @@
+// Call framings (DESIGN §4 "Calls"; proto xenchan.v1.Framing): how one request
+// is put on a channel and how one response is cut out of what the guest sends
+// back. Plain byte codecs with no I/O, so they are unit-tested and fuzzed on
+// their own; the engine drives them.
+//
+// The guest is untrusted: decoders bound what they buffer (kMaxResponseBytes)
+// and accept any byte sequence without crashing.
+#ifndef XENCHAN_BACKEND_FRAMING_FRAMING_H_
+#define XENCHAN_BACKEND_FRAMING_FRAMING_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace xenchan {
+
+struct Framing {
+  enum class Kind { kNewline, kDelimiter, kLengthPrefix, kQemuGuestAgent };
+  Kind kind = Kind::kNewline;
+  std::string delimiter;  // kDelimiter only: 1..16 bytes
+};
+
+inline constexpr size_t kMaxCallRequestBytes = 64 * 1024;
+inline constexpr size_t kMaxResponseBytes = 1024 * 1024;
+inline constexpr size_t kMaxDelimiterBytes = 16;
+
+// INVALID_ARGUMENT for a delimiter outside 1..16 bytes.
+absl::Status ValidateFraming(const Framing& framing);
+
+// The bytes to write for `request`. INVALID_ARGUMENT if the request is larger
+// than kMaxCallRequestBytes or, for the QEMU guest agent, empty.
+// `sync_id` is used only by kQemuGuestAgent: the id of the
+// guest-sync-delimited command sent before the request.
+absl::StatusOr<std::string> EncodeCallRequest(const Framing& framing, absl::string_view request,
+                                              uint32_t sync_id);
+
+// Cuts one response out of the guest's output, fed in arbitrary pieces.
+// Not thread-safe.
+class ResponseDecoder {
+ public:
+  virtual ~ResponseDecoder() = default;
+  // Consumes `bytes`. Returns the response once complete (later calls keep
+  // returning it and ignore input); nullopt while more is needed;
+  // RESOURCE_EXHAUSTED once the response would exceed kMaxResponseBytes.
+  virtual absl::StatusOr<std::optional<std::string>> Feed(absl::string_view bytes) = 0;
+  // What has been received towards the response so far (for DEADLINE_EXCEEDED
+  // details); at most kMaxResponseBytes.
+  virtual std::string Partial() const = 0;
+};
+
+// A decoder for `framing`; for kQemuGuestAgent it expects the reply to the
+// guest-sync-delimited with `sync_id` first.
+std::unique_ptr<ResponseDecoder> NewResponseDecoder(const Framing& framing, uint32_t sync_id);
+
+}  // namespace xenchan
+
+#endif  // XENCHAN_BACKEND_FRAMING_FRAMING_H_

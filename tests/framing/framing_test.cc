@@ -1,0 +1,114 @@
+// Unit tests for the Call framings.
+#include "backend/framing/framing.h"
+
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace xenchan {
+namespace {
+
+Framing Newline() { return Framing{}; }
+Framing Delim(std::string d) { return Framing{Framing::Kind::kDelimiter, std::move(d)}; }
+Framing Prefix() { return Framing{Framing::Kind::kLengthPrefix, ""}; }
+Framing Qga() { return Framing{Framing::Kind::kQemuGuestAgent, ""}; }
+
+// Feeds `input` one byte at a time, the hardest split for a decoder.
+absl::StatusOr<std::optional<std::string>> FeedBytewise(ResponseDecoder& d,
+                                                        const std::string& input) {
+  absl::StatusOr<std::optional<std::string>> last = std::nullopt;
+  for (char c : input) {
+    last = d.Feed(std::string(1, c));
+    if (!last.ok() || last->has_value()) return last;
+  }
+  return last;
+}
+
+TEST(FramingTest, NewlineRequestAndCookedResponse) {
+  EXPECT_EQ(*EncodeCallRequest(Newline(), "ping", 0), "ping\n");
+  EXPECT_EQ(*EncodeCallRequest(Newline(), "ping\n", 0), "ping\n");
+  auto d = NewResponseDecoder(Newline(), 0);
+  auto r = FeedBytewise(*d, "pong\r\nextra");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(**r, "pong");  // one CR from a cooked tty is dropped
+}
+
+TEST(FramingTest, DelimiterSplitAcrossFeeds) {
+  EXPECT_EQ(*EncodeCallRequest(Delim("<END>"), "a", 0), "a<END>");
+  auto d = NewResponseDecoder(Delim("<END>"), 0);
+  EXPECT_FALSE(d->Feed("resp<E")->has_value());
+  EXPECT_EQ(d->Partial(), "resp<E");
+  auto r = d->Feed("ND>tail");
+  ASSERT_TRUE(r.ok() && r->has_value());
+  EXPECT_EQ(**r, "resp");
+}
+
+TEST(FramingTest, DelimiterMustBeOneToSixteenBytes) {
+  EXPECT_EQ(ValidateFraming(Delim("")).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateFraming(Delim(std::string(17, 'x'))).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(ValidateFraming(Delim(std::string(16, 'x'))).ok());
+}
+
+TEST(FramingTest, LengthPrefixRoundTrip) {
+  const std::string body(300, 'b');
+  const std::string wire = *EncodeCallRequest(Prefix(), body, 0);
+  ASSERT_EQ(wire.size(), 304u);
+  EXPECT_EQ(wire.substr(0, 4), std::string("\x00\x00\x01\x2c", 4));
+  auto d = NewResponseDecoder(Prefix(), 0);
+  auto r = FeedBytewise(*d, wire);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(**r, body);
+}
+
+TEST(FramingTest, LengthPrefixRefusesHugeLengths) {
+  auto d = NewResponseDecoder(Prefix(), 0);
+  EXPECT_EQ(d->Feed(std::string("\x7f\xff\xff\xff", 4)).status().code(),
+            absl::StatusCode::kResourceExhausted);
+}
+
+TEST(FramingTest, RequestSizeIsBounded) {
+  EXPECT_EQ(EncodeCallRequest(Newline(), std::string(kMaxCallRequestBytes + 1, 'x'), 0)
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(FramingTest, NewlineResponseIsBounded) {
+  auto d = NewResponseDecoder(Newline(), 0);
+  const std::string chunk(64 * 1024, 'x');
+  absl::Status last;
+  for (int i = 0; i < 20 && last.ok(); ++i) last = d->Feed(chunk).status();
+  EXPECT_EQ(last.code(), absl::StatusCode::kResourceExhausted);
+}
+
+TEST(FramingTest, QemuGuestAgentResynchronises) {
+  const std::string wire = *EncodeCallRequest(Qga(), "{\"execute\":\"guest-ping\"}", 4242);
+  EXPECT_EQ(wire,
+            "\xff{\"execute\":\"guest-sync-delimited\",\"arguments\":{\"id\":4242}}\n"
+            "{\"execute\":\"guest-ping\"}\n");
+  auto d = NewResponseDecoder(Qga(), 4242);
+  // Stale output from an earlier command, an old sync reply, then ours.
+  const std::string guest = std::string("{\"return\": {}}\n\xff{\"return\": 17}\n") +
+                            "\xff{\"return\": 4242}\n" +
+                            "{\"return\": {\"version\": \"7.2\", \"s\": \"}\\\"{\"}}\n";
+  auto r = FeedBytewise(*d, guest);
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(r->has_value());
+  EXPECT_EQ(**r, "{\"return\": {\"version\": \"7.2\", \"s\": \"}\\\"{\"}}");
+}
+
+TEST(FramingTest, QemuGuestAgentErrorRepliesAreResponses) {
+  auto d = NewResponseDecoder(Qga(), 1);
+  auto r = d->Feed("\xff{\"return\":1}{\"error\": {\"class\": \"CommandNotFound\"}}");
+  ASSERT_TRUE(r.ok() && r->has_value());
+  EXPECT_EQ(**r, "{\"error\": {\"class\": \"CommandNotFound\"}}");
+}
+
+TEST(FramingTest, QemuGuestAgentRejectsEmptyCommand) {
+  EXPECT_EQ(EncodeCallRequest(Qga(), "  \n", 1).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace xenchan
