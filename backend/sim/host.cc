@@ -90,6 +90,23 @@ absl::Status WriteKeys(XenStore& xs, XsTransaction t, const std::string& dir,
   return absl::OkStatus();
 }
 
+// libxl__xs_path_cleanup: removes `path`, then each ancestor that is left
+// empty, stopping at the first one that still has children.
+absl::Status PathCleanup(XenStore& xs, XsTransaction t, const std::string& path) {
+  absl::Status s = xs.Remove(t, path);
+  if (!IgnoreNotFound(s)) return s;
+  std::string cur = path;
+  while (true) {
+    const size_t slash = cur.rfind('/');
+    if (slash == std::string::npos || slash == 0) return absl::OkStatus();
+    cur = cur.substr(0, slash);
+    auto children = xs.Directory(t, cur);
+    if (!children.ok() || !children->empty()) return absl::OkStatus();
+    s = xs.Remove(t, cur);
+    if (!IgnoreNotFound(s)) return s;
+  }
+}
+
 bool IsValidDomainName(const std::string& name) {
   // xl accepts more; names here become directory names under guests/.
   return IsValidChannelName(name) && name != "." && name != "..";
@@ -546,20 +563,12 @@ absl::Status Host::DestroyLocked(Domain& d) {
           for (const char* key : {"frontend", "backend"}) {
             auto path = xs_->Read(t, absl::StrCat(lx, "/", key));
             if (path.ok() && !path->empty()) {
-              absl::Status r = xs_->Remove(t, *path);
-              if (!IgnoreNotFound(r)) return r;
+              if (absl::Status r = PathCleanup(*xs_, t, *path); !r.ok()) return r;
             }
           }
-          absl::Status r = xs_->Remove(t, lx);
-          return IgnoreNotFound(r) ? absl::OkStatus() : r;
+          return PathCleanup(*xs_, t, lx);
         });
         if (!s.ok() && first.ok()) first = s;
-      }
-      // libxl removes the now-empty per-domain backend directory too.
-      if (kind == "console") {
-        absl::Status r =
-            xs_->Remove(kNoTransaction, absl::StrCat("/local/domain/0/backend/console/", domid));
-        (void)r;
       }
     }
   }

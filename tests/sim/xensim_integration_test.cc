@@ -418,11 +418,16 @@ TEST_F(XensimTest, ChannelsCarryBytesThroughQemuSocketAndPty) {
   ASSERT_EQ(kill_r.exit_code, 0) << kill_r.err;
   EXPECT_THAT(Cli({"domain", "list"}).out, HasSubstr("\tcrashed\t"));
 
-  // Destroy: QEMU goes (its socket too), every libxl path goes.
+  // Destroy: QEMU goes (its socket too), every libxl path goes, but backend
+  // directories of devices libxl does not know (other backends') stay.
+  ASSERT_TRUE(xs_->Write(kNoTransaction, "/local/domain/0/backend/console/1/7/state", "4").ok());
+  ASSERT_TRUE(xs_->Write(kNoTransaction, "/local/domain/0/backend/xenchan/1/3/state", "4").ok());
   RunResult destroy = Cli({"domain", "destroy", "1"});
   ASSERT_EQ(destroy.exit_code, 0) << destroy.err;
-  EXPECT_EQ(xs_->Read(kNoTransaction, "/local/domain/0/backend/console/1").status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(xs_->Read(kNoTransaction, be1).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(xs_->Read(kNoTransaction, be2).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Read("/local/domain/0/backend/console/1/7/state"), "4");
+  EXPECT_EQ(Read("/local/domain/0/backend/xenchan/1/3/state"), "4");
   EXPECT_EQ(xs_->Read(kNoTransaction, "/local/domain/1").status().code(),
             absl::StatusCode::kNotFound);
   EXPECT_EQ(ReadUntil(host1, "never"), "");  // QEMU closed the connection
@@ -468,6 +473,11 @@ TEST_F(XensimTest, OutputIsKeptUntilAClientConnectsAndShutdownIsGraceful) {
   EXPECT_EQ(Cli({"domain", "suspend", "vm3"}).exit_code, 1);  // not running
   close(host);
   EXPECT_EQ(Cli({"domain", "destroy", "vm3"}).exit_code, 0);
+  // libxl's path cleanup also removes the emptied per-domain backend dirs.
+  EXPECT_EQ(xs_->Read(kNoTransaction, "/local/domain/0/backend/console/1").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(xs_->Read(kNoTransaction, "/local/domain/1").status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 TEST_F(XensimTest, DestroyedDomainStaysDyingWhileItsPageIsMapped) {
