@@ -243,7 +243,8 @@ class GuestTest : public ::testing::Test {
   }
 
   // libxl__device_generic_add, in one transaction (XEN-CHANNELS §2.5).
-  void HotAdd(int devid, const std::string& name, bool with_backend_dir = true) {
+  void HotAdd(int devid, const std::string& name, bool with_backend_dir = true,
+              bool backend_readable = true) {
     const std::string fe = FrontendPath(devid);
     const std::string be = BackendPath(devid);
     while (true) {
@@ -251,9 +252,9 @@ class GuestTest : public ::testing::Test {
       ASSERT_TRUE(t.ok());
       if (with_backend_dir) {
         ASSERT_TRUE(xs_->Mkdir(*t, be).ok());
-        ASSERT_TRUE(
-            xs_->SetPermissions(*t, be, {{0, XsPermission::kNone}, {kDomid, XsPermission::kRead}})
-                .ok());
+        std::vector<XsPermission> perms = {{0, XsPermission::kNone}};
+        if (backend_readable) perms.push_back({kDomid, XsPermission::kRead});
+        ASSERT_TRUE(xs_->SetPermissions(*t, be, perms).ok());
         ASSERT_TRUE(xs_->Write(*t, be + "/frontend", fe).ok());
         ASSERT_TRUE(xs_->Write(*t, be + "/frontend-id", absl::StrCat(kDomid)).ok());
         ASSERT_TRUE(xs_->Write(*t, be + "/online", "1").ok());
@@ -668,6 +669,41 @@ TEST_F(GuestTest, MissingBackendIsFatal) {
             "2 unable to read other end from device/console/3.  missing or inaccessible.");
   EXPECT_FALSE(Read(fe + "/ring-ref").has_value());
   EXPECT_EQ(Link("dev/hvc1"), "");
+}
+
+TEST_F(GuestTest, UnreadableBackendIsFatal) {
+  StartGuest();
+  HotAdd(3, "org.test.hidden", /*with_backend_dir=*/true, /*backend_readable=*/false);
+  const std::string fe = FrontendPath(3);
+  ASSERT_TRUE(WaitUntil([&] { return StateIs(fe, "5"); }));
+  EXPECT_EQ(Read(absl::StrCat("/local/domain/", kDomid, "/error/device/console/3/error")),
+            "2 unable to read other end from device/console/3.  missing or inaccessible.");
+  EXPECT_FALSE(Read(fe + "/ring-ref").has_value());
+}
+
+TEST_F(GuestTest, RemoveAndRecreateInOneTransactionLeavesAStaleDevice) {
+  StartGuest();
+  HotAdd(1, "org.test.stale");
+  std::unique_ptr<Conn> c = Connect(1);
+  ASSERT_NE(c, nullptr);
+  // XEN-CHANNELS §6.14: the guest never sees the node gone, so it does not
+  // probe the new one.
+  const std::string fe = FrontendPath(1);
+  auto t = xs_->StartTransaction();
+  ASSERT_TRUE(t.ok());
+  ASSERT_TRUE(xs_->Remove(*t, fe).ok());
+  ASSERT_TRUE(xs_->Write(*t, fe + "/backend", BackendPath(1)).ok());
+  ASSERT_TRUE(xs_->Write(*t, fe + "/backend-id", "0").ok());
+  ASSERT_TRUE(xs_->Write(*t, fe + "/state", "1").ok());
+  ASSERT_TRUE(xs_->SetPermissions(*t, fe, {{kDomid, XsPermission::kNone}}).ok());
+  ASSERT_TRUE(xs_->EndTransaction(*t, true).ok());
+  // Barrier: the guest handles watch events in order, so once device 2 is
+  // probed it has handled the re-creation too.
+  HotAdd(2, "org.test.barrier");
+  ASSERT_TRUE(WaitUntil([&] { return StateIs(FrontendPath(2), "3"); }));
+  EXPECT_TRUE(StateIs(fe, "1"));
+  EXPECT_FALSE(Read(fe + "/ring-ref").has_value());
+  EXPECT_EQ(Link("dev/xen-channel/org.test.stale"), "../hvc1");  // old tty still there
 }
 
 TEST_F(GuestTest, HostileBackendIdIsRefused) {
