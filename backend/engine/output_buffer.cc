@@ -7,13 +7,15 @@
 
 namespace xenchan {
 
-OutputBuffer::OutputBuffer(size_t limit, OverflowPolicy policy)
+OutputBuffer::OutputBuffer(size_t limit, OverflowPolicy policy, uint64_t first_epoch)
     : limit_(std::max<size_t>(limit, 1)), policy_(policy) {
-  epochs_.push_back({1, 0});
+  epochs_.push_back({first_epoch, 0});
 }
 
-uint64_t OutputBuffer::NewEpoch() {
-  const uint64_t next = epochs_.back().epoch + 1;
+uint64_t OutputBuffer::NewEpoch() { return StartEpoch(epochs_.back().epoch + 1); }
+
+uint64_t OutputBuffer::StartEpoch(uint64_t epoch) {
+  const uint64_t next = std::max(epoch, epochs_.back().epoch + 1);
   if (epochs_.back().start_seq == end_seq_) {
     epochs_.back() = {next, end_seq_};  // the previous epoch never held a byte
   } else {
@@ -129,6 +131,8 @@ std::vector<OutputRecord> OutputBuffer::Read(ReadCursor* cursor, size_t max_byte
       OutputRecord rec;
       rec.kind = OutputRecord::Kind::kEpoch;
       rec.position = {e.epoch, cursor->seq - e.start_seq};
+      rec.previous_epoch = cursor->epoch;
+      rec.previous_end_offset = e.start_seq - std::min(e.start_seq, cursor->epoch_start_seq);
       out.push_back(std::move(rec));
       cursor->epoch = e.epoch;
       cursor->epoch_start_seq = e.start_seq;

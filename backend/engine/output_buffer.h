@@ -58,6 +58,10 @@ struct OutputRecord {
   Position position;
   std::string data;
   uint64_t lost = 0;
+  // kEpoch: the epoch the reader was in before, and its length (the offset
+  // one past its last byte).
+  uint64_t previous_epoch = 0;
+  uint64_t previous_end_offset = 0;
 };
 
 // A reader's cursor: opaque, owned by the reader, advanced by Read().
@@ -70,11 +74,16 @@ struct ReadCursor {
 class OutputBuffer {
  public:
   // `limit` is the most bytes retained (DESIGN default 1 MiB), at least 1.
-  OutputBuffer(size_t limit, OverflowPolicy policy);
+  // `first_epoch` exists from construction (the engine uses 0 for "not
+  // connected yet").
+  OutputBuffer(size_t limit, OverflowPolicy policy, uint64_t first_epoch = 1);
 
   // Starts a new epoch at the current end (the frontend reconnected with a
-  // new ring). The first epoch, 1, exists from construction. Returns it.
+  // new ring), numbered one more than the current. Returns it.
   uint64_t NewEpoch();
+  // As NewEpoch, numbered `epoch`, which must be greater than epoch()
+  // (otherwise epoch() + 1 is used). Returns the number used.
+  uint64_t StartEpoch(uint64_t epoch);
   uint64_t epoch() const { return epochs_.back().epoch; }
 
   // How many bytes Append may take now without breaking the policy.
@@ -94,6 +103,11 @@ class OutputBuffer {
   // Hands the reader up to `max_bytes` of data (and any gap and epoch
   // records before it) and advances its cursor. Empty when caught up.
   std::vector<OutputRecord> Read(ReadCursor* cursor, size_t max_bytes);
+
+  // Where a cursor stands, as a position.
+  static Position PositionOfCursor(const ReadCursor& c) {
+    return {c.epoch, c.seq - c.epoch_start_seq};
+  }
 
   Position earliest() const { return PositionOf(start_seq_); }
   Position end() const { return PositionOf(end_seq_); }

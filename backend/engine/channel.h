@@ -1,0 +1,205 @@
+// Channel: the part of one channel that the engine thread and callers'
+// threads share: its guest-to-host OutputBuffer, host-to-guest WriteQueue,
+// reported status and counters, and its sessions (readers, the write lease
+// and the queue of sessions waiting for it). See session.h for the
+// caller-facing side.
+//
+// The engine thread runs the channel's xenbus state machine and ring I/O (in
+// ring_channel.h) and updates this object under its lock; callers read and
+// write through Sessions under the same lock. The lock is never held across
+// a blocking call, so neither side waits for the other for longer than a
+// memcpy.
+#ifndef XENCHAN_BACKEND_ENGINE_CHANNEL_H_
+#define XENCHAN_BACKEND_ENGINE_CHANNEL_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "backend/engine/event_log.h"
+#include "backend/engine/output_buffer.h"
+#include "backend/engine/types.h"
+#include "backend/engine/wakeup.h"
+#include "backend/engine/write_queue.h"
+#include "backend/util/mutex.h"
+
+namespace xenchan {
+
+// Something a session's stream carries besides plain data.
+struct StallNotice {
+  bool stalled = false;
+  absl::Time stall_start_time = absl::InfinitePast();
+  uint64_t buffered_bytes = 0;
+};
+
+struct StateChange {
+  ChannelState state = ChannelState::kCreating;
+  XenbusState frontend_state = XenbusState::kUnknown;
+  XenbusState backend_state = XenbusState::kUnknown;
+  ChannelError error;
+  absl::Time time = absl::InfinitePast();
+};
+
+// One item of a session's stream, in stream order.
+struct SessionRecord {
+  enum class Kind { kData, kGap, kEpochChange, kStall, kStateChange, kLeaseLost };
+  Kind kind = Kind::kData;
+  Position position;  // kData: first byte; kGap: first lost byte
+  std::string data;   // kData
+  uint64_t lost = 0;  // kGap
+  EpochChange epoch_change;             // kEpochChange
+  StallNotice stall;                    // kStall
+  StateChange state;                    // kStateChange
+  std::optional<LeaseHolder> new_holder;  // kLeaseLost
+};
+
+enum class SessionRole { kObserver, kWriter };
+
+// Immutable identity of a channel.
+struct ChannelIdentity {
+  uint64_t serial = 0;  // engine-unique, never reused within a process
+  std::string uid;
+  std::string channel_id;
+  std::string domain_uuid;
+  uint32_t domid = 0;
+  uint32_t devid = 0;
+  Transport transport = Transport::kRing;
+};
+
+// Thread-safe (one internal lock). Owned jointly (shared_ptr) by the engine
+// and the sessions open on it; it stays readable after removal so sessions
+// can drain what was buffered before they see the removal status.
+class Channel {
+ public:
+  Channel(ChannelIdentity identity, ChannelConfig effective_config, std::string domain_name,
+          size_t max_readers, std::shared_ptr<Wakeup> wakeup, std::shared_ptr<EventLog> log,
+          absl::Time now);
+
+  const ChannelIdentity& identity() const { return identity_; }
+  const ChannelConfig& config() const { return config_; }
+  uint64_t serial() const { return identity_.serial; }
+
+  Mutex& mu() ABSL_LOCK_RETURNED(mu_) { return mu_; }
+
+  // The snapshot the API reports.
+  ChannelInfo Info() const ABSL_LOCKS_EXCLUDED(mu_);
+  ChannelInfo InfoLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Appends a lifecycle event of this channel (snapshotting it now). Must be
+  // called without the lock held.
+  void Emit(ChannelEventType type, std::optional<EpochChange> epoch_change = std::nullopt,
+            std::optional<DropReport> drop = std::nullopt,
+            std::optional<LeaseChange> lease = std::nullopt,
+            RemovalReason removal = RemovalReason::kUnspecified) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // --- Engine-thread side (all take the lock themselves). ---
+
+  // Changes the reported lifecycle fields. Every session gets a state
+  // notice. Returns true if anything changed.
+  bool SetState(ChannelState state, XenbusState fe, XenbusState be,
+                std::optional<ChannelError> error) ABSL_LOCKS_EXCLUDED(mu_);
+  // Starts epoch `epoch` (the guest connected or reconnected): new buffer
+  // epoch, write queue reset (undelivered bytes discarded and counted).
+  // Returns the EpochChange to report.
+  EpochChange BeginEpoch(uint64_t epoch, EpochChangeReason reason, absl::Time now)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // The channel left CONNECTED: undelivered writes are discarded.
+  void DiscardQueuedWrites() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Space the buffer can take now (0 when stalled under BLOCK).
+  size_t BufferSpace() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Appends guest output (at most BufferSpace() bytes under BLOCK) and wakes
+  // readers. Returns the bytes dropped by this append (DROP_OLDEST).
+  uint64_t AppendOutput(const char* data, size_t n) ABSL_LOCKS_EXCLUDED(mu_);
+  // Copies up to `max` queued host-to-guest bytes.
+  size_t PeekInput(char* dst, size_t max) const ABSL_LOCKS_EXCLUDED(mu_);
+  // Records `n` bytes delivered into the ring and the guest's consumption
+  // (offset in the current epoch); wakes writers if an offset moved.
+  void InputProgress(size_t delivered, uint64_t consumed_offset) ABSL_LOCKS_EXCLUDED(mu_);
+  // Re-evaluates the stall condition (stalled = `draining` and the buffer
+  // has no space under BLOCK); returns +1 when a stall began, -1 when it
+  // ended, 0 otherwise. Sessions get stall notices.
+  int UpdateStall(absl::Time now, bool draining) ABSL_LOCKS_EXCLUDED(mu_);
+  // Counter updates.
+  void CountEvent(bool from_guest) ABSL_LOCKS_EXCLUDED(mu_);
+  void CountRateLimited() ABSL_LOCKS_EXCLUDED(mu_);
+  void CountBadRing(const std::string& message, absl::Time now, bool report)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void CountBadXenstore() ABSL_LOCKS_EXCLUDED(mu_);
+  // Takes the drop report accumulated since the last call, if any bytes
+  // were dropped.
+  std::optional<DropReport> TakeDropReport() ABSL_LOCKS_EXCLUDED(mu_);
+  // The channel is gone: sessions see `status` once they have drained the
+  // buffer. The lease and the waiting queue are cleared.
+  void MarkRemoved(absl::Status status) ABSL_LOCKS_EXCLUDED(mu_);
+  bool removed() const ABSL_LOCKS_EXCLUDED(mu_);
+  void SetDomainName(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
+  void SetToolstackEndpoint(const std::string& endpoint) ABSL_LOCKS_EXCLUDED(mu_);
+  void SetMaxAckLevel(AckLevel level) ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  friend class Session;
+
+  struct SessionSlot {
+    SessionRole role = SessionRole::kObserver;
+    SessionKind kind = SessionKind::kAttach;
+    std::string identity;
+    int notify_fd = -1;                 // owned by the Session
+    std::function<void()> on_ready;     // may be empty
+    ReadCursor cursor;
+    std::deque<SessionRecord> notices;  // bounded
+    bool has_lease = false;
+    bool waiting_for_lease = false;
+    bool lease_lost = false;
+    bool lease_lost_delivered = false;
+  };
+
+  // Signals every session (eventfd) and collects their callbacks into
+  // `callbacks`, to be run after the lock is released.
+  void WakeSessionsLocked(std::vector<std::function<void()>>* callbacks)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PushNoticeLocked(SessionSlot& slot, SessionRecord record)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Converts buffer records into session records.
+  void ConvertLocked(std::vector<OutputRecord> in, std::vector<SessionRecord>* out) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  StateChange StateChangeLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Grants the lease to the first waiting session if it is free. Returns the
+  // lease change to report, if any.
+  std::optional<LeaseChange> GrantToWaiterLocked(absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static void RunCallbacks(std::vector<std::function<void()>>& callbacks);
+
+  const ChannelIdentity identity_;
+  const ChannelConfig config_;
+  const size_t max_readers_;
+  const std::shared_ptr<Wakeup> wakeup_;
+  const std::shared_ptr<EventLog> log_;
+
+  mutable Mutex mu_;
+  OutputBuffer buffer_ ABSL_GUARDED_BY(mu_);
+  WriteQueue queue_ ABSL_GUARDED_BY(mu_);
+  ChannelInfo info_ ABSL_GUARDED_BY(mu_);  // lifecycle fields and counters
+  std::deque<EpochChange> epoch_changes_ ABSL_GUARDED_BY(mu_);  // recent ones
+  std::map<uint64_t, SessionSlot> sessions_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_session_ ABSL_GUARDED_BY(mu_) = 1;
+  std::optional<LeaseHolder> lease_ ABSL_GUARDED_BY(mu_);
+  uint64_t lease_slot_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<uint64_t> lease_waiters_ ABSL_GUARDED_BY(mu_);
+  bool removed_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status removed_status_ ABSL_GUARDED_BY(mu_);
+  uint64_t dropped_reported_ ABSL_GUARDED_BY(mu_) = 0;
+  std::optional<Position> drop_first_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace xenchan
+
+#endif  // XENCHAN_BACKEND_ENGINE_CHANNEL_H_

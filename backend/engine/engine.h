@@ -1,0 +1,238 @@
+// The channel engine: the heart of xenchan (DESIGN §2-4), with no gRPC in it.
+//
+// One engine serves every PV channel of one Xen host (real, or simulated by
+// xensim) from dom0:
+//  - discovers domains from xenstore watches only (@introduceDomain,
+//    @releaseDomain, /local/domain/D/name), never by polling;
+//  - hot-adds RING channels (XEN-CHANNELS §2.5: one transaction, private
+//    backend path /local/domain/0/backend/<type>/D/N, devid 1..9) and runs
+//    the backend state machine of §7 for each (ring_channel.h), including
+//    restart recovery of the channels a previous engine process served;
+//  - moves bytes between each ring and its channel's buffers (§3.3-3.5) with
+//    per-channel event rate limits;
+//  - serves sessions (session.h): readers with cursors, one write lease,
+//    acknowledgements at three levels;
+//  - reports every lifecycle change as a ChannelEvent with a revision.
+//
+// Threading: one engine thread owns the rings, the event channels and the
+// xenstore connection. It waits in poll() on the xenstore watch fd, the
+// event-channel fd and a wake-up eventfd, with a timeout only when a timer
+// is due (rate-limit unmask, unplug force, connect timeout), so an idle
+// engine does not wake at all. Callers' methods never wait for the engine
+// thread or a guest: queries read shared state under short locks; commands
+// (create, delete) are posted and answered through callbacks, which run on
+// the engine thread and must not block (the *AndWait wrappers block the
+// caller, never the engine).
+//
+// Status codes: see each method.
+#ifndef XENCHAN_BACKEND_ENGINE_ENGINE_H_
+#define XENCHAN_BACKEND_ENGINE_ENGINE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "backend/engine/channel.h"
+#include "backend/engine/event_log.h"
+#include "backend/engine/ring_channel.h"
+#include "backend/engine/session.h"
+#include "backend/engine/types.h"
+#include "backend/engine/wakeup.h"
+#include "backend/platform/event_channels.h"
+#include "backend/platform/grant_tables.h"
+#include "backend/platform/xenstore.h"
+#include "backend/util/mutex.h"
+
+namespace xenchan {
+
+struct EngineOptions {
+  // The platform. Required. The engine thread is their only user.
+  std::unique_ptr<XenStore> xenstore;
+  std::unique_ptr<EventChannels> event_channels;
+  std::unique_ptr<GrantTables> grant_tables;
+
+  uint32_t backend_domid = 0;
+  // Private backend type: channels live at /local/domain/B/backend/<type>/D/N
+  // (XEN-CHANNELS §1.8 B). Also written as the frontend `type` and `output`.
+  std::string backend_type = "xenchan";
+
+  // Defaults for channels created without explicit settings.
+  size_t buffer_limit_bytes = 1 << 20;
+  OverflowPolicy overflow_policy = OverflowPolicy::kBlock;
+  size_t write_queue_limit_bytes = 256 << 10;
+
+  // Per-channel event rate limit (xenconsoled's 30 per 200 ms).
+  uint32_t event_allowance = 30;
+  absl::Duration event_period = absl::Milliseconds(200);
+  // After this long without the guest connecting, the channel reports
+  // GUEST_NOT_CONNECTING (it keeps waiting).
+  absl::Duration connect_timeout = absl::Seconds(30);
+  // A devid an unplug released is not reused for this long (§2.5: the guest
+  // must have noticed the old device go).
+  absl::Duration devid_reuse_delay = absl::Seconds(10);
+  // Reading sessions per channel.
+  size_t max_readers_per_channel = 16;
+  // Lifecycle events retained for resuming watchers.
+  size_t event_retention = 10000;
+  // At most this many channels per guest (hvc allows 7 besides hvc0).
+  uint32_t max_channels_per_domain = 7;
+};
+
+struct CreateChannelRequest {
+  std::string domain;      // UUID or name
+  std::string channel_id;  // see ValidateChannelId
+  ChannelConfig config;    // unset fields take the engine defaults
+  bool wait_until_connected = false;
+  absl::Duration connect_timeout = absl::Seconds(30);
+  bool validate_only = false;
+};
+
+// A consistent view: `channels` reflect at least every event up to
+// `revision` (events after it may or may not be reflected).
+struct EngineSnapshot {
+  uint64_t revision = 0;
+  std::vector<DomainInfo> domains;    // by domid
+  std::vector<ChannelInfo> channels;  // by (domain uuid, channel id)
+};
+
+struct EngineStats {
+  uint64_t wakeups = 0;  // returns from poll() on the engine thread
+  uint64_t channels = 0;
+  uint64_t domains = 0;
+};
+
+// Thread-safe: every public method may be called from any thread.
+class Engine {
+ public:
+  // Connects the pieces, registers the watches, learns the current domains,
+  // recovers the ring channels of a previous engine process (re-mapping
+  // connected rings without the guest's help), and starts the engine thread.
+  // INVALID_ARGUMENT if a platform object is missing; the xenstore error if
+  // the watches cannot be registered; INTERNAL for fd trouble.
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(EngineOptions options);
+  // Stops the thread; unmaps and unbinds (process-local), leaving xenstore as
+  // it is so that a new engine recovers every channel. Open sessions then
+  // see UNAVAILABLE once they have drained their buffers.
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // --- Queries (never block on the engine thread). ---
+  std::vector<DomainInfo> ListDomains() const ABSL_LOCKS_EXCLUDED(mu_);
+  // `domain` is a UUID (any case) or a name. NOT_FOUND if unknown.
+  absl::StatusOr<DomainInfo> GetDomain(const std::string& domain) const ABSL_LOCKS_EXCLUDED(mu_);
+  std::vector<ChannelInfo> ListChannels() const ABSL_LOCKS_EXCLUDED(mu_);
+  // NOT_FOUND for an unknown domain or channel.
+  absl::StatusOr<ChannelInfo> GetChannel(const ChannelRef& ref) const ABSL_LOCKS_EXCLUDED(mu_);
+  EngineSnapshot Snapshot() const ABSL_LOCKS_EXCLUDED(mu_);
+  EngineStats stats() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // --- Events. ---
+  // Events after `revision` (see EventLog::After; OUT_OF_RANGE if no longer
+  // retained).
+  absl::StatusOr<std::vector<ChannelEvent>> EventsAfter(uint64_t revision, size_t max) const;
+  uint64_t revision() const;
+  // `notify` runs (must not block, must not call back into the engine's
+  // event methods) whenever new events exist. Returns an id to unsubscribe.
+  uint64_t SubscribeEvents(std::function<void()> notify);
+  void UnsubscribeEvents(uint64_t id);
+
+  // --- Commands. `done` runs on the engine thread and must not block. ---
+
+  // Hot-adds a ring channel. Errors: INVALID_ARGUMENT (bad channel id or
+  // config), NOT_FOUND (unknown domain), UNAVAILABLE (domain dying),
+  // ALREADY_EXISTS (channel id in use in the domain), RESOURCE_EXHAUSTED (no
+  // free devid 1..9 or the per-domain limit), the xenstore error; with
+  // wait_until_connected also DEADLINE_EXCEEDED (the channel remains) and
+  // FAILED_PRECONDITION (it failed while connecting; it remains).
+  void CreateChannel(CreateChannelRequest request,
+                     std::function<void(absl::StatusOr<ChannelInfo>)> done);
+  // Unplugs a ring channel (§2.3 order; forced after `force_after`).
+  // NOT_FOUND for an unknown channel; FAILED_PRECONDITION for a toolstack
+  // channel.
+  void DeleteChannel(const ChannelRef& ref, absl::Duration force_after,
+                     std::function<void(absl::StatusOr<DeleteResult>)> done);
+
+  // Blocking wrappers for callers that may block (tests, CLIs).
+  absl::StatusOr<ChannelInfo> CreateChannelAndWait(CreateChannelRequest request);
+  absl::StatusOr<DeleteResult> DeleteChannelAndWait(const ChannelRef& ref,
+                                                    absl::Duration force_after);
+
+  // Opens a session (see Session::Open for its errors); NOT_FOUND for an
+  // unknown channel.
+  absl::StatusOr<std::unique_ptr<Session>> OpenSession(const ChannelRef& ref,
+                                                       SessionOptions options)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  class Host;  // RingHost over this engine
+  struct DomainRecord {
+    DomainInfo info;
+    std::string name_token;
+  };
+
+  explicit Engine(EngineOptions options);
+  absl::Status Init();
+  void Run();
+  void Post(std::function<void()> command) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Engine-thread work.
+  void HandleWatch(const XsWatchEvent& event, std::set<uint64_t>* frontends);
+  void ScanDomains();
+  void ReadDomainName(uint32_t domid);
+  void CheckReleasedDomains();
+  void RemoveDomain(uint32_t domid);
+  void RecoverRingChannels();
+  void DoCreate(CreateChannelRequest request,
+                std::function<void(absl::StatusOr<ChannelInfo>)> done);
+  void DoDelete(ChannelRef ref, absl::Duration force_after,
+                std::function<void(absl::StatusOr<DeleteResult>)> done);
+  void ReapFinished();
+  // Starts serving a ring channel (created or recovered).
+  void AddRingChannel(std::shared_ptr<Channel> channel, RingParams params,
+                      XenbusState backend_state);
+  ChannelConfig EffectiveConfig(const ChannelConfig& asked) const;
+
+  // Lookups under mu_.
+  absl::StatusOr<DomainInfo> ResolveDomainLocked(const std::string& domain) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::shared_ptr<Channel>> FindChannel(const ChannelRef& ref) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  EngineOptions options_;
+  std::shared_ptr<Wakeup> wakeup_;
+  std::shared_ptr<EventLog> log_;
+  std::unique_ptr<Host> host_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> wakeups_{0};
+
+  // Shared registry.
+  mutable Mutex mu_;
+  std::map<uint32_t, DomainRecord> domains_ ABSL_GUARDED_BY(mu_);
+  // serial -> channel
+  std::map<uint64_t, std::shared_ptr<Channel>> channels_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::function<void()>> commands_ ABSL_GUARDED_BY(mu_);
+
+  // Engine-thread state (touched by Init before the thread starts).
+  uint64_t next_serial_ = 1;
+  std::map<uint64_t, std::unique_ptr<RingChannel>> rings_;
+  std::map<EvtchnPort, RingChannel*> ports_;
+  // domid -> devid -> released at
+  std::map<uint32_t, std::map<uint32_t, absl::Time>> released_devids_;
+};
+
+}  // namespace xenchan
+
+#endif  // XENCHAN_BACKEND_ENGINE_ENGINE_H_

@@ -1,0 +1,42 @@
+// Strict parsing and validation of the names and values the engine takes
+// from callers and from guest-controlled xenstore nodes (XEN-CHANNELS §3.5.4),
+// plus the xenstore paths of channels. Pure functions; thread-safe.
+#ifndef XENCHAN_BACKEND_ENGINE_NAMES_H_
+#define XENCHAN_BACKEND_ENGINE_NAMES_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "backend/engine/types.h"
+
+namespace xenchan {
+
+// OK if `id` is a valid channel id: 1..64 bytes of [A-Za-z0-9._-] starting
+// with a letter or digit; INVALID_ARGUMENT otherwise.
+absl::Status ValidateChannelId(absl::string_view id);
+
+// Parses a non-negative decimal integer no larger than `max`: digits only
+// (no sign, spaces, or leading zeros except "0" itself), at most 10 digits.
+// nullopt for anything else. Guest-written values go through this.
+std::optional<uint32_t> ParseDecimal(absl::string_view text, uint32_t max);
+
+// Parses a xenbus state node: "0".."8"; nullopt for anything else.
+std::optional<XenbusState> ParseXenbusState(absl::string_view text);
+
+// A fresh random UUID in lowercase canonical 8-4-4-4-12 form.
+std::string NewUuid();
+
+// True for a lowercase or uppercase canonical UUID.
+bool LooksLikeUuid(absl::string_view text);
+
+// xenstore paths.
+std::string FrontendPath(uint32_t domid, uint32_t devid);
+std::string BackendPath(uint32_t backend_domid, const std::string& type, uint32_t domid,
+                        uint32_t devid);
+
+}  // namespace xenchan
+
+#endif  // XENCHAN_BACKEND_ENGINE_NAMES_H_

@@ -1,0 +1,183 @@
+// RingChannel: the xenbus backend state machine (XEN-CHANNELS §7) and ring
+// I/O (§3.3-3.5) of one channel that xenchan serves itself, on the engine
+// thread.
+//
+// State machine (BE = our backend `state`, FE = the guest's):
+//   created      -> FE watch armed, BE 1 -> 2 (WAITING_FOR_GUEST)
+//   BE 2, FE 3/4 -> strict ring-ref/port, map, bind, attach, BE 4, new epoch
+//                   (CONNECTED); any failure -> BE 5 (FAILED, last_error)
+//   BE 4, FE 3 with a changed ring-ref/port (resume) -> unmap, unbind,
+//                   remap, rebind, new epoch (EPOCH_CHANGED)
+//   FE 5         -> data path stopped, mapping kept, BE 5 (DISCONNECTED)
+//   FE 6 or gone -> unmap, unbind, BE 6 (DISCONNECTED)
+//   BE 6, FE 1   -> (kexec reset) cleared, BE 2 (WAITING_FOR_GUEST)
+//   domain gone  -> unmap, unbind at once (REMOVED; the engine removes our
+//                   backend directory)
+//   unplug       -> BE 5, wait for FE 6 (or force after a timeout), unmap,
+//                   unbind, BE 6, rm FE dir, rm BE dir (CLOSING -> REMOVED)
+//   restart      -> BE 4 found with FE 3/4: re-map, re-bind (the port is
+//                   unbound again), new epoch (SERVER_RESTARTED); the ring's
+//                   indices are adopted, so nothing still in it is lost.
+// Frontend values are parsed strictly; garbage is counted and ignored.
+//
+// Ring I/O on every event and after (re)connecting: drain `out` into the
+// channel's OutputBuffer as far as its Space() allows, fill `in` from the
+// write queue, notify only when an index moved, then unmask unless the
+// channel is over its event rate limit (then the port stays masked until the
+// period ends). Corrupt indices are counted and the round is ignored.
+//
+// Thread safety: engine thread only (the Channel it updates is thread-safe).
+#ifndef XENCHAN_BACKEND_ENGINE_RING_CHANNEL_H_
+#define XENCHAN_BACKEND_ENGINE_RING_CHANNEL_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "backend/engine/channel.h"
+#include "backend/engine/rate_limiter.h"
+#include "backend/engine/types.h"
+#include "backend/platform/event_channels.h"
+#include "backend/platform/grant_tables.h"
+#include "backend/platform/xenstore.h"
+#include "backend/ring/console_ring.h"
+
+namespace xenchan {
+
+class RingChannel;
+
+// Result of an unplug.
+struct DeleteResult {
+  ChannelInfo channel;  // final state, CLOSED
+  bool forced = false;  // the guest did not close in time
+};
+
+// What the engine provides to its ring channels.
+class RingHost {
+ public:
+  virtual ~RingHost() = default;
+  virtual XenStore& xs() = 0;
+  virtual EventChannels& evtchn() = 0;
+  virtual GrantTables& gnttab() = 0;
+  // Routes events of local port `port` to `channel` (nullptr: stop).
+  virtual void RoutePort(EvtchnPort port, RingChannel* channel) = 0;
+  // An unplug finished and released `devid` of `domid`.
+  virtual void DevidReleased(uint32_t domid, uint32_t devid) = 0;
+};
+
+struct RingParams {
+  std::string frontend_path;
+  std::string backend_path;
+  std::string watch_token;
+  uint32_t event_allowance = 30;
+  absl::Duration event_period = absl::Milliseconds(200);
+  absl::Duration connect_timeout = absl::Seconds(30);
+  uint64_t persisted_epoch = 0;  // highest epoch ever used by this channel
+  bool recovered = false;        // found by a restarted engine
+};
+
+class RingChannel {
+ public:
+  using UnplugDone = std::function<void(absl::StatusOr<DeleteResult>)>;
+  using ConnectDone = std::function<void(absl::Status)>;
+
+  RingChannel(RingHost* host, std::shared_ptr<Channel> channel, RingParams params);
+  // Unmaps and unbinds (process-local resources only; xenstore untouched, so
+  // a new engine can recover the channel).
+  ~RingChannel();
+  RingChannel(const RingChannel&) = delete;
+  RingChannel& operator=(const RingChannel&) = delete;
+
+  // Arms the frontend watch. `backend_state` is the backend state as it is
+  // in xenstore now (1 for a fresh channel: it is moved to 2).
+  absl::Status Start(XenbusState backend_state, absl::Time now);
+
+  // The frontend watch fired.
+  void OnFrontendChanged(absl::Time now);
+  // Our local port fired (it is now masked).
+  void OnPortEvent(absl::Time now);
+  // Moves bytes both ways if the data path is active.
+  void Service(absl::Time now);
+  // Earliest time OnTimer wants to run; InfiniteFuture if none.
+  absl::Time NextDeadline() const;
+  void OnTimer(absl::Time now);
+
+  // Operator unplug (§2.3 order). `done` runs on the engine thread when the
+  // channel is gone. Concurrent unplugs wait for the same one.
+  void Unplug(absl::Duration force_after, UnplugDone done, absl::Time now);
+  // Calls `done` once the channel is CONNECTED (OK), FAILED
+  // (FAILED_PRECONDITION), removed (UNAVAILABLE/NOT_FOUND) or at `deadline`
+  // (DEADLINE_EXCEEDED).
+  void WaitConnected(absl::Time deadline, ConnectDone done);
+  // The domain died: unmap and unbind at once; the channel is removed.
+  void DomainGone(absl::Time now);
+
+  bool finished() const { return finished_; }
+  Channel& channel() { return *channel_; }
+  const std::shared_ptr<Channel>& shared_channel() const { return channel_; }
+  const RingParams& params() const { return params_; }
+
+ private:
+  struct RingInfo {
+    uint32_t ring_ref = 0;
+    uint32_t port = 0;
+  };
+  // nullopt if ring-ref or port is missing or not a strict decimal in range.
+  std::optional<RingInfo> ReadRingInfo();
+  // Reads FE state: kUnknown if missing; nullopt for garbage.
+  std::optional<XenbusState> ReadFrontendState();
+  void Connect(EpochChangeReason reason, absl::Time now);
+  void Fail(ChannelErrorKind kind, const std::string& message, absl::Time now);
+  void Disconnect();
+  void SetBackendState(XenbusState state);
+  // Publishes state (and an event) after a transition.
+  void Publish(ChannelState state, std::optional<ChannelError> error, bool was_connected);
+  void FinishUnplug(bool forced, absl::Time now);
+  void BadRing(const absl::Status& status, absl::Time now);
+  void MaybeEmitGap(absl::Time now);
+  void ResolveConnectWaiters(const absl::Status& status);
+  uint32_t domid() const { return channel_->identity().domid; }
+
+  RingHost* const host_;
+  const std::shared_ptr<Channel> channel_;
+  RingParams params_;
+
+  XenbusState be_state_ = XenbusState::kInitialising;
+  XenbusState fe_state_ = XenbusState::kUnknown;
+  ChannelState state_ = ChannelState::kCreating;
+  std::unique_ptr<GrantMapping> mapping_;
+  std::optional<ConsoleRing> ring_;
+  std::optional<EvtchnPort> local_port_;
+  RingInfo connected_info_;
+  bool data_active_ = false;
+  bool ever_connected_ = false;
+  uint64_t in_base_ = 0;  // ring in_produced at the epoch's start
+
+  RateLimiter limiter_;
+  uint64_t limited_seen_ = 0;
+  bool masked_ = false;
+  absl::Time unmask_at_ = absl::InfiniteFuture();
+
+  bool bad_ring_reported_ = false;
+  bool gap_pending_ = false;
+  absl::Time last_gap_event_ = absl::InfinitePast();
+
+  absl::Time waiting_since_ = absl::InfiniteFuture();
+  bool timeout_reported_ = false;
+  std::vector<std::pair<absl::Time, ConnectDone>> connect_waiters_;
+
+  bool unplugging_ = false;
+  absl::Time unplug_deadline_ = absl::InfiniteFuture();
+  std::vector<UnplugDone> unplug_waiters_;
+  bool finished_ = false;
+};
+
+}  // namespace xenchan
+
+#endif  // XENCHAN_BACKEND_ENGINE_RING_CHANNEL_H_

@@ -1,0 +1,222 @@
+// Unit tests of Channel + Session without any Xen: the engine thread's side
+// is played by calling the Channel's engine-side methods directly.
+#include "backend/engine/session.h"
+
+#include <poll.h>
+
+#include <memory>
+#include <string>
+
+#include "backend/engine/channel.h"
+#include "backend/engine/event_log.h"
+#include "backend/engine/wakeup.h"
+#include "gtest/gtest.h"
+
+namespace xenchan {
+namespace {
+
+class SessionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    wakeup_ = *Wakeup::Create();
+    log_ = std::make_shared<EventLog>(0, 1000);
+    ChannelIdentity id;
+    id.serial = 7;
+    id.uid = "u";
+    id.channel_id = "org.example.t";
+    id.domid = 3;
+    id.devid = 1;
+    ChannelConfig config;
+    config.buffer_limit_bytes = 16;
+    config.overflow_policy = OverflowPolicy::kBlock;
+    config.write_queue_limit_bytes = 8;
+    channel_ = std::make_shared<Channel>(id, config, "vm", 3, wakeup_, log_, absl::Now());
+  }
+
+  void Connect(uint64_t epoch) {
+    channel_->BeginEpoch(epoch, EpochChangeReason::kGuestConnected, absl::Now());
+    channel_->SetState(ChannelState::kConnected, XenbusState::kConnected, XenbusState::kConnected,
+                       std::nullopt);
+  }
+
+  static bool Readable(int fd) {
+    pollfd p{fd, POLLIN, 0};
+    return poll(&p, 1, 0) == 1;
+  }
+
+  static std::string Data(const std::vector<SessionRecord>& recs) {
+    std::string s;
+    for (const auto& r : recs) {
+      if (r.kind == SessionRecord::Kind::kData) s += r.data;
+    }
+    return s;
+  }
+
+  std::shared_ptr<Wakeup> wakeup_;
+  std::shared_ptr<EventLog> log_;
+  std::shared_ptr<Channel> channel_;
+};
+
+TEST_F(SessionTest, ReaderSeesEpochThenDataAndIsNotified) {
+  SessionOptions o;
+  o.start.anchor = ReadStart::Anchor::kEarliest;
+  auto s = Session::Open(channel_, o);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ((*s)->start_position().epoch, 0u);
+  Connect(5);
+  channel_->AppendOutput("hello", 5);
+  EXPECT_TRUE(Readable((*s)->notify_fd()));
+  auto recs = (*s)->Read(100);
+  ASSERT_TRUE(recs.ok());
+  EXPECT_FALSE(Readable((*s)->notify_fd()));
+  bool saw_epoch = false;
+  for (const auto& r : *recs) {
+    if (r.kind == SessionRecord::Kind::kEpochChange) {
+      saw_epoch = true;
+      EXPECT_EQ(r.epoch_change.previous_epoch, 0u);
+      EXPECT_EQ(r.epoch_change.epoch, 5u);
+      EXPECT_EQ(r.epoch_change.reason, EpochChangeReason::kGuestConnected);
+    }
+  }
+  EXPECT_TRUE(saw_epoch);
+  EXPECT_EQ(Data(*recs), "hello");
+}
+
+TEST_F(SessionTest, BlockStallsAndReadingUnstallsAndKicksEngine) {
+  Connect(1);
+  SessionOptions o;
+  o.start.anchor = ReadStart::Anchor::kEarliest;
+  auto s = Session::Open(channel_, o);
+  ASSERT_TRUE(s.ok());
+  ASSERT_EQ(channel_->BufferSpace(), 16u);
+  channel_->AppendOutput("0123456789abcdef", 16);
+  EXPECT_EQ(channel_->BufferSpace(), 0u);
+  EXPECT_EQ(channel_->UpdateStall(absl::Now(), true), 1);
+  EXPECT_TRUE(channel_->Info().stalled);
+  wakeup_->Take();
+  auto recs = (*s)->Read(4);
+  ASSERT_TRUE(recs.ok());
+  EXPECT_EQ(Data(*recs), "0123");
+  EXPECT_EQ(wakeup_->Take().count(7), 1u);  // the engine is asked to drain again
+  EXPECT_EQ(channel_->BufferSpace(), 4u);
+  EXPECT_EQ(channel_->UpdateStall(absl::Now(), true), -1);
+  EXPECT_EQ(channel_->Info().counters.stalls, 1u);
+}
+
+TEST_F(SessionTest, ResumeFromPositionAndOutOfRange) {
+  Connect(2);
+  channel_->AppendOutput("abcdef", 6);
+  SessionOptions o;
+  o.start.position = Position{2, 3};
+  auto s = Session::Open(channel_, o);
+  ASSERT_TRUE(s.ok()) << s.status();
+  auto recs = (*s)->Read(100);
+  ASSERT_TRUE(recs.ok());
+  EXPECT_EQ(Data(*recs), "def");
+  o.start.position = Position{2, 99};
+  EXPECT_EQ(Session::Open(channel_, o).status().code(), absl::StatusCode::kOutOfRange);
+  o.start.position = Position{1, 0};
+  auto old = Session::Open(channel_, o);
+  EXPECT_EQ(old.status().code(), absl::StatusCode::kOutOfRange);
+}
+
+TEST_F(SessionTest, OneWriteLeaseNamedHolderTakeoverAndQueue) {
+  Connect(1);
+  SessionOptions w;
+  w.role = SessionRole::kWriter;
+  w.identity = "alice";
+  auto a = Session::Open(channel_, w);
+  ASSERT_TRUE(a.ok());
+  EXPECT_TRUE((*a)->has_lease());
+  w.identity = "bob";
+  auto b = Session::Open(channel_, w);
+  EXPECT_EQ(b.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(b.status().message().find("alice"), std::string::npos) << b.status();
+
+  // A call queues for the lease.
+  SessionOptions c = w;
+  c.identity = "carol";
+  c.kind = SessionKind::kCall;
+  c.queue_for_lease = true;
+  auto carol = Session::Open(channel_, c);
+  ASSERT_TRUE(carol.ok());
+  EXPECT_FALSE((*carol)->has_lease());
+
+  // Takeover: alice loses it.
+  w.identity = "admin";
+  w.takeover = true;
+  auto admin = Session::Open(channel_, w);
+  ASSERT_TRUE(admin.ok()) << admin.status();
+  EXPECT_TRUE((*admin)->has_lease());
+  EXPECT_EQ((*a)->Write("x").status().code(), absl::StatusCode::kAborted);
+  auto recs = (*a)->Read(10);
+  ASSERT_TRUE(recs.ok());
+  ASSERT_FALSE(recs->empty());
+  EXPECT_EQ(recs->back().kind, SessionRecord::Kind::kLeaseLost);
+  EXPECT_EQ(recs->back().new_holder->identity, "admin");
+  EXPECT_EQ((*a)->Read(10).status().code(), absl::StatusCode::kAborted);
+
+  // Releasing hands the lease to the queued call.
+  (*admin)->Close();
+  EXPECT_TRUE((*carol)->has_lease());
+  EXPECT_EQ(channel_->Info().write_lease->identity, "carol");
+}
+
+TEST_F(SessionTest, WritesNeedConnectionRoomAndEpoch) {
+  SessionOptions w;
+  w.role = SessionRole::kWriter;
+  auto s = Session::Open(channel_, w);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ((*s)->Write("x").status().code(), absl::StatusCode::kFailedPrecondition);
+  Connect(4);
+  auto r = (*s)->Write("abcde", 4);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->start, 0u);
+  EXPECT_EQ(r->end, 5u);
+  EXPECT_EQ((*s)->Write("abcd").status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ((*s)->Write("a", 3).status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ((*s)->Write(std::string(65537, 'x')).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  char buf[8];
+  EXPECT_EQ(channel_->PeekInput(buf, 8), 5u);
+  channel_->InputProgress(5, 2);
+  WriteStatus ws = (*s)->write_status();
+  EXPECT_EQ(ws.accepted_offset, 5u);
+  EXPECT_EQ(ws.delivered_offset, 5u);
+  EXPECT_EQ(ws.consumed_offset, 2u);
+  EXPECT_EQ(ws.room, 8u);
+}
+
+TEST_F(SessionTest, ReaderLimitAndRemoval) {
+  Connect(1);
+  std::vector<std::unique_ptr<Session>> readers;
+  for (int i = 0; i < 3; ++i) readers.push_back(*Session::Open(channel_, SessionOptions()));
+  EXPECT_EQ(Session::Open(channel_, SessionOptions()).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(channel_->Info().observer_count, 3u);
+  channel_->AppendOutput("tail", 4);
+  channel_->MarkRemoved(absl::NotFoundError("deleted"));
+  auto recs = readers[0]->Read(100);  // buffered data first
+  ASSERT_TRUE(recs.ok());
+  EXPECT_EQ(Data(*recs), "tail");
+  EXPECT_EQ(readers[0]->Read(100).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(SessionTest, LeaseEventsExceptForCalls) {
+  Connect(1);
+  const uint64_t before = log_->revision();
+  SessionOptions w;
+  w.role = SessionRole::kWriter;
+  w.identity = "x";
+  { auto s = Session::Open(channel_, w); }
+  w.kind = SessionKind::kCall;
+  { auto s = Session::Open(channel_, w); }
+  auto events = log_->After(before, 100);
+  ASSERT_TRUE(events.ok());
+  int lease_events = 0;
+  for (const auto& e : *events) lease_events += e.type == ChannelEventType::kLeaseChanged;
+  EXPECT_EQ(lease_events, 2);  // acquired and released by the attach writer only
+}
+
+}  // namespace
+}  // namespace xenchan

@@ -1,0 +1,65 @@
+// Unit tests of WriteQueue: bounded host-to-guest queue and its three
+// acknowledgement levels.
+#include "backend/engine/write_queue.h"
+
+#include "gtest/gtest.h"
+
+namespace xenchan {
+namespace {
+
+TEST(WriteQueue, RangesAndLevels) {
+  WriteQueue q(10);
+  q.Reset(7);
+  auto a = q.Append("abcd");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->epoch, 7u);
+  EXPECT_EQ(a->start, 0u);
+  EXPECT_EQ(a->end, 4u);
+  auto b = q.Append("efg");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->start, 4u);
+  EXPECT_EQ(b->end, 7u);
+  EXPECT_EQ(q.room(), 3u);
+  // Whole writes only.
+  EXPECT_EQ(q.Append("hijk").status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(q.accepted_offset(), 7u);
+
+  char buf[16];
+  ASSERT_EQ(q.Peek(buf, 5), 5u);
+  EXPECT_EQ(std::string(buf, 5), "abcde");
+  q.MarkDelivered(5);
+  EXPECT_EQ(q.delivered_offset(), 5u);
+  EXPECT_EQ(q.queued(), 2u);
+  ASSERT_EQ(q.Peek(buf, 16), 2u);
+  EXPECT_EQ(std::string(buf, 2), "fg");
+  q.SetConsumed(9);  // clamped to delivered
+  EXPECT_EQ(q.consumed_offset(), 5u);
+  q.SetConsumed(3);  // never backwards
+  EXPECT_EQ(q.consumed_offset(), 5u);
+}
+
+TEST(WriteQueue, NewEpochDiscardsUndelivered) {
+  WriteQueue q(100);
+  q.Reset(1);
+  ASSERT_TRUE(q.Append("0123456789").ok());
+  q.MarkDelivered(4);
+  EXPECT_EQ(q.Reset(2), 6u);
+  EXPECT_EQ(q.epoch(), 2u);
+  EXPECT_EQ(q.accepted_offset(), 0u);
+  EXPECT_EQ(q.delivered_offset(), 0u);
+  EXPECT_EQ(q.queued(), 0u);
+}
+
+TEST(WriteQueue, DiscardKeepsOffsetsSoLossIsVisible) {
+  WriteQueue q(100);
+  q.Reset(1);
+  ASSERT_TRUE(q.Append("abcdef").ok());
+  q.MarkDelivered(2);
+  EXPECT_EQ(q.DiscardQueued(), 4u);
+  EXPECT_EQ(q.accepted_offset(), 6u);
+  EXPECT_EQ(q.delivered_offset(), 2u);
+  EXPECT_EQ(q.queued(), 0u);
+}
+
+}  // namespace
+}  // namespace xenchan
