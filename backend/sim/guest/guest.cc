@@ -132,6 +132,10 @@ struct ControlClient {
   std::string in;
 };
 
+// One simulated guest: owns the xenstore connection, the hypercall handle,
+// every device, page and pty, and the control socket. Everything runs on the
+// thread that calls Run() (one poll loop, as xenconsoled), so nothing is
+// locked; the object is not thread-safe.
 class Guest {
  public:
   Guest(const GuestOptions& options, std::unique_ptr<XenStore> xs,
@@ -784,14 +788,18 @@ void Guest::PollHvc(Hvc* hvc, bool readable) {
   }
   bool notify = false;
 
-  // Output: tty -> out ring.
-  while (true) {
+  // Output: tty -> out ring. Bounded per call; a pty that still has data
+  // stays readable, so the loop comes back.
+  for (int round = 0; round < 16; ++round) {
     absl::StatusOr<size_t> space = OutRingFree(info->intf);
     if (!space.ok()) {
+      // __write_console fails with EINVAL; hvc_push throws the output away.
       if (!hvc->reported_illegal) Log("xencons: Illegal ring page indices");
       hvc->reported_illegal = true;
-      hvc->output_blocked = true;
-      break;
+      hvc->output_blocked = false;
+      char buf[256];
+      if (read(master, buf, sizeof(buf)) <= 0) break;
+      continue;
     }
     if (*space == 0) {
       hvc->output_blocked = true;
@@ -1058,17 +1066,17 @@ absl::Status Guest::Run() {
         if (events != 0) add(hvc->pty->master_fd(), events, kHvc, i);
       }
     }
-    // Watch events may already be queued inside the client library.
-    const bool queued_watch = !suspended_;
-    int timeout = -1;
-    if (queued_watch) {
+    // Watch events may already be queued inside the client library; after
+    // handling any, rebuild the poll set (ttys may have come or gone).
+    if (!suspended_) {
+      bool handled = false;
       while (std::optional<XsWatchEvent> ev = xs_->ReadWatch()) {
         HandleWatch(*ev);
-        timeout = 0;
+        handled = true;
       }
-      if (timeout == 0) continue;  // the device set may have changed: rebuild
+      if (handled) continue;
     }
-    const int n = poll(fds.data(), fds.size(), timeout);
+    const int n = poll(fds.data(), fds.size(), -1);
     if (n < 0) {
       if (errno == EINTR) continue;
       return absl::InternalError(absl::StrCat("poll: ", strerror(errno)));

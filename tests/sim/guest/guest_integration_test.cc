@@ -785,6 +785,51 @@ TEST_F(GuestTest, InputStaysInTheRingWhileTheTtyIsFull) {
   close(fd);
 }
 
+TEST_F(GuestTest, IllegalRingIndicesFromTheBackend) {
+  StartGuest();
+  HotAdd(1, "org.test.illegal");
+  std::unique_ptr<Conn> c = Connect(1);
+  ASSERT_NE(c, nullptr);
+  const int fd = OpenChannel("org.test.illegal", true);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
+  // out: prod - cons > 2048. hvc_xen refuses the ring and hvc throws the
+  // output away, so the writer never blocks and nothing is written.
+  Store(&c->intf()->out_prod, Load(&c->intf()->out_cons) + 5000);
+  const uint32_t out_prod = Load(&c->intf()->out_prod);
+  size_t written = 0;
+  const absl::Time deadline = absl::Now() + kTimeout;
+  while (written < 256 * 1024 && absl::Now() < deadline) {
+    char buf[4096];
+    memset(buf, 'q', sizeof(buf));
+    const ssize_t n = write(fd, buf, sizeof(buf));
+    if (n > 0) {
+      written += n;
+      continue;
+    }
+    pollfd p{fd, POLLOUT, 0};
+    poll(&p, 1, 1000);
+  }
+  EXPECT_GE(written, 256u * 1024);
+  EXPECT_EQ(Load(&c->intf()->out_prod), out_prod);
+  // in: prod - cons > 1024: nothing is consumed or delivered.
+  const uint32_t in_cons = Load(&c->intf()->in_cons);
+  Store(&c->intf()->in_prod, in_cons + 2000);
+  ASSERT_TRUE(evtchn_->Notify(c->local_port).ok());
+  EXPECT_FALSE(ServeUntil([&] { return Load(&c->intf()->in_cons) != in_cons; },
+                          absl::Milliseconds(300)));
+  char b;
+  EXPECT_EQ(read(fd, &b, 1), -1);
+  // Once the backend repairs the indices, data flows again.
+  Store(&c->intf()->in_prod, in_cons);
+  Store(&c->intf()->out_cons, Load(&c->intf()->out_prod));
+  ASSERT_EQ(FillIn(c->intf(), "ok"), 2u);
+  ASSERT_TRUE(evtchn_->Notify(c->local_port).ok());
+  EXPECT_EQ(ReadFd(fd, 2), "ok");
+  EXPECT_TRUE(Control("status").has_value());
+  close(fd);
+}
+
 TEST_F(GuestTest, Devid11SharesDevid1Vtermno) {
   StartGuest();
   HotAdd(1, "org.test.one");
