@@ -28,6 +28,7 @@
 #include "absl/time/time.h"
 #include "backend/platform/xen/lib_xenstore.h"
 #include "backend/sim/hv/client.h"
+#include "tests/sim/xensim_process.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -39,66 +40,6 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 constexpr absl::Duration kTimeout = absl::Seconds(30);
-
-std::string XensimPath() {
-  const char* srcdir = getenv("TEST_SRCDIR");
-  std::string base = srcdir != nullptr ? srcdir : ".";
-  return base + "/xenchan/backend/sim/xensim";
-}
-
-struct RunResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-// Runs `argv` with extra environment `env`, collecting stdout and stderr.
-RunResult RunProcess(const std::vector<std::string>& argv,
-              const std::map<std::string, std::string>& env = {}) {
-  int out_pipe[2], err_pipe[2];
-  EXPECT_EQ(pipe2(out_pipe, O_CLOEXEC), 0);
-  EXPECT_EQ(pipe2(err_pipe, O_CLOEXEC), 0);
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e != nullptr; ++e) env_strings.push_back(*e);
-  for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
-  std::vector<char*> envp;
-  for (std::string& e : env_strings) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    dup2(out_pipe[1], 1);
-    dup2(err_pipe[1], 2);
-    execve(args[0], args.data(), envp.data());
-    _exit(127);
-  }
-  close(out_pipe[1]);
-  close(err_pipe[1]);
-  RunResult r;
-  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
-  int open_fds = 2;
-  while (open_fds > 0) {
-    if (poll(fds, 2, 60000) <= 0) break;
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
-      char buf[4096];
-      const ssize_t n = read(fds[i].fd, buf, sizeof(buf));
-      if (n <= 0) {
-        close(fds[i].fd);
-        fds[i].fd = -1;
-        --open_fds;
-        continue;
-      }
-      (i == 0 ? r.out : r.err).append(buf, static_cast<size_t>(n));
-    }
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
 
 // Reads from `fd` until `want` has been seen or the deadline passes.
 std::string ReadUntil(int fd, const std::string& want, absl::Duration timeout = kTimeout) {
@@ -142,50 +83,35 @@ int OpenRawTty(const std::string& path) {
   return fd;
 }
 
+std::string XensimPath() { return simtest::XensimProcess::BinaryPath(); }
+
+using RunResult = simtest::ProcessResult;
+using simtest::RunProcess;
+
 class XensimTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    // TEST_TMPDIR is too long for Unix socket paths: use a short fresh dir.
-    char dir[] = "/tmp/xensim-it-XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    dir_ = dir;
-    state_dir_ = dir_ + "/s";
-    int out[2];
-    ASSERT_EQ(pipe2(out, O_CLOEXEC), 0);
-    const std::string bin = XensimPath();
-    serve_pid_ = fork();
-    if (serve_pid_ == 0) {
-      dup2(out[1], 1);
-      execl(bin.c_str(), bin.c_str(), "serve", "--state-dir", state_dir_.c_str(), nullptr);
-      _exit(127);
-    }
-    close(out[1]);
-    serve_out_ = out[0];
-    const std::string ready = ReadUntil(serve_out_, "\n");
-    ASSERT_THAT(ready, HasSubstr("xensim: ready state-dir=" + state_dir_));
-    auto xs = LibXenStore::Open(state_dir_ + "/xenstored.sock");
+    auto xensim = simtest::XensimProcess::Start();
+    ASSERT_TRUE(xensim.ok()) << xensim.status();
+    xensim_ = *std::move(xensim);
+    dir_ = xensim_->scratch_dir();
+    state_dir_ = xensim_->state_dir();
+    auto xs = LibXenStore::Open(xensim_->xenstored_socket());
     ASSERT_TRUE(xs.ok()) << xs.status();
     xs_ = *std::move(xs);
   }
 
   void TearDown() override {
     xs_.reset();
-    if (serve_pid_ > 0) {
-      kill(serve_pid_, SIGTERM);
-      int status = 0;
-      waitpid(serve_pid_, &status, 0);
-      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    if (xensim_ != nullptr) {
+      EXPECT_EQ(xensim_->Stop(), 0);
       struct stat st;
       EXPECT_NE(stat((state_dir_ + "/xenstored.sock").c_str(), &st), 0);
+      EXPECT_NE(stat((state_dir_ + "/control.sock").c_str(), &st), 0);
     }
-    if (serve_out_ >= 0) close(serve_out_);
-    RunProcess({"/bin/rm", "-rf", dir_});
   }
 
-  RunResult Cli(std::vector<std::string> args) {
-    args.insert(args.begin(), {XensimPath(), "--state-dir", state_dir_});
-    return RunProcess(args);
-  }
+  RunResult Cli(std::vector<std::string> args) { return xensim_->Cli(args); }
 
   RunResult Xenstore(const std::string& tool, std::vector<std::string> args) {
     args.insert(args.begin(), "/usr/bin/" + tool);
@@ -220,10 +146,9 @@ class XensimTest : public ::testing::Test {
     return true;
   }
 
-  std::string dir_;
-  std::string state_dir_;
-  pid_t serve_pid_ = -1;
-  int serve_out_ = -1;
+  std::unique_ptr<simtest::XensimProcess> xensim_;
+  std::string dir_;        // scratch dir (short, for socket paths)
+  std::string state_dir_;  // xensim's state dir
   std::unique_ptr<LibXenStore> xs_;
 };
 
