@@ -405,6 +405,44 @@ TEST_F(XensimTest, OutputIsKeptUntilAClientConnectsAndShutdownIsGraceful) {
             absl::StatusCode::kNotFound);
 }
 
+int ConnectUnix(const std::string& path) {
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+TEST_F(XensimTest, QemuSocketServesOneClientAtATime) {
+  const std::string sock = dir_ + "/one.sock";
+  auto domid = xensim_->CreateDomain(
+      "vm5", {"name=org.example.one.0,connection=socket,path=" + sock});
+  ASSERT_TRUE(domid.ok()) << domid.status();
+  const std::string fe = absl::StrCat("/local/domain/", *domid, "/device/console/1");
+  ASSERT_TRUE(WaitFor(fe, [&] { return Read(fe + "/state") == "4"; }));
+  const int guest = OpenRawTty(xensim_->guest_root("vm5") + "/dev/xen-channel/org.example.one.0");
+  ASSERT_GE(guest, 0);
+  const int first = ConnectUnix(sock);
+  ASSERT_GE(first, 0);
+  // The first client is served; a second one waits in the backlog.
+  WriteAll(first, "hello\n");
+  EXPECT_THAT(ReadUntil(guest, "hello\n"), HasSubstr("hello\n"));
+  const int second = ConnectUnix(sock);
+  ASSERT_GE(second, 0);
+  WriteAll(guest, "for the first\n");
+  EXPECT_EQ(ReadUntil(first, "for the first\n"), "for the first\n");
+  close(first);
+  // Once the first leaves, the second is accepted and gets only new output.
+  WriteAll(guest, "for the second\n");
+  EXPECT_EQ(ReadUntil(second, "for the second\n"), "for the second\n");
+  close(second);
+  close(guest);
+}
+
 TEST_F(XensimTest, DestroyedDomainStaysDyingWhileItsPageIsMapped) {
   RunResult create = Cli({"domain", "create", "--name", "vm4", "--channel",
                           "name=org.example.z.0,connection=pty"});
