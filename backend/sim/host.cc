@@ -417,12 +417,19 @@ absl::Status Host::WriteChannel(uint32_t domid, uint32_t devid, const ChannelSpe
   });
 }
 
-absl::Status Host::WaitForBackends(uint32_t domid, size_t channels) {
+absl::Status Host::WaitForBackends(uint32_t domid, size_t channels, pid_t qemu) {
   // A private connection so the watch events do not mix with anyone else's.
   auto xs = LibXenStore::Open(options_.state_dir + "/xenstored.sock");
   if (!xs.ok()) return xs.status();
   const std::string root = absl::StrCat("/local/domain/0/backend/console/", domid);
   if (absl::Status s = (*xs)->Watch(root, "wait"); !s.ok()) return s;
+  const int qemu_fd = static_cast<int>(syscall(SYS_pidfd_open, qemu, 0));
+  struct FdCloser {
+    int fd;
+    ~FdCloser() {
+      if (fd >= 0) close(fd);
+    }
+  } closer{qemu_fd};
   const absl::Time deadline = absl::Now() + absl::Seconds(20);
   while (true) {
     while ((*xs)->ReadWatch().has_value()) {
@@ -437,8 +444,14 @@ absl::Status Host::WaitForBackends(uint32_t domid, size_t channels) {
     if (left <= absl::ZeroDuration()) {
       return absl::DeadlineExceededError("the simulated QEMU did not set up its backends");
     }
-    pollfd p{(*xs)->WatchFd(), POLLIN, 0};
-    poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
+    // Wake on a watch event or on QEMU's exit (its pidfd turns readable).
+    pollfd p[2] = {{(*xs)->WatchFd(), POLLIN, 0}, {qemu_fd, POLLIN, 0}};
+    poll(p, qemu_fd >= 0 ? 2 : 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
+    if (qemu_fd >= 0 && (p[1].revents & POLLIN)) {
+      return absl::UnavailableError(absl::StrCat(
+          "the simulated QEMU of domain ", domid,
+          " exited during setup (its error is on xensim serve's stderr)"));
+    }
   }
 }
 
@@ -531,7 +544,7 @@ absl::StatusOr<DomainStatus> Host::CreateDomain(const std::string& name, const s
                        absl::StrCat(domid)});
     if (!qemu.ok()) return fail(qemu.status());
     d.qemu_pid = *qemu;
-    if (!(s = WaitForBackends(domid, specs.size())).ok()) return fail(s);
+    if (!(s = WaitForBackends(domid, specs.size(), d.qemu_pid)).ok()) return fail(s);
   }
   const std::string root = absl::StrCat(dir, "/guests/", name, "/root");
   if (!(s = MkdirP(root + "/dev")).ok()) return fail(s);

@@ -170,7 +170,9 @@ class Host {
   absl::Status WriteDomainEntries(uint32_t domid, const std::string& name,
                                   const std::string& uuid);
   absl::Status WriteChannel(uint32_t domid, uint32_t devid, const ChannelSpec& spec);
-  absl::Status WaitForBackends(uint32_t domid, size_t channels);
+  // Waits until QEMU has moved every channel's backend out of state 1;
+  // UNAVAILABLE at once if QEMU exits first, DEADLINE_EXCEEDED after 20 s.
+  absl::Status WaitForBackends(uint32_t domid, size_t channels, pid_t qemu);
   absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& args);
   absl::StatusOr<std::string> GuestCommand(const Domain& d, const std::string& command);
   DomainStatus StatusLocked(const Domain& d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

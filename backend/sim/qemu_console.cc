@@ -162,9 +162,10 @@ absl::Status Qemu::Init() {
       Log(absl::StrCat("devid ", n, ": unknown connection '", *conn, "', skipped"));
       continue;
     }
+    // Like QEMU, a chardev that cannot be created is fatal: the toolstack
+    // sees the device model fail to start.
     if (absl::Status s = SetUpChardev(*ch); !s.ok()) {
-      Log(absl::StrCat("devid ", n, ": ", s.ToString()));
-      continue;
+      return absl::Status(s.code(), absl::StrCat("channel ", ch->name, ": ", s.message()));
     }
     if (absl::Status s = xs_->Write(kNoTransaction, ch->be_path + "/hotplug-status", "connected");
         !s.ok()) {

@@ -54,7 +54,9 @@ struct QemuOptions {
 
 // Serves the channels until told to stop (see the file comment). OK on a
 // signal or when the domain went away; UNAVAILABLE if xenstored or the
-// hypervisor cannot be reached; NOT_FOUND if the domain has no channels.
+// hypervisor cannot be reached or a chardev cannot be created (e.g. the
+// socket's directory does not exist); NOT_FOUND if the domain has no
+// channels.
 absl::Status RunQemu(const QemuOptions& options);
 
 // QEMU's bounded-buffer policy, exposed for tests: appends `data` to

@@ -496,9 +496,18 @@ TEST_F(XensimTest, ClearErrors) {
   RunResult bad_uuid = Cli({"domain", "create", "--name", "vm", "--uuid", "nope"});
   EXPECT_EQ(bad_uuid.exit_code, 1);
   EXPECT_THAT(bad_uuid.err, HasSubstr("invalid uuid"));
+  // QEMU cannot listen there: the device model fails, create fails, undone.
+  RunResult bad_path = Cli({"domain", "create", "--name", "vm", "--channel",
+                            "name=a,connection=socket,path=" + dir_ + "/no/such/dir/a.sock"});
+  EXPECT_EQ(bad_path.exit_code, 1);
+  EXPECT_THAT(bad_path.err, HasSubstr("QEMU"));
+  EXPECT_THAT(Cli({"domain", "list"}).out, Not(HasSubstr("\tvm\t")));
   // Nothing was created by the failures.
   EXPECT_EQ(xs_->Read(kNoTransaction, "/local/domain/1").status().code(),
             absl::StatusCode::kNotFound);
+  EXPECT_EQ(xs_->Read(kNoTransaction, "/local/domain/0/backend").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(xs_->Read(kNoTransaction, "/libxl/1").status().code(), absl::StatusCode::kNotFound);
   RunResult no_server = RunProcess({XensimPath(), "--state-dir", dir_ + "/none", "domain", "list"});
   EXPECT_EQ(no_server.exit_code, 1);
   EXPECT_THAT(no_server.err, HasSubstr("is `xensim serve` running?"));
