@@ -240,7 +240,20 @@ void XenstoreServer::Accept(uint64_t tag) {
   while (true) {
     const int fd = accept4(listener.fd, nullptr, nullptr,
                            SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;  // EAGAIN, or out of descriptors: retried later.
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+          errno == ENOMEM) {
+        // Out of descriptors: stop polling the listeners (they would stay
+        // readable and spin the loop) until a connection closes.
+        for (auto& entry : listeners_) {
+          epoll_event ev{};
+          ev.data.u64 = entry.first;
+          epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, entry.second.fd, &ev);
+        }
+        accept_paused_ = true;
+      }
+      return;  // EAGAIN, EINTR, ECONNABORTED: nothing (more) to accept.
+    }
     if (conns_.size() >= options_.max_connections) {
       close(fd);
       continue;
@@ -414,6 +427,15 @@ void XenstoreServer::CloseScheduled() {
     epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, conn.fd, nullptr);
     close(conn.fd);
     conns_.erase(it);
+  }
+  if (accept_paused_ && !tags.empty()) {
+    for (auto& entry : listeners_) {
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.u64 = entry.first;
+      epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, entry.second.fd, &ev);
+    }
+    accept_paused_ = false;
   }
 }
 

@@ -172,6 +172,7 @@ class XenstoreServer : private Store::Delegate {
   std::map<uint64_t, std::unique_ptr<Conn>> conns_;
   std::map<ConnId, uint64_t> conn_tags_;  // Store id -> tag.
   std::vector<uint64_t> to_close_;
+  bool accept_paused_ = false;  // Listeners muted after EMFILE.
 
   // Requests from other threads.
   Mutex mu_;

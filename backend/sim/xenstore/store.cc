@@ -245,6 +245,7 @@ uint32_t Store::PermFor(const Connection& conn,
     return kAll;
   }
   for (size_t i = 1; i < perms.size(); ++i) {
+    if (perms[i].ignored) continue;
     if (perms[i].id == conn.domid || (target && perms[i].id == *target)) {
       return perms[i].perms & kAll;
     }
@@ -801,6 +802,15 @@ void Store::ReleaseDomainNodes(uint32_t domid) {
   for (const std::string& top : tops) RemoveTree(sys, top);
 }
 
+void Store::IgnorePermsOf(uint32_t domid) {
+  for (auto& entry : nodes_) {
+    auto& perms = entry.second.perms;
+    for (size_t i = 1; i < perms.size(); ++i) {
+      if (perms[i].id == domid) perms[i].ignored = true;
+    }
+  }
+}
+
 int Store::DoRelease(Ctx& c) {
   std::optional<absl::string_view> arg = OneArg(c.req->payload);
   if (!arg) return EINVAL;
@@ -822,6 +832,7 @@ int Store::DoRelease(Ctx& c) {
   }
   delegate_->DomainReleased(id, dropped);
   ReleaseDomainNodes(id);
+  IgnorePermsOf(id);
   for (auto* perms : {&introduce_perms_, &release_perms_}) {
     for (size_t i = perms->size(); i-- > 1;) {
       if ((*perms)[i].id == id) perms->erase(perms->begin() + i);

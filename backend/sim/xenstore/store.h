@@ -42,7 +42,8 @@
 //    XS_IS_DOMAIN_INTRODUCED need a privileged connection (else EACCES).
 //  * XS_RELEASE drops the domain's connections (watches, transactions), then
 //    removes every node the domain owns with its subtree (firing watches),
-//    marks it not introduced and fires "@releaseDomain".
+//    marks other nodes' perms entries for it as ignored, marks it not
+//    introduced and fires "@releaseDomain".
 //
 // Thread safety: none. One thread (the server's loop) owns a Store.
 #ifndef XENCHAN_BACKEND_SIM_XENSTORE_STORE_H_
@@ -70,11 +71,16 @@ inline constexpr uint32_t kPermWrite = 2;
 inline constexpr uint32_t kPermOwner = 8;  // Computed only, never stored.
 
 // One permission entry: domain `id` gets `perms` (kPermRead|kPermWrite).
+// `ignored` marks a non-owner entry naming a domain that was released after
+// the entry was set (xenstored's XS_PERM_IGNORE): it no longer grants
+// anything, so a later domain reusing the domid does not inherit it. It is
+// still listed by XS_GET_PERMS, as xenstored does.
 struct Perm {
   uint32_t id = 0;
   uint32_t perms = kPermNone;
+  bool ignored = false;
   bool operator==(const Perm& o) const {
-    return id == o.id && perms == o.perms;
+    return id == o.id && perms == o.perms && ignored == o.ignored;
   }
 };
 
@@ -245,6 +251,7 @@ class Store {
   int WatchCountForDomain(uint32_t domid) const;
 
   void ReleaseDomainNodes(uint32_t domid);
+  void IgnorePermsOf(uint32_t domid);
 
   const StoreOptions options_;
   Delegate* const delegate_;

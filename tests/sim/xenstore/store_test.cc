@@ -541,6 +541,21 @@ TEST_F(StoreTest, IntroduceAndReleaseDomain) {
   EXPECT_EQ(Err(Call(dom0_, XS_RESUME, Z("8"))), "ENOENT");
 }
 
+TEST_F(StoreTest, ReleasedDomainsPermsDoNotPassToAReusedDomid) {
+  EXPECT_EQ(Write(dom0_, "/x", "1"), "");
+  EXPECT_EQ(SetPerms(dom0_, "/x", {"n0", "r6"}), "");
+  EXPECT_EQ(Introduce(dom0_, 6), "");
+  const ConnId old6 = store_.AddConnection(6, false);
+  EXPECT_EQ(Read(old6, "/x"), "1");
+  EXPECT_EQ(Err(Call(dom0_, XS_RELEASE, Z("6"))), "");
+  EXPECT_EQ(Introduce(dom0_, 6), "");
+  const ConnId new6 = store_.AddConnection(6, false);
+  EXPECT_EQ(Read(new6, "/x"), "!EACCES");
+  EXPECT_EQ(GetPerms(dom0_, "/x"), Z("n0") + Z("r6"));  // Still listed.
+  EXPECT_EQ(SetPerms(dom0_, "/x", {"n0", "r6"}), "");   // Granted afresh.
+  EXPECT_EQ(Read(new6, "/x"), "1");
+}
+
 TEST_F(StoreTest, SetTargetGivesOwnerRightsOfTarget) {
   MakeDomainDir(5);
   EXPECT_EQ(Write(dom0_, "/local/domain/5/x", "1"), "");
