@@ -443,6 +443,35 @@ TEST_F(XensimTest, QemuSocketServesOneClientAtATime) {
   close(guest);
 }
 
+// After the guest process dies, the test plays a hostile guest on the
+// frontend directory: QEMU must shrug off bad values and keep following the
+// state machine.
+TEST_F(XensimTest, QemuSurvivesHostileFrontendValues) {
+  auto domid = xensim_->CreateDomain("vm6", {"name=org.example.h.0,connection=pty"});
+  ASSERT_TRUE(domid.ok()) << domid.status();
+  const std::string fe = absl::StrCat("/local/domain/", *domid, "/device/console/1");
+  const std::string be = absl::StrCat("/local/domain/0/backend/console/", *domid, "/1");
+  ASSERT_TRUE(WaitFor(fe, [&] { return Read(fe + "/state") == "4"; }));
+  ASSERT_EQ(Cli({"domain", "kill", "vm6"}).exit_code, 0);
+
+  for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
+           {"ring-ref", "12abc"}, {"port", "99999999999"}, {"limit", "-1"}, {"state", "3"},
+           {"ring-ref", ""}, {"state", "4"}, {"state", "9"}, {"state", "banana"}}) {
+    ASSERT_TRUE(xs_->Write(kNoTransaction, fe + "/" + key, value).ok());
+  }
+  // Still alive and following the protocol: Closing, Closed, then a reset.
+  ASSERT_TRUE(xs_->Write(kNoTransaction, fe + "/state", "5").ok());
+  EXPECT_TRUE(WaitFor(be, [&] { return Read(be + "/state") == "5"; })) << Read(be + "/state");
+  ASSERT_TRUE(xs_->Write(kNoTransaction, fe + "/state", "6").ok());
+  EXPECT_TRUE(WaitFor(be, [&] { return Read(be + "/state") == "6"; })) << Read(be + "/state");
+  ASSERT_TRUE(xs_->Write(kNoTransaction, fe + "/state", "1").ok());
+  EXPECT_TRUE(WaitFor(be, [&] { return Read(be + "/state") == "2"; })) << Read(be + "/state");
+  // The frontend directory vanishing is "Closed" too.
+  ASSERT_TRUE(xs_->Remove(kNoTransaction, fe).ok());
+  EXPECT_TRUE(WaitFor(be, [&] { return Read(be + "/state") == "6"; })) << Read(be + "/state");
+  EXPECT_EQ(Cli({"domain", "destroy", "vm6"}).exit_code, 0);
+}
+
 TEST_F(XensimTest, DestroyedDomainStaysDyingWhileItsPageIsMapped) {
   RunResult create = Cli({"domain", "create", "--name", "vm4", "--channel",
                           "name=org.example.z.0,connection=pty"});
