@@ -118,7 +118,6 @@ class Qemu {
   std::unique_ptr<hv::HvConnection> gnt_;
   std::unique_ptr<hv::HvEvtchn> evt_;
   std::string root_;
-  std::string fe_root_;
   std::map<uint32_t, std::unique_ptr<Channel>> channels_;
 };
 
