@@ -261,9 +261,13 @@ absl::Status Host::Start() {
   auto xs = LibXenStore::Open(dir + "/xenstored.sock");
   if (!xs.ok()) return xs.status();
   xs_ = *std::move(xs);
-  // xen-init-dom0.
+  // xen-init-dom0: dom0's domid and name, then one entry per cpupool (the
+  // simulated host has one, Pool-0).
   if (absl::Status s = xs_->Write(kNoTransaction, "/local/domain/0/domid", "0"); !s.ok()) return s;
-  return xs_->Write(kNoTransaction, "/local/domain/0/name", "Domain-0");
+  if (absl::Status s = xs_->Write(kNoTransaction, "/local/domain/0/name", "Domain-0"); !s.ok()) {
+    return s;
+  }
+  return xs_->Write(kNoTransaction, "/local/pool/0/name", "Pool-0");
 }
 
 Host::~Host() {

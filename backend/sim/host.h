@@ -106,7 +106,8 @@ class Host {
  public:
   // Creates the state directory, starts xenstored and the hypervisor, and
   // writes dom0's entries as xen-init-dom0 does (/local/domain/0/domid = 0,
-  // /local/domain/0/name = Domain-0). Errors of the servers as they report
+  // /local/domain/0/name = Domain-0, /local/pool/0/name = Pool-0 for the one
+  // cpupool). Errors of the servers as they report
   // them; INVALID_ARGUMENT for a state dir whose socket paths are too long.
   static absl::StatusOr<std::unique_ptr<Host>> Create(HostOptions options);
   // Destroys every domain, then stops the servers.

@@ -157,6 +157,8 @@ TEST_F(XensimTest, Dom0EntriesAndEmptyList) {
   ASSERT_EQ(ls.exit_code, 0) << ls.err;
   EXPECT_THAT(ls.out, HasSubstr("name = \"Domain-0\""));
   EXPECT_THAT(ls.out, HasSubstr("domid = \"0\""));
+  RunResult pool = Xenstore("xenstore-read", {"/local/pool/0/name"});
+  EXPECT_EQ(pool.out, "Pool-0\n");
   RunResult list = Cli({"domain", "list"});
   ASSERT_EQ(list.exit_code, 0) << list.err;
   EXPECT_THAT(list.out, HasSubstr("0\tDomain-0"));
