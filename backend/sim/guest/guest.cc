@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -99,6 +100,11 @@ struct Hvc {
   bool output_blocked = false;  // out ring full: not reading the pty
   bool input_blocked = false;   // pty would not take more ring input
   bool reported_illegal = false;
+  // Open file descriptions of the slave held by in-guest programs (the
+  // guest's own is not counted), tracked with inotify. hvc_poll reads the in
+  // ring only while the tty is open.
+  int open_count = 0;
+  int inotify_wd = -1;
 };
 
 // hvc_xen's xencons_info.
@@ -185,6 +191,7 @@ class Guest {
   void PollHvc(Hvc* hvc, bool readable);
   void PollAllHvcs();
   void PollPrimary();
+  void HandleTtyOpens();
   void HandleEvents();
 
   // --- control ---
@@ -206,6 +213,7 @@ class Guest {
   std::array<Hvc*, kHvcTtyAdapters> hvc_slots_;
   Hvc primary_;
   int console_log_ = -1;
+  int inotify_ = -1;  // IN_OPEN / IN_CLOSE on every channel tty's slave
 
   int control_listen_ = -1;
   std::vector<ControlClient> control_clients_;
@@ -229,6 +237,7 @@ Guest::~Guest() {
     unlink(primary_.link.c_str());
   }
   if (console_log_ >= 0) close(console_log_);
+  if (inotify_ >= 0) close(inotify_);
 }
 
 void Guest::Log(const std::string& message) {
@@ -299,6 +308,9 @@ absl::Status Guest::Setup() {
     return s;
   }
   hvc_slots_[0] = &primary_;
+
+  inotify_ = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (inotify_ < 0) return absl::InternalError(absl::StrCat("inotify_init1: ", strerror(errno)));
 
   if (absl::Status s = ListenControl(); !s.ok()) return s;
 
@@ -744,9 +756,18 @@ absl::StatusOr<std::unique_ptr<Hvc>> Guest::HvcAlloc(int vtermno, const std::str
   hvc->index = index;
   hvc->vtermno = vtermno;
   hvc->pty = *std::move(pty);
+  hvc->inotify_wd =
+      inotify_add_watch(inotify_, hvc->pty->slave_path().c_str(), IN_OPEN | IN_CLOSE);
+  if (hvc->inotify_wd < 0) {
+    return absl::InternalError(absl::StrCat("inotify_add_watch ", hvc->pty->slave_path(), ": ",
+                                            strerror(errno)));
+  }
   const std::string dev_dir = absl::StrCat(options_.root_dir, "/dev");
   hvc->link = absl::StrCat(dev_dir, "/hvc", index);
-  if (absl::Status s = ReplaceSymlink(hvc->pty->slave_path(), hvc->link); !s.ok()) return s;
+  if (absl::Status s = ReplaceSymlink(hvc->pty->slave_path(), hvc->link); !s.ok()) {
+    inotify_rm_watch(inotify_, hvc->inotify_wd);
+    return s;
+  }
   // The udev helper: /dev/xen-channel/<name> for a valid frontend `name`.
   absl::StatusOr<std::string> name = xs_->Read(kNoTransaction, absl::StrCat(nodename, "/name"));
   if (name.ok() && IsValidChannelName(*name)) {
@@ -764,6 +785,7 @@ absl::StatusOr<std::unique_ptr<Hvc>> Guest::HvcAlloc(int vtermno, const std::str
 void Guest::HvcRemove(std::unique_ptr<Hvc>& hvc) {
   if (hvc == nullptr) return;
   const std::string slave = hvc->pty->slave_path();
+  if (hvc->inotify_wd >= 0) inotify_rm_watch(inotify_, hvc->inotify_wd);
   hvc->pty->Hangup();
   RemoveSymlinkIf(hvc->name_link, absl::StrCat("../hvc", hvc->index));
   RemoveSymlinkIf(hvc->link, slave);
@@ -821,7 +843,7 @@ void Guest::PollHvc(Hvc* hvc, bool readable) {
   if (!view.ok()) {
     if (!hvc->reported_illegal) Log("xencons: Illegal ring page indices");
     hvc->reported_illegal = true;
-  } else if (view->available > 0) {
+  } else if (view->available > 0 && hvc->open_count > 0) {
     size_t delivered = 0;
     while (delivered < view->available) {
       char buf[kInRingSize];
@@ -856,6 +878,34 @@ void Guest::PollPrimary() {
     if (n <= 0) return;
     (void)!write(console_log_, buf, static_cast<size_t>(n));
   }
+}
+
+// Counts opens and closes of the channel ttys; a tty that became open gets
+// its pending ring input.
+void Guest::HandleTtyOpens() {
+  alignas(struct inotify_event) char buf[4096];
+  bool overflow = false;
+  while (true) {
+    const ssize_t n = read(inotify_, buf, sizeof(buf));
+    if (n <= 0) break;
+    for (ssize_t off = 0; off < n;) {
+      const auto* ev = reinterpret_cast<const struct inotify_event*>(buf + off);
+      off += sizeof(struct inotify_event) + ev->len;
+      if (ev->mask & IN_Q_OVERFLOW) overflow = true;
+      for (int i = 1; i < kHvcTtyAdapters; ++i) {
+        Hvc* hvc = hvc_slots_[i];
+        if (hvc == nullptr || hvc->inotify_wd != ev->wd) continue;
+        if (ev->mask & IN_OPEN) ++hvc->open_count;
+        if ((ev->mask & IN_CLOSE) && hvc->open_count > 0) --hvc->open_count;
+      }
+    }
+  }
+  for (int i = 1; i < kHvcTtyAdapters; ++i) {
+    if (hvc_slots_[i] == nullptr) continue;
+    // Lost events: assume open rather than strand input.
+    if (overflow) hvc_slots_[i]->open_count = std::max(hvc_slots_[i]->open_count, 1);
+  }
+  PollAllHvcs();
 }
 
 void Guest::HandleEvents() {
@@ -1043,7 +1093,7 @@ absl::Status Guest::Run() {
   Log("running");
   while (!done_) {
     std::vector<pollfd> fds;
-    enum Kind { kWatch, kEvents, kListen, kControl, kPrimary, kHvc };
+    enum Kind { kWatch, kEvents, kListen, kControl, kPrimary, kHvc, kTtyOpens };
     std::vector<std::pair<Kind, int>> what;  // parallel to fds: kind, index
     auto add = [&](int fd, short events, Kind kind, int index) {
       fds.push_back(pollfd{fd, events, 0});
@@ -1054,6 +1104,7 @@ absl::Status Guest::Run() {
       add(control_clients_[i].fd, POLLIN, kControl, static_cast<int>(i));
     }
     add(primary_.pty->master_fd(), POLLIN, kPrimary, 0);
+    add(inotify_, POLLIN, kTtyOpens, 0);
     if (!suspended_) {
       add(xs_->WatchFd(), POLLIN, kWatch, 0);
       add(hv_->EventFd(), POLLIN, kEvents, 0);
@@ -1105,6 +1156,9 @@ absl::Status Guest::Run() {
           break;
         case kPrimary:
           PollPrimary();
+          break;
+        case kTtyOpens:
+          HandleTtyOpens();
           break;
         case kHvc:
           // The slot may have been freed by an earlier handler this round.

@@ -34,7 +34,9 @@
 //     is valid ([A-Za-z0-9._-]{1,64}). A pty slave starts in cooked mode.
 //   * Data: tty output goes into the out ring only as space allows; while the
 //     ring is full the guest stops reading the pty, so in-guest writers block.
-//     Ring input is written to the pty as far as it takes it without
+//     Ring input is read only while an in-guest program has the tty open
+//     (hvc_poll skips a tty nobody opened; opens are counted with inotify on
+//     the pty slave) and is written to the pty as far as it takes it without
 //     blocking; the rest stays in the ring.
 //
 // Control socket (Unix stream at GuestOptions::control_socket)
