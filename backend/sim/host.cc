@@ -529,16 +529,25 @@ absl::StatusOr<DomainStatus> Host::CreateDomain(const std::string& name, const s
     }
     return err;
   };
-  // libxl__build_post.
-  if (!(s = xs_->Write(kNoTransaction, dom_path + "/domid", absl::StrCat(domid))).ok()) {
-    return fail(s);
-  }
+  // libxl__build_post, with the simulated host's fixed values: 256 MiB, one
+  // vCPU, store port 1 and store ring-ref 0 (the simulated xenstored talks to
+  // guests over sockets, not a ring).
+  s = RunTransaction(*xs_, [&](XsTransaction t) -> absl::Status {
+    return WriteKeys(*xs_, t, dom_path,
+                     {{"memory/static-max", "262144"},
+                      {"memory/target", "262144"},
+                      {"domid", absl::StrCat(domid)},
+                      {"store/port", "1"},
+                      {"store/ring-ref", "0"},
+                      {"cpu/0/availability", "online"}});
+  });
+  if (!s.ok()) return fail(s);
   if (!(s = xs_->Write(kNoTransaction, absl::StrCat("/libxl/", domid, "/dm-version"),
                        "qemu_xen")).ok()) {
     return fail(s);
   }
   // The simulated xenstored ignores the mfn; the port only has to be > 0.
-  if (!(s = xs_->IntroduceDomain(domid, 0, 1)).ok()) return fail(s);
+  if (!(s = xs_->IntroduceDomain(domid, 0, /*port=*/1)).ok()) return fail(s);
   for (size_t i = 0; i < specs.size(); ++i) {
     if (!(s = WriteChannel(domid, static_cast<uint32_t>(i + 1), specs[i])).ok()) return fail(s);
   }

@@ -15,7 +15,9 @@
 //     `feature`, `attr`, `error` [D:none];
 //     `control/platform-feature-*`=1; /vm/<uuid> [0:none, D:read] with
 //     `uuid` and `name`; /libxl/D and /libxl/D/device [0:none], `type`=pv;
-//  2. hypervisor CreateDomain(D); `domid`, `/libxl/D/dm-version`;
+//  2. hypervisor CreateDomain(D); libxl__build_post's `memory/static-max`,
+//     `memory/target` (256 MiB), `domid`, `store/port` (1), `store/ring-ref`
+//     (0), `cpu/0/availability`; `/libxl/D/dm-version`;
 //  3. XS_INTRODUCE (fires @introduceDomain; xenstored opens the domain's
 //     socket);
 //  4. per channel (devid = index + 1; Debian's xl 4.17 devid quirk is not

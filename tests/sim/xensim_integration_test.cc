@@ -175,6 +175,8 @@ TEST_F(XensimTest, CreateWritesToolstackEntriesAndDestroyRemovesThem) {
   EXPECT_EQ(name.exit_code, 0) << name.err;
   EXPECT_EQ(name.out, "vm1\n");
   EXPECT_EQ(Read("/local/domain/1/domid"), "1");
+  EXPECT_EQ(Read("/local/domain/1/memory/target"), "262144");
+  EXPECT_EQ(Read("/local/domain/1/store/port"), "1");
   EXPECT_EQ(Read("/local/domain/1/vm"), "/vm/" + uuid);
   EXPECT_EQ(Read("/vm/" + uuid + "/name"), "vm1");
   EXPECT_EQ(Read("/vm/" + uuid + "/uuid"), uuid);
