@@ -296,22 +296,28 @@ void Engine::CheckReleasedDomains() {
 }
 
 void Engine::RemoveDomain(uint32_t domid) {
-  const absl::Time now = absl::Now();
+  std::vector<RingChannel*> gone;
   for (auto& [serial, ring] : rings_) {
-    if (ring->channel().identity().domid == domid) ring->DomainGone(now);
+    if (ring->channel().identity().domid == domid && !ring->finished()) {
+      ring->ReleaseForDomainGone();
+      gone.push_back(ring.get());
+    }
   }
   XenStore& xs = *options_.xenstore;
   (void)xs.Remove(kNoTransaction, absl::StrCat("/local/domain/", options_.backend_domid,
                                                "/backend/", options_.backend_type, "/", domid));
   std::string token;
   {
+    // Forget the domain and its channels before anyone hears of it.
     MutexLock lock(&mu_);
     auto it = domains_.find(domid);
     if (it != domains_.end()) {
       token = it->second.name_token;
       domains_.erase(it);
     }
+    for (RingChannel* ring : gone) channels_.erase(ring->channel().serial());
   }
+  for (RingChannel* ring : gone) ring->ReportDomainGone();
   if (!token.empty()) {
     (void)xs.Unwatch(absl::StrCat("/local/domain/", domid, "/name"), token);
   }
@@ -665,7 +671,8 @@ absl::StatusOr<std::shared_ptr<Channel>> Engine::FindChannel(const ChannelRef& r
   auto dom = ResolveDomainLocked(ref.domain);
   if (!dom.ok()) return dom.status();
   for (const auto& [serial, ch] : channels_) {
-    if (ch->identity().domid == dom->domid && ch->identity().channel_id == ref.channel_id) {
+    if (ch->identity().domid == dom->domid && ch->identity().channel_id == ref.channel_id &&
+        !ch->removed()) {
       return ch;
     }
   }
@@ -709,7 +716,10 @@ EngineSnapshot Engine::Snapshot() const {
     }
     for (const auto& [serial, ch] : channels_) channels.push_back(ch);
   }
-  for (const auto& ch : channels) snap.channels.push_back(ch->Info());
+  for (const auto& ch : channels) {
+    ChannelInfo info = ch->Info();
+    if (info.state != ChannelState::kClosed) snap.channels.push_back(std::move(info));
+  }
   std::sort(snap.channels.begin(), snap.channels.end(),
             [](const ChannelInfo& a, const ChannelInfo& b) {
               return std::tie(a.domain_uuid, a.domid, a.channel_id) <

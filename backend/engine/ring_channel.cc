@@ -469,11 +469,17 @@ void RingChannel::FinishUnplug(bool forced, absl::Time now) {
   for (auto& done : waiters) done(result);
 }
 
-void RingChannel::DomainGone(absl::Time now) {
+void RingChannel::ReleaseForDomainGone() {
   if (finished_) return;
   Disconnect();  // at once: a live mapping keeps the domain a zombie (§4.5)
   (void)host_->xs().Unwatch(params_.frontend_path, params_.watch_token);
   finished_ = true;
+  domain_gone_ = true;
+}
+
+void RingChannel::ReportDomainGone() {
+  if (!domain_gone_) return;
+  domain_gone_ = false;
   state_ = ChannelState::kClosed;
   channel_->SetState(ChannelState::kClosed, fe_state_, be_state_, std::nullopt);
   channel_->MarkRemoved(absl::UnavailableError("the domain went away"));

@@ -115,8 +115,11 @@ class RingChannel {
   // (FAILED_PRECONDITION), removed (UNAVAILABLE/NOT_FOUND) or at `deadline`
   // (DEADLINE_EXCEEDED).
   void WaitConnected(absl::Time deadline, ConnectDone done);
-  // The domain died: unmap and unbind at once; the channel is removed.
-  void DomainGone(absl::Time now);
+  // The domain died: unmap and unbind at once (ReleaseForDomainGone), then,
+  // once the engine has removed our backend directory, report the removal
+  // (ReportDomainGone).
+  void ReleaseForDomainGone();
+  void ReportDomainGone();
 
   bool finished() const { return finished_; }
   Channel& channel() { return *channel_; }
@@ -176,6 +179,7 @@ class RingChannel {
   absl::Time unplug_deadline_ = absl::InfiniteFuture();
   std::vector<UnplugDone> unplug_waiters_;
   bool finished_ = false;
+  bool domain_gone_ = false;  // released, removal not reported yet
 };
 
 }  // namespace xenchan
