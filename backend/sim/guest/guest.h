@@ -50,7 +50,9 @@
 //     suspend   -> "ok suspended": all xenbus and data processing pauses.
 //     resume    -> "ok resumed <n>": xenbus_dev_resume + xencons_resume for
 //                  each of the n bound devices: tty hung up, page zeroed, new
-//                  port and grant (old ones released), ring-ref/port rewritten
+//                  port and grant (old port unbound, old grant ended unless
+//                  the backend still maps it; Xen may hand out the same port
+//                  number again), ring-ref/port rewritten
 //                  in one transaction, state 3, new tty.
 //     shutdown  -> xenbus_frontend_dev_shutdown for each Connected device
 //                  (state 5, wait up to 5 s for backend 5, which moves the
