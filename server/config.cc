@@ -1,0 +1,261 @@
+// ServerConfig parsing (see the header).
+#include "server/config.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+namespace xenchan {
+namespace server {
+namespace {
+
+absl::Status Bad(const std::string& key, const std::string& value, const std::string& why) {
+  return absl::InvalidArgumentError(absl::StrCat(key, " = '", value, "': ", why));
+}
+
+absl::Status SetDuration(const std::string& key, const std::string& value, absl::Duration* out) {
+  absl::Duration d;
+  if (!absl::ParseDuration(value, &d) || d < absl::ZeroDuration()) {
+    return Bad(key, value, "not a duration such as 60s or 500ms");
+  }
+  *out = d;
+  return absl::OkStatus();
+}
+
+absl::Status SetSize(const std::string& key, const std::string& value, size_t min, size_t max,
+                     size_t* out) {
+  uint64_t v;
+  if (!absl::SimpleAtoi(value, &v) || v < min || v > max) {
+    return Bad(key, value, absl::StrCat("must be a number in ", min, "..", max));
+  }
+  *out = v;
+  return absl::OkStatus();
+}
+
+bool IsLoopback(const std::string& host) {
+  if (host == "localhost" || host == "::1") return true;
+  std::vector<std::string> parts = absl::StrSplit(host, '.');
+  if (parts.size() != 4 || parts[0] != "127") return false;
+  for (const auto& p : parts) {
+    int v;
+    if (!absl::SimpleAtoi(p, &v) || v < 0 || v > 255) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::Status ApplySetting(ServerConfig* c, const std::string& key, const std::string& value) {
+  if (key == "platform") {
+    if (value != "xen" && value != "sim") return Bad(key, value, "must be xen or sim");
+    c->platform = value;
+  } else if (key == "sim-state-dir") {
+    c->sim_state_dir = value;
+  } else if (key == "listen") {
+    c->listen.push_back(value);
+  } else if (key == "metrics-listen") {
+    c->metrics_listen = value;
+  } else if (key == "max-call-time") {
+    return SetDuration(key, value, &c->max_call_time);
+  } else if (key == "shutdown-grace") {
+    return SetDuration(key, value, &c->shutdown_grace);
+  } else if (key == "buffer-limit-bytes") {
+    return SetSize(key, value, 4096, 64ull << 20, &c->buffer_limit_bytes);
+  } else if (key == "write-queue-limit-bytes") {
+    return SetSize(key, value, 64 << 10, 16 << 20, &c->write_queue_limit_bytes);
+  } else if (key == "max-readers-per-channel") {
+    return SetSize(key, value, 1, 1024, &c->max_readers_per_channel);
+  } else if (key == "event-retention") {
+    return SetSize(key, value, 100, 10000000, &c->event_retention);
+  } else if (key == "worker-threads") {
+    size_t n;
+    absl::Status s = SetSize(key, value, 1, 64, &n);
+    if (s.ok()) c->worker_threads = static_cast<int>(n);
+    return s;
+  } else if (key == "keepalive-time") {
+    return SetDuration(key, value, &c->keepalive_time);
+  } else if (key == "keepalive-timeout") {
+    return SetDuration(key, value, &c->keepalive_timeout);
+  } else if (key == "min-client-ping-interval") {
+    return SetDuration(key, value, &c->min_client_ping_interval);
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("unknown setting '", key, "'"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ApplyConfigText(ServerConfig* config, const std::string& text) {
+  int n = 0;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    ++n;
+    line = absl::StripAsciiWhitespace(line);
+    if (line.empty() || line[0] == '#') continue;
+    const size_t eq = line.find('=');
+    if (eq == absl::string_view::npos) {
+      return absl::InvalidArgumentError(absl::StrCat("line ", n, ": expected key = value"));
+    }
+    const std::string key(absl::StripAsciiWhitespace(line.substr(0, eq)));
+    const std::string value(absl::StripAsciiWhitespace(line.substr(eq + 1)));
+    absl::Status s = ApplySetting(config, key, value);
+    if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat("line ", n, ": ", s.message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ServerConfig> ParseCommandLine(int argc, char** argv) {
+  std::vector<std::pair<std::string, std::string>> flags;
+  std::string config_file;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (!absl::StartsWith(arg, "--") || arg.size() == 2) {
+      return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", arg, "'"));
+    }
+    arg = arg.substr(2);
+    std::string key, value;
+    const size_t eq = arg.find('=');
+    if (eq != std::string::npos) {
+      key = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+    } else {
+      key = arg;
+      if (i + 1 >= argc) return absl::InvalidArgumentError(absl::StrCat("--", key, " needs a value"));
+      value = argv[++i];
+    }
+    if (key == "config") {
+      config_file = value;
+    } else {
+      flags.emplace_back(key, value);
+    }
+  }
+  ServerConfig config;
+  if (!config_file.empty()) {
+    std::ifstream in(config_file);
+    if (!in) return absl::NotFoundError(absl::StrCat("cannot read config file ", config_file));
+    std::stringstream text;
+    text << in.rdbuf();
+    absl::Status s = ApplyConfigText(&config, text.str());
+    if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat(config_file, ": ", s.message()));
+  }
+  bool listen_flag = false;
+  for (const auto& [key, value] : flags) {
+    if (key == "listen" && !listen_flag) {
+      config.listen.clear();
+      listen_flag = true;
+    }
+    absl::Status s = ApplySetting(&config, key, value);
+    if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat("--", s.message()));
+  }
+  if (config.listen.empty()) config.listen.push_back(kDefaultListen);
+  return config;
+}
+
+absl::StatusOr<ListenAddress> ParseListenAddress(const std::string& target) {
+  ListenAddress a;
+  if (absl::StartsWith(target, "unix:")) {
+    a.unix = true;
+    std::string path = target.substr(5);
+    if (absl::StartsWith(path, "//")) path = path.substr(2);
+    if (path.empty() || path[0] != '/') {
+      return absl::InvalidArgumentError(
+          absl::StrCat("listen '", target, "': a Unix socket needs an absolute path"));
+    }
+    if (path.size() > 100) {
+      return absl::InvalidArgumentError(absl::StrCat("listen '", target, "': path too long"));
+    }
+    a.path = path;
+    a.target = "unix:" + path;
+    return a;
+  }
+  std::string host;
+  std::string port;
+  if (absl::StartsWith(target, "[")) {
+    const size_t close = target.find("]:");
+    if (close == std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat("listen '", target, "': expected [HOST]:PORT"));
+    }
+    host = target.substr(1, close - 1);
+    port = target.substr(close + 2);
+  } else {
+    const size_t colon = target.rfind(':');
+    if (colon == std::string::npos || target.find(':') != colon) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "listen '", target, "': expected unix:///path, HOST:PORT or [HOST]:PORT"));
+    }
+    host = target.substr(0, colon);
+    port = target.substr(colon + 1);
+  }
+  if (!absl::SimpleAtoi(port, &a.port) || a.port < 0 || a.port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("listen '", target, "': bad port"));
+  }
+  if (!IsLoopback(host)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "listen '", target,
+        "': plaintext TCP is allowed on loopback addresses only (127.0.0.0/8, ::1, localhost) "
+        "until TLS is supported; use a Unix socket or a loopback address"));
+  }
+  a.host = host;
+  a.target = target;
+  return a;
+}
+
+absl::Status Validate(const ServerConfig& config) {
+  if (config.platform == "sim" && config.sim_state_dir.empty()) {
+    return absl::InvalidArgumentError("--platform=sim needs --sim-state-dir=DIR");
+  }
+  if (config.platform == "xen" && !config.sim_state_dir.empty()) {
+    return absl::InvalidArgumentError("--sim-state-dir is only for --platform=sim");
+  }
+  for (const std::string& l : config.listen) {
+    auto a = ParseListenAddress(l);
+    if (!a.ok()) return a.status();
+  }
+  if (!config.metrics_listen.empty()) {
+    auto a = ParseListenAddress(config.metrics_listen);
+    if (!a.ok() || a->unix) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("metrics-listen '", config.metrics_listen, "': expected a loopback HOST:PORT"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string Usage() {
+  return R"(xenchand: the xenchan gRPC server (one per Xen host).
+
+Usage: xenchand [--config FILE] [--key=value ...]
+
+  --config FILE              read settings from FILE (key = value lines; see
+                             deploy/xenchand.conf); flags override it
+  --platform xen|sim         real Xen host, or a running xensim (default xen)
+  --sim-state-dir DIR        state directory of `xensim serve` (platform sim)
+  --listen TARGET            gRPC listener; repeatable. unix:///path,
+                             127.0.0.1:PORT, [::1]:PORT (PORT 0: any free port).
+                             Plaintext TCP only on loopback until TLS exists.
+                             Default unix:///run/xenchan/xenchand.sock
+  --metrics-listen HOST:PORT Prometheus /metrics (loopback); off by default
+  --max-call-time D          longest Call without a deadline (60s)
+  --shutdown-grace D         time given to streams at SIGTERM (5s)
+  --buffer-limit-bytes N     default guest-to-host buffer per channel (1048576)
+  --write-queue-limit-bytes N default host-to-guest queue per channel (262144)
+  --max-readers-per-channel N reading streams per channel (16)
+  --event-retention N        lifecycle events kept for resuming watches (10000)
+  --worker-threads N         stream worker threads (2)
+  --keepalive-time D         server keepalive ping interval (60s)
+  --keepalive-timeout D      keepalive ack timeout (20s)
+  --min-client-ping-interval D  how often clients may ping (30s)
+
+Logs are key=value lines on stderr; `msg=listening address=...` names every
+bound address (with the chosen port), `msg=ready` follows once serving.
+SIGTERM/SIGINT shut down gracefully: streams end with UNAVAILABLE, channels
+stay recoverable by the next start.
+)";
+}
+
+}  // namespace server
+}  // namespace xenchan

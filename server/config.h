@@ -1,0 +1,104 @@
+// ServerConfig: everything xenchand's main needs, from a config file and
+// command-line flags (flags win). Nothing here starts anything.
+//
+// Config file format (example: deploy/xenchand.conf): one `key = value` per
+// line; `#` starts a comment line; blank lines are ignored; keys are the
+// flag names without the leading `--`; `listen` may repeat. Values are
+// taken verbatim after trimming spaces (no quoting). Durations use Abseil's
+// syntax (`60s`, `500ms`, `10m`); sizes are plain byte counts.
+//
+// Keys / flags:
+//   platform                  xen | sim                      (default xen)
+//   sim-state-dir             DIR of a running `xensim serve` (platform sim)
+//   listen                    gRPC target, repeatable: unix:///path, unix:path,
+//                             127.0.0.1:PORT, [::1]:PORT, localhost:PORT
+//                             (PORT 0 picks a free port; it is logged)
+//                             (default unix:///run/xenchan/xenchand.sock)
+//   metrics-listen            HOST:PORT for Prometheus /metrics; empty = off
+//   max-call-time             longest Call without a deadline      (60s)
+//   shutdown-grace            time streams get to finish at SIGTERM (5s)
+//   buffer-limit-bytes        default retention buffer per channel (1048576)
+//   write-queue-limit-bytes   default write queue per channel      (262144)
+//   max-readers-per-channel   reading streams per channel          (16)
+//   event-retention           lifecycle events kept for resuming    (10000)
+//   worker-threads            stream worker threads                 (2)
+//   keepalive-time            server keepalive ping interval        (60s)
+//   keepalive-timeout         ping ack timeout before closing       (20s)
+//   min-client-ping-interval  clients may ping this often, also
+//                             without calls                         (30s)
+//
+// Security: plaintext TCP is accepted on loopback addresses only; a
+// non-loopback TCP listener is refused until TLS exists (issue 7).
+//
+// Thread safety: plain values and pure functions.
+#ifndef XENCHAN_SERVER_CONFIG_H_
+#define XENCHAN_SERVER_CONFIG_H_
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace xenchan {
+namespace server {
+
+struct ServerConfig {
+  std::string platform = "xen";
+  std::string sim_state_dir;
+  std::vector<std::string> listen;  // empty: the default Unix socket
+  std::string metrics_listen;
+  absl::Duration max_call_time = absl::Seconds(60);
+  absl::Duration shutdown_grace = absl::Seconds(5);
+  size_t buffer_limit_bytes = 1 << 20;
+  size_t write_queue_limit_bytes = 256 << 10;
+  size_t max_readers_per_channel = 16;
+  size_t event_retention = 10000;
+  int worker_threads = 2;
+  absl::Duration keepalive_time = absl::Seconds(60);
+  absl::Duration keepalive_timeout = absl::Seconds(20);
+  absl::Duration min_client_ping_interval = absl::Seconds(30);
+};
+
+inline constexpr char kDefaultListen[] = "unix:///run/xenchan/xenchand.sock";
+
+// Sets one key. INVALID_ARGUMENT for an unknown key or a bad value. `listen`
+// appends.
+absl::Status ApplySetting(ServerConfig* config, const std::string& key,
+                          const std::string& value);
+
+// Applies a config file's text. INVALID_ARGUMENT naming the line.
+absl::Status ApplyConfigText(ServerConfig* config, const std::string& text);
+
+// Parses the command line: `--config FILE` (read first), then every
+// `--key=value` / `--key value` flag. `--listen` flags replace the file's
+// listeners. INVALID_ARGUMENT for anything else; NOT_FOUND if the config
+// file cannot be read.
+absl::StatusOr<ServerConfig> ParseCommandLine(int argc, char** argv);
+
+// Checks the whole config (platform, sim-state-dir, listeners).
+absl::Status Validate(const ServerConfig& config);
+
+// A listener: `unix` with a path, or `tcp` with host and port.
+struct ListenAddress {
+  bool unix = false;
+  std::string path;  // unix
+  std::string host;  // tcp, without brackets
+  int port = 0;      // tcp
+  // The gRPC target form to bind.
+  std::string target;
+};
+
+// Parses a listen target. INVALID_ARGUMENT for malformed targets and for
+// non-loopback TCP (no TLS yet).
+absl::StatusOr<ListenAddress> ParseListenAddress(const std::string& target);
+
+// Usage text for --help.
+std::string Usage();
+
+}  // namespace server
+}  // namespace xenchan
+
+#endif  // XENCHAN_SERVER_CONFIG_H_

@@ -1,0 +1,49 @@
+// Conversions between the engine's value types (backend/engine/types.h) and
+// the xenchan.v1 protos. Pure functions; thread-safe.
+#ifndef XENCHAN_SERVER_CONVERT_H_
+#define XENCHAN_SERVER_CONVERT_H_
+
+#include <optional>
+
+#include "absl/time/time.h"
+#include "backend/engine/channel.h"
+#include "backend/engine/types.h"
+#include "backend/framing/framing.h"
+#include "google/protobuf/duration.pb.h"
+#include "google/protobuf/timestamp.pb.h"
+#include "xenchan/v1/channel_service.pb.h"
+
+namespace xenchan {
+namespace server {
+
+// Leaves `out` untouched for absl::InfinitePast() (unset times).
+void SetTime(absl::Time t, google::protobuf::Timestamp* out);
+absl::Duration FromProto(const google::protobuf::Duration& d);
+
+v1::ChannelState ToProto(ChannelState s);
+v1::XenbusState ToProto(XenbusState s);
+v1::Transport ToProto(Transport t);
+v1::AckLevel ToProto(AckLevel a);
+v1::OverflowPolicy ToProto(OverflowPolicy p);
+v1::SessionKind ToProto(SessionKind k);
+v1::ChannelErrorKind ToProto(ChannelErrorKind k);
+v1::EpochChangeReason ToProto(EpochChangeReason r);
+v1::ChannelEventType ToProto(ChannelEventType t);
+v1::RemovalReason ToProto(RemovalReason r);
+std::optional<ChannelState> FromProto(v1::ChannelState s);
+std::optional<Transport> FromProto(v1::Transport t);
+
+void ToProto(const Position& p, v1::Position* out);
+void ToProto(const LeaseHolder& h, v1::LeaseHolder* out);
+void ToProto(const EpochChange& e, v1::EpochChange* out);
+void ToProto(const DomainInfo& d, v1::Domain* out);
+// `default_framing` is the channel's effective default framing.
+void ToProto(const ChannelInfo& c, const Framing& default_framing, v1::Channel* out);
+void ToProto(const Framing& f, v1::Framing* out);
+// The engine framing of a (validated) proto framing.
+Framing FromProto(const v1::Framing& f);
+
+}  // namespace server
+}  // namespace xenchan
+
+#endif  // XENCHAN_SERVER_CONVERT_H_
