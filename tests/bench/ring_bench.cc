@@ -1,0 +1,476 @@
+// ring_bench: figures of the channel engine on the simulated Xen host.
+//
+//  1. Baseline: bytes through the same ring layout (struct xencons_interface,
+//     ConsoleRing on the backend side, the guest's frontend ring code on the
+//     other) between two threads of this process, woken by eventfds.
+//  2. One channel on the simulated host (xensim serve as a child process, a
+//     simulated guest process, the engine in this process): guest-to-host
+//     and host-to-guest throughput through the guest's tty, with the default
+//     event rate limit (30 / 200 ms) and with the limit lifted; the ratio to
+//     the baseline.
+//  3. Scale: G guests x C channels hot-added (C <= 7; 5 by default):
+//     hot-add-to-connected latency of each, resident memory per channel of
+//     this process (the engine; xensim and the guests are other processes),
+//     and engine wake-ups per second while everything is idle (goal: 0).
+//
+// Prints how it was run, the figures, and one `RESULT name=value` line per
+// figure at the end.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+#include <xen/io/console.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "backend/engine/engine.h"
+#include "backend/platform/sim/event_channels.h"
+#include "backend/platform/sim/grant_tables.h"
+#include "backend/platform/xen/lib_xenstore.h"
+#include "backend/ring/console_ring.h"
+#include "backend/sim/guest/frontend_ring.h"
+
+ABSL_FLAG(std::string, xensim, "", "path of the xensim binary (default: from runfiles)");
+ABSL_FLAG(int64_t, bytes, 4 << 20, "bytes per throughput run");
+ABSL_FLAG(int32_t, guests, 100, "guests in the scale run");
+ABSL_FLAG(int32_t, channels_per_guest, 5, "channels per guest in the scale run (<= 7)");
+ABSL_FLAG(double, idle_seconds, 5.0, "how long to count wake-ups while idle");
+
+namespace xenchan {
+namespace {
+
+std::vector<std::pair<std::string, std::string>> g_results;
+
+void Result(const std::string& name, double value, const char* unit) {
+  const std::string v = absl::StrFormat("%.6g", value);
+  printf("  %-40s %s %s\n", name.c_str(), v.c_str(), unit);
+  fflush(stdout);
+  g_results.emplace_back(name, v);
+}
+
+void Die(const std::string& what) {
+  fprintf(stderr, "ring_bench: %s\n", what.c_str());
+  exit(1);
+}
+
+std::string XensimPath() {
+  if (!absl::GetFlag(FLAGS_xensim).empty()) return absl::GetFlag(FLAGS_xensim);
+  if (const char* srcdir = getenv("TEST_SRCDIR")) {
+    return std::string(srcdir) + "/xenchan/backend/sim/xensim";
+  }
+  char self[4096];
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n > 0) {
+    self[n] = 0;
+    return std::string(self) + ".runfiles/xenchan/backend/sim/xensim";
+  }
+  return "backend/sim/xensim";
+}
+
+size_t ResidentBytes() {
+  std::ifstream statm("/proc/self/statm");
+  size_t size = 0, resident = 0;
+  statm >> size >> resident;
+  return resident * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+}
+
+void Signal(int fd) {
+  const uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = write(fd, &one, sizeof(one));
+}
+
+void WaitFd(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  poll(&p, 1, 100);
+  uint64_t v;
+  [[maybe_unused]] ssize_t n = read(fd, &v, sizeof(v));
+}
+
+// ---------------------------------------------------------------------------
+// 1. Baseline: two threads, one page, two eventfds.
+
+double BaselineGuestToHost(size_t total) {
+  alignas(4096) static char page[4096];
+  memset(page, 0, sizeof(page));
+  auto* intf = reinterpret_cast<xencons_interface*>(page);
+  const int to_backend = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  const int to_guest = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  const absl::Time start = absl::Now();
+  std::thread guest([&] {
+    std::vector<char> chunk(4096, 'g');
+    size_t sent = 0;
+    while (sent < total) {
+      auto n = guest::WriteOutRing(intf, chunk.data(), std::min(chunk.size(), total - sent));
+      if (!n.ok()) Die("baseline: bad ring");
+      if (*n == 0) {
+        WaitFd(to_guest);
+        continue;
+      }
+      sent += *n;
+      Signal(to_backend);
+    }
+  });
+  ConsoleRing ring(page);
+  char buf[ConsoleRing::kOutSize];
+  size_t got = 0;
+  while (got < total) {
+    auto n = ring.DrainOut(buf, sizeof(buf));
+    if (!n.ok()) Die("baseline: bad ring");
+    if (*n == 0) {
+      WaitFd(to_backend);
+      continue;
+    }
+    got += *n;
+    Signal(to_guest);
+  }
+  guest.join();
+  const double secs = absl::ToDoubleSeconds(absl::Now() - start);
+  close(to_backend);
+  close(to_guest);
+  return total / secs / 1e6;
+}
+
+double BaselineHostToGuest(size_t total) {
+  alignas(4096) static char page[4096];
+  memset(page, 0, sizeof(page));
+  auto* intf = reinterpret_cast<xencons_interface*>(page);
+  const int to_backend = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  const int to_guest = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  const absl::Time start = absl::Now();
+  std::thread guest([&] {
+    char buf[guest::kInRingSize];
+    size_t got = 0;
+    while (got < total) {
+      auto view = guest::PeekInRing(intf);
+      if (!view.ok()) Die("baseline: bad ring");
+      if (view->available == 0) {
+        WaitFd(to_guest);
+        continue;
+      }
+      const size_t n = guest::CopyFromInRing(intf, *view, 0, buf, sizeof(buf));
+      guest::ConsumeInRing(intf, *view, n);
+      got += n;
+      Signal(to_backend);
+    }
+  });
+  ConsoleRing ring(page);
+  std::vector<char> chunk(4096, 'h');
+  size_t sent = 0;
+  while (sent < total) {
+    auto n = ring.FillIn(chunk.data(), std::min(chunk.size(), total - sent));
+    if (!n.ok()) Die("baseline: bad ring");
+    if (*n == 0) {
+      WaitFd(to_backend);
+      continue;
+    }
+    sent += *n;
+    Signal(to_guest);
+  }
+  guest.join();
+  const double secs = absl::ToDoubleSeconds(absl::Now() - start);
+  close(to_backend);
+  close(to_guest);
+  return total / secs / 1e6;
+}
+
+// ---------------------------------------------------------------------------
+// The simulated host as a child process.
+
+class Xensim {
+ public:
+  void Start() {
+    char dir[] = "/tmp/ringbench-XXXXXX";
+    if (mkdtemp(dir) == nullptr) Die("mkdtemp");
+    dir_ = dir;
+    state_ = dir_ + "/s";
+    int out[2];
+    if (pipe2(out, O_CLOEXEC) != 0) Die("pipe");
+    const std::string bin = XensimPath();
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(out[1], 1);
+      execl(bin.c_str(), bin.c_str(), "serve", "--state-dir", state_.c_str(), nullptr);
+      _exit(127);
+    }
+    close(out[1]);
+    std::string line;
+    char c;
+    while (read(out[0], &c, 1) == 1 && c != '\n') line += c;
+    close(out[0]);
+    if (line.find("ready") == std::string::npos) Die("xensim serve did not start: " + bin);
+  }
+  ~Xensim() {
+    if (pid_ > 0) {
+      kill(pid_, SIGTERM);
+      int status;
+      waitpid(pid_, &status, 0);
+    }
+    if (!dir_.empty()) {
+      const std::string cmd = "rm -rf '" + dir_ + "'";
+      [[maybe_unused]] int rc = system(cmd.c_str());
+    }
+  }
+  void CreateDomain(const std::string& name) {
+    const std::string bin = XensimPath();
+    const pid_t pid = fork();
+    if (pid == 0) {
+      const int null = open("/dev/null", O_WRONLY);
+      dup2(null, 1);
+      execl(bin.c_str(), bin.c_str(), "--state-dir", state_.c_str(), "domain", "create", "--name",
+            name.c_str(), nullptr);
+      _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) Die("domain create failed: " + name);
+  }
+  EngineOptions Options() {
+    EngineOptions o;
+    auto xs = LibXenStore::Open(state_ + "/xenstored.sock");
+    auto ev = SimEventChannels::Create(state_ + "/hypervisor.sock");
+    auto gt = SimGrantTables::Create(state_ + "/hypervisor.sock");
+    if (!xs.ok() || !ev.ok() || !gt.ok()) Die("cannot connect to xensim");
+    o.xenstore = *std::move(xs);
+    o.event_channels = *std::move(ev);
+    o.grant_tables = *std::move(gt);
+    return o;
+  }
+  std::string Tty(const std::string& domain, const std::string& channel) const {
+    return state_ + "/guests/" + domain + "/root/dev/xen-channel/" + channel;
+  }
+
+ private:
+  std::string dir_;
+  std::string state_;
+  pid_t pid_ = -1;
+};
+
+int OpenRaw(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) Die("open " + path);
+  termios t;
+  tcgetattr(fd, &t);
+  cfmakeraw(&t);
+  tcsetattr(fd, TCSANOW, &t);
+  return fd;
+}
+
+absl::StatusOr<ChannelInfo> HotAdd(Engine& engine, const std::string& domain,
+                                   const std::string& id) {
+  CreateChannelRequest req;
+  req.domain = domain;
+  req.channel_id = id;
+  req.wait_until_connected = true;
+  req.connect_timeout = absl::Seconds(60);
+  // The engine learns a new domain from @introduceDomain a moment after the
+  // toolstack returns.
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  for (;;) {
+    auto c = engine.CreateChannelAndWait(req);
+    if (c.ok() || c.status().code() != absl::StatusCode::kNotFound || absl::Now() > deadline) {
+      return c;
+    }
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+}
+
+double GuestToHost(Engine& engine, Xensim& sim, const std::string& dom, const std::string& chan,
+                   size_t total) {
+  const int tty = OpenRaw(sim.Tty(dom, chan));
+  SessionOptions so;
+  so.start.anchor = ReadStart::Anchor::kNext;
+  auto session = engine.OpenSession({dom, chan}, so);
+  if (!session.ok()) Die(session.status().ToString());
+  const absl::Time start = absl::Now();
+  std::thread writer([&] {
+    std::string chunk(4096, 'u');
+    for (size_t sent = 0; sent < total;) {
+      const ssize_t n = write(tty, chunk.data(), std::min(chunk.size(), total - sent));
+      if (n <= 0) Die("tty write");
+      sent += static_cast<size_t>(n);
+    }
+  });
+  size_t got = 0;
+  while (got < total) {
+    auto recs = (*session)->Read(1 << 20);
+    if (!recs.ok()) Die(recs.status().ToString());
+    for (const auto& r : *recs) {
+      if (r.kind == SessionRecord::Kind::kData) got += r.data.size();
+    }
+    if (recs->empty()) WaitFd((*session)->notify_fd());
+  }
+  const double secs = absl::ToDoubleSeconds(absl::Now() - start);
+  writer.join();
+  close(tty);
+  return total / secs / 1e6;
+}
+
+double HostToGuest(Engine& engine, Xensim& sim, const std::string& dom, const std::string& chan,
+                   size_t total) {
+  const int tty = OpenRaw(sim.Tty(dom, chan));
+  SessionOptions so;
+  so.role = SessionRole::kWriter;
+  auto session = engine.OpenSession({dom, chan}, so);
+  if (!session.ok()) Die(session.status().ToString());
+  const absl::Time start = absl::Now();
+  std::thread reader([&] {
+    char buf[65536];
+    for (size_t got = 0; got < total;) {
+      const ssize_t n = read(tty, buf, sizeof(buf));
+      if (n <= 0) Die("tty read");
+      got += static_cast<size_t>(n);
+    }
+  });
+  const std::string chunk(Session::kMaxWrite, 'd');
+  for (size_t sent = 0; sent < total;) {
+    const size_t n = std::min(chunk.size(), total - sent);
+    auto r = (*session)->Write(absl::string_view(chunk.data(), n));
+    if (r.ok()) {
+      sent += n;
+    } else if (r.status().code() == absl::StatusCode::kResourceExhausted) {
+      WaitFd((*session)->notify_fd());
+    } else {
+      Die(r.status().ToString());
+    }
+  }
+  reader.join();
+  const double secs = absl::ToDoubleSeconds(absl::Now() - start);
+  close(tty);
+  return total / secs / 1e6;
+}
+
+int Main() {
+  const size_t bytes = static_cast<size_t>(absl::GetFlag(FLAGS_bytes));
+  const int guests = std::max(1, absl::GetFlag(FLAGS_guests));
+  const int per_guest = std::clamp(absl::GetFlag(FLAGS_channels_per_guest), 1, 7);
+  const double idle_seconds = absl::GetFlag(FLAGS_idle_seconds);
+  printf("ring_bench: how it was run\n");
+  printf("  bytes per throughput run: %zu\n  scale: %d guests x %d channels = %d channels\n",
+         bytes, guests, per_guest, guests * per_guest);
+  printf("  idle window: %.1f s\n  cpus: %ld\n  xensim: %s\n", idle_seconds,
+         sysconf(_SC_NPROCESSORS_ONLN), XensimPath().c_str());
+  printf("  host: xensim serve (child process); guests: xensim guest processes; engine: this "
+         "process over LibXenStore + SimEventChannels + SimGrantTables\n");
+  printf("  data path of one channel: test thread -> guest pty -> guest process -> ring page "
+         "(shared memfd) -> engine -> session (and back)\n\n");
+
+  printf("baseline (two threads, one ring page, eventfd wake-ups):\n");
+  const double base_up = BaselineGuestToHost(bytes);
+  const double base_down = BaselineHostToGuest(bytes);
+  Result("baseline_guest_to_host_mbps", base_up, "MB/s");
+  Result("baseline_host_to_guest_mbps", base_down, "MB/s");
+
+  Xensim sim;
+  sim.Start();
+  sim.CreateDomain("bench0");
+  double up = 0, up_unlimited = 0, down = 0, down_unlimited = 0;
+  {
+    auto engine = Engine::Create(sim.Options());
+    if (!engine.ok()) Die(engine.status().ToString());
+    auto c = HotAdd(**engine, "bench0", "tp");
+    if (!c.ok()) Die(c.status().ToString());
+    printf("\none channel on the simulated host (default rate limit 30 events / 200 ms):\n");
+    up = GuestToHost(**engine, sim, "bench0", "tp", bytes);
+    down = HostToGuest(**engine, sim, "bench0", "tp", bytes);
+    Result("sim_guest_to_host_mbps", up, "MB/s");
+    Result("sim_host_to_guest_mbps", down, "MB/s");
+    Result("ratio_guest_to_host_vs_baseline", up / base_up, "");
+    Result("ratio_host_to_guest_vs_baseline", down / base_down, "");
+  }
+  {
+    // A second engine (it recovers the channel) with the rate limit lifted.
+    EngineOptions o = sim.Options();
+    o.event_allowance = UINT32_MAX;
+    auto engine = Engine::Create(std::move(o));
+    if (!engine.ok()) Die(engine.status().ToString());
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (absl::Now() < deadline) {
+      auto c = (*engine)->GetChannel({"bench0", "tp"});
+      if (c.ok() && c->state == ChannelState::kConnected) break;
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+    printf("\nthe same channel, rate limit lifted:\n");
+    up_unlimited = GuestToHost(**engine, sim, "bench0", "tp", bytes);
+    down_unlimited = HostToGuest(**engine, sim, "bench0", "tp", bytes);
+    Result("sim_guest_to_host_nolimit_mbps", up_unlimited, "MB/s");
+    Result("sim_host_to_guest_nolimit_mbps", down_unlimited, "MB/s");
+    Result("ratio_guest_to_host_nolimit_vs_baseline", up_unlimited / base_up, "");
+    Result("ratio_host_to_guest_nolimit_vs_baseline", down_unlimited / base_down, "");
+  }
+
+  printf("\nscale: %d guests x %d channels\n", guests, per_guest);
+  for (int g = 1; g < guests; ++g) sim.CreateDomain(absl::StrCat("bench", g));
+  auto engine = Engine::Create(sim.Options());
+  if (!engine.ok()) Die(engine.status().ToString());
+  {
+    const absl::Time deadline = absl::Now() + absl::Seconds(60);
+    while ((*engine)->stats().domains < static_cast<uint64_t>(guests) && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+  }
+  const size_t rss_before = ResidentBytes();
+  std::vector<double> latencies_ms;
+  for (int g = 0; g < guests; ++g) {
+    for (int k = 0; k < per_guest; ++k) {
+      const absl::Time t0 = absl::Now();
+      auto c = HotAdd(**engine, absl::StrCat("bench", g), absl::StrCat("org.bench.c", k));
+      if (!c.ok()) Die(absl::StrCat("hot-add bench", g, "/c", k, ": ", c.status().ToString()));
+      latencies_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - t0));
+    }
+  }
+  const size_t rss_after = ResidentBytes();
+  const int channels = guests * per_guest;
+  std::sort(latencies_ms.begin(), latencies_ms.end());
+  auto pct = [&](double p) {
+    return latencies_ms[std::min(latencies_ms.size() - 1,
+                                 static_cast<size_t>(p * latencies_ms.size()))];
+  };
+  Result("hotadd_to_connected_p50_ms", pct(0.5), "ms");
+  Result("hotadd_to_connected_p99_ms", pct(0.99), "ms");
+  Result("hotadd_to_connected_max_ms", latencies_ms.back(), "ms");
+  Result("channels_connected", channels, "");
+  Result("rss_per_channel_bytes",
+         rss_after > rss_before ? static_cast<double>(rss_after - rss_before) / channels : 0.0,
+         "bytes");
+  Result("rss_engine_total_bytes", static_cast<double>(rss_after), "bytes");
+
+  // Idle: nothing moves; count the engine thread's returns from poll().
+  const uint64_t w0 = (*engine)->stats().wakeups;
+  absl::SleepFor(absl::Seconds(idle_seconds));  // the measurement window itself
+  const uint64_t w1 = (*engine)->stats().wakeups;
+  Result("idle_wakeups_per_second", (w1 - w0) / idle_seconds, "1/s");
+  engine->reset();
+
+  printf("\n");
+  for (const auto& [name, value] : g_results) printf("RESULT %s=%s\n", name.c_str(), value.c_str());
+  return 0;
+}
+
+}  // namespace
+}  // namespace xenchan
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  signal(SIGPIPE, SIG_IGN);
+  return xenchan::Main();
+}
