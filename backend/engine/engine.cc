@@ -23,6 +23,8 @@ constexpr char kIntroduceToken[] = "intro";
 constexpr char kReleaseToken[] = "release";
 constexpr char kNamePrefix[] = "name/";
 constexpr char kFrontendPrefix[] = "fe/";
+constexpr char kToolstackToken[] = "ts";
+constexpr char kToolstackPrefix[] = "ts/";
 constexpr uint32_t kMaxDomid = 0x7fef;  // DOMID_FIRST_RESERVED - 1
 constexpr int kTransactionAttempts = 16;
 constexpr size_t kMaxBufferLimit = size_t{1} << 30;
@@ -109,9 +111,14 @@ absl::Status Engine::Init() {
   XenStore& xs = *options_.xenstore;
   absl::Status s = xs.Watch("@introduceDomain", kIntroduceToken);
   if (s.ok()) s = xs.Watch("@releaseDomain", kReleaseToken);
+  if (s.ok() && options_.serve_toolstack_channels) {
+    s = xs.Watch(absl::StrCat("/local/domain/", options_.backend_domid, "/backend/console"),
+                 kToolstackToken);
+  }
   if (!s.ok()) return s;
   ScanDomains();
   RecoverRingChannels();
+  ScanToolstackChannels();
   return absl::OkStatus();
 }
 
@@ -126,6 +133,7 @@ Engine::~Engine() {
     commands_.clear();
   }
   rings_.clear();  // unmaps and unbinds; xenstore is left for recovery
+  toolstack_.clear();
   for (auto& ch : channels) ch->MarkRemoved(absl::UnavailableError("the engine is shutting down"));
 }
 
@@ -153,8 +161,15 @@ void Engine::Run() {
                        ? 0
                        : static_cast<int>(absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1))));
     }
-    pollfd fds[3] = {{wakeup_->fd(), POLLIN, 0}, {xs.WatchFd(), POLLIN, 0}, {evtchn.fd(), POLLIN, 0}};
-    const int ready = poll(fds, 3, timeout_ms);
+    std::vector<pollfd> fds = {
+        {wakeup_->fd(), POLLIN, 0}, {xs.WatchFd(), POLLIN, 0}, {evtchn.fd(), POLLIN, 0}};
+    std::vector<uint64_t> fd_owner;  // serial of the toolstack channel of fds[3 + i]
+    for (auto& [serial, ts] : toolstack_) {
+      if (ts->fd() < 0) continue;
+      fds.push_back({ts->fd(), ts->poll_events(), 0});
+      fd_owner.push_back(serial);
+    }
+    const int ready = poll(fds.data(), fds.size(), timeout_ms);
     wakeups_.fetch_add(1, std::memory_order_relaxed);
     if (stop_) break;
     if (ready < 0 && errno != EINTR) break;
@@ -176,6 +191,12 @@ void Engine::Run() {
     for (uint64_t serial : frontends) {
       auto it = rings_.find(serial);
       if (it != rings_.end()) it->second->OnFrontendChanged(now);
+      if (toolstack_.count(serial) != 0) RefreshToolstack(serial, now);
+    }
+    for (size_t i = 0; i < fd_owner.size(); ++i) {
+      if (fds[3 + i].revents == 0) continue;
+      auto it = toolstack_.find(fd_owner[i]);
+      if (it != toolstack_.end()) it->second->OnReady(fds[3 + i].revents, now);
     }
     if (fds[2].revents != 0) {
       for (int i = 0; i < kMaxPendingPerRound; ++i) {
@@ -188,6 +209,8 @@ void Engine::Run() {
     for (uint64_t serial : kicked) {
       auto it = rings_.find(serial);
       if (it != rings_.end()) it->second->Service(now);
+      auto ts = toolstack_.find(serial);
+      if (ts != toolstack_.end()) ts->second->Service(now);
     }
     now = absl::Now();
     for (auto& [serial, ring] : rings_) {
@@ -203,6 +226,13 @@ void Engine::HandleWatch(const XsWatchEvent& event, std::set<uint64_t>* frontend
     ScanDomains();
   } else if (token == kReleaseToken) {
     CheckReleasedDomains();
+  } else if (token == kToolstackToken) {
+    ScanToolstackChannels();
+  } else if (absl::StartsWith(token, kToolstackPrefix)) {
+    uint64_t serial;
+    if (absl::SimpleAtoi(token.substr(strlen(kToolstackPrefix)), &serial)) {
+      frontends->insert(serial);
+    }
   } else if (absl::StartsWith(token, kFrontendPrefix)) {
     uint64_t serial;
     if (absl::SimpleAtoi(token.substr(strlen(kFrontendPrefix)), &serial)) frontends->insert(serial);
@@ -224,6 +254,20 @@ void Engine::ReapFinished() {
     }
     it = rings_.erase(it);
   }
+  for (auto it = toolstack_.begin(); it != toolstack_.end();) {
+    if (!it->second->finished()) {
+      ++it;
+      continue;
+    }
+    {
+      MutexLock lock(&mu_);
+      channels_.erase(it->first);
+    }
+    for (auto d = toolstack_devices_.begin(); d != toolstack_devices_.end();) {
+      d = d->second == it->first ? toolstack_devices_.erase(d) : std::next(d);
+    }
+    it = toolstack_.erase(it);
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -233,6 +277,7 @@ void Engine::ScanDomains() {
   XenStore& xs = *options_.xenstore;
   auto dirs = xs.Directory(kNoTransaction, "/local/domain");
   if (!dirs.ok()) return;
+  bool added = false;
   for (const std::string& d : *dirs) {
     std::optional<uint32_t> domid = ParseDecimal(d, kMaxDomid);
     if (!domid.has_value() || *domid == options_.backend_domid) continue;
@@ -264,7 +309,9 @@ void Engine::ScanDomains() {
       domains_[*domid] = rec;
     }
     (void)xs.Watch(base + "/name", rec.name_token);
+    added = true;
   }
+  if (added) ScanToolstackChannels();
 }
 
 void Engine::ReadDomainName(uint32_t domid) {
@@ -296,6 +343,9 @@ void Engine::CheckReleasedDomains() {
 }
 
 void Engine::RemoveDomain(uint32_t domid) {
+  for (auto& [serial, ts] : toolstack_) {
+    if (ts->channel().identity().domid == domid) ts->Remove(RemovalReason::kDomainGone);
+  }
   std::vector<RingChannel*> gone;
   for (auto& [serial, ring] : rings_) {
     if (ring->channel().identity().domid == domid && !ring->finished()) {
@@ -433,6 +483,83 @@ void Engine::RecoverRingChannels() {
       AddRingChannel(std::move(channel), std::move(params), be_state);
     }
   }
+}
+
+void Engine::ScanToolstackChannels() {
+  if (!options_.serve_toolstack_channels) return;
+  XenStore& xs = *options_.xenstore;
+  const std::string base = absl::StrCat("/local/domain/", options_.backend_domid, "/backend/console");
+  auto doms = xs.Directory(kNoTransaction, base);
+  if (!doms.ok()) return;
+  const absl::Time now = absl::Now();
+  for (const std::string& d : *doms) {
+    std::optional<uint32_t> domid = ParseDecimal(d, kMaxDomid);
+    if (!domid.has_value()) continue;
+    DomainInfo dom;
+    {
+      MutexLock lock(&mu_);
+      auto it = domains_.find(*domid);
+      if (it == domains_.end()) continue;  // learnt later, then scanned again
+      dom = it->second.info;
+    }
+    auto devs = xs.Directory(kNoTransaction, base + "/" + d);
+    if (!devs.ok()) continue;
+    for (const std::string& n : *devs) {
+      std::optional<uint32_t> devid = ParseDecimal(n, 1000000);
+      if (!devid.has_value() || toolstack_devices_.count({*domid, *devid}) != 0) continue;
+      std::optional<ToolstackSpec> spec = ReadToolstackSpec(xs, *domid, *devid);
+      if (!spec.has_value()) continue;
+      bool taken = false;
+      {
+        MutexLock lock(&mu_);
+        for (const auto& [serial, ch] : channels_) {
+          taken = taken || (ch->identity().domid == *domid &&
+                            ch->identity().channel_id == spec->name && !ch->removed());
+        }
+      }
+      if (taken) continue;  // a channel id is unique per domain across transports
+      ChannelIdentity id;
+      id.serial = next_serial_++;
+      id.uid = StableUuid(absl::StrCat("toolstack/", dom.uuid, "/", *domid, "/", *devid, "/",
+                                       spec->name));
+      id.channel_id = spec->name;
+      id.domain_uuid = dom.uuid;
+      id.domid = *domid;
+      id.devid = *devid;
+      id.transport = spec->socket ? Transport::kToolstackSocket : Transport::kToolstackPty;
+      auto channel = std::make_shared<Channel>(id, EffectiveConfig({}), dom.name,
+                                               options_.max_readers_per_channel, wakeup_, log_,
+                                               now);
+      {
+        MutexLock lock(&mu_);
+        channels_[id.serial] = channel;
+      }
+      auto ts = std::make_unique<ToolstackChannel>(&xs, channel, *spec,
+                                                   absl::StrCat(kToolstackPrefix, id.serial));
+      toolstack_devices_[{*domid, *devid}] = id.serial;
+      ToolstackChannel* t = ts.get();
+      toolstack_[id.serial] = std::move(ts);
+      (void)t->Start();
+      t->Refresh(now);
+      channel->Emit(ChannelEventType::kAppeared);
+    }
+  }
+}
+
+void Engine::RefreshToolstack(uint64_t serial, absl::Time now) {
+  auto it = toolstack_.find(serial);
+  if (it == toolstack_.end() || it->second->finished()) return;
+  if (it->second->Refresh(now)) return;
+  // Its device is gone. If its domain is going too, say so (libxl removes
+  // the devices first when it destroys a domain; this cannot always tell).
+  const uint32_t domid = it->second->channel().identity().domid;
+  auto introduced = options_.xenstore->IsDomainIntroduced(domid);
+  const bool domain_gone =
+      (introduced.ok() && !*introduced) ||
+      options_.xenstore->Read(kNoTransaction, absl::StrCat("/local/domain/", domid, "/name"))
+              .status()
+              .code() == absl::StatusCode::kNotFound;
+  it->second->Remove(domain_gone ? RemovalReason::kDomainGone : RemovalReason::kToolstackRemoved);
 }
 
 void Engine::CreateChannel(CreateChannelRequest request,
@@ -688,7 +815,7 @@ absl::StatusOr<DomainInfo> Engine::GetDomain(const std::string& domain) const {
   if (!dom.ok()) return dom.status();
   DomainInfo info = *dom;
   for (const auto& [serial, ch] : channels_) {
-    if (ch->identity().domid == info.domid) ++info.channel_count;
+    if (ch->identity().domid == info.domid && !ch->removed()) ++info.channel_count;
   }
   return info;
 }
@@ -710,7 +837,7 @@ EngineSnapshot Engine::Snapshot() const {
     for (const auto& [domid, rec] : domains_) {
       DomainInfo info = rec.info;
       for (const auto& [serial, ch] : channels_) {
-        if (ch->identity().domid == domid) ++info.channel_count;
+        if (ch->identity().domid == domid && !ch->removed()) ++info.channel_count;
       }
       snap.domains.push_back(info);
     }

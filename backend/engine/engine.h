@@ -47,6 +47,7 @@
 #include "backend/engine/event_log.h"
 #include "backend/engine/ring_channel.h"
 #include "backend/engine/session.h"
+#include "backend/engine/toolstack_channel.h"
 #include "backend/engine/types.h"
 #include "backend/engine/wakeup.h"
 #include "backend/platform/event_channels.h"
@@ -87,6 +88,8 @@ struct EngineOptions {
   size_t event_retention = 10000;
   // At most this many channels per guest (hvc allows 7 besides hvc0).
   uint32_t max_channels_per_domain = 7;
+  // Discover and serve xl.cfg channels (QEMU's) as toolstack channels.
+  bool serve_toolstack_channels = true;
 };
 
 struct CreateChannelRequest {
@@ -194,6 +197,8 @@ class Engine {
   void CheckReleasedDomains();
   void RemoveDomain(uint32_t domid);
   void RecoverRingChannels();
+  void ScanToolstackChannels();
+  void RefreshToolstack(uint64_t serial, absl::Time now);
   void DoCreate(CreateChannelRequest request,
                 std::function<void(absl::StatusOr<ChannelInfo>)> done);
   void DoDelete(ChannelRef ref, absl::Duration force_after,
@@ -229,6 +234,8 @@ class Engine {
   uint64_t next_serial_ = 1;
   std::map<uint64_t, std::unique_ptr<RingChannel>> rings_;
   std::map<EvtchnPort, RingChannel*> ports_;
+  std::map<uint64_t, std::unique_ptr<ToolstackChannel>> toolstack_;
+  std::map<std::pair<uint32_t, uint32_t>, uint64_t> toolstack_devices_;  // (domid, devid) -> serial
   // domid -> devid -> released at
   std::map<uint32_t, std::map<uint32_t, absl::Time>> released_devids_;
 };

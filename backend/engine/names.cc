@@ -56,6 +56,21 @@ std::string NewUuid() {
                          l >> 48, l & 0xffffffffffffULL);
 }
 
+std::string StableUuid(absl::string_view key) {
+  // Two FNV-1a 64 hashes with different offsets; version 8 (custom), variant 10.
+  auto fnv = [&](uint64_t h) {
+    for (unsigned char c : key) {
+      h ^= c;
+      h *= 0x100000001b3ULL;
+    }
+    return h;
+  };
+  const uint64_t h = (fnv(0xcbf29ce484222325ULL) & 0xffffffffffff0fffULL) | 0x8000ULL;
+  const uint64_t l = (fnv(0x84222325cbf29ce4ULL) & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
+  return absl::StrFormat("%08x-%04x-%04x-%04x-%012x", h >> 32, (h >> 16) & 0xffff, h & 0xffff,
+                         l >> 48, l & 0xffffffffffffULL);
+}
+
 bool LooksLikeUuid(absl::string_view text) {
   if (text.size() != 36) return false;
   for (size_t i = 0; i < text.size(); ++i) {

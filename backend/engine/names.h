@@ -29,6 +29,10 @@ std::optional<XenbusState> ParseXenbusState(absl::string_view text);
 // A fresh random UUID in lowercase canonical 8-4-4-4-12 form.
 std::string NewUuid();
 
+// A UUID derived from `key` (the same key gives the same UUID in every
+// process): for channels whose identity is defined by the toolstack.
+std::string StableUuid(absl::string_view key);
+
 // True for a lowercase or uppercase canonical UUID.
 bool LooksLikeUuid(absl::string_view text);
 
