@@ -170,15 +170,18 @@ void RingChannel::OnFrontendChanged(absl::Time now) {
           Connect(params_.recovered && !ever_connected_ ? EpochChangeReason::kServerRestarted
                                                         : EpochChangeReason::kGuestConnected,
                   now);
-        } else if (fe_state_ == XenbusState::kInitialised) {
+        } else {
+          // A resume publishes a new ring-ref/port and goes to 3, but the
+          // guest moves on to 4 as soon as it sees our 4, so 3 may never be
+          // observed: compare on every change while connected.
           std::optional<RingInfo> info = ReadRingInfo();
           if (!info.has_value() || info->ring_ref != connected_info_.ring_ref ||
               info->port != connected_info_.port) {
             Disconnect();  // quietly: the channel stays CONNECTED across a resume
             Connect(EpochChangeReason::kGuestResumed, now);
+          } else {
+            channel_->SetState(state_, fe_state_, be_state_, std::nullopt);
           }
-        } else {
-          channel_->SetState(state_, fe_state_, be_state_, std::nullopt);
         }
       } else {
         channel_->SetState(state_, fe_state_, be_state_, std::nullopt);

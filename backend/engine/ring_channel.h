@@ -7,7 +7,10 @@
 //   BE 2, FE 3/4 -> strict ring-ref/port, map, bind, attach, BE 4, new epoch
 //                   (CONNECTED); any failure -> BE 5 (FAILED, last_error)
 //   BE 4, FE 3 with a changed ring-ref/port (resume) -> unmap, unbind,
-//                   remap, rebind, new epoch (EPOCH_CHANGED)
+//                   remap, rebind, new epoch (EPOCH_CHANGED). FE 4 with a
+//                   changed ring-ref/port counts too: the guest answers our
+//                   4 at once, so its 3 may be gone before we look.
+//                   (Garbage ring info there fails the channel: BE 5.)
 //   FE 5         -> data path stopped, mapping kept, BE 5 (DISCONNECTED)
 //   FE 6 or gone -> unmap, unbind, BE 6 (DISCONNECTED)
 //   BE 6, FE 1   -> (kexec reset) cleared, BE 2 (WAITING_FOR_GUEST)

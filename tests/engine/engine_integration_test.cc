@@ -444,6 +444,12 @@ TEST_F(EngineSimTest, GuestShutdownClosesWithoutDelay) {
   StartEngine();
   const uint32_t D = NewDomain("vm1");
   ASSERT_TRUE(Create("vm1", "chan").ok());
+  // Linux closes only frontends that reached Connected ("!= Connected,
+  // skipping"): wait for the guest's answer to our Connected first.
+  ASSERT_TRUE(waiter_->WaitUntil([&] {
+    auto c = engine_->GetChannel({"vm1", "chan"});
+    return c.ok() && c->frontend_state == XenbusState::kConnected;
+  }));
   const absl::Time start = absl::Now();
   ASSERT_TRUE(sim_->host().ShutdownDomain("vm1").ok());
   // A silent backend would cost the guest 5 s per device (§2.3).
@@ -451,7 +457,7 @@ TEST_F(EngineSimTest, GuestShutdownClosesWithoutDelay) {
   ASSERT_TRUE(waiter_->WaitUntil([&] {
     auto c = engine_->GetChannel({"vm1", "chan"});
     return c.ok() && c->backend_state == XenbusState::kClosed;
-  }));
+  })) << DumpEvents();
   auto c = engine_->GetChannel({"vm1", "chan"});
   EXPECT_EQ(c->state, ChannelState::kDisconnected);
   EXPECT_EQ(c->frontend_state, XenbusState::kClosed);
