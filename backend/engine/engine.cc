@@ -126,12 +126,16 @@ Engine::~Engine() {
   stop_ = true;
   wakeup_->Poke();
   if (thread_.joinable()) thread_.join();
+  // Commands posted but not run yet are answered UNAVAILABLE (see DoCreate
+  // and DoDelete), so no caller waits forever.
+  std::deque<std::function<void()>> commands;
   std::vector<std::shared_ptr<Channel>> channels;
   {
     MutexLock lock(&mu_);
+    commands.swap(commands_);
     for (auto& [serial, ch] : channels_) channels.push_back(ch);
-    commands_.clear();
   }
+  for (auto& c : commands) c();
   rings_.clear();  // unmaps and unbinds; xenstore is left for recovery
   toolstack_.clear();
   for (auto& ch : channels) ch->MarkRemoved(absl::UnavailableError("the engine is shutting down"));
@@ -571,6 +575,7 @@ void Engine::CreateChannel(CreateChannelRequest request,
 
 void Engine::DoCreate(CreateChannelRequest request,
                       std::function<void(absl::StatusOr<ChannelInfo>)> done) {
+  if (stop_) return done(absl::UnavailableError("the engine is shutting down"));
   absl::Status valid = ValidateChannelId(request.channel_id);
   if (!valid.ok()) return done(valid);
   const ChannelConfig config = EffectiveConfig(request.config);
@@ -747,6 +752,7 @@ void Engine::DeleteChannel(const ChannelRef& ref, absl::Duration force_after,
 
 void Engine::DoDelete(ChannelRef ref, absl::Duration force_after,
                       std::function<void(absl::StatusOr<DeleteResult>)> done) {
+  if (stop_) return done(absl::UnavailableError("the engine is shutting down"));
   auto channel = FindChannel(ref);
   if (!channel.ok()) return done(channel.status());
   if ((*channel)->identity().transport != Transport::kRing) {

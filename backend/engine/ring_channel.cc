@@ -23,7 +23,14 @@ RingChannel::RingChannel(RingHost* host, std::shared_ptr<Channel> channel, RingP
       params_(std::move(params)),
       limiter_(params_.event_allowance, params_.event_period) {}
 
-RingChannel::~RingChannel() { Disconnect(); }
+RingChannel::~RingChannel() {
+  Disconnect();
+  // The engine is going away: nobody waits forever.
+  ResolveConnectWaiters(absl::UnavailableError("the engine is shutting down"));
+  std::vector<UnplugDone> waiters;
+  waiters.swap(unplug_waiters_);
+  for (auto& done : waiters) done(absl::UnavailableError("the engine is shutting down"));
+}
 
 absl::Status RingChannel::Start(XenbusState backend_state, absl::Time now) {
   be_state_ = backend_state;

@@ -13,6 +13,7 @@
 
 #include <memory>
 #include <string>
+#include <atomic>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -591,6 +592,35 @@ TEST_F(EngineSimTest, RecoveryRemovesBackendDirsOfVanishedDomains) {
   StartEngine();
   EXPECT_EQ(Read(absl::StrCat("/local/domain/0/backend/xenchan/", D)), "<NOT_FOUND>");
   EXPECT_TRUE(engine_->ListChannels().empty());
+}
+
+}  // namespace
+}  // namespace xenchan
+
+namespace xenchan {
+namespace {
+
+TEST_F(EngineSimTest, EngineShutdownAnswersEveryWaitingCaller) {
+  StartEngine();
+  NewDomain("vm1");
+  ASSERT_TRUE(sim_->host().SuspendDomain("vm1").ok());  // never connects
+  auto waiter = std::make_shared<absl::StatusOr<ChannelInfo>>();
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  CreateChannelRequest req;
+  req.domain = "vm1";
+  req.channel_id = "chan";
+  req.wait_until_connected = true;
+  req.connect_timeout = absl::Minutes(5);
+  engine_->CreateChannel(req, [waiter, done](absl::StatusOr<ChannelInfo> r) {
+    *waiter = std::move(r);
+    done->store(true);
+  });
+  ASSERT_TRUE(waiter_->WaitFor([](const ChannelEvent& e) {
+    return e.type == ChannelEventType::kAppeared;
+  }).has_value());
+  StopEngine();
+  EXPECT_TRUE(done->load());
+  EXPECT_EQ(waiter->status().code(), absl::StatusCode::kUnavailable);
 }
 
 }  // namespace
