@@ -149,7 +149,7 @@ absl::StatusOr<int> Agent::OpenChannel(int stop_fd, bool backoff) {
 
   if (options_.wait_for_connected) {
     ConnectionWaitResult waited;
-    absl::Status s = WaitUntilConnected(options_.root, options_.channel, stop_fd, &waited);
+    absl::Status s = WaitUntilConnected(options_.root, options_.channel, stop_fd, Log, &waited);
     if (!s.ok()) {
       close(fd);
       return s;

@@ -59,6 +59,7 @@ std::optional<std::string> XsRead(xs_handle* h, const std::string& path) {
 }  // namespace
 
 absl::Status WaitUntilConnected(const std::string& root, const std::string& channel, int stop_fd,
+                                const std::function<void(const std::string&)>& log,
                                 ConnectionWaitResult* result) {
   *result = ConnectionWaitResult();
   const std::string bus = JoinRoot(root, "/sys/bus/xen/devices");
@@ -106,6 +107,7 @@ absl::Status WaitUntilConnected(const std::string& root, const std::string& chan
                                   "): relying on the application-level hello");
     return absl::OkStatus();
   }
+  bool told = false;
   while (true) {
     const std::optional<std::string> xs_state = XsRead(xs.get(), state_node);
     const std::optional<std::string> sysfs_state = ReadAttribute(state_attr);
@@ -114,6 +116,11 @@ absl::Status WaitUntilConnected(const std::string& root, const std::string& chan
       result->waited = true;
       result->detail = absl::StrCat(device, " (", nodename, ") is Connected");
       return absl::OkStatus();
+    }
+    if (!told) {
+      log(absl::StrCat("waiting for ", device, " (", nodename, ") to be Connected (state ",
+                       xs_state.value_or("absent"), ")"));
+      told = true;
     }
     pollfd fds[2] = {{xs_fileno(xs.get()), POLLIN, 0}, {stop_fd, POLLIN, 0}};
     if (poll(fds, 2, -1) < 0) {

@@ -34,6 +34,7 @@
 #ifndef XENCHAN_CLIENTS_AGENT_CONNECTION_H_
 #define XENCHAN_CLIENTS_AGENT_CONNECTION_H_
 
+#include <functional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -52,7 +53,9 @@ struct ConnectionWaitResult {
 // Waits as described above. Returns early with CANCELLED when `stop_fd`
 // becomes readable. Blocks until the channel is connected; never fails
 // otherwise (problems are reported in `detail` and mean "fall back").
+// `log` is told once when a real wait begins.
 absl::Status WaitUntilConnected(const std::string& root, const std::string& channel, int stop_fd,
+                                const std::function<void(const std::string&)>& log,
                                 ConnectionWaitResult* result);
 
 }  // namespace agent
