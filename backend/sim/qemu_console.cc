@@ -249,9 +249,10 @@ void Qemu::CheckFrontend(Channel& ch) {
         }
         return;
       }
-      if (fe == 3) {
-        // Back at Initialised while connected: a resume publishes a new
-        // ring-ref and port; reconnect if they changed.
+      {
+        // A resume publishes a new ring-ref (and maybe port) and sets
+        // Initialised; the guest moves on to Connected as soon as it sees our
+        // state 4, possibly before we read its 3. So check at 3 and at 4.
         auto ref = xs_->Read(kNoTransaction, ch.fe_path + "/ring-ref");
         auto port = xs_->Read(kNoTransaction, ch.fe_path + "/port");
         if (ref.ok() && port.ok() &&
@@ -261,7 +262,7 @@ void Qemu::CheckFrontend(Channel& ch) {
           if (absl::Status s = Connect(ch); !s.ok()) {
             Log(absl::StrCat("devid ", ch.devid, ": reconnect: ", s.ToString()));
           }
-        } else if (ch.be_state == 4) {
+        } else if (fe == 3 && ch.be_state == 4) {
           WriteBeState(ch, 4);  // let the frontend see Connected again
         }
       }
