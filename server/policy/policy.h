@@ -118,8 +118,9 @@ class Policy {
   // Every verb `identity` holds on the channel.
   VerbSet VerbsOn(const Identity& identity, const DomainRef& domain,
                   absl::string_view channel_id) const;
-  // Listing and watching filter: true if `identity` holds any verb on the
-  // channel.
+  // True if `identity` holds any verb on the channel. Note the proto asks
+  // for `read` to list, get or watch a channel: filter those with
+  // Allows(..., Verb::kRead); CanSee is for views where any verb suffices.
   bool CanSee(const Identity& identity, const DomainRef& domain,
               absl::string_view channel_id) const {
     return !VerbsOn(identity, domain, channel_id).empty();
