@@ -1,0 +1,507 @@
+// xenchand end to end: the real server binary on a temp Unix socket and
+// 127.0.0.1:0, a real xensim with simulated guests, driven through the
+// generated stub (clients/lib) and the guests' channel ttys.
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <iostream>
+#include <mutex>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "clients/lib/client.h"
+#include "google/rpc/error_details.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/server/xenchand_process.h"
+#include "tests/sim/xensim_process.h"
+
+namespace xenchan {
+namespace {
+
+using client::Client;
+using client::ReasonOf;
+using servertest::OpenGuestTty;
+using servertest::Pattern;
+using servertest::ReadExactly;
+using servertest::ReadUntil;
+using servertest::WriteAll;
+using servertest::XenchandProcess;
+using simtest::XensimProcess;
+using ::testing::HasSubstr;
+
+constexpr char kGuest[] = "guest1";
+
+class XenchandTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto sim = XensimProcess::Start();
+    ASSERT_TRUE(sim.ok()) << sim.status();
+    sim_ = *std::move(sim);
+    auto domid = sim_->CreateDomain(kGuest);
+    ASSERT_TRUE(domid.ok()) << domid.status();
+    StartServer();
+  }
+
+  void TearDown() override {
+    for (int fd : fds_) close(fd);
+    client_.reset();
+    if (server_) {
+      EXPECT_EQ(server_->Stop(), 0) << server_->log();
+      if (HasFailure()) std::cerr << "xenchand log:\n" << server_->log();
+    }
+  }
+
+  void StartServer(const std::vector<std::string>& extra = {}) {
+    auto server = XenchandProcess::Start(sim_->state_dir(), sim_->scratch_dir() + "/x.sock", extra);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    client::ConnectOptions options;
+    options.stream_timeout = absl::Seconds(60);
+    auto c = Client::Connect(server_->unix_target(), options);
+    ASSERT_TRUE(c.ok()) << c.status();
+    client_ = *std::move(c);
+  }
+
+  std::string TtyPath(const std::string& channel, const std::string& guest = kGuest) {
+    return sim_->guest_root(guest) + "/dev/xen-channel/" + channel;
+  }
+
+  // Creates a RING channel and waits until the guest connected; returns it.
+  v1::Channel CreateConnected(const std::string& id, const std::string& guest = kGuest,
+                              v1::ChannelConfig config = {}) {
+    v1::CreateChannelRequest req;
+    req.set_parent(std::string("domains/") + guest);
+    req.set_channel_id(id);
+    *req.mutable_config() = config;
+    req.set_wait_until_connected(true);
+    req.mutable_connect_timeout()->set_seconds(20);
+    auto ch = client_->CreateChannel(req, absl::Seconds(25));
+    EXPECT_TRUE(ch.ok()) << ch.status();
+    if (!ch.ok()) return {};
+    EXPECT_EQ(ch->state(), v1::CHANNEL_STATE_CONNECTED);
+    return *ch;
+  }
+
+  int OpenTty(const std::string& channel, const std::string& guest = kGuest) {
+    const int fd = OpenGuestTty(TtyPath(channel, guest));
+    EXPECT_GE(fd, 0) << TtyPath(channel, guest);
+    if (fd >= 0) fds_.push_back(fd);
+    return fd;
+  }
+
+  static std::string Name(const std::string& id, const std::string& guest = kGuest) {
+    return absl::StrCat("domains/", guest, "/channels/", id);
+  }
+
+  // Reads guest output with Read (follow=false) from `start`.
+  std::string ReadAll(const std::string& name, std::vector<v1::ReadResponse>* all = nullptr) {
+    v1::ReadRequest req;
+    req.set_channel(name);
+    std::string data;
+    absl::Status s = client_->Read(req, [&](const v1::ReadResponse& r) {
+      if (r.has_data()) data += r.data().data();
+      if (all != nullptr) all->push_back(r);
+      return true;
+    });
+    EXPECT_TRUE(s.ok()) << s;
+    return data;
+  }
+
+  std::unique_ptr<XensimProcess> sim_;
+  std::unique_ptr<XenchandProcess> server_;
+  std::unique_ptr<Client> client_;
+  std::vector<int> fds_;
+};
+
+TEST_F(XenchandTest, ListsAndGetsDomainsOverUnixAndTcp) {
+  auto domains = client_->ListDomains();
+  ASSERT_TRUE(domains.ok()) << domains.status();
+  ASSERT_EQ(domains->size(), 1u);
+  const v1::Domain& d = (*domains)[0];
+  EXPECT_EQ(d.display_name(), kGuest);
+  EXPECT_EQ(d.name(), "domains/" + d.uuid());
+  EXPECT_EQ(d.state(), v1::DOMAIN_STATE_RUNNING);
+  auto by_name = client_->GetDomain("domains/guest1");
+  ASSERT_TRUE(by_name.ok()) << by_name.status();
+  EXPECT_EQ(by_name->uuid(), d.uuid());
+
+  auto tcp = Client::Connect(server_->tcp_target());
+  ASSERT_TRUE(tcp.ok());
+  auto by_uuid = (*tcp)->GetDomain("domains/" + d.uuid());
+  ASSERT_TRUE(by_uuid.ok()) << by_uuid.status();
+  EXPECT_EQ(by_uuid->display_name(), kGuest);
+}
+
+TEST_F(XenchandTest, ErrorsCarryStableReasonsAndDetails) {
+  auto bad = client_->GetDomain("nonsense");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReasonOf(bad.status()), "INVALID_NAME");
+  auto field = client::DetailOf<google::rpc::BadRequest>(bad.status());
+  ASSERT_TRUE(field.has_value());
+  EXPECT_EQ(field->field_violations(0).field(), "name");
+
+  auto nodom = client_->GetDomain("domains/nope");
+  EXPECT_EQ(nodom.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ReasonOf(nodom.status()), "DOMAIN_NOT_FOUND");
+
+  auto noch = client_->GetChannel(Name("org.example.none"));
+  EXPECT_EQ(noch.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ReasonOf(noch.status()), "CHANNEL_NOT_FOUND");
+
+  v1::ListChannelsRequest list;
+  list.set_parent("domains/-");
+  list.set_page_size(-1);
+  EXPECT_EQ(ReasonOf(client_->ListChannels(list).status()), "INVALID_OPTION");
+  list.set_page_size(1);
+  list.set_page_token("garbage!");
+  EXPECT_EQ(ReasonOf(client_->ListChannels(list).status()), "INVALID_PAGE_TOKEN");
+
+  v1::CreateChannelRequest create;
+  create.set_parent("domains/guest1");
+  create.set_channel_id("-bad id");
+  auto created = client_->CreateChannel(create);
+  EXPECT_EQ(created.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReasonOf(created.status()), "INVALID_CHANNEL_ID");
+  create.set_channel_id("org.example.ok");
+  create.mutable_config()->set_buffer_limit_bytes(10);
+  EXPECT_EQ(ReasonOf(client_->CreateChannel(create).status()), "INVALID_OPTION");
+  create.clear_config();
+  create.set_parent("domains/-");
+  EXPECT_EQ(ReasonOf(client_->CreateChannel(create).status()), "INVALID_NAME");
+}
+
+TEST_F(XenchandTest, CreateListGetDeleteWithPaging) {
+  v1::CreateChannelRequest validate;
+  validate.set_parent("domains/guest1");
+  validate.set_channel_id("org.example.a");
+  validate.set_validate_only(true);
+  auto preview = client_->CreateChannel(validate);
+  ASSERT_TRUE(preview.ok()) << preview.status();
+  EXPECT_EQ(preview->state(), v1::CHANNEL_STATE_CREATING);
+  EXPECT_TRUE(preview->uid().empty());
+  EXPECT_FALSE(client_->GetChannel(Name("org.example.a")).ok());
+
+  CreateConnected("org.example.a");
+  CreateConnected("org.example.b");
+  CreateConnected("org.example.c");
+
+  v1::CreateChannelRequest dup;
+  dup.set_parent("domains/guest1");
+  dup.set_channel_id("org.example.b");
+  auto again = client_->CreateChannel(dup);
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(ReasonOf(again.status()), "CHANNEL_EXISTS");
+  EXPECT_TRUE(client::DetailOf<v1::Channel>(again.status()).has_value());
+
+  // Paging one at a time neither repeats nor skips.
+  v1::ListChannelsRequest req;
+  req.set_parent("domains/-");
+  req.set_page_size(1);
+  std::vector<std::string> ids;
+  for (int pages = 0; pages < 10; ++pages) {
+    grpc::ClientContext ctx;
+    v1::ListChannelsResponse resp;
+    ASSERT_TRUE(client_->stub().ListChannels(&ctx, req, &resp).ok());
+    for (const auto& c : resp.channels()) ids.push_back(c.channel_id());
+    if (resp.next_page_token().empty()) break;
+    req.set_page_token(resp.next_page_token());
+  }
+  EXPECT_THAT(ids, ::testing::ElementsAre("org.example.a", "org.example.b", "org.example.c"));
+
+  v1::ListChannelsRequest filtered;
+  filtered.set_parent("domains/guest1");
+  filtered.mutable_filter()->set_channel_id_prefix("org.example.c");
+  filtered.add_states(v1::CHANNEL_STATE_CONNECTED);
+  auto only_c = client_->ListChannels(filtered);
+  ASSERT_TRUE(only_c.ok());
+  ASSERT_EQ(only_c->size(), 1u);
+  EXPECT_EQ((*only_c)[0].channel_id(), "org.example.c");
+  EXPECT_EQ((*only_c)[0].transport(), v1::TRANSPORT_RING);
+  EXPECT_EQ((*only_c)[0].max_ack_level(), v1::ACK_LEVEL_CONSUMED);
+
+  v1::DeleteChannelRequest del;
+  del.set_name(Name("org.example.b"));
+  auto deleted = client_->DeleteChannel(del);
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  EXPECT_EQ(deleted->channel().state(), v1::CHANNEL_STATE_CLOSED);
+  auto gone = client_->GetChannel(Name("org.example.b"));
+  EXPECT_EQ(ReasonOf(gone.status()), "CHANNEL_NOT_FOUND");
+  auto domain = client_->GetDomain("domains/guest1");
+  ASSERT_TRUE(domain.ok());
+  EXPECT_EQ(domain->channel_count(), 2u);
+}
+
+TEST_F(XenchandTest, GuestOutputIsReadWithOffsetsAndResumedAfterReconnect) {
+  CreateConnected("org.example.data");
+  const int tty = OpenTty("org.example.data");
+  const std::string text = Pattern(20000, 1);
+  ASSERT_TRUE(WriteAll(tty, text));
+  // Follow until everything arrived, stopping (like a dying client) halfway.
+  v1::ReadRequest req;
+  req.set_channel(Name("org.example.data"));
+  req.set_follow(true);
+  std::string first;
+  v1::Position resume;
+  ASSERT_TRUE(client_
+                  ->Read(req,
+                         [&](const v1::ReadResponse& r) {
+                           if (!r.has_data()) return true;
+                           EXPECT_EQ(r.data().offset(), first.size());
+                           first += r.data().data();
+                           resume.set_epoch(r.data().epoch());
+                           resume.set_offset(r.data().offset() + r.data().data().size());
+                           return first.size() < 5000;
+                         })
+                  .ok());
+  ASSERT_GE(first.size(), 5000u);
+  // A new connection resumes exactly there.
+  auto again = Client::Connect(server_->tcp_target());
+  ASSERT_TRUE(again.ok());
+  v1::ReadRequest resume_req;
+  resume_req.set_channel(Name("org.example.data"));
+  *resume_req.mutable_start()->mutable_position() = resume;
+  resume_req.set_follow(true);
+  resume_req.set_max_bytes(text.size() - first.size());
+  std::string rest;
+  ASSERT_TRUE((*again)
+                  ->Read(resume_req,
+                         [&](const v1::ReadResponse& r) {
+                           if (r.has_data()) rest += r.data().data();
+                           return true;
+                         })
+                  .ok());
+  EXPECT_EQ(first + rest, text);
+
+  // An offset beyond what exists is OUT_OF_RANGE with the retained range.
+  v1::ReadRequest beyond = resume_req;
+  beyond.mutable_start()->mutable_position()->set_offset(text.size() + 100);
+  absl::Status s = client_->Read(beyond, [](const v1::ReadResponse&) { return true; });
+  EXPECT_EQ(s.code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(ReasonOf(s), "OFFSET_NOT_RETAINED");
+  auto range = client::DetailOf<v1::RetainedRange>(s);
+  ASSERT_TRUE(range.has_value());
+  EXPECT_EQ(range->next_position().offset(), text.size());
+}
+
+TEST_F(XenchandTest, AttachWriterIsAcknowledgedAtEveryLevelAndObserversSeeOutput) {
+  CreateConnected("org.example.rw");
+  const int tty = OpenTty("org.example.rw");
+  auto observer = client_->Attach();
+  v1::AttachRequest open_obs;
+  open_obs.mutable_open()->set_channel(Name("org.example.rw"));
+  open_obs.mutable_open()->set_role(v1::SESSION_ROLE_OBSERVER);
+  ASSERT_TRUE(observer->Send(open_obs));
+  v1::AttachResponse m;
+  ASSERT_TRUE(observer->Receive(&m));
+  ASSERT_TRUE(m.has_opened()) << m.DebugString();
+
+  auto writer = client_->Attach();
+  v1::AttachRequest open;
+  open.mutable_open()->set_channel(Name("org.example.rw"));
+  open.mutable_open()->set_role(v1::SESSION_ROLE_WRITER);
+  open.mutable_open()->set_ack_level(v1::ACK_LEVEL_CONSUMED);
+  ASSERT_TRUE(writer->Send(open));
+  ASSERT_TRUE(writer->Receive(&m));
+  ASSERT_TRUE(m.has_opened()) << m.DebugString();
+  EXPECT_EQ(m.opened().role(), v1::SESSION_ROLE_WRITER);
+
+  v1::AttachRequest w;
+  w.mutable_write()->set_sequence_id(1);
+  w.mutable_write()->set_data("ping\n");
+  ASSERT_TRUE(writer->Send(w));
+  EXPECT_EQ(ReadExactly(tty, 5), "ping\n");
+  // The guest answers; both sessions see it.
+  ASSERT_TRUE(WriteAll(tty, "pong\n"));
+  std::vector<v1::AckLevel> levels;
+  std::string seen;
+  while ((levels.size() < 3 || seen.size() < 5) && writer->Receive(&m)) {
+    if (m.has_write_ack()) {
+      EXPECT_EQ(m.write_ack().sequence_id(), 1u);
+      EXPECT_EQ(m.write_ack().end_offset(), 5u);
+      levels.push_back(m.write_ack().level());
+    }
+    if (m.has_data()) seen += m.data().data();
+  }
+  EXPECT_THAT(levels, ::testing::ElementsAre(v1::ACK_LEVEL_ACCEPTED, v1::ACK_LEVEL_DELIVERED,
+                                             v1::ACK_LEVEL_CONSUMED));
+  EXPECT_EQ(seen, "pong\n");
+  std::string observed;
+  while (observed.size() < 5 && observer->Receive(&m)) {
+    if (m.has_data()) observed += m.data().data();
+  }
+  EXPECT_EQ(observed, "pong\n");
+
+  // Sequence ids must increase.
+  w.mutable_write()->set_sequence_id(1);
+  ASSERT_TRUE(writer->Send(w));
+  while (writer->Receive(&m)) {
+  }
+  absl::Status s = writer->Finish();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReasonOf(s), "STREAM_PROTOCOL_VIOLATION");
+  observer->Cancel();
+  while (observer->Receive(&m)) {
+  }
+  observer->Finish().IgnoreError();
+}
+
+TEST_F(XenchandTest, WriteLeaseConflictAndTakeover) {
+  CreateConnected("org.example.lease");
+  auto holder = client_->Attach();
+  v1::AttachRequest open;
+  open.mutable_open()->set_channel(Name("org.example.lease"));
+  open.mutable_open()->set_role(v1::SESSION_ROLE_WRITER);
+  ASSERT_TRUE(holder->Send(open));
+  v1::AttachResponse m;
+  ASSERT_TRUE(holder->Receive(&m));
+  ASSERT_TRUE(m.has_opened());
+  const std::string holder_id = m.opened().session_id();
+
+  // A Write stream fails fast with the holder named.
+  v1::WriteRequest first;
+  first.set_channel(Name("org.example.lease"));
+  first.set_data("x");
+  auto written = client_->Write(first, [](std::string*) { return false; });
+  EXPECT_EQ(written.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ReasonOf(written.status()), "LEASE_HELD");
+  auto lease = client::DetailOf<v1::LeaseHolder>(written.status());
+  ASSERT_TRUE(lease.has_value());
+  EXPECT_EQ(lease->session_id(), holder_id);
+  EXPECT_EQ(lease->kind(), v1::SESSION_KIND_ATTACH);
+
+  // A takeover ends the holder with lease_lost, then ABORTED.
+  auto admin = client_->Attach();
+  open.mutable_open()->set_takeover(true);
+  ASSERT_TRUE(admin->Send(open));
+  ASSERT_TRUE(admin->Receive(&m));
+  ASSERT_TRUE(m.has_opened()) << m.DebugString();
+  bool lost = false;
+  while (holder->Receive(&m)) lost = lost || m.has_lease_lost();
+  EXPECT_TRUE(lost);
+  absl::Status s = holder->Finish();
+  EXPECT_EQ(s.code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(ReasonOf(s), "LEASE_TAKEN_OVER");
+  admin->HalfClose();
+  while (admin->Receive(&m)) {
+  }
+  EXPECT_TRUE(admin->Finish().ok());
+}
+
+TEST_F(XenchandTest, WriteStreamReachesConsumedAndCallAnswers) {
+  CreateConnected("org.example.call");
+  const int tty = OpenTty("org.example.call");
+  v1::WriteRequest first;
+  first.set_channel(Name("org.example.call"));
+  first.set_ack_level(v1::ACK_LEVEL_CONSUMED);
+  first.set_data("hello ");
+  int more = 1;
+  auto written = client_->Write(
+      first,
+      [&](std::string* chunk) {
+        if (more-- <= 0) return false;
+        *chunk = "world\n";
+        return true;
+      },
+      absl::Seconds(20));
+  ASSERT_TRUE(written.ok()) << written.status();
+  EXPECT_EQ(written->progress().accepted_bytes(), 12u);
+  EXPECT_EQ(written->progress().consumed_bytes(), 12u);
+  EXPECT_EQ(ReadExactly(tty, 12), "hello world\n");
+
+  // A guest agent that answers one line per line.
+  std::thread agent([tty] {
+    const std::string line = ReadUntil(tty, "\n");
+    WriteAll(tty, "re:" + line);
+  });
+  v1::CallRequest call;
+  call.set_channel(Name("org.example.call"));
+  call.set_request("status");
+  auto answer = client_->Call(call, absl::Seconds(20));
+  agent.join();
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  EXPECT_EQ(answer->response(), "re:status");
+  EXPECT_EQ(answer->request_offset(), 12u);
+
+  // Nobody answers: DEADLINE_EXCEEDED with what was sent.
+  auto late = client_->Call(call, absl::Seconds(2));
+  EXPECT_EQ(late.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(ReasonOf(late.status()), "GUEST_TIMEOUT");
+  auto partial = client::DetailOf<v1::PartialResponse>(late.status());
+  ASSERT_TRUE(partial.has_value());
+  EXPECT_EQ(partial->request_offset(), 19u);
+}
+
+TEST_F(XenchandTest, WatchSendsSnapshotThenChangesAndResumes) {
+  CreateConnected("org.example.w1");
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  std::vector<v1::WatchChannelsResponse> events;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool synced = false;
+  uint64_t synced_rev = 0;
+  std::thread watcher([&] {
+    v1::WatchChannelsRequest req;
+    req.set_parent("domains/guest1");
+    client_
+        ->Watch(
+            req,
+            [&](const v1::WatchChannelsResponse& e) {
+              events.push_back(e);
+              if (e.type() == v1::CHANNEL_EVENT_TYPE_SYNCED) {
+                std::lock_guard<std::mutex> lock(mu);
+                synced_rev = e.revision();
+                synced = true;
+                cv.notify_all();
+              }
+              return !(e.type() == v1::CHANNEL_EVENT_TYPE_CONNECTED &&
+                       e.channel().channel_id() == "org.example.w2");
+            },
+            &ctx)
+        .IgnoreError();
+  });
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(20), [&] { return synced; }));
+  }
+  CreateConnected("org.example.w2");
+  watcher.join();
+  ASSERT_GE(events.size(), 3u);
+  EXPECT_EQ(events[0].type(), v1::CHANNEL_EVENT_TYPE_EXISTING);
+  EXPECT_EQ(events[0].channel().channel_id(), "org.example.w1");
+  EXPECT_EQ(events[1].type(), v1::CHANNEL_EVENT_TYPE_SYNCED);
+  EXPECT_EQ(events[2].type(), v1::CHANNEL_EVENT_TYPE_APPEARED);
+  EXPECT_EQ(events.back().type(), v1::CHANNEL_EVENT_TYPE_CONNECTED);
+  EXPECT_TRUE(events.back().has_epoch_change());
+
+  // Resuming after SYNCED replays the same changes, then SYNCED.
+  v1::WatchChannelsRequest resume;
+  resume.set_parent("domains/-");
+  resume.set_start_revision(synced_rev);
+  std::vector<v1::ChannelEventType> replay;
+  ASSERT_TRUE(client_
+                  ->Watch(resume,
+                          [&](const v1::WatchChannelsResponse& e) {
+                            replay.push_back(e.type());
+                            return e.type() != v1::CHANNEL_EVENT_TYPE_SYNCED;
+                          })
+                  .ok());
+  ASSERT_GE(replay.size(), 2u);
+  EXPECT_EQ(replay.front(), v1::CHANNEL_EVENT_TYPE_APPEARED);
+  EXPECT_EQ(replay.back(), v1::CHANNEL_EVENT_TYPE_SYNCED);
+
+  resume.set_start_revision(1);
+  absl::Status s = client_->Watch(resume, [](const v1::WatchChannelsResponse&) { return true; });
+  EXPECT_EQ(s.code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(ReasonOf(s), "REVISION_NOT_RETAINED");
+}
+
+}  // namespace
+}  // namespace xenchan
