@@ -256,6 +256,11 @@ void Channel::CountEvent(bool from_guest) {
   }
 }
 
+void Channel::CountSpuriousEvent() {
+  MutexLock lock(&mu_);
+  ++info_.counters.spurious_events_from_guest;
+}
+
 void Channel::CountRateLimited() {
   MutexLock lock(&mu_);
   ++info_.counters.rate_limited_periods;

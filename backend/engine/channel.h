@@ -130,6 +130,8 @@ class Channel {
   int UpdateStall(absl::Time now, bool draining) ABSL_LOCKS_EXCLUDED(mu_);
   // Counter updates.
   void CountEvent(bool from_guest) ABSL_LOCKS_EXCLUDED(mu_);
+  // A guest event that found nothing to do (ring_channel.h).
+  void CountSpuriousEvent() ABSL_LOCKS_EXCLUDED(mu_);
   void CountRateLimited() ABSL_LOCKS_EXCLUDED(mu_);
   void CountBadRing(const std::string& message, absl::Time now, bool report)
       ABSL_LOCKS_EXCLUDED(mu_);

@@ -390,6 +390,20 @@ ChannelConfig Engine::EffectiveConfig(const ChannelConfig& asked) const {
   return c;
 }
 
+RingParams Engine::NewRingParams(uint32_t domid, uint32_t devid, uint64_t serial) const {
+  RingParams params;
+  // Both paths are ours to compute, never the guest's word for them.
+  params.frontend_path = FrontendPath(domid, devid);
+  params.backend_path = BackendPath(options_.backend_domid, options_.backend_type, domid, devid);
+  params.watch_token = absl::StrCat(kFrontendPrefix, serial);
+  params.event_allowance = options_.event_allowance;
+  params.event_period = options_.event_period;
+  params.event_cap = options_.event_cap;
+  params.event_cap_period = options_.event_cap_period;
+  params.connect_timeout = options_.connect_timeout;
+  return params;
+}
+
 void Engine::AddRingChannel(std::shared_ptr<Channel> channel, RingParams params,
                             XenbusState backend_state) {
   const uint64_t serial = channel->serial();
@@ -475,13 +489,7 @@ void Engine::RecoverRingChannels() {
       auto channel = std::make_shared<Channel>(id, EffectiveConfig(asked), dom.name,
                                                options_.max_readers_per_channel, wakeup_, log_,
                                                absl::Now());
-      RingParams params;
-      params.frontend_path = FrontendPath(*domid, *devid);  // never the guest's word for it
-      params.backend_path = be;
-      params.watch_token = absl::StrCat(kFrontendPrefix, id.serial);
-      params.event_allowance = options_.event_allowance;
-      params.event_period = options_.event_period;
-      params.connect_timeout = options_.connect_timeout;
+      RingParams params = NewRingParams(*domid, *devid, id.serial);
       params.persisted_epoch = epoch;
       params.recovered = true;
       AddRingChannel(std::move(channel), std::move(params), be_state);
@@ -726,14 +734,7 @@ void Engine::DoCreate(CreateChannelRequest request,
   id.transport = Transport::kRing;
   auto channel = std::make_shared<Channel>(id, config, dom.name, options_.max_readers_per_channel,
                                            wakeup_, log_, now);
-  RingParams params;
-  params.frontend_path = FrontendPath(D, devid);
-  params.backend_path = BackendPath(B, options_.backend_type, D, devid);
-  params.watch_token = absl::StrCat(kFrontendPrefix, id.serial);
-  params.event_allowance = options_.event_allowance;
-  params.event_period = options_.event_period;
-  params.connect_timeout = options_.connect_timeout;
-  AddRingChannel(channel, std::move(params), XenbusState::kInitialising);
+  AddRingChannel(channel, NewRingParams(D, devid, id.serial), XenbusState::kInitialising);
   if (!request.wait_until_connected) return done(channel->Info());
   RingChannel* ring = rings_[id.serial].get();
   ring->WaitConnected(absl::Now() + request.connect_timeout,

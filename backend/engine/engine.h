@@ -73,9 +73,23 @@ struct EngineOptions {
   OverflowPolicy overflow_policy = OverflowPolicy::kBlock;
   size_t write_queue_limit_bytes = 256 << 10;
 
-  // Per-channel event rate limit (xenconsoled's 30 per 200 ms).
+  // Per-channel event rate limits (ring_channel.h, docs/PROTOCOL-NOTES.md).
+  // Spurious events (the guest kicked, but no index moved and no input was
+  // consumed) are held to xenconsoled's rule: `event_allowance` per
+  // `event_period`, then the port stays masked until the period ends.
   uint32_t event_allowance = 30;
   absl::Duration event_period = absl::Milliseconds(200);
+  // Every event counts against this cap, which bounds the engine's work per
+  // channel (one event costs a ring pass, an unmask and usually a notify).
+  // Chosen from ring_bench on the simulated host: an unthrottled channel
+  // takes 17k-22k events/s at its peak (20-35 MB/s) and the whole process
+  // spends 20-40 us of CPU per event, so 2000 per 200 ms (10k/s) holds one
+  // channel to roughly a third of a core at most while it still moves
+  // 10-20 MB/s (30-60 times xenconsoled's rule; Xen itself calls channels
+  // low-bandwidth, XEN-CHANNELS §6.21). Setting event_cap to event_allowance
+  // restores xenconsoled's policy (every event counts, ~0.3 MB/s).
+  uint32_t event_cap = 2000;
+  absl::Duration event_cap_period = absl::Milliseconds(200);
   // After this long without the guest connecting, the channel reports
   // GUEST_NOT_CONNECTING (it keeps waiting).
   absl::Duration connect_timeout = absl::Seconds(30);
@@ -208,6 +222,8 @@ class Engine {
   void AddRingChannel(std::shared_ptr<Channel> channel, RingParams params,
                       XenbusState backend_state);
   ChannelConfig EffectiveConfig(const ChannelConfig& asked) const;
+  // Ring parameters of channel `serial` at (domid, devid) from the options.
+  RingParams NewRingParams(uint32_t domid, uint32_t devid, uint64_t serial) const;
 
   // Lookups under mu_.
   absl::StatusOr<DomainInfo> ResolveDomainLocked(const std::string& domain) const

@@ -1,9 +1,10 @@
-// Per-channel event rate limit (XEN-CHANNELS §3.5.3, xenconsoled's
-// RATE_LIMIT_ALLOWANCE / RATE_LIMIT_PERIOD): a channel may have `allowance`
-// events handled with the port unmasked in each `period`; past that its port
-// stays masked until the period ends, so a guest that floods events costs the
-// engine at most `allowance` wake-ups per period and cannot starve quiet
-// channels.
+// Fixed-window event allowance (XEN-CHANNELS §3.5.3, xenconsoled's
+// RATE_LIMIT_ALLOWANCE / RATE_LIMIT_PERIOD): `allowance` counted events are
+// allowed in each `period`; past that the caller keeps the port masked until
+// the period ends, so the counted events cost the engine at most `allowance`
+// wake-ups per period and cannot starve quiet channels. Each ring channel has
+// two: one for spurious events only (strict) and one for all events (a
+// generous cap); see ring_channel.h.
 #ifndef XENCHAN_BACKEND_ENGINE_RATE_LIMITER_H_
 #define XENCHAN_BACKEND_ENGINE_RATE_LIMITER_H_
 

@@ -21,7 +21,8 @@ RingChannel::RingChannel(RingHost* host, std::shared_ptr<Channel> channel, RingP
     : host_(host),
       channel_(std::move(channel)),
       params_(std::move(params)),
-      limiter_(params_.event_allowance, params_.event_period) {}
+      spurious_limiter_(params_.event_allowance, params_.event_period),
+      cap_limiter_(params_.event_cap, params_.event_cap_period) {}
 
 RingChannel::~RingChannel() {
   Disconnect();
@@ -225,6 +226,7 @@ void RingChannel::Connect(EpochChangeReason reason, absl::Time now) {
   connected_info_ = *info;
   host_->RoutePort(*local_port_, this);
   in_base_ = ring_->in_produced();
+  in_consumed_seen_ = 0;
 
   // A new epoch, never reused for this channel (persisted before use).
   const uint64_t epoch = params_.persisted_epoch + 1;
@@ -263,9 +265,10 @@ void RingChannel::BadRing(const absl::Status& status, absl::Time now) {
   if (first) channel_->Emit(ChannelEventType::kStateChanged);
 }
 
-void RingChannel::Service(absl::Time now) {
-  if (!data_active_ || !ring_.has_value()) return;
-  bool moved = false;
+bool RingChannel::Service(absl::Time now) {
+  if (!data_active_ || !ring_.has_value()) return false;
+  bool moved = false;     // we moved an index: notify the guest
+  bool progress = false;  // the guest moved in_cons since we last looked
   bool ring_ok = true;
   char buf[ConsoleRing::kOutSize];
   for (int round = 0; round < kDrainRounds; ++round) {
@@ -309,6 +312,8 @@ void RingChannel::Service(absl::Time now) {
   if (ring_ok) {
     absl::StatusOr<uint64_t> c = ring_->InConsumed();
     if (c.ok()) {
+      progress = *c != in_consumed_seen_;
+      in_consumed_seen_ = *c;
       consumed = *c > in_base_ ? *c - in_base_ : 0;
     } else {
       BadRing(c.status(), now);
@@ -327,6 +332,7 @@ void RingChannel::Service(absl::Time now) {
     if (host_->evtchn().Notify(*local_port_).ok()) channel_->CountEvent(/*from_guest=*/false);
   }
   if (gap_pending_) MaybeEmitGap(now);
+  return moved || progress;
 }
 
 void RingChannel::MaybeEmitGap(absl::Time now) {
@@ -340,17 +346,27 @@ void RingChannel::MaybeEmitGap(absl::Time now) {
 
 void RingChannel::OnPortEvent(absl::Time now) {
   channel_->CountEvent(/*from_guest=*/true);
-  Service(now);
+  const bool useful = Service(now);
+  if (!useful) channel_->CountSpuriousEvent();
   if (!local_port_.has_value()) return;
-  if (limiter_.Allow(now)) {
+  // Every event counts against the cap; only spurious ones against the
+  // strict allowance (see the header).
+  bool allow = cap_limiter_.Allow(now);
+  absl::Time until = allow ? absl::InfinitePast() : cap_limiter_.period_end();
+  if (!useful && !spurious_limiter_.Allow(now)) {
+    allow = false;
+    until = std::max(until, spurious_limiter_.period_end());
+  }
+  if (allow) {
     (void)host_->evtchn().Unmask(*local_port_);
     return;
   }
-  // Over the allowance: leave the port masked until the period ends.
+  // Over a limit: leave the port masked until its period ends.
   masked_ = true;
-  unmask_at_ = limiter_.period_end();
-  if (limiter_.limited_periods() != limited_seen_) {
-    limited_seen_ = limiter_.limited_periods();
+  unmask_at_ = until;
+  const uint64_t limited = cap_limiter_.limited_periods() + spurious_limiter_.limited_periods();
+  if (limited != limited_seen_) {
+    limited_seen_ = limited;
     channel_->CountRateLimited();
   }
 }

@@ -26,8 +26,25 @@
 // Ring I/O on every event and after (re)connecting: drain `out` into the
 // channel's OutputBuffer as far as its Space() allows, fill `in` from the
 // write queue, notify only when an index moved, then unmask unless the
-// channel is over its event rate limit (then the port stays masked until the
-// period ends). Corrupt indices are counted and the round is ignored.
+// channel is over one of its two event rate limits (then the port stays
+// masked until that limit's period ends). Corrupt indices are counted and
+// the round is ignored.
+//
+// Event rate limits (XEN-CHANNELS §3.5.3 / §5.1 count every event against
+// xenconsoled's 30 per 200 ms; we deliberately do not, see
+// docs/PROTOCOL-NOTES.md):
+//  - a *spurious* event is one whose service moved no index and observed no
+//    progress: no `out` bytes drained, no `in` bytes written, `in_cons` not
+//    moved since we last looked (and a corrupt ring or an inactive data path
+//    counts as nothing done). Only spurious events count against the strict
+//    allowance (event_allowance per event_period, 30 / 200 ms by default):
+//    a guest that kicks without reason gets xenconsoled's treatment;
+//  - every event counts against the generous cap (event_cap per
+//    event_cap_period, 2000 / 200 ms by default), which bounds the engine
+//    thread's work per channel whatever the guest does, even one that moves
+//    a single byte per event.
+// Counting every event strictly would cap a busy channel at 30 x 2 KiB per
+// 200 ms (~0.3 MB/s), far below what the ring can carry.
 //
 // Thread safety: engine thread only (the Channel it updates is thread-safe).
 #ifndef XENCHAN_BACKEND_ENGINE_RING_CHANNEL_H_
@@ -78,8 +95,12 @@ struct RingParams {
   std::string frontend_path;
   std::string backend_path;
   std::string watch_token;
+  // Spurious events (see the file comment) allowed per period.
   uint32_t event_allowance = 30;
   absl::Duration event_period = absl::Milliseconds(200);
+  // All events allowed per period.
+  uint32_t event_cap = 2000;
+  absl::Duration event_cap_period = absl::Milliseconds(200);
   absl::Duration connect_timeout = absl::Seconds(30);
   uint64_t persisted_epoch = 0;  // highest epoch ever used by this channel
   bool recovered = false;        // found by a restarted engine
@@ -105,8 +126,10 @@ class RingChannel {
   void OnFrontendChanged(absl::Time now);
   // Our local port fired (it is now masked).
   void OnPortEvent(absl::Time now);
-  // Moves bytes both ways if the data path is active.
-  void Service(absl::Time now);
+  // Moves bytes both ways if the data path is active. Returns true if it did
+  // anything (an index moved, or the guest consumed input since the last
+  // look); false for a spurious round.
+  bool Service(absl::Time now);
   // Earliest time OnTimer wants to run; InfiniteFuture if none.
   absl::Time NextDeadline() const;
   void OnTimer(absl::Time now);
@@ -165,8 +188,10 @@ class RingChannel {
   bool ever_connected_ = false;
   uint64_t in_base_ = 0;  // ring in_produced at the epoch's start
 
-  RateLimiter limiter_;
-  uint64_t limited_seen_ = 0;
+  RateLimiter spurious_limiter_;  // spurious events only
+  RateLimiter cap_limiter_;       // every event
+  uint64_t limited_seen_ = 0;     // limited periods of both, last counted
+  uint64_t in_consumed_seen_ = 0; // ring InConsumed() at the last look
   bool masked_ = false;
   absl::Time unmask_at_ = absl::InfiniteFuture();
 

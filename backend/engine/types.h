@@ -95,7 +95,13 @@ struct ChannelCounters {
   uint64_t bytes_dropped = 0;
   uint64_t bytes_discarded_to_guest = 0;
   uint64_t events_from_guest = 0;
+  // Events from the guest that found nothing to do: no index moved, no
+  // input consumed (ring_channel.h). Only these count against the strict
+  // event allowance.
+  uint64_t spurious_events_from_guest = 0;
   uint64_t events_to_guest = 0;
+  // Periods in which the channel's port was left masked because it exceeded
+  // either event limit (EngineOptions).
   uint64_t rate_limited_periods = 0;
   uint64_t stalls = 0;
   uint64_t epochs = 0;
