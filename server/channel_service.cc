@@ -15,6 +15,7 @@
 #include "backend/engine/names.h"
 #include "server/convert.h"
 #include "server/identity.h"
+#include "server/log.h"
 #include "server/resource_names.h"
 #include "server/status.h"
 
@@ -339,6 +340,10 @@ class ReactorBase : public std::enable_shared_from_this<ReactorBase> {
       code = final_code_;
     }
     core_->metrics->RpcFinished(method_, code, absl::Now() - start_);
+    Log("info", "rpc", {{"method", method_},
+                        {"code", absl::StatusCodeToString(code)},
+                        {"peer", identity_.peer},
+                        {"duration", absl::FormatDuration(absl::Now() - start_)}});
     self_.reset();
   }
 
@@ -1736,9 +1741,11 @@ class WriteReactor : public grpc::ServerReadReactor<v1::WriteRequest>, public Re
     p.set_epoch(epoch_);
     p.set_start_offset(start_offset_);
     p.set_accepted_bytes(accepted_);
+    // Copies: the thread-safety analysis does not follow mu_ into a lambda.
+    const uint64_t epoch = epoch_, start = start_offset_, accepted = accepted_;
     auto part = [&](uint64_t offset) -> uint64_t {
-      if (ws.epoch != epoch_ || offset <= start_offset_) return 0;
-      return std::min<uint64_t>(offset - start_offset_, accepted_);
+      if (ws.epoch != epoch || offset <= start) return 0;
+      return std::min<uint64_t>(offset - start, accepted);
     };
     p.set_delivered_bytes(std::max<uint64_t>(part(ws.delivered_offset), delivered_seen_));
     p.set_consumed_bytes(std::max<uint64_t>(part(ws.consumed_offset), consumed_seen_));
