@@ -341,31 +341,15 @@ TEST_F(AgentIntegrationTest, ServesPingFactsProvisionErrorsAndSurvivesResume) {
   // A resume is a loss window (XEN-CHANNELS §5.4): bytes in flight can be
   // lost, so the host resynchronises as the README tells hosts to: hello
   // with an id, resent until one is answered.
-  //
-  // Workaround for a race in xensim's simulated QEMU (backend/sim/
-  // qemu_console.cc CheckFrontend): it reconnects to the new ring only if it
-  // reads frontend state 3, but the guest may already be back at 4 by then
-  // (the same race the engine handles by treating "4 with a new ring-ref" as
-  // a resume); QEMU then keeps the old page and nothing gets through either
-  // way. If no hello is answered within a few attempts, the test writes the
-  // frontend state 3 again (as the guest had just done), which makes QEMU
-  // look at the new ring-ref. The agent's part is the same either way: it
-  // must have reopened the new tty and answer on it.
   bool answered = false;
   int attempts = 0;
-  bool nudged = false;
   for (int attempt = 0; attempt < 15 && !answered; ++attempt) {
-    if (attempt == 3) {
-      ASSERT_TRUE(xs_->Write(kNoTransaction, fe_ + "/state", "3").ok());
-      nudged = true;
-    }
     ++attempts;
     Send(absl::StrCat(R"({"op":"hello","id":"resync-)", attempt, "\"}\n"));
     const std::string line = ReadLine(absl::Seconds(2));
     answered = absl::StrContains(line, "\"id\":\"resync-");
   }
   ASSERT_TRUE(answered) << agent_->log();
-  RecordProperty("xensim_qemu_nudged", nudged ? 1 : 0);
   RecordProperty("resync_attempts", attempts);
   Send(R"({"op":"ping","id":"after-resume"})" "\n");
   std::string line;
