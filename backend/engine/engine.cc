@@ -477,6 +477,14 @@ void Engine::RecoverRingChannels() {
       (void)absl::SimpleAtoi(read("xenchan-epoch"), &epoch);
       const XenbusState be_state =
           ParseXenbusState(read("state")).value_or(XenbusState::kInitialising);
+      // An unplug the previous engine had begun (ring_channel.h).
+      std::optional<absl::Time> unplug_deadline;
+      auto unplugging = xs.Read(kNoTransaction, be + "/" + kUnpluggingKey);
+      if (unplugging.ok()) {
+        int64_t micros = 0;
+        unplug_deadline = absl::SimpleAtoi(*unplugging, &micros) ? absl::FromUnixMicros(micros)
+                                                                 : absl::Now();
+      }
 
       ChannelIdentity id;
       id.serial = next_serial_++;
@@ -492,6 +500,7 @@ void Engine::RecoverRingChannels() {
       RingParams params = NewRingParams(*domid, *devid, id.serial);
       params.persisted_epoch = epoch;
       params.recovered = true;
+      params.resume_unplug_deadline = unplug_deadline;
       AddRingChannel(std::move(channel), std::move(params), be_state);
     }
   }

@@ -175,9 +175,13 @@ class Engine {
   // FAILED_PRECONDITION (it failed while connecting; it remains).
   void CreateChannel(CreateChannelRequest request,
                      std::function<void(absl::StatusOr<ChannelInfo>)> done);
-  // Unplugs a ring channel (§2.3 order; forced after `force_after`).
-  // NOT_FOUND for an unknown channel; FAILED_PRECONDITION for a toolstack
-  // channel.
+  // Unplugs a ring channel (§2.3 order; forced after `force_after`). The
+  // intent and its deadline are persisted first: if this engine stops before
+  // the unplug completes (even kill -9), the next engine finishes it, forcing
+  // it at the same deadline (a delete there joins it); callers waiting here
+  // get UNAVAILABLE. A delete of a channel already being unplugged joins
+  // that unplug. NOT_FOUND for an unknown channel; FAILED_PRECONDITION for a
+  // toolstack channel.
   void DeleteChannel(const ChannelRef& ref, absl::Duration force_after,
                      std::function<void(absl::StatusOr<DeleteResult>)> done);
 

@@ -35,6 +35,31 @@ RingChannel::~RingChannel() {
 
 absl::Status RingChannel::Start(XenbusState backend_state, absl::Time now) {
   be_state_ = backend_state;
+  if (params_.resume_unplug_deadline.has_value()) {
+    // An unplug was under way when the previous engine stopped: carry on
+    // from where it got to (§2.3). Nothing is mapped in this process.
+    unplugging_ = true;
+    unplug_deadline_ = *params_.resume_unplug_deadline;
+    state_ = ChannelState::kClosing;
+    switch (be_state_) {
+      case XenbusState::kUnknown:
+      case XenbusState::kInitialising:
+      case XenbusState::kInitWait:
+        // Never connected: nothing the guest must release first.
+      case XenbusState::kClosed:
+        // Already unmapped; removing the directories was left to do.
+        finish_unplug_pending_ = true;
+        break;
+      case XenbusState::kClosing:
+        break;  // waiting for FE 6
+      default:
+        SetBackendState(XenbusState::kClosing);
+        break;
+    }
+    channel_->SetState(state_, fe_state_, be_state_, std::nullopt);
+    // Fires once at once: finishes, or reads FE to see whether it is 6.
+    return host_->xs().Watch(params_.frontend_path, params_.watch_token);
+  }
   if (be_state_ == XenbusState::kInitialising || be_state_ == XenbusState::kUnknown) {
     SetBackendState(XenbusState::kInitWait);
   }
@@ -128,6 +153,11 @@ void RingChannel::Disconnect() {
 
 void RingChannel::OnFrontendChanged(absl::Time now) {
   if (finished_) return;
+  if (finish_unplug_pending_) {
+    finish_unplug_pending_ = false;
+    FinishUnplug(/*forced=*/false, now);
+    return;
+  }
   std::optional<XenbusState> fe = ReadFrontendState();
   if (!fe.has_value()) return;  // garbage is ignored (§3.5.4)
   fe_state_ = *fe;
@@ -451,6 +481,10 @@ void RingChannel::Unplug(absl::Duration force_after, UnplugDone done, absl::Time
   if (unplugging_) return;
   unplugging_ = true;
   unplug_deadline_ = now + std::max(force_after, absl::ZeroDuration());
+  // Persist the intent first, so that an engine restarted at any later step
+  // finishes the unplug (best effort: a failed write only loses that).
+  (void)host_->xs().Write(kNoTransaction, params_.backend_path + "/" + kUnpluggingKey,
+                          absl::StrCat(absl::ToUnixMicros(unplug_deadline_)));
   const bool was_connected = data_active_;
   data_active_ = false;
   ResolveConnectWaiters(absl::NotFoundError("channel is being deleted"));

@@ -16,8 +16,15 @@
 //   BE 6, FE 1   -> (kexec reset) cleared, BE 2 (WAITING_FOR_GUEST)
 //   domain gone  -> unmap, unbind at once (REMOVED; the engine removes our
 //                   backend directory)
-//   unplug       -> BE 5, wait for FE 6 (or force after a timeout), unmap,
-//                   unbind, BE 6, rm FE dir, rm BE dir (CLOSING -> REMOVED)
+//   unplug       -> persist the intent (kUnpluggingKey in our backend dir,
+//                   holding the force deadline), BE 5, wait for FE 6 (or
+//                   force at the deadline), unmap, unbind, BE 6, record the
+//                   devid's release, rm FE dir, rm BE dir (CLOSING ->
+//                   REMOVED)
+//   restart during an unplug -> the recovered channel resumes the sequence
+//                   where it stopped (nothing is mapped any more): BE 1/2/6
+//                   or FE 6/gone -> finish at once; BE 4 -> BE 5; then wait
+//                   for FE 6 until the persisted deadline (CLOSING)
 //   restart      -> BE 4 found with FE 3/4: re-map, re-bind (the port is
 //                   unbound again), new epoch (SERVER_RESTARTED); the ring's
 //                   indices are adopted, so nothing still in it is lost.
@@ -91,6 +98,12 @@ class RingHost {
   virtual void DevidReleased(uint32_t domid, uint32_t devid) = 0;
 };
 
+// Backend-dir key whose presence says an operator unplug is under way; its
+// value is the force deadline in Unix microseconds (decimal). Only we write
+// our backend directory (the guest may read it), so a restarted engine can
+// trust it; it is parsed strictly anyway (garbage means "force now").
+inline constexpr char kUnpluggingKey[] = "xenchan-unplugging";
+
 struct RingParams {
   std::string frontend_path;
   std::string backend_path;
@@ -104,6 +117,9 @@ struct RingParams {
   absl::Duration connect_timeout = absl::Seconds(30);
   uint64_t persisted_epoch = 0;  // highest epoch ever used by this channel
   bool recovered = false;        // found by a restarted engine
+  // Recovered with kUnpluggingKey set: resume the unplug, forced at this
+  // deadline.
+  std::optional<absl::Time> resume_unplug_deadline;
 };
 
 class RingChannel {
@@ -204,6 +220,9 @@ class RingChannel {
   std::vector<std::pair<absl::Time, ConnectDone>> connect_waiters_;
 
   bool unplugging_ = false;
+  // A resumed unplug that needs no answer from the guest any more: the first
+  // frontend watch firing finishes it.
+  bool finish_unplug_pending_ = false;
   absl::Time unplug_deadline_ = absl::InfiniteFuture();
   std::vector<UnplugDone> unplug_waiters_;
   bool finished_ = false;

@@ -3,21 +3,29 @@
 //
 // Usage: engine_child <state-dir>
 // Prints "ready" once the engine runs, then one line per lifecycle event:
-//   event <TYPE> <domain>/<channel> state=<STATE> epoch=<n> reason=<r>
+//   event <TYPE> <domain>/<channel> state=<STATE> epoch=<n> reason=<r> error=<e>
+// (<r>: EpochChangeReason as a number, <e>: last_error's ChannelErrorKind)
 // and obeys commands on stdin, one per line:
 //   create <domain> <channel> <buffer-limit>  -> "created <devid>" | "error <msg>"
 //   read <domain> <channel>                   -> "data <hex>" lines (from the
 //                                                earliest retained byte on)
 //   write <domain> <channel> <hex>            -> "wrote <end-offset>" | "error <msg>",
 //                                                then "delivered <offset>" once in the ring
+//   delete <domain> <channel> <force-ms>      -> at once "deleting", later (from the
+//                                                engine thread) "deleted forced=<0|1>"
+//                                                | "error <msg>"
+// Usage with a second argument: engine_child <state-dir> <devid-reuse-delay-ms>
+// sets the engine's devid_reuse_delay.
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <iostream>
 #include <memory>
 #include <sstream>
+#include <optional>
 #include <string>
 
 #include "absl/strings/escaping.h"
@@ -36,7 +44,7 @@ void Say(const std::string& line) {
   [[maybe_unused]] ssize_t n = write(1, l.data(), l.size());
 }
 
-int Main(const std::string& state_dir) {
+int Main(const std::string& state_dir, std::optional<absl::Duration> devid_reuse_delay) {
   EngineOptions o;
   auto xs = LibXenStore::Open(state_dir + "/xenstored.sock");
   auto ev = SimEventChannels::Create(state_dir + "/hypervisor.sock");
@@ -48,6 +56,7 @@ int Main(const std::string& state_dir) {
   o.xenstore = *std::move(xs);
   o.event_channels = *std::move(ev);
   o.grant_tables = *std::move(gt);
+  if (devid_reuse_delay.has_value()) o.devid_reuse_delay = *devid_reuse_delay;
   auto engine = Engine::Create(std::move(o));
   if (!engine.ok()) {
     Say("error " + engine.status().ToString());
@@ -62,6 +71,11 @@ int Main(const std::string& state_dir) {
   uint64_t rev = e.revision();
   while (rev > 0 && e.EventsAfter(rev - 1, 1).ok()) --rev;
   Say("ready");
+  {
+    // Print the events of Engine::Create (recovery) at once.
+    const uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = write(efd, &one, sizeof(one));
+  }
   std::unique_ptr<Session> reader;
   std::string line_buf;
   for (;;) {
@@ -77,7 +91,8 @@ int Main(const std::string& state_dir) {
           Say(absl::StrCat("event ", ToString(ev.type), " ", ev.channel.domain_name, "/",
                            ev.channel.channel_id, " state=", ToString(ev.channel.state),
                            " epoch=", ev.channel.epoch, " reason=",
-                           ev.epoch_change ? static_cast<int>(ev.epoch_change->reason) : 0));
+                           ev.epoch_change ? static_cast<int>(ev.epoch_change->reason) : 0,
+                           " error=", static_cast<int>(ev.channel.last_error.kind)));
         }
       }
     }
@@ -119,6 +134,15 @@ int Main(const std::string& state_dir) {
             const uint64_t one = 1;
             [[maybe_unused]] ssize_t w = write(reader->notify_fd(), &one, sizeof(one));
           }
+        } else if (cmd == "delete") {
+          int64_t force_ms = 0;
+          in >> force_ms;
+          Say("deleting");
+          e.DeleteChannel({dom, chan}, absl::Milliseconds(force_ms),
+                          [](absl::StatusOr<DeleteResult> r) {
+                            Say(r.ok() ? absl::StrCat("deleted forced=", r->forced ? 1 : 0)
+                                       : "error " + r.status().ToString());
+                          });
         } else if (cmd == "write") {
           std::string hex;
           in >> hex;
@@ -155,9 +179,11 @@ int Main(const std::string& state_dir) {
 }  // namespace xenchan
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: engine_child <state-dir>\n");
+  if (argc != 2 && argc != 3) {
+    fprintf(stderr, "usage: engine_child <state-dir> [<devid-reuse-delay-ms>]\n");
     return 2;
   }
-  return xenchan::Main(argv[1]);
+  std::optional<absl::Duration> delay;
+  if (argc == 3) delay = absl::Milliseconds(atol(argv[2]));
+  return xenchan::Main(argv[1], delay);
 }
