@@ -29,6 +29,11 @@ constexpr uint32_t kMaxDomid = 0x7fef;  // DOMID_FIRST_RESERVED - 1
 constexpr int kTransactionAttempts = 16;
 constexpr size_t kMaxBufferLimit = size_t{1} << 30;
 constexpr int kMaxPendingPerRound = 4096;
+// Under our backend directory of a domain (B/backend/<type>/D), one node per
+// recently released devid: its release time in Unix microseconds. Not a
+// devid, so neither recovery nor the devid scan mistakes it for a channel;
+// readable by dom0 only.
+constexpr char kReleasedDir[] = "xenchan-released";
 
 // Blocks a caller until a value arrives from the engine thread.
 template <typename T>
@@ -75,7 +80,7 @@ class Engine::Host : public RingHost {
     }
   }
   void DevidReleased(uint32_t domid, uint32_t devid) override {
-    engine_->released_devids_[domid][devid] = absl::Now();
+    engine_->RecordRelease(domid, devid, absl::Now());
   }
 
  private:
@@ -382,6 +387,47 @@ void Engine::RemoveDomain(uint32_t domid) {
 // ---------------------------------------------------------------------------
 // Ring channels: recovery and hot-add.
 
+std::string Engine::ReleasedPath(uint32_t domid) const {
+  return absl::StrCat("/local/domain/", options_.backend_domid, "/backend/", options_.backend_type,
+                      "/", domid, "/", kReleasedDir);
+}
+
+void Engine::RecordRelease(uint32_t domid, uint32_t devid, absl::Time now) {
+  released_devids_[domid][devid] = now;
+  // Persisted so that a restarted engine does not hand the devid out again
+  // before the guest can have dropped the old device (§2.5). Best effort: a
+  // failure only loses the protection across a restart.
+  XenStore& xs = *options_.xenstore;
+  const std::vector<XsPermission> dom0_only = {{options_.backend_domid, XsPermission::kNone}};
+  const std::string dir = ReleasedPath(domid);
+  const std::string node = absl::StrCat(dir, "/", devid);
+  if (xs.Write(kNoTransaction, node, absl::StrCat(absl::ToUnixMicros(now))).ok()) {
+    (void)xs.SetPermissions(kNoTransaction, dir, dom0_only);
+    (void)xs.SetPermissions(kNoTransaction, node, dom0_only);
+  }
+}
+
+void Engine::LoadReleasedDevids(uint32_t domid, absl::Time now) {
+  XenStore& xs = *options_.xenstore;
+  const std::string dir = ReleasedPath(domid);
+  auto entries = xs.Directory(kNoTransaction, dir);
+  if (!entries.ok()) return;
+  for (const std::string& e : *entries) {
+    std::optional<uint32_t> devid = ParseDecimal(e, 9);
+    auto value = xs.Read(kNoTransaction, dir + "/" + e);
+    int64_t micros = 0;
+    // Only we write these; anything unreadable counts as released just now.
+    absl::Time at = value.ok() && absl::SimpleAtoi(*value, &micros) ? absl::FromUnixMicros(micros)
+                                                                    : now;
+    at = std::min(at, now);  // a clock that went back must not extend it
+    if (!devid.has_value() || *devid == 0 || now - at >= options_.devid_reuse_delay) {
+      (void)xs.Remove(kNoTransaction, dir + "/" + e);
+      continue;
+    }
+    released_devids_[domid][*devid] = at;
+  }
+}
+
 ChannelConfig Engine::EffectiveConfig(const ChannelConfig& asked) const {
   ChannelConfig c = asked;
   if (c.buffer_limit_bytes == 0) c.buffer_limit_bytes = options_.buffer_limit_bytes;
@@ -450,6 +496,7 @@ void Engine::RecoverRingChannels() {
       (void)xs.Remove(kNoTransaction, base + "/" + d);
       continue;
     }
+    LoadReleasedDevids(*domid, absl::Now());
     auto devs = xs.Directory(kNoTransaction, base + "/" + d);
     if (!devs.ok()) continue;
     for (const std::string& n : *devs) {
@@ -623,7 +670,12 @@ void Engine::DoCreate(CreateChannelRequest request,
   // Forget releases old enough to reuse.
   auto& released = released_devids_[D];
   for (auto it = released.begin(); it != released.end();) {
-    it = now - it->second >= options_.devid_reuse_delay ? released.erase(it) : std::next(it);
+    if (now - it->second < options_.devid_reuse_delay) {
+      ++it;
+      continue;
+    }
+    (void)xs.Remove(kNoTransaction, absl::StrCat(ReleasedPath(D), "/", it->first));
+    it = released.erase(it);
   }
   const std::string uid = NewUuid();
   uint32_t devid = 0;

@@ -94,7 +94,8 @@ struct EngineOptions {
   // GUEST_NOT_CONNECTING (it keeps waiting).
   absl::Duration connect_timeout = absl::Seconds(30);
   // A devid an unplug released is not reused for this long (§2.5: the guest
-  // must have noticed the old device go).
+  // must have noticed the old device go). Releases are persisted, so this
+  // holds across engine restarts too.
   absl::Duration devid_reuse_delay = absl::Seconds(10);
   // Reading sessions per channel.
   size_t max_readers_per_channel = 16;
@@ -226,6 +227,13 @@ class Engine {
   void AddRingChannel(std::shared_ptr<Channel> channel, RingParams params,
                       XenbusState backend_state);
   ChannelConfig EffectiveConfig(const ChannelConfig& asked) const;
+  // Recently released devids (§2.5), kept in memory and persisted under our
+  // backend directory of the domain (gone with it).
+  std::string ReleasedPath(uint32_t domid) const;
+  void RecordRelease(uint32_t domid, uint32_t devid, absl::Time now);
+  // Recovery: learns the persisted releases of `domid` still within
+  // devid_reuse_delay, forgets (removes) the others.
+  void LoadReleasedDevids(uint32_t domid, absl::Time now);
   // Ring parameters of channel `serial` at (domid, devid) from the options.
   RingParams NewRingParams(uint32_t domid, uint32_t devid, uint64_t serial) const;
 

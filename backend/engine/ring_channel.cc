@@ -508,6 +508,8 @@ void RingChannel::FinishUnplug(bool forced, absl::Time now) {
   SetBackendState(XenbusState::kClosed);
   XenStore& xs = host_->xs();
   (void)xs.Unwatch(params_.frontend_path, params_.watch_token);
+  // Recorded (and persisted) before the guest can start dropping the device.
+  host_->DevidReleased(domid(), channel_->identity().devid);
   (void)xs.Remove(kNoTransaction, params_.frontend_path);
   (void)xs.Remove(kNoTransaction, params_.backend_path);
   finished_ = true;
@@ -520,7 +522,6 @@ void RingChannel::FinishUnplug(bool forced, absl::Time now) {
   state_ = ChannelState::kClosed;
   channel_->SetState(ChannelState::kClosed, fe_state_, be_state_, error);
   channel_->MarkRemoved(absl::NotFoundError("channel was deleted"));
-  host_->DevidReleased(domid(), channel_->identity().devid);
   channel_->Emit(ChannelEventType::kRemoved, std::nullopt, std::nullopt, std::nullopt,
                  RemovalReason::kDeleted);
   DeleteResult result{channel_->Info(), forced};

@@ -94,7 +94,8 @@ class RingHost {
   virtual GrantTables& gnttab() = 0;
   // Routes events of local port `port` to `channel` (nullptr: stop).
   virtual void RoutePort(EvtchnPort port, RingChannel* channel) = 0;
-  // An unplug finished and released `devid` of `domid`.
+  // An unplug is releasing `devid` of `domid` (called just before the
+  // frontend directory is removed).
   virtual void DevidReleased(uint32_t domid, uint32_t devid) = 0;
 };
 

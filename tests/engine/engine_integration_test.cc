@@ -352,6 +352,41 @@ TEST_F(EngineSimTest, GracefulUnplugInTeardownOrder) {
   EXPECT_NE(again->uid, result->channel.uid);
 }
 
+TEST_F(EngineSimTest, RecentlyReleasedDevidsSurviveARestart) {
+  StartEngine();
+  const uint32_t D = NewDomain("vm1");
+  auto first = Create("vm1", "chan");
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_EQ(first->devid, 1u);
+  auto deleted = engine_->DeleteChannelAndWait({"vm1", "chan"}, absl::Seconds(10));
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  // The release is recorded where only dom0 can read it.
+  const std::string released = absl::StrCat("/local/domain/0/backend/xenchan/", D,
+                                            "/xenchan-released");
+  EXPECT_NE(Read(released + "/1"), "<NOT_FOUND>");
+  for (const std::string& path : {released, released + "/1"}) {
+    auto perms = sim_->xs().GetPermissions(kNoTransaction, path);
+    ASSERT_TRUE(perms.ok()) << perms.status();
+    EXPECT_EQ(*perms, (std::vector<XsPermission>{{0, XsPermission::kNone}})) << path;
+  }
+
+  // A new engine (default reuse delay, 10 s) does not hand devid 1 out again.
+  StopEngine();
+  StartEngine();
+  auto second = Create("vm1", "again");
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->devid, 2u);
+
+  // One whose reuse delay has passed (0 here) forgets the release and
+  // removes its record.
+  StopEngine();
+  StartEngine([](EngineOptions& o) { o.devid_reuse_delay = absl::ZeroDuration(); });
+  EXPECT_EQ(Read(released + "/1"), "<NOT_FOUND>");
+  auto third = Create("vm1", "third");
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_EQ(third->devid, 1u);
+}
+
 TEST_F(EngineSimTest, UnplugIsForcedWhenTheGuestDoesNotAnswer) {
   StartEngine();
   const uint32_t D = NewDomain("vm1");
