@@ -72,13 +72,13 @@ Global flags:
                     0 means none)
 
 Exit codes:
-  0  success                     7  DEADLINE_EXCEEDED
-  1  other error (INTERNAL, ...)  8  ABORTED (epoch changed, lease taken over)
-  2  usage error                 9  OUT_OF_RANGE (offset/revision not retained)
-  3  INVALID_ARGUMENT            10  UNAVAILABLE (server down, domain gone: retry)
-  4  NOT_FOUND                   11  UNAUTHENTICATED / PERMISSION_DENIED
-  5  ALREADY_EXISTS              12  CANCELLED
-  6  FAILED_PRECONDITION / RESOURCE_EXHAUSTED is 13
+  0  success                          7  DEADLINE_EXCEEDED
+  1  other error (INTERNAL, UNKNOWN)  8  ABORTED (epoch changed, lease taken over)
+  2  usage error                      9  OUT_OF_RANGE (offset/revision not retained)
+  3  INVALID_ARGUMENT                10  UNAVAILABLE (server down, domain gone: retry)
+  4  NOT_FOUND                       11  UNAUTHENTICATED / PERMISSION_DENIED
+  5  ALREADY_EXISTS                  12  CANCELLED
+  6  FAILED_PRECONDITION             13  RESOURCE_EXHAUSTED
 )";
 
 enum ExitCode {
