@@ -1,0 +1,153 @@
+// Unit tests of xenchand's pieces that need no engine: the status conversion
+// (server/status.h), resource names and page tokens, and the configuration.
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "absl/strings/cord.h"
+#include "gmock/gmock.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/error_info.pb.h"
+#include "gtest/gtest.h"
+#include "server/config.h"
+#include "server/resource_names.h"
+#include "server/status.h"
+#include "xenchan/v1/errors.pb.h"
+
+namespace xenchan {
+namespace server {
+namespace {
+
+TEST(StatusTest, ApiErrorCarriesReasonMetadataAndDetailsOnTheWire) {
+  v1::LeaseHolder holder;
+  holder.set_session_id("s1-2");
+  absl::Status s = ApiError(absl::StatusCode::kFailedPrecondition, v1::ERROR_REASON_LEASE_HELD,
+                            "held")
+                       .Metadata("channel", "domains/a/channels/b")
+                       .Detail(holder);
+  EXPECT_EQ(ReasonOf(s), v1::ERROR_REASON_LEASE_HELD);
+  grpc::Status g = ToGrpcStatus(s);
+  EXPECT_EQ(g.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(g.error_message(), "held");
+  google::rpc::Status rpc;
+  ASSERT_TRUE(rpc.ParseFromString(g.error_details()));
+  EXPECT_EQ(rpc.code(), 9);
+  ASSERT_EQ(rpc.details_size(), 2);
+  google::rpc::ErrorInfo info;
+  ASSERT_TRUE(rpc.details(0).UnpackTo(&info));
+  EXPECT_EQ(info.domain(), "xenchan.dev");
+  EXPECT_EQ(info.reason(), "LEASE_HELD");
+  EXPECT_EQ(info.metadata().at("channel"), "domains/a/channels/b");
+  v1::LeaseHolder back;
+  ASSERT_TRUE(rpc.details(1).UnpackTo(&back));
+  EXPECT_EQ(back.session_id(), "s1-2");
+}
+
+TEST(StatusTest, InvalidArgumentNamesTheField) {
+  grpc::Status g = ToGrpcStatus(InvalidOption("page_size", "must not be negative"));
+  google::rpc::Status rpc;
+  ASSERT_TRUE(rpc.ParseFromString(g.error_details()));
+  bool found = false;
+  for (const auto& any : rpc.details()) {
+    google::rpc::BadRequest br;
+    if (any.UnpackTo(&br)) {
+      ASSERT_EQ(br.field_violations_size(), 1);
+      EXPECT_EQ(br.field_violations(0).field(), "page_size");
+      found = true;
+    }
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST(StatusTest, PlainStatusesGetAFallbackReasonOrNone) {
+  EXPECT_EQ(ReasonOf(absl::UnavailableError("x")), v1::ERROR_REASON_TRANSPORT_UNAVAILABLE);
+  grpc::Status internal = ToGrpcStatus(absl::InternalError("bug"));
+  google::rpc::Status rpc;
+  ASSERT_TRUE(rpc.ParseFromString(internal.error_details()));
+  EXPECT_EQ(rpc.details_size(), 0);
+  EXPECT_TRUE(ToGrpcStatus(absl::OkStatus()).ok());
+}
+
+TEST(ResourceNamesTest, ParsesAndRejects) {
+  auto d = ParseDomainName("domains/guest1", "name", false);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->domain, "guest1");
+  EXPECT_TRUE(ParseDomainName("domains/-", "parent", true)->all());
+  EXPECT_EQ(ReasonOf(ParseDomainName("domains/-", "name", false).status()),
+            v1::ERROR_REASON_INVALID_NAME);
+  for (const char* bad : {"", "domains", "domain/x", "domains/a/b", "domains//", "x/y"}) {
+    EXPECT_FALSE(ParseDomainName(bad, "name", true).ok()) << bad;
+  }
+  auto c = ParseChannelName("domains/g/channels/org.example.a-1", "name");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->channel_id, "org.example.a-1");
+  for (const char* bad : {"domains/g/channels/", "domains/g/channel/x", "domains/-/channels/x",
+                          "domains/g/channels/a b", "domains/g/channels/.x"}) {
+    EXPECT_FALSE(ParseChannelName(bad, "name").ok()) << bad;
+  }
+}
+
+TEST(ResourceNamesTest, PageTokensAreBoundToTheirRequest) {
+  const std::string t = EncodePageToken("fp1", "uuid/chan");
+  auto key = DecodePageToken(t, "fp1", "page_token");
+  ASSERT_TRUE(key.ok());
+  EXPECT_EQ(*key, "uuid/chan");
+  EXPECT_EQ(ReasonOf(DecodePageToken(t, "fp2", "page_token").status()),
+            v1::ERROR_REASON_INVALID_PAGE_TOKEN);
+  EXPECT_FALSE(DecodePageToken("!!", "fp1", "page_token").ok());
+}
+
+TEST(ConfigTest, FileThenFlagsAndListenRules) {
+  ServerConfig c;
+  ASSERT_TRUE(ApplyConfigText(&c, "# x\nplatform = sim\nsim-state-dir = /s\n"
+                                  "listen = unix:///a.sock\nmax-call-time = 5s\n")
+                  .ok());
+  EXPECT_EQ(c.platform, "sim");
+  EXPECT_EQ(c.max_call_time, absl::Seconds(5));
+  EXPECT_TRUE(Validate(c).ok());
+  EXPECT_FALSE(ApplyConfigText(&c, "nonsense = 1\n").ok());
+  EXPECT_FALSE(ApplyConfigText(&c, "no equals sign\n").ok());
+  EXPECT_FALSE(ApplyConfigText(&c, "worker-threads = 0\n").ok());
+
+  EXPECT_TRUE(ParseListenAddress("127.0.0.1:0").ok());
+  EXPECT_TRUE(ParseListenAddress("[::1]:0").ok());
+  EXPECT_TRUE(ParseListenAddress("localhost:7000").ok());
+  auto u = ParseListenAddress("unix:///run/x.sock");
+  ASSERT_TRUE(u.ok());
+  EXPECT_TRUE(u->unix);
+  EXPECT_EQ(u->path, "/run/x.sock");
+  // Plaintext off loopback is refused until TLS exists.
+  auto open = ParseListenAddress("0.0.0.0:7000");
+  EXPECT_FALSE(open.ok());
+  EXPECT_THAT(std::string(open.status().message()), ::testing::HasSubstr("loopback"));
+  EXPECT_FALSE(ParseListenAddress("10.1.2.3:7000").ok());
+  EXPECT_FALSE(ParseListenAddress("unix:relative").ok());
+
+  const char* argv[] = {"xenchand", "--platform=sim", "--sim-state-dir", "/d",
+                        "--listen=127.0.0.1:0"};
+  auto parsed = ParseCommandLine(5, const_cast<char**>(argv));
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->listen.size(), 1u);
+  EXPECT_EQ(parsed->sim_state_dir, "/d");
+  const char* bad[] = {"xenchand", "--platform=kvm"};
+  EXPECT_FALSE(ParseCommandLine(2, const_cast<char**>(bad)).ok());
+}
+
+TEST(ConfigTest, DeployedExampleIsValid) {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  std::ifstream in(std::string(srcdir != nullptr ? srcdir : ".") + "/xenchan/deploy/xenchand.conf");
+  ASSERT_TRUE(in) << "deploy/xenchand.conf not in runfiles";
+  std::stringstream text;
+  text << in.rdbuf();
+  ServerConfig c;
+  ASSERT_TRUE(ApplyConfigText(&c, text.str()).ok());
+  EXPECT_TRUE(Validate(c).ok());
+  EXPECT_EQ(c.platform, "xen");
+  EXPECT_EQ(c.listen.size(), 1u);
+  EXPECT_EQ(c.keepalive_time, absl::Seconds(60));
+}
+
+}  // namespace
+}  // namespace server
+}  // namespace xenchan
