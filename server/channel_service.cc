@@ -296,6 +296,28 @@ class ServiceCore {
         .Detail(mismatch);
   }
 
+  // Counts the engine's new lifecycle events into the metrics.
+  void CountEvents() ABSL_LOCKS_EXCLUDED(metrics_mu) {
+    MutexLock lock(&metrics_mu);
+    for (;;) {
+      auto events = engine->EventsAfter(metrics_cursor, 256);
+      if (!events.ok()) {  // fell behind the retention: skip ahead
+        metrics_cursor = engine->revision();
+        break;
+      }
+      if (events->empty()) break;
+      for (const ChannelEvent& e : *events) {
+        metrics->EngineEvent(e.type);
+        metrics_cursor = e.revision;
+      }
+    }
+    const EngineStats stats = engine->stats();
+    metrics->SetEngineFigures(stats.domains, stats.channels);
+  }
+
+  Mutex metrics_mu;
+  uint64_t metrics_cursor ABSL_GUARDED_BY(metrics_mu) = 0;
+
   Mutex mu;
   std::map<ReactorBase*, std::weak_ptr<ReactorBase>> live ABSL_GUARDED_BY(mu);
   Mutex framing_mu;
@@ -652,9 +674,26 @@ absl::Status DoGetChannel(ServiceCore& core, const v1::GetChannelRequest& reques
 
 ChannelService::ChannelService(Engine* engine, ServerMetrics* metrics,
                                ChannelServiceOptions options)
-    : core_(std::make_shared<ServiceCore>(engine, metrics, std::move(options))) {}
+    : core_(std::make_shared<ServiceCore>(engine, metrics, std::move(options))) {
+  // Lifecycle events (stalls, gaps, epochs, ...) and engine figures for the
+  // metrics, counted once here rather than per watcher.
+  {
+    MutexLock lock(&core_->metrics_mu);
+    core_->metrics_cursor = engine->revision();
+  }
+  std::weak_ptr<ServiceCore> w = core_;
+  event_subscription_ = engine->SubscribeEvents([w] {
+    auto core = w.lock();
+    if (!core || !core->scheduler) return;
+    core->scheduler->Run([w] {
+      if (auto c = w.lock()) c->CountEvents();
+    });
+  });
+  core_->CountEvents();
+}
 
 ChannelService::~ChannelService() {
+  core_->engine->UnsubscribeEvents(event_subscription_);
   // Workers may still hold reactors; stopping them first keeps them from
   // touching a half-destroyed core.
   core_->scheduler.reset();

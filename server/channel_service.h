@@ -114,6 +114,7 @@ class ChannelService final : public v1::ChannelService::CallbackService {
 
  private:
   std::shared_ptr<ServiceCore> core_;
+  uint64_t event_subscription_ = 0;
 };
 
 }  // namespace server

@@ -2,6 +2,7 @@
 #include "server/metrics.h"
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 
 namespace xenchan {
 namespace server {
@@ -100,7 +101,7 @@ void ServerMetrics::SessionOpened() {
 void ServerMetrics::SessionClosed() { sessions_.Decrement(); }
 
 void ServerMetrics::EngineEvent(ChannelEventType type) {
-  engine_events_.Add({{"type", ToString(type)}}).Increment();
+  engine_events_.Add({{"type", absl::AsciiStrToLower(ToString(type))}}).Increment();
 }
 
 void ServerMetrics::SetEngineFigures(uint64_t domains, uint64_t channels) {

@@ -142,7 +142,7 @@ int Main(int argc, char** argv) {
   service_options.max_call_time = config->max_call_time;
   service_options.worker_threads = config->worker_threads;
   service_options.max_readers_per_channel = config->max_readers_per_channel;
-  ChannelService service(engine->get(), &metrics, service_options);
+  auto service = std::make_unique<ChannelService>(engine->get(), &metrics, service_options);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -167,7 +167,7 @@ int Main(int argc, char** argv) {
     builder.AddListeningPort(a.target, grpc::InsecureServerCredentials(), ports.back().get());
     addresses.push_back(a);
   }
-  builder.RegisterService(&service);
+  builder.RegisterService(service.get());
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr) {
     return Fail("cannot listen", absl::UnavailableError(absl::StrCat(
@@ -189,12 +189,16 @@ int Main(int argc, char** argv) {
   sigwait(&stop_signals, &sig);
   Log("info", "shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   server->GetHealthCheckService()->SetServingStatus(false);
-  service.BeginShutdown();
+  service->BeginShutdown();
   server->Shutdown(std::chrono::system_clock::now() +
                    absl::ToChronoMilliseconds(config->shutdown_grace));
   server->Wait();
-  // The engine leaves xenstore as it is, so the next start recovers every
-  // channel (re-map, re-bind).
+  // Order: the server (which calls into the service), the service (which
+  // holds an engine subscription), then the engine. The engine leaves
+  // xenstore as it is, so the next start recovers every channel (re-map,
+  // re-bind).
+  server.reset();
+  service.reset();
   engine->reset();
   Log("info", "stopped");
   return 0;

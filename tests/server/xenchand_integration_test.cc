@@ -1,6 +1,9 @@
 // xenchand end to end: the real server binary on a temp Unix socket and
 // 127.0.0.1:0, a real xensim with simulated guests, driven through the
 // generated stub (clients/lib) and the guests' channel ttys.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -13,6 +16,8 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "clients/lib/client.h"
@@ -508,6 +513,53 @@ TEST_F(XenchandTest, WatchSendsSnapshotThenChangesAndResumes) {
   absl::Status s = client_->Watch(resume, [](const v1::WatchChannelsResponse&) { return true; });
   EXPECT_EQ(s.code(), absl::StatusCode::kOutOfRange);
   EXPECT_EQ(ReasonOf(s), "REVISION_NOT_RETAINED");
+}
+
+// Fetches `path` over HTTP/1.0 from 127.0.0.1:`port`.
+std::string HttpGet(int port, const std::string& path) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return "";
+  }
+  WriteAll(fd, "GET " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n");
+  std::string out = ReadUntil(fd, "xenchan_sessions_opened_total", absl::Seconds(10));
+  out += ReadExactly(fd, 1 << 20, absl::Milliseconds(200));
+  close(fd);
+  return out;
+}
+
+TEST_F(XenchandTest, ExportsPrometheusMetrics) {
+  ASSERT_EQ(server_->Stop(), 0);
+  client_.reset();
+  server_.reset();
+  StartServer({"--metrics-listen=127.0.0.1:0"});
+  int port = 0;
+  for (absl::string_view line : absl::StrSplit(server_->log(), '\n')) {
+    if (!absl::StrContains(line, "msg=metrics")) continue;
+    const size_t colon = line.rfind(':', line.find(" path="));
+    ASSERT_NE(colon, absl::string_view::npos);
+    ASSERT_TRUE(absl::SimpleAtoi(line.substr(colon + 1, line.find(" path=") - colon - 1), &port));
+  }
+  ASSERT_GT(port, 0) << server_->log();
+  CreateConnected("org.example.metrics");
+  ASSERT_TRUE(client_->GetDomain("domains/nope").status().code() == absl::StatusCode::kNotFound);
+  const std::string text = HttpGet(port, "/metrics");
+  EXPECT_THAT(text, HasSubstr("xenchan_rpcs_finished_total{code=\"OK\",method=\"CreateChannel\"} 1"));
+  EXPECT_THAT(text, HasSubstr("code=\"NOT_FOUND\",method=\"GetDomain\""));
+  EXPECT_THAT(text, HasSubstr("xenchan_channel_events_total{type=\"connected\"}"));
+  EXPECT_THAT(text, HasSubstr("xenchan_channels 1"));
+  EXPECT_THAT(text, HasSubstr("xenchan_rpc_duration_seconds_bucket"));
+}
+
+TEST_F(XenchandTest, RefusesPlaintextTcpOffLoopback) {
+  auto server = XenchandProcess::Start(sim_->state_dir(), sim_->scratch_dir() + "/y.sock",
+                                       {"--listen=0.0.0.0:0"});
+  EXPECT_FALSE(server.ok());
 }
 
 }  // namespace
