@@ -261,6 +261,11 @@ void Channel::CountSpuriousEvent() {
   ++info_.counters.spurious_events_from_guest;
 }
 
+void Channel::CountFrontendRateLimited() {
+  MutexLock lock(&mu_);
+  ++info_.counters.frontend_rate_limited_periods;
+}
+
 void Channel::CountRateLimited() {
   MutexLock lock(&mu_);
   ++info_.counters.rate_limited_periods;

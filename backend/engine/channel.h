@@ -133,6 +133,7 @@ class Channel {
   // A guest event that found nothing to do (ring_channel.h).
   void CountSpuriousEvent() ABSL_LOCKS_EXCLUDED(mu_);
   void CountRateLimited() ABSL_LOCKS_EXCLUDED(mu_);
+  void CountFrontendRateLimited() ABSL_LOCKS_EXCLUDED(mu_);
   void CountBadRing(const std::string& message, absl::Time now, bool report)
       ABSL_LOCKS_EXCLUDED(mu_);
   void CountBadXenstore() ABSL_LOCKS_EXCLUDED(mu_);

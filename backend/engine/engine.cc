@@ -511,12 +511,14 @@ void Engine::RecoverRingChannels() {
       if (!ValidateChannelId(name).ok()) continue;
       std::string uid = read("xenchan-uid");
       if (!LooksLikeUuid(uid)) uid = NewUuid();
+      // Our own keys (the guest can read but not write them), still parsed
+      // strictly and within the limits a create would accept; anything else
+      // takes the defaults.
       ChannelConfig asked;
-      uint64_t v = 0;
-      if (absl::SimpleAtoi(read("xenchan-buffer-limit"), &v)) asked.buffer_limit_bytes = v;
-      if (absl::SimpleAtoi(read("xenchan-write-queue-limit"), &v)) {
-        asked.write_queue_limit_bytes = v;
-      }
+      constexpr uint32_t kMaxLimit = static_cast<uint32_t>(kMaxBufferLimit);
+      asked.buffer_limit_bytes = ParseDecimal(read("xenchan-buffer-limit"), kMaxLimit).value_or(0);
+      asked.write_queue_limit_bytes =
+          ParseDecimal(read("xenchan-write-queue-limit"), kMaxLimit).value_or(0);
       const std::string overflow = read("xenchan-overflow");
       if (overflow == "drop-oldest") asked.overflow_policy = OverflowPolicy::kDropOldest;
       if (overflow == "block") asked.overflow_policy = OverflowPolicy::kBlock;

@@ -14,6 +14,7 @@ namespace {
 constexpr uint32_t kMaxRef = 0x7fffffff;  // ring-ref is written with %d, ports fit in 31 bits
 constexpr int kDrainRounds = 8;           // per Service call, to stay fair to other channels
 constexpr absl::Duration kGapEventInterval = absl::Seconds(1);
+constexpr absl::Duration kBadRingEventInterval = absl::Seconds(1);
 
 }  // namespace
 
@@ -22,7 +23,8 @@ RingChannel::RingChannel(RingHost* host, std::shared_ptr<Channel> channel, RingP
       channel_(std::move(channel)),
       params_(std::move(params)),
       spurious_limiter_(params_.event_allowance, params_.event_period),
-      cap_limiter_(params_.event_cap, params_.event_cap_period) {}
+      cap_limiter_(params_.event_cap, params_.event_cap_period),
+      frontend_limiter_(params_.frontend_change_allowance, params_.frontend_change_period) {}
 
 RingChannel::~RingChannel() {
   Disconnect();
@@ -152,7 +154,19 @@ void RingChannel::Disconnect() {
 }
 
 void RingChannel::OnFrontendChanged(absl::Time now) {
-  if (finished_) return;
+  if (finished_ || frontend_deferred_) return;  // OnTimer reads it afresh
+  if (!frontend_limiter_.Allow(now)) {
+    frontend_deferred_ = true;
+    if (frontend_limiter_.limited_periods() != frontend_limited_seen_) {
+      frontend_limited_seen_ = frontend_limiter_.limited_periods();
+      channel_->CountFrontendRateLimited();
+    }
+    return;
+  }
+  HandleFrontendChange(now);
+}
+
+void RingChannel::HandleFrontendChange(absl::Time now) {
   if (finish_unplug_pending_) {
     finish_unplug_pending_ = false;
     FinishUnplug(/*forced=*/false, now);
@@ -292,7 +306,13 @@ void RingChannel::BadRing(const absl::Status& status, absl::Time now) {
   const bool first = !bad_ring_reported_;
   bad_ring_reported_ = true;
   channel_->CountBadRing(std::string(status.message()), now, first);
-  if (first) channel_->Emit(ChannelEventType::kStateChanged);
+  // An event for the first bad round of a streak, but at most one a second:
+  // a guest alternating sane and corrupt indices must not flood the
+  // engine-wide event log (and push other channels' events out of it).
+  if (first && now >= last_bad_ring_event_ + kBadRingEventInterval) {
+    last_bad_ring_event_ = now;
+    channel_->Emit(ChannelEventType::kStateChanged);
+  }
 }
 
 bool RingChannel::Service(absl::Time now) {
@@ -405,6 +425,7 @@ absl::Time RingChannel::NextDeadline() const {
   absl::Time t = absl::InfiniteFuture();
   if (finished_) return t;
   if (masked_) t = std::min(t, unmask_at_);
+  if (frontend_deferred_) t = std::min(t, frontend_limiter_.period_end());
   if (unplugging_) t = std::min(t, unplug_deadline_);
   if (gap_pending_) t = std::min(t, last_gap_event_ + kGapEventInterval);
   if (state_ == ChannelState::kWaitingForGuest && !timeout_reported_ &&
@@ -422,6 +443,11 @@ void RingChannel::OnTimer(absl::Time now) {
     unmask_at_ = absl::InfiniteFuture();
     if (local_port_.has_value()) (void)host_->evtchn().Unmask(*local_port_);
     Service(now);  // catch up with what arrived while masked
+  }
+  if (frontend_deferred_ && now >= frontend_limiter_.period_end()) {
+    frontend_deferred_ = false;
+    OnFrontendChanged(now);  // a new period: allowed
+    if (finished_) return;
   }
   if (unplugging_ && now >= unplug_deadline_) {
     FinishUnplug(/*forced=*/true, now);

@@ -29,6 +29,12 @@
 //                   unbound again), new epoch (SERVER_RESTARTED); the ring's
 //                   indices are adopted, so nothing still in it is lost.
 // Frontend values are parsed strictly; garbage is counted and ignored.
+// Frontend changes are handled at most frontend_change_allowance times per
+// frontend_change_period per channel: a guest that rewrites its xenstore
+// keys in a loop would otherwise cost the engine thread xenstore round trips
+// (and the engine-wide event log an event) per write. Changes past the
+// allowance are deferred to the end of the period, when the frontend is
+// read afresh, so the latest state is always acted on.
 //
 // Ring I/O on every event and after (re)connecting: drain `out` into the
 // channel's OutputBuffer as far as its Space() allows, fill `in` from the
@@ -115,6 +121,10 @@ struct RingParams {
   // All events allowed per period.
   uint32_t event_cap = 2000;
   absl::Duration event_cap_period = absl::Milliseconds(200);
+  // Frontend (xenstore) changes handled per period; a kexec reset takes 5,
+  // a resume 2, and the watch may fire once per key written.
+  uint32_t frontend_change_allowance = 50;
+  absl::Duration frontend_change_period = absl::Seconds(1);
   absl::Duration connect_timeout = absl::Seconds(30);
   uint64_t persisted_epoch = 0;  // highest epoch ever used by this channel
   bool recovered = false;        // found by a restarted engine
@@ -176,6 +186,8 @@ class RingChannel {
   };
   // nullopt if ring-ref or port is missing or not a strict decimal in range.
   std::optional<RingInfo> ReadRingInfo();
+  // OnFrontendChanged past the rate limit.
+  void HandleFrontendChange(absl::Time now);
   // Reads FE state: kUnknown if missing; nullopt for garbage.
   std::optional<XenbusState> ReadFrontendState();
   void Connect(EpochChangeReason reason, absl::Time now);
@@ -212,7 +224,12 @@ class RingChannel {
   bool masked_ = false;
   absl::Time unmask_at_ = absl::InfiniteFuture();
 
+  RateLimiter frontend_limiter_;
+  uint64_t frontend_limited_seen_ = 0;
+  bool frontend_deferred_ = false;  // a change waits for the period's end
+
   bool bad_ring_reported_ = false;
+  absl::Time last_bad_ring_event_ = absl::InfinitePast();
   bool gap_pending_ = false;
   absl::Time last_gap_event_ = absl::InfinitePast();
 

@@ -126,8 +126,7 @@ Session::~Session() {
 }
 
 void Session::Close() {
-  if (closed_) return;
-  closed_ = true;
+  if (closed_.exchange(true)) return;
   Channel& ch = *channel_;
   std::optional<LeaseChange> released;
   std::optional<LeaseChange> granted;

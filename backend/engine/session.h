@@ -11,6 +11,7 @@
 #ifndef XENCHAN_BACKEND_ENGINE_SESSION_H_
 #define XENCHAN_BACKEND_ENGINE_SESSION_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -124,7 +125,7 @@ class Session {
   const int notify_fd_;
   Position start_position_;
   ChannelInfo info_at_open_;
-  bool closed_ = false;  // only touched by Close/destructor on the owner's thread
+  std::atomic<bool> closed_{false};  // Close may race with itself on other threads
 };
 
 }  // namespace xenchan

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "backend/engine/names.h"
 
@@ -20,6 +22,15 @@ namespace xenchan {
 namespace {
 
 constexpr size_t kChunk = 64 * 1024;
+
+// The frontend `tty` is written by QEMU, but it lives in the guest-owned
+// frontend directory: only ever open a pty slave, never a path of the
+// guest's (or anyone's) choosing.
+bool LooksLikePtySlave(const std::string& path) {
+  constexpr absl::string_view kPts = "/dev/pts/";
+  return absl::StartsWith(path, kPts) &&
+         ParseDecimal(absl::string_view(path).substr(kPts.size()), 1u << 20).has_value();
+}
 
 std::string ReadOr(XenStore& xs, const std::string& path, const std::string& fallback) {
   auto v = xs.Read(kNoTransaction, path);
@@ -88,6 +99,7 @@ bool ToolstackChannel::Refresh(absl::Time now) {
     const std::string tty = ReadOr(*xs_, spec_.frontend_path + "/tty", "");
     if (tty != tty_) {
       tty_ = tty;
+      if (!tty_.empty() && !LooksLikePtySlave(tty_)) channel_->CountBadXenstore();
       channel_->SetToolstackEndpoint(tty_);
       if (fd_ >= 0) Close("QEMU published another pty", false);
     }
@@ -135,9 +147,14 @@ void ToolstackChannel::Open(absl::Time now) {
       return;  // QEMU is not listening (yet): the next xenstore change retries
     }
   } else {
-    if (tty_.empty()) return;
-    fd = open(tty_.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    if (!LooksLikePtySlave(tty_)) return;
+    fd = open(tty_.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) return;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISCHR(st.st_mode) || !isatty(fd)) {
+      close(fd);
+      return;
+    }
     termios t;
     if (tcgetattr(fd, &t) == 0) {
       cfmakeraw(&t);

@@ -4,7 +4,9 @@
 // read-only as to lifecycle, and with its data reached through what QEMU
 // serves: the Unix socket in the backend `path` (connection=socket; QEMU
 // listens, we connect) or the pty QEMU writes into the frontend `tty`
-// (connection=pty).
+// (connection=pty). The pty path comes from the guest-owned frontend
+// directory, so only a /dev/pts/<n> character device that is a tty is ever
+// opened (anything else counts as a bad xenstore value).
 //
 // Lifecycle: CONNECTED while QEMU's backend is Connected (4) and our socket
 // or pty is open; each (re)open starts a new epoch (TRANSPORT_REOPENED after

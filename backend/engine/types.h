@@ -103,6 +103,10 @@ struct ChannelCounters {
   // Periods in which the channel's port was left masked because it exceeded
   // either event limit (EngineOptions).
   uint64_t rate_limited_periods = 0;
+  // Periods in which the guest changed its frontend xenstore keys more often
+  // than the engine handles (ring_channel.h); the rest waited for the
+  // period's end.
+  uint64_t frontend_rate_limited_periods = 0;
   uint64_t stalls = 0;
   uint64_t epochs = 0;
   uint64_t bad_ring_rounds = 0;     // rounds ignored because of corrupt indices

@@ -387,6 +387,29 @@ TEST_F(EngineSimTest, RecentlyReleasedDevidsSurviveARestart) {
   EXPECT_EQ(third->devid, 1u);
 }
 
+TEST_F(EngineSimTest, RecoveryParsesItsOwnKeysStrictly) {
+  StartEngine();
+  const uint32_t D = NewDomain("vm1");
+  ChannelConfig config;
+  config.buffer_limit_bytes = 4096;
+  config.write_queue_limit_bytes = 8192;
+  auto c = Create("vm1", "chan", true, config);
+  ASSERT_TRUE(c.ok()) << c.status();
+  StopEngine();
+  // Values a create would never have written: a sign, and above 1 GiB.
+  const std::string be = absl::StrCat("/local/domain/0/backend/xenchan/", D, "/1");
+  ASSERT_TRUE(sim_->xs().Write(kNoTransaction, be + "/xenchan-buffer-limit", "+4096").ok());
+  ASSERT_TRUE(
+      sim_->xs().Write(kNoTransaction, be + "/xenchan-write-queue-limit", "99999999999").ok());
+  StartEngine();
+  ASSERT_TRUE(WaitState("vm1", "chan", ChannelState::kConnected));
+  auto r = engine_->GetChannel({"vm1", "chan"});
+  ASSERT_TRUE(r.ok());
+  const EngineOptions defaults;
+  EXPECT_EQ(r->config.buffer_limit_bytes, defaults.buffer_limit_bytes);
+  EXPECT_EQ(r->config.write_queue_limit_bytes, defaults.write_queue_limit_bytes);
+}
+
 TEST_F(EngineSimTest, UnplugIsForcedWhenTheGuestDoesNotAnswer) {
   StartEngine();
   const uint32_t D = NewDomain("vm1");

@@ -158,6 +158,55 @@ TEST_F(HostileGuestTest, ScribbledRingIndicesAreCountedAndIgnored) {
   ExpectRoundTrip(good_tty, *good, "end");
 }
 
+// A guest that alternates sane and corrupt ring indices: every corrupt round
+// is counted, but the channel's events are throttled (at most one a second),
+// so it cannot flood the engine-wide event log.
+TEST_F(HostileGuestTest, TogglingCorruptIndicesDoesNotFloodTheEventLog) {
+  const uint32_t D = Domain("bad");
+  const ChannelInfo victim = Channel("bad", "victim");
+  auto bad = Writer("bad", "victim");
+  auto ref = sim_->xs().Read(kNoTransaction, Fe(D, victim.devid) + "/ring-ref");
+  ASSERT_TRUE(ref.ok());
+  auto hv = hv::HvConnection::Connect(sim_->hypervisor_socket());
+  ASSERT_TRUE(hv.ok()) << hv.status();
+  auto mapping = (*hv)->MapGrant(D, std::stoul(*ref), /*writable=*/true);
+  ASSERT_TRUE(mapping.ok()) << mapping.status();
+  auto* page = static_cast<xencons_interface*>((*mapping)->data());
+  auto counters = [&] { return engine_->GetChannel({"bad", "victim"})->counters; };
+
+  const uint64_t rev0 = engine_->revision();
+  const absl::Time start = absl::Now();
+  constexpr int kToggles = 40;
+  for (int i = 0; i < kToggles; ++i) {
+    // One sane byte, which the engine drains (ending the corrupt streak)...
+    const uint32_t cons = __atomic_load_n(&page->out_cons, __ATOMIC_ACQUIRE);
+    page->out[cons & (sizeof(page->out) - 1)] = 'z';
+    __atomic_store_n(&page->out_prod, cons + 1, __ATOMIC_RELEASE);
+    const uint64_t bad_before = counters().bad_ring_rounds;
+    ASSERT_TRUE(bad->Write("p").ok());
+    ASSERT_TRUE(waiter_->WaitUntil(
+        [&] { return counters().bytes_from_guest == static_cast<uint64_t>(i + 1); },
+        absl::Seconds(20), absl::Milliseconds(1)));
+    // ...then corrupt indices, which start a new streak.
+    __atomic_store_n(&page->out_prod, cons + 1 + 100000, __ATOMIC_RELEASE);
+    ASSERT_TRUE(bad->Write("p").ok());
+    ASSERT_TRUE(waiter_->WaitUntil([&] { return counters().bad_ring_rounds > bad_before; },
+                                   absl::Seconds(20), absl::Milliseconds(1)));
+    __atomic_store_n(&page->out_prod, cons + 1, __ATOMIC_RELEASE);  // sane again
+  }
+  const absl::Duration elapsed = absl::Now() - start;
+  auto events = engine_->EventsAfter(rev0, 100000);
+  ASSERT_TRUE(events.ok()) << events.status();
+  uint64_t n = 0;
+  for (const ChannelEvent& e : *events) n += e.channel.channel_id == "victim" ? 1 : 0;
+  std::cout << "toggles: " << kToggles << " in " << elapsed << ", " << n << " events, "
+            << counters().bad_ring_rounds << " bad rounds\n";
+  EXPECT_GE(counters().bad_ring_rounds, static_cast<uint64_t>(kToggles));
+  EXPECT_LE(n, static_cast<uint64_t>(absl::ToDoubleSeconds(elapsed)) + 2);
+  EXPECT_EQ(engine_->GetChannel({"bad", "victim"})->last_error.kind,
+            ChannelErrorKind::kBadRingIndices);
+}
+
 TEST_F(HostileGuestTest, GarbageInXenstoreKeysIsIgnoredOrFailsOnlyThatChannel) {
   const uint32_t D = Domain("bad");
   Domain("good");
@@ -266,6 +315,51 @@ TEST_F(HostileGuestTest, FloodingGuestDoesNotSlowAQuietOne) {
   std::cout << "flood: " << drained.size() << " bytes, events " << noisy->counters.events_from_guest
             << ", rate-limited periods " << noisy->counters.rate_limited_periods
             << "; quiet worst round trip " << worst << "\n";
+}
+
+// A guest that rewrites its frontend state as fast as xenstored takes it.
+// Every change the engine handles costs xenstore round trips and usually a
+// lifecycle event in the engine-wide event log; the engine handles at most
+// its per-channel allowance of frontend changes per second and defers the
+// rest (the state is re-read when it does, so the last word still counts).
+TEST_F(HostileGuestTest, FrontendStateChurnIsRateLimitedAndTheLastStateWins) {
+  const uint32_t D = Domain("bad");
+  Domain("good");
+  const ChannelInfo a = Channel("bad", "a");
+  Channel("good", "fine");
+  const int good_tty = Tty("good", "fine");
+  auto good = Writer("good", "fine");
+  const std::string fe = Fe(D, a.devid);
+  XenStore& xs = sim_->xs();
+  const uint64_t rev0 = engine_->revision();
+  const absl::Time start = absl::Now();
+  std::thread churn([&] {
+    for (int i = 0; i < 3000; ++i) {
+      if (!xs.Write(kNoTransaction, fe + "/state", i % 2 == 0 ? "5" : "6").ok()) break;
+    }
+  });
+  for (int i = 0; i < 4; ++i) ExpectRoundTrip(good_tty, *good, absl::StrCat("churn", i));
+  churn.join();
+  const absl::Duration elapsed = absl::Now() - start;
+  // The last write (6) is acted on, late at worst.
+  ASSERT_TRUE(waiter_->WaitUntil([&] {
+    auto c = engine_->GetChannel({"bad", "a"});
+    return c.ok() && c->frontend_state == XenbusState::kClosed &&
+           c->backend_state == XenbusState::kClosed;
+  }));
+  auto events = engine_->EventsAfter(rev0, 100000);
+  ASSERT_TRUE(events.ok()) << events.status();
+  uint64_t churn_events = 0;
+  for (const ChannelEvent& e : *events) churn_events += e.channel.channel_id == "a" ? 1 : 0;
+  auto c = engine_->GetChannel({"bad", "a"});
+  ASSERT_TRUE(c.ok());
+  std::cout << "churn: 3000 writes in " << elapsed << ", " << churn_events
+            << " events of the channel, frontend rate-limited periods "
+            << c->counters.frontend_rate_limited_periods << "\n";
+  const uint64_t seconds = static_cast<uint64_t>(absl::ToDoubleSeconds(absl::Now() - start)) + 2;
+  EXPECT_LE(churn_events, seconds * 50);
+  EXPECT_GT(c->counters.frontend_rate_limited_periods, 0u);
+  ExpectRoundTrip(good_tty, *good, "after churn");
 }
 
 // The test plays a guest that has a ring and a port but sends nothing: it

@@ -2,6 +2,8 @@
 // through the engine: discovered from xenstore, exposed with their transport,
 // data both ways through QEMU's Unix socket and pty, read-only as to
 // lifecycle, and removed with their domain.
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <memory>
@@ -118,6 +120,58 @@ TEST(ToolstackChannels, DiscoveredServedAndRemovedWithTheirDomain) {
     ++removed;
   }
   EXPECT_TRUE((*engine2)->ListChannels().empty());
+}
+
+// The frontend `tty` lives in the guest-owned frontend directory: whatever
+// path appears there, the engine opens nothing but a pty slave.
+TEST(ToolstackChannels, OnlyAPtySlaveIsEverOpened) {
+  auto sim = SimHost::Start();
+  ASSERT_TRUE(sim.ok()) << sim.status();
+  auto options = (*sim)->EngineOptionsForHost();
+  ASSERT_TRUE(options.ok());
+  auto engine = Engine::Create(*std::move(options));
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  Engine& e = **engine;
+  EventWaiter waiter(&e);
+  auto dom = (*sim)->host().CreateDomain("vm1", "", {"name=org.example.pty,connection=pty"});
+  ASSERT_TRUE(dom.ok()) << dom.status();
+  const ChannelRef ref{"vm1", "org.example.pty"};
+  auto connected = [&] {
+    auto c = e.GetChannel(ref);
+    return c.ok() && c->state == ChannelState::kConnected;
+  };
+  ASSERT_TRUE(waiter.WaitUntil(connected));
+  const std::string tty_node =
+      absl::StrCat("/local/domain/", dom->domid, "/device/console/1/tty");
+  auto pty = (*sim)->xs().Read(kNoTransaction, tty_node);
+  ASSERT_TRUE(pty.ok());
+
+  // A regular file, a path that escapes /dev/pts, and a non-tty device.
+  const std::string file = (*sim)->state_dir() + "/not-a-tty";
+  {
+    const int fd = open(file.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(WriteAll(fd, "secret"));
+    close(fd);
+  }
+  uint64_t bad = 0;
+  for (const std::string& path :
+       {file, std::string("/dev/pts/../../") + file, std::string("/dev/null")}) {
+    ASSERT_TRUE((*sim)->xs().Write(kNoTransaction, tty_node, path).ok());
+    ++bad;
+    ASSERT_TRUE(waiter.WaitUntil([&] {
+      auto c = e.GetChannel(ref);
+      return c.ok() && c->toolstack_endpoint == path && c->counters.bad_xenstore_values >= bad;
+    })) << path;
+    auto c = e.GetChannel(ref);
+    EXPECT_NE(c->state, ChannelState::kConnected) << path;
+  }
+  struct stat st;
+  ASSERT_EQ(stat(file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, 6);
+  // QEMU's pty again: served again.
+  ASSERT_TRUE((*sim)->xs().Write(kNoTransaction, tty_node, *pty).ok());
+  EXPECT_TRUE(waiter.WaitUntil(connected));
 }
 
 }  // namespace
