@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The README's main-job command: sets up, builds everything, then starts the
-# simulated Xen host (xensim) with a demo guest and shows, with real output,
-# a channel working end to end. It keeps the host running until Ctrl-C.
+# The README's main-job command: sets up, builds everything, then starts
+# xenchand on the embedded simulated Xen host (xensim) with a demo guest
+# running xenchan-agent, and shows with real output how to list channels,
+# hot-add one, and provision the guest with xenchanctl. It keeps running
+# until Ctrl-C.
 #
 #   scripts/run.sh                      # state in a fresh temp dir
 #   XENCHAN_STATE_DIR=/tmp/x scripts/run.sh
@@ -17,75 +19,86 @@ XENSIM="$BIN/backend/sim/xensim"
 STATE=${XENCHAN_STATE_DIR:-$(mktemp -d /tmp/xenchan.XXXXXX)}
 mkdir -p "$STATE"
 export XENSTORED_PATH="$STATE/xenstored.sock"
-PY=/usr/bin/python3
-
-"$XENSIM" serve --state-dir "$STATE" > "$STATE/xensim.log" 2>&1 &
-SIM_PID=$!
-GUEST_AGENT_PID=
+export XENCHAN_SERVER="unix://$STATE/xenchand.sock"
+XENCHANCTL="$BIN/clients/cli/xenchanctl"
+PIDS=()
 cleanup() {
-  [ -n "$GUEST_AGENT_PID" ] && kill "$GUEST_AGENT_PID" 2>/dev/null || true
-  kill "$SIM_PID" 2>/dev/null || true
-  wait "$SIM_PID" 2>/dev/null || true
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill "${PIDS[$i]}" 2>/dev/null || true; done
+  wait 2>/dev/null || true
 }
-trap cleanup EXIT INT TERM
-for _ in $(seq 100); do
-  grep -q "xensim: ready" "$STATE/xensim.log" 2>/dev/null && break
-  kill -0 "$SIM_PID" 2>/dev/null || { cat "$STATE/xensim.log"; exit 1; }
-  sleep 0.1
-done
+trap cleanup EXIT
+trap 'exit 0' INT TERM
+
+# wait_for FILE PATTERN PID: until PATTERN shows up in FILE (at most 20 s).
+wait_for() {
+  for _ in $(seq 200); do
+    grep -q "$2" "$1" 2>/dev/null && return 0
+    kill -0 "$3" 2>/dev/null || { echo "!! it exited:"; cat "$1"; exit 1; }
+    sleep 0.1
+  done
+  echo "!! timed out waiting for '$2' in $1"; cat "$1"; exit 1
+}
+# run CMD...: shows the command (quoted where needed, build paths shortened), then runs it.
+run() {
+  local shown="\$" a
+  for a in "$@"; do
+    a=${a#"$BIN/"}
+    if [[ $a =~ [^A-Za-z0-9_./:=@,+-] ]]; then shown+=" '$a'"; else shown+=" $a"; fi
+  done
+  echo "$shown"
+  "$@"
+}
+
+echo "== the simulated Xen host (xensim): xenstored, hypervisor, toolstack"
+"$XENSIM" serve --state-dir "$STATE" > "$STATE/xensim.log" 2>&1 &
+PIDS+=($!)
+wait_for "$STATE/xensim.log" "xensim: ready" "${PIDS[-1]}"
 grep "xensim: ready" "$STATE/xensim.log"
 
-run() { echo "\$ $*"; "$@"; }
 echo
-echo "== a demo guest with one channel declared the xl.cfg way (served by the simulated QEMU)"
-run "$XENSIM" --state-dir "$STATE" domain create --name demo \
-  --channel "name=org.xenchan.demo.0,connection=socket,path=$STATE/demo-channel.sock"
-TTY="$STATE/guests/demo/root/dev/xen-channel/org.xenchan.demo.0"
-for _ in $(seq 100); do [ -e "$TTY" ] && break; sleep 0.1; done
-run "$XENSIM" --state-dir "$STATE" domain list
+echo "== xenchand on it, on a Unix socket and a loopback TCP port"
+"$BIN/server/xenchand" --platform=sim --sim-state-dir="$STATE" \
+  --listen="unix://$STATE/xenchand.sock" --listen=127.0.0.1:0 > "$STATE/xenchand.log" 2>&1 &
+PIDS+=($!)
+wait_for "$STATE/xenchand.log" "msg=ready" "${PIDS[-1]}"
+grep "msg=listening" "$STATE/xenchand.log"
+
 echo
-echo "== the channel in xenstore, read with Debian's own xenstore-ls"
-run xenstore-ls /local/domain/1/device/console
+echo "== a demo guest; inside it, xenchan-agent waits for its channel org.xenchan.agent.0"
+run "$XENSIM" --state-dir "$STATE" domain create --name demo
+GUEST_ROOT="$STATE/guests/demo/root"
+mkdir -p "$GUEST_ROOT/etc"
+printf 'PRETTY_NAME="xensim demo guest"\nID=demo\n' > "$GUEST_ROOT/etc/os-release"
+"$BIN/clients/agent/xenchan-agent" --channel org.xenchan.agent.0 --root "$GUEST_ROOT" \
+  --target-root "$GUEST_ROOT" > "$STATE/agent.log" 2>&1 &
+PIDS+=($!)
+
 echo
-echo "== an in-guest echo agent on $TTY, and a dom0 client on the QEMU socket"
-"$PY" - "$TTY" <<'PYEOF' &
-import os, sys, tty
-fd = os.open(sys.argv[1], os.O_RDWR | os.O_NOCTTY)
-tty.setraw(fd)  # channels start as cooked ttys, like hvc
-buf = b""
-while True:
-    data = os.read(fd, 4096)
-    if not data:
-        break
-    buf += data
-    while b"\n" in buf:
-        line, buf = buf.split(b"\n", 1)
-        os.write(fd, b"guest echoes: " + line + b"\n")
-PYEOF
-GUEST_AGENT_PID=$!
-"$PY" - "$STATE/demo-channel.sock" <<'PYEOF'
-import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.settimeout(10)
-s.connect(sys.argv[1])
-s.sendall(b"hello from dom0\n")
-got = b""
-while not got.endswith(b"\n"):
-    got += s.recv(4096)
-print("dom0 sent:     hello from dom0")
-print("dom0 received:", got.decode().strip())
-PYEOF
+echo "== hot-add the channel with xenchanctl (xenchan is its backend: ring, grant, event channel)"
+run "$XENCHANCTL" create demo org.xenchan.agent.0 --wait
+echo
+run "$XENCHANCTL" list
+echo
+echo "== talk to the agent: ping, facts, and first-boot provisioning"
+run "$XENCHANCTL" call demo/org.xenchan.agent.0 '{"op":"ping"}'
+run "$XENCHANCTL" call demo/org.xenchan.agent.0 '{"op":"facts"}'
+KEY="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDemoKeyOnlyForTheXenchanDemo demo@controller"
+run "$XENCHANCTL" call demo/org.xenchan.agent.0 \
+  "{\"op\":\"provision\",\"hostname\":\"web-01\",\"ssh_authorized_keys\":[\"$KEY\"]}"
+echo
+echo "== what the agent wrote inside the guest"
+run cat "$GUEST_ROOT/etc/hostname"
+run cat "$GUEST_ROOT/root/.ssh/authorized_keys"
 echo
 cat <<TXT
-== the simulated host keeps running (state in $STATE). Try, in another shell:
-   export XENSTORED_PATH=$STATE/xenstored.sock
-   xenstore-ls /local/domain
-   $XENSIM --state-dir $STATE domain create --name web --channel name=org.example.agent.0,connection=pty
+== running: xensim, xenchand and the agent (state and logs in $STATE). In another shell:
+   export XENCHAN_SERVER=$XENCHAN_SERVER XENSTORED_PATH=$XENSTORED_PATH
+   $XENCHANCTL list --domains
+   $XENCHANCTL watch
+   $XENCHANCTL call demo/org.xenchan.agent.0 '{"op":"ping"}'
+   $XENCHANCTL attach demo/org.xenchan.agent.0 --observer
+   xenstore-ls /local/domain/1/device/console
    $XENSIM --state-dir $STATE domain list
-   $XENSIM --state-dir $STATE domain destroy web
-
-Not there yet: xenchand (the gRPC server) and xenchanctl arrive with issue 5; the channel engine
-that hot-adds channels with xenchan's own ring backend with issue 4.
 Press Ctrl-C to stop.
 TXT
-wait "$SIM_PID"
+wait "${PIDS[0]}"
