@@ -4,8 +4,6 @@
 set -eu
 bench="$1"
 xensim="$2"
-# Under --config=tsan: the baseline's in-process ring (see the file).
-export TSAN_OPTIONS="${TSAN_OPTIONS:-}${TSAN_OPTIONS:+:}suppressions=$3"
 out=$("$bench" --xensim="$xensim" --bytes=65536 --guests=2 --channels_per_guest=2 --idle_seconds=0.5)
 echo "$out"
 for name in baseline_guest_to_host_mbps baseline_host_to_guest_mbps sim_guest_to_host_mbps \
