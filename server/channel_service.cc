@@ -162,19 +162,9 @@ class ServiceCore {
                                std::min(options.deadline_margin, left / 10));
   }
 
-  Framing FramingOf(const std::string& uid) ABSL_LOCKS_EXCLUDED(framing_mu) {
-    MutexLock lock(&framing_mu);
-    auto it = framings.find(uid);
-    return it == framings.end() ? Framing{} : it->second;
-  }
-  void SetFraming(const std::string& uid, const Framing& f) ABSL_LOCKS_EXCLUDED(framing_mu) {
-    MutexLock lock(&framing_mu);
-    framings[uid] = f;
-  }
-
   v1::Channel ChannelProto(const ChannelInfo& info) {
     v1::Channel c;
-    ToProto(info, FramingOf(info.uid), &c);
+    ToProto(info, &c);
     return c;
   }
 
@@ -320,8 +310,6 @@ class ServiceCore {
 
   Mutex mu;
   std::map<ReactorBase*, std::weak_ptr<ReactorBase>> live ABSL_GUARDED_BY(mu);
-  Mutex framing_mu;
-  std::map<std::string, Framing> framings ABSL_GUARDED_BY(framing_mu);
 };
 
 // ---------------------------------------------------------------------------
@@ -784,7 +772,7 @@ class CreateReactor : public AsyncUnary {
     if (c.has_default_framing()) {
       absl::Status s = ValidateFraming(c.default_framing(), "config.default_framing");
       if (!s.ok()) return s;
-      framing_ = FromProto(c.default_framing());
+      engine_request_.config.default_framing = FromProto(c.default_framing());
     }
     absl::Duration connect_timeout = absl::Seconds(30);
     if (request_.wait_until_connected() && request_.has_connect_timeout()) {
@@ -825,8 +813,7 @@ class CreateReactor : public AsyncUnary {
     const std::string channel = FormatChannelName(domain_.uuid, request_.channel_id());
     absl::Status status;
     if (result.ok()) {
-      if (!request_.validate_only()) core_->SetFraming(result->uid, framing_);
-      ToProto(*result, framing_, response_->mutable_channel());
+      ToProto(*result, response_->mutable_channel());
     } else {
       status = Classify(result.status(), channel);
     }
@@ -892,7 +879,6 @@ class CreateReactor : public AsyncUnary {
   v1::CreateChannelResponse* const response_;
   CreateChannelRequest engine_request_;
   DomainInfo domain_;
-  Framing framing_;
 };
 
 class DeleteReactor : public AsyncUnary {
@@ -2084,7 +2070,7 @@ class CallReactor : public AsyncUnary {
     auto info = core_->engine->GetChannel(ref);
     if (!info.ok()) return core_->ChannelNotFound(*name);
     framing_ = request_.has_framing() ? FromProto(request_.framing())
-                                      : core_->FramingOf(info->uid);
+                                      : info->config.default_framing.value_or(Framing{});
     sync_id_ = absl::Uniform<uint32_t>(bitgen_, 1, 1u << 30);
     auto encoded = EncodeCallRequest(framing_, request_.request(), sync_id_);
     if (!encoded.ok()) return InvalidOption("request", std::string(encoded.status().message()));

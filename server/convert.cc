@@ -205,7 +205,7 @@ Framing FromProto(const v1::Framing& f) {
   return out;
 }
 
-void ToProto(const ChannelInfo& c, const Framing& default_framing, v1::Channel* out) {
+void ToProto(const ChannelInfo& c, v1::Channel* out) {
   out->set_name(FormatChannelName(c.domain_uuid, c.channel_id));
   out->set_uid(c.uid);
   out->set_channel_id(c.channel_id);
@@ -221,7 +221,7 @@ void ToProto(const ChannelInfo& c, const Framing& default_framing, v1::Channel* 
   config->set_buffer_limit_bytes(c.config.buffer_limit_bytes);
   config->set_overflow_policy(ToProto(c.config.overflow_policy.value_or(OverflowPolicy::kBlock)));
   config->set_write_queue_limit_bytes(c.config.write_queue_limit_bytes);
-  ToProto(default_framing, config->mutable_default_framing());
+  ToProto(c.config.default_framing.value_or(Framing{}), config->mutable_default_framing());
   out->set_max_ack_level(ToProto(c.max_ack_level));
   out->set_stalled(c.stalled);
   if (c.stalled) SetTime(c.stall_start_time, out->mutable_stall_start_time());

@@ -37,8 +37,9 @@ void ToProto(const Position& p, v1::Position* out);
 void ToProto(const LeaseHolder& h, v1::LeaseHolder* out);
 void ToProto(const EpochChange& e, v1::EpochChange* out);
 void ToProto(const DomainInfo& d, v1::Domain* out);
-// `default_framing` is the channel's effective default framing.
-void ToProto(const ChannelInfo& c, const Framing& default_framing, v1::Channel* out);
+// The channel's default framing is c.config.default_framing (newline if
+// unset).
+void ToProto(const ChannelInfo& c, v1::Channel* out);
 void ToProto(const Framing& f, v1::Framing* out);
 // The engine framing of a (validated) proto framing.
 Framing FromProto(const v1::Framing& f);

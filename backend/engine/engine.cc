@@ -433,6 +433,7 @@ ChannelConfig Engine::EffectiveConfig(const ChannelConfig& asked) const {
   if (c.buffer_limit_bytes == 0) c.buffer_limit_bytes = options_.buffer_limit_bytes;
   if (!c.overflow_policy.has_value()) c.overflow_policy = options_.overflow_policy;
   if (c.write_queue_limit_bytes == 0) c.write_queue_limit_bytes = options_.write_queue_limit_bytes;
+  if (!c.default_framing.has_value()) c.default_framing = Framing{};
   return c;
 }
 
@@ -522,6 +523,8 @@ void Engine::RecoverRingChannels() {
       const std::string overflow = read("xenchan-overflow");
       if (overflow == "drop-oldest") asked.overflow_policy = OverflowPolicy::kDropOldest;
       if (overflow == "block") asked.overflow_policy = OverflowPolicy::kBlock;
+      auto framing = ParseFramingSpec(read("xenchan-framing"));
+      if (framing.ok()) asked.default_framing = *framing;
       uint64_t epoch = 0;
       (void)absl::SimpleAtoi(read("xenchan-epoch"), &epoch);
       const XenbusState be_state =
@@ -651,6 +654,7 @@ void Engine::DoCreate(CreateChannelRequest request,
   if (config.write_queue_limit_bytes > kMaxBufferLimit) {
     return done(absl::InvalidArgumentError("write queue limit above 1 GiB"));
   }
+  if (absl::Status s = ValidateFraming(*config.default_framing); !s.ok()) return done(s);
   DomainInfo dom;
   {
     MutexLock lock(&mu_);
@@ -765,6 +769,7 @@ void Engine::DoCreate(CreateChannelRequest request,
     write(be + "/xenchan-overflow", OverflowName(*config.overflow_policy), nullptr);
     write(be + "/xenchan-write-queue-limit", absl::StrCat(config.write_queue_limit_bytes),
           nullptr);
+    write(be + "/xenchan-framing", FramingSpec(*config.default_framing), nullptr);
     // Frontend directory, guest-owned, with libxl's keys.
     if (status.ok()) status = IgnoreNotFound(xs.Remove(*t, fe));
     if (status.ok()) status = xs.Mkdir(*t, fe);

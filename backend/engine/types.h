@@ -15,6 +15,7 @@
 
 #include "absl/time/time.h"
 #include "backend/engine/output_buffer.h"
+#include "backend/framing/framing.h"
 
 namespace xenchan {
 
@@ -72,6 +73,11 @@ struct ChannelConfig {
   size_t buffer_limit_bytes = 0;
   std::optional<OverflowPolicy> overflow_policy;
   size_t write_queue_limit_bytes = 0;
+  // How a Call without its own framing is framed. The engine does not frame
+  // anything itself; it stores this with the channel (backend key
+  // `xenchan-framing`, see FramingSpec) so that it survives a restart.
+  // Unset: newline.
+  std::optional<Framing> default_framing;
 };
 
 struct GuestToHostStatus {

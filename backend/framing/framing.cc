@@ -4,8 +4,10 @@
 #include <algorithm>
 #include <cctype>
 
-#include "absl/strings/str_cat.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/str_cat.h"
 
 namespace xenchan {
 namespace {
@@ -212,6 +214,42 @@ absl::Status ValidateFraming(const Framing& framing) {
                                                    " bytes, not ", framing.delimiter.size()));
   }
   return absl::OkStatus();
+}
+
+std::string FramingSpec(const Framing& framing) {
+  switch (framing.kind) {
+    case Framing::Kind::kNewline:
+      return "newline";
+    case Framing::Kind::kDelimiter:
+      return absl::StrCat("delimiter:", absl::BytesToHexString(framing.delimiter));
+    case Framing::Kind::kLengthPrefix:
+      return "length-prefix";
+    case Framing::Kind::kQemuGuestAgent:
+      return "qemu-guest-agent";
+  }
+  return "newline";
+}
+
+absl::StatusOr<Framing> ParseFramingSpec(absl::string_view spec) {
+  Framing f;
+  if (spec == "newline") {
+    f.kind = Framing::Kind::kNewline;
+  } else if (spec == "length-prefix") {
+    f.kind = Framing::Kind::kLengthPrefix;
+  } else if (spec == "qemu-guest-agent") {
+    f.kind = Framing::Kind::kQemuGuestAgent;
+  } else if (absl::ConsumePrefix(&spec, "delimiter:")) {
+    const bool hex = spec.size() % 2 == 0 && std::all_of(spec.begin(), spec.end(), [](char c) {
+                       return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+                     });
+    if (!hex) return absl::InvalidArgumentError("a delimiter is lower-case hex bytes");
+    f.kind = Framing::Kind::kDelimiter;
+    f.delimiter = absl::HexStringToBytes(spec);
+    if (absl::Status s = ValidateFraming(f); !s.ok()) return s;
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("unknown framing '", spec, "'"));
+  }
+  return f;
 }
 
 absl::StatusOr<std::string> EncodeCallRequest(const Framing& framing, absl::string_view request,

@@ -33,6 +33,15 @@ inline constexpr size_t kMaxDelimiterBytes = 16;
 // INVALID_ARGUMENT for a delimiter outside 1..16 bytes.
 absl::Status ValidateFraming(const Framing& framing);
 
+// A Framing as one printable token, for storing it (the engine keeps a
+// channel's default framing in its backend directory as `xenchan-framing`):
+// "newline", "length-prefix", "qemu-guest-agent", or "delimiter:" followed by
+// the delimiter's bytes in lower-case hex.
+std::string FramingSpec(const Framing& framing);
+// The inverse of FramingSpec; INVALID_ARGUMENT for anything else (including
+// a delimiter ValidateFraming refuses or upper-case/odd-length hex).
+absl::StatusOr<Framing> ParseFramingSpec(absl::string_view spec);
+
 // The bytes to write for `request`. INVALID_ARGUMENT if the request is larger
 // than kMaxCallRequestBytes or, for the QEMU guest agent, empty.
 // `sync_id` is used only by kQemuGuestAgent: the id of the

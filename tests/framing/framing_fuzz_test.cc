@@ -1,5 +1,6 @@
 // Fuzzes the Call response decoders with hostile guest output. Input: one
-// byte picks the framing, one the split size, the rest is guest output.
+// byte picks the framing, one the split size, the rest is guest output (and,
+// as a whole, a stored framing spec for ParseFramingSpec).
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -35,5 +36,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   auto encoded = xenchan::EncodeCallRequest(framing, input, 7);
   if (encoded.ok() && encoded->size() < input.size()) abort();
+  // The stored form (xenstore `xenchan-framing`): what parses must print back
+  // the same.
+  auto parsed = xenchan::ParseFramingSpec(input);
+  if (parsed.ok() && xenchan::FramingSpec(*parsed) != input) abort();
   return 0;
 }

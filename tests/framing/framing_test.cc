@@ -110,5 +110,24 @@ TEST(FramingTest, QemuGuestAgentRejectsEmptyCommand) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST(FramingTest, SpecRoundTripsEveryKind) {
+  for (const Framing& f : {Newline(), Prefix(), Qga(), Delim("\r\n"), Delim(std::string("\0\xff", 2))}) {
+    const std::string spec = FramingSpec(f);
+    auto back = ParseFramingSpec(spec);
+    ASSERT_TRUE(back.ok()) << spec << ": " << back.status();
+    EXPECT_EQ(back->kind, f.kind) << spec;
+    EXPECT_EQ(back->delimiter, f.delimiter) << spec;
+  }
+  EXPECT_EQ(FramingSpec(Qga()), "qemu-guest-agent");
+  EXPECT_EQ(FramingSpec(Delim("\r\n")), "delimiter:0d0a");
+}
+
+TEST(FramingTest, SpecParserRefusesAnythingElse) {
+  for (const char* bad : {"", "Newline", "newline ", "qga", "delimiter:", "delimiter:0", "delimiter:0D",
+                          "delimiter:zz", "delimiter:00112233445566778899aabbccddeeff00"}) {
+    EXPECT_EQ(ParseFramingSpec(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace xenchan

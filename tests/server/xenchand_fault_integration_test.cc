@@ -113,6 +113,20 @@ TEST_F(XenchandFaultTest, GuestKilledMidStreamEndsStreamsWithDomainGone) {
 }
 
 TEST_F(XenchandFaultTest, ServerRestartMidStreamLosesNothingThatWasInTheRing) {
+  // A second channel whose default framing (a delimiter with a byte that is
+  // not printable, stored hex-encoded) must
+  // survive the restart: the engine keeps it in the backend directory.
+  v1::CreateChannelRequest framed;
+  framed.set_parent("domains/guest1");
+  framed.set_channel_id("org.example.framed");
+  framed.mutable_config()->mutable_default_framing()->mutable_delimiter()->set_delimiter("<\x01>");
+  framed.set_wait_until_connected(true);
+  auto created = client_->CreateChannel(framed, absl::Seconds(25));
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_EQ(created->config().default_framing().delimiter().delimiter(), "<\x01>");
+  const int framed_tty = OpenGuestTty(sim_->guest_root(kGuest) + "/dev/xen-channel/org.example.framed");
+  ASSERT_GE(framed_tty, 0);
+
   auto observer = Observe();
   ASSERT_TRUE(WriteAll(tty_, "before\n"));
   EXPECT_EQ(ReceiveData(*observer, 7), "before\n");
@@ -160,6 +174,27 @@ TEST_F(XenchandFaultTest, ServerRestartMidStreamLosesNothingThatWasInTheRing) {
   auto written = client_->Write(w, [](std::string*) { return false; }, absl::Seconds(20));
   ASSERT_TRUE(written.ok()) << written.status();
   EXPECT_EQ(servertest::ReadExactly(tty_, 6), "after\n");
+
+  // The default framing came back with the channel, and a Call without a
+  // framing of its own uses it.
+  auto recovered = client_->GetChannel("domains/guest1/channels/org.example.framed");
+  ASSERT_TRUE(recovered.ok()) << recovered.status();
+  EXPECT_EQ(recovered->uid(), created->uid());
+  EXPECT_EQ(recovered->config().default_framing().delimiter().delimiter(), "<\x01>")
+      << recovered->DebugString();
+  std::thread agent([framed_tty] {
+    const std::string line = servertest::ReadUntil(framed_tty, "<\x01>");
+    // Newline framing would answer with more than the delimiter allows.
+    WriteAll(framed_tty, "answer to " + line.substr(0, line.size() - 3) + "<\x01>rest\n");
+  });
+  v1::CallRequest call;
+  call.set_channel("domains/guest1/channels/org.example.framed");
+  call.set_request("status");
+  auto answer = client_->Call(call, absl::Seconds(20));
+  agent.join();
+  close(framed_tty);
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  EXPECT_EQ(answer->response(), "answer to status");
 }
 
 TEST_F(XenchandFaultTest, DeleteEndsStreamsWithChannelRemoved) {
