@@ -34,6 +34,8 @@ constexpr size_t kMaxBufferLimit = 64ull << 20;
 constexpr size_t kMinWriteQueueLimit = 64 << 10;
 constexpr size_t kMaxWriteQueueLimit = 16 << 20;
 constexpr size_t kMaxChannelIdBytes = 64;
+// PartialResponse.response is cut to this many bytes (see PartialLocked).
+constexpr size_t kMaxPartialResponseDetailBytes = 4096;
 
 absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
   const auto d = context.deadline();
@@ -243,15 +245,20 @@ class ServiceCore {
             .Detail(limit);
       }
       case StatusCode::kFailedPrecondition: {
-        if (info.ok() && info->write_lease.has_value() &&
-            info->state != ChannelState::kClosing && info->state != ChannelState::kClosed) {
-          v1::LeaseHolder holder;
-          ToProto(*info->write_lease, &holder);
-          return ApiError(StatusCode::kFailedPrecondition, v1::ERROR_REASON_LEASE_HELD,
-                          std::string(s.message()))
-              .Metadata("channel", channel)
-              .Metadata("session_id", info->write_lease->session_id)
-              .Detail(holder);
+        // The engine refuses a session for two reasons only: the channel is
+        // closing, or (for a writer) the lease is held. The holder may have
+        // let go since, so the lease is not required to be visible now.
+        if (info.ok() && info->state != ChannelState::kClosing &&
+            info->state != ChannelState::kClosed) {
+          ApiError e(StatusCode::kFailedPrecondition, v1::ERROR_REASON_LEASE_HELD,
+                     std::string(s.message()));
+          e.Metadata("channel", channel);
+          if (info->write_lease.has_value()) {
+            v1::LeaseHolder holder;
+            ToProto(*info->write_lease, &holder);
+            e.Metadata("session_id", info->write_lease->session_id).Detail(holder);
+          }
+          return e;
         }
         ApiError e(StatusCode::kFailedPrecondition, v1::ERROR_REASON_NOT_CONNECTED,
                    std::string(s.message()));
@@ -489,9 +496,13 @@ class OutStream : public GrpcReactor, public ReactorBase {
     if (finish_.has_value()) {
       finished_ = true;
       final_code_ = finish_->code();
+      BeforeFinishLocked();
       this->Finish(ToGrpcStatus(*finish_));
     }
   }
+  // Hook: runs once, just before Finish (release what the client's next
+  // call may need: the write lease, the reader slot).
+  virtual void BeforeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {}
   // Fills and flushes: the body of every wake-up.
   void Pump() {
     MutexLock lock(&mu_);
@@ -1084,8 +1095,12 @@ class WatchReactor
         sent_since_heartbeat_ = true;
         continue;
       }
+      // Only events that happened since the watch began count: a resumed
+      // watch catches up on everything up to sync_at_ at its own pace (the
+      // retention bounds that part).
       const uint64_t newest = core_->engine->revision();
-      if (newest > cursor_ && newest - cursor_ > core_->options.watch_backlog_events) {
+      const uint64_t floor = std::max(cursor_, sync_at_);
+      if (newest > floor && newest - floor > core_->options.watch_backlog_events) {
         SlowConsumer(newest);
         return;
       }
@@ -1297,6 +1312,10 @@ class ReadReactor
         if (!request_.follow() && AtEnd()) return EndLocked(absl::OkStatus());
       }
     }
+  }
+
+  void BeforeFinishLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (session_) session_->Close();  // Cleanup closes again: a no-op
   }
 
   void Cleanup() override {
@@ -1681,6 +1700,10 @@ class AttachReactor
     }
   }
 
+  void BeforeFinishLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (session_) session_->Close();  // Cleanup closes again: a no-op
+  }
+
   void Cleanup() override {
     std::unique_ptr<Session> session;
     {
@@ -1756,6 +1779,9 @@ class WriteReactor : public grpc::ServerReadReactor<v1::WriteRequest>, public Re
     finished_ = true;
     final_code_ = status.code();
     if (status.ok()) *response_->mutable_progress() = ProgressLocked();
+    // Release the lease before the client hears the end, so that its next
+    // Write or Call finds the channel free (Cleanup closes again: a no-op).
+    if (session_) session_->Close();
     Finish(ToGrpcStatus(status));
   }
 
@@ -2104,7 +2130,9 @@ class CallReactor : public AsyncUnary {
     p.set_request_level(ToProto(level));
     p.set_request_offset(request_offset_);
     p.set_response_offset(response_offset_);
-    if (decoder_) p.set_response(decoder_->Partial());
+    // Bounded to fit gRPC's trailers (clients refuse metadata beyond 8 KiB
+    // by default); the whole response can be read from response_offset.
+    if (decoder_) p.set_response(decoder_->Partial().substr(0, kMaxPartialResponseDetailBytes));
     return p;
   }
 

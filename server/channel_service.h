@@ -54,7 +54,9 @@ struct ChannelServiceOptions {
   // Outbound messages queued per stream beyond the one being written.
   size_t stream_queue_messages = 8;
   // A watcher further behind the newest event than this is ended with
-  // RESOURCE_EXHAUSTED (SLOW_CONSUMER).
+  // RESOURCE_EXHAUSTED (SLOW_CONSUMER). Only events since the watch began
+  // count: a watch resumed from an older (retained) revision may replay any
+  // amount before it.
   size_t watch_backlog_events = 5000;
   // PROGRESS heartbeat after this long without a watch event.
   absl::Duration watch_heartbeat = absl::Seconds(60);

@@ -73,6 +73,8 @@ absl::Status ApplySetting(ServerConfig* c, const std::string& key, const std::st
     return SetSize(key, value, 1, 1024, &c->max_readers_per_channel);
   } else if (key == "event-retention") {
     return SetSize(key, value, 100, 10000000, &c->event_retention);
+  } else if (key == "watch-backlog-events") {
+    return SetSize(key, value, 10, 10000000, &c->watch_backlog_events);
   } else if (key == "worker-threads") {
     size_t n;
     absl::Status s = SetSize(key, value, 1, 64, &n);
@@ -245,6 +247,8 @@ Usage: xenchand [--config FILE] [--key=value ...]
   --write-queue-limit-bytes N default host-to-guest queue per channel (262144)
   --max-readers-per-channel N reading streams per channel (16)
   --event-retention N        lifecycle events kept for resuming watches (10000)
+  --watch-backlog-events N   a watcher this many events behind ends with
+                             RESOURCE_EXHAUSTED SLOW_CONSUMER (5000)
   --worker-threads N         stream worker threads (2)
   --keepalive-time D         server keepalive ping interval (60s)
   --keepalive-timeout D      keepalive ack timeout (20s)

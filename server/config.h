@@ -21,6 +21,8 @@
 //   write-queue-limit-bytes   default write queue per channel      (262144)
 //   max-readers-per-channel   reading streams per channel          (16)
 //   event-retention           lifecycle events kept for resuming    (10000)
+//   watch-backlog-events      a watcher further behind than this is
+//                             ended with SLOW_CONSUMER              (5000)
 //   worker-threads            stream worker threads                 (2)
 //   keepalive-time            server keepalive ping interval        (60s)
 //   keepalive-timeout         ping ack timeout before closing       (20s)
@@ -56,6 +58,7 @@ struct ServerConfig {
   size_t write_queue_limit_bytes = 256 << 10;
   size_t max_readers_per_channel = 16;
   size_t event_retention = 10000;
+  size_t watch_backlog_events = 5000;
   int worker_threads = 2;
   absl::Duration keepalive_time = absl::Seconds(60);
   absl::Duration keepalive_timeout = absl::Seconds(20);

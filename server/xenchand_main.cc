@@ -142,6 +142,7 @@ int Main(int argc, char** argv) {
   service_options.max_call_time = config->max_call_time;
   service_options.worker_threads = config->worker_threads;
   service_options.max_readers_per_channel = config->max_readers_per_channel;
+  service_options.watch_backlog_events = config->watch_backlog_events;
   auto service = std::make_unique<ChannelService>(engine->get(), &metrics, service_options);
 
   grpc::EnableDefaultHealthCheckService(true);

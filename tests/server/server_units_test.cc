@@ -146,6 +146,7 @@ TEST(ConfigTest, DeployedExampleIsValid) {
   EXPECT_EQ(c.platform, "xen");
   EXPECT_EQ(c.listen.size(), 1u);
   EXPECT_EQ(c.keepalive_time, absl::Seconds(60));
+  EXPECT_EQ(c.watch_backlog_events, 5000u);
 }
 
 }  // namespace

@@ -1,6 +1,44 @@
 // xenchand end to end: the real server binary on a temp Unix socket and
 // 127.0.0.1:0, a real xensim with simulated guests, driven through the
 // generated stub (clients/lib) and the guests' channel ttys.
+//
+// Which integration test exercises which error of DESIGN §5 (reason in
+// parentheses; tests in this file unless a file is named):
+//   INVALID_ARGUMENT    ErrorsCarryStableReasonsAndDetails (INVALID_NAME,
+//                       INVALID_OPTION, INVALID_PAGE_TOKEN, INVALID_CHANNEL_ID);
+//                       AttachWriterIsAcknowledgedAtEveryLevel...
+//                       (STREAM_PROTOCOL_VIOLATION); PayloadsAreBounded
+//                       (PAYLOAD_TOO_LARGE)
+//   NOT_FOUND           ErrorsCarryStableReasonsAndDetails (DOMAIN_NOT_FOUND,
+//                       CHANNEL_NOT_FOUND); CreateListGetDeleteWithPaging;
+//                       xenchand_fault_integration_test
+//                       DeleteEndsStreamsWithChannelRemoved (CHANNEL_REMOVED)
+//   ALREADY_EXISTS      CreateListGetDeleteWithPaging (CHANNEL_EXISTS)
+//   FAILED_PRECONDITION WriteLeaseConflictAndTakeover (LEASE_HELD);
+//                       UnconnectedChannelRefusesWritesAndCreateTimesOut
+//                       (NOT_CONNECTED); ToolstackChannelRefusesConsumedAcks...
+//                       (ACK_LEVEL_NOT_SUPPORTED, TOOLSTACK_MANAGED)
+//   RESOURCE_EXHAUSTED  EighthChannelHasNoFreeDevid (NO_FREE_DEVID);
+//                       ObserversAreLimited (TOO_MANY_OBSERVERS);
+//                       FailFastWriteToAGuestThatNeverReads (QUEUE_FULL);
+//                       WatcherThatNeverReadsIsEndedAsSlowConsumer
+//                       (SLOW_CONSUMER); PayloadsAreBounded (RESPONSE_TOO_LARGE)
+//   DEADLINE_EXCEEDED   WriteStreamReachesConsumedAndCallAnswers
+//                       (GUEST_TIMEOUT); CallQueuesBehindAWriterUntilItsDeadline
+//                       (LEASE_WAIT_TIMEOUT); UnconnectedChannel... (create's
+//                       GUEST_TIMEOUT); qemu_guest_agent_integration_test
+//   ABORTED             WriteLeaseConflictAndTakeover (LEASE_TAKEN_OVER);
+//                       UnconnectedChannel... (EPOCH_CHANGED)
+//   OUT_OF_RANGE        GuestOutputIsReadWithOffsetsAndResumed...
+//                       (OFFSET_NOT_RETAINED); WatchSendsSnapshotThenChanges...
+//                       (REVISION_NOT_RETAINED)
+//   UNAVAILABLE         xenchand_fault_integration_test: GuestKilledMidStream...
+//                       (DOMAIN_GONE), ServerRestartMidStream... (SHUTTING_DOWN)
+//   UNAUTHENTICATED / PERMISSION_DENIED: not produced yet; authentication and
+//                       the policy are issue 7 (server/identity.h).
+// Not exercised end to end: QUOTA_EXCEEDED (no quota is enforced yet) and
+// TRANSPORT_UNAVAILABLE (needs xenstore itself to fail).
+// Health checking and server reflection: HealthAndReflectionAnswer.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -21,8 +59,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "clients/lib/client.h"
+#include "google/protobuf/unknown_field_set.h"
 #include "google/rpc/error_details.pb.h"
 #include "gmock/gmock.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "tests/server/xenchand_process.h"
 #include "tests/sim/xensim_process.h"
@@ -560,6 +600,490 @@ TEST_F(XenchandTest, RefusesPlaintextTcpOffLoopback) {
   auto server = XenchandProcess::Start(sim_->state_dir(), sim_->scratch_dir() + "/y.sock",
                                        {"--listen=0.0.0.0:0"});
   EXPECT_FALSE(server.ok());
+}
+
+// --- Error paths (see the table at the top). ---
+
+TEST_F(XenchandTest, EighthChannelHasNoFreeDevid) {
+  for (int i = 1; i <= 7; ++i) CreateConnected(absl::StrCat("org.example.c", i));
+  v1::CreateChannelRequest req;
+  req.set_parent("domains/guest1");
+  req.set_channel_id("org.example.c8");
+  auto eighth = client_->CreateChannel(req);
+  EXPECT_EQ(eighth.status().code(), absl::StatusCode::kResourceExhausted) << eighth.status();
+  EXPECT_EQ(ReasonOf(eighth.status()), "NO_FREE_DEVID");
+  auto limit = client::DetailOf<v1::LimitExceeded>(eighth.status());
+  ASSERT_TRUE(limit.has_value());
+  EXPECT_EQ(limit->limit(), "devids_per_domain");
+  EXPECT_EQ(limit->limit_value(), 7u);
+  // Deleting one frees a place.
+  v1::DeleteChannelRequest del;
+  del.set_name(Name("org.example.c3"));
+  ASSERT_TRUE(client_->DeleteChannel(del).ok());
+  EXPECT_TRUE(client_->CreateChannel(req).ok());
+}
+
+TEST_F(XenchandTest, ObserversAreLimited) {
+  ASSERT_EQ(server_->Stop(), 0);
+  client_.reset();
+  server_.reset();
+  StartServer({"--max-readers-per-channel=2"});
+  CreateConnected("org.example.obs");
+  v1::AttachRequest open;
+  open.mutable_open()->set_channel(Name("org.example.obs"));
+  open.mutable_open()->set_role(v1::SESSION_ROLE_OBSERVER);
+  std::vector<std::unique_ptr<client::AttachStream>> streams;
+  v1::AttachResponse m;
+  for (int i = 0; i < 2; ++i) {
+    streams.push_back(client_->Attach());
+    ASSERT_TRUE(streams.back()->Send(open));
+    ASSERT_TRUE(streams.back()->Receive(&m));
+    ASSERT_TRUE(m.has_opened()) << m.DebugString();
+  }
+  auto third = client_->Attach();
+  ASSERT_TRUE(third->Send(open));
+  EXPECT_FALSE(third->Receive(&m)) << m.DebugString();
+  absl::Status s = third->Finish();
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+  EXPECT_EQ(ReasonOf(s), "TOO_MANY_OBSERVERS");
+  auto limit = client::DetailOf<v1::LimitExceeded>(s);
+  ASSERT_TRUE(limit.has_value());
+  EXPECT_EQ(limit->limit(), "observers_per_channel");
+  EXPECT_EQ(limit->limit_value(), 2u);
+  EXPECT_EQ(limit->requested_value(), 3u);
+  // A Read stream counts too; closing an observer makes room.
+  v1::ReadRequest read;
+  read.set_channel(Name("org.example.obs"));
+  EXPECT_EQ(ReasonOf(client_->Read(read, [](const v1::ReadResponse&) { return true; })),
+            "TOO_MANY_OBSERVERS");
+  streams[0]->HalfClose();
+  while (streams[0]->Receive(&m)) {
+  }
+  EXPECT_TRUE(streams[0]->Finish().ok());
+  // The slot is free by the time the stream's end reaches the client.
+  absl::Status again = client_->Read(read, [](const v1::ReadResponse&) { return true; });
+  EXPECT_TRUE(again.ok()) << again;
+  for (size_t i = 1; i < streams.size(); ++i) streams[i]->Cancel();
+}
+
+TEST_F(XenchandTest, FailFastWriteToAGuestThatNeverReads) {
+  // Nobody opens the guest's tty, so the guest never takes input off the
+  // ring: 1 KiB fits in the ring, the queue takes 64 KiB, then it is full.
+  v1::ChannelConfig config;
+  config.set_write_queue_limit_bytes(64 << 10);
+  CreateConnected("org.example.full", kGuest, config);
+  const std::string chunk = Pattern(48 << 10, 3);
+  v1::WriteRequest first;
+  first.set_channel(Name("org.example.full"));
+  first.set_fail_fast(true);
+  first.set_data(chunk);
+  int sent = 1;
+  auto written = client_->Write(
+      first,
+      [&](std::string* more) {
+        if (sent++ >= 4) return false;
+        *more = chunk;
+        return true;
+      },
+      absl::Seconds(20));
+  EXPECT_EQ(written.status().code(), absl::StatusCode::kResourceExhausted) << written.status();
+  EXPECT_EQ(ReasonOf(written.status()), "QUEUE_FULL");
+  auto limit = client::DetailOf<v1::LimitExceeded>(written.status());
+  ASSERT_TRUE(limit.has_value());
+  EXPECT_EQ(limit->limit(), "write_queue_bytes");
+  EXPECT_EQ(limit->limit_value(), 64u << 10);
+  auto progress = client::DetailOf<v1::WriteProgress>(written.status());
+  ASSERT_TRUE(progress.has_value());
+  EXPECT_EQ(progress->accepted_bytes(), chunk.size());  // the first chunk only
+  EXPECT_EQ(progress->consumed_bytes(), 0u);
+
+  // Attach writers get the same answer per write, and the stream goes on.
+  auto writer = client_->Attach();
+  v1::AttachRequest open;
+  open.mutable_open()->set_channel(Name("org.example.full"));
+  open.mutable_open()->set_role(v1::SESSION_ROLE_WRITER);
+  open.mutable_open()->set_fail_fast(true);
+  ASSERT_TRUE(writer->Send(open));
+  v1::AttachResponse m;
+  ASSERT_TRUE(writer->Receive(&m));
+  ASSERT_TRUE(m.has_opened()) << m.DebugString();
+  v1::AttachRequest w;
+  w.mutable_write()->set_sequence_id(1);
+  w.mutable_write()->set_data(chunk);
+  ASSERT_TRUE(writer->Send(w));
+  bool rejected = false;
+  while (!rejected && writer->Receive(&m)) {
+    if (m.has_write_rejection()) {
+      rejected = true;
+      EXPECT_EQ(m.write_rejection().code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+          << m.DebugString();
+      EXPECT_EQ(m.write_rejection().reason(), v1::ERROR_REASON_QUEUE_FULL);
+      EXPECT_EQ(m.write_rejection().first_sequence_id(), 1u);
+    }
+  }
+  EXPECT_TRUE(rejected);
+  writer->Cancel();
+  while (writer->Receive(&m)) {
+  }
+  writer->Finish().IgnoreError();
+}
+
+TEST_F(XenchandTest, CallQueuesBehindAWriterUntilItsDeadline) {
+  CreateConnected("org.example.queue");
+  const int tty = OpenTty("org.example.queue");
+  auto holder = client_->Attach();
+  v1::AttachRequest open;
+  open.mutable_open()->set_channel(Name("org.example.queue"));
+  open.mutable_open()->set_role(v1::SESSION_ROLE_WRITER);
+  ASSERT_TRUE(holder->Send(open));
+  v1::AttachResponse m;
+  ASSERT_TRUE(holder->Receive(&m));
+  ASSERT_TRUE(m.has_opened());
+  const std::string holder_id = m.opened().session_id();
+
+  v1::CallRequest call;
+  call.set_channel(Name("org.example.queue"));
+  call.set_request("status");
+  auto waited = client_->Call(call, absl::Seconds(2));
+  EXPECT_EQ(waited.status().code(), absl::StatusCode::kDeadlineExceeded) << waited.status();
+  EXPECT_EQ(ReasonOf(waited.status()), "LEASE_WAIT_TIMEOUT");
+  auto lease = client::DetailOf<v1::LeaseHolder>(waited.status());
+  ASSERT_TRUE(lease.has_value());
+  EXPECT_EQ(lease->session_id(), holder_id);
+  // Nothing of the waiting call reached the guest.
+  EXPECT_EQ(ReadExactly(tty, 1, absl::Milliseconds(300)), "");
+
+  // A Call that waits long enough runs once the writer leaves.
+  std::atomic<bool> done{false};
+  absl::StatusOr<v1::CallResponse> answer;
+  std::thread caller([&] {
+    answer = client_->Call(call, absl::Seconds(30));
+    done = true;
+  });
+  std::thread agent([tty] {
+    const std::string line = ReadUntil(tty, "\n");
+    WriteAll(tty, "re:" + line);
+  });
+  // The call is queued: the channel's lease is still the holder's.
+  ASSERT_FALSE(done);
+  holder->HalfClose();
+  while (holder->Receive(&m)) {
+  }
+  EXPECT_TRUE(holder->Finish().ok());
+  caller.join();
+  agent.join();
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  EXPECT_EQ(answer->response(), "re:status");
+}
+
+// A client whose HTTP/2 receive window is tiny, so that a stream it does not
+// read backs up into the server's queue instead of the transport's buffers.
+std::unique_ptr<v1::ChannelService::Stub> TinyWindowStub(const std::string& target) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1024);
+  return v1::ChannelService::NewStub(
+      grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args));
+}
+
+TEST_F(XenchandTest, WatcherThatNeverReadsIsEndedAsSlowConsumer) {
+  ASSERT_EQ(server_->Stop(), 0);
+  client_.reset();
+  server_.reset();
+  StartServer({"--watch-backlog-events=20"});
+  CreateConnected("org.example.events");
+  auto stub = TinyWindowStub(server_->unix_target());
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  v1::WatchChannelsRequest req;
+  req.set_parent("domains/guest1");
+  auto watch = stub->WatchChannels(&ctx, req);
+  v1::WatchChannelsResponse e;
+  uint64_t synced = 0;
+  while (synced == 0 && watch->Read(&e)) {
+    if (e.type() == v1::CHANNEL_EVENT_TYPE_SYNCED) synced = e.revision();
+  }
+  ASSERT_GT(synced, 0u);
+  // The watcher stops reading. Every Write takes and releases the channel's
+  // write lease: two events each, far more than the window, the stream's
+  // queue and the backlog limit hold.
+  v1::WriteRequest w;
+  w.set_channel(Name("org.example.events"));
+  w.set_data("x");
+  for (int i = 0; i < 150; ++i) {
+    auto r = client_->Write(w, [](std::string*) { return false; }, absl::Seconds(10));
+    ASSERT_TRUE(r.ok()) << r.status();
+  }
+  // Reading again drains what was queued, then the end.
+  int received = 0;
+  uint64_t last = synced;
+  while (watch->Read(&e)) {
+    ++received;
+    last = e.revision();
+  }
+  absl::Status s = client::FromGrpc(watch->Finish());
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s << " after " << received;
+  EXPECT_EQ(ReasonOf(s), "SLOW_CONSUMER");
+  auto limit = client::DetailOf<v1::LimitExceeded>(s);
+  ASSERT_TRUE(limit.has_value());
+  EXPECT_EQ(limit->limit(), "watch_backlog_events");
+  EXPECT_EQ(limit->limit_value(), 20u);
+  EXPECT_GT(limit->requested_value(), 20u);
+  EXPECT_LT(received, 300);
+  // It resumes from where it stopped: the rest is still retained.
+  v1::WatchChannelsRequest resume;
+  resume.set_parent("domains/guest1");
+  resume.set_start_revision(last);
+  int replayed = 0;
+  ASSERT_TRUE(client_
+                  ->Watch(resume,
+                          [&](const v1::WatchChannelsResponse& r) {
+                            if (r.type() == v1::CHANNEL_EVENT_TYPE_LEASE_CHANGED) ++replayed;
+                            return r.type() != v1::CHANNEL_EVENT_TYPE_SYNCED;
+                          })
+                  .ok());
+  EXPECT_EQ(received + replayed, 300);
+}
+
+TEST_F(XenchandTest, UnconnectedChannelRefusesWritesAndCreateTimesOut) {
+  // A frozen guest never answers the hot-add.
+  ASSERT_TRUE(sim_->CreateDomain("guest2").ok());
+  auto suspended = sim_->Cli({"domain", "suspend", "guest2"});
+  ASSERT_EQ(suspended.exit_code, 0) << suspended.err;
+  v1::CreateChannelRequest req;
+  req.set_parent("domains/guest2");
+  req.set_channel_id("org.example.frozen");
+  req.set_wait_until_connected(true);
+  req.mutable_connect_timeout()->set_seconds(1);
+  auto created = client_->CreateChannel(req, absl::Seconds(20));
+  EXPECT_EQ(created.status().code(), absl::StatusCode::kDeadlineExceeded) << created.status();
+  EXPECT_EQ(ReasonOf(created.status()), "GUEST_TIMEOUT");
+  // The channel exists and waits for its guest.
+  auto ch = client_->GetChannel(Name("org.example.frozen", "guest2"));
+  ASSERT_TRUE(ch.ok()) << ch.status();
+  EXPECT_NE(ch->state(), v1::CHANNEL_STATE_CONNECTED);
+  v1::WriteRequest w;
+  w.set_channel(Name("org.example.frozen", "guest2"));
+  w.set_data("hello");
+  auto written = client_->Write(w, [](std::string*) { return false; }, absl::Seconds(10));
+  EXPECT_EQ(written.status().code(), absl::StatusCode::kFailedPrecondition) << written.status();
+  EXPECT_EQ(ReasonOf(written.status()), "NOT_CONNECTED");
+  v1::CallRequest call;
+  call.set_channel(Name("org.example.frozen", "guest2"));
+  call.set_request("x");
+  EXPECT_EQ(ReasonOf(client_->Call(call, absl::Seconds(10)).status()), "NOT_CONNECTED");
+
+  // A write that names an epoch the channel is not in.
+  const v1::Channel live = CreateConnected("org.example.epoch");
+  v1::WriteRequest stale;
+  stale.set_channel(Name("org.example.epoch"));
+  stale.set_expected_epoch(live.epoch() + 5);
+  stale.set_data("late");
+  auto aborted = client_->Write(stale, [](std::string*) { return false; }, absl::Seconds(10));
+  EXPECT_EQ(aborted.status().code(), absl::StatusCode::kAborted) << aborted.status();
+  EXPECT_EQ(ReasonOf(aborted.status()), "EPOCH_CHANGED");
+  auto mismatch = client::DetailOf<v1::EpochMismatch>(aborted.status());
+  ASSERT_TRUE(mismatch.has_value());
+  EXPECT_EQ(mismatch->current_epoch(), live.epoch());
+  EXPECT_EQ(mismatch->expected_epoch(), live.epoch() + 5);
+}
+
+TEST_F(XenchandTest, ToolstackChannelRefusesConsumedAcksAndDeletion) {
+  ASSERT_TRUE(sim_->CreateDomain("guest2", {absl::StrCat("name=org.example.ts,connection=socket,path=",
+                                                         sim_->scratch_dir(), "/ts.sock")})
+                  .ok());
+  const std::string name = Name("org.example.ts", "guest2");
+  // Discovered from xenstore after the domain appears: wait for it.
+  v1::WatchChannelsRequest watch;
+  watch.set_parent("domains/-");
+  ASSERT_TRUE(client_
+                  ->Watch(watch,
+                          [](const v1::WatchChannelsResponse& e) {
+                            return e.channel().channel_id() != "org.example.ts";
+                          })
+                  .ok());
+  auto ch = client_->GetChannel(name);
+  ASSERT_TRUE(ch.ok()) << ch.status();
+  EXPECT_EQ(ch->transport(), v1::TRANSPORT_TOOLSTACK_SOCKET);
+  EXPECT_LT(ch->max_ack_level(), v1::ACK_LEVEL_CONSUMED);
+
+  auto writer = client_->Attach();
+  v1::AttachRequest open;
+  open.mutable_open()->set_channel(name);
+  open.mutable_open()->set_role(v1::SESSION_ROLE_WRITER);
+  open.mutable_open()->set_ack_level(v1::ACK_LEVEL_CONSUMED);
+  ASSERT_TRUE(writer->Send(open));
+  v1::AttachResponse m;
+  EXPECT_FALSE(writer->Receive(&m)) << m.DebugString();
+  absl::Status s = writer->Finish();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_EQ(ReasonOf(s), "ACK_LEVEL_NOT_SUPPORTED");
+  auto detail = client::DetailOf<v1::Channel>(s);
+  ASSERT_TRUE(detail.has_value());
+  EXPECT_EQ(detail->max_ack_level(), ch->max_ack_level());
+
+  v1::WriteRequest w;
+  w.set_channel(name);
+  w.set_ack_level(v1::ACK_LEVEL_CONSUMED);
+  w.set_data("x");
+  auto written = client_->Write(w, [](std::string*) { return false; }, absl::Seconds(10));
+  EXPECT_EQ(ReasonOf(written.status()), "ACK_LEVEL_NOT_SUPPORTED");
+
+  v1::DeleteChannelRequest del;
+  del.set_name(name);
+  auto deleted = client_->DeleteChannel(del);
+  EXPECT_EQ(deleted.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ReasonOf(deleted.status()), "TOOLSTACK_MANAGED");
+}
+
+TEST_F(XenchandTest, PayloadsAreBounded) {
+  CreateConnected("org.example.big");
+  const int tty = OpenTty("org.example.big");
+  v1::WriteRequest w;
+  w.set_channel(Name("org.example.big"));
+  w.set_data(std::string((64 << 10) + 1, 'x'));
+  auto written = client_->Write(w, [](std::string*) { return false; }, absl::Seconds(10));
+  EXPECT_EQ(written.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReasonOf(written.status()), "PAYLOAD_TOO_LARGE");
+  v1::CallRequest call;
+  call.set_channel(Name("org.example.big"));
+  call.set_request(std::string((64 << 10) + 1, 'x'));
+  auto big_call = client_->Call(call, absl::Seconds(10));
+  EXPECT_EQ(big_call.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReasonOf(big_call.status()), "PAYLOAD_TOO_LARGE");
+
+  // A guest that answers with more than 1 MiB and never ends its line.
+  call.set_request("dump");
+  std::thread agent([tty] {
+    ReadUntil(tty, "\n");
+    WriteAll(tty, std::string((1 << 20) + 4096, 'y'));
+  });
+  auto huge = client_->Call(call, absl::Seconds(30));
+  agent.join();
+  EXPECT_EQ(huge.status().code(), absl::StatusCode::kResourceExhausted) << huge.status();
+  EXPECT_EQ(ReasonOf(huge.status()), "RESPONSE_TOO_LARGE");
+  auto partial = client::DetailOf<v1::PartialResponse>(huge.status());
+  ASSERT_TRUE(partial.has_value());
+  // The detail carries the beginning only (it travels in the trailers).
+  EXPECT_EQ(partial->response(), std::string(4096, 'y'));
+}
+
+// --- Health checking and reflection, spoken as raw protobuf bytes over the
+// generic stub (the protocol's messages are tiny and stable). ---
+
+grpc::ByteBuffer Bytes(const std::string& s) {
+  grpc::Slice slice(s);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+std::string String(const grpc::ByteBuffer& b) {
+  std::vector<grpc::Slice> slices;
+  std::string out;
+  if (!b.Dump(&slices).ok()) return out;
+  for (const auto& s : slices) out.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  return out;
+}
+
+// grpc.health.v1.Health/Check for `service`: the status enum (1 = SERVING),
+// or the call's error.
+absl::StatusOr<int> HealthCheck(const std::string& target, const std::string& service) {
+  grpc::GenericStub stub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  grpc::CompletionQueue cq;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  std::string request;  // HealthCheckRequest { string service = 1; }
+  if (!service.empty()) {
+    request.push_back(0x0a);
+    request.push_back(static_cast<char>(service.size()));
+    request += service;
+  }
+  grpc::ByteBuffer req = Bytes(request), resp;
+  grpc::Status status;
+  auto call = stub.PrepareUnaryCall(&ctx, "/grpc.health.v1.Health/Check", req, &cq);
+  call->StartCall();
+  call->Finish(&resp, &status, reinterpret_cast<void*>(1));
+  void* tag;
+  bool ok;
+  if (!cq.Next(&tag, &ok)) return absl::InternalError("completion queue shut down");
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  if (!status.ok()) return client::FromGrpc(status);
+  google::protobuf::UnknownFieldSet fields;  // HealthCheckResponse { enum status = 1; }
+  const std::string body = String(resp);
+  if (!fields.ParseFromString(body)) return absl::InternalError("unparsable response");
+  for (int i = 0; i < fields.field_count(); ++i) {
+    if (fields.field(i).number() == 1) return static_cast<int>(fields.field(i).varint());
+  }
+  return 0;  // proto3 default: UNKNOWN
+}
+
+// The services grpc.reflection.v1alpha.ServerReflection lists.
+absl::StatusOr<std::vector<std::string>> ReflectedServices(const std::string& target) {
+  grpc::GenericStub stub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  grpc::CompletionQueue cq;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  auto stream =
+      stub.PrepareCall(&ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+  void* tag;
+  bool ok = false;
+  auto step = [&](intptr_t want) {
+    return cq.Next(&tag, &ok) && reinterpret_cast<intptr_t>(tag) == want && ok;
+  };
+  stream->StartCall(reinterpret_cast<void*>(1));
+  if (!step(1)) return absl::UnavailableError("call did not start");
+  // ServerReflectionRequest { oneof: string list_services = 7; }
+  stream->Write(Bytes(std::string("\x3a\x00", 2)), reinterpret_cast<void*>(2));
+  if (!step(2)) return absl::UnavailableError("write failed");
+  grpc::ByteBuffer resp;
+  stream->Read(&resp, reinterpret_cast<void*>(3));
+  if (!step(3)) return absl::UnavailableError("no response");
+  stream->WritesDone(reinterpret_cast<void*>(4));
+  step(4);
+  grpc::Status status;
+  stream->Finish(&status, reinterpret_cast<void*>(5));
+  step(5);
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  // ServerReflectionResponse { ListServiceResponse list_services_response = 6; }
+  // ListServiceResponse { repeated ServiceResponse service = 1; }
+  // ServiceResponse { string name = 1; }
+  std::vector<std::string> names;
+  google::protobuf::UnknownFieldSet top;
+  if (!top.ParseFromString(String(resp))) return absl::InternalError("unparsable response");
+  for (int i = 0; i < top.field_count(); ++i) {
+    if (top.field(i).number() != 6) continue;
+    google::protobuf::UnknownFieldSet list;
+    if (!list.ParseFromString(top.field(i).length_delimited())) continue;
+    for (int j = 0; j < list.field_count(); ++j) {
+      google::protobuf::UnknownFieldSet service;
+      if (list.field(j).number() != 1 ||
+          !service.ParseFromString(list.field(j).length_delimited())) {
+        continue;
+      }
+      for (int k = 0; k < service.field_count(); ++k) {
+        if (service.field(k).number() == 1) names.push_back(service.field(k).length_delimited());
+      }
+    }
+  }
+  return names;
+}
+
+TEST_F(XenchandTest, HealthAndReflectionAnswer) {
+  for (const std::string& target : {server_->unix_target(), server_->tcp_target()}) {
+    auto serving = HealthCheck(target, "");
+    ASSERT_TRUE(serving.ok()) << target << ": " << serving.status();
+    EXPECT_EQ(*serving, 1) << target;  // SERVING
+    auto unknown = HealthCheck(target, "no.such.Service");
+    EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound) << target;
+    auto services = ReflectedServices(target);
+    ASSERT_TRUE(services.ok()) << target << ": " << services.status();
+    EXPECT_THAT(*services, ::testing::IsSupersetOf({"xenchan.v1.ChannelService",
+                                                     "grpc.health.v1.Health"}))
+        << target;
+  }
 }
 
 }  // namespace
