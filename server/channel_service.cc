@@ -693,8 +693,9 @@ ChannelService::ChannelService(Engine* engine, ServerMetrics* metrics,
 
 ChannelService::~ChannelService() {
   core_->engine->UnsubscribeEvents(event_subscription_);
-  // Workers may still hold reactors; stopping them first keeps them from
-  // touching a half-destroyed core.
+  // Workers may still hold reactors, and they read core_->scheduler: join
+  // them before the pointer itself changes, then free the scheduler.
+  core_->scheduler->Stop();
   core_->scheduler.reset();
 }
 

@@ -11,13 +11,17 @@ Scheduler::Scheduler(int threads) {
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
 }
 
-Scheduler::~Scheduler() {
+Scheduler::~Scheduler() { Stop(); }
+
+void Scheduler::Stop() {
   {
     MutexLock lock(&mu_);
     stop_ = true;
     cv_.SignalAll();
   }
-  for (auto& t : threads_) t.join();
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
 }
 
 void Scheduler::Run(std::function<void()> task) {

@@ -28,6 +28,10 @@ class Scheduler {
   explicit Scheduler(int threads);
   // Stops the workers; tasks not yet run are dropped.
   ~Scheduler();
+  // Stops the workers and waits for the running tasks to return; tasks not
+  // yet run (and any Run after this) are dropped. Idempotent. Must not be
+  // called from a task.
+  void Stop() ABSL_LOCKS_EXCLUDED(mu_);
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 

@@ -588,8 +588,16 @@ TEST_F(XenchandTest, ExportsPrometheusMetrics) {
   ASSERT_GT(port, 0) << server_->log();
   CreateConnected("org.example.metrics");
   ASSERT_TRUE(client_->GetDomain("domains/nope").status().code() == absl::StatusCode::kNotFound);
-  const std::string text = HttpGet(port, "/metrics");
-  EXPECT_THAT(text, HasSubstr("xenchan_rpcs_finished_total{code=\"OK\",method=\"CreateChannel\"} 1"));
+  // An RPC is counted when gRPC reports it done, which may be just after the
+  // client has its answer: scrape until it shows (bounded).
+  const std::string created =
+      "xenchan_rpcs_finished_total{code=\"OK\",method=\"CreateChannel\"} 1";
+  std::string text = HttpGet(port, "/metrics");
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(10);
+       !absl::StrContains(text, created) && absl::Now() < deadline;) {
+    text = HttpGet(port, "/metrics");
+  }
+  EXPECT_THAT(text, HasSubstr(created));
   EXPECT_THAT(text, HasSubstr("code=\"NOT_FOUND\",method=\"GetDomain\""));
   EXPECT_THAT(text, HasSubstr("xenchan_channel_events_total{type=\"connected\"}"));
   EXPECT_THAT(text, HasSubstr("xenchan_channels 1"));
