@@ -36,6 +36,8 @@ class XenchandProcess {
   // SIGKILL and wait.
   void Kill();
 
+  // The server's process id (-1 once stopped), e.g. for /proc/<pid>/status.
+  pid_t pid() const { return pid_; }
   std::string unix_target() const { return "unix://" + socket_path_; }
   const std::string& tcp_target() const { return tcp_target_; }
   // Everything it logged so far.
