@@ -56,9 +56,9 @@ wait_for "$STATE/xensim.log" "xensim: ready" "${PIDS[-1]}"
 grep "xensim: ready" "$STATE/xensim.log"
 
 echo
-echo "== xenchand on it, on a Unix socket and a loopback TCP port"
+echo "== xenchand on it, on a Unix socket (callers known by uid) and a plaintext loopback TCP port (unauthenticated)"
 "$BIN/server/xenchand" --platform=sim --sim-state-dir="$STATE" \
-  --listen="unix://$STATE/xenchand.sock" --listen=127.0.0.1:0 > "$STATE/xenchand.log" 2>&1 &
+  --listen="unix://$STATE/xenchand.sock" --listen=insecure-tcp://127.0.0.1:0 > "$STATE/xenchand.log" 2>&1 &
 PIDS+=($!)
 wait_for "$STATE/xenchand.log" "msg=ready" "${PIDS[-1]}"
 grep "msg=listening" "$STATE/xenchand.log"

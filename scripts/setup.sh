@@ -26,7 +26,7 @@ PACKAGES=(
   prometheus-cpp-dev                       # xenchand's /metrics
   python3 python3-grpcio python3-protobuf  # the generated Python SDK and its test
   qemu-guest-agent                         # a real peer for Call with the QEMU guest agent framing
-  openssl                                  # test certificate authorities for mTLS tests
+  openssl libssl-dev                       # test certificate authorities for mTLS tests; X.509 parsing in xenchand
   nodejs npm                               # to install buf (proto lint)
 )
 XEN_LANE_PACKAGES=(

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/random/random.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "backend/engine/names.h"
@@ -23,6 +24,7 @@ namespace xenchan {
 namespace server {
 
 using absl::StatusCode;
+using policy::Verb;
 
 namespace {
 
@@ -138,15 +140,18 @@ class ReactorBase;
 
 class ServiceCore {
  public:
-  ServiceCore(Engine* engine, ServerMetrics* metrics, ChannelServiceOptions options)
+  ServiceCore(Engine* engine, ServerMetrics* metrics, ChannelServiceOptions options,
+              AccessControl access)
       : engine(engine),
         metrics(metrics),
         options(std::move(options)),
+        access(std::move(access)),
         scheduler(std::make_unique<Scheduler>(this->options.worker_threads)) {}
 
   Engine* const engine;
   ServerMetrics* const metrics;
   const ChannelServiceOptions options;
+  const AccessControl access;
   std::unique_ptr<Scheduler> scheduler;
   std::atomic<bool> shutting_down{false};
 
@@ -185,6 +190,117 @@ class ServiceCore {
       if (auto s = w.lock()) out.push_back(std::move(s));
     }
     return out;
+  }
+
+  // --- Authorization (see the header). ---
+
+  Identity Authenticate(const grpc::CallbackServerContext& context) const {
+    return access.authenticator->Authenticate(context);
+  }
+  std::shared_ptr<const policy::Policy> Policy() const { return access.policy(); }
+
+  static std::string FullMethod(absl::string_view method) {
+    return absl::StrCat("/xenchan.v1.ChannelService/", method);
+  }
+  static audit::Caller CallerOf(const Identity& id) {
+    return audit::Caller{id.principals.ToString(), id.peer};
+  }
+
+  // The domain a request names, as the policy sees it: the toolstack's UUID
+  // and name when the engine knows it, else the name as given (a UUID-shaped
+  // name as a UUID), so that the decision does not depend on existence.
+  policy::DomainRef ResolveDomain(const std::string& domain) const {
+    auto d = engine->GetDomain(domain);
+    if (d.ok()) return policy::DomainRef{d->uuid, d->name};
+    policy::DomainRef ref;
+    if (LooksLikeUuid(domain)) {
+      ref.uuid = absl::AsciiStrToLower(domain);
+    } else {
+      ref.name = domain;
+    }
+    return ref;
+  }
+
+  // UNAUTHENTICATED for a caller without principals (recorded).
+  absl::Status RequireAuthenticated(const Identity& id, absl::string_view method,
+                                    absl::string_view resource, absl::string_view verb) {
+    if (id.authenticated()) return absl::OkStatus();
+    if (access.audit != nullptr) {
+      access.audit->Authorization(CallerOf(id), FullMethod(method), resource, verb, false,
+                                  absl::StrCat("unauthenticated ", TransportName(id.transport),
+                                               " caller"));
+    }
+    return ApiError(StatusCode::kUnauthenticated, v1::ERROR_REASON_UNAUTHENTICATED,
+                    absl::StrCat("no usable identity on this connection (",
+                                 TransportName(id.transport),
+                                 "); use the Unix socket or a TLS client certificate"));
+  }
+
+  absl::Status Denied(const Identity& id, absl::string_view verb, const std::string& key,
+                      const std::string& resource) {
+    return ApiError(StatusCode::kPermissionDenied, v1::ERROR_REASON_PERMISSION_DENIED,
+                    absl::StrCat(id.display(), " may not ", verb, " ", resource))
+        .Metadata("verb", std::string(verb))
+        .Metadata(key, resource);
+  }
+
+  // Checks `verb` on channel `channel_id` of `domain` (the domain segment of
+  // the request); records the decision. `resource` names it for the audit
+  // log and the error.
+  absl::Status Authorize(const Identity& id, absl::string_view method, const std::string& domain,
+                         const std::string& channel_id, Verb verb) {
+    const policy::DomainRef ref = ResolveDomain(domain);
+    const std::string resource =
+        FormatChannelName(ref.uuid.empty() ? domain : ref.uuid, channel_id);
+    const absl::string_view verb_name = policy::VerbName(verb);
+    absl::Status s = RequireAuthenticated(id, method, resource, verb_name);
+    if (!s.ok()) return s;
+    const policy::Decision d = Policy()->Check(id.principals, ref, channel_id, verb);
+    if (access.audit != nullptr) {
+      access.audit->Authorization(CallerOf(id), FullMethod(method), resource, verb_name,
+                                  d.allowed, d.reason);
+    }
+    if (d.allowed) return absl::OkStatus();
+    return Denied(id, verb_name, "channel", resource);
+  }
+
+  // Checks that the caller holds `verb` (or, with nullopt, any verb) on some
+  // channel of `domain`; records the decision.
+  absl::Status AuthorizeDomain(const Identity& id, absl::string_view method,
+                               const std::string& domain, std::optional<Verb> verb) {
+    const policy::DomainRef ref = ResolveDomain(domain);
+    const std::string resource = FormatDomainName(ref.uuid.empty() ? domain : ref.uuid);
+    const std::string verb_name = verb.has_value() ? std::string(policy::VerbName(*verb)) : "any";
+    absl::Status s = RequireAuthenticated(id, method, resource, verb_name);
+    if (!s.ok()) return s;
+    const policy::VerbSet held = Policy()->VerbsOnDomain(id.principals, ref);
+    const bool allowed = verb.has_value() ? held.Contains(*verb) : !held.empty();
+    if (access.audit != nullptr) {
+      access.audit->Authorization(
+          CallerOf(id), FullMethod(method), resource, verb_name, allowed,
+          allowed ? absl::StrCat("holds ", held.ToString(), " on some channel of the domain")
+                  : absl::StrCat("no rule grants ", verb_name, " on any channel of the domain"));
+    }
+    if (allowed) return absl::OkStatus();
+    return Denied(id, verb_name, "domain", resource);
+  }
+
+  // Records a filtered listing (ListDomains, ListChannels and WatchChannels
+  // over all domains): allowed, showing only what the caller may see.
+  absl::Status AuthorizeListing(const Identity& id, absl::string_view method,
+                                const std::string& resource, absl::string_view verb) {
+    absl::Status s = RequireAuthenticated(id, method, resource, verb);
+    if (!s.ok()) return s;
+    if (access.audit != nullptr) {
+      access.audit->Authorization(CallerOf(id), FullMethod(method), resource, verb, true,
+                                  "listing filtered by the policy");
+    }
+    return absl::OkStatus();
+  }
+
+  bool MayRead(const policy::Policy& p, const Identity& id, const ChannelInfo& c) const {
+    return p.Allows(id.principals, policy::DomainRef{c.domain_uuid, c.domain_name}, c.channel_id,
+                    Verb::kRead);
   }
 
   // --- Error classification of engine statuses. ---
@@ -333,7 +449,7 @@ class ReactorBase : public std::enable_shared_from_this<ReactorBase> {
       : core_(std::move(core)),
         method_(std::move(method)),
         context_(context),
-        identity_(IdentityOf(*context)),
+        identity_(core_->Authenticate(*context)),
         start_(absl::Now()),
         deadline_(DeadlineOf(*context)) {}
   virtual ~ReactorBase() = default;
@@ -360,9 +476,28 @@ class ReactorBase : public std::enable_shared_from_this<ReactorBase> {
     Log("info", "rpc", {{"method", method_},
                         {"code", absl::StatusCodeToString(code)},
                         {"peer", identity_.peer},
+                        {"identity", identity_.display()},
                         {"duration", absl::FormatDuration(absl::Now() - start_)}});
+    AuditSessionClosed(code);
     self_.reset();
   }
+
+  // Audit: a session on `resource` opened (Read, Attach, Write, Call).
+  void AuditSessionOpened(const std::string& resource, const std::string& session,
+                          absl::string_view role) {
+    if (core_->access.audit == nullptr) return;
+    {
+      MutexLock lock(&audit_mu_);
+      session_resource_ = resource;
+      session_id_ = session;
+      session_opened_at_ = absl::Now();
+    }
+    core_->access.audit->SessionOpened(ServiceCore::CallerOf(identity_),
+                                       ServiceCore::FullMethod(method_), resource, session, role);
+  }
+  // Bytes of this call's session: client to guest, guest to client.
+  void CountIn(size_t n) { bytes_in_.fetch_add(n, std::memory_order_relaxed); }
+  void CountOut(size_t n) { bytes_out_.fetch_add(n, std::memory_order_relaxed); }
 
   template <class T, class... A>
   void Later(void (T::*m)(A...), A... args) {
@@ -401,7 +536,30 @@ class ReactorBase : public std::enable_shared_from_this<ReactorBase> {
   absl::StatusCode final_code_ ABSL_GUARDED_BY(mu_) = absl::StatusCode::kOk;
 
  private:
+  void AuditSessionClosed(absl::StatusCode code) {
+    if (core_->access.audit == nullptr) return;
+    std::string resource, session;
+    absl::Time opened;
+    {
+      MutexLock lock(&audit_mu_);
+      if (session_id_.empty()) return;
+      resource = session_resource_;
+      session = session_id_;
+      opened = session_opened_at_;
+    }
+    core_->access.audit->SessionClosed(ServiceCore::CallerOf(identity_),
+                                       ServiceCore::FullMethod(method_), resource, session,
+                                       bytes_in_.load(), bytes_out_.load(), absl::Now() - opened,
+                                       absl::StatusCodeToString(code));
+  }
+
   std::shared_ptr<ReactorBase> self_;
+  std::atomic<uint64_t> bytes_in_{0};
+  std::atomic<uint64_t> bytes_out_{0};
+  Mutex audit_mu_;
+  std::string session_resource_ ABSL_GUARDED_BY(audit_mu_);
+  std::string session_id_ ABSL_GUARDED_BY(audit_mu_);
+  absl::Time session_opened_at_ ABSL_GUARDED_BY(audit_mu_);
 };
 
 // A unary call answered later (CreateChannel, DeleteChannel, Call).
@@ -563,10 +721,14 @@ absl::StatusOr<int32_t> PageSize(int32_t page_size) {
   return std::min(page_size, kMaxPageSize);
 }
 
-absl::Status DoListDomains(ServiceCore& core, const v1::ListDomainsRequest& request,
+absl::Status DoListDomains(ServiceCore& core, const Identity& id,
+                           const v1::ListDomainsRequest& request,
                            v1::ListDomainsResponse* response) {
   auto size = PageSize(request.page_size());
   if (!size.ok()) return size.status();
+  absl::Status allowed = core.AuthorizeListing(id, "ListDomains", "domains", "any");
+  if (!allowed.ok()) return allowed;
+  const std::shared_ptr<const policy::Policy> policy = core.Policy();
   std::string after;
   if (!request.page_token().empty()) {
     auto key = DecodePageToken(request.page_token(), "domains", "page_token");
@@ -578,6 +740,7 @@ absl::Status DoListDomains(ServiceCore& core, const v1::ListDomainsRequest& requ
             [](const DomainInfo& a, const DomainInfo& b) { return a.uuid < b.uuid; });
   for (const DomainInfo& d : domains) {
     if (!after.empty() && d.uuid <= after) continue;
+    if (!policy->CanSeeDomain(id.principals, policy::DomainRef{d.uuid, d.name})) continue;
     if (response->domains_size() == *size) {
       response->set_next_page_token(
           EncodePageToken("domains", response->domains().rbegin()->uuid()));
@@ -588,10 +751,12 @@ absl::Status DoListDomains(ServiceCore& core, const v1::ListDomainsRequest& requ
   return absl::OkStatus();
 }
 
-absl::Status DoGetDomain(ServiceCore& core, const v1::GetDomainRequest& request,
-                         v1::GetDomainResponse* response) {
+absl::Status DoGetDomain(ServiceCore& core, const Identity& id,
+                         const v1::GetDomainRequest& request, v1::GetDomainResponse* response) {
   auto name = ParseDomainName(request.name(), "name", /*allow_all=*/false);
   if (!name.ok()) return name.status();
+  absl::Status allowed = core.AuthorizeDomain(id, "GetDomain", name->domain, std::nullopt);
+  if (!allowed.ok()) return allowed;
   auto domain = core.engine->GetDomain(name->domain);
   if (!domain.ok()) return core.DomainNotFound(name->domain);
   ToProto(*domain, response->mutable_domain());
@@ -609,7 +774,8 @@ std::string ListFingerprint(const v1::ListChannelsRequest& request) {
                       absl::StrJoin(transports, ","), "|", absl::StrJoin(states, ","));
 }
 
-absl::Status DoListChannels(ServiceCore& core, const v1::ListChannelsRequest& request,
+absl::Status DoListChannels(ServiceCore& core, const Identity& id,
+                            const v1::ListChannelsRequest& request,
                             v1::ListChannelsResponse* response) {
   auto parent = ParseDomainName(request.parent(), "parent", /*allow_all=*/true);
   if (!parent.ok()) return parent.status();
@@ -630,6 +796,11 @@ absl::Status DoListChannels(ServiceCore& core, const v1::ListChannelsRequest& re
     if (!key.ok()) return key.status();
     after = *key;
   }
+  absl::Status allowed =
+      parent->all() ? core.AuthorizeListing(id, "ListChannels", "domains/-", "read")
+                    : core.AuthorizeDomain(id, "ListChannels", parent->domain, Verb::kRead);
+  if (!allowed.ok()) return allowed;
+  const std::shared_ptr<const policy::Policy> policy = core.Policy();
   std::string domain_uuid;
   if (!parent->all()) {
     auto domain = core.engine->GetDomain(parent->domain);
@@ -646,6 +817,7 @@ absl::Status DoListChannels(ServiceCore& core, const v1::ListChannelsRequest& re
     if (!states.empty() && std::find(states.begin(), states.end(), c.state) == states.end()) {
       continue;
     }
+    if (!core.MayRead(*policy, id, c)) continue;
     const std::string key = c.domain_uuid + "/" + c.channel_id;
     if (!after.empty() && key <= after) continue;
     if (response->channels_size() == *size) {
@@ -659,10 +831,14 @@ absl::Status DoListChannels(ServiceCore& core, const v1::ListChannelsRequest& re
   return absl::OkStatus();
 }
 
-absl::Status DoGetChannel(ServiceCore& core, const v1::GetChannelRequest& request,
+absl::Status DoGetChannel(ServiceCore& core, const Identity& id,
+                          const v1::GetChannelRequest& request,
                           v1::GetChannelResponse* response) {
   auto name = ParseChannelName(request.name(), "name");
   if (!name.ok()) return name.status();
+  absl::Status allowed = core.Authorize(id, "GetChannel", name->domain, name->channel_id,
+                                        Verb::kRead);
+  if (!allowed.ok()) return allowed;
   auto info = core.engine->GetChannel(ChannelRef{name->domain, name->channel_id});
   if (!info.ok()) return core.ChannelNotFound(*name);
   *response->mutable_channel() = core.ChannelProto(*info);
@@ -672,8 +848,9 @@ absl::Status DoGetChannel(ServiceCore& core, const v1::GetChannelRequest& reques
 }  // namespace
 
 ChannelService::ChannelService(Engine* engine, ServerMetrics* metrics,
-                               ChannelServiceOptions options)
-    : core_(std::make_shared<ServiceCore>(engine, metrics, std::move(options))) {
+                               ChannelServiceOptions options, AccessControl access)
+    : core_(std::make_shared<ServiceCore>(engine, metrics, std::move(options),
+                                          std::move(access))) {
   // Lifecycle events (stalls, gaps, epochs, ...) and engine figures for the
   // metrics, counted once here rather than per watcher.
   {
@@ -714,8 +891,10 @@ void ChannelService::BeginShutdown() {
                                                    const v1::Method##Request* request,   \
                                                    v1::Method##Response* response) {     \
     const absl::Time start = absl::Now();                                                \
-    absl::Status s = core_->shutting_down ? core_->ShuttingDownError()                   \
-                                          : Do##Method(*core_, *request, response);      \
+    absl::Status s = core_->shutting_down                                                \
+                         ? core_->ShuttingDownError()                                    \
+                         : Do##Method(*core_, core_->Authenticate(*context), *request,   \
+                                      response);                                         \
     return FinishUnary(*core_, context, #Method, start, s);                              \
   }
 
@@ -769,6 +948,9 @@ class CreateReactor : public AsyncUnary {
                       absl::StrCat("channel_id '", request_.channel_id(), "': ", why))
           .Field("channel_id", why);
     }
+    absl::Status allowed = core_->Authorize(identity_, method_, parent->domain,
+                                            request_.channel_id(), Verb::kManage);
+    if (!allowed.ok()) return allowed;
     const v1::ChannelConfig& c = request_.config();
     if (c.buffer_limit_bytes() != 0 &&
         (c.buffer_limit_bytes() < kMinBufferLimit || c.buffer_limit_bytes() > kMaxBufferLimit)) {
@@ -826,6 +1008,11 @@ class CreateReactor : public AsyncUnary {
     absl::Status status;
     if (result.ok()) {
       ToProto(*result, response_->mutable_channel());
+      if (core_->access.audit != nullptr && !request_.validate_only()) {
+        core_->access.audit->Lifecycle(
+            FormatChannelName(result->domain_uuid, result->channel_id), "created",
+            absl::StrCat("by ", identity_.display(), " (devid ", result->devid, ")"));
+      }
     } else {
       status = Classify(result.status(), channel);
     }
@@ -930,6 +1117,9 @@ class DeleteReactor : public AsyncUnary {
         return InvalidOption("force_after", "allowed 0..10 min");
       }
     }
+    absl::Status allowed =
+        core_->Authorize(identity_, method_, name_.domain, name_.channel_id, Verb::kManage);
+    if (!allowed.ok()) return allowed;
     auto info = core_->engine->GetChannel(ChannelRef{name_.domain, name_.channel_id});
     if (!info.ok()) return core_->ChannelNotFound(name_);
     if (info->transport != Transport::kRing) {
@@ -948,6 +1138,11 @@ class DeleteReactor : public AsyncUnary {
     if (result.ok()) {
       *response_->mutable_channel() = core_->ChannelProto(result->channel);
       response_->set_forced(result->forced);
+      if (core_->access.audit != nullptr) {
+        core_->access.audit->Lifecycle(
+            FormatChannelName(result->channel.domain_uuid, result->channel.channel_id), "deleted",
+            absl::StrCat("by ", identity_.display(), result->forced ? " (forced)" : ""));
+      }
     } else if (result.status().code() == StatusCode::kNotFound) {
       status = core_->ChannelNotFound(name_);
     } else if (result.status().code() == StatusCode::kFailedPrecondition) {
@@ -1022,6 +1217,9 @@ class WatchReactor
     if (!parent.ok()) return parent.status();
     absl::Status s = ValidateFilter(request_.filter(), "filter");
     if (!s.ok()) return s;
+    s = parent->all() ? core_->AuthorizeListing(identity_, method_, "domains/-", "read")
+                      : core_->AuthorizeDomain(identity_, method_, parent->domain, Verb::kRead);
+    if (!s.ok()) return s;
     if (!parent->all()) {
       auto domain = core_->engine->GetDomain(parent->domain);
       if (!domain.ok()) return core_->DomainNotFound(parent->domain);
@@ -1075,9 +1273,13 @@ class WatchReactor
     return absl::OkStatus();
   }
 
+  // Whether the watcher gets events of `c`: its filter, and read access
+  // under the policy in force when the event is sent (a reload applies to
+  // open watches).
   bool Matches(const ChannelInfo& c) const {
     if (one_domain_ && c.domain_uuid != domain_uuid_) return false;
-    return MatchesFilter(c, request_.filter());
+    if (!MatchesFilter(c, request_.filter())) return false;
+    return core_->MayRead(*core_->Policy(), identity_, c);
   }
 
   void FillLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -1232,6 +1434,8 @@ class ReadReactor
     if (!name.ok()) return name.status();
     absl::Status s = ValidateStart(request_.start(), "start");
     if (!s.ok()) return s;
+    s = core_->Authorize(identity_, method_, name->domain, name->channel_id, Verb::kRead);
+    if (!s.ok()) return s;
     channel_ = request_.channel();
     SessionOptions options;
     options.role = SessionRole::kObserver;
@@ -1251,6 +1455,8 @@ class ReadReactor
     session_ = *std::move(session);
     core_->metrics->SessionOpened();
     const ChannelInfo& info = session_->info_at_open();
+    AuditSessionOpened(FormatChannelName(info.domain_uuid, info.channel_id), session_->id(),
+                       "reader");
     end_ = info.from_guest.next;
     pos_ = session_->start_position();
     return absl::OkStatus();
@@ -1289,6 +1495,7 @@ class ReadReactor
             pos_ = Position{r.position.epoch, r.position.offset + data.size()};
             sent_ += data.size();
             core_->metrics->BytesToClients(data.size());
+            CountOut(data.size());
             m.mutable_data()->set_data(std::move(data));
             break;
           }
@@ -1512,6 +1719,15 @@ class AttachReactor
       if (open.takeover()) return InvalidOption("open.takeover", "observers do not write");
       if (open.fail_fast()) return InvalidOption("open.fail_fast", "observers do not write");
     }
+    // Observers need read; writers read and write; takeover also admin.
+    s = core_->Authorize(identity_, method_, name->domain, name->channel_id, Verb::kRead);
+    if (s.ok() && writer) {
+      s = core_->Authorize(identity_, method_, name->domain, name->channel_id, Verb::kWrite);
+    }
+    if (s.ok() && open.takeover()) {
+      s = core_->Authorize(identity_, method_, name->domain, name->channel_id, Verb::kAdmin);
+    }
+    if (!s.ok()) return s;
     ack_level_ = FromProtoAck(open.ack_level());
     fail_fast_ = open.fail_fast();
     role_ = writer ? SessionRole::kWriter : SessionRole::kObserver;
@@ -1541,6 +1757,9 @@ class AttachReactor
     }
     session_ = *std::move(session);
     core_->metrics->SessionOpened();
+    AuditSessionOpened(FormatChannelName(session_->info_at_open().domain_uuid,
+                                         session_->info_at_open().channel_id),
+                       session_->id(), writer ? "writer" : "observer");
     v1::AttachResponse m;
     v1::AttachOpened* opened = m.mutable_opened();
     opened->set_session_id(session_->id());
@@ -1575,6 +1794,7 @@ class AttachReactor
     auto range = session_->Write(w.data(), w.expected_epoch());
     if (range.ok()) {
       core_->metrics->BytesFromClients(w.data().size());
+      CountIn(w.data().size());
       pending_.push_back(PendingWrite{w.sequence_id(), range->epoch, range->end});
       pending_input_.reset();
       return true;
@@ -1691,6 +1911,7 @@ class AttachReactor
       for (SessionRecord& r : *records) {
         v1::AttachResponse m;
         if (!AttachMessage(r, &m, core_->metrics)) continue;
+        if (m.has_data()) CountOut(m.data().data().size());
         if (m.has_lease_lost()) new_holder_ = m.lease_lost().new_holder();
         Enqueue(std::move(m));
       }
@@ -1855,6 +2076,12 @@ class WriteReactor : public grpc::ServerReadReactor<v1::WriteRequest>, public Re
     if (!v1::AckLevel_IsValid(first.ack_level())) {
       return InvalidOption("ack_level", "unknown acknowledgement level");
     }
+    absl::Status allowed =
+        core_->Authorize(identity_, method_, name->domain, name->channel_id, Verb::kWrite);
+    if (allowed.ok() && first.takeover()) {
+      allowed = core_->Authorize(identity_, method_, name->domain, name->channel_id, Verb::kAdmin);
+    }
+    if (!allowed.ok()) return allowed;
     ack_level_ = FromProtoAck(first.ack_level());
     fail_fast_ = first.fail_fast();
     const ChannelRef ref{name->domain, name->channel_id};
@@ -1878,6 +2105,8 @@ class WriteReactor : public grpc::ServerReadReactor<v1::WriteRequest>, public Re
     core_->metrics->SessionOpened();
     opened_ = true;
     const ChannelInfo& at_open = session_->info_at_open();
+    AuditSessionOpened(FormatChannelName(at_open.domain_uuid, at_open.channel_id), session_->id(),
+                       "writer");
     if (at_open.state != ChannelState::kConnected) {
       return ApiError(StatusCode::kFailedPrecondition, v1::ERROR_REASON_NOT_CONNECTED,
                       absl::StrCat("the channel is ", ToString(at_open.state)))
@@ -1949,6 +2178,7 @@ class WriteReactor : public grpc::ServerReadReactor<v1::WriteRequest>, public Re
         if (accepted_ == 0) start_offset_ = range->start;
         accepted_ += pending_.size();
         core_->metrics->BytesFromClients(pending_.size());
+        CountIn(pending_.size());
         pending_.clear();
         has_pending_ = false;
       } else if (range.status().code() == StatusCode::kResourceExhausted) {
@@ -2093,6 +2323,9 @@ class CallReactor : public AsyncUnary {
       absl::Status s = ValidateFraming(request_.framing(), "framing");
       if (!s.ok()) return s;
     }
+    absl::Status allowed =
+        core_->Authorize(identity_, method_, name->domain, name->channel_id, Verb::kCall);
+    if (!allowed.ok()) return allowed;
     const ChannelRef ref{name->domain, name->channel_id};
     auto info = core_->engine->GetChannel(ref);
     if (!info.ok()) return core_->ChannelNotFound(*name);
@@ -2113,6 +2346,8 @@ class CallReactor : public AsyncUnary {
     if (!session.ok()) return core_->SessionOpenError(session.status(), *name, std::nullopt);
     session_ = *std::move(session);
     core_->metrics->SessionOpened();
+    AuditSessionOpened(FormatChannelName(info->domain_uuid, info->channel_id), session_->id(),
+                       "call");
     return absl::OkStatus();
   }
 
@@ -2191,6 +2426,7 @@ class CallReactor : public AsyncUnary {
         }
         written_ += n;
         core_->metrics->BytesFromClients(n);
+        CountIn(n);
         continue;
       }
       const absl::Status& s = range.status();
@@ -2233,6 +2469,7 @@ class CallReactor : public AsyncUnary {
                       .Metadata("limit", "call_response_bytes")));
             }
             if (done->has_value()) {
+              CountOut((*done)->size());
               response_->set_response(**done);
               response_->set_epoch(epoch_);
               response_->set_request_offset(request_offset_);

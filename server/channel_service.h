@@ -26,12 +26,24 @@
 //    accepted bytes) is not undone.
 //  - Shutdown: BeginShutdown() ends every open call with UNAVAILABLE
 //    (SHUTTING_DOWN) and refuses new ones the same way.
+//  - Authorization (AccessControl): every handler authenticates its caller
+//    (identity.h) and checks the verbs the proto names for it against the
+//    policy in force, after validating the request's fields and BEFORE
+//    looking the resource up, so PERMISSION_DENIED never depends on whether
+//    the domain or channel exists (an unauthorized caller learns nothing
+//    about existence). The domain of a check is the one the engine resolves
+//    the requested name to (toolstack UUID and name), or, for an unknown
+//    domain, the name as given. Callers without principals get
+//    UNAUTHENTICATED. Lists and watches show only what the caller may read
+//    (domains: any verb). Every decision, session open/close (with byte
+//    counts) and channel create/delete goes to the audit log, if any.
 //
 // Thread safety: all methods may be called from any thread.
 #ifndef XENCHAN_SERVER_CHANNEL_SERVICE_H_
 #define XENCHAN_SERVER_CHANNEL_SERVICE_H_
 
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -41,7 +53,10 @@
 #include "backend/engine/engine.h"
 #include "backend/framing/framing.h"
 #include "backend/util/mutex.h"
+#include "server/audit/audit_log.h"
+#include "server/identity.h"
 #include "server/metrics.h"
+#include "server/policy/policy.h"
 #include "server/scheduler.h"
 #include "xenchan/v1/channel_service.grpc.pb.h"
 
@@ -71,13 +86,27 @@ struct ChannelServiceOptions {
   size_t max_readers_per_channel = 16;
 };
 
+// Who may do what, and where decisions are recorded.
+struct AccessControl {
+  // Establishes each caller's identity. Required; must outlive the service.
+  const Authenticator* authenticator = nullptr;
+  // The policy in force, asked once per decision (PolicyStore::Current or a
+  // fixed policy). Required; must be thread-safe and never return null.
+  std::function<std::shared_ptr<const policy::Policy>()> policy;
+  // The audit trail; null: decisions are not recorded. Must outlive the
+  // service.
+  audit::AuditLog* audit = nullptr;
+};
+
 class ServiceCore;  // shared state of the service and its reactors
 
 class ChannelService final : public v1::ChannelService::CallbackService {
  public:
   // `engine` and `metrics` must outlive the service, and the engine must
-  // outlive every call (destroy the grpc::Server first).
-  ChannelService(Engine* engine, ServerMetrics* metrics, ChannelServiceOptions options);
+  // outlive every call (destroy the grpc::Server first). `access` must have
+  // an authenticator and a policy.
+  ChannelService(Engine* engine, ServerMetrics* metrics, ChannelServiceOptions options,
+                 AccessControl access);
   ~ChannelService() override;
 
   // Ends every open call with UNAVAILABLE (SHUTTING_DOWN); later calls are

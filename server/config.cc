@@ -86,6 +86,18 @@ absl::Status ApplySetting(ServerConfig* c, const std::string& key, const std::st
     return SetDuration(key, value, &c->keepalive_timeout);
   } else if (key == "min-client-ping-interval") {
     return SetDuration(key, value, &c->min_client_ping_interval);
+  } else if (key == "tls-cert") {
+    c->tls_cert = value;
+  } else if (key == "tls-key") {
+    c->tls_key = value;
+  } else if (key == "tls-client-ca") {
+    c->tls_client_ca = value;
+  } else if (key == "policy") {
+    c->policy = value;
+  } else if (key == "audit-log") {
+    c->audit_log = value;
+  } else if (key == "audit-fsync-interval") {
+    return SetDuration(key, value, &c->audit_fsync_interval);
   } else {
     return absl::InvalidArgumentError(absl::StrCat("unknown setting '", key, "'"));
   }
@@ -174,35 +186,45 @@ absl::StatusOr<ListenAddress> ParseListenAddress(const std::string& target) {
     a.target = "unix:" + path;
     return a;
   }
+  std::string address = target;
+  if (absl::StartsWith(address, "insecure-tcp://")) {
+    a.insecure = true;
+    address = address.substr(15);
+  } else if (absl::StartsWith(address, "tls://")) {
+    address = address.substr(6);
+  }
   std::string host;
   std::string port;
-  if (absl::StartsWith(target, "[")) {
-    const size_t close = target.find("]:");
+  if (absl::StartsWith(address, "[")) {
+    const size_t close = address.find("]:");
     if (close == std::string::npos) {
       return absl::InvalidArgumentError(absl::StrCat("listen '", target, "': expected [HOST]:PORT"));
     }
-    host = target.substr(1, close - 1);
-    port = target.substr(close + 2);
+    host = address.substr(1, close - 1);
+    port = address.substr(close + 2);
   } else {
-    const size_t colon = target.rfind(':');
-    if (colon == std::string::npos || target.find(':') != colon) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "listen '", target, "': expected unix:///path, HOST:PORT or [HOST]:PORT"));
+    const size_t colon = address.rfind(':');
+    if (colon == std::string::npos || address.find(':') != colon) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("listen '", target,
+                       "': expected unix:///path, HOST:PORT, [HOST]:PORT, tls://HOST:PORT or "
+                       "insecure-tcp://HOST:PORT"));
     }
-    host = target.substr(0, colon);
-    port = target.substr(colon + 1);
+    host = address.substr(0, colon);
+    port = address.substr(colon + 1);
   }
-  if (!absl::SimpleAtoi(port, &a.port) || a.port < 0 || a.port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("listen '", target, "': bad port"));
+  if (host.empty() || !absl::SimpleAtoi(port, &a.port) || a.port < 0 || a.port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("listen '", target, "': bad host or port"));
   }
-  if (!IsLoopback(host)) {
+  if (a.insecure && !IsLoopback(host)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "listen '", target,
-        "': plaintext TCP is allowed on loopback addresses only (127.0.0.0/8, ::1, localhost) "
-        "until TLS is supported; use a Unix socket or a loopback address"));
+        "': plaintext TCP is allowed on loopback addresses only (127.0.0.0/8, ::1, localhost); "
+        "use mutual TLS (HOST:PORT with tls-cert, tls-key and tls-client-ca) or a Unix socket"));
   }
   a.host = host;
-  a.target = target;
+  const bool v6 = host.find(':') != std::string::npos;
+  a.target = absl::StrCat(v6 ? "[" : "", host, v6 ? "]" : "", ":", port);
   return a;
 }
 
@@ -213,13 +235,25 @@ absl::Status Validate(const ServerConfig& config) {
   if (config.platform == "xen" && !config.sim_state_dir.empty()) {
     return absl::InvalidArgumentError("--sim-state-dir is only for --platform=sim");
   }
+  const int tls_keys = !config.tls_cert.empty() + !config.tls_key.empty() +
+                       !config.tls_client_ca.empty();
+  if (tls_keys != 0 && tls_keys != 3) {
+    return absl::InvalidArgumentError(
+        "tls-cert, tls-key and tls-client-ca go together (mutual TLS needs all three)");
+  }
   for (const std::string& l : config.listen) {
     auto a = ParseListenAddress(l);
     if (!a.ok()) return a.status();
+    if (!a->unix && !a->insecure && tls_keys != 3) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "listen '", l,
+          "': a TCP listener uses mutual TLS and needs tls-cert, tls-key and tls-client-ca; "
+          "for plaintext on loopback say insecure-tcp://127.0.0.1:PORT"));
+    }
   }
   if (!config.metrics_listen.empty()) {
     auto a = ParseListenAddress(config.metrics_listen);
-    if (!a.ok() || a->unix) {
+    if (!a.ok() || a->unix || a->insecure || !IsLoopback(a->host)) {
       return absl::InvalidArgumentError(
           absl::StrCat("metrics-listen '", config.metrics_listen, "': expected a loopback HOST:PORT"));
     }
@@ -236,10 +270,25 @@ Usage: xenchand [--config FILE] [--key=value ...]
                              deploy/xenchand.conf); flags override it
   --platform xen|sim         real Xen host, or a running xensim (default xen)
   --sim-state-dir DIR        state directory of `xensim serve` (platform sim)
-  --listen TARGET            gRPC listener; repeatable. unix:///path,
-                             127.0.0.1:PORT, [::1]:PORT (PORT 0: any free port).
-                             Plaintext TCP only on loopback until TLS exists.
+  --listen TARGET            gRPC listener; repeatable (PORT 0: any free port):
+                               unix:///path      Unix socket, callers known
+                                                 by uid/gid (SO_PEERCRED)
+                               HOST:PORT, [HOST]:PORT, tls://HOST:PORT
+                                                 mutual TLS (--tls-*)
+                               insecure-tcp://127.0.0.1:PORT
+                                                 plaintext, loopback only,
+                                                 callers unauthenticated
                              Default unix:///run/xenchan/xenchand.sock
+  --tls-cert FILE            PEM server certificate chain (TLS listeners)
+  --tls-key FILE             PEM server private key
+  --tls-client-ca FILE       PEM CA(s) client certificates must chain to
+  --policy FILE              authorization policy (deploy/policy.example);
+                             reloaded on SIGHUP and when the file changes.
+                             Default: every verb for uid 0 and xenchand's
+                             own uid on the Unix socket, nothing else
+  --audit-log FILE           append-only audit log (JSON lines); off if unset;
+                             reopened on SIGHUP (log rotation)
+  --audit-fsync-interval D   longest time an audit line stays unsynced (1s)
   --metrics-listen HOST:PORT Prometheus /metrics (loopback); off by default
   --max-call-time D          longest Call without a deadline (60s)
   --shutdown-grace D         time given to streams at SIGTERM (5s)
@@ -257,7 +306,8 @@ Usage: xenchand [--config FILE] [--key=value ...]
 Logs are key=value lines on stderr; `msg=listening address=...` names every
 bound address (with the chosen port), `msg=ready` follows once serving.
 SIGTERM/SIGINT shut down gracefully: streams end with UNAVAILABLE, channels
-stay recoverable by the next start.
+stay recoverable by the next start. SIGHUP re-reads the policy file (a bad
+file is refused and the old policy stays) and reopens the audit log.
 )";
 }
 

@@ -10,10 +10,27 @@
 // Keys / flags:
 //   platform                  xen | sim                      (default xen)
 //   sim-state-dir             DIR of a running `xensim serve` (platform sim)
-//   listen                    gRPC target, repeatable: unix:///path, unix:path,
-//                             127.0.0.1:PORT, [::1]:PORT, localhost:PORT
-//                             (PORT 0 picks a free port; it is logged)
+//   listen                    gRPC listener, repeatable (PORT 0 picks a free
+//                             port; it is logged):
+//                               unix:///path (or unix:/path)  Unix socket;
+//                                 callers identified by SO_PEERCRED
+//                               HOST:PORT, [HOST]:PORT, tls://HOST:PORT
+//                                 TCP with mutual TLS (needs tls-cert,
+//                                 tls-key, tls-client-ca); any address
+//                               insecure-tcp://HOST:PORT  plaintext TCP,
+//                                 loopback HOST only (127.0.0.0/8, ::1,
+//                                 localhost); callers are unauthenticated
 //                             (default unix:///run/xenchan/xenchand.sock)
+//   tls-cert, tls-key         PEM server certificate (chain) and key
+//   tls-client-ca             PEM CA bundle that client certificates must
+//                             chain to (required, verified)
+//   policy                    authorization policy file (policy/policy.h,
+//                             deploy/policy.example); reloaded on SIGHUP and
+//                             on change. Unset: a built-in policy granting
+//                             every verb to uid 0 and to xenchand's own uid
+//                             on the Unix socket, nothing to anyone else
+//   audit-log                 audit log file (JSON lines); unset = none
+//   audit-fsync-interval      longest time an audit line stays unsynced (1s)
 //   metrics-listen            HOST:PORT for Prometheus /metrics; empty = off
 //   max-call-time             longest Call without a deadline      (60s)
 //   shutdown-grace            time streams get to finish at SIGTERM (5s)
@@ -29,8 +46,8 @@
 //   min-client-ping-interval  clients may ping this often, also
 //                             without calls                         (30s)
 //
-// Security: plaintext TCP is accepted on loopback addresses only; a
-// non-loopback TCP listener is refused until TLS exists (issue 7).
+// Security: TCP listeners use mutual TLS unless `insecure-tcp://` is asked
+// for explicitly, which is accepted on loopback addresses only.
 //
 // Thread safety: plain values and pure functions.
 #ifndef XENCHAN_SERVER_CONFIG_H_
@@ -63,6 +80,12 @@ struct ServerConfig {
   absl::Duration keepalive_time = absl::Seconds(60);
   absl::Duration keepalive_timeout = absl::Seconds(20);
   absl::Duration min_client_ping_interval = absl::Seconds(30);
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
+  std::string policy;
+  std::string audit_log;
+  absl::Duration audit_fsync_interval = absl::Seconds(1);
 };
 
 inline constexpr char kDefaultListen[] = "unix:///run/xenchan/xenchand.sock";
@@ -84,18 +107,20 @@ absl::StatusOr<ServerConfig> ParseCommandLine(int argc, char** argv);
 // Checks the whole config (platform, sim-state-dir, listeners).
 absl::Status Validate(const ServerConfig& config);
 
-// A listener: `unix` with a path, or `tcp` with host and port.
+// A listener: `unix` with a path, or TCP (mutual TLS, or plaintext when
+// `insecure`) with host and port.
 struct ListenAddress {
   bool unix = false;
+  bool insecure = false;  // insecure-tcp:// (loopback only)
   std::string path;  // unix
   std::string host;  // tcp, without brackets
   int port = 0;      // tcp
-  // The gRPC target form to bind.
+  // The gRPC target form to bind (`unix:/path`, `HOST:PORT`).
   std::string target;
 };
 
-// Parses a listen target. INVALID_ARGUMENT for malformed targets and for
-// non-loopback TCP (no TLS yet).
+// Parses a listen target (see `listen` above). INVALID_ARGUMENT for
+// malformed targets and for non-loopback insecure-tcp://.
 absl::StatusOr<ListenAddress> ParseListenAddress(const std::string& target);
 
 // Usage text for --help.

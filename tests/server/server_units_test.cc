@@ -117,12 +117,40 @@ TEST(ConfigTest, FileThenFlagsAndListenRules) {
   ASSERT_TRUE(u.ok());
   EXPECT_TRUE(u->unix);
   EXPECT_EQ(u->path, "/run/x.sock");
-  // Plaintext off loopback is refused until TLS exists.
-  auto open = ParseListenAddress("0.0.0.0:7000");
+  // Plain HOST:PORT is mutual TLS (any address); plaintext only when asked
+  // for explicitly, and on loopback only.
+  auto tls = ParseListenAddress("0.0.0.0:7000");
+  ASSERT_TRUE(tls.ok());
+  EXPECT_FALSE(tls->insecure);
+  EXPECT_EQ(tls->target, "0.0.0.0:7000");
+  auto tls2 = ParseListenAddress("tls://[::]:7000");
+  ASSERT_TRUE(tls2.ok());
+  EXPECT_EQ(tls2->target, "[::]:7000");
+  auto plain = ParseListenAddress("insecure-tcp://127.0.0.1:0");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_TRUE(plain->insecure);
+  EXPECT_EQ(plain->target, "127.0.0.1:0");
+  auto open = ParseListenAddress("insecure-tcp://0.0.0.0:7000");
   EXPECT_FALSE(open.ok());
   EXPECT_THAT(std::string(open.status().message()), ::testing::HasSubstr("loopback"));
-  EXPECT_FALSE(ParseListenAddress("10.1.2.3:7000").ok());
+  EXPECT_FALSE(ParseListenAddress("insecure-tcp://10.1.2.3:7000").ok());
   EXPECT_FALSE(ParseListenAddress("unix:relative").ok());
+  // A TLS listener needs all three TLS settings.
+  ServerConfig t;
+  ASSERT_TRUE(ApplyConfigText(&t, "listen = 0.0.0.0:7000\n").ok());
+  EXPECT_THAT(std::string(Validate(t).message()), ::testing::HasSubstr("tls-cert"));
+  ASSERT_TRUE(ApplyConfigText(&t, "tls-cert = /c\ntls-key = /k\n").ok());
+  EXPECT_THAT(std::string(Validate(t).message()), ::testing::HasSubstr("go together"));
+  ASSERT_TRUE(ApplyConfigText(&t, "tls-client-ca = /ca\npolicy = /p\naudit-log = /a\n"
+                                  "audit-fsync-interval = 250ms\n")
+                  .ok());
+  EXPECT_TRUE(Validate(t).ok()) << Validate(t);
+  EXPECT_EQ(t.policy, "/p");
+  EXPECT_EQ(t.audit_log, "/a");
+  EXPECT_EQ(t.audit_fsync_interval, absl::Milliseconds(250));
+  ServerConfig insecure;
+  ASSERT_TRUE(ApplyConfigText(&insecure, "listen = insecure-tcp://127.0.0.1:0\n").ok());
+  EXPECT_TRUE(Validate(insecure).ok());
 
   const char* argv[] = {"xenchand", "--platform=sim", "--sim-state-dir", "/d",
                         "--listen=127.0.0.1:0"};

@@ -1,5 +1,6 @@
-// xenchand end to end: the real server binary on a temp Unix socket and
-// 127.0.0.1:0, a real xensim with simulated guests, driven through the
+// xenchand end to end: the real server binary on a temp Unix socket (the
+// built-in policy grants the test's uid everything) and plaintext loopback
+// TCP (unauthenticated), a real xensim with simulated guests, driven through the
 // generated stub (clients/lib) and the guests' channel ttys.
 //
 // Which integration test exercises which error of DESIGN §5 (reason in
@@ -34,8 +35,9 @@
 //                       (REVISION_NOT_RETAINED)
 //   UNAVAILABLE         xenchand_fault_integration_test: GuestKilledMidStream...
 //                       (DOMAIN_GONE), ServerRestartMidStream... (SHUTTING_DOWN)
-//   UNAUTHENTICATED / PERMISSION_DENIED: not produced yet; authentication and
-//                       the policy are issue 7 (server/identity.h).
+//   UNAUTHENTICATED     ListsAndGetsDomainsOverUnixAndTcp (plaintext TCP);
+//                       authz_integration_test, tls_integration_test
+//   PERMISSION_DENIED   authz_integration_test (every RPC)
 // Not exercised end to end: QUOTA_EXCEEDED (no quota is enforced yet) and
 // TRANSPORT_UNAVAILABLE (needs xenstore itself to fail).
 // Health checking and server reflection: HealthAndReflectionAnswer.
@@ -177,11 +179,15 @@ TEST_F(XenchandTest, ListsAndGetsDomainsOverUnixAndTcp) {
   ASSERT_TRUE(by_name.ok()) << by_name.status();
   EXPECT_EQ(by_name->uuid(), d.uuid());
 
-  auto tcp = Client::Connect(server_->tcp_target());
-  ASSERT_TRUE(tcp.ok());
-  auto by_uuid = (*tcp)->GetDomain("domains/" + d.uuid());
+  auto by_uuid = client_->GetDomain("domains/" + d.uuid());
   ASSERT_TRUE(by_uuid.ok()) << by_uuid.status();
   EXPECT_EQ(by_uuid->display_name(), kGuest);
+  // Plaintext loopback TCP callers are unauthenticated: granted nothing.
+  auto tcp = Client::Connect(server_->tcp_target());
+  ASSERT_TRUE(tcp.ok());
+  auto anonymous = (*tcp)->GetDomain("domains/" + d.uuid());
+  EXPECT_EQ(anonymous.status().code(), absl::StatusCode::kUnauthenticated) << anonymous.status();
+  EXPECT_EQ(ReasonOf(anonymous.status()), "UNAUTHENTICATED");
 }
 
 TEST_F(XenchandTest, ErrorsCarryStableReasonsAndDetails) {
@@ -313,7 +319,7 @@ TEST_F(XenchandTest, GuestOutputIsReadWithOffsetsAndResumedAfterReconnect) {
   // A new connection resumes exactly there.
   client::ConnectOptions options;
   options.stream_timeout = absl::Seconds(30);
-  auto again = Client::Connect(server_->tcp_target(), options);
+  auto again = Client::Connect(server_->unix_target(), options);
   ASSERT_TRUE(again.ok());
   v1::ReadRequest resume_req;
   resume_req.set_channel(Name("org.example.data"));

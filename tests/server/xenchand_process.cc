@@ -27,14 +27,15 @@ std::string XenchandProcess::BinaryPath() {
 
 absl::StatusOr<std::unique_ptr<XenchandProcess>> XenchandProcess::Start(
     const std::string& state_dir, const std::string& socket_path,
-    const std::vector<std::string>& extra_args) {
+    const std::vector<std::string>& extra_args, const std::string& tcp_listen) {
   std::unique_ptr<XenchandProcess> p(new XenchandProcess());
   p->socket_path_ = socket_path;
   int err[2];
   if (pipe2(err, O_CLOEXEC) != 0) return absl::InternalError("pipe");
   std::vector<std::string> args = {BinaryPath(), "--platform=sim",
                                    "--sim-state-dir=" + state_dir,
-                                   "--listen=unix://" + socket_path, "--listen=127.0.0.1:0"};
+                                   "--listen=unix://" + socket_path};
+  if (!tcp_listen.empty()) args.push_back("--listen=" + tcp_listen);
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   p->pid_ = fork();
   if (p->pid_ == 0) {
@@ -58,9 +59,11 @@ absl::StatusOr<std::unique_ptr<XenchandProcess>> XenchandProcess::Start(
     const size_t at = line.find("address=");
     if (at == absl::string_view::npos) continue;
     absl::string_view rest = line.substr(at + 8);
-    p->tcp_target_ = std::string(rest.substr(0, rest.find(' ')));
+    if (p->tcp_target_.empty()) p->tcp_target_ = std::string(rest.substr(0, rest.find(' ')));
   }
-  if (p->tcp_target_.empty()) return absl::InternalError("no tcp address in the log:\n" + p->log());
+  if (!tcp_listen.empty() && p->tcp_target_.empty()) {
+    return absl::InternalError("no tcp address in the log:\n" + p->log());
+  }
   return p;
 }
 
