@@ -22,9 +22,13 @@ void SignalFd(int fd) {
 
 }  // namespace
 
+const size_t Channel::kSessionMemory =
+    sizeof(Channel::SessionSlot) + kMaxNotices * sizeof(SessionRecord);
+
 Channel::Channel(ChannelIdentity identity, ChannelConfig effective_config,
                  std::string domain_name, size_t max_readers, std::shared_ptr<Wakeup> wakeup,
-                 std::shared_ptr<EventLog> log, absl::Time now)
+                 std::shared_ptr<EventLog> log, absl::Time now,
+                 std::shared_ptr<MemoryBudget> budget, size_t memory_floor)
     : identity_(std::move(identity)),
       config_(effective_config),
       max_readers_(max_readers),
@@ -32,7 +36,12 @@ Channel::Channel(ChannelIdentity identity, ChannelConfig effective_config,
       log_(std::move(log)),
       buffer_(effective_config.buffer_limit_bytes,
               effective_config.overflow_policy.value_or(OverflowPolicy::kBlock), 0),
-      queue_(effective_config.write_queue_limit_bytes) {
+      queue_(effective_config.write_queue_limit_bytes),
+      memory_(std::move(budget), identity_.domid, identity_.serial) {
+  if (memory_floor > 0) {
+    MutexLock lock(&mu_);
+    (void)memory_.Reserve(memory_floor);  // none if the budget cannot take it now
+  }
   info_.uid = identity_.uid;
   info_.channel_id = identity_.channel_id;
   info_.domain_uuid = identity_.domain_uuid;
@@ -159,6 +168,7 @@ EpochChange Channel::BeginEpoch(uint64_t epoch, EpochChangeReason reason, absl::
     epoch_changes_.push_back(change);
     while (epoch_changes_.size() > kEpochHistory) epoch_changes_.pop_front();
     info_.counters.bytes_discarded_to_guest += queue_.Reset(change.epoch);
+    SyncMemoryLocked();
     ++info_.counters.epochs;
     info_.connect_time = now;
     WakeSessionsLocked(&callbacks);
@@ -172,14 +182,61 @@ void Channel::DiscardQueuedWrites() {
   {
     MutexLock lock(&mu_);
     info_.counters.bytes_discarded_to_guest += queue_.DiscardQueued();
+    SyncMemoryLocked();
     WakeSessionsLocked(&callbacks);
   }
   RunCallbacks(callbacks);
 }
 
+size_t Channel::OutputCapacityLocked() const {
+  const size_t held = buffer_.retained_bytes() + output_reserved_;
+  const size_t room = memory_.Headroom();
+  return room > MemoryBudget::kUnlimited - held ? MemoryBudget::kUnlimited : held + room;
+}
+
+void Channel::SyncMemoryLocked() {
+  (void)memory_.Resize(buffer_.retained_bytes() + output_reserved_ + queue_.queued() +
+                       session_bytes_);
+}
+
 size_t Channel::BufferSpace() const {
   MutexLock lock(&mu_);
-  return buffer_.Space();
+  return buffer_.Space(OutputCapacityLocked());
+}
+
+size_t Channel::ReserveOutput(size_t max) {
+  MutexLock lock(&mu_);
+  return ReserveOutputLocked(max);
+}
+
+size_t Channel::ReserveOutputLocked(size_t max) {
+  output_reservation_open_ = true;
+  const size_t headroom = memory_.Headroom();
+  const size_t capacity = OutputCapacityLocked();
+  const size_t want = std::min(max, buffer_.Space(capacity));
+  // Retained after the append: at most the buffer's own limit.
+  const size_t retained = buffer_.retained_bytes();
+  const size_t target = std::min(buffer_.limit(), retained + want);
+  const size_t held = retained + output_reserved_;
+  size_t short_by = 0;
+  if (target > held) {
+    const size_t extra = std::min(target - held, headroom);
+    if (memory_.Charge(extra)) {
+      output_reserved_ += extra;
+      short_by = target - held - extra;
+    } else {
+      short_by = target - held;  // lost a race with a writer: the append drops or waits
+    }
+  }
+  // Held back by the budget rather than by the buffer's own limit (BLOCK),
+  // or about to drop for want of memory (DROP_OLDEST).
+  const bool starved = buffer_.policy() == OverflowPolicy::kBlock
+                           ? buffer_.Space(capacity) < std::min(max, buffer_.Space())
+                           : short_by > 0;
+  if (starved && memory_.budget() != nullptr) {
+    memory_.budget()->Starved(identity_.domid, std::max<size_t>(short_by, 1), identity_.serial);
+  }
+  return want;
 }
 
 uint64_t Channel::AppendOutput(const char* data, size_t n) {
@@ -187,9 +244,20 @@ uint64_t Channel::AppendOutput(const char* data, size_t n) {
   uint64_t dropped;
   {
     MutexLock lock(&mu_);
+    if (n > 0 && !output_reservation_open_) (void)ReserveOutputLocked(n);
+    output_reservation_open_ = false;
+    const size_t capacity = buffer_.retained_bytes() + output_reserved_;
+    if (n == 0) {
+      output_reserved_ = 0;
+      SyncMemoryLocked();
+      return 0;
+    }
     const uint64_t before = buffer_.bytes_dropped();
     const Position end_before = buffer_.end();
-    if (!buffer_.Append(absl::string_view(data, n)).ok()) return 0;  // caller broke Space()
+    const bool ok = buffer_.Append(absl::string_view(data, n), capacity).ok();
+    output_reserved_ = 0;
+    SyncMemoryLocked();
+    if (!ok) return 0;  // caller broke ReserveOutput()
     dropped = buffer_.bytes_dropped() - before;
     if (dropped > 0 && !drop_first_.has_value()) drop_first_ = end_before;
     info_.counters.bytes_from_guest += n;
@@ -197,6 +265,29 @@ uint64_t Channel::AppendOutput(const char* data, size_t n) {
   }
   RunCallbacks(callbacks);
   return dropped;
+}
+
+void Channel::OnMemoryReleased() {
+  std::vector<std::function<void()>> callbacks;
+  {
+    MutexLock lock(&mu_);
+    if (!writers_wait_for_memory_) return;
+    writers_wait_for_memory_ = false;
+    WakeSessionsLocked(&callbacks);
+  }
+  RunCallbacks(callbacks);
+}
+
+size_t Channel::TrimReplay() {
+  MutexLock lock(&mu_);
+  const size_t n = buffer_.TrimHanded(MemoryBudget::kUnlimited);
+  if (n > 0) SyncMemoryLocked();
+  return n;
+}
+
+size_t Channel::memory_used() const {
+  MutexLock lock(&mu_);
+  return memory_.used();
 }
 
 size_t Channel::PeekInput(char* dst, size_t max) const {
@@ -212,6 +303,7 @@ void Channel::InputProgress(size_t delivered, uint64_t consumed_offset) {
     const uint64_t c0 = queue_.consumed_offset();
     queue_.MarkDelivered(delivered);
     queue_.SetConsumed(consumed_offset);
+    if (delivered > 0) SyncMemoryLocked();
     info_.counters.bytes_to_guest += delivered;
     if (queue_.delivered_offset() == d0 && queue_.consumed_offset() == c0) return;
     WakeSessionsLocked(&callbacks);
@@ -224,7 +316,7 @@ int Channel::UpdateStall(absl::Time now, bool draining) {
   int result = 0;
   {
     MutexLock lock(&mu_);
-    const bool full = draining && buffer_.stalled();
+    const bool full = draining && buffer_.stalled(OutputCapacityLocked());
     const bool was = info_.stall_start_time != absl::InfinitePast();
     if (full == was) return 0;
     SessionRecord rec;

@@ -9,6 +9,16 @@
 // write through Sessions under the same lock. The lock is never held across
 // a blocking call, so neither side waits for the other for longer than a
 // memcpy.
+//
+// Memory: the buffer's retained bytes, the queue's queued bytes and a fixed
+// cost per session are charged to one MemoryAccount (memory_budget.h) of the
+// channel's domain before they grow; a channel may hold a floor of it
+// reserved up front. The buffer may therefore hold less than its own limit
+// when the budget is short: under BLOCK the engine then drains less (the
+// guest stalls, reported like any stall), under DROP_OLDEST it drops; a
+// write the budget refuses gets RESOURCE_EXHAUSTED and the writer is woken
+// once memory is released. Lock order: the channel's lock, then the
+// budget's.
 #ifndef XENCHAN_BACKEND_ENGINE_CHANNEL_H_
 #define XENCHAN_BACKEND_ENGINE_CHANNEL_H_
 
@@ -25,6 +35,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "backend/engine/event_log.h"
+#include "backend/engine/memory_budget.h"
 #include "backend/engine/output_buffer.h"
 #include "backend/engine/types.h"
 #include "backend/engine/wakeup.h"
@@ -79,9 +90,14 @@ struct ChannelIdentity {
 // can drain what was buffered before they see the removal status.
 class Channel {
  public:
+  // What one session costs the memory budget: an upper bound of its notice
+  // queue (the data it reads is handed out, not kept).
+  static const size_t kSessionMemory;
+
   Channel(ChannelIdentity identity, ChannelConfig effective_config, std::string domain_name,
           size_t max_readers, std::shared_ptr<Wakeup> wakeup, std::shared_ptr<EventLog> log,
-          absl::Time now);
+          absl::Time now, std::shared_ptr<MemoryBudget> budget = nullptr,
+          size_t memory_floor = 0);
 
   const ChannelIdentity& identity() const { return identity_; }
   const ChannelConfig& config() const { return config_; }
@@ -114,11 +130,29 @@ class Channel {
   // The channel left CONNECTED: undelivered writes are discarded.
   void DiscardQueuedWrites() ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Space the buffer can take now (0 when stalled under BLOCK).
+  // Space the buffer can take now (0 when stalled under BLOCK, by its own
+  // limit or by the memory budget). A query only: see ReserveOutput.
   size_t BufferSpace() const ABSL_LOCKS_EXCLUDED(mu_);
-  // Appends guest output (at most BufferSpace() bytes under BLOCK) and wakes
-  // readers. Returns the bytes dropped by this append (DROP_OLDEST).
+  // Reserves budget for appending up to `max` bytes and returns how many
+  // the caller may drain now (as BufferSpace, at most `max`). Every
+  // reservation must be followed by AppendOutput (with 0 bytes if nothing
+  // was drained), which settles it. When the budget holds the channel back,
+  // the budget is asked to reclaim memory and to kick this channel when
+  // some is released.
+  size_t ReserveOutput(size_t max) ABSL_LOCKS_EXCLUDED(mu_);
+  // Appends guest output (at most what ReserveOutput granted under BLOCK;
+  // without a ReserveOutput first, it reserves itself) and wakes readers;
+  // settles the reservation. Returns the bytes dropped by
+  // this append (DROP_OLDEST).
   uint64_t AppendOutput(const char* data, size_t n) ABSL_LOCKS_EXCLUDED(mu_);
+  // Memory was released after this channel was refused some: wakes sessions
+  // whose write the budget refused.
+  void OnMemoryReleased() ABSL_LOCKS_EXCLUDED(mu_);
+  // Gives back replay-only bytes (every reader was handed them; a slower
+  // reader gets a gap). Returns the bytes trimmed.
+  size_t TrimReplay() ABSL_LOCKS_EXCLUDED(mu_);
+  // Bytes charged to the memory budget for this channel now.
+  size_t memory_used() const ABSL_LOCKS_EXCLUDED(mu_);
   // Copies up to `max` queued host-to-guest bytes.
   size_t PeekInput(char* dst, size_t max) const ABSL_LOCKS_EXCLUDED(mu_);
   // Records `n` bytes delivered into the ring and the guest's consumption
@@ -175,6 +209,13 @@ class Channel {
   void ConvertLocked(std::vector<OutputRecord> in, std::vector<SessionRecord>* out) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   StateChange StateChangeLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The most bytes the buffer may retain now: what it holds and has
+  // reserved, plus what the account could still take.
+  size_t OutputCapacityLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Shrinks the account to what the buffer, queue and sessions hold (growth
+  // is always charged before it happens).
+  void SyncMemoryLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  size_t ReserveOutputLocked(size_t max) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Grants the lease to the first waiting session if it is free. Returns the
   // lease change to report, if any.
   std::optional<LeaseChange> GrantToWaiterLocked(absl::Time now)
@@ -190,6 +231,11 @@ class Channel {
   mutable Mutex mu_;
   OutputBuffer buffer_ ABSL_GUARDED_BY(mu_);
   WriteQueue queue_ ABSL_GUARDED_BY(mu_);
+  MemoryAccount memory_ ABSL_GUARDED_BY(mu_);
+  size_t output_reserved_ ABSL_GUARDED_BY(mu_) = 0;  // ReserveOutput, not yet appended
+  bool output_reservation_open_ ABSL_GUARDED_BY(mu_) = false;
+  size_t session_bytes_ ABSL_GUARDED_BY(mu_) = 0;    // kSessionMemory per session
+  bool writers_wait_for_memory_ ABSL_GUARDED_BY(mu_) = false;
   ChannelInfo info_ ABSL_GUARDED_BY(mu_);  // lifecycle fields and counters
   std::deque<EpochChange> epoch_changes_ ABSL_GUARDED_BY(mu_);  // recent ones
   std::map<uint64_t, SessionSlot> sessions_ ABSL_GUARDED_BY(mu_);

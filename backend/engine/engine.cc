@@ -108,10 +108,25 @@ absl::Status Engine::Init() {
   auto wakeup = Wakeup::Create();
   if (!wakeup.ok()) return wakeup.status();
   wakeup_ = *std::move(wakeup);
+  if (options_.memory_budget_bytes == 0) {
+    return absl::InvalidArgumentError("the memory budget must be positive");
+  }
+  budget_ = std::make_shared<MemoryBudget>(
+      options_.memory_budget_bytes,
+      options_.domain_memory_limit_bytes == 0 ? MemoryBudget::kUnlimited
+                                              : options_.domain_memory_limit_bytes);
+  // Runs under the budget's lock: Kick only takes the wake-up's leaf lock.
+  budget_->SetNotify([w = std::weak_ptr<Wakeup>(wakeup_)](uint64_t serial) {
+    if (auto wakeup = w.lock()) wakeup->Kick(serial);
+  });
   // Revisions start above anything an earlier engine on this host issued
   // (unless it sustained a million events per second).
+  const size_t log_floor = std::min(
+      options_.event_retention > (MemoryBudget::kUnlimited >> 10) ? MemoryBudget::kUnlimited
+                                                                   : options_.event_retention << 10,
+      options_.memory_budget_bytes / 16);
   log_ = std::make_shared<EventLog>(static_cast<uint64_t>(absl::ToUnixMicros(absl::Now())),
-                                    options_.event_retention);
+                                    options_.event_retention, budget_, log_floor);
   host_ = std::make_unique<Host>(this);
   XenStore& xs = *options_.xenstore;
   absl::Status s = xs.Watch("@introduceDomain", kIntroduceToken);
@@ -217,10 +232,17 @@ void Engine::Run() {
     }
     for (uint64_t serial : kicked) {
       auto it = rings_.find(serial);
-      if (it != rings_.end()) it->second->Service(now);
+      if (it != rings_.end()) {
+        it->second->channel().OnMemoryReleased();
+        it->second->Service(now);
+      }
       auto ts = toolstack_.find(serial);
-      if (ts != toolstack_.end()) ts->second->Service(now);
+      if (ts != toolstack_.end()) {
+        ts->second->channel().OnMemoryReleased();
+        ts->second->Service(now);
+      }
     }
+    if (budget_->TakeReclaimRequest()) ReclaimMemory();
     now = absl::Now();
     for (auto& [serial, ring] : rings_) {
       if (ring->NextDeadline() <= now) ring->OnTimer(now);
@@ -546,9 +568,7 @@ void Engine::RecoverRingChannels() {
       id.domid = *domid;
       id.devid = *devid;
       id.transport = Transport::kRing;
-      auto channel = std::make_shared<Channel>(id, EffectiveConfig(asked), dom.name,
-                                               options_.max_readers_per_channel, wakeup_, log_,
-                                               absl::Now());
+      auto channel = NewChannel(id, EffectiveConfig(asked), dom.name, absl::Now());
       RingParams params = NewRingParams(*domid, *devid, id.serial);
       params.persisted_epoch = epoch;
       params.recovered = true;
@@ -600,9 +620,7 @@ void Engine::ScanToolstackChannels() {
       id.domid = *domid;
       id.devid = *devid;
       id.transport = spec->socket ? Transport::kToolstackSocket : Transport::kToolstackPty;
-      auto channel = std::make_shared<Channel>(id, EffectiveConfig({}), dom.name,
-                                               options_.max_readers_per_channel, wakeup_, log_,
-                                               now);
+      auto channel = NewChannel(id, EffectiveConfig({}), dom.name, now);
       {
         MutexLock lock(&mu_);
         channels_[id.serial] = channel;
@@ -682,6 +700,12 @@ void Engine::DoCreate(CreateChannelRequest request,
     }
     (void)xs.Remove(kNoTransaction, absl::StrCat(ReleasedPath(D), "/", it->first));
     it = released.erase(it);
+  }
+  // The channel's memory floor must fit (memory_budget.h).
+  if (budget_->Headroom(D) < options_.channel_memory_reserve_bytes) {
+    return done(absl::ResourceExhaustedError(absl::StrCat(
+        "the memory budget has no room for another channel's ",
+        options_.channel_memory_reserve_bytes, "-byte reserve in domain ", dom.name)));
   }
   const std::string uid = NewUuid();
   uint32_t devid = 0;
@@ -800,8 +824,7 @@ void Engine::DoCreate(CreateChannelRequest request,
   id.domid = D;
   id.devid = devid;
   id.transport = Transport::kRing;
-  auto channel = std::make_shared<Channel>(id, config, dom.name, options_.max_readers_per_channel,
-                                           wakeup_, log_, now);
+  auto channel = NewChannel(id, config, dom.name, now);
   AddRingChannel(channel, NewRingParams(D, devid, id.serial), XenbusState::kInitialising);
   if (!request.wait_until_connected) return done(channel->Info());
   RingChannel* ring = rings_[id.serial].get();
@@ -928,6 +951,40 @@ EngineSnapshot Engine::Snapshot() const {
                      std::tie(b.domain_uuid, b.domid, b.channel_id);
             });
   return snap;
+}
+
+std::shared_ptr<Channel> Engine::NewChannel(ChannelIdentity id, ChannelConfig config,
+                                            const std::string& domain_name, absl::Time now) {
+  return std::make_shared<Channel>(std::move(id), std::move(config), domain_name,
+                                   options_.max_readers_per_channel, wakeup_, log_, now, budget_,
+                                   options_.channel_memory_reserve_bytes);
+}
+
+void Engine::ReclaimMemory() {
+  std::vector<std::shared_ptr<Channel>> channels;
+  {
+    MutexLock lock(&mu_);
+    for (const auto& [serial, ch] : channels_) channels.push_back(ch);
+  }
+  size_t trimmed = 0;
+  for (const auto& ch : channels) trimmed += ch->TrimReplay();
+  if (trimmed > 0) budget_->CountReclaimed(trimmed);
+}
+
+EngineMemory Engine::memory() const {
+  EngineMemory m;
+  m.usage = budget_->usage();
+  std::set<uint32_t> domids;
+  {
+    MutexLock lock(&mu_);
+    for (const auto& [domid, rec] : domains_) domids.insert(domid);
+    for (const auto& [serial, ch] : channels_) domids.insert(ch->identity().domid);
+  }
+  for (uint32_t domid : domids) {
+    const size_t used = budget_->domain_used(domid);
+    if (used > 0) m.by_domain[domid] = used;
+  }
+  return m;
 }
 
 EngineStats Engine::stats() const {

@@ -45,6 +45,7 @@
 #include "absl/time/time.h"
 #include "backend/engine/channel.h"
 #include "backend/engine/event_log.h"
+#include "backend/engine/memory_budget.h"
 #include "backend/engine/ring_channel.h"
 #include "backend/engine/session.h"
 #include "backend/engine/toolstack_channel.h"
@@ -105,6 +106,20 @@ struct EngineOptions {
   uint32_t max_channels_per_domain = 7;
   // Discover and serve xl.cfg channels (QEMU's) as toolstack channels.
   bool serve_toolstack_channels = true;
+
+  // Memory (memory_budget.h): every channel buffer, write queue, session
+  // and the event log's retention is charged to one budget that is never
+  // exceeded. `memory_budget_bytes` caps the total, `domain_memory_limit_bytes`
+  // what one guest's channels may hold, and each channel reserves a floor of
+  // `channel_memory_reserve_bytes` when it is created (so that a quiet
+  // channel keeps working while others hold the rest; a hot-add the budget
+  // cannot give its floor fails with RESOURCE_EXHAUSTED). The event log
+  // reserves min(event_retention x 1 KiB, memory_budget_bytes / 16) and
+  // retains fewer events when it needs more than that and the budget has
+  // none.
+  size_t memory_budget_bytes = size_t{256} << 20;
+  size_t domain_memory_limit_bytes = size_t{64} << 20;
+  size_t channel_memory_reserve_bytes = size_t{64} << 10;
 };
 
 struct CreateChannelRequest {
@@ -128,6 +143,14 @@ struct EngineStats {
   uint64_t wakeups = 0;  // returns from poll() on the engine thread
   uint64_t channels = 0;
   uint64_t domains = 0;
+};
+
+// The engine's memory budget now (MemoryUsage), with the bytes charged to
+// each domain (by domid; host-wide charges such as the event log are only
+// in the total).
+struct EngineMemory {
+  MemoryUsage usage;
+  std::map<uint32_t, size_t> by_domain;
 };
 
 // Thread-safe: every public method may be called from any thread.
@@ -155,6 +178,8 @@ class Engine {
   absl::StatusOr<ChannelInfo> GetChannel(const ChannelRef& ref) const ABSL_LOCKS_EXCLUDED(mu_);
   EngineSnapshot Snapshot() const ABSL_LOCKS_EXCLUDED(mu_);
   EngineStats stats() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Current and peak use of the memory budget (for metrics and load tools).
+  EngineMemory memory() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // --- Events. ---
   // Events after `revision` (see EventLog::After; OUT_OF_RANGE if no longer
@@ -234,6 +259,11 @@ class Engine {
   // Recovery: learns the persisted releases of `domid` still within
   // devid_reuse_delay, forgets (removes) the others.
   void LoadReleasedDevids(uint32_t domid, absl::Time now);
+  // A new Channel charged to the engine's memory budget.
+  std::shared_ptr<Channel> NewChannel(ChannelIdentity id, ChannelConfig config,
+                                      const std::string& domain_name, absl::Time now);
+  // Trims replay-only bytes across channels (the budget asked for memory).
+  void ReclaimMemory() ABSL_LOCKS_EXCLUDED(mu_);
   // Ring parameters of channel `serial` at (domid, devid) from the options.
   RingParams NewRingParams(uint32_t domid, uint32_t devid, uint64_t serial) const;
 
@@ -245,6 +275,7 @@ class Engine {
 
   EngineOptions options_;
   std::shared_ptr<Wakeup> wakeup_;
+  std::shared_ptr<MemoryBudget> budget_;
   std::shared_ptr<EventLog> log_;
   std::unique_ptr<Host> host_;
   std::thread thread_;

@@ -5,6 +5,12 @@
 // resume after a revision; subscribers are told (never blocked) that new
 // events exist and pull them at their own pace, so a slow watcher only slows
 // itself.
+//
+// Memory: with a MemoryBudget, retained events are charged to it (host-wide,
+// an estimate of each event's size); a floor is reserved up front. When the
+// budget has no room for a new event the oldest are let go first; if even
+// that is not enough the new event is not retained (watchers resuming
+// before it get OUT_OF_RANGE, as for any event no longer retained).
 #ifndef XENCHAN_BACKEND_ENGINE_EVENT_LOG_H_
 #define XENCHAN_BACKEND_ENGINE_EVENT_LOG_H_
 
@@ -17,6 +23,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "backend/engine/memory_budget.h"
 #include "backend/engine/types.h"
 #include "backend/util/mutex.h"
 
@@ -28,7 +35,13 @@ class EventLog {
  public:
   // The first event gets `first_revision` + 1. At most `retain` events are
   // kept.
-  EventLog(uint64_t first_revision, size_t retain);
+  EventLog(uint64_t first_revision, size_t retain, std::shared_ptr<MemoryBudget> budget = nullptr,
+           size_t memory_floor = 0);
+
+  // What one retained event is charged: its struct and its strings.
+  static size_t MemoryCost(const ChannelEvent& event);
+  // Bytes charged for retained events now.
+  size_t memory_used() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Assigns the next revision to `event`, retains it, and notifies every
   // subscriber. Returns the revision.
@@ -54,6 +67,8 @@ class EventLog {
   const size_t retain_;
   mutable Mutex mu_;
   std::deque<ChannelEvent> events_ ABSL_GUARDED_BY(mu_);
+  std::deque<size_t> costs_ ABSL_GUARDED_BY(mu_);  // MemoryCost of events_[i]
+  MemoryAccount memory_ ABSL_GUARDED_BY(mu_);
   uint64_t revision_ ABSL_GUARDED_BY(mu_);
   uint64_t next_subscriber_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<uint64_t, std::function<void()>> subscribers_ ABSL_GUARDED_BY(mu_);

@@ -24,20 +24,22 @@ uint64_t OutputBuffer::StartEpoch(uint64_t epoch) {
   return next;
 }
 
-size_t OutputBuffer::Space() const {
+size_t OutputBuffer::Space(size_t capacity) const {
   if (policy_ == OverflowPolicy::kDropOldest) return limit_;
+  const size_t limit = std::min(limit_, capacity);
   const uint64_t unhanded = end_seq_ - std::max(handed_seq_, start_seq_);
-  return unhanded >= limit_ ? 0 : limit_ - unhanded;
+  return unhanded >= limit ? 0 : limit - unhanded;
 }
 
-absl::Status OutputBuffer::Append(absl::string_view data) {
-  if (policy_ == OverflowPolicy::kBlock && data.size() > Space()) {
+absl::Status OutputBuffer::Append(absl::string_view data, size_t capacity) {
+  if (policy_ == OverflowPolicy::kBlock && data.size() > Space(capacity)) {
     return absl::FailedPreconditionError(
-        absl::StrCat("append of ", data.size(), " bytes exceeds the ", Space(),
+        absl::StrCat("append of ", data.size(), " bytes exceeds the ", Space(capacity),
                      " bytes of space left under the BLOCK policy"));
   }
-  if (data.size() > limit_) {  // DROP_OLDEST: only the newest `limit_` bytes can be kept
-    const size_t skip = data.size() - limit_;
+  const size_t limit = std::min(limit_, capacity);
+  if (data.size() > limit) {  // DROP_OLDEST: only the newest `limit` bytes can be kept
+    const size_t skip = data.size() - limit;
     Evict(retained_bytes());
     const uint64_t unreached = skip;  // never retained, so no reader reached them
     bytes_dropped_ += unreached;
@@ -45,11 +47,18 @@ absl::Status OutputBuffer::Append(absl::string_view data) {
     end_seq_ += skip;
     data.remove_prefix(skip);
   }
-  const size_t room = limit_ - retained_bytes();
-  if (data.size() > room) Evict(data.size() - room);
+  const size_t target = retained_bytes() + data.size();
+  if (target > limit) Evict(target - limit);
   bytes_.insert(bytes_.end(), data.begin(), data.end());
   end_seq_ += data.size();
   return absl::OkStatus();
+}
+
+size_t OutputBuffer::TrimHanded(size_t max) {
+  const uint64_t handed = handed_seq_ > start_seq_ ? std::min(handed_seq_, end_seq_) - start_seq_ : 0;
+  const size_t n = static_cast<size_t>(std::min<uint64_t>(handed, max));
+  Evict(n);
+  return n;
 }
 
 void OutputBuffer::Evict(size_t n) {

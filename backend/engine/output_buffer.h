@@ -20,6 +20,13 @@
 //    exact number of bytes lost. Nothing is discarded silently: every evicted
 //    byte no reader had reached is counted in bytes_dropped().
 //
+// A memory budget (memory_budget.h) can hold a buffer below its `limit`: the
+// capacity-taking overloads of Space() and Append() treat
+// min(limit, capacity) as the limit for that call, with the same policy:
+// under BLOCK the guest stalls, under DROP_OLDEST the oldest bytes (and if
+// even nothing retained leaves room, the new ones) are dropped and counted.
+// TrimHanded() gives back bytes that only serve replay.
+//
 // Thread safety: none; the engine serialises access (it owns the buffer on
 // its thread or under the channel's lock).
 #ifndef XENCHAN_BACKEND_ENGINE_OUTPUT_BUFFER_H_
@@ -87,10 +94,20 @@ class OutputBuffer {
   uint64_t epoch() const { return epochs_.back().epoch; }
 
   // How many bytes Append may take now without breaking the policy.
-  size_t Space() const;
+  size_t Space() const { return Space(limit_); }
+  // As Space(), with at most `capacity` bytes retained afterwards. Under
+  // DROP_OLDEST still the full limit: the policy drops instead of stalling.
+  size_t Space(size_t capacity) const;
   // Appends guest output. Under BLOCK the caller must not exceed Space();
   // excess bytes are refused (FAILED_PRECONDITION, nothing appended).
-  absl::Status Append(absl::string_view data);
+  absl::Status Append(absl::string_view data) { return Append(data, limit_); }
+  // As Append(), retaining at most `capacity` bytes afterwards (under BLOCK
+  // the caller must not exceed Space(capacity)).
+  absl::Status Append(absl::string_view data, size_t capacity);
+  // Evicts up to `max` of the oldest bytes that some reader has already been
+  // handed (replay-only data; a slower reader gets a gap for them). Returns
+  // the number evicted.
+  size_t TrimHanded(size_t max);
 
   // Where a reader starting "now" or "from the oldest retained byte" stands.
   ReadCursor TailCursor() const;
@@ -117,7 +134,10 @@ class OutputBuffer {
   // Bytes no reader had reached when they were evicted (DROP_OLDEST).
   uint64_t bytes_dropped() const { return bytes_dropped_; }
   // True when Space() is 0 under BLOCK: the guest is stalled on us.
-  bool stalled() const { return policy_ == OverflowPolicy::kBlock && Space() == 0; }
+  bool stalled() const { return stalled(limit_); }
+  bool stalled(size_t capacity) const {
+    return policy_ == OverflowPolicy::kBlock && Space(capacity) == 0;
+  }
 
  private:
   struct EpochStart {

@@ -322,16 +322,18 @@ bool RingChannel::Service(absl::Time now) {
   bool ring_ok = true;
   char buf[ConsoleRing::kOutSize];
   for (int round = 0; round < kDrainRounds; ++round) {
-    const size_t want = std::min(channel_->BufferSpace(), sizeof(buf));
+    // Reserved against the memory budget; AppendOutput settles it.
+    const size_t want = channel_->ReserveOutput(sizeof(buf));
     if (want == 0) break;
     absl::StatusOr<size_t> n = ring_->DrainOut(buf, want);
     if (!n.ok()) {
+      channel_->AppendOutput(buf, 0);
       BadRing(n.status(), now);
       ring_ok = false;
       break;
     }
-    if (*n == 0) break;
     if (channel_->AppendOutput(buf, *n) > 0) gap_pending_ = true;
+    if (*n == 0) break;
     moved = true;
   }
   const int stall = channel_->UpdateStall(now, /*draining=*/true);

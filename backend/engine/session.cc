@@ -37,6 +37,16 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(std::shared_ptr<Channel> 
       return fail(absl::ResourceExhaustedError(
           absl::StrCat("channel already has ", readers, " reading sessions (the limit)")));
     }
+    if (!ch.memory_.Charge(Channel::kSessionMemory, MemoryTier::kControl)) {
+      return fail(absl::ResourceExhaustedError(absl::StrCat(
+          "the memory budget has no room for another session of domain ", ch.identity_.domid)));
+    }
+    ch.session_bytes_ += Channel::kSessionMemory;
+    auto fail_charged = [&](absl::Status s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ch.mu_) {
+      ch.session_bytes_ -= Channel::kSessionMemory;
+      ch.memory_.Release(Channel::kSessionMemory);
+      return fail(std::move(s));
+    };
     Channel::SessionSlot slot;
     slot.role = options.role;
     slot.kind = options.kind;
@@ -48,7 +58,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(std::shared_ptr<Channel> 
       auto cursor = ch.buffer_.CursorAt(*options.start.position);
       if (!cursor.ok()) {
         const Position e = ch.buffer_.earliest();
-        return fail(absl::OutOfRangeError(absl::StrCat(
+        return fail_charged(absl::OutOfRangeError(absl::StrCat(
             cursor.status().message(), " (earliest retained ", e.epoch, ":", e.offset, ")")));
       }
       slot.cursor = *cursor;
@@ -76,7 +86,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(std::shared_ptr<Channel> 
           slot.waiting_for_lease = true;
           ch.lease_waiters_.push_back(slot_id);
         } else {
-          return fail(absl::FailedPreconditionError(
+          return fail_charged(absl::FailedPreconditionError(
               absl::StrCat("write lease held by session ", ch.lease_->session_id,
                            " of '", ch.lease_->identity, "'")));
         }
@@ -144,6 +154,8 @@ void Session::Close() {
       ch.lease_.reset();
     }
     ch.sessions_.erase(it);
+    ch.session_bytes_ -= std::min(ch.session_bytes_, Channel::kSessionMemory);
+    ch.SyncMemoryLocked();
     granted = ch.GrantToWaiterLocked(absl::Now());
     if (granted.has_value()) {
       report_grant = granted->holder->kind != SessionKind::kCall;
@@ -180,9 +192,9 @@ absl::StatusOr<std::vector<SessionRecord>> Session::Read(size_t max_bytes) {
       out.push_back(std::move(slot.notices.front()));
       slot.notices.pop_front();
     }
-    const bool was_full = ch.buffer_.stalled();
+    const bool was_full = ch.buffer_.stalled(ch.OutputCapacityLocked());
     ch.ConvertLocked(ch.buffer_.Read(&slot.cursor, max_bytes), &out);
-    kick = was_full && !ch.buffer_.stalled();
+    kick = was_full && !ch.buffer_.stalled(ch.OutputCapacityLocked());
     if (out.empty() && ch.removed_) return ch.removed_status_;
   }
   if (kick) ch.wakeup_->Kick(ch.serial());
@@ -215,8 +227,24 @@ absl::StatusOr<WriteQueue::Range> Session::Write(absl::string_view data, uint64_
       return absl::AbortedError(absl::StrCat("epoch is ", ch.buffer_.epoch(), ", not ",
                                              expected_epoch));
     }
+    if (data.size() > ch.queue_.room()) {
+      return absl::ResourceExhaustedError(absl::StrCat("write of ", data.size(),
+                                                       " bytes does not fit in the ",
+                                                       ch.queue_.room(),
+                                                       " bytes left in the write queue"));
+    }
+    if (!ch.memory_.Charge(data.size())) {
+      // Woken (notify_fd) once memory is released.
+      ch.writers_wait_for_memory_ = true;
+      return absl::ResourceExhaustedError(
+          absl::StrCat("write of ", data.size(), " bytes does not fit in the memory budget of ",
+                       "domain ", ch.identity_.domid, " now"));
+    }
     range = ch.queue_.Append(data);
-    if (!range.ok()) return range.status();
+    if (!range.ok()) {
+      ch.memory_.Release(data.size());
+      return range.status();
+    }
   }
   ch.wakeup_->Kick(ch.serial());
   return range;

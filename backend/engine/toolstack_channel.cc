@@ -200,13 +200,12 @@ void ToolstackChannel::Service(absl::Time now) {
 void ToolstackChannel::ReadIn(absl::Time now) {
   char buf[kChunk];
   for (int round = 0; round < 4; ++round) {
-    const size_t want = std::min(channel_->BufferSpace(), sizeof(buf));
+    // Reserved against the memory budget; AppendOutput settles it.
+    const size_t want = channel_->ReserveOutput(sizeof(buf));
     if (want == 0) break;
     const ssize_t n = read(fd_, buf, want);
-    if (n > 0) {
-      channel_->AppendOutput(buf, static_cast<size_t>(n));
-      continue;
-    }
+    channel_->AppendOutput(buf, n > 0 ? static_cast<size_t>(n) : 0);
+    if (n > 0) continue;
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) break;
     Close(n == 0 ? "QEMU closed the connection" : absl::StrCat("read: ", std::strerror(errno)),
           true);
