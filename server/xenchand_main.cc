@@ -339,7 +339,7 @@ int Main(int argc, char** argv) {
     sigwait(&signals, &sig);
     if (sig != SIGHUP) break;
     Log("info", "SIGHUP: reloading the policy and reopening the audit log");
-    if (policy_store != nullptr) (void)policy_store->Reload();  // logged by on_reload
+    // Reopen first, so that the reload's record lands in the new file.
     if (audit_log != nullptr) {
       absl::Status reopened = audit_log->Reopen();
       if (!reopened.ok()) {
@@ -347,6 +347,7 @@ int Main(int argc, char** argv) {
             {{"error", std::string(reopened.message())}});
       }
     }
+    if (policy_store != nullptr) (void)policy_store->Reload();  // logged by on_reload
   }
   Log("info", "shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   for (auto& listener : unix_listeners) listener->Stop();

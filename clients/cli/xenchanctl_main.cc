@@ -67,6 +67,11 @@ Commands:
 Global flags:
   --server TARGET   unix:///path, HOST:PORT (default $XENCHAN_SERVER, else
                     unix:///run/xenchan/xenchand.sock)
+  --ca FILE         TLS: PEM CA of the server's certificate (HOST:PORT
+                    targets use mutual TLS when given; $XENCHAN_CA)
+  --cert FILE       TLS: PEM client certificate ($XENCHAN_CERT)
+  --key FILE        TLS: PEM client private key ($XENCHAN_KEY)
+  --server-name N   TLS: name to check in the server's certificate
   --output FORMAT   human (default) or json (one JSON object per line)
   --timeout D       deadline of unary calls, write and call (default 30s;
                     0 means none)
@@ -685,6 +690,15 @@ int Main(int argc, char** argv) {
   }
   client::ConnectOptions options;
   options.unary_timeout = timeout;
+  auto flag_or_env = [&args](const char* flag, const char* env) -> std::string {
+    if (args.Has(flag)) return args.Get(flag);
+    const char* v = getenv(env);
+    return v != nullptr ? v : "";
+  };
+  options.tls_ca_file = flag_or_env("ca", "XENCHAN_CA");
+  options.tls_cert_file = flag_or_env("cert", "XENCHAN_CERT");
+  options.tls_key_file = flag_or_env("key", "XENCHAN_KEY");
+  if (args.Has("server-name")) options.tls_server_name = args.Get("server-name");
   auto c = Client::Connect(target, options);
   if (!c.ok()) {
     std::fprintf(stderr, "xenchanctl: %s\n", std::string(c.status().message()).c_str());

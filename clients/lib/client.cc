@@ -1,6 +1,9 @@
 // The xenchan C++ client library (see the header).
 #include "clients/lib/client.h"
 
+#include <fstream>
+#include <sstream>
+
 #include "absl/strings/cord.h"
 #include "absl/strings/match.h"
 #include "google/rpc/error_info.pb.h"
@@ -66,7 +69,36 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const std::string& targe
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS,
               static_cast<int>(absl::ToInt64Milliseconds(options.keepalive_time)));
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
-  auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (!options.tls_ca_file.empty()) {
+    auto read = [](const std::string& path, std::string* out) {
+      std::ifstream in(path);
+      if (!in) return false;
+      std::stringstream text;
+      text << in.rdbuf();
+      *out = text.str();
+      return true;
+    };
+    grpc::SslCredentialsOptions ssl;
+    if (!read(options.tls_ca_file, &ssl.pem_root_certs)) {
+      return absl::NotFoundError("cannot read the CA file " + options.tls_ca_file);
+    }
+    if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+      return absl::InvalidArgumentError("a client certificate needs its key, and the key its cert");
+    }
+    if (!options.tls_cert_file.empty() &&
+        (!read(options.tls_cert_file, &ssl.pem_cert_chain) ||
+         !read(options.tls_key_file, &ssl.pem_private_key))) {
+      return absl::NotFoundError("cannot read the client certificate or key");
+    }
+    credentials = grpc::SslCredentials(ssl);
+    if (!options.tls_server_name.empty()) {
+      args.SetSslTargetNameOverride(options.tls_server_name);
+    }
+  } else if (!options.tls_cert_file.empty() || !options.tls_key_file.empty()) {
+    return absl::InvalidArgumentError("a client certificate needs the server's CA (tls_ca_file)");
+  }
+  auto channel = grpc::CreateCustomChannel(target, credentials, args);
   if (channel == nullptr) return absl::InvalidArgumentError("cannot create a channel to " + target);
   return std::unique_ptr<Client>(new Client(std::move(channel), options));
 }

@@ -70,6 +70,16 @@ struct ConnectOptions {
   // Deadline of Watch and Read streams run without a caller's context, and
   // of Attach and Write streams opened without a timeout; zero: none.
   absl::Duration stream_timeout = absl::ZeroDuration();
+  // Mutual TLS (xenchand's TCP listeners): PEM files of the CA that signed
+  // the server's certificate, and of this client's certificate and key. With
+  // tls_ca_file set the connection uses TLS (cert and key then go together);
+  // empty: plaintext (Unix socket, insecure-tcp://).
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // Name checked against the server certificate instead of the target's
+  // host (e.g. a DNS SAN when dialling an IP address); empty: the host.
+  std::string tls_server_name;
 };
 
 // An open Attach stream.

@@ -1,7 +1,7 @@
 // ThreadSanitizer suppressions for Debian's system libraries, compiled into
 // every binary that links them (see the `deps` of system_libs in WORKSPACE).
 //
-// gRPC, gpr, Abseil and protobuf come from Debian as shared libraries built
+// gRPC, gpr, Abseil, protobuf and OpenSSL come from Debian as shared libraries built
 // without TSan. TSan therefore cannot see the synchronisation inside them
 // (absl::Mutex, gRPC's event engine) and reports races between accesses it
 // only half sees: e.g. gRPC's epoll_wait against its own epoll_create1, or
@@ -20,6 +20,9 @@ extern "C" const char* __tsan_default_suppressions() {
          "race:libcares.so\n"
          "race:libre2.so\n"
          "race:libprometheus-cpp\n"
+         // OpenSSL, under gRPC's TLS (and xenchand's certificate parsing).
+         "race:libcrypto.so\n"
+         "race:libssl.so\n"
          "race:^grpc::\n"
          "deadlock:libgrpc.so\n"
          "deadlock:libabsl_\n"
