@@ -19,6 +19,7 @@
 #include "server/log.h"
 #include "server/resource_names.h"
 #include "server/status.h"
+#include "server/validate.h"
 
 namespace xenchan {
 namespace server {
@@ -29,13 +30,6 @@ using policy::Verb;
 namespace {
 
 constexpr size_t kMaxChunk = 64 * 1024;
-constexpr int32_t kDefaultPageSize = 100;
-constexpr int32_t kMaxPageSize = 1000;
-constexpr size_t kMinBufferLimit = 4096;
-constexpr size_t kMaxBufferLimit = 64ull << 20;
-constexpr size_t kMinWriteQueueLimit = 64 << 10;
-constexpr size_t kMaxWriteQueueLimit = 16 << 20;
-constexpr size_t kMaxChannelIdBytes = 64;
 // PartialResponse.response is cut to this many bytes (see PartialLocked).
 constexpr size_t kMaxPartialResponseDetailBytes = 4096;
 
@@ -43,30 +37,6 @@ absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
   const auto d = context.deadline();
   if (d == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
   return absl::FromChrono(d);
-}
-
-bool ValidPrefix(const std::string& prefix) {
-  if (prefix.size() > kMaxChannelIdBytes) return false;
-  for (char c : prefix) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '.' || c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
-// Validates a ChannelFilter.
-absl::Status ValidateFilter(const v1::ChannelFilter& filter, const std::string& field) {
-  if (!ValidPrefix(filter.channel_id_prefix())) {
-    return InvalidOption(field + ".channel_id_prefix",
-                         "at most 64 bytes of [A-Za-z0-9._-]");
-  }
-  for (int t : filter.transports()) {
-    if (!v1::Transport_IsValid(t)) {
-      return InvalidOption(field + ".transports", absl::StrCat("unknown transport ", t));
-    }
-  }
-  return absl::OkStatus();
 }
 
 bool MatchesFilter(const ChannelInfo& c, const v1::ChannelFilter& filter) {
@@ -83,32 +53,6 @@ bool MatchesFilter(const ChannelInfo& c, const v1::ChannelFilter& filter) {
     if (ToProto(c.transport) == t) match = true;
   }
   return !any || match;
-}
-
-absl::Status ValidateFraming(const v1::Framing& f, const std::string& field) {
-  switch (f.kind_case()) {
-    case v1::Framing::KIND_NOT_SET:
-      return InvalidOption(field, "a framing must set one kind");
-    case v1::Framing::kDelimiter:
-      if (f.delimiter().delimiter().empty() ||
-          f.delimiter().delimiter().size() > kMaxDelimiterBytes) {
-        return InvalidOption(field + ".delimiter.delimiter", "must be 1 to 16 bytes");
-      }
-      return absl::OkStatus();
-    default:
-      return absl::OkStatus();
-  }
-}
-
-// Validates a ReadStart; `field` names it.
-absl::Status ValidateStart(const v1::ReadStart& start, const std::string& field) {
-  if (start.point_case() == v1::ReadStart::kAnchor && !v1::StartAnchor_IsValid(start.anchor())) {
-    return InvalidOption(field + ".anchor", "unknown anchor");
-  }
-  if (start.point_case() == v1::ReadStart::kPosition && start.position().epoch() == 0) {
-    return InvalidOption(field + ".position.epoch", "epochs are positive");
-  }
-  return absl::OkStatus();
 }
 
 ReadStart EngineStart(const v1::ReadStart& start, ReadStart::Anchor default_anchor) {
@@ -715,12 +659,6 @@ grpc::ServerUnaryReactor* FinishUnary(ServiceCore& core, grpc::CallbackServerCon
 
 namespace {
 
-absl::StatusOr<int32_t> PageSize(int32_t page_size) {
-  if (page_size < 0) return InvalidOption("page_size", "must not be negative");
-  if (page_size == 0) return kDefaultPageSize;
-  return std::min(page_size, kMaxPageSize);
-}
-
 absl::Status DoListDomains(ServiceCore& core, const Identity& id,
                            const v1::ListDomainsRequest& request,
                            v1::ListDomainsResponse* response) {
@@ -761,17 +699,6 @@ absl::Status DoGetDomain(ServiceCore& core, const Identity& id,
   if (!domain.ok()) return core.DomainNotFound(name->domain);
   ToProto(*domain, response->mutable_domain());
   return absl::OkStatus();
-}
-
-// The fingerprint binding a ListChannels page token to its request.
-std::string ListFingerprint(const v1::ListChannelsRequest& request) {
-  std::vector<int> transports(request.filter().transports().begin(),
-                              request.filter().transports().end());
-  std::vector<int> states(request.states().begin(), request.states().end());
-  std::sort(transports.begin(), transports.end());
-  std::sort(states.begin(), states.end());
-  return absl::StrCat(request.parent(), "|", request.filter().channel_id_prefix(), "|",
-                      absl::StrJoin(transports, ","), "|", absl::StrJoin(states, ","));
 }
 
 absl::Status DoListChannels(ServiceCore& core, const Identity& id,
@@ -891,10 +818,9 @@ void ChannelService::BeginShutdown() {
                                                    const v1::Method##Request* request,   \
                                                    v1::Method##Response* response) {     \
     const absl::Time start = absl::Now();                                                \
-    absl::Status s = core_->shutting_down                                                \
-                         ? core_->ShuttingDownError()                                    \
-                         : Do##Method(*core_, core_->Authenticate(*context), *request,   \
-                                      response);                                         \
+    absl::Status s =                                                                     \
+        core_->shutting_down ? core_->ShuttingDownError() : ValidateRequest(*request);   \
+    if (s.ok()) s = Do##Method(*core_, core_->Authenticate(*context), *request, response); \
     return FinishUnary(*core_, context, #Method, start, s);                              \
   }
 
@@ -939,6 +865,8 @@ class CreateReactor : public AsyncUnary {
  private:
   absl::Status Validate() {
     if (core_->shutting_down) return core_->ShuttingDownError();
+    absl::Status valid = ValidateRequest(request_);
+    if (!valid.ok()) return valid;
     auto parent = ParseDomainName(request_.parent(), "parent", /*allow_all=*/false);
     if (!parent.ok()) return parent.status();
     if (!ValidateChannelId(request_.channel_id()).ok()) {
@@ -1108,6 +1036,8 @@ class DeleteReactor : public AsyncUnary {
  private:
   absl::Status Validate() {
     if (core_->shutting_down) return core_->ShuttingDownError();
+    absl::Status valid = ValidateRequest(request_);
+    if (!valid.ok()) return valid;
     auto name = ParseChannelName(request_.name(), "name");
     if (!name.ok()) return name.status();
     name_ = *name;
@@ -1213,6 +1143,8 @@ class WatchReactor
  private:
   absl::Status Open() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (core_->shutting_down) return core_->ShuttingDownError();
+    absl::Status valid = ValidateRequest(request_);
+    if (!valid.ok()) return valid;
     auto parent = ParseDomainName(request_.parent(), "parent", /*allow_all=*/true);
     if (!parent.ok()) return parent.status();
     absl::Status s = ValidateFilter(request_.filter(), "filter");
@@ -1430,6 +1362,8 @@ class ReadReactor
  private:
   absl::Status Open() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (core_->shutting_down) return core_->ShuttingDownError();
+    absl::Status valid = ValidateRequest(request_);
+    if (!valid.ok()) return valid;
     auto name = ParseChannelName(request_.channel(), "channel");
     if (!name.ok()) return name.status();
     absl::Status s = ValidateStart(request_.start(), "start");
@@ -1700,6 +1634,8 @@ class AttachReactor
   }
 
   absl::Status Open(const v1::AttachOpen& open) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    absl::Status valid = ValidateAttachOpen(open);
+    if (!valid.ok()) return valid;
     auto name = ParseChannelName(open.channel(), "open.channel");
     if (!name.ok()) return name.status();
     channel_ = open.channel();
@@ -2070,6 +2006,8 @@ class WriteReactor : public grpc::ServerReadReactor<v1::WriteRequest>, public Re
   }
 
   absl::Status Open(const v1::WriteRequest& first) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    absl::Status valid = ValidateWriteMessage(first, /*first=*/true);
+    if (!valid.ok()) return valid;
     auto name = ParseChannelName(first.channel(), "channel");
     if (!name.ok()) return name.status();
     channel_ = first.channel();
@@ -2310,6 +2248,8 @@ class CallReactor : public AsyncUnary {
  private:
   absl::Status Open() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (core_->shutting_down) return core_->ShuttingDownError();
+    absl::Status valid = ValidateRequest(request_);
+    if (!valid.ok()) return valid;
     auto name = ParseChannelName(request_.channel(), "channel");
     if (!name.ok()) return name.status();
     channel_ = request_.channel();

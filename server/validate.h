@@ -1,0 +1,66 @@
+// Request validation of xenchan.v1.ChannelService: pure functions over the
+// request messages, run by every handler before it authorizes or touches the
+// engine. They check what can be checked without server state: resource
+// names, options and their ranges, enum values, payload sizes, page tokens.
+// Errors are API errors (server/status.h): INVALID_ARGUMENT with
+// INVALID_NAME, INVALID_CHANNEL_ID, INVALID_OPTION, INVALID_PAGE_TOKEN or
+// PAYLOAD_TOO_LARGE and a BadRequest naming the field. The requests come from
+// untrusted clients: these functions accept any message and never crash
+// (tests/server/validate_fuzz_test.cc).
+//
+// Thread safety: pure functions.
+#ifndef XENCHAN_SERVER_VALIDATE_H_
+#define XENCHAN_SERVER_VALIDATE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "xenchan/v1/channel_service.pb.h"
+
+namespace xenchan {
+namespace server {
+
+inline constexpr int32_t kDefaultPageSize = 100;
+inline constexpr int32_t kMaxPageSize = 1000;
+inline constexpr size_t kMinBufferLimit = 4096;
+inline constexpr size_t kMaxBufferLimit = 64ull << 20;
+inline constexpr size_t kMinWriteQueueLimit = 64 << 10;
+inline constexpr size_t kMaxWriteQueueLimit = 16 << 20;
+inline constexpr size_t kMaxChannelIdBytes = 64;
+// Largest data of one Write/Attach message and of a Call request.
+inline constexpr size_t kMaxStreamMessageBytes = 64 * 1024;
+
+// --- Parts shared by several requests.
+
+// The page size to use: 0 -> default, capped at the maximum; negative is
+// INVALID_OPTION.
+absl::StatusOr<int32_t> PageSize(int32_t page_size);
+absl::Status ValidateFilter(const v1::ChannelFilter& filter, const std::string& field);
+absl::Status ValidateFraming(const v1::Framing& framing, const std::string& field);
+absl::Status ValidateStart(const v1::ReadStart& start, const std::string& field);
+// The fingerprint binding a ListChannels page token to its request.
+std::string ListFingerprint(const v1::ListChannelsRequest& request);
+
+// --- Whole requests (the first message, for client streams).
+
+absl::Status ValidateRequest(const v1::ListDomainsRequest& request);
+absl::Status ValidateRequest(const v1::GetDomainRequest& request);
+absl::Status ValidateRequest(const v1::ListChannelsRequest& request);
+absl::Status ValidateRequest(const v1::GetChannelRequest& request);
+absl::Status ValidateRequest(const v1::CreateChannelRequest& request);
+absl::Status ValidateRequest(const v1::DeleteChannelRequest& request);
+absl::Status ValidateRequest(const v1::WatchChannelsRequest& request);
+absl::Status ValidateRequest(const v1::ReadRequest& request);
+absl::Status ValidateRequest(const v1::CallRequest& request);
+// Attach's `open` message.
+absl::Status ValidateAttachOpen(const v1::AttachOpen& open);
+// A Write stream's first message (`first`) or a later one (only data).
+absl::Status ValidateWriteMessage(const v1::WriteRequest& message, bool first);
+
+}  // namespace server
+}  // namespace xenchan
+
+#endif  // XENCHAN_SERVER_VALIDATE_H_
