@@ -58,6 +58,15 @@ constexpr int kFloodConnections = 2000;
 
 constexpr char kGuest[] = "guest1";
 
+// Resident-memory bounds hold only without sanitizers: ASan's quarantine and
+// TSan's shadow memory inflate RSS regardless of what xenchand keeps. Under
+// them the figures are printed and the functional checks still run.
+#ifdef XENCHAN_SANITIZED
+constexpr bool kCheckMemory = false;
+#else
+constexpr bool kCheckMemory = true;
+#endif
+
 int64_t StatusKb(pid_t pid, const std::string& key) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
   std::string line;
@@ -84,7 +93,7 @@ class HostileClientTest : public ::testing::Test {
   void SetUp() override {
 #ifdef XENCHAN_SANITIZED
     std::cout << "sanitizer build: " << kIdleStreams << " idle streams, " << kFloodConnections
-              << " flood connections\n";
+              << " flood connections; memory bounds not checked (figures printed)\n";
 #endif
     auto sim = XensimProcess::Start();
     ASSERT_TRUE(sim.ok()) << sim.status();
@@ -386,7 +395,9 @@ TEST_F(HostileClientTest, ThousandsOfIdleStreamsDoNotStopOthersAndMemoryStaysBou
             << " bytes per stream), VmHWM " << hwm1 << " kB, fds " << fds0 << " -> " << fds1
             << "\n";
   // Bounded: idle streams hold no buffers; a few tens of KiB each at most.
-  EXPECT_LT((rss1 - rss0) * 1024 / kIdleStreams, 64 << 10);
+  if (kCheckMemory) {
+    EXPECT_LT((rss1 - rss0) * 1024 / kIdleStreams, 64 << 10);
+  }
   // Each open reading stream holds one descriptor in xenchand (its engine
   // session's notification fd), besides one per connection: the number of
   // streams is bounded by RLIMIT_NOFILE until per-caller stream quotas
@@ -501,7 +512,9 @@ TEST_F(HostileClientTest, StreamsThatNeverReadAreBoundedAndAFastReaderGetsEveryt
             << rss0 << " -> " << rss1 << " kB, VmHWM " << hwm << " kB\n";
   // Bounded: the retention buffer (1 MiB) plus a small queue per stream,
   // not the flood's size.
-  EXPECT_LT(rss1 - rss0, static_cast<int64_t>(kTotal / 1024 / 2));
+  if (kCheckMemory) {
+    EXPECT_LT(rss1 - rss0, static_cast<int64_t>(kTotal / 1024 / 2));
+  }
   ExpectServed("org.example.agent", "after flood");
   for (auto& c : ctxs) c->TryCancel();
   for (auto& s : stuck) {
