@@ -29,11 +29,17 @@ PACKAGES=(
   openssl libssl-dev                       # test certificate authorities for mTLS tests; X.509 parsing in xenchand
   nodejs npm                               # to install buf (proto lint)
 )
+# The real-Xen lane (tests/xen/run-lane.sh): QEMU, Xen 4.17's hypervisor and
+# tools, QEMU's Xen device model (serves xl.cfg channels), busybox and cpio
+# for the initramfs images, socat for raw socket checks. The kernel is not
+# installed: the lane fetches linux-image-amd64's current .deb with
+# `apt-get download`, which needs the package lists.
 XEN_LANE_PACKAGES=(
   qemu-system-x86 xen-hypervisor-4.17-amd64 xen-utils-4.17 qemu-system-xen
-  busybox-static cpio socat expect
+  busybox-static cpio socat
 )
-if [ "${1:-}" = "--xen-lane" ]; then PACKAGES+=("${XEN_LANE_PACKAGES[@]}"); fi
+XEN_LANE=0
+if [ "${1:-}" = "--xen-lane" ]; then PACKAGES+=("${XEN_LANE_PACKAGES[@]}"); XEN_LANE=1; fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -49,6 +55,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [ "$XEN_LANE" = 1 ] &&
+   ! apt-cache depends linux-image-amd64 2>/dev/null | grep -q 'Depends: linux-image-[0-9]'; then
+  echo "setup: apt-get update (the Xen lane downloads linux-image-amd64's kernel)"
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 fi
 
 if [ ! -x "$TOOLS_DIR/node_modules/.bin/buf" ] ||

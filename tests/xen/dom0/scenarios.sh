@@ -345,5 +345,7 @@ fi
 
 kill "$XPID" 2>/dev/null
 wait_for 10 sh -c "! kill -0 $XPID"
+# For the record: what the guests saw (hotplug uevents, links, echo peers).
+for f in "$CONSOLE_DIR"/guest-*.log; do show "$f" 40; done
 lane "xenchand log: $(grep -c . "$XENCHAND_LOG") lines, $(grep -c 'level=error' "$XENCHAND_LOG") errors"
 exit $RC
