@@ -90,13 +90,15 @@ class ServiceCore {
         metrics(metrics),
         options(std::move(options)),
         access(std::move(access)),
-        scheduler(std::make_unique<Scheduler>(this->options.worker_threads)) {}
+        scheduler(std::make_unique<Scheduler>(this->options.worker_threads)),
+        quota(this->options.quota) {}
 
   Engine* const engine;
   ServerMetrics* const metrics;
   const ChannelServiceOptions options;
   const AccessControl access;
   std::unique_ptr<Scheduler> scheduler;
+  QuotaManager quota;
   std::atomic<bool> shutting_down{false};
 
   absl::Status ShuttingDownError() const {
@@ -148,6 +150,35 @@ class ServiceCore {
   }
   static audit::Caller CallerOf(const Identity& id) {
     return audit::Caller{id.principals.ToString(), id.peer};
+  }
+
+  // --- Quotas (see the header). ---
+
+  // Whose quotas a call uses: its principals, else its transport peer.
+  static std::string QuotaKey(const Identity& id) {
+    const std::string principals = id.principals.ToString();
+    return principals.empty() ? "peer:" + id.peer : principals;
+  }
+  // The domain key of a request's domain segment (its UUID when known).
+  std::string QuotaDomain(const std::string& domain) const {
+    auto d = engine->GetDomain(domain);
+    return d.ok() && !d->uuid.empty() ? d->uuid : domain;
+  }
+  // A QuotaManager refusal as the API error (counted); other statuses as
+  // they are.
+  absl::Status QuotaError(const absl::Status& s) {
+    std::optional<QuotaExceeded> q = QuotaExceededOf(s);
+    if (!q.has_value()) return s;
+    const char* name = QuotaLimitName(q->kind);
+    metrics->QuotaExceeded(name);
+    v1::LimitExceeded limit;
+    limit.set_limit(name);
+    limit.set_limit_value(q->limit_value);
+    limit.set_requested_value(q->requested_value);
+    return ApiError(StatusCode::kResourceExhausted, v1::ERROR_REASON_QUOTA_EXCEEDED,
+                    std::string(s.message()))
+        .Metadata("limit", name)
+        .Detail(limit);
   }
 
   // The domain a request names, as the policy sees it: the toolstack's UUID
@@ -370,6 +401,8 @@ class ServiceCore {
     }
     const EngineStats stats = engine->stats();
     metrics->SetEngineFigures(stats.domains, stats.channels);
+    const MemoryUsage memory = engine->memory().usage;
+    metrics->SetMemoryFigures(memory.used, memory.peak, memory.limit, memory.refused);
   }
 
   Mutex metrics_mu;
@@ -410,6 +443,12 @@ class ReactorBase : public std::enable_shared_from_this<ReactorBase> {
   }
   // After OnDone: no more gRPC operations; releases the self reference.
   void Unregister() {
+    std::vector<QuotaManager::Lease> leases;
+    {
+      MutexLock lock(&quota_mu_);
+      leases.swap(quota_leases_);
+    }
+    leases.clear();  // every end path gives its quotas back here
     core_->Unregister(this);
     absl::StatusCode code;
     {
@@ -439,6 +478,29 @@ class ReactorBase : public std::enable_shared_from_this<ReactorBase> {
     core_->access.audit->SessionOpened(ServiceCore::CallerOf(identity_),
                                        ServiceCore::FullMethod(method_), resource, session, role);
   }
+  // Holds, for the whole call, one stream of this caller against `domain`
+  // (empty: none) and, if `observed` names a channel, one observer of it.
+  // RESOURCE_EXHAUSTED (QUOTA_EXCEEDED) if a quota is full.
+  absl::Status AcquireQuota(const std::string& domain, const std::string& observed) {
+    const std::string key = ServiceCore::QuotaKey(identity_);
+    auto stream = core_->quota.AcquireStream(key, domain.empty() ? "" : core_->QuotaDomain(domain));
+    if (!stream.ok()) return core_->QuotaError(stream.status());
+    std::optional<QuotaManager::Lease> observer;
+    if (!observed.empty()) {
+      auto o = core_->quota.AcquireObserver(key, observed);
+      if (!o.ok()) return core_->QuotaError(o.status());
+      observer = *std::move(o);
+    }
+    MutexLock lock(&quota_mu_);
+    quota_leases_.push_back(*std::move(stream));
+    if (observer.has_value()) quota_leases_.push_back(*std::move(observer));
+    return absl::OkStatus();
+  }
+  // Charges `n` bytes to this caller's bytes-per-second quota.
+  absl::Status ChargeBytes(size_t n) {
+    return core_->QuotaError(core_->quota.ConsumeBytes(ServiceCore::QuotaKey(identity_), n));
+  }
+
   // Bytes of this call's session: client to guest, guest to client.
   void CountIn(size_t n) { bytes_in_.fetch_add(n, std::memory_order_relaxed); }
   void CountOut(size_t n) { bytes_out_.fetch_add(n, std::memory_order_relaxed); }
@@ -498,6 +560,8 @@ class ReactorBase : public std::enable_shared_from_this<ReactorBase> {
   }
 
   std::shared_ptr<ReactorBase> self_;
+  Mutex quota_mu_;
+  std::vector<QuotaManager::Lease> quota_leases_ ABSL_GUARDED_BY(quota_mu_);
   std::atomic<uint64_t> bytes_in_{0};
   std::atomic<uint64_t> bytes_out_{0};
   Mutex audit_mu_;
@@ -1152,6 +1216,8 @@ class WatchReactor
     s = parent->all() ? core_->AuthorizeListing(identity_, method_, "domains/-", "read")
                       : core_->AuthorizeDomain(identity_, method_, parent->domain, Verb::kRead);
     if (!s.ok()) return s;
+    s = AcquireQuota(parent->all() ? "" : parent->domain, "");
+    if (!s.ok()) return s;
     if (!parent->all()) {
       auto domain = core_->engine->GetDomain(parent->domain);
       if (!domain.ok()) return core_->DomainNotFound(parent->domain);
@@ -1369,6 +1435,8 @@ class ReadReactor
     absl::Status s = ValidateStart(request_.start(), "start");
     if (!s.ok()) return s;
     s = core_->Authorize(identity_, method_, name->domain, name->channel_id, Verb::kRead);
+    if (!s.ok()) return s;
+    s = AcquireQuota(name->domain, request_.channel());
     if (!s.ok()) return s;
     channel_ = request_.channel();
     SessionOptions options;
@@ -1622,6 +1690,7 @@ class AttachReactor
                                                " bytes; at most 65536"))
                              .Field("write.data", "at most 65536 bytes"));
       }
+      if (absl::Status q = ChargeBytes(w.data().size()); !q.ok()) return EndLocked(q);
       last_seq_ = w.sequence_id();
       pending_input_ = w;
     } else if (message.kind_case() == v1::AttachRequest::kOpen) {
@@ -1663,6 +1732,8 @@ class AttachReactor
     if (s.ok() && open.takeover()) {
       s = core_->Authorize(identity_, method_, name->domain, name->channel_id, Verb::kAdmin);
     }
+    if (!s.ok()) return s;
+    s = AcquireQuota(name->domain, writer ? "" : open.channel());
     if (!s.ok()) return s;
     ack_level_ = FromProtoAck(open.ack_level());
     fail_fast_ = open.fail_fast();
@@ -2000,6 +2071,7 @@ class WriteReactor : public grpc::ServerReadReactor<v1::WriteRequest>, public Re
                    absl::StrCat("message of ", message.data().size(), " bytes; at most 65536"))
               .Field("data", "at most 65536 bytes")));
     }
+    if (absl::Status q = ChargeBytes(message.data().size()); !q.ok()) return FinishLocked(q);
     pending_ = std::move(*message.mutable_data());
     has_pending_ = true;
     PumpLocked();
@@ -2019,6 +2091,8 @@ class WriteReactor : public grpc::ServerReadReactor<v1::WriteRequest>, public Re
     if (allowed.ok() && first.takeover()) {
       allowed = core_->Authorize(identity_, method_, name->domain, name->channel_id, Verb::kAdmin);
     }
+    if (!allowed.ok()) return allowed;
+    allowed = AcquireQuota(name->domain, "");
     if (!allowed.ok()) return allowed;
     ack_level_ = FromProtoAck(first.ack_level());
     fail_fast_ = first.fail_fast();
@@ -2265,6 +2339,9 @@ class CallReactor : public AsyncUnary {
     }
     absl::Status allowed =
         core_->Authorize(identity_, method_, name->domain, name->channel_id, Verb::kCall);
+    if (!allowed.ok()) return allowed;
+    allowed = AcquireQuota(name->domain, "");
+    if (allowed.ok()) allowed = ChargeBytes(request_.request().size());
     if (!allowed.ok()) return allowed;
     const ChannelRef ref{name->domain, name->channel_id};
     auto info = core_->engine->GetChannel(ref);

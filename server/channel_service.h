@@ -57,6 +57,7 @@
 #include "server/identity.h"
 #include "server/metrics.h"
 #include "server/policy/policy.h"
+#include "server/quota/quota_manager.h"
 #include "server/scheduler.h"
 #include "xenchan/v1/channel_service.grpc.pb.h"
 
@@ -84,6 +85,14 @@ struct ChannelServiceOptions {
   absl::Duration shutdown_retry_delay = absl::Seconds(1);
   // Readers per channel the engine allows (for LimitExceeded details).
   size_t max_readers_per_channel = 16;
+  // Per-caller and per-domain quotas (server/quota/quota_manager.h). The
+  // caller is the authenticated principal set (its peer when it has none).
+  // Every streaming RPC and Call holds one stream of its caller and domain
+  // for its whole life; Read and Attach observers also one observer of
+  // their channel; bytes a caller writes to guests (Write, Attach, Call) are
+  // charged to its bytes-per-second bucket. Exceeding: RESOURCE_EXHAUSTED
+  // QUOTA_EXCEEDED with LimitExceeded, counted in the metrics.
+  QuotaLimits quota;
 };
 
 // Who may do what, and where decisions are recorded.

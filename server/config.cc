@@ -98,6 +98,22 @@ absl::Status ApplySetting(ServerConfig* c, const std::string& key, const std::st
     c->audit_log = value;
   } else if (key == "audit-fsync-interval") {
     return SetDuration(key, value, &c->audit_fsync_interval);
+  } else if (key == "memory-budget-bytes") {
+    return SetSize(key, value, 1 << 20, size_t{1} << 40, &c->memory_budget_bytes);
+  } else if (key == "domain-memory-limit-bytes") {
+    return SetSize(key, value, 0, size_t{1} << 40, &c->domain_memory_limit_bytes);
+  } else if (key == "channel-memory-reserve-bytes") {
+    return SetSize(key, value, 0, 64 << 20, &c->channel_memory_reserve_bytes);
+  } else if (key == "quota-streams-per-identity") {
+    return SetSize(key, value, 0, 1000000, &c->quota_streams_per_identity);
+  } else if (key == "quota-streams-per-domain") {
+    return SetSize(key, value, 0, 1000000, &c->quota_streams_per_domain);
+  } else if (key == "quota-observers-per-channel") {
+    return SetSize(key, value, 0, 1024, &c->quota_observers_per_channel);
+  } else if (key == "quota-bytes-per-second") {
+    return SetSize(key, value, 0, size_t{1} << 40, &c->quota_bytes_per_second);
+  } else if (key == "quota-queued-bytes") {
+    return SetSize(key, value, 0, size_t{1} << 40, &c->quota_queued_bytes);
   } else {
     return absl::InvalidArgumentError(absl::StrCat("unknown setting '", key, "'"));
   }
@@ -302,6 +318,20 @@ Usage: xenchand [--config FILE] [--key=value ...]
   --keepalive-time D         server keepalive ping interval (60s)
   --keepalive-timeout D      keepalive ack timeout (20s)
   --min-client-ping-interval D  how often clients may ping (30s)
+  --memory-budget-bytes N    all buffered bytes of the server together, never
+                             exceeded (268435456)
+  --domain-memory-limit-bytes N  buffered bytes of one guest's channels
+                             (67108864; 0: only the global budget)
+  --channel-memory-reserve-bytes N  reserved per channel at creation (65536)
+  --quota-streams-per-identity N  open streams and Calls per caller (4096)
+  --quota-streams-per-domain N   open streams and Calls per domain (16384)
+  --quota-observers-per-channel N  reading streams per caller per channel
+                             (0: only --max-readers-per-channel applies)
+  --quota-bytes-per-second N  bytes a caller sends to guests per second,
+                             one second's worth banked (33554432)
+  --quota-queued-bytes N     a caller's bytes not yet consumed by guests
+                             (8388608; accepted, not enforced yet)
+  Quotas answer RESOURCE_EXHAUSTED QUOTA_EXCEEDED; 0 turns one off.
 
 Logs are key=value lines on stderr; `msg=listening address=...` names every
 bound address (with the chosen port), `msg=ready` follows once serving.

@@ -86,6 +86,16 @@ struct ServerConfig {
   std::string policy;
   std::string audit_log;
   absl::Duration audit_fsync_interval = absl::Seconds(1);
+  // Memory budget of the engine (backend/engine/memory_budget.h).
+  size_t memory_budget_bytes = size_t{256} << 20;
+  size_t domain_memory_limit_bytes = size_t{64} << 20;
+  size_t channel_memory_reserve_bytes = size_t{64} << 10;
+  // Quotas (server/quota/quota_manager.h); 0: no limit.
+  size_t quota_streams_per_identity = 4096;
+  size_t quota_streams_per_domain = 16384;
+  size_t quota_observers_per_channel = 0;
+  size_t quota_bytes_per_second = size_t{32} << 20;
+  size_t quota_queued_bytes = size_t{8} << 20;
 };
 
 inline constexpr char kDefaultListen[] = "unix:///run/xenchan/xenchand.sock";

@@ -69,7 +69,32 @@ ServerMetrics::ServerMetrics(std::shared_ptr<prometheus::Registry> registry)
                     .Name("xenchan_channels")
                     .Help("Channels known to the engine")
                     .Register(*registry_)
-                    .Add({})) {}
+                    .Add({})),
+      memory_used_(prometheus::BuildGauge()
+                       .Name("xenchan_memory_budget_used_bytes")
+                       .Help("Bytes charged to the engine's memory budget now")
+                       .Register(*registry_)
+                       .Add({})),
+      memory_peak_(prometheus::BuildGauge()
+                       .Name("xenchan_memory_budget_peak_bytes")
+                       .Help("Most bytes ever charged to the engine's memory budget")
+                       .Register(*registry_)
+                       .Add({})),
+      memory_limit_(prometheus::BuildGauge()
+                        .Name("xenchan_memory_budget_limit_bytes")
+                        .Help("The engine's memory budget (memory-budget-bytes)")
+                        .Register(*registry_)
+                        .Add({})),
+      memory_refused_(prometheus::BuildGauge()
+                          .Name("xenchan_memory_budget_refused")
+                          .Help("Charges the memory budget refused since start (buffers held "
+                                "back: BLOCK stalls, DROP_OLDEST drops, writes refused)")
+                          .Register(*registry_)
+                          .Add({})),
+      quota_exceeded_(prometheus::BuildCounter()
+                          .Name("xenchan_quota_exceeded_total")
+                          .Help("Requests refused with QUOTA_EXCEEDED, by limit")
+                          .Register(*registry_)) {}
 
 void ServerMetrics::RpcStarted(const std::string& method) {
   rpcs_started_.Add({{"method", method}}).Increment();
@@ -102,6 +127,18 @@ void ServerMetrics::SessionClosed() { sessions_.Decrement(); }
 
 void ServerMetrics::EngineEvent(ChannelEventType type) {
   engine_events_.Add({{"type", absl::AsciiStrToLower(ToString(type))}}).Increment();
+}
+
+void ServerMetrics::SetMemoryFigures(uint64_t used, uint64_t peak, uint64_t limit,
+                                     uint64_t refused) {
+  memory_used_.Set(static_cast<double>(used));
+  memory_peak_.Set(static_cast<double>(peak));
+  memory_limit_.Set(static_cast<double>(limit));
+  memory_refused_.Set(static_cast<double>(refused));
+}
+
+void ServerMetrics::QuotaExceeded(const std::string& limit) {
+  quota_exceeded_.Add({{"limit", limit}}).Increment();
 }
 
 void ServerMetrics::SetEngineFigures(uint64_t domains, uint64_t channels) {

@@ -46,6 +46,11 @@ class ServerMetrics {
   void EngineEvent(ChannelEventType type);
   // Engine figures, refreshed by the caller.
   void SetEngineFigures(uint64_t domains, uint64_t channels);
+  // The engine's memory budget (backend/engine/memory_budget.h): bytes
+  // charged now, the peak, the cap, and charges refused so far.
+  void SetMemoryFigures(uint64_t used, uint64_t peak, uint64_t limit, uint64_t refused);
+  // A caller exceeded quota `limit` (server/quota: QuotaLimitName).
+  void QuotaExceeded(const std::string& limit);
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -61,6 +66,11 @@ class ServerMetrics {
   prometheus::Family<prometheus::Counter>& engine_events_;
   prometheus::Gauge& domains_;
   prometheus::Gauge& channels_;
+  prometheus::Gauge& memory_used_;
+  prometheus::Gauge& memory_peak_;
+  prometheus::Gauge& memory_limit_;
+  prometheus::Gauge& memory_refused_;
+  prometheus::Family<prometheus::Counter>& quota_exceeded_;
 };
 
 }  // namespace server

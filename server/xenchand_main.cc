@@ -88,6 +88,9 @@ absl::StatusOr<EngineOptions> PlatformOptions(const ServerConfig& config) {
   o.write_queue_limit_bytes = config.write_queue_limit_bytes;
   o.max_readers_per_channel = config.max_readers_per_channel;
   o.event_retention = config.event_retention;
+  o.memory_budget_bytes = config.memory_budget_bytes;
+  o.domain_memory_limit_bytes = config.domain_memory_limit_bytes;
+  o.channel_memory_reserve_bytes = config.channel_memory_reserve_bytes;
   return o;
 }
 
@@ -260,6 +263,11 @@ int Main(int argc, char** argv) {
   service_options.worker_threads = config->worker_threads;
   service_options.max_readers_per_channel = config->max_readers_per_channel;
   service_options.watch_backlog_events = config->watch_backlog_events;
+  service_options.quota.streams_per_caller = config->quota_streams_per_identity;
+  service_options.quota.streams_per_domain = config->quota_streams_per_domain;
+  service_options.quota.observers_per_channel_per_caller = config->quota_observers_per_channel;
+  service_options.quota.bytes_per_second_per_caller = config->quota_bytes_per_second;
+  service_options.quota.queued_bytes_per_caller = config->quota_queued_bytes;
   UnixPeerRegistry unix_peers;
   Authenticator authenticator(&unix_peers);
   AccessControl access;

@@ -43,9 +43,11 @@ namespace xenchan {
 namespace server {
 
 struct QuotaLimits {
-  uint64_t streams_per_caller = 64;
-  uint64_t streams_per_domain = 256;
-  uint64_t observers_per_channel_per_caller = 4;
+  uint64_t streams_per_caller = 4096;
+  uint64_t streams_per_domain = 16384;
+  // Off by default: the engine's readers-per-channel limit bounds all
+  // callers together.
+  uint64_t observers_per_channel_per_caller = 0;
   uint64_t bytes_per_second_per_caller = uint64_t{32} << 20;
   // Most bytes a caller's bucket banks (its burst); 0: one second's worth.
   uint64_t burst_bytes_per_caller = 0;
