@@ -92,6 +92,13 @@ absl::Status ApplySetting(ServerConfig* c, const std::string& key, const std::st
     c->tls_key = value;
   } else if (key == "tls-client-ca") {
     c->tls_client_ca = value;
+  } else if (key == "tls-refresh-interval") {
+    absl::Status s = SetDuration(key, value, &c->tls_refresh_interval);
+    if (s.ok() && c->tls_refresh_interval != absl::ZeroDuration() &&
+        (c->tls_refresh_interval < absl::Seconds(1) || c->tls_refresh_interval > absl::Hours(24))) {
+      return Bad(key, value, "0 (off) or 1s..24h");
+    }
+    return s;
   } else if (key == "policy") {
     c->policy = value;
   } else if (key == "audit-log") {
@@ -298,6 +305,8 @@ Usage: xenchand [--config FILE] [--key=value ...]
   --tls-cert FILE            PEM server certificate chain (TLS listeners)
   --tls-key FILE             PEM server private key
   --tls-client-ca FILE       PEM CA(s) client certificates must chain to
+  --tls-refresh-interval D   re-read the TLS files this often (renewed
+                             certificates without a restart); 0 = once (0s)
   --policy FILE              authorization policy (deploy/policy.example);
                              reloaded on SIGHUP and when the file changes.
                              Default: every verb for uid 0 and xenchand's
@@ -328,7 +337,11 @@ Usage: xenchand [--config FILE] [--key=value ...]
   --quota-observers-per-channel N  reading streams per caller per channel
                              (0: only --max-readers-per-channel applies)
   --quota-bytes-per-second N  bytes a caller sends to guests per second,
-                             one second's worth banked (33554432)
+                             one second's worth banked (33554432); writes
+                             beyond it are refused. Bytes it reads from
+                             guests have a bucket of their own at the same
+                             rate and are paced, not refused: its streams
+                             wait until the bucket is out of debt
   --quota-queued-bytes N     a caller's bytes not yet consumed by guests
                              (8388608; accepted, not enforced yet)
   Quotas answer RESOURCE_EXHAUSTED QUOTA_EXCEEDED; 0 turns one off.

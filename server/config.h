@@ -24,6 +24,9 @@
 //   tls-cert, tls-key         PEM server certificate (chain) and key
 //   tls-client-ca             PEM CA bundle that client certificates must
 //                             chain to (required, verified)
+//   tls-refresh-interval      re-read the three TLS files this often, so
+//                             renewed certificates apply without a restart
+//                             (0: read once at start)                (0s)
 //   policy                    authorization policy file (policy/policy.h,
 //                             deploy/policy.example); reloaded on SIGHUP and
 //                             on change. Unset: a built-in policy granting
@@ -83,6 +86,7 @@ struct ServerConfig {
   std::string tls_cert;
   std::string tls_key;
   std::string tls_client_ca;
+  absl::Duration tls_refresh_interval = absl::ZeroDuration();
   std::string policy;
   std::string audit_log;
   absl::Duration audit_fsync_interval = absl::Seconds(1);

@@ -75,7 +75,11 @@ Identity Authenticator::Authenticate(const grpc::CallbackServerContext& context)
   bool tls = false;
   if (auth != nullptr) {
     for (const auto& v : auth->FindPropertyValues(GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME)) {
-      if (v == GRPC_SSL_TRANSPORT_SECURITY_TYPE) tls = true;
+      // "ssl" from SslServerCredentials, "tls" from TlsServerCredentials
+      // (the reloading certificate provider).
+      if (v == GRPC_SSL_TRANSPORT_SECURITY_TYPE || v == GRPC_TLS_TRANSPORT_SECURITY_TYPE) {
+        tls = true;
+      }
     }
   }
   if (tls) {

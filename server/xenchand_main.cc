@@ -44,6 +44,9 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/security/tls_certificate_provider.h"
+#include "grpcpp/security/tls_credentials_options.h"
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
 #include "server/audit/audit_log.h"
@@ -134,6 +137,19 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TlsCredentials(
       ca->find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
     return absl::InvalidArgumentError(
         "tls-cert and tls-client-ca must hold PEM certificates and tls-key a PEM private key");
+  }
+  if (config.tls_refresh_interval > absl::ZeroDuration()) {
+    // gRPC's file-watching provider re-reads the three files every interval
+    // and applies a consistent new set (a half-written key/cert pair is
+    // kept out until both match).
+    auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+        config.tls_key, config.tls_cert, config.tls_client_ca,
+        static_cast<unsigned int>(absl::ToInt64Seconds(config.tls_refresh_interval)));
+    grpc::experimental::TlsServerCredentialsOptions options(provider);
+    options.watch_root_certs();
+    options.watch_identity_key_cert_pairs();
+    options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    return grpc::experimental::TlsServerCredentials(options);
   }
   grpc::SslServerCredentialsOptions options(
       GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);

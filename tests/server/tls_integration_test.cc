@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "clients/lib/client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -164,6 +165,42 @@ TEST_F(TlsTest, UnixSocketCallersAreKnownByTheirUidAndGid) {
     ASSERT_NE(tls_client, nullptr);
     EXPECT_EQ(WhoAmI(*tls_client), "dns:ctl.example.org");
   }
+}
+
+TEST_F(TlsTest, RenewedTlsFilesApplyWithoutARestart) {
+  // The client CA file is the server's own copy, so it can be replaced.
+  const std::string ca = sim_->scratch_dir() + "/clients-ca.pem";
+  ASSERT_EQ(system(("cp '" + pki_.File("ca.pem") + "' '" + ca + "'").c_str()), 0);
+  std::vector<std::string> flags = {"--tls-cert=" + pki_.File("server.pem"),
+                                    "--tls-key=" + pki_.File("server.key"),
+                                    "--tls-client-ca=" + ca, "--tls-refresh-interval=1s",
+                                    "--policy=" + policy_path_};
+  auto server = XenchandProcess::Start(sim_->state_dir(), sim_->scratch_dir() + "/x.sock", flags,
+                                       "127.0.0.1:0");
+  ASSERT_TRUE(server.ok()) << server.status();
+  server_ = *std::move(server);
+  const std::string target = server_->tcp_target();
+  // Identities work the same with the reloading provider.
+  auto uri = Connect(target, pki_.ClientOptions("uri"));
+  ASSERT_NE(uri, nullptr);
+  EXPECT_EQ(WhoAmI(*uri), "spiffe://xenchan.test/ctl");
+  auto rogue = Connect(target, pki_.ClientOptions("rogue"));
+  ASSERT_NE(rogue, nullptr);
+  EXPECT_EQ(rogue->ListDomains().status().code(), absl::StatusCode::kUnavailable);
+  // Trust the second CA too (written aside, renamed into place).
+  ASSERT_EQ(system(("cat '" + pki_.File("ca.pem") + "' '" + pki_.File("rogue-ca.pem") + "' > '" +
+                    ca + ".new' && mv '" + ca + ".new' '" + ca + "'")
+                       .c_str()),
+            0);
+  absl::Status last;
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(30); absl::Now() < deadline;) {
+    auto again = Connect(target, pki_.ClientOptions("rogue"));  // a new connection each time
+    ASSERT_NE(again, nullptr);
+    last = again->ListDomains().status();
+    if (last.ok()) break;
+    absl::SleepFor(absl::Milliseconds(100));  // the provider re-reads every second
+  }
+  EXPECT_TRUE(last.ok()) << last;
 }
 
 TEST_F(TlsTest, StartIsRefusedForUnsafeOrBadSettings) {
