@@ -77,7 +77,6 @@ for n in read write exists ls rm watch list; do ln -s xenstore "$G/usr/bin/xenst
 [ -e "$G/lib64/ld-linux-x86-64.so.2" ] || { mkdir -p "$G/lib64"; cp -L /lib64/ld-linux-x86-64.so.2 "$G/lib64/"; }
 install -m 0755 "$REPO/deploy/guest/xen-channel-name" "$G/usr/lib/udev/xen-channel-name"
 install -m 0755 "$LANE/guest/rcS" "$G/etc/init.d/rcS"
-install -m 0755 "$LANE/guest/hotplug" "$G/lib/xenlane/hotplug"
 install -m 0755 "$LANE/guest/control" "$G/lib/xenlane/control"
 install -m 0644 "$LANE/guest/inittab" "$G/etc/inittab"
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$G/etc/passwd"

@@ -2,8 +2,8 @@
 //
 //   guest_echo NAME
 //
-// Waits for /dev/xen-channel/NAME (made by mdev with deploy/guest's
-// xen-channel-name helper), opens it, switches the tty to raw mode on the
+// Waits for /dev/xen-channel/NAME (made by deploy/guest's xen-channel-name,
+// which busybox uevent runs in the lane's guest), opens it, switches the tty to raw mode on the
 // descriptor it keeps, and writes back every byte it reads. When the tty is
 // hung up (unplug, xenchand deleting the channel) it prints
 // "ECHO-HANGUP NAME" and waits for the name to appear again. Status lines

@@ -237,6 +237,7 @@ N=$(devid_of "$D" org.xenchan.lane.echo.0)
 FE=/local/domain/$D/device/console/$N
 BE=$BE_BASE/$D/$N
 hvc=$(gcmd lane1 10 'readlink /dev/xen-channel/org.xenchan.lane.echo.0')
+hvc=${hvc#../}
 xenlane_probe watch-states 120 "$FE" "$BE" > /tmp/unplug.trace 2>&1 &
 WPID=$!
 wait_for 10 grep -q watching /tmp/unplug.trace
@@ -255,7 +256,9 @@ if [ -n "$be5" ] && [ -n "$fe6" ] && [ -n "$be6" ] && [ -n "$fegone" ] && [ -n "
    [ "$be5" -lt "$fe6" ] && [ "$fe6" -lt "$be6" ] && [ "$be6" -lt "$fegone" ] && [ "$fegone" -le "$begone" ]; then
   ordered=yes
 fi
-gone=$(gcmd lane1 20 "i=0; while { [ -e /dev/$hvc ] || [ -e /dev/xen-channel/org.xenchan.lane.echo.0 ]; } && [ \$i -lt 50 ]; do sleep 0.2; i=\$((i+1)); done; ls /dev/$hvc /dev/xen-channel/ 2>&1; [ ! -e /dev/$hvc ]")
+# /dev/hvcM stays (Linux makes hvc0..7 at boot): gone means it no longer
+# opens (ENODEV) and the helper removed the link.
+gone=$(gcmd lane1 20 "live() { (: < /dev/$hvc) 2>/dev/null; }; i=0; while { live || [ -L /dev/xen-channel/org.xenchan.lane.echo.0 ]; } && [ \$i -lt 50 ]; do sleep 0.2; i=\$((i+1)); done; ls /dev/xen-channel/ 2>&1; ! live && [ ! -L /dev/xen-channel/org.xenchan.lane.echo.0 ]")
 grc=$?
 hung=no; in_console lane1 "ECHO-HANGUP org.xenchan.lane.echo.0" && hung=yes
 readd=$(ctl create lane1 org.xenchan.lane.echo.1 --wait --connect-timeout 60s 2>&1); rrc=$?
