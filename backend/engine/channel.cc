@@ -107,6 +107,7 @@ void Channel::RunCallbacks(std::vector<std::function<void()>>& callbacks) {
 
 void Channel::WakeSessionsLocked(std::vector<std::function<void()>>* callbacks) {
   for (auto& [id, slot] : sessions_) {
+    slot.wake_pending = true;
     SignalFd(slot.notify_fd);
     if (slot.on_ready) callbacks->push_back(slot.on_ready);
   }
@@ -468,6 +469,7 @@ std::optional<LeaseChange> Channel::GrantToWaiterLocked(absl::Time now) {
     lease_ = LeaseHolder{absl::StrCat("s", identity_.serial, "-", next), slot.identity, slot.kind,
                          now};
     lease_slot_ = next;
+    slot.wake_pending = true;
     SignalFd(slot.notify_fd);
     LeaseChange change;
     change.holder = lease_;

@@ -189,7 +189,8 @@ class Channel {
     SessionRole role = SessionRole::kObserver;
     SessionKind kind = SessionKind::kAttach;
     std::string identity;
-    int notify_fd = -1;                 // owned by the Session
+    int notify_fd = -1;                 // owned by the Session; -1 until asked for
+    bool wake_pending = false;          // woken since its last Read
     std::function<void()> on_ready;     // may be empty
     ReadCursor cursor;
     std::deque<SessionRecord> notices;  // bounded

@@ -1,11 +1,9 @@
 // Session: a reader / writer handle on one channel (see the header).
 #include "backend/engine/session.h"
 
-#include <errno.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -14,8 +12,6 @@ namespace xenchan {
 
 absl::StatusOr<std::unique_ptr<Session>> Session::Open(std::shared_ptr<Channel> channel,
                                                        SessionOptions options) {
-  const int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (fd < 0) return absl::InternalError(absl::StrCat("eventfd: ", std::strerror(errno)));
   Channel& ch = *channel;
   std::optional<LeaseChange> lease_change;
   std::optional<LeaseChange> lost_change;
@@ -23,10 +19,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(std::shared_ptr<Channel> 
   std::unique_ptr<Session> session;
   {
     MutexLock lock(&ch.mu_);
-    auto fail = [&](absl::Status s) {
-      close(fd);
-      return s;
-    };
+    auto fail = [](absl::Status s) { return s; };
     if (ch.removed_) return fail(ch.removed_status_);
     if (ch.info_.state == ChannelState::kClosing || ch.info_.state == ChannelState::kClosed) {
       return fail(absl::FailedPreconditionError("channel is closing"));
@@ -51,7 +44,6 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(std::shared_ptr<Channel> 
     slot.role = options.role;
     slot.kind = options.kind;
     slot.identity = options.identity;
-    slot.notify_fd = fd;
     slot.on_ready = std::move(options.on_ready);
     // Start point.
     if (options.start.position.has_value()) {
@@ -116,7 +108,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(std::shared_ptr<Channel> 
       }
       ch.WakeSessionsLocked(&callbacks);
     }
-    session.reset(new Session(channel, slot_id, id, options.role, fd));
+    session.reset(new Session(channel, slot_id, id, options.role));
     session->start_position_ = ch.buffer_.PositionOfCursor(ch.sessions_.at(slot_id).cursor);
     session->info_at_open_ = ch.InfoLocked();
   }
@@ -132,7 +124,28 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(std::shared_ptr<Channel> 
 
 Session::~Session() {
   Close();
-  close(notify_fd_);
+  const int fd = notify_fd_.load();
+  if (fd >= 0) close(fd);
+}
+
+int Session::notify_fd() const {
+  const int known = notify_fd_.load(std::memory_order_acquire);
+  if (known >= 0) return known;
+  Channel& ch = *channel_;
+  MutexLock lock(&ch.mu_);
+  if (notify_fd_.load() >= 0) return notify_fd_.load();  // made meanwhile
+  const int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fd < 0) return -1;
+  auto it = ch.sessions_.find(slot_);
+  // A closed session reads as readable: its owner's next Read says so.
+  const bool pending = it == ch.sessions_.end() || it->second.wake_pending;
+  if (it != ch.sessions_.end()) it->second.notify_fd = fd;
+  if (pending) {
+    const uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = write(fd, &one, sizeof(one));
+  }
+  notify_fd_.store(fd, std::memory_order_release);
+  return fd;
 }
 
 void Session::Close() {
@@ -172,8 +185,6 @@ void Session::Close() {
 }
 
 absl::StatusOr<std::vector<SessionRecord>> Session::Read(size_t max_bytes) {
-  uint64_t value;
-  [[maybe_unused]] ssize_t n = read(notify_fd_, &value, sizeof(value));
   Channel& ch = *channel_;
   std::vector<SessionRecord> out;
   bool kick = false;
@@ -182,6 +193,13 @@ absl::StatusOr<std::vector<SessionRecord>> Session::Read(size_t max_bytes) {
     auto it = ch.sessions_.find(slot_);
     if (it == ch.sessions_.end()) return absl::FailedPreconditionError("session is closed");
     Channel::SessionSlot& slot = it->second;
+    // Clear the wake-up first (under the lock that every wake-up takes):
+    // anything that happens after this lock is released signals again.
+    slot.wake_pending = false;
+    if (slot.notify_fd >= 0) {
+      uint64_t value;
+      [[maybe_unused]] ssize_t n = read(slot.notify_fd, &value, sizeof(value));
+    }
     if (slot.lease_lost_delivered) {
       return absl::AbortedError("the write lease was taken over by another session");
     }

@@ -2,12 +2,15 @@
 // with its own cursor into the guest-to-host stream, and for writers the
 // channel's single write lease.
 //
-// Notification: each session has an eventfd (notify_fd()) that becomes
-// readable whenever something new may be available to Read() or the write
-// offsets moved, and an optional on_ready callback fired at the same
-// moments. A session that does not read only delays itself: the engine never
-// waits for it (under BLOCK a full buffer stalls the guest, which is the
-// documented policy; see output_buffer.h).
+// Notification: an optional on_ready callback fires whenever something new
+// may be available to Read() or the write offsets moved, and notify_fd()
+// gives an eventfd that becomes readable at the same moments. The eventfd is
+// made on the first call of notify_fd() (readable at once if a wake-up is
+// pending), so sessions whose owner only uses on_ready (xenchand's streams)
+// hold no file descriptor: open sessions are bounded by the engine's limits
+// and memory, not by RLIMIT_NOFILE. A session that does not read only delays
+// itself: the engine never waits for it (under BLOCK a full buffer stalls the
+// guest, which is the documented policy; see output_buffer.h).
 #ifndef XENCHAN_BACKEND_ENGINE_SESSION_H_
 #define XENCHAN_BACKEND_ENGINE_SESSION_H_
 
@@ -71,7 +74,7 @@ class Session {
   // neither takeover nor queue_for_lease was asked; the message names the
   // holder; or the channel is CLOSING), OUT_OF_RANGE (start position no
   // longer retained; the message names the earliest), NOT_FOUND/UNAVAILABLE
-  // (the channel was removed), INTERNAL (no eventfd).
+  // (the channel was removed).
   static absl::StatusOr<std::unique_ptr<Session>> Open(std::shared_ptr<Channel> channel,
                                                        SessionOptions options);
   ~Session();
@@ -80,7 +83,9 @@ class Session {
 
   const std::string& id() const { return id_; }
   SessionRole role() const { return role_; }
-  int notify_fd() const { return notify_fd_; }
+  // The session's eventfd (see above), made on first use; -1 if no eventfd
+  // can be made (EMFILE): use on_ready then. Owned by the session.
+  int notify_fd() const;
   // Position of the first byte the stream will deliver (as of opening).
   const Position& start_position() const { return start_position_; }
   // The channel as it was at open.
@@ -88,7 +93,7 @@ class Session {
 
   // Takes what is available: notices (state, stall, lease lost) and up to
   // `max_bytes` of data with its gap and epoch records, in stream order.
-  // Clears notify_fd(). Empty when caught up. After a kLeaseLost record,
+  // Clears the pending wake-up (and notify_fd()). Empty when caught up. After a kLeaseLost record,
   // ABORTED. Once the channel is removed and everything buffered has been
   // read: NOT_FOUND (deleted) or UNAVAILABLE (domain gone).
   absl::StatusOr<std::vector<SessionRecord>> Read(size_t max_bytes);
@@ -113,16 +118,15 @@ class Session {
   static constexpr size_t kMaxWrite = 64 * 1024;
 
  private:
-  Session(std::shared_ptr<Channel> channel, uint64_t slot, std::string id, SessionRole role,
-          int notify_fd)
-      : channel_(std::move(channel)), slot_(slot), id_(std::move(id)), role_(role),
-        notify_fd_(notify_fd) {}
+  Session(std::shared_ptr<Channel> channel, uint64_t slot, std::string id, SessionRole role)
+      : channel_(std::move(channel)), slot_(slot), id_(std::move(id)), role_(role) {}
 
   const std::shared_ptr<Channel> channel_;
   const uint64_t slot_;
   const std::string id_;
   const SessionRole role_;
-  const int notify_fd_;
+  // -1 until notify_fd() makes it; set under the channel's lock.
+  mutable std::atomic<int> notify_fd_{-1};
   Position start_position_;
   ChannelInfo info_at_open_;
   std::atomic<bool> closed_{false};  // Close may race with itself on other threads

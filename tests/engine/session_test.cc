@@ -2,8 +2,10 @@
 // is played by calling the Channel's engine-side methods directly.
 #include "backend/engine/session.h"
 
+#include <dirent.h>
 #include <poll.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -80,6 +82,71 @@ TEST_F(SessionTest, ReaderSeesEpochThenDataAndIsNotified) {
   }
   EXPECT_TRUE(saw_epoch);
   EXPECT_EQ(Data(*recs), "hello");
+}
+
+int OpenFds() {
+  DIR* d = opendir("/proc/self/fd");
+  if (d == nullptr) return -1;
+  int n = 0;
+  while (readdir(d) != nullptr) ++n;
+  closedir(d);
+  return n;
+}
+
+// Sessions make their eventfd only when notify_fd() is asked for, so that a
+// server notified through on_ready holds no descriptor per stream; a
+// wake-up that came before the fd was made is not lost.
+TEST_F(SessionTest, NoDescriptorUntilNotifyFdIsAskedForAndNoWakeUpIsLost) {
+  Connect(1);
+  const int fds0 = OpenFds();
+  std::atomic<int> ready{0};
+  SessionOptions o;
+  o.start.anchor = ReadStart::Anchor::kEarliest;
+  o.on_ready = [&ready] { ++ready; };
+  auto a = Session::Open(channel_, o);
+  auto b = Session::Open(channel_, o);
+  auto c = Session::Open(channel_, o);
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  EXPECT_EQ(OpenFds(), fds0);  // three sessions, no descriptor
+  channel_->AppendOutput("abc", 3);
+  EXPECT_EQ(ready.load(), 3);
+  EXPECT_EQ(OpenFds(), fds0);
+
+  // Woken before its fd existed: the new fd is readable at once.
+  const int fa = (*a)->notify_fd();
+  ASSERT_GE(fa, 0);
+  EXPECT_EQ(OpenFds(), fds0 + 1);
+  EXPECT_EQ((*a)->notify_fd(), fa);  // made once
+  EXPECT_TRUE(Readable(fa));
+  auto recs = (*a)->Read(100);
+  ASSERT_TRUE(recs.ok());
+  EXPECT_EQ(Data(*recs), "abc");
+  EXPECT_FALSE(Readable(fa));
+  channel_->AppendOutput("d", 1);
+  EXPECT_TRUE(Readable(fa));
+
+  // Read (clearing the wake-up) before asking: not readable until the next.
+  EXPECT_EQ(Data(*(*b)->Read(100)), "abcd");
+  const int fb = (*b)->notify_fd();
+  ASSERT_GE(fb, 0);
+  EXPECT_EQ(Data(*(*b)->Read(100)), "");
+  EXPECT_FALSE(Readable(fb));
+  channel_->AppendOutput("e", 1);
+  EXPECT_TRUE(Readable(fb));
+  EXPECT_EQ(Data(*(*b)->Read(100)), "e");
+
+  // A closed session's fd is readable, and Read says why.
+  (*c)->Close();
+  const int fc = (*c)->notify_fd();
+  ASSERT_GE(fc, 0);
+  EXPECT_TRUE(Readable(fc));
+  EXPECT_EQ((*c)->Read(100).status().code(), absl::StatusCode::kFailedPrecondition);
+
+  // Destroying the sessions closes what they made.
+  a->reset();
+  b->reset();
+  c->reset();
+  EXPECT_EQ(OpenFds(), fds0);
 }
 
 TEST_F(SessionTest, BlockStallsAndReadingUnstallsAndKicksEngine) {
