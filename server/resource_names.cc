@@ -26,12 +26,21 @@ bool ValidDomainSegment(absl::string_view s) {
 
 }  // namespace
 
+std::string QuoteClientValue(absl::string_view value) {
+  if (value.size() <= kMaxQuotedBytes) return absl::StrCat("'", value, "'");
+  // Cut at a UTF-8 character boundary: the message must stay valid UTF-8
+  // (protobuf refuses to serialize a google.rpc.Status otherwise).
+  size_t cut = kMaxQuotedBytes;
+  while (cut > 0 && (static_cast<unsigned char>(value[cut]) & 0xC0) == 0x80) --cut;
+  return absl::StrCat("'", value.substr(0, cut), "...'(", value.size(), " bytes)");
+}
+
 absl::StatusOr<DomainName> ParseDomainName(absl::string_view name, const std::string& field,
                                            bool allow_all) {
   if (name.empty()) return InvalidName(field, "required");
   std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
   if (parts.size() != 2 || parts[0] != "domains" || !ValidDomainSegment(parts[1])) {
-    return InvalidName(field, absl::StrCat("'", name, "' is not of the form domains/{domain}"));
+    return InvalidName(field, absl::StrCat(QuoteClientValue(name), " is not of the form domains/{domain}"));
   }
   if (parts[1] == "-" && !allow_all) {
     return InvalidName(field, "the wildcard domains/- is not allowed here");
@@ -44,12 +53,12 @@ absl::StatusOr<ChannelName> ParseChannelName(absl::string_view name, const std::
   std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
   if (parts.size() != 4 || parts[0] != "domains" || parts[2] != "channels" ||
       !ValidDomainSegment(parts[1])) {
-    return InvalidName(field, absl::StrCat("'", name,
-                                           "' is not of the form domains/{domain}/channels/{channel}"));
+    return InvalidName(field, absl::StrCat(QuoteClientValue(name),
+                                           " is not of the form domains/{domain}/channels/{channel}"));
   }
   if (parts[1] == "-") return InvalidName(field, "the wildcard domains/- is not allowed here");
   if (!ValidateChannelId(parts[3]).ok()) {
-    return InvalidName(field, absl::StrCat("'", parts[3], "' is not a valid channel id"));
+    return InvalidName(field, absl::StrCat(QuoteClientValue(parts[3]), " is not a valid channel id"));
   }
   return ChannelName{std::string(parts[1]), std::string(parts[3])};
 }

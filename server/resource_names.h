@@ -29,6 +29,14 @@ struct ChannelName {
   std::string channel_id;
 };
 
+// A client-supplied value for an error message or detail: quoted, with at
+// most kMaxQuotedBytes of it and, when longer, its size ("'abc...'...(70000
+// bytes)"). Error messages and details travel in response trailers, which
+// clients limit (gRPC's default is 8 KiB), so a server must never echo a
+// request's strings whole.
+constexpr size_t kMaxQuotedBytes = 128;
+std::string QuoteClientValue(absl::string_view value);
+
 // `allow_all`: accept `domains/-`.
 absl::StatusOr<DomainName> ParseDomainName(absl::string_view name, const std::string& field,
                                            bool allow_all);

@@ -135,7 +135,7 @@ absl::Status ValidateRequest(const v1::CreateChannelRequest& request) {
   if (!ValidateChannelId(request.channel_id()).ok()) {
     const std::string why = "1 to 64 bytes of [A-Za-z0-9._-], starting with a letter or digit";
     return ApiError(absl::StatusCode::kInvalidArgument, v1::ERROR_REASON_INVALID_CHANNEL_ID,
-                    absl::StrCat("channel_id '", request.channel_id(), "': ", why))
+                    absl::StrCat("channel_id ", QuoteClientValue(request.channel_id()), ": ", why))
         .Field("channel_id", why);
   }
   const v1::ChannelConfig& c = request.config();

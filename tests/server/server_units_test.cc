@@ -13,6 +13,7 @@
 #include "server/config.h"
 #include "server/resource_names.h"
 #include "server/status.h"
+#include "server/validate.h"
 #include "xenchan/v1/errors.pb.h"
 
 namespace xenchan {
@@ -85,6 +86,44 @@ TEST(ResourceNamesTest, ParsesAndRejects) {
   for (const char* bad : {"domains/g/channels/", "domains/g/channel/x", "domains/-/channels/x",
                           "domains/g/channels/a b", "domains/g/channels/.x"}) {
     EXPECT_FALSE(ParseChannelName(bad, "name").ok()) << bad;
+  }
+}
+
+// Client input is echoed into errors only in part: an error's message and
+// details travel in trailers, which clients cap (gRPC: 8 KiB by default).
+TEST(ResourceNamesTest, ErrorsQuoteClientInputOnlyInPart) {
+  EXPECT_EQ(QuoteClientValue("abc"), "'abc'");
+  const std::string exact(kMaxQuotedBytes, 'q');
+  EXPECT_EQ(QuoteClientValue(exact), "'" + exact + "'");
+  EXPECT_EQ(QuoteClientValue(std::string(70000, 'z')),
+            "'" + std::string(kMaxQuotedBytes, 'z') + "...'(70000 bytes)");
+  // Never cut inside a UTF-8 character (2-byte "\xc3\xa9" straddling the cut).
+  const std::string utf8 = std::string(kMaxQuotedBytes - 1, 'a') + "\xc3\xa9" + "tail";
+  EXPECT_EQ(QuoteClientValue(utf8),
+            "'" + std::string(kMaxQuotedBytes - 1, 'a') + "...'(" +
+                std::to_string(utf8.size()) + " bytes)");
+
+  const std::string huge(1 << 20, 'x');
+  v1::CreateChannelRequest create;
+  create.set_parent("domains/g");
+  create.set_channel_id(huge);
+  v1::GetChannelRequest get;
+  get.set_name("domains/g/channels/" + huge);
+  v1::GetDomainRequest get_domain;
+  get_domain.set_name("domains/" + huge);
+  v1::GetChannelRequest bad_id;
+  bad_id.set_name("domains/g/channels/-" + huge);
+  for (const absl::Status& s :
+       {ValidateRequest(create), ValidateRequest(get), ValidateRequest(get_domain),
+        ValidateRequest(bad_id), ParseDomainName("domains/" + huge, "parent", true).status()}) {
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s.message().substr(0, 200);
+    EXPECT_LT(s.message().size(), 512u) << s.message().substr(0, 200);
+    std::string wire;
+    s.ForEachPayload([&](absl::string_view, const absl::Cord& payload) {
+      wire += std::string(payload);
+    });
+    EXPECT_LT(wire.size(), 2048u);
+    EXPECT_NE(s.message().find("(1048"), std::string::npos) << s.message();  // the size is named
   }
 }
 
