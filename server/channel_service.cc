@@ -169,16 +169,36 @@ class ServiceCore {
   absl::Status QuotaError(const absl::Status& s) {
     std::optional<QuotaExceeded> q = QuotaExceededOf(s);
     if (!q.has_value()) return s;
+    return QuotaApiError(*q, s);
+  }
+  // The API error of the QuotaManager refusal `s` that says `q` (counted).
+  ApiError QuotaApiError(const QuotaExceeded& quota, const absl::Status& s) {
+    const QuotaExceeded* const q = &quota;
     const char* name = QuotaLimitName(q->kind);
     metrics->QuotaExceeded(name);
     v1::LimitExceeded limit;
     limit.set_limit(name);
     limit.set_limit_value(q->limit_value);
     limit.set_requested_value(q->requested_value);
-    return ApiError(StatusCode::kResourceExhausted, v1::ERROR_REASON_QUOTA_EXCEEDED,
-                    std::string(s.message()))
-        .Metadata("limit", name)
-        .Detail(limit);
+    return std::move(ApiError(StatusCode::kResourceExhausted, v1::ERROR_REASON_QUOTA_EXCEEDED,
+                              std::string(s.message()))
+                         .Metadata("limit", name)
+                         .Detail(limit));
+  }
+
+  // An engine refusal because the memory budget is full (IsMemoryBudgetError)
+  // as the API error.
+  ApiError MemoryBudgetExhausted(const absl::Status& s) {
+    const MemoryUsage memory = engine->memory().usage;
+    v1::LimitExceeded limit;
+    limit.set_limit("memory_budget_bytes");
+    limit.set_limit_value(memory.limit);
+    limit.set_requested_value(memory.used);
+    return std::move(ApiError(StatusCode::kResourceExhausted,
+                              v1::ERROR_REASON_MEMORY_BUDGET_EXHAUSTED, std::string(s.message()))
+                         .Metadata("limit", "memory_budget_bytes")
+                         .Detail(limit)
+                         .RetryAfter(absl::Seconds(1)));
   }
 
   // The domain a request names, as the policy sees it: the toolstack's UUID
@@ -325,6 +345,7 @@ class ServiceCore {
       case StatusCode::kUnavailable:
         return Removed(s, channel);
       case StatusCode::kResourceExhausted: {
+        if (IsMemoryBudgetError(s)) return MemoryBudgetExhausted(s).Metadata("channel", channel);
         v1::LimitExceeded limit;
         limit.set_limit("observers_per_channel");
         limit.set_limit_value(options.max_readers_per_channel);
@@ -500,6 +521,25 @@ class ReactorBase : public std::enable_shared_from_this<ReactorBase> {
   absl::Status ChargeBytes(size_t n) {
     return core_->QuotaError(core_->quota.ConsumeBytes(ServiceCore::QuotaKey(identity_), n));
   }
+  // Bytes read from guests are paced, not refused: each delivered chunk is
+  // charged to the caller's read bucket (ChargeRead), and while the bucket
+  // is in debt the caller's streams read nothing: Paced says so and
+  // has `m` run once the debt is paid. (A Call's reply is charged when
+  // complete: it paces the caller's later reads.)
+  void ChargeRead(size_t n) { core_->quota.ChargeRead(ServiceCore::QuotaKey(identity_), n); }
+  template <class T>
+  bool Paced(void (T::*m)()) {
+    const absl::Duration delay = core_->quota.ReadDelay(ServiceCore::QuotaKey(identity_));
+    if (delay <= absl::ZeroDuration()) return false;
+    const absl::Time now = absl::Now();
+    {
+      MutexLock lock(&quota_mu_);
+      if (paced_until_ > now) return true;  // a wake-up is due already
+      paced_until_ = now + delay;
+    }
+    TimerAt(now + delay, m);
+    return true;
+  }
 
   // Bytes of this call's session: client to guest, guest to client.
   void CountIn(size_t n) { bytes_in_.fetch_add(n, std::memory_order_relaxed); }
@@ -562,6 +602,7 @@ class ReactorBase : public std::enable_shared_from_this<ReactorBase> {
   std::shared_ptr<ReactorBase> self_;
   Mutex quota_mu_;
   std::vector<QuotaManager::Lease> quota_leases_ ABSL_GUARDED_BY(quota_mu_);
+  absl::Time paced_until_ ABSL_GUARDED_BY(quota_mu_) = absl::InfinitePast();
   std::atomic<uint64_t> bytes_in_{0};
   std::atomic<uint64_t> bytes_out_{0};
   Mutex audit_mu_;
@@ -1035,6 +1076,10 @@ class CreateReactor : public AsyncUnary {
         return e;
       }
       case StatusCode::kResourceExhausted: {
+        if (IsMemoryBudgetError(s)) {
+          return core_->MemoryBudgetExhausted(s).Metadata("domain",
+                                                          FormatDomainName(domain_.uuid));
+        }
         v1::LimitExceeded limit;
         limit.set_limit("devids_per_domain");
         limit.set_limit_value(7);
@@ -1476,6 +1521,7 @@ class ReadReactor
       if (request_.max_bytes() != 0) {
         want = std::min<uint64_t>(want, request_.max_bytes() - sent_);
       }
+      if (Paced(&ReadReactor::Pump)) return;
       auto records = session_->Read(want);
       if (!records.ok()) return EndLocked(core_->Removed(records.status(), channel_));
       if (records->empty()) {
@@ -1498,6 +1544,7 @@ class ReadReactor
             sent_ += data.size();
             core_->metrics->BytesToClients(data.size());
             CountOut(data.size());
+            ChargeRead(data.size());
             m.mutable_data()->set_data(std::move(data));
             break;
           }
@@ -1810,6 +1857,12 @@ class AttachReactor
     switch (s.code()) {
       case StatusCode::kResourceExhausted:
         if (!fail_fast_) return false;
+        if (IsMemoryBudgetError(s)) {
+          Reject(w.sequence_id(), w.sequence_id(), AckLevel::kNone, 0,
+                 StatusCode::kResourceExhausted, v1::ERROR_REASON_MEMORY_BUDGET_EXHAUSTED,
+                 std::string(s.message()));
+          break;
+        }
         Reject(w.sequence_id(), w.sequence_id(), AckLevel::kNone, 0,
                StatusCode::kResourceExhausted, v1::ERROR_REASON_QUEUE_FULL,
                "the write queue is full");
@@ -1903,6 +1956,7 @@ class AttachReactor
     if (role_ != SessionRole::kWriter || PlaceInputLocked()) ReadNextLocked();
     if (role_ == SessionRole::kWriter) UpdateAcksLocked();
     while (HasRoom() && !ending()) {
+      if (Paced(&AttachReactor::Pump)) break;
       auto records = session_->Read(kMaxChunk);
       if (!records.ok()) {
         if (records.status().code() == StatusCode::kAborted) {
@@ -1918,7 +1972,10 @@ class AttachReactor
       for (SessionRecord& r : *records) {
         v1::AttachResponse m;
         if (!AttachMessage(r, &m, core_->metrics)) continue;
-        if (m.has_data()) CountOut(m.data().data().size());
+        if (m.has_data()) {
+          CountOut(m.data().data().size());
+          ChargeRead(m.data().data().size());
+        }
         if (m.has_lease_lost()) new_holder_ = m.lease_lost().new_holder();
         Enqueue(std::move(m));
       }
@@ -2175,6 +2232,10 @@ class WriteReactor : public grpc::ServerReadReactor<v1::WriteRequest>, public Re
     const v1::WriteProgress progress = ProgressLocked();
     delivered_seen_ = progress.delivered_bytes();
     consumed_seen_ = progress.consumed_bytes();
+    // Bytes delivered to the guest leave the caller's queued-bytes quota.
+    if (queued_.amount() > accepted_ - delivered_seen_) {
+      queued_.Shrink(queued_.amount() - (accepted_ - delivered_seen_));
+    }
     const uint64_t reached = ack_level_ == AckLevel::kConsumed    ? consumed_seen_
                              : ack_level_ == AckLevel::kDelivered ? delivered_seen_
                                                                   : accepted_;
@@ -2185,7 +2246,19 @@ class WriteReactor : public grpc::ServerReadReactor<v1::WriteRequest>, public Re
       return FinishLocked(WithProgress(e));
     }
     if (has_pending_) {
+      // The caller's queued bytes (accepted, not yet delivered, over all its
+      // streams) must have room. A waiting writer whose own bytes hold the
+      // quota waits for them to be delivered (on_ready brings it back);
+      // otherwise the write is refused.
+      auto lease = core_->quota.AcquireQueued(ServiceCore::QuotaKey(identity_), pending_.size());
+      if (!lease.ok()) {
+        if (!fail_fast_ && queued_.amount() > 0) return;
+        std::optional<QuotaExceeded> q = QuotaExceededOf(lease.status());
+        if (!q.has_value()) return FinishLocked(lease.status());
+        return FinishLocked(WithProgress(core_->QuotaApiError(*q, lease.status())));
+      }
       auto range = session_->Write(pending_, epoch_);
+      if (range.ok()) queued_.Absorb(*std::move(lease));  // else given back here
       if (range.ok()) {
         if (accepted_ == 0) start_offset_ = range->start;
         accepted_ += pending_.size();
@@ -2195,6 +2268,10 @@ class WriteReactor : public grpc::ServerReadReactor<v1::WriteRequest>, public Re
         has_pending_ = false;
       } else if (range.status().code() == StatusCode::kResourceExhausted) {
         if (!fail_fast_) return;  // on_ready brings us back when room frees
+        if (IsMemoryBudgetError(range.status())) {
+          return FinishLocked(WithProgress(
+              core_->MemoryBudgetExhausted(range.status()).Metadata("channel", channel_)));
+        }
         v1::LimitExceeded limit;
         limit.set_limit("write_queue_bytes");
         limit.set_limit_value(session_->info().config.write_queue_limit_bytes);
@@ -2258,6 +2335,9 @@ class WriteReactor : public grpc::ServerReadReactor<v1::WriteRequest>, public Re
       MutexLock lock(&mu_);
       session = std::move(session_);
       timer = timer_;
+      // The stream's end gives its share back (what it left in the channel's
+      // write queue stays bounded by that queue and the memory budget).
+      queued_.Release();
     }
     core_->scheduler->Cancel(timer);
     if (session) {
@@ -2281,6 +2361,9 @@ class WriteReactor : public grpc::ServerReadReactor<v1::WriteRequest>, public Re
   uint64_t start_offset_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t accepted_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t delivered_seen_ ABSL_GUARDED_BY(mu_) = 0;
+  // This stream's share of its caller's queued-bytes quota: accepted_ less
+  // what has been delivered.
+  QuotaManager::Lease queued_ ABSL_GUARDED_BY(mu_);
   uint64_t consumed_seen_ ABSL_GUARDED_BY(mu_) = 0;
   std::string pending_ ABSL_GUARDED_BY(mu_);
   bool has_pending_ ABSL_GUARDED_BY(mu_) = false;
@@ -2487,6 +2570,7 @@ class CallReactor : public AsyncUnary {
             }
             if (done->has_value()) {
               CountOut((*done)->size());
+              ChargeRead((*done)->size());  // paces the caller's next reads
               response_->set_response(**done);
               response_->set_epoch(epoch_);
               response_->set_request_offset(request_offset_);

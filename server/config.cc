@@ -342,8 +342,8 @@ Usage: xenchand [--config FILE] [--key=value ...]
                              guests have a bucket of their own at the same
                              rate and are paced, not refused: its streams
                              wait until the bucket is out of debt
-  --quota-queued-bytes N     a caller's bytes not yet consumed by guests
-                             (8388608; accepted, not enforced yet)
+  --quota-queued-bytes N     a caller's Write bytes accepted and not yet
+                             delivered to guests, over its streams (8388608)
   Quotas answer RESOURCE_EXHAUSTED QUOTA_EXCEEDED; 0 turns one off.
 
 Logs are key=value lines on stderr; `msg=listening address=...` names every

@@ -703,7 +703,7 @@ void Engine::DoCreate(CreateChannelRequest request,
   }
   // The channel's memory floor must fit (memory_budget.h).
   if (budget_->Headroom(D) < options_.channel_memory_reserve_bytes) {
-    return done(absl::ResourceExhaustedError(absl::StrCat(
+    return done(MemoryBudgetError(absl::StrCat(
         "the memory budget has no room for another channel's ",
         options_.channel_memory_reserve_bytes, "-byte reserve in domain ", dom.name)));
   }

@@ -49,9 +49,26 @@
 #include <set>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/string_view.h"
 #include "backend/util/mutex.h"
 
 namespace xenchan {
+
+// Refusals because the memory budget is full are RESOURCE_EXHAUSTED statuses
+// carrying this payload, so that callers can tell them from other limits
+// (reader slots, device ids, queue room).
+inline constexpr char kMemoryBudgetPayload[] = "type.xenchan.dev/engine.MemoryBudgetRefusal";
+inline absl::Status MemoryBudgetError(absl::string_view message) {
+  absl::Status s = absl::ResourceExhaustedError(message);
+  s.SetPayload(kMemoryBudgetPayload, absl::Cord("1"));
+  return s;
+}
+inline bool IsMemoryBudgetError(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kResourceExhausted &&
+         s.GetPayload(kMemoryBudgetPayload).has_value();
+}
 
 // Figures for metrics and the load tool.
 struct MemoryUsage {

@@ -31,7 +31,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(std::shared_ptr<Channel> 
           absl::StrCat("channel already has ", readers, " reading sessions (the limit)")));
     }
     if (!ch.memory_.Charge(Channel::kSessionMemory, MemoryTier::kControl)) {
-      return fail(absl::ResourceExhaustedError(absl::StrCat(
+      return fail(MemoryBudgetError(absl::StrCat(
           "the memory budget has no room for another session of domain ", ch.identity_.domid)));
     }
     ch.session_bytes_ += Channel::kSessionMemory;
@@ -254,7 +254,7 @@ absl::StatusOr<WriteQueue::Range> Session::Write(absl::string_view data, uint64_
     if (!ch.memory_.Charge(data.size())) {
       // Woken (notify_fd) once memory is released.
       ch.writers_wait_for_memory_ = true;
-      return absl::ResourceExhaustedError(
+      return MemoryBudgetError(
           absl::StrCat("write of ", data.size(), " bytes does not fit in the memory budget of ",
                        "domain ", ch.identity_.domid, " now"));
     }

@@ -81,6 +81,17 @@ void QuotaManager::Lease::Shrink(uint64_t n) {
   amount_ -= n;
 }
 
+void QuotaManager::Lease::Absorb(Lease&& other) {
+  if (!other.held()) return;
+  if (!held()) {
+    *this = std::move(other);
+    return;
+  }
+  amount_ += other.amount_;
+  other.manager_ = nullptr;
+  other.amount_ = 0;
+}
+
 QuotaManager::QuotaManager(QuotaLimits limits, std::function<absl::Time()> now)
     : limits_(limits), now_(now ? std::move(now) : [] { return absl::Now(); }) {}
 
@@ -99,7 +110,10 @@ QuotaManager::CallerState& QuotaManager::CallerLocked(const std::string& caller)
     next_sweep_ = std::max<size_t>(1024, callers_.size() * 2);
   }
   auto [it, inserted] = callers_.try_emplace(caller);
-  if (inserted) it->second.tokens = static_cast<double>(burst());  // a new caller starts full
+  if (inserted) {  // a new caller starts full
+    it->second.tokens = static_cast<double>(burst());
+    it->second.read_tokens = static_cast<double>(burst());
+  }
   return it->second;
 }
 
@@ -112,15 +126,30 @@ void QuotaManager::RefillLocked(CallerState& c, absl::Time now) const {
   c.refilled = std::max(c.refilled, now);
 }
 
+void QuotaManager::RefillReadLocked(CallerState& c, absl::Time now) const {
+  const double cap = static_cast<double>(burst());
+  if (c.read_refilled != absl::InfinitePast() && now > c.read_refilled) {
+    c.read_tokens =
+        std::min(cap, c.read_tokens + absl::ToDoubleSeconds(now - c.read_refilled) *
+                                          static_cast<double>(limits_.bytes_per_second_per_caller));
+  }
+  c.read_refilled = std::max(c.read_refilled, now);
+}
+
 void QuotaManager::MaybeForgetLocked(const std::string& caller) {
   auto it = callers_.find(caller);
   if (it == callers_.end()) return;
   CallerState& c = it->second;
   if (c.streams != 0 || c.queued != 0 || !c.observers.empty()) return;
-  RefillLocked(c, now_());
+  const absl::Time now = now_();
+  RefillLocked(c, now);
+  RefillReadLocked(c, now);
   // A caller with a partly drained bucket is remembered, or it could reset
   // its rate by closing everything and coming back.
-  if (limits_.bytes_per_second_per_caller != 0 && c.tokens < static_cast<double>(burst())) return;
+  if (limits_.bytes_per_second_per_caller != 0 &&
+      (c.tokens < static_cast<double>(burst()) || c.read_tokens < static_cast<double>(burst()))) {
+    return;
+  }
   callers_.erase(it);
 }
 
@@ -233,6 +262,25 @@ absl::Duration QuotaManager::RetryAfter(const std::string& caller, uint64_t n) {
   const double missing = static_cast<double>(n) - c.tokens;
   if (missing <= 0) return absl::ZeroDuration();
   return absl::Seconds(missing / static_cast<double>(limits_.bytes_per_second_per_caller));
+}
+
+void QuotaManager::ChargeRead(const std::string& caller, uint64_t n) {
+  if (limits_.bytes_per_second_per_caller == 0 || n == 0) return;
+  MutexLock lock(&mu_);
+  CallerState& c = CallerLocked(caller);
+  RefillReadLocked(c, now_());
+  c.read_tokens -= static_cast<double>(n);
+}
+
+absl::Duration QuotaManager::ReadDelay(const std::string& caller) {
+  if (limits_.bytes_per_second_per_caller == 0) return absl::ZeroDuration();
+  MutexLock lock(&mu_);
+  auto it = callers_.find(caller);
+  if (it == callers_.end()) return absl::ZeroDuration();  // a full bucket
+  CallerState& c = it->second;
+  RefillReadLocked(c, now_());
+  if (c.read_tokens >= 0) return absl::ZeroDuration();
+  return absl::Seconds(-c.read_tokens / static_cast<double>(limits_.bytes_per_second_per_caller));
 }
 
 void QuotaManager::Give(const Lease& lease, uint64_t amount) {

@@ -11,9 +11,15 @@
 //    all callers together);
 //  - bytes per second per caller: a token bucket (refilled at the rate, at
 //    most `burst` bytes banked) charged for bytes a caller sends to guests
-//    (Write, Attach, Call requests) and bytes it reads from them;
-//  - queued bytes per caller: bytes a caller has handed over and the guest
-//    has not consumed yet (its share of the engine's write queues).
+//    (Write, Attach, Call requests): a write the bucket cannot pay for is
+//    refused; and a second bucket of the same rate and burst for bytes it
+//    reads from them (Read, Attach, Call replies), which paces instead of
+//    refusing: reads may run the bucket into debt by one chunk, and the
+//    caller's streams read nothing more until the debt is paid
+//    (ReadDelay);
+//  - queued bytes per caller: bytes a caller has handed over and the server
+//    has not delivered to the guest yet (its share of the engine's write
+//    queues; xenchand charges Write streams, channel_service.cc).
 // Acquiring a counted quota returns a Lease that gives it back when it is
 // destroyed (RAII; movable), so every end path of a handler releases it.
 // Exceeding any quota answers RESOURCE_EXHAUSTED whose payload names the
@@ -95,6 +101,9 @@ class QuotaManager {
     // For queued-byte leases: gives back `n` of the bytes now (the guest
     // consumed them); the rest stays held.
     void Shrink(uint64_t n);
+    // Takes `other` over: its amount joins this lease's (both must be of the
+    // same manager, kind, caller and key), `other` holds nothing after.
+    void Absorb(Lease&& other);
     uint64_t amount() const { return amount_; }
 
    private:
@@ -132,6 +141,13 @@ class QuotaManager {
   // InfiniteDuration if `n` is above the burst or there is no rate).
   absl::Duration RetryAfter(const std::string& caller, uint64_t n) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Charges `n` bytes read from guests to `caller`'s read bucket, which may
+  // go into debt (reads are paced, not refused). No-op without a rate.
+  void ChargeRead(const std::string& caller, uint64_t n) ABSL_LOCKS_EXCLUDED(mu_);
+  // How long `caller`'s streams must wait before reading from guests again:
+  // until the read bucket is out of debt (zero if it is now).
+  absl::Duration ReadDelay(const std::string& caller) ABSL_LOCKS_EXCLUDED(mu_);
+
   // Times each quota was exceeded, by kind.
   std::array<uint64_t, kQuotaKinds> exceeded() const ABSL_LOCKS_EXCLUDED(mu_);
   // Current use (for tests and diagnostics).
@@ -149,11 +165,14 @@ class QuotaManager {
     std::map<std::string, uint64_t> observers;  // channel -> sessions
     double tokens = 0;                          // bucket
     absl::Time refilled = absl::InfinitePast();
+    double read_tokens = 0;  // read bucket; negative: in debt
+    absl::Time read_refilled = absl::InfinitePast();
   };
 
   void Give(const Lease& lease, uint64_t amount) ABSL_LOCKS_EXCLUDED(mu_);
   CallerState& CallerLocked(const std::string& caller) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RefillLocked(CallerState& c, absl::Time now) const;
+  void RefillReadLocked(CallerState& c, absl::Time now) const;
   // Forgets `caller` if it holds nothing and its bucket is full.
   void MaybeForgetLocked(const std::string& caller) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status ExceededLocked(QuotaKind kind, uint64_t limit, uint64_t requested,

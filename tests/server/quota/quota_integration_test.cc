@@ -91,6 +91,7 @@ class QuotaIntegrationTest : public ::testing::Test {
     std::vector<std::string> flags = pki->ServerFlags();
     flags.push_back("--policy=" + policy);
     flags.push_back("--quota-streams-per-identity=2");
+    flags.push_back("--quota-queued-bytes=4096");
     flags.push_back("--metrics-listen=127.0.0.1:0");
     auto server = XenchandProcess::Start(sim_->state_dir(), sim_->scratch_dir() + "/x.sock",
                                          flags, "127.0.0.1:0");
@@ -192,6 +193,67 @@ TEST_F(QuotaIntegrationTest, CallerOverItsStreamQuotaIsRefusedOthersAreNot) {
     again = Observe(*admin_);
   } while (!again.ok() && ReasonOf(again) == "QUOTA_EXCEEDED" && absl::Now() < deadline);
   EXPECT_TRUE(again.ok()) << again;
+}
+
+// A write that would put more of a caller's bytes in the server (accepted,
+// not yet delivered) than quota-queued-bytes is refused with QUOTA_EXCEEDED;
+// writes within it go through, and delivered bytes leave the quota.
+TEST_F(QuotaIntegrationTest, QueuedBytesQuotaRefusesAnOversizeWrite) {
+  v1::WriteRequest first;
+  first.set_channel(kChannel);
+  first.set_data(std::string(8192, 'x'));
+  auto over = admin_->Write(first, [](std::string*) { return false; }, absl::Seconds(30));
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.status().code(), absl::StatusCode::kResourceExhausted) << over.status();
+  EXPECT_EQ(ReasonOf(over.status()), "QUOTA_EXCEEDED") << over.status();
+  EXPECT_EQ(MetadataOf(over.status())["limit"], "queued_bytes_per_identity") << over.status();
+  // Within the quota, several times over: a stream's bytes are given back
+  // once delivered or when the stream ends (which follows its OK on the
+  // server: retry until then).
+  first.set_data(std::string(3000, 'y'));
+  for (int i = 0; i < 4; ++i) {
+    absl::StatusOr<v1::WriteResponse> ok;
+    const absl::Time deadline = absl::Now() + absl::Seconds(20);
+    do {
+      ok = admin_->Write(first, [](std::string*) { return false; }, absl::Seconds(30));
+    } while (!ok.ok() && ReasonOf(ok.status()) == "QUOTA_EXCEEDED" && absl::Now() < deadline);
+    ASSERT_TRUE(ok.ok()) << ok.status();
+    EXPECT_EQ(ok->progress().accepted_bytes(), 3000u);
+  }
+  const int port = MetricsPort();
+  ASSERT_GT(port, 0) << server_->log();
+  EXPECT_GE(Sample(HttpGet(port, "/metrics"),
+                   "xenchan_quota_exceeded_total{limit=\"queued_bytes_per_identity\"}"),
+            1);
+}
+
+// A refusal because the memory budget is full has its own reason (not
+// NO_FREE_DEVID, which a full budget used to be reported as): here the
+// budget cannot hold even one channel's reserve.
+TEST(MemoryBudgetIntegrationTest, CreateChannelOverTheBudgetIsMemoryBudgetExhausted) {
+  auto sim = XensimProcess::Start();
+  ASSERT_TRUE(sim.ok()) << sim.status();
+  ASSERT_TRUE((*sim)->CreateDomain("guest1").ok());
+  auto server = XenchandProcess::Start((*sim)->state_dir(), (*sim)->scratch_dir() + "/x.sock",
+                                       {"--memory-budget-bytes=1048576",
+                                        "--channel-memory-reserve-bytes=2097152"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  {
+    client::ConnectOptions options;
+    options.unary_timeout = absl::Seconds(20);
+    auto c = Client::Connect((*server)->unix_target(), options);
+    ASSERT_TRUE(c.ok()) << c.status();
+    v1::CreateChannelRequest req;
+    req.set_parent("domains/guest1");
+    req.set_channel_id("org.example.big");
+    auto created = (*c)->CreateChannel(req, absl::Seconds(30));
+    ASSERT_FALSE(created.ok());
+    const absl::Status& s = created.status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+    EXPECT_EQ(ReasonOf(s), "MEMORY_BUDGET_EXHAUSTED") << s;
+    EXPECT_EQ(MetadataOf(s)["limit"], "memory_budget_bytes") << s;
+  }
+  EXPECT_EQ((*server)->Stop(), 0);
 }
 
 }  // namespace

@@ -104,6 +104,28 @@ TEST(QuotaManagerTest, QueuedBytesShrinkAsTheGuestConsumes) {
   EXPECT_EQ(Exceeded(q, QuotaKind::kQueuedBytes), 1u);
 }
 
+TEST(QuotaManagerTest, QueuedLeasesAbsorbOneAnother) {
+  QuotaLimits limits;
+  limits.queued_bytes_per_caller = 100;
+  QuotaManager q(limits);
+  QuotaManager::Lease held;  // holds nothing yet
+  auto a = q.AcquireQueued("alice", 30);
+  ASSERT_TRUE(a.ok());
+  held.Absorb(*std::move(a));
+  EXPECT_TRUE(held.held());
+  auto b = q.AcquireQueued("alice", 50);
+  ASSERT_TRUE(b.ok());
+  held.Absorb(*std::move(b));
+  EXPECT_FALSE(b->held());
+  EXPECT_EQ(held.amount(), 80u);
+  EXPECT_EQ(q.queued("alice"), 80u);
+  EXPECT_FALSE(q.AcquireQueued("alice", 21).ok());
+  held.Shrink(80);
+  EXPECT_EQ(q.queued("alice"), 0u);
+  held.Release();
+  EXPECT_EQ(q.queued("alice"), 0u);
+}
+
 TEST(QuotaManagerTest, TokenBucketRefillsAtTheRate) {
   QuotaLimits limits;
   limits.bytes_per_second_per_caller = 1000;
@@ -126,6 +148,32 @@ TEST(QuotaManagerTest, TokenBucketRefillsAtTheRate) {
   EXPECT_TRUE(q.ConsumeBytes("alice", 2000).ok());  // refills up to the burst only
   EXPECT_FALSE(q.ConsumeBytes("alice", 1).ok());
   EXPECT_EQ(Exceeded(q, QuotaKind::kBytesPerSecond), 3u);
+}
+
+TEST(QuotaManagerTest, ReadsArePacedByTheirOwnBucketNotRefused) {
+  QuotaLimits limits;
+  limits.bytes_per_second_per_caller = 1000;
+  limits.burst_bytes_per_caller = 2000;
+  absl::Time now = absl::FromUnixSeconds(1000);
+  QuotaManager q(limits, [&now] { return now; });
+  EXPECT_EQ(q.ReadDelay("alice"), absl::ZeroDuration());  // a new caller starts full
+  q.ChargeRead("alice", 1500);
+  EXPECT_EQ(q.ReadDelay("alice"), absl::ZeroDuration());
+  q.ChargeRead("alice", 1500);  // one chunk into debt: 1000 bytes
+  EXPECT_EQ(q.ReadDelay("alice"), absl::Seconds(1));
+  EXPECT_EQ(q.ReadDelay("bob"), absl::ZeroDuration());  // per caller
+  // Reading does not spend the write bucket, and nothing counts as exceeded.
+  EXPECT_TRUE(q.ConsumeBytes("alice", 2000).ok());
+  EXPECT_EQ(Exceeded(q, QuotaKind::kBytesPerSecond), 0u);
+  now += absl::Milliseconds(500);
+  EXPECT_EQ(q.ReadDelay("alice"), absl::Milliseconds(500));
+  now += absl::Milliseconds(500);
+  EXPECT_EQ(q.ReadDelay("alice"), absl::ZeroDuration());
+  now += absl::Seconds(60);  // refills up to the burst only
+  q.ChargeRead("alice", 2000);
+  EXPECT_EQ(q.ReadDelay("alice"), absl::ZeroDuration());
+  q.ChargeRead("alice", 1000);
+  EXPECT_EQ(q.ReadDelay("alice"), absl::Seconds(1));
 }
 
 TEST(QuotaManagerTest, ZeroMeansUnlimited) {
