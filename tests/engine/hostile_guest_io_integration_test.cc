@@ -178,6 +178,7 @@ class HostileGuestIoTest : public ::testing::Test {
   std::vector<int> fds_;
   std::atomic<bool> stop_{false};
   std::vector<std::thread> threads_;
+  std::atomic<size_t> sent_[2] = {};
   int quiet_tty_ = -1;
   std::unique_ptr<Session> quiet_;
 };
@@ -326,7 +327,9 @@ TEST_F(HostileGuestIoTest, OutputFloodWithNoReaderUnderBlockAndDropOldest) {
   Channel("dropper", "out", drop);
   const std::string block_data = Pattern(kFlood, 11);
   const std::string drop_data = Pattern(kFlood, 12);
-  std::atomic<size_t> block_sent{0}, drop_sent{0};
+  // The fixture's: flood threads run until TearDown joins them.
+  std::atomic<size_t>& block_sent = sent_[0];
+  std::atomic<size_t>& drop_sent = sent_[1];
   Flood(Tty("blocker", "out"), block_data, &block_sent);
   Flood(Tty("dropper", "out"), drop_data, &drop_sent);
 

@@ -126,6 +126,7 @@ class MemoryBudgetIntegrationTest : public ::testing::Test {
   std::vector<int> fds_;
   std::atomic<bool> stop_{false};
   std::vector<std::thread> threads_;
+  std::vector<std::atomic<size_t>> sent_ = std::vector<std::atomic<size_t>>(kFlooders);
 };
 
 TEST_F(MemoryBudgetIntegrationTest, FloodingGuestsNeverTakeTheServerOverItsBudget) {
@@ -142,7 +143,8 @@ TEST_F(MemoryBudgetIntegrationTest, FloodingGuestsNeverTakeTheServerOverItsBudge
   auto calm = Open("quiet", "calm", SessionRole::kWriter, ReadStart::Anchor::kNext);
   ASSERT_NE(calm, nullptr);
 
-  std::vector<std::atomic<size_t>> sent(kFlooders);
+  // The fixture's: flood threads run until TearDown joins them.
+  std::vector<std::atomic<size_t>>& sent = sent_;
   for (int i = 0; i < kFlooders; ++i) {
     sent[i] = 0;
     Flood(Tty(names[i], "flood"), Pattern(kFloodBytes, static_cast<uint32_t>(i + 1)), &sent[i]);
