@@ -831,7 +831,7 @@ void Engine::DoCreate(CreateChannelRequest request,
   ring->WaitConnected(absl::Now() + request.connect_timeout,
                       [channel, done = std::move(done)](absl::Status s) {
                         if (s.ok()) return done(channel->Info());
-                        done(s);
+                        done(std::move(s));  // hand the one reference over: no rep shared across threads
                       });
 }
 
