@@ -31,6 +31,7 @@
 #include "absl/strings/str_cat.h"
 #include "backend/engine/engine.h"
 #include "gtest/gtest.h"
+#include "tests/engine/flood_fixture.h"
 #include "tests/engine/sim_fixture.h"
 
 namespace xenchan {
@@ -50,30 +51,12 @@ constexpr size_t kDomainLimit = size_t{2} << 20;
 constexpr size_t kFloor = size_t{64} << 10;
 constexpr size_t kInRing = sizeof(xencons_interface::in);
 
-class HostileGuestIoTest : public ::testing::Test {
+class HostileGuestIoTest : public testing_sim::FloodFixture {
  protected:
-  void SetUp() override {
-    auto host = SimHost::Start();
-    ASSERT_TRUE(host.ok()) << host.status();
-    sim_ = *std::move(host);
-    auto options = sim_->EngineOptionsForHost();
-    ASSERT_TRUE(options.ok()) << options.status();
-    options->memory_budget_bytes = kBudget;
-    options->domain_memory_limit_bytes = kDomainLimit;
-    options->channel_memory_reserve_bytes = kFloor;
-    auto engine = Engine::Create(*std::move(options));
-    ASSERT_TRUE(engine.ok()) << engine.status();
-    engine_ = *std::move(engine);
-    waiter_ = std::make_unique<EventWaiter>(engine_.get());
-  }
-
-  void TearDown() override {
-    stop_ = true;
-    for (auto& t : threads_) t.join();
-    for (int fd : fds_) close(fd);
-    waiter_.reset();
-    engine_.reset();
-    sim_.reset();
+  void Configure(EngineOptions& options) override {
+    options.memory_budget_bytes = kBudget;
+    options.domain_memory_limit_bytes = kDomainLimit;
+    options.channel_memory_reserve_bytes = kFloor;
   }
 
   uint32_t Domain(const std::string& name) {
@@ -94,23 +77,6 @@ class HostileGuestIoTest : public ::testing::Test {
     return c.ok() ? *c : ChannelInfo();
   }
 
-  int Tty(const std::string& domain, const std::string& id) {
-    const int fd = OpenRawTty(sim_->GuestChannelPath(domain, id));
-    EXPECT_GE(fd, 0);
-    if (fd >= 0) fds_.push_back(fd);
-    return fd;
-  }
-
-  std::unique_ptr<Session> Open(const std::string& domain, const std::string& id, SessionRole role,
-                                ReadStart::Anchor anchor = ReadStart::Anchor::kNext) {
-    SessionOptions o;
-    o.role = role;
-    o.start.anchor = anchor;
-    auto s = engine_->OpenSession({domain, id}, std::move(o));
-    EXPECT_TRUE(s.ok()) << s.status();
-    return s.ok() ? *std::move(s) : nullptr;
-  }
-
   // The quiet guest's channel: one round trip each way.
   void QuietRoundTrip(const std::string& tag) {
     ASSERT_TRUE(WriteAll(quiet_tty_, "up:" + tag));
@@ -126,26 +92,6 @@ class HostileGuestIoTest : public ::testing::Test {
     quiet_ = Open("quiet", "calm", SessionRole::kWriter);
     ASSERT_NE(quiet_, nullptr);
     QuietRoundTrip("start");
-  }
-
-  // Writes `data` into a guest tty from a thread, never blocking for long
-  // (a stalled guest must not keep the test from stopping it).
-  void Flood(int fd, std::string data, std::atomic<size_t>* sent) {
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-    threads_.emplace_back([this, fd, data = std::move(data), sent] {
-      size_t off = 0;
-      while (!stop_ && off < data.size()) {
-        const ssize_t n = write(fd, data.data() + off, std::min<size_t>(4096, data.size() - off));
-        if (n > 0) {
-          off += static_cast<size_t>(n);
-          sent->store(off);
-          continue;
-        }
-        if (n < 0 && errno != EAGAIN && errno != EINTR) return;
-        pollfd p{fd, POLLOUT, 0};
-        poll(&p, 1, 50);  // re-checks stop_ at least every 50 ms
-      }
-    });
   }
 
   // Writes chunks of `data` from `*at` on until the session refuses one;
@@ -172,12 +118,6 @@ class HostileGuestIoTest : public ::testing::Test {
     for (const auto& [domid, used] : m.by_domain) EXPECT_LE(used, kDomainLimit) << when;
   }
 
-  std::unique_ptr<SimHost> sim_;
-  std::unique_ptr<Engine> engine_;
-  std::unique_ptr<EventWaiter> waiter_;
-  std::vector<int> fds_;
-  std::atomic<bool> stop_{false};
-  std::vector<std::thread> threads_;
   std::atomic<size_t> sent_[2] = {};
   int quiet_tty_ = -1;
   std::unique_ptr<Session> quiet_;

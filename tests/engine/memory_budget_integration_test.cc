@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "backend/engine/engine.h"
 #include "gtest/gtest.h"
+#include "tests/engine/flood_fixture.h"
 #include "tests/engine/sim_fixture.h"
 
 namespace xenchan {
@@ -39,31 +40,13 @@ constexpr size_t kFloor = size_t{64} << 10;
 constexpr int kFlooders = 6;
 constexpr size_t kFloodBytes = size_t{3} << 20;  // per flooder: more than the budget can hold
 
-class MemoryBudgetIntegrationTest : public ::testing::Test {
+class MemoryBudgetIntegrationTest : public testing_sim::FloodFixture {
  protected:
-  void SetUp() override {
-    auto host = SimHost::Start();
-    ASSERT_TRUE(host.ok()) << host.status();
-    sim_ = *std::move(host);
-    auto options = sim_->EngineOptionsForHost();
-    ASSERT_TRUE(options.ok()) << options.status();
-    options->memory_budget_bytes = kBudget;
-    options->domain_memory_limit_bytes = kDomainLimit;
-    options->channel_memory_reserve_bytes = kFloor;
-    options->buffer_limit_bytes = size_t{2} << 20;  // above the domain cap
-    auto engine = Engine::Create(*std::move(options));
-    ASSERT_TRUE(engine.ok()) << engine.status();
-    engine_ = *std::move(engine);
-    waiter_ = std::make_unique<EventWaiter>(engine_.get());
-  }
-
-  void TearDown() override {
-    stop_ = true;
-    for (auto& t : threads_) t.join();
-    for (int fd : fds_) close(fd);
-    waiter_.reset();
-    engine_.reset();
-    sim_.reset();
+  void Configure(EngineOptions& options) override {
+    options.memory_budget_bytes = kBudget;
+    options.domain_memory_limit_bytes = kDomainLimit;
+    options.channel_memory_reserve_bytes = kFloor;
+    options.buffer_limit_bytes = size_t{2} << 20;  // above the domain cap
   }
 
   void Domain(const std::string& name) {
@@ -82,50 +65,6 @@ class MemoryBudgetIntegrationTest : public ::testing::Test {
     ASSERT_TRUE(c.ok()) << c.status();
   }
 
-  int Tty(const std::string& domain, const std::string& id) {
-    const int fd = OpenRawTty(sim_->GuestChannelPath(domain, id));
-    EXPECT_GE(fd, 0);
-    if (fd >= 0) fds_.push_back(fd);
-    return fd;
-  }
-
-  std::unique_ptr<Session> Open(const std::string& domain, const std::string& id, SessionRole role,
-                                ReadStart::Anchor anchor) {
-    SessionOptions o;
-    o.role = role;
-    o.start.anchor = anchor;
-    auto s = engine_->OpenSession({domain, id}, std::move(o));
-    EXPECT_TRUE(s.ok()) << s.status();
-    return s.ok() ? *std::move(s) : nullptr;
-  }
-
-  // Writes `data` into a guest tty without ever blocking for long: a BLOCK
-  // channel's guest stalls, and the test must still be able to stop it.
-  void Flood(int fd, std::string data, std::atomic<size_t>* sent) {
-    const int flags = fcntl(fd, F_GETFL);
-    fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-    threads_.emplace_back([this, fd, data = std::move(data), sent] {
-      size_t off = 0;
-      while (!stop_ && off < data.size()) {
-        const ssize_t n = write(fd, data.data() + off, std::min<size_t>(4096, data.size() - off));
-        if (n > 0) {
-          off += static_cast<size_t>(n);
-          sent->store(off);
-          continue;
-        }
-        if (n < 0 && errno != EAGAIN && errno != EINTR) return;
-        pollfd p{fd, POLLOUT, 0};
-        poll(&p, 1, 50);  // re-checks stop_ at least every 50 ms
-      }
-    });
-  }
-
-  std::unique_ptr<SimHost> sim_;
-  std::unique_ptr<Engine> engine_;
-  std::unique_ptr<EventWaiter> waiter_;
-  std::vector<int> fds_;
-  std::atomic<bool> stop_{false};
-  std::vector<std::thread> threads_;
   std::vector<std::atomic<size_t>> sent_ = std::vector<std::atomic<size_t>>(kFlooders);
 };
 
