@@ -110,11 +110,15 @@ absl::StatusOr<size_t> ConsoleRing::FillIn(const char* src, size_t len) {
   return n;
 }
 
-absl::StatusOr<uint64_t> ConsoleRing::InConsumed() const {
+absl::StatusOr<uint64_t> ConsoleRing::InConsumed() {
   const Snapshot s = SnapIn();
   const uint32_t used = s.prod - s.cons;
   if (used > kInSize) return Corrupt("in", s.cons, s.prod);
-  return in_produced_ - used;
+  // `used` is what the guest claims it has not read yet. Only a guest that
+  // moved in_cons backwards can claim more than we produced since attach, or
+  // less progress than it claimed before: keep the high-water mark.
+  if (used <= in_produced_) in_consumed_ = std::max(in_consumed_, in_produced_ - used);
+  return in_consumed_;
 }
 
 }  // namespace xenchan

@@ -49,7 +49,11 @@ class ConsoleRing {
   // attach, and the total the guest has consumed (moved in_cons past): the
   // basis for "delivered" and "consumed" acknowledgements.
   uint64_t in_produced() const { return in_produced_; }
-  absl::StatusOr<uint64_t> InConsumed() const;
+  // Contract: never more than in_produced() and never less than an earlier
+  // result. A guest that moves in_cons backwards (or indices that were
+  // garbage at attach) cannot make it go back or past what was produced:
+  // consumption already reported stays reported. DATA_LOSS if inconsistent.
+  absl::StatusOr<uint64_t> InConsumed();
 
   // Total bytes drained from `out` since attach.
   uint64_t out_consumed() const { return out_consumed_; }
@@ -67,6 +71,7 @@ class ConsoleRing {
   uint32_t in_prod_;   // our shadow of in_prod
   uint32_t in_cons_at_attach_;
   uint64_t in_produced_ = 0;
+  uint64_t in_consumed_ = 0;  // high-water mark of InConsumed()
   uint64_t out_consumed_ = 0;
 };
 

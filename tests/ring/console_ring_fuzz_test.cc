@@ -38,6 +38,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   xenchan::ConsoleRing ring(page);
   std::vector<char> buf(8192);
   uint64_t drained = 0;
+  uint64_t consumed = 0;
   while (size > 0) {
     const uint8_t op = *data++;
     --size;
@@ -64,7 +65,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       case 4: {
         auto n = ring.InConsumed();
-        if (n.ok() && *n > ring.in_produced()) abort();
+        if (n.ok()) {
+          // Never past what was produced, never back from what was reported.
+          if (*n > ring.in_produced() || *n < consumed) abort();
+          consumed = *n;
+        }
         break;
       }
       case 5: {

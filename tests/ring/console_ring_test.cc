@@ -109,6 +109,31 @@ TEST_F(ConsoleRingTest, CorruptInIndicesAreRefused) {
   EXPECT_EQ(intf()->in_prod, 0u);
 }
 
+TEST_F(ConsoleRingTest, ConsumptionNeverGoesBackNorPastWhatWasProduced) {
+  FakeGuest guest(intf());
+  ConsoleRing ring(page_);
+  ASSERT_EQ(*ring.FillIn("0123456789", 10), 10u);
+  EXPECT_EQ(guest.Read(6), "012345");
+  EXPECT_EQ(*ring.InConsumed(), 6u);
+  intf()->in_cons -= 4;  // the guest "un-reads" 4 bytes: progress stays
+  EXPECT_EQ(*ring.InConsumed(), 6u);
+  intf()->in_cons -= 100;  // claims more unread than we ever produced
+  EXPECT_EQ(*ring.InConsumed(), 6u);
+  EXPECT_LE(*ring.InConsumed(), ring.in_produced());
+  intf()->in_cons = intf()->in_prod;  // and then reads everything
+  EXPECT_EQ(*ring.InConsumed(), 10u);
+}
+
+TEST_F(ConsoleRingTest, GarbageInIndicesAtAttachCountNothingAsConsumed) {
+  intf()->in_prod = 10;
+  intf()->in_cons = 0xfffffff0u;  // 26 bytes "in use": plausible, but never ours
+  ConsoleRing ring(page_);
+  EXPECT_EQ(ring.in_produced(), 26u);
+  EXPECT_EQ(*ring.InConsumed(), 0u);
+  intf()->in_cons = 0xffffff00u;  // 266 bytes in use: more than produced
+  EXPECT_EQ(*ring.InConsumed(), 0u);
+}
+
 TEST_F(ConsoleRingTest, ReattachResumesWhereThePreviousBackendStopped) {
   FakeGuest guest(intf());
   {
