@@ -1,9 +1,21 @@
 """System libraries from Debian, described by pkg-config.
 
 `system_libs` is one repository rule: for every library it runs `pkg-config`
-on the host and writes a `cc_library` whose compile and link flags are exactly
-what pkg-config reports. Nothing is hand-written, so moving to another Debian
-release means nothing here changes.
+on the host and writes a source-less `cc_library` that hands what pkg-config
+reports to everything that depends on it:
+
+  * `-DNAME[=VALUE]` from `--cflags` become the library's `defines`, which
+    Bazel propagates to every dependent's compile (a source-less library's
+    `copts` would reach nobody);
+  * `-I DIR` becomes an `includes` entry through a symlink to DIR inside the
+    generated repository (`includes` must be relative), also propagated;
+  * `-pthread` goes to the link flags, where it matters;
+  * `--libs` become `linkopts`;
+  * any other compile flag stops the build with an error naming it, rather
+    than being dropped without a word.
+
+Nothing is hand-written, so moving to another Debian release means nothing
+here changes.
 
 Usage in WORKSPACE:
 
@@ -42,17 +54,46 @@ def _dedupe_keep_last(items):
         out.append(item)
     return reversed(out)
 
+def _compile_flags(ctx, name, modules, cflags):
+    """Sorts pkg-config --cflags into (defines, includes, extra linkopts)."""
+    defines = []
+    includes = []
+    linkopts = []
+    pending_include = False
+    for flag in cflags:
+        if pending_include:
+            flag = "-I" + flag
+            pending_include = False
+        if flag == "-I":
+            pending_include = True
+        elif flag.startswith("-D"):
+            defines.append(flag[2:])
+        elif flag.startswith("-I"):
+            link = "include_%s_%d" % (name, len(includes))
+            ctx.symlink(flag[2:], link)
+            includes.append(link)
+        elif flag == "-pthread":
+            linkopts.append(flag)
+        else:
+            fail("pkg-config --cflags %s gave %s, which system_libs cannot pass on to dependents; teach tools/bazel/pkg_config.bzl what it means" % (
+                " ".join(modules),
+                flag,
+            ))
+    return defines, includes, linkopts
+
 def _library(ctx, name, modules, extra = [], deps = []):
     cflags = _split(_run(ctx, ["pkg-config", "--cflags"] + modules))
+    defines, includes, cflag_linkopts = _compile_flags(ctx, name, modules, cflags)
     libs = _split(_run(ctx, ["pkg-config", "--libs"] + modules))
     extra_flags = ["-l" + lib for lib in extra]
-    linkopts = list(_dedupe_keep_last(extra_flags + libs))
+    linkopts = list(_dedupe_keep_last(extra_flags + libs + cflag_linkopts))
     versions = _run(ctx, ["pkg-config", "--modversion"] + modules).split("\n")
     return """
 # pkg-config {modules}: {versions}
 cc_library(
     name = "{name}",
-    copts = {copts},
+    defines = {defines},
+    includes = {includes},
     linkopts = {linkopts},
     deps = {deps},
     visibility = ["//visibility:public"],
@@ -61,7 +102,8 @@ cc_library(
         name = name,
         modules = " ".join(modules),
         versions = ", ".join(versions),
-        copts = repr(cflags),
+        defines = repr(defines),
+        includes = repr(includes),
         linkopts = repr(linkopts),
         deps = repr(deps),
     )
