@@ -151,6 +151,8 @@ class Host {
   const std::string& state_dir() const { return options_.state_dir; }
 
  private:
+  // Defined in host.cc (life cycle, lookup, reaping), host_libxl.cc (create
+  // and destroy) and host_control.cc (guest commands, status, requests).
   enum class State { kRunning, kSuspended, kCrashed, kShutdown, kDying };
   struct Domain {
     uint32_t domid = 0;
@@ -176,7 +178,6 @@ class Host {
   // Waits until QEMU has moved every channel's backend out of state 1;
   // UNAVAILABLE at once if QEMU exits first, DEADLINE_EXCEEDED after 20 s.
   absl::Status WaitForBackends(uint32_t domid, size_t channels, pid_t qemu);
-  absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& args);
   absl::StatusOr<std::string> GuestCommand(const Domain& d, const std::string& command);
   DomainStatus StatusLocked(const Domain& d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnDomainGone(uint32_t domid) ABSL_LOCKS_EXCLUDED(mu_);
