@@ -8,7 +8,8 @@
 set -euo pipefail
 
 BUF_VERSION=1.75.0
-TOOLS_DIR=/opt/xenchan-tools   # npm packages (buf) live here, outside the repo
+BUILDIFIER_VERSION=8.2.1
+TOOLS_DIR=/opt/xenchan-tools   # npm packages (buf, buildifier) live here, outside the repo
 
 if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
 
@@ -27,7 +28,8 @@ PACKAGES=(
   python3 python3-grpcio python3-protobuf  # the generated Python SDK and its test
   qemu-guest-agent                         # a real peer for Call with the QEMU guest agent framing
   openssl libssl-dev                       # test certificate authorities for mTLS tests; X.509 parsing in xenchand
-  nodejs npm                               # to install buf (proto lint)
+  nodejs npm                               # to install buf (proto lint) and buildifier
+  shellcheck clang-format                  # the lint tests (tests/lint): shell scripts, C++ format
 )
 # The real-Xen lane (tests/xen/run-lane.sh): QEMU, Xen 4.17's hypervisor and
 # tools, QEMU's Xen device model (serves xl.cfg channels), busybox and cpio
@@ -68,5 +70,11 @@ if [ ! -x "$TOOLS_DIR/node_modules/.bin/buf" ] ||
   echo "setup: installing buf $BUF_VERSION into $TOOLS_DIR"
   "${SUDO[@]}" mkdir -p "$TOOLS_DIR"
   "${SUDO[@]}" npm install --silent --no-audit --no-fund --prefix "$TOOLS_DIR" "@bufbuild/buf@$BUF_VERSION"
+fi
+if [ ! -x "$TOOLS_DIR/node_modules/.bin/buildifier" ] ||
+   ! "$TOOLS_DIR/node_modules/.bin/buildifier" --version 2>/dev/null | grep -q "version: $BUILDIFIER_VERSION\b"; then
+  echo "setup: installing buildifier $BUILDIFIER_VERSION into $TOOLS_DIR"
+  "${SUDO[@]}" mkdir -p "$TOOLS_DIR"
+  "${SUDO[@]}" npm install --silent --no-audit --no-fund --prefix "$TOOLS_DIR" "@bazel/buildifier@$BUILDIFIER_VERSION"
 fi
 echo "setup: ok"

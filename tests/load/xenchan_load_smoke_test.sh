@@ -13,7 +13,7 @@ for name in channels streams duration_s msgs msgs_per_s mb_per_s p50_us p90_us p
   echo "$v" | grep -Eq '^[0-9][0-9.e+]*$' || { echo "RESULT $name missing or not a number: '$v'" >&2; exit 1; }
 done
 [ "$(value errors)" = 0 ] || { echo "errors: $(value errors)" >&2; exit 1; }
-[ "$(value channels)" = 10 ] && [ "$(value streams)" = 10 ] || { echo "wrong shape" >&2; exit 1; }
+if [ "$(value channels)" != 10 ] || [ "$(value streams)" != 10 ]; then echo "wrong shape" >&2; exit 1; fi
 for kind in echo write read; do
   v=$(value ${kind}_msgs_per_s)
   [ "$v" != 0 ] || { echo "no $kind traffic" >&2; exit 1; }

@@ -42,7 +42,7 @@ if ! ls "$KDIR"/boot/vmlinuz-* >/dev/null 2>&1; then
   rm -f "$deb"
   rm -rf "$KDIR" && mv "$KDIR.tmp" "$KDIR"
 fi
-VMLINUZ=$(ls "$KDIR"/boot/vmlinuz-* | head -n 1)
+VMLINUZ=$(find "$KDIR/boot" -maxdepth 1 -name "vmlinuz-*" | sort | head -n 1)
 KVER=${VMLINUZ##*/vmlinuz-}
 
 # copy_with_libs ROOT FILE [DEST]: FILE (dereferenced) plus its shared-library

@@ -14,7 +14,7 @@
 # cached kernel .deb contents, serial.log), XENLANE_TIMEOUT (seconds for the
 # whole boot, default 900), XENLANE_SETUP=0 to skip scripts/setup.sh.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 WORK=${XENLANE_WORK:-/var/tmp/xenchan-lane}
 TIMEOUT=${XENLANE_TIMEOUT:-900}
 t_start=$(date +%s)

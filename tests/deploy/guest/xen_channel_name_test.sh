@@ -80,10 +80,13 @@ remove_device() {
   rm -rf "$T/xs/device/console/$1"
 }
 
+# $SHELL_CMD is a command line ("busybox sh"): split on purpose.
+# shellcheck disable=SC2086
 helper() { env PATH="$FAKE_BIN:$PATH" $SHELL_CMD "$HELPER" --root "$R" "$@"; }
 # raw_event ACTION SUBSYSTEM DEVPATH: a uevent as udev or busybox uevent
 # passes it (in the environment).
 raw_event() {
+  # shellcheck disable=SC2086  # $SHELL_CMD is a command line, split on purpose
   env PATH="$FAKE_BIN:$PATH" ACTION="$1" SUBSYSTEM="$2" DEVPATH="$3" \
     $SHELL_CMD "$HELPER" --root "$R" uevent 2>>"$T/log"
 }
@@ -174,7 +177,7 @@ run_suite() {
   do_sync
   check "no tty left: console-9 waits" yes \
     "$(grep -q 'console device(s) 9 wait for a tty (free ttys: none)' "$T/log" && echo yes)"
-  check "no tty left: 7 channels linked" 7 "$(ls "$R/dev/xen-channel" | wc -l | tr -d ' ')"
+  check "no tty left: 7 channels linked" 7 "$(find "$R/dev/xen-channel" -mindepth 1 -maxdepth 1 | wc -l | tr -d ' ')"
   rm -rf "$T"
 
   # ---- names: invalid ones are never linked, but their device still holds

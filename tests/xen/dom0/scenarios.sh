@@ -1,4 +1,6 @@
 #!/bin/sh
+# Predicates (ack_is, state_is, ...) are run through the bounded wait helpers:
+# shellcheck disable=SC2317
 # The lane's scenarios, run in dom0 by /init (tests/xen/README.md). Prints
 #   SCENARIO <n> <name> PASS|FAIL <detail>
 #   RESULT <name> key=value ...
@@ -172,6 +174,7 @@ fi
 t0=$(now_ms)
 created=$(ctl create lane1 org.xenchan.agent.0 --wait --connect-timeout 60s 2>&1); crc=$?
 t_conn=$(( $(now_ms) - t0 ))
+# shellcheck disable=SC2016  # the script runs in the guest's shell
 link=$(gcmd lane1 30 'i=0; while [ ! -e /dev/xen-channel/org.xenchan.agent.0 ] && [ $i -lt 100 ]; do sleep 0.2; i=$((i+1)); done; readlink /dev/xen-channel/org.xenchan.agent.0')
 pong=
 i=0
@@ -263,6 +266,7 @@ grc=$?
 hung=no; in_console lane1 "ECHO-HANGUP org.xenchan.lane.echo.0" && hung=yes
 readd=$(ctl create lane1 org.xenchan.lane.echo.1 --wait --connect-timeout 60s 2>&1); rrc=$?
 N2=$(devid_of "$D" org.xenchan.lane.echo.1)
+# shellcheck disable=SC2016  # the script runs in the guest's shell
 relink=$(gcmd lane1 30 'i=0; while [ ! -e /dev/xen-channel/org.xenchan.lane.echo.1 ] && [ $i -lt 100 ]; do sleep 0.2; i=$((i+1)); done; readlink /dev/xen-channel/org.xenchan.lane.echo.1')
 if [ $drc -eq 0 ] && [ $ordered = yes ] && [ $grc -eq 0 ] && [ $hung = yes ] && [ $rrc -eq 0 ] && [ -n "$relink" ]; then
   scenario 3 unplug PASS "delete took ${t_del} ms in order $order (trace lines); guest's $hvc gone, echo peer hung up; re-added as devid $N2 -> $relink"
@@ -284,7 +288,7 @@ if [ $x2 -eq 0 ] && grep -q "Primary console has invalid configuration" /tmp/xl-
 else
   BUG_DEVID0=no
 fi
-lane "lane2 (dom$D2): xl create rc=$x2; channels in xenstore: '$(echo $single)'; devid-0 bug seen: $BUG_DEVID0"
+lane "lane2 (dom$D2): xl create rc=$x2; channels in xenstore: '$(printf '%s' "$single" | tr '\n' ' ')'; devid-0 bug seen: $BUG_DEVID0"
 
 created2=$(ctl create lane2 org.xenchan.lane.echo.0 --wait --connect-timeout 60s 2>&1); c2=$?
 wait_for 30 in_console lane2 "ECHO-READY org.xenchan.lane.echo.0"
