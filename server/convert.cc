@@ -161,7 +161,7 @@ void ToProto(const LeaseHolder& h, v1::LeaseHolder* out) {
   out->set_session_id(h.session_id);
   out->set_identity(h.identity);
   out->set_kind(ToProto(h.kind));
-  SetTime(h.acquire_time, out->mutable_acquire_time());
+  SetTimeIfKnown(h.acquire_time, out, &v1::LeaseHolder::mutable_acquire_time);
 }
 
 void ToProto(const EpochChange& e, v1::EpochChange* out) {
@@ -169,7 +169,7 @@ void ToProto(const EpochChange& e, v1::EpochChange* out) {
   out->set_epoch(e.epoch);
   out->set_previous_end_offset(e.previous_end_offset);
   out->set_reason(ToProto(e.reason));
-  SetTime(e.time, out->mutable_time());
+  SetTimeIfKnown(e.time, out, &v1::EpochChange::mutable_time);
 }
 
 void ToProto(const DomainInfo& d, v1::Domain* out) {
@@ -224,7 +224,7 @@ void ToProto(const ChannelInfo& c, v1::Channel* out) {
   ToProto(c.config.default_framing.value_or(Framing{}), config->mutable_default_framing());
   out->set_max_ack_level(ToProto(c.max_ack_level));
   out->set_stalled(c.stalled);
-  if (c.stalled) SetTime(c.stall_start_time, out->mutable_stall_start_time());
+  if (c.stalled) SetTimeIfKnown(c.stall_start_time, out, &v1::Channel::mutable_stall_start_time);
   if (c.from_guest.next.epoch != 0 || c.epoch != 0) {
     ToProto(c.from_guest.earliest, out->mutable_from_guest()->mutable_earliest_position());
     ToProto(c.from_guest.next, out->mutable_from_guest()->mutable_next_position());
@@ -246,16 +246,16 @@ void ToProto(const ChannelInfo& c, v1::Channel* out) {
   k->set_rate_limited_periods(c.counters.rate_limited_periods);
   k->set_stalls(c.counters.stalls);
   k->set_epochs(c.counters.epochs);
-  SetTime(c.counters.start_time, k->mutable_start_time());
+  SetTimeIfKnown(c.counters.start_time, k, &v1::ChannelCounters::mutable_start_time);
   if (c.write_lease.has_value()) ToProto(*c.write_lease, out->mutable_write_lease());
   out->set_observer_count(c.observer_count);
-  SetTime(c.create_time, out->mutable_create_time());
-  SetTime(c.connect_time, out->mutable_connect_time());
+  SetTimeIfKnown(c.create_time, out, &v1::Channel::mutable_create_time);
+  SetTimeIfKnown(c.connect_time, out, &v1::Channel::mutable_connect_time);
   if (c.last_error.kind != ChannelErrorKind::kNone) {
     v1::ChannelError* e = out->mutable_last_error();
     e->set_kind(ToProto(c.last_error.kind));
     e->set_message(c.last_error.message);
-    SetTime(c.last_error.time, e->mutable_time());
+    SetTimeIfKnown(c.last_error.time, e, &v1::ChannelError::mutable_time);
   }
   out->set_toolstack_endpoint(c.toolstack_endpoint);
 }

@@ -18,6 +18,19 @@ namespace server {
 
 // Leaves `out` untouched for absl::InfinitePast() (unset times).
 void SetTime(absl::Time t, google::protobuf::Timestamp* out);
+
+// Sets the Timestamp field of `msg` that `mutable_field` names (for example
+// &v1::Channel::mutable_connect_time) to `t`, only when `t` is a known time.
+// An unknown time (absl::InfinitePast() or InfiniteFuture()) leaves the field
+// absent, as the API documents for times that have not happened yet: calling
+// the mutable accessor alone would make it present with value 0
+// (1970-01-01).
+template <class Msg>
+void SetTimeIfKnown(absl::Time t, Msg* msg,
+                    google::protobuf::Timestamp* (Msg::*mutable_field)()) {
+  if (t == absl::InfinitePast() || t == absl::InfiniteFuture()) return;
+  SetTime(t, (msg->*mutable_field)());
+}
 absl::Duration FromProto(const google::protobuf::Duration& d);
 
 v1::ChannelState ToProto(ChannelState s);
