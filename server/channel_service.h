@@ -4,12 +4,13 @@
 //
 // Shape (STYLE.md, "TensorFlow Serving" and "gRPC's own guidance"):
 //  - Every request field is validated first (INVALID_ARGUMENT with a stable
-//    reason and a google.rpc.BadRequest). Then one engine call; engine
-//    statuses are classified into API errors with reasons and details in this
-//    file, and converted to the wire exactly once (server/status.h).
-//  - Unary queries (List*, Get*) answer inline: engine queries only take
-//    short locks. CreateChannel, DeleteChannel and Call are posted to the
-//    engine and answered from its callbacks.
+//    reason and a google.rpc.BadRequest; server/validate.h). Then one engine
+//    call; engine statuses are classified into API errors with reasons and
+//    details in one place (server/engine_errors.h), and converted to the wire
+//    exactly once (server/status.h).
+//  - Unary queries (List*, Get*) answer inline (server/queries.h): engine
+//    queries only take short locks. CreateChannel, DeleteChannel and Call are
+//    posted to the engine and answered from its callbacks.
 //  - One reactor object per stream. Reactions never block and never run
 //    stream work themselves: they post to the service's Scheduler and return.
 //    Engine sessions signal new data through on_ready, which also only posts.
@@ -26,9 +27,9 @@
 //    accepted bytes) is not undone.
 //  - Shutdown: BeginShutdown() ends every open call with UNAVAILABLE
 //    (SHUTTING_DOWN) and refuses new ones the same way.
-//  - Authorization (AccessControl): every handler authenticates its caller
-//    (identity.h) and checks the verbs the proto names for it against the
-//    policy in force, after validating the request's fields and BEFORE
+//  - Authorization (AccessControl, server/authorizer.h): every handler
+//    authenticates its caller (identity.h) and checks the verbs the proto
+//    names for it against the policy in force, after validating the request's fields and BEFORE
 //    looking the resource up, so PERMISSION_DENIED never depends on whether
 //    the domain or channel exists (an unauthorized caller learns nothing
 //    about existence). The domain of a check is the one the engine resolves
@@ -38,27 +39,23 @@
 //    (domains: any verb). Every decision, session open/close (with byte
 //    counts) and channel create/delete goes to the audit log, if any.
 //
+// Where things are: this class is the adapter gRPC calls; the state it shares
+// with its reactors is ServiceCore (service_core.h); the reactors and their
+// common machinery are in reactors.h and reactor_base.h.
+//
 // Thread safety: all methods may be called from any thread.
 #ifndef XENCHAN_SERVER_CHANNEL_SERVICE_H_
 #define XENCHAN_SERVER_CHANNEL_SERVICE_H_
 
 #include <cstddef>
-#include <functional>
-#include <map>
+#include <cstdint>
 #include <memory>
-#include <string>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
 #include "backend/engine/engine.h"
-#include "backend/framing/framing.h"
-#include "backend/util/mutex.h"
-#include "server/audit/audit_log.h"
-#include "server/identity.h"
+#include "server/authorizer.h"
 #include "server/metrics.h"
-#include "server/policy/policy.h"
 #include "server/quota/quota_manager.h"
-#include "server/scheduler.h"
 #include "xenchan/v1/channel_service.grpc.pb.h"
 
 namespace xenchan {
@@ -93,18 +90,6 @@ struct ChannelServiceOptions {
   // charged to its bytes-per-second bucket. Exceeding: RESOURCE_EXHAUSTED
   // QUOTA_EXCEEDED with LimitExceeded, counted in the metrics.
   QuotaLimits quota;
-};
-
-// Who may do what, and where decisions are recorded.
-struct AccessControl {
-  // Establishes each caller's identity. Required; must outlive the service.
-  const Authenticator* authenticator = nullptr;
-  // The policy in force, asked once per decision (PolicyStore::Current or a
-  // fixed policy). Required; must be thread-safe and never return null.
-  std::function<std::shared_ptr<const policy::Policy>()> policy;
-  // The audit trail; null: decisions are not recorded. Must outlive the
-  // service.
-  audit::AuditLog* audit = nullptr;
 };
 
 class ServiceCore;  // shared state of the service and its reactors
