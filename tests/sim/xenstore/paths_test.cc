@@ -81,8 +81,7 @@ TEST(PathsTest, RelativeLengthCountsAfterTheDomainHome) {
 
 TEST(PathsTest, AbsoluteLengthIsCappedWhateverTheRelativeLimit) {
   const size_t big = 10000;
-  EXPECT_TRUE(
-      IsValidNodePath("/" + std::string(kAbsolutePathMax - 1, 'x'), big));
+  EXPECT_TRUE(IsValidNodePath("/" + std::string(kAbsolutePathMax - 1, 'x'), big));
   EXPECT_FALSE(IsValidNodePath("/" + std::string(kAbsolutePathMax, 'x'), big));
 }
 

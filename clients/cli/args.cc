@@ -1,0 +1,124 @@
+// Implementation of xenchanctl's argument parsing (args.h).
+#include "clients/cli/args.h"
+
+#include <cstdint>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+
+namespace xenchan {
+namespace cli {
+
+bool IsSwitch(const std::string& k) {
+  return k == "domains" || k == "wait" || k == "validate-only" || k == "observer" ||
+         k == "takeover" || k == "follow" || k == "fail-fast" || k == "help";
+}
+
+absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv) {
+  Args out;
+  for (size_t i = 0; i < argv.size(); ++i) {
+    std::string a = argv[i];
+    if (absl::StartsWith(a, "--") && a.size() > 2) {
+      a = a.substr(2);
+      const size_t eq = a.find('=');
+      if (eq != std::string::npos) {
+        out.flags.emplace(a.substr(0, eq), a.substr(eq + 1));
+      } else if (IsSwitch(a)) {
+        out.flags.emplace(a, "true");
+      } else if (i + 1 < argv.size()) {
+        out.flags.emplace(a, argv[++i]);
+      } else {
+        return absl::InvalidArgumentError("--" + a + " needs a value");
+      }
+    } else {
+      out.positional.push_back(a);
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<GlobalOptions> ParseGlobalOptions(const Args& args, const Getenv& getenv) {
+  GlobalOptions options;
+  const std::string output = args.Get("output", "human");
+  if (output != "human" && output != "json") {
+    return absl::InvalidArgumentError("--output must be human or json");
+  }
+  options.json = output == "json";
+  if (args.Has("timeout") && !absl::ParseDuration(args.Get("timeout"), &options.timeout)) {
+    return absl::InvalidArgumentError("bad --timeout");
+  }
+  options.server = args.Get("server");
+  if (options.server.empty()) {
+    const char* env = getenv("XENCHAN_SERVER");
+    options.server = env != nullptr && *env != '\0' ? env : kDefaultServer;
+  }
+  auto flag_or_env = [&](const char* flag, const char* env) -> std::string {
+    if (args.Has(flag)) return args.Get(flag);
+    const char* v = getenv(env);
+    return v != nullptr ? v : "";
+  };
+  options.tls_ca_file = flag_or_env("ca", "XENCHAN_CA");
+  options.tls_cert_file = flag_or_env("cert", "XENCHAN_CERT");
+  options.tls_key_file = flag_or_env("key", "XENCHAN_KEY");
+  options.tls_server_name = args.Get("server-name");
+  return options;
+}
+
+absl::Status ParseFraming(const std::string& spec, v1::Framing* f) {
+  if (spec == "newline") {
+    f->mutable_newline();
+  } else if (spec == "length-prefix") {
+    f->mutable_length_prefix();
+  } else if (spec == "qemu-guest-agent" || spec == "qga") {
+    f->mutable_qemu_guest_agent();
+  } else if (absl::StartsWith(spec, "delimiter:")) {
+    f->mutable_delimiter()->set_delimiter(spec.substr(10));
+  } else {
+    return absl::InvalidArgumentError("unknown framing '" + spec + "'");
+  }
+  return absl::OkStatus();
+}
+
+bool ParseStart(const std::string& spec, v1::ReadStart* start) {
+  if (spec.empty()) return true;
+  if (spec == "earliest") {
+    start->set_anchor(v1::START_ANCHOR_EARLIEST);
+  } else if (spec == "next") {
+    start->set_anchor(v1::START_ANCHOR_NEXT);
+  } else {
+    std::vector<std::string> p = absl::StrSplit(spec, ':');
+    uint64_t e, o;
+    if (p.size() != 2 || !absl::SimpleAtoi(p[0], &e) || !absl::SimpleAtoi(p[1], &o)) {
+      return false;
+    }
+    start->mutable_position()->set_epoch(e);
+    start->mutable_position()->set_offset(o);
+  }
+  return true;
+}
+
+absl::StatusOr<v1::ChannelState> ParseChannelState(const std::string& name) {
+  v1::ChannelState st;
+  if (!v1::ChannelState_Parse("CHANNEL_STATE_" + absl::AsciiStrToUpper(name), &st)) {
+    return absl::InvalidArgumentError("unknown state '" + name + "'");
+  }
+  return st;
+}
+
+absl::StatusOr<v1::OverflowPolicy> ParseOverflowPolicy(const std::string& name) {
+  if (name == "block") return v1::OVERFLOW_POLICY_BLOCK;
+  if (name == "drop-oldest") return v1::OVERFLOW_POLICY_DROP_OLDEST;
+  return absl::InvalidArgumentError("bad --overflow");
+}
+
+absl::StatusOr<v1::AckLevel> ParseAckLevel(const std::string& name) {
+  if (name == "accepted") return v1::ACK_LEVEL_ACCEPTED;
+  if (name == "delivered") return v1::ACK_LEVEL_DELIVERED;
+  if (name == "consumed") return v1::ACK_LEVEL_CONSUMED;
+  return absl::InvalidArgumentError("bad --ack");
+}
+
+}  // namespace cli
+}  // namespace xenchan
