@@ -1,13 +1,14 @@
-// errno to absl::Status for the Xen platform libraries.
+// errno to absl::Status for the Xen platform libraries: the shared table
+// (backend/util/errno_status.h) with the departures libxenevtchn and
+// libxengnttab need.
 #ifndef XENCHAN_BACKEND_PLATFORM_XEN_ERRORS_H_
 #define XENCHAN_BACKEND_PLATFORM_XEN_ERRORS_H_
 
 #include <errno.h>
-#include <string.h>
 
 #include "absl/status/status.h"
-#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "backend/util/errno_status.h"
 
 namespace xenchan {
 namespace xen_internal {
@@ -15,34 +16,16 @@ namespace xen_internal {
 // Maps an errno from libxenevtchn/libxengnttab to the platform interfaces'
 // codes: EINVAL -> INVALID_ARGUMENT, ESRCH -> NOT_FOUND, EPERM/EACCES ->
 // PERMISSION_DENIED, ENOMEM/ENOSPC -> RESOURCE_EXHAUSTED, a missing device
-// (ENOENT/ENODEV/ENXIO) -> UNAVAILABLE, others by absl's table.
+// (ENOENT/ENODEV/ENXIO) -> UNAVAILABLE, a busy grant or port (EBUSY) ->
+// FAILED_PRECONDITION, others by the shared table.
 inline absl::Status XenErrnoToStatus(int err, absl::string_view what) {
-  absl::StatusCode code;
-  switch (err) {
-    case EINVAL:
-      code = absl::StatusCode::kInvalidArgument;
-      break;
-    case ESRCH:
-      code = absl::StatusCode::kNotFound;
-      break;
-    case EPERM:
-    case EACCES:
-      code = absl::StatusCode::kPermissionDenied;
-      break;
-    case ENOMEM:
-    case ENOSPC:
-      code = absl::StatusCode::kResourceExhausted;
-      break;
-    case ENOENT:
-    case ENODEV:
-    case ENXIO:
-      code = absl::StatusCode::kUnavailable;
-      break;
-    default:
-      code = absl::ErrnoToStatusCode(err);
-      break;
-  }
-  return absl::Status(code, absl::StrCat(what, ": ", strerror(err)));
+  static constexpr ErrnoCode kOverrides[] = {
+      {ENOENT, absl::StatusCode::kUnavailable},
+      {ENODEV, absl::StatusCode::kUnavailable},
+      {ENXIO, absl::StatusCode::kUnavailable},
+      {EBUSY, absl::StatusCode::kFailedPrecondition},
+  };
+  return ErrnoToStatus(err, what, ErrnoMapping{kOverrides, std::nullopt});
 }
 
 }  // namespace xen_internal

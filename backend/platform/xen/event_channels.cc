@@ -10,6 +10,7 @@ extern "C" {
 
 #include "absl/strings/str_cat.h"
 #include "backend/platform/xen/errors.h"
+#include "backend/util/errno_status.h"
 
 namespace xenchan {
 
@@ -20,7 +21,7 @@ absl::StatusOr<std::unique_ptr<XenEventChannels>> XenEventChannels::Create() {
   if (xce == nullptr) {
     int err = errno;
     // Whatever the reason, the caller can only try again later (or elsewhere).
-    return absl::UnavailableError(absl::StrCat("xenevtchn_open: ", strerror(err)));
+    return absl::UnavailableError(ErrnoMessage(err, "xenevtchn_open"));
   }
   return std::unique_ptr<XenEventChannels>(new XenEventChannels(xce));
 }

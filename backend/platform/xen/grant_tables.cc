@@ -11,6 +11,7 @@ extern "C" {
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "backend/platform/xen/errors.h"
+#include "backend/util/errno_status.h"
 #include "backend/util/mutex.h"
 
 namespace xenchan {
@@ -51,7 +52,7 @@ absl::StatusOr<std::unique_ptr<XenGrantTables>> XenGrantTables::Create(uint32_t 
   xengnttab_handle* xgt = xengnttab_open(nullptr, 0);
   if (xgt == nullptr) {
     int err = errno;
-    return absl::UnavailableError(absl::StrCat("xengnttab_open: ", strerror(err)));
+    return absl::UnavailableError(ErrnoMessage(err, "xengnttab_open"));
   }
   auto handle = std::make_shared<xen_internal::GnttabHandle>(xgt);
   if (xengnttab_set_max_grants(xgt, max_grants) != 0) {

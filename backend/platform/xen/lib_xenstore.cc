@@ -12,6 +12,7 @@ extern "C" {
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "backend/util/errno_status.h"
 
 namespace xenchan {
 namespace {
@@ -30,32 +31,10 @@ struct FreeDeleter {
 }  // namespace
 
 absl::Status XsErrnoToStatus(int err, const std::string& what) {
-  const std::string msg = absl::StrCat(what, ": ", strerror(err));
-  switch (err) {
-    case ENOENT:
-      return absl::NotFoundError(msg);
-    case EACCES:
-    case EPERM:
-      return absl::PermissionDeniedError(msg);
-    case EINVAL:
-    case E2BIG:
-    case ENAMETOOLONG:
-      return absl::InvalidArgumentError(msg);
-    case ENOSPC:
-    case ENOMEM:
-    case EDQUOT:
-      return absl::ResourceExhaustedError(msg);
-    case EAGAIN:
-      return absl::AbortedError(msg);
-    case EEXIST:
-      return absl::AlreadyExistsError(msg);
-    case EISDIR:
-    case ENOTDIR:
-    case ENOTEMPTY:
-      return absl::FailedPreconditionError(msg);
-    default:
-      return absl::UnavailableError(msg);
-  }
+  // EAGAIN from xenstored is a transaction conflict: run it again. Anything
+  // the shared table does not name means the connection is unusable.
+  static constexpr ErrnoCode kOverrides[] = {{EAGAIN, absl::StatusCode::kAborted}};
+  return ErrnoToStatus(err, what, ErrnoMapping{kOverrides, absl::StatusCode::kUnavailable});
 }
 
 absl::StatusOr<std::unique_ptr<LibXenStore>> LibXenStore::Open(const std::string& socket_path) {

@@ -12,7 +12,10 @@ struct xs_handle;
 
 namespace xenchan {
 
-// Maps an errno from libxenstore to a status with `what` as context.
+// Maps an errno from libxenstore to a status with `what` as context: the
+// shared table (backend/util/errno_status.h), except EAGAIN -> ABORTED (a
+// transaction conflict) and UNAVAILABLE for errnos the table does not name
+// (the connection is unusable). The codes XenStore documents.
 absl::Status XsErrnoToStatus(int err, const std::string& what);
 
 // Thread safety: libxenstore serialises requests on one handle, so every
