@@ -16,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "backend/util/errno_status.h"
 
 namespace xenchan {
 namespace sim {
@@ -48,8 +49,10 @@ absl::StatusCode CodeFromName(absl::string_view name) {
   return absl::StatusCode::kUnknown;
 }
 
+// Whatever the errno, a failed control call means xensim cannot be reached
+// or went away: the caller can only try again later.
 absl::Status ErrnoStatus(int err, absl::string_view what) {
-  return absl::UnavailableError(absl::StrCat(what, ": ", std::strerror(err)));
+  return absl::UnavailableError(ErrnoMessage(err, what));
 }
 
 absl::StatusOr<sockaddr_un> UnixAddress(const std::string& path) {
@@ -271,8 +274,9 @@ absl::StatusOr<std::string> CallControl(const std::string& socket_path,
   if (connect(fd, reinterpret_cast<const sockaddr*>(&*addr), sizeof(*addr)) != 0) {
     const int err = errno;
     close(fd);
-    return absl::UnavailableError(absl::StrCat("cannot reach xensim at ", socket_path, ": ",
-                                               std::strerror(err), " (is `xensim serve` running?)"));
+    return absl::UnavailableError(
+        absl::StrCat(ErrnoMessage(err, absl::StrCat("cannot reach xensim at ", socket_path)),
+                     " (is `xensim serve` running?)"));
   }
   if (!WriteAll(fd, EncodeRequest(request) + "\n")) {
     const int err = errno;

@@ -11,24 +11,19 @@
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
+#include "backend/util/errno_status.h"
 #include "server/audit/json.h"
 
 namespace xenchan {
 namespace audit {
 namespace {
 
+// The shared errno table, except that a path through a non-directory is a
+// log file that is not there (NOT_FOUND), and errnos the table does not name
+// are INTERNAL.
 absl::Status ErrnoStatus(int err, absl::string_view what) {
-  const std::string message = absl::StrCat(what, ": ", std::strerror(err));
-  switch (err) {
-    case ENOENT:
-    case ENOTDIR:
-      return absl::NotFoundError(message);
-    case EACCES:
-    case EPERM:
-      return absl::PermissionDeniedError(message);
-    default:
-      return absl::InternalError(message);
-  }
+  static constexpr ErrnoCode kOverrides[] = {{ENOTDIR, absl::StatusCode::kNotFound}};
+  return ErrnoToStatus(err, what, ErrnoMapping{kOverrides, absl::StatusCode::kInternal});
 }
 
 absl::StatusOr<int> OpenLogFile(const std::string& path) {

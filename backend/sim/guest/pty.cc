@@ -9,14 +9,15 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "backend/util/errno_status.h"
 
 namespace xenchan {
 namespace guest {
 namespace {
 
-absl::Status Errno(const char* what) {
-  return absl::InternalError(absl::StrCat(what, ": ", strerror(errno)));
-}
+// A pty the simulated guest cannot set up is the simulator's own fault,
+// whatever the errno.
+absl::Status Errno(const char* what) { return absl::InternalError(ErrnoMessage(errno, what)); }
 
 // Linux's tty_std_termios, which hvc_init installs as the driver's initial
 // termios.
