@@ -100,6 +100,7 @@ absl::Status FakeConsoleFrontend::ConnectRing() {
 absl::Status FakeConsoleFrontend::Resume() {
   if (page_ == nullptr) return absl::FailedPreconditionError("the frontend was never probed");
   if (absl::Status s = ReadBackend(); !s.ok()) return s;
+  last_backend_ = -1;  // the re-registered otherend watch fires at once
   std::memset(page_->bytes, 0, sizeof(page_->bytes));
   (void)evtchn_->Unbind(port_);
   (void)host_.hypervisor().EndAccess(domid_, ring_ref_);  // fails while mapped: kept
@@ -130,7 +131,8 @@ int FakeConsoleFrontend::Follow() {
     removed_ = true;
   }
   const int backend = BackendState();
-  if (removed_) return backend;
+  if (removed_ || backend == last_backend_) return backend;
+  last_backend_ = backend;  // hvc_xen acts on changes (the otherend watch)
   if (backend == kConnected && state_ != kConnected) {
     (void)SetState(kConnected);
   } else if ((backend == kClosing || backend == kClosed) && state_ != kClosed &&
@@ -151,6 +153,20 @@ absl::Status FakeConsoleFrontend::FollowUntil(int state, absl::Duration timeout)
     WaitWatch(left);
   }
   return absl::OkStatus();
+}
+
+absl::Status FakeConsoleFrontend::FollowUntil(const std::function<bool()>& done,
+                                              absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  for (;;) {
+    Follow();
+    if (done()) return absl::OkStatus();
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) {
+      return absl::DeadlineExceededError(absl::StrCat("gave up following ", path_));
+    }
+    WaitWatch(std::min(left, absl::Milliseconds(10)));
+  }
 }
 
 bool FakeConsoleFrontend::WaitWatch(absl::Duration timeout) {

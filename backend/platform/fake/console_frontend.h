@@ -11,7 +11,8 @@
 //    grants the page read-write to backend-id, writes `ring-ref` and `port`
 //    in one transaction (retried on conflicts), then `state` = 3; watches
 //    the backend's `state` and its own directory.
-//  * Follow (xencons_backend_changed, xenbus_dev_changed): backend 4 ->
+//  * Follow (xencons_backend_changed, xenbus_dev_changed), acting only on a
+//    backend state that changed since the last look: backend 4 ->
 //    frontend 4; backend 5, or 6 while the frontend is not 6 -> frontend 6
 //    (grant and port kept); frontend directory gone -> the device goes: its
 //    port is closed and the page dropped, the grant left as it is (hvc_xen
@@ -34,6 +35,7 @@
 #define XENCHAN_BACKEND_PLATFORM_FAKE_CONSOLE_FRONTEND_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -85,6 +87,12 @@ class FakeConsoleFrontend {
   // Follows until the backend's state is `state`; DEADLINE_EXCEEDED after
   // `timeout`.
   absl::Status FollowUntil(int state, absl::Duration timeout = absl::Seconds(10));
+  // Follows until `done()` holds (checked after every pass), waking on
+  // watch events and at least every 10 ms; DEADLINE_EXCEEDED after
+  // `timeout`. For waiting on something else while the guest keeps
+  // answering its backend (an unplug the engine runs, say).
+  absl::Status FollowUntil(const std::function<bool()>& done,
+                           absl::Duration timeout = absl::Seconds(10));
 
   // --- The ring. ---
   // Writes what fits into `out` (0 when full) and notifies if it wrote any.
@@ -139,6 +147,9 @@ class FakeConsoleFrontend {
   uint32_t ring_ref_ = 0;
   EvtchnPort port_ = 0;
   int state_ = kInitialising;
+  // The backend state the last Follow acted on (-1: none yet, so the first
+  // look acts, as the otherend watch firing at registration does).
+  int last_backend_ = -1;
   bool watching_ = false;
   bool removed_ = false;
 };
