@@ -22,7 +22,6 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -30,6 +29,7 @@
 #include "backend/sim/channel_spec.h"
 #include "backend/sim/child_process.h"
 #include "backend/sim/control.h"
+#include "backend/util/json_string.h"
 
 namespace xenchan {
 namespace sim {
@@ -38,23 +38,6 @@ namespace {
 const char* StateName(int s) {
   static const char* kNames[] = {"running", "suspended", "crashed", "shutdown", "dying"};
   return kNames[s];
-}
-
-std::string JsonQuote(const std::string& s) {
-  std::string out = "\"";
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(ch);
-    } else if (c < 0x20 || c >= 0x7f) {
-      absl::StrAppendFormat(&out, "\\u%04x", c);
-    } else {
-      out.push_back(ch);
-    }
-  }
-  out.push_back('"');
-  return out;
 }
 
 }  // namespace
@@ -77,13 +60,13 @@ std::string FormatDomainsText(const std::vector<DomainStatus>& domains) {
 std::string FormatDomainJson(const DomainStatus& d) {
   std::vector<std::string> chans;
   for (const ChannelStatus& c : d.channels) {
-    chans.push_back(absl::StrCat("{\"devid\":", c.devid, ",\"name\":", JsonQuote(c.name),
-                                 ",\"connection\":", JsonQuote(c.connection),
-                                 ",\"path\":", JsonQuote(c.path), ",\"tty\":", JsonQuote(c.tty),
-                                 ",\"backend_state\":", JsonQuote(c.backend_state), "}"));
+    chans.push_back(absl::StrCat("{\"devid\":", c.devid, ",\"name\":", JsonString(c.name),
+                                 ",\"connection\":", JsonString(c.connection),
+                                 ",\"path\":", JsonString(c.path), ",\"tty\":", JsonString(c.tty),
+                                 ",\"backend_state\":", JsonString(c.backend_state), "}"));
   }
-  return absl::StrCat("{\"domid\":", d.domid, ",\"name\":", JsonQuote(d.name),
-                      ",\"uuid\":", JsonQuote(d.uuid), ",\"state\":", JsonQuote(d.state),
+  return absl::StrCat("{\"domid\":", d.domid, ",\"name\":", JsonString(d.name),
+                      ",\"uuid\":", JsonString(d.uuid), ",\"state\":", JsonString(d.state),
                       ",\"channels\":[", absl::StrJoin(chans, ","), "]}");
 }
 

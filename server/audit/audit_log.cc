@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "backend/util/errno_status.h"
+#include "backend/util/json_string.h"
 #include "server/audit/json.h"
 
 namespace xenchan {

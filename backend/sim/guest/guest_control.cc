@@ -19,32 +19,17 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "backend/platform/xenstore.h"
 #include "backend/sim/guest/guest_internal.h"
 #include "backend/sim/guest/xenbus_text.h"
+#include "backend/util/json_string.h"
 
 namespace xenchan {
 namespace guest {
 namespace {
-
-std::string JsonString(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20 || c >= 0x7f) {
-      out += absl::StrFormat("\\u%04x", c);
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
 
 void SendAll(int fd, const std::string& data) {
   size_t off = 0;

@@ -1,4 +1,5 @@
-// Fuzz target for the audit log's JSON string escaping. For any input:
+// Fuzz target for the shared JSON string escaping (the audit log's and
+// xensim's). For any input:
 // the literal is one line of printable ASCII or valid UTF-8 (no raw control
 // characters, U+2028 or U+2029), it decodes (with an independent decoder
 // written here) to the input when the input is valid UTF-8, and the decoded
@@ -10,7 +11,7 @@
 #include <optional>
 #include <string>
 
-#include "server/audit/json.h"
+#include "backend/util/json_string.h"
 
 namespace {
 
@@ -123,13 +124,13 @@ std::string DecodeJsonString(const std::string& lit) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string input(reinterpret_cast<const char*>(data), size);
-  const std::string literal = xenchan::audit::JsonString(input);
+  const std::string literal = xenchan::JsonString(input);
   Check(literal.find('\n') == std::string::npos);
   Check(IsValidUtf8(literal));
   const std::string decoded = DecodeJsonString(literal);
   Check(IsValidUtf8(decoded));
   if (IsValidUtf8(input)) Check(decoded == input);
   // Sanitising is done once: the decoded text survives another round.
-  Check(DecodeJsonString(xenchan::audit::JsonString(decoded)) == decoded);
+  Check(DecodeJsonString(xenchan::JsonString(decoded)) == decoded);
   return 0;
 }
