@@ -25,6 +25,13 @@
 // caller, never the engine).
 //
 // Status codes: see each method.
+//
+// The implementation is split by what it does: engine.cc (the engine
+// thread's loop, queries, events, sessions), engine_domains.cc (domain
+// discovery), engine_hotplug.cc (hot-add and unplug of ring channels; the
+// devid choice itself is devid.h), engine_recovery.cc (taking over the ring
+// channels of a previous engine process) and engine_toolstack.cc (xl.cfg
+// channels). Every xenstore path comes from xenstore_layout.h.
 #ifndef XENCHAN_BACKEND_ENGINE_ENGINE_H_
 #define XENCHAN_BACKEND_ENGINE_ENGINE_H_
 
@@ -44,6 +51,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "backend/engine/channel.h"
+#include "backend/engine/devid.h"
 #include "backend/engine/event_log.h"
 #include "backend/engine/memory_budget.h"
 #include "backend/engine/ring_channel.h"
@@ -231,41 +239,50 @@ class Engine {
 
   explicit Engine(EngineOptions options);
   absl::Status Init();
-  void Run();
   void Post(std::function<void()> command) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Engine-thread work.
+  // Engine-thread work, by the file that holds it.
+
+  // The loop and its dispatch (engine.cc).
+  void Run();
   void HandleWatch(const XsWatchEvent& event, std::set<uint64_t>* frontends);
-  void ScanDomains();
-  void ReadDomainName(uint32_t domid);
-  void CheckReleasedDomains();
-  void RemoveDomain(uint32_t domid);
-  void RecoverRingChannels();
-  void ScanToolstackChannels();
-  void RefreshToolstack(uint64_t serial, absl::Time now);
-  void DoCreate(CreateChannelRequest request,
-                std::function<void(absl::StatusOr<ChannelInfo>)> done);
-  void DoDelete(ChannelRef ref, absl::Duration force_after,
-                std::function<void(absl::StatusOr<DeleteResult>)> done);
   void ReapFinished();
   // Starts serving a ring channel (created or recovered).
   void AddRingChannel(std::shared_ptr<Channel> channel, RingParams params,
                       XenbusState backend_state);
-  ChannelConfig EffectiveConfig(const ChannelConfig& asked) const;
-  // Recently released devids (§2.5), kept in memory and persisted under our
-  // backend directory of the domain (gone with it).
-  std::string ReleasedPath(uint32_t domid) const;
-  void RecordRelease(uint32_t domid, uint32_t devid, absl::Time now);
-  // Recovery: learns the persisted releases of `domid` still within
-  // devid_reuse_delay, forgets (removes) the others.
-  void LoadReleasedDevids(uint32_t domid, absl::Time now);
   // A new Channel charged to the engine's memory budget.
   std::shared_ptr<Channel> NewChannel(ChannelIdentity id, ChannelConfig config,
                                       const std::string& domain_name, absl::Time now);
   // Trims replay-only bytes across channels (the budget asked for memory).
   void ReclaimMemory() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Domain discovery (engine_domains.cc).
+  void ScanDomains();
+  void ReadDomainName(uint32_t domid);
+  void CheckReleasedDomains();
+  void RemoveDomain(uint32_t domid);
+
+  // Hot-add and unplug of ring channels (engine_hotplug.cc).
+  void DoCreate(CreateChannelRequest request,
+                std::function<void(absl::StatusOr<ChannelInfo>)> done);
+  void DoDelete(ChannelRef ref, absl::Duration force_after,
+                std::function<void(absl::StatusOr<DeleteResult>)> done);
+  ChannelConfig EffectiveConfig(const ChannelConfig& asked) const;
   // Ring parameters of channel `serial` at (domid, devid) from the options.
   RingParams NewRingParams(uint32_t domid, uint32_t devid, uint64_t serial) const;
+  // Recently released devids (§2.5), kept in memory and persisted under our
+  // backend directory of the domain (gone with it).
+  void RecordRelease(uint32_t domid, uint32_t devid, absl::Time now);
+
+  // Restart recovery (engine_recovery.cc).
+  void RecoverRingChannels();
+  // Learns the persisted releases of `domid` still within
+  // devid_reuse_delay, forgets (removes) the others.
+  void LoadReleasedDevids(uint32_t domid, absl::Time now);
+
+  // Toolstack channels (engine_toolstack.cc).
+  void ScanToolstackChannels();
+  void RefreshToolstack(uint64_t serial, absl::Time now);
 
   // Lookups under mu_.
   absl::StatusOr<DomainInfo> ResolveDomainLocked(const std::string& domain) const
@@ -295,8 +312,8 @@ class Engine {
   std::map<EvtchnPort, RingChannel*> ports_;
   std::map<uint64_t, std::unique_ptr<ToolstackChannel>> toolstack_;
   std::map<std::pair<uint32_t, uint32_t>, uint64_t> toolstack_devices_;  // (domid, devid) -> serial
-  // domid -> devid -> released at
-  std::map<uint32_t, std::map<uint32_t, absl::Time>> released_devids_;
+  // Devids unplugs released lately, by domain (§2.5; see RecordRelease).
+  ReleasedDevids released_devids_;
 };
 
 }  // namespace xenchan

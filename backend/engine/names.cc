@@ -83,15 +83,6 @@ bool LooksLikeUuid(absl::string_view text) {
   return true;
 }
 
-std::string FrontendPath(uint32_t domid, uint32_t devid) {
-  return absl::StrCat("/local/domain/", domid, "/device/console/", devid);
-}
-
-std::string BackendPath(uint32_t backend_domid, const std::string& type, uint32_t domid,
-                        uint32_t devid) {
-  return absl::StrCat("/local/domain/", backend_domid, "/backend/", type, "/", domid, "/", devid);
-}
-
 const char* ToString(ChannelState state) {
   switch (state) {
     case ChannelState::kCreating: return "CREATING";

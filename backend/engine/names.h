@@ -1,6 +1,7 @@
 // Strict parsing and validation of the names and values the engine takes
-// from callers and from guest-controlled xenstore nodes (XEN-CHANNELS §3.5.4),
-// plus the xenstore paths of channels. Pure functions; thread-safe.
+// from callers and from guest-controlled xenstore nodes (XEN-CHANNELS §3.5.4).
+// The xenstore paths of channels are in xenstore_layout.h (included here for
+// the callers that found them in this header). Pure functions; thread-safe.
 #ifndef XENCHAN_BACKEND_ENGINE_NAMES_H_
 #define XENCHAN_BACKEND_ENGINE_NAMES_H_
 
@@ -11,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "backend/engine/types.h"
+#include "backend/engine/xenstore_layout.h"
 
 namespace xenchan {
 
@@ -35,11 +37,6 @@ std::string StableUuid(absl::string_view key);
 
 // True for a lowercase or uppercase canonical UUID.
 bool LooksLikeUuid(absl::string_view text);
-
-// xenstore paths.
-std::string FrontendPath(uint32_t domid, uint32_t devid);
-std::string BackendPath(uint32_t backend_domid, const std::string& type, uint32_t domid,
-                        uint32_t devid);
 
 }  // namespace xenchan
 

@@ -1,4 +1,5 @@
-// RingChannel: backend state machine and ring I/O of one ring channel.
+// RingChannel: the backend state machine of one ring channel: connecting,
+// resume, disconnects, timers and unplug (ring I/O is in ring_channel_io.cc).
 #include "backend/engine/ring_channel.h"
 
 #include <algorithm>
@@ -7,14 +8,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "backend/engine/names.h"
+#include "backend/engine/xenstore_layout.h"
 
 namespace xenchan {
 namespace {
 
 constexpr uint32_t kMaxRef = 0x7fffffff;  // ring-ref is written with %d, ports fit in 31 bits
-constexpr int kDrainRounds = 8;           // per Service call, to stay fair to other channels
-constexpr absl::Duration kGapEventInterval = absl::Seconds(1);
-constexpr absl::Duration kBadRingEventInterval = absl::Seconds(1);
 
 }  // namespace
 
@@ -86,7 +85,7 @@ absl::Status RingChannel::Start(XenbusState backend_state, absl::Time now) {
 }
 
 std::optional<XenbusState> RingChannel::ReadFrontendState() {
-  auto value = host_->xs().Read(kNoTransaction, params_.frontend_path + "/state");
+  auto value = host_->xs().Read(kNoTransaction, NodePath(params_.frontend_path, kStateNode));
   if (!value.ok()) {
     if (value.status().code() == absl::StatusCode::kNotFound) return XenbusState::kUnknown;
     return std::nullopt;  // transient xenstore trouble: try on the next firing
@@ -97,8 +96,8 @@ std::optional<XenbusState> RingChannel::ReadFrontendState() {
 }
 
 std::optional<RingChannel::RingInfo> RingChannel::ReadRingInfo() {
-  auto ref = host_->xs().Read(kNoTransaction, params_.frontend_path + "/ring-ref");
-  auto port = host_->xs().Read(kNoTransaction, params_.frontend_path + "/port");
+  auto ref = host_->xs().Read(kNoTransaction, NodePath(params_.frontend_path, kRingRefNode));
+  auto port = host_->xs().Read(kNoTransaction, NodePath(params_.frontend_path, kPortNode));
   if (!ref.ok() || !port.ok()) return std::nullopt;
   std::optional<uint32_t> r = ParseDecimal(*ref, kMaxRef);
   std::optional<uint32_t> p = ParseDecimal(*port, kMaxRef);
@@ -111,7 +110,7 @@ std::optional<RingChannel::RingInfo> RingChannel::ReadRingInfo() {
 
 void RingChannel::SetBackendState(XenbusState state) {
   be_state_ = state;
-  absl::Status s = host_->xs().Write(kNoTransaction, params_.backend_path + "/state",
+  absl::Status s = host_->xs().Write(kNoTransaction, NodePath(params_.backend_path, kStateNode),
                                      absl::StrCat(static_cast<int>(state)));
   if (!s.ok()) {
     channel_->SetState(state_, fe_state_, be_state_,
@@ -275,7 +274,7 @@ void RingChannel::Connect(EpochChangeReason reason, absl::Time now) {
   // A new epoch, never reused for this channel (persisted before use).
   const uint64_t epoch = params_.persisted_epoch + 1;
   params_.persisted_epoch = epoch;
-  (void)host_->xs().Write(kNoTransaction, params_.backend_path + "/xenchan-epoch",
+  (void)host_->xs().Write(kNoTransaction, NodePath(params_.backend_path, kEpochNode),
                           absl::StrCat(epoch));
   if (reason == EpochChangeReason::kGuestResumed && !was_connected) {
     reason = EpochChangeReason::kGuestConnected;
@@ -300,127 +299,6 @@ void RingChannel::Fail(ChannelErrorKind kind, const std::string& message, absl::
   SetBackendState(XenbusState::kClosing);
   Publish(ChannelState::kFailed, ChannelError{kind, message, now}, was_connected);
   ResolveConnectWaiters(absl::FailedPreconditionError(absl::StrCat("channel failed: ", message)));
-}
-
-void RingChannel::BadRing(const absl::Status& status, absl::Time now) {
-  const bool first = !bad_ring_reported_;
-  bad_ring_reported_ = true;
-  channel_->CountBadRing(std::string(status.message()), now, first);
-  // An event for the first bad round of a streak, but at most one a second:
-  // a guest alternating sane and corrupt indices must not flood the
-  // engine-wide event log (and push other channels' events out of it).
-  if (first && now >= last_bad_ring_event_ + kBadRingEventInterval) {
-    last_bad_ring_event_ = now;
-    channel_->Emit(ChannelEventType::kStateChanged);
-  }
-}
-
-bool RingChannel::Service(absl::Time now) {
-  if (!data_active_ || !ring_.has_value()) return false;
-  bool moved = false;     // we moved an index: notify the guest
-  bool progress = false;  // the guest moved in_cons since we last looked
-  bool ring_ok = true;
-  char buf[ConsoleRing::kOutSize];
-  for (int round = 0; round < kDrainRounds; ++round) {
-    // Reserved against the memory budget; AppendOutput settles it.
-    const size_t want = channel_->ReserveOutput(sizeof(buf));
-    if (want == 0) break;
-    absl::StatusOr<size_t> n = ring_->DrainOut(buf, want);
-    if (!n.ok()) {
-      channel_->AppendOutput(buf, 0);
-      BadRing(n.status(), now);
-      ring_ok = false;
-      break;
-    }
-    if (channel_->AppendOutput(buf, *n) > 0) gap_pending_ = true;
-    if (*n == 0) break;
-    moved = true;
-  }
-  const int stall = channel_->UpdateStall(now, /*draining=*/true);
-  if (stall > 0) channel_->Emit(ChannelEventType::kStalled);
-  if (stall < 0) channel_->Emit(ChannelEventType::kUnstalled);
-
-  size_t put = 0;
-  uint64_t consumed = 0;
-  if (ring_ok) {
-    absl::StatusOr<size_t> free_in = ring_->InFree();
-    if (!free_in.ok()) {
-      BadRing(free_in.status(), now);
-      ring_ok = false;
-    } else if (*free_in > 0) {
-      const size_t n = channel_->PeekInput(buf, std::min<size_t>(*free_in, ConsoleRing::kInSize));
-      if (n > 0) {
-        absl::StatusOr<size_t> w = ring_->FillIn(buf, n);
-        if (!w.ok()) {
-          BadRing(w.status(), now);
-          ring_ok = false;
-        } else {
-          put = *w;
-          moved = moved || put > 0;
-        }
-      }
-    }
-  }
-  if (ring_ok) {
-    absl::StatusOr<uint64_t> c = ring_->InConsumed();
-    if (c.ok()) {
-      progress = *c != in_consumed_seen_;
-      in_consumed_seen_ = *c;
-      consumed = *c > in_base_ ? *c - in_base_ : 0;
-    } else {
-      BadRing(c.status(), now);
-      ring_ok = false;
-    }
-  }
-  if (ring_ok) {
-    channel_->InputProgress(put, consumed);
-    bad_ring_reported_ = false;
-  } else if (put > 0) {
-    channel_->InputProgress(put, 0);
-  }
-  if (moved && local_port_.has_value()) {
-    // A failing notify means the guest closed its port: the frontend state
-    // will tell us what happened (§3.5.5).
-    if (host_->evtchn().Notify(*local_port_).ok()) channel_->CountEvent(/*from_guest=*/false);
-  }
-  if (gap_pending_) MaybeEmitGap(now);
-  return moved || progress;
-}
-
-void RingChannel::MaybeEmitGap(absl::Time now) {
-  if (now < last_gap_event_ + kGapEventInterval) return;  // OnTimer comes back
-  gap_pending_ = false;
-  std::optional<DropReport> report = channel_->TakeDropReport();
-  if (!report.has_value()) return;
-  last_gap_event_ = now;
-  channel_->Emit(ChannelEventType::kGap, std::nullopt, report);
-}
-
-void RingChannel::OnPortEvent(absl::Time now) {
-  channel_->CountEvent(/*from_guest=*/true);
-  const bool useful = Service(now);
-  if (!useful) channel_->CountSpuriousEvent();
-  if (!local_port_.has_value()) return;
-  // Every event counts against the cap; only spurious ones against the
-  // strict allowance (see the header).
-  bool allow = cap_limiter_.Allow(now);
-  absl::Time until = allow ? absl::InfinitePast() : cap_limiter_.period_end();
-  if (!useful && !spurious_limiter_.Allow(now)) {
-    allow = false;
-    until = std::max(until, spurious_limiter_.period_end());
-  }
-  if (allow) {
-    (void)host_->evtchn().Unmask(*local_port_);
-    return;
-  }
-  // Over a limit: leave the port masked until its period ends.
-  masked_ = true;
-  unmask_at_ = until;
-  const uint64_t limited = cap_limiter_.limited_periods() + spurious_limiter_.limited_periods();
-  if (limited != limited_seen_) {
-    limited_seen_ = limited;
-    channel_->CountRateLimited();
-  }
 }
 
 absl::Time RingChannel::NextDeadline() const {
@@ -511,7 +389,7 @@ void RingChannel::Unplug(absl::Duration force_after, UnplugDone done, absl::Time
   unplug_deadline_ = now + std::max(force_after, absl::ZeroDuration());
   // Persist the intent first, so that an engine restarted at any later step
   // finishes the unplug (best effort: a failed write only loses that).
-  (void)host_->xs().Write(kNoTransaction, params_.backend_path + "/" + kUnpluggingKey,
+  (void)host_->xs().Write(kNoTransaction, NodePath(params_.backend_path, kUnpluggingNode),
                           absl::StrCat(absl::ToUnixMicros(unplug_deadline_)));
   const bool was_connected = data_active_;
   data_active_ = false;

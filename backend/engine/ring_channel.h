@@ -16,7 +16,7 @@
 //   BE 6, FE 1   -> (kexec reset) cleared, BE 2 (WAITING_FOR_GUEST)
 //   domain gone  -> unmap, unbind at once (REMOVED; the engine removes our
 //                   backend directory)
-//   unplug       -> persist the intent (kUnpluggingKey in our backend dir,
+//   unplug       -> persist the intent (kUnpluggingNode in our backend dir,
 //                   holding the force deadline), BE 5, wait for FE 6 (or
 //                   force at the deadline), unmap, unbind, BE 6, record the
 //                   devid's release, rm FE dir, rm BE dir (CLOSING ->
@@ -60,6 +60,9 @@
 // 200 ms (~0.3 MB/s), far below what the ring can carry.
 //
 // Thread safety: engine thread only (the Channel it updates is thread-safe).
+//
+// The state machine is in ring_channel.cc, ring I/O and the event rate
+// limits in ring_channel_io.cc.
 #ifndef XENCHAN_BACKEND_ENGINE_RING_CHANNEL_H_
 #define XENCHAN_BACKEND_ENGINE_RING_CHANNEL_H_
 
@@ -105,12 +108,6 @@ class RingHost {
   virtual void DevidReleased(uint32_t domid, uint32_t devid) = 0;
 };
 
-// Backend-dir key whose presence says an operator unplug is under way; its
-// value is the force deadline in Unix microseconds (decimal). Only we write
-// our backend directory (the guest may read it), so a restarted engine can
-// trust it; it is parsed strictly anyway (garbage means "force now").
-inline constexpr char kUnpluggingKey[] = "xenchan-unplugging";
-
 struct RingParams {
   std::string frontend_path;
   std::string backend_path;
@@ -128,7 +125,7 @@ struct RingParams {
   absl::Duration connect_timeout = absl::Seconds(30);
   uint64_t persisted_epoch = 0;  // highest epoch ever used by this channel
   bool recovered = false;        // found by a restarted engine
-  // Recovered with kUnpluggingKey set: resume the unplug, forced at this
+  // Recovered with kUnpluggingNode set: resume the unplug, forced at this
   // deadline.
   std::optional<absl::Time> resume_unplug_deadline;
 };
@@ -201,6 +198,9 @@ class RingChannel {
   void MaybeEmitGap(absl::Time now);
   void ResolveConnectWaiters(const absl::Status& status);
   uint32_t domid() const { return channel_->identity().domid; }
+
+  // At most one GAP event per channel per interval.
+  static constexpr absl::Duration kGapEventInterval = absl::Seconds(1);
 
   RingHost* const host_;
   const std::shared_ptr<Channel> channel_;

@@ -17,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "backend/engine/names.h"
+#include "backend/engine/xenstore_layout.h"
 
 namespace xenchan {
 namespace {
@@ -41,23 +42,27 @@ std::string ReadOr(XenStore& xs, const std::string& path, const std::string& fal
 
 std::optional<ToolstackSpec> ReadToolstackSpec(XenStore& xs, uint32_t domid, uint32_t devid) {
   ToolstackSpec spec;
-  spec.backend_path = absl::StrCat("/local/domain/0/backend/console/", domid, "/", devid);
+  spec.backend_path = BackendPath(/*backend_domid=*/0, kToolstackBackendType, domid, devid);
   spec.frontend_path = FrontendPath(domid, devid);
   // Only channels QEMU serves: the primary console and xenconsoled's are
   // not channels.
-  if (devid == 0 || ReadOr(xs, spec.frontend_path + "/type", "") != "ioemu") return std::nullopt;
+  if (devid == 0 || ReadOr(xs, NodePath(spec.frontend_path, kTypeNode), "") != kQemuFrontendType) {
+    return std::nullopt;
+  }
   // libxl's private copy is authoritative (XSA-178); the backend's is next.
-  const std::string libxl = absl::StrCat("/libxl/", domid, "/device/console/", devid);
-  spec.name = ReadOr(xs, libxl + "/name", ReadOr(xs, spec.backend_path + "/name", ""));
+  const std::string libxl = LibxlConsolePath(domid, devid);
+  spec.name = ReadOr(xs, NodePath(libxl, kNameNode),
+                     ReadOr(xs, NodePath(spec.backend_path, kNameNode), ""));
   if (!ValidateChannelId(spec.name).ok()) return std::nullopt;
-  const std::string connection = ReadOr(xs, spec.backend_path + "/connection", "");
-  if (connection == "socket") {
+  const std::string connection = ReadOr(xs, NodePath(spec.backend_path, kConnectionNode), "");
+  if (connection == kConnectionSocket) {
     spec.socket = true;
-    spec.socket_path = ReadOr(xs, libxl + "/path", ReadOr(xs, spec.backend_path + "/path", ""));
+    spec.socket_path = ReadOr(xs, NodePath(libxl, kSocketPathNode),
+                              ReadOr(xs, NodePath(spec.backend_path, kSocketPathNode), ""));
     if (spec.socket_path.empty() || spec.socket_path.size() >= sizeof(sockaddr_un::sun_path)) {
       return std::nullopt;
     }
-  } else if (connection != "pty") {
+  } else if (connection != kConnectionPty) {
     return std::nullopt;
   }
   return spec;
@@ -83,7 +88,7 @@ absl::Status ToolstackChannel::Start() {
 
 bool ToolstackChannel::Refresh(absl::Time now) {
   if (finished_) return true;
-  auto be_state = xs_->Read(kNoTransaction, spec_.backend_path + "/state");
+  auto be_state = xs_->Read(kNoTransaction, NodePath(spec_.backend_path, kStateNode));
   if (!be_state.ok() && be_state.status().code() == absl::StatusCode::kNotFound) {
     // The device is gone if its directory is.
     if (xs_->Directory(kNoTransaction, spec_.backend_path).status().code() ==
@@ -93,10 +98,10 @@ bool ToolstackChannel::Refresh(absl::Time now) {
   }
   be_state_ = be_state.ok() ? ParseXenbusState(*be_state).value_or(XenbusState::kUnknown)
                             : XenbusState::kUnknown;
-  fe_state_ = ParseXenbusState(ReadOr(*xs_, spec_.frontend_path + "/state", ""))
+  fe_state_ = ParseXenbusState(ReadOr(*xs_, NodePath(spec_.frontend_path, kStateNode), ""))
                   .value_or(XenbusState::kUnknown);
   if (!spec_.socket) {
-    const std::string tty = ReadOr(*xs_, spec_.frontend_path + "/tty", "");
+    const std::string tty = ReadOr(*xs_, NodePath(spec_.frontend_path, kTtyNode), "");
     if (tty != tty_) {
       tty_ = tty;
       if (!tty_.empty() && !LooksLikePtySlave(tty_)) channel_->CountBadXenstore();

@@ -1,0 +1,37 @@
+// Recording a ring channel's settings in its backend directory (see the
+// header).
+#include "backend/engine/channel_record.h"
+
+#include <cstdint>
+
+#include "absl/strings/str_cat.h"
+#include "backend/engine/names.h"
+#include "backend/engine/xenstore_layout.h"
+
+namespace xenchan {
+
+std::vector<XsNode> ChannelConfigNodes(const ChannelConfig& config) {
+  const OverflowPolicy overflow = config.overflow_policy.value_or(OverflowPolicy::kBlock);
+  return {
+      {kBufferLimitNode, absl::StrCat(config.buffer_limit_bytes)},
+      {kOverflowNode,
+       overflow == OverflowPolicy::kDropOldest ? kOverflowDropOldest : kOverflowBlock},
+      {kWriteQueueLimitNode, absl::StrCat(config.write_queue_limit_bytes)},
+      {kFramingNode, FramingSpec(config.default_framing.value_or(Framing{}))},
+  };
+}
+
+ChannelConfig ParseChannelConfigNodes(const std::function<std::string(absl::string_view)>& read) {
+  ChannelConfig asked;
+  constexpr uint32_t kMaxLimit = static_cast<uint32_t>(kMaxBufferLimit);
+  asked.buffer_limit_bytes = ParseDecimal(read(kBufferLimitNode), kMaxLimit).value_or(0);
+  asked.write_queue_limit_bytes = ParseDecimal(read(kWriteQueueLimitNode), kMaxLimit).value_or(0);
+  const std::string overflow = read(kOverflowNode);
+  if (overflow == kOverflowDropOldest) asked.overflow_policy = OverflowPolicy::kDropOldest;
+  if (overflow == kOverflowBlock) asked.overflow_policy = OverflowPolicy::kBlock;
+  auto framing = ParseFramingSpec(read(kFramingNode));
+  if (framing.ok()) asked.default_framing = *framing;
+  return asked;
+}
+
+}  // namespace xenchan

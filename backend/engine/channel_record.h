@@ -1,0 +1,39 @@
+// The settings of a ring channel that the engine keeps in the channel's own
+// backend directory (xenchan-* nodes, xenstore_layout.h) so that a restarted
+// engine recovers the channel with the settings it was created with: how
+// they are written at hot-add and read back at recovery, in one place.
+// Pure functions; thread-safe.
+#ifndef XENCHAN_BACKEND_ENGINE_CHANNEL_RECORD_H_
+#define XENCHAN_BACKEND_ENGINE_CHANNEL_RECORD_H_
+
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "backend/engine/types.h"
+
+namespace xenchan {
+
+// The largest buffer or write-queue limit a channel may have (1 GiB); a
+// create asking for more is refused, a recovered record with more is ignored.
+inline constexpr size_t kMaxBufferLimit = size_t{1} << 30;
+
+// A backend node and its value.
+using XsNode = std::pair<std::string, std::string>;
+
+// The nodes that record `config` (every field set, as after the engine's
+// defaults were applied), in the order the hot-add writes them.
+std::vector<XsNode> ChannelConfigNodes(const ChannelConfig& config);
+
+// The inverse of ChannelConfigNodes. `read(node)` returns the node's value,
+// or "" if it cannot be read. Our own nodes (the guest can read but not
+// write them), still parsed strictly and within the limits a create would
+// accept; anything missing or invalid is left unset, to take the defaults.
+ChannelConfig ParseChannelConfigNodes(const std::function<std::string(absl::string_view)>& read);
+
+}  // namespace xenchan
+
+#endif  // XENCHAN_BACKEND_ENGINE_CHANNEL_RECORD_H_

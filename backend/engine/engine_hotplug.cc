@@ -1,0 +1,314 @@
+// Engine: hot-add and unplug of the ring channels xenchan serves itself
+// (XEN-CHANNELS §2.3, §2.5): the create transaction that writes both ends of
+// a console device, the record of devids an unplug released, and the
+// blocking wrappers for callers that may wait. Which devid a new channel
+// gets is devid.h's ChooseDevid.
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "backend/engine/channel_record.h"
+#include "backend/engine/devid.h"
+#include "backend/engine/engine.h"
+#include "backend/engine/names.h"
+#include "backend/engine/watch_tokens.h"
+#include "backend/engine/xenstore_layout.h"
+
+namespace xenchan {
+namespace {
+
+constexpr int kTransactionAttempts = 16;
+
+// Blocks a caller until a value arrives from the engine thread.
+template <typename T>
+class Waiter {
+ public:
+  void Set(T value) {
+    MutexLock lock(&mu_);
+    value_.emplace(std::move(value));
+    cv_.SignalAll();
+  }
+  T Wait() {
+    MutexLock lock(&mu_);
+    while (!value_.has_value()) cv_.Wait(&mu_);
+    return std::move(*value_);
+  }
+
+ private:
+  Mutex mu_;
+  CondVar cv_;
+  std::optional<T> value_ ABSL_GUARDED_BY(mu_);
+};
+
+absl::Status IgnoreNotFound(absl::Status s) {
+  return s.code() == absl::StatusCode::kNotFound ? absl::OkStatus() : s;
+}
+
+// The console device of a new ring channel.
+struct NewConsoleDevice {
+  uint32_t backend_domid = 0;
+  std::string backend_type;
+  uint32_t domid = 0;
+  uint32_t devid = 0;
+  std::string channel_id;
+  std::string uid;
+  ChannelConfig config;  // every field set (Engine::EffectiveConfig)
+};
+
+// Writes both ends of `device` in transaction `t` (§2.5): our backend
+// directory (libxl's keys and our record of the channel, dom0's with the
+// guest allowed to read) before the guest-owned frontend directory with
+// libxl's keys (some read-only to the guest). Replaces what was left at
+// either path. The first error, if any (the caller aborts `t`).
+absl::Status WriteConsoleDevice(XenStore& xs, XsTransaction t, const NewConsoleDevice& device) {
+  const uint32_t B = device.backend_domid;
+  const uint32_t D = device.domid;
+  const std::string fe = FrontendPath(D, device.devid);
+  const std::string be = BackendPath(B, device.backend_type, D, device.devid);
+  const std::vector<XsPermission> be_perms = {{B, XsPermission::kNone}, {D, XsPermission::kRead}};
+  const std::vector<XsPermission> fe_perms = {{D, XsPermission::kNone}, {B, XsPermission::kRead}};
+  const std::vector<XsPermission> ro_perms = be_perms;
+  const std::string initialising = absl::StrCat(static_cast<int>(XenbusState::kInitialising));
+  absl::Status status = absl::OkStatus();
+  auto write = [&](const std::string& dir, absl::string_view node, const std::string& value,
+                   const std::vector<XsPermission>* perms) {
+    if (!status.ok()) return;
+    const std::string path = NodePath(dir, node);
+    status = xs.Write(t, path, value);
+    if (status.ok() && perms != nullptr) status = xs.SetPermissions(t, path, *perms);
+  };
+  // Backend directory first: it must exist before the guest can see state 1.
+  status = IgnoreNotFound(xs.Remove(t, be));
+  if (status.ok()) status = xs.Mkdir(t, be);
+  if (status.ok()) status = xs.SetPermissions(t, be, be_perms);
+  write(be, kFrontendNode, fe, nullptr);
+  write(be, kFrontendIdNode, absl::StrCat(D), nullptr);
+  write(be, kOnlineNode, "1", nullptr);
+  write(be, kStateNode, initialising, nullptr);
+  write(be, kProtocolNode, kConsoleProtocol, nullptr);
+  write(be, kNameNode, device.channel_id, nullptr);
+  write(be, kUidNode, device.uid, nullptr);
+  write(be, kEpochNode, "0", nullptr);
+  for (const auto& [node, value] : ChannelConfigNodes(device.config)) {
+    write(be, node, value, nullptr);
+  }
+  // Frontend directory, guest-owned, with libxl's keys.
+  if (status.ok()) status = IgnoreNotFound(xs.Remove(t, fe));
+  if (status.ok()) status = xs.Mkdir(t, fe);
+  if (status.ok()) status = xs.SetPermissions(t, fe, fe_perms);
+  write(fe, kBackendNode, be, &fe_perms);
+  write(fe, kBackendIdNode, absl::StrCat(B), &fe_perms);
+  write(fe, kStateNode, initialising, &fe_perms);
+  write(fe, kProtocolNode, kConsoleProtocol, &fe_perms);
+  // Read-only to the guest.
+  write(fe, kNameNode, device.channel_id, &ro_perms);
+  write(fe, kTypeNode, device.backend_type, &ro_perms);
+  write(fe, kLimitNode, absl::StrCat(device.config.buffer_limit_bytes), &ro_perms);
+  write(fe, kOutputNode, device.backend_type, &ro_perms);
+  write(fe, kTtyNode, "", &ro_perms);
+  return status;
+}
+
+}  // namespace
+
+ChannelConfig Engine::EffectiveConfig(const ChannelConfig& asked) const {
+  ChannelConfig c = asked;
+  if (c.buffer_limit_bytes == 0) c.buffer_limit_bytes = options_.buffer_limit_bytes;
+  if (!c.overflow_policy.has_value()) c.overflow_policy = options_.overflow_policy;
+  if (c.write_queue_limit_bytes == 0) c.write_queue_limit_bytes = options_.write_queue_limit_bytes;
+  if (!c.default_framing.has_value()) c.default_framing = Framing{};
+  return c;
+}
+
+RingParams Engine::NewRingParams(uint32_t domid, uint32_t devid, uint64_t serial) const {
+  RingParams params;
+  // Both paths are ours to compute, never the guest's word for them.
+  params.frontend_path = FrontendPath(domid, devid);
+  params.backend_path = BackendPath(options_.backend_domid, options_.backend_type, domid, devid);
+  params.watch_token = RingFrontendWatchToken(serial);
+  params.event_allowance = options_.event_allowance;
+  params.event_period = options_.event_period;
+  params.event_cap = options_.event_cap;
+  params.event_cap_period = options_.event_cap_period;
+  params.connect_timeout = options_.connect_timeout;
+  return params;
+}
+
+void Engine::RecordRelease(uint32_t domid, uint32_t devid, absl::Time now) {
+  released_devids_.Record(domid, devid, now);
+  // Persisted so that a restarted engine does not hand the devid out again
+  // before the guest can have dropped the old device (§2.5). Best effort: a
+  // failure only loses the protection across a restart.
+  XenStore& xs = *options_.xenstore;
+  const std::vector<XsPermission> dom0_only = {{options_.backend_domid, XsPermission::kNone}};
+  const std::string dir = ReleasedDevidsDir(options_.backend_domid, options_.backend_type, domid);
+  const std::string node = NodePath(dir, absl::StrCat(devid));
+  if (xs.Write(kNoTransaction, node, absl::StrCat(absl::ToUnixMicros(now))).ok()) {
+    (void)xs.SetPermissions(kNoTransaction, dir, dom0_only);
+    (void)xs.SetPermissions(kNoTransaction, node, dom0_only);
+  }
+}
+
+void Engine::CreateChannel(CreateChannelRequest request,
+                           std::function<void(absl::StatusOr<ChannelInfo>)> done) {
+  Post([this, request = std::move(request), done = std::move(done)]() mutable {
+    DoCreate(std::move(request), std::move(done));
+  });
+}
+
+void Engine::DoCreate(CreateChannelRequest request,
+                      std::function<void(absl::StatusOr<ChannelInfo>)> done) {
+  if (stop_) return done(absl::UnavailableError("the engine is shutting down"));
+  absl::Status valid = ValidateChannelId(request.channel_id);
+  if (!valid.ok()) return done(valid);
+  const ChannelConfig config = EffectiveConfig(request.config);
+  if (config.buffer_limit_bytes > kMaxBufferLimit) {
+    return done(absl::InvalidArgumentError("buffer limit above 1 GiB"));
+  }
+  if (config.write_queue_limit_bytes > kMaxBufferLimit) {
+    return done(absl::InvalidArgumentError("write queue limit above 1 GiB"));
+  }
+  if (absl::Status s = ValidateFraming(*config.default_framing); !s.ok()) return done(s);
+  DomainInfo dom;
+  {
+    MutexLock lock(&mu_);
+    auto resolved = ResolveDomainLocked(request.domain);
+    if (!resolved.ok()) return done(resolved.status());
+    dom = *resolved;
+    for (const auto& [serial, ch] : channels_) {
+      if (ch->identity().domid == dom.domid && ch->identity().channel_id == request.channel_id &&
+          !ch->removed()) {
+        return done(absl::AlreadyExistsError(absl::StrCat(
+            "domain ", dom.name, " already has a channel '", request.channel_id, "'")));
+      }
+    }
+  }
+  XenStore& xs = *options_.xenstore;
+  const uint32_t B = options_.backend_domid;
+  const uint32_t D = dom.domid;
+  const absl::Time now = absl::Now();
+  // Forget releases old enough to reuse.
+  for (uint32_t released : released_devids_.Expire(D, now)) {
+    (void)xs.Remove(kNoTransaction, NodePath(ReleasedDevidsDir(B, options_.backend_type, D),
+                                             absl::StrCat(released)));
+  }
+  const std::set<uint32_t> recently_released = released_devids_.Blocked(D);
+  // The channel's memory floor must fit (memory_budget.h).
+  if (budget_->Headroom(D) < options_.channel_memory_reserve_bytes) {
+    return done(MemoryBudgetError(
+        absl::StrCat("the memory budget has no room for another channel's ",
+                     options_.channel_memory_reserve_bytes, "-byte reserve in domain ", dom.name)));
+  }
+  NewConsoleDevice device;
+  device.backend_domid = B;
+  device.backend_type = options_.backend_type;
+  device.domid = D;
+  device.channel_id = request.channel_id;
+  device.uid = NewUuid();
+  device.config = config;
+  absl::Status status;
+  for (int attempt = 0; attempt < kTransactionAttempts; ++attempt) {
+    auto t = xs.StartTransaction();
+    if (!t.ok()) return done(t.status());
+    auto abort = [&](absl::Status s) {
+      (void)xs.EndTransaction(*t, false);
+      return s;
+    };
+    auto exists = xs.Read(*t, DomainNamePath(D));
+    if (!exists.ok()) {
+      return done(
+          abort(absl::UnavailableError(absl::StrCat("domain ", dom.name, " is going away"))));
+    }
+    ConsoleDirectories dirs;
+    auto list = [&](const std::string& dir, std::vector<std::string>* entries) {
+      auto listed = xs.Directory(*t, dir);
+      if (listed.ok()) *entries = *std::move(listed);
+    };
+    list(FrontendDir(D), &dirs.frontend);
+    list(LibxlConsoleDir(D), &dirs.libxl);
+    list(BackendDomainDir(B, options_.backend_type, D), &dirs.backend);
+    absl::StatusOr<uint32_t> devid =
+        ChooseDevid(dirs, recently_released, options_.max_channels_per_domain, dom.name);
+    if (!devid.ok()) return done(abort(devid.status()));
+    device.devid = *devid;
+    if (request.validate_only) {
+      (void)xs.EndTransaction(*t, false);
+      ChannelInfo preview;
+      preview.channel_id = request.channel_id;
+      preview.domain_uuid = dom.uuid;
+      preview.domain_name = dom.name;
+      preview.domid = D;
+      preview.transport = Transport::kRing;
+      preview.state = ChannelState::kCreating;
+      preview.config = config;
+      return done(preview);
+    }
+    status = WriteConsoleDevice(xs, *t, device);
+    if (!status.ok()) return done(abort(status));
+    status = xs.EndTransaction(*t, true);
+    if (status.code() == absl::StatusCode::kAborted) continue;  // conflict: run it again
+    if (!status.ok()) return done(status);
+    break;
+  }
+  if (!status.ok()) return done(status);
+
+  ChannelIdentity id;
+  id.serial = next_serial_++;
+  id.uid = device.uid;
+  id.channel_id = request.channel_id;
+  id.domain_uuid = dom.uuid;
+  id.domid = D;
+  id.devid = device.devid;
+  id.transport = Transport::kRing;
+  auto channel = NewChannel(id, config, dom.name, now);
+  AddRingChannel(channel, NewRingParams(D, device.devid, id.serial), XenbusState::kInitialising);
+  if (!request.wait_until_connected) return done(channel->Info());
+  RingChannel* ring = rings_[id.serial].get();
+  ring->WaitConnected(
+      absl::Now() + request.connect_timeout, [channel, done = std::move(done)](absl::Status s) {
+        if (s.ok()) return done(channel->Info());
+        done(std::move(s));  // hand the one reference over: no rep shared across threads
+      });
+}
+
+void Engine::DeleteChannel(const ChannelRef& ref, absl::Duration force_after,
+                           std::function<void(absl::StatusOr<DeleteResult>)> done) {
+  Post([this, ref, force_after, done = std::move(done)]() mutable {
+    DoDelete(ref, force_after, std::move(done));
+  });
+}
+
+void Engine::DoDelete(ChannelRef ref, absl::Duration force_after,
+                      std::function<void(absl::StatusOr<DeleteResult>)> done) {
+  if (stop_) return done(absl::UnavailableError("the engine is shutting down"));
+  auto channel = FindChannel(ref);
+  if (!channel.ok()) return done(channel.status());
+  if ((*channel)->identity().transport != Transport::kRing) {
+    return done(absl::FailedPreconditionError(
+        "toolstack channels are managed by xl.cfg, not deleted through xenchan"));
+  }
+  auto it = rings_.find((*channel)->serial());
+  if (it == rings_.end()) return done(absl::NotFoundError("channel was removed"));
+  it->second->Unplug(force_after, std::move(done), absl::Now());
+  ReapFinished();
+}
+
+absl::StatusOr<ChannelInfo> Engine::CreateChannelAndWait(CreateChannelRequest request) {
+  auto waiter = std::make_shared<Waiter<absl::StatusOr<ChannelInfo>>>();
+  CreateChannel(std::move(request),
+                [waiter](absl::StatusOr<ChannelInfo> r) { waiter->Set(std::move(r)); });
+  return waiter->Wait();
+}
+
+absl::StatusOr<DeleteResult> Engine::DeleteChannelAndWait(const ChannelRef& ref,
+                                                          absl::Duration force_after) {
+  auto waiter = std::make_shared<Waiter<absl::StatusOr<DeleteResult>>>();
+  DeleteChannel(ref, force_after,
+                [waiter](absl::StatusOr<DeleteResult> r) { waiter->Set(std::move(r)); });
+  return waiter->Wait();
+}
+
+}  // namespace xenchan
