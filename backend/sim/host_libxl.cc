@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -23,15 +24,14 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "backend/platform/xen/lib_xenstore.h"
 #include "backend/sim/channel_spec.h"
 #include "backend/sim/child_process.h"
 #include "backend/sim/host_internal.h"
+#include "backend/util/uuid.h"
 
 namespace xenchan {
 namespace sim {
@@ -103,41 +103,6 @@ absl::Status PathCleanup(XenStore& xs, XsTransaction t, const std::string& path)
 bool IsValidDomainName(const std::string& name) {
   // xl accepts more; names here become directory names under guests/.
   return IsValidChannelName(name) && name != "." && name != "..";
-}
-
-absl::StatusOr<std::string> NormalizeUuid(const std::string& uuid) {
-  static const int kGroups[] = {8, 4, 4, 4, 12};
-  std::string out = absl::AsciiStrToLower(uuid);
-  size_t pos = 0;
-  for (int g = 0; g < 5; ++g) {
-    for (int i = 0; i < kGroups[g]; ++i, ++pos) {
-      if (pos >= out.size() || !absl::ascii_isxdigit(static_cast<unsigned char>(out[pos]))) {
-        return absl::InvalidArgumentError(absl::StrCat("invalid uuid '", uuid, "'"));
-      }
-    }
-    if (g < 4) {
-      if (pos >= out.size() || out[pos] != '-') {
-        return absl::InvalidArgumentError(absl::StrCat("invalid uuid '", uuid, "'"));
-      }
-      ++pos;
-    }
-  }
-  if (pos != out.size()) return absl::InvalidArgumentError(absl::StrCat("invalid uuid '", uuid, "'"));
-  return out;
-}
-
-absl::StatusOr<std::string> RandomUuid() {
-  unsigned char b[16];
-  const int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return absl::InternalError("cannot open /dev/urandom");
-  const ssize_t n = read(fd, b, sizeof(b));
-  close(fd);
-  if (n != static_cast<ssize_t>(sizeof(b))) return absl::InternalError("short read of /dev/urandom");
-  b[6] = (b[6] & 0x0F) | 0x40;  // version 4
-  b[8] = (b[8] & 0x3F) | 0x80;  // RFC 4122 variant
-  return absl::StrFormat("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-                         b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
-                         b[12], b[13], b[14], b[15]);
 }
 
 }  // namespace
@@ -267,13 +232,13 @@ absl::StatusOr<DomainStatus> Host::CreateDomain(const std::string& name, const s
   }
   std::string uuid;
   if (uuid_in.empty()) {
-    auto u = RandomUuid();
-    if (!u.ok()) return u.status();
-    uuid = *u;
+    uuid = NewUuid();
   } else {
-    auto u = NormalizeUuid(uuid_in);
-    if (!u.ok()) return u.status();
-    uuid = *u;
+    std::optional<std::string> u = CanonicalUuid(uuid_in);
+    if (!u.has_value()) {
+      return absl::InvalidArgumentError(absl::StrCat("invalid uuid '", uuid_in, "'"));
+    }
+    uuid = *std::move(u);
   }
   std::vector<ChannelSpec> specs;
   std::set<std::string> names, paths;
