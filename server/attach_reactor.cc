@@ -196,7 +196,7 @@ class AttachReactor
     SessionOptions options;
     options.role = role_;
     options.kind = SessionKind::kAttach;
-    options.identity = identity_.display();
+    options.identity = identity_.holder();
     options.start = EngineStart(open.start(), ReadStart::Anchor::kNext);
     options.takeover = open.takeover();
     options.on_ready = Notifier(&AttachReactor::Pump);

@@ -80,7 +80,7 @@ class CallReactor : public AsyncUnary {
     SessionOptions options;
     options.role = SessionRole::kWriter;
     options.kind = SessionKind::kCall;
-    options.identity = identity_.display();
+    options.identity = identity_.holder();
     options.queue_for_lease = true;
     options.start.anchor = ReadStart::Anchor::kNext;
     options.on_ready = Notifier(&CallReactor::Pump);
@@ -220,7 +220,12 @@ class CallReactor : public AsyncUnary {
             return FinishLocked(WithPartial(EngineErrors::EpochChanged(
                 epoch_, r.epoch_change.epoch, "the guest reconnected during the call")));
           case SessionRecord::Kind::kStateChange:
-            if (r.state.state != ChannelState::kConnected) {
+            // CLOSED is the final state of a removed channel; the removal's
+            // status follows at once (the domain went away: DOMAIN_GONE;
+            // the channel was deleted: CHANNEL_REMOVED) and is read next,
+            // now or at the next wake-up.
+            if (r.state.state != ChannelState::kConnected &&
+                r.state.state != ChannelState::kClosed) {
               return FinishLocked(WithPartial(
                   ApiError(StatusCode::kFailedPrecondition, v1::ERROR_REASON_NOT_CONNECTED,
                            absl::StrCat("the channel left CONNECTED (",

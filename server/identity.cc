@@ -26,6 +26,17 @@ absl::string_view TransportName(TransportKind kind) {
   }
 }
 
+std::string Identity::holder() const {
+  if (!authenticated()) return "peer:" + peer;
+  using Kind = policy::Principal::Kind;
+  for (Kind kind : {Kind::kUnixUid, Kind::kUri, Kind::kDns, Kind::kCommonName}) {
+    for (const policy::Principal& p : principals.principals) {
+      if (p.kind == kind) return p.ToString();
+    }
+  }
+  return principals.ToString();  // only group ids
+}
+
 absl::Status UnixPeerRegistry::Register(int fd) {
   struct ucred cred;
   socklen_t len = sizeof(cred);

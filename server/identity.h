@@ -59,11 +59,17 @@ struct Identity {
   TransportKind transport = TransportKind::kUnknown;
 
   bool authenticated() const { return principals.authenticated(); }
-  // What LeaseHolder.identity and the logs show: the principals
+  // What the logs and audit records show: all principals
   // (`unix:uid=0,unix:gid=0`), or `peer:{peer}` when unauthenticated.
   std::string display() const {
     return authenticated() ? principals.ToString() : "peer:" + peer;
   }
+  // What LeaseHolder.identity shows (proto/xenchan/v1/resources.proto): the
+  // one principal that names the caller: `unix:uid={uid}` on the Unix
+  // socket; for mTLS its first URI SAN, else its first DNS SAN, else its
+  // subject CN (the order FromCertificate presents them in). Group ids are
+  // not shown. `peer:{peer}` when unauthenticated.
+  std::string holder() const;
 };
 
 // The peer credentials of the Unix-socket connections xenchand accepted.

@@ -54,7 +54,7 @@ class ReadReactor
     channel_ = request_.channel();
     SessionOptions options;
     options.role = SessionRole::kObserver;
-    options.identity = identity_.display();
+    options.identity = identity_.holder();
     options.start = EngineStart(request_.start(), ReadStart::Anchor::kEarliest);
     options.on_ready = Notifier(&ReadReactor::Pump);
     auto session = core_->engine->OpenSession(ChannelRef{name->domain, name->channel_id},

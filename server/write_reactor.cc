@@ -150,7 +150,7 @@ class WriteReactor : public grpc::ServerReadReactor<v1::WriteRequest>, public Re
     SessionOptions options;
     options.role = SessionRole::kWriter;
     options.kind = SessionKind::kWrite;
-    options.identity = identity_.display();
+    options.identity = identity_.holder();
     options.takeover = first.takeover();
     options.on_ready = Notifier(&WriteReactor::Pump);
     auto session = core_->engine->OpenSession(ref, std::move(options));
