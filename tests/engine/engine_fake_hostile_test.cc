@@ -37,12 +37,10 @@ class EngineFakeHostileTest : public testing_fake::FakeEngineTest {
   // Waits until the channel's counters satisfy `pred`.
   bool WaitCounters(const std::string& domain, const std::string& id,
                     const std::function<bool(const ChannelCounters&)>& pred) {
-    return waiter_->WaitUntil(
-        [&] {
-          auto c = engine_->GetChannel({domain, id});
-          return c.ok() && pred(c->counters);
-        },
-        absl::Seconds(10), absl::Milliseconds(1));
+    return Until([&] {
+      auto c = engine_->GetChannel({domain, id});
+      return c.ok() && pred(c->counters);
+    });
   }
 };
 
@@ -166,8 +164,7 @@ TEST_F(EngineFakeHostileTest, EventStormWithoutDataIsThrottled) {
     }
   });
   for (int i = 0; i < 3; ++i) ExpectRoundTrip(quiet, *calm, absl::StrCat("ping", i));
-  ASSERT_TRUE(waiter_->WaitUntil([&] { return absl::Now() - start >= absl::Milliseconds(200); },
-                                 absl::Seconds(5), absl::Milliseconds(5)));
+  ASSERT_TRUE(Until([&] { return absl::Now() - start >= absl::Milliseconds(200); }));
   stop = true;
   stormer.join();
   const absl::Duration elapsed = absl::Now() - start;

@@ -53,16 +53,16 @@ TEST_F(EngineFakeTest, HotAddThenTheFrontendConnectsAndBytesFlowBothWays) {
   EXPECT_EQ(Read(fe_path + "/backend"), be_path);
   EXPECT_EQ(Read(fe_path + "/state"), "1");
   EXPECT_EQ(Read(fe_path + "/name"), "org.example.agent.1");
-  EXPECT_TRUE(waiter_->WaitUntil([&] { return Read(be_path + "/state") == "2"; }));
+  EXPECT_TRUE(Until([&] { return Read(be_path + "/state") == "2"; }));
 
   Frontend& fe = Probe(D, 1);
-  ASSERT_TRUE(waiter_->WaitUntil([&] { return done->load(); }));
+  ASSERT_TRUE(Until([&] { return done->load(); }));
   ASSERT_TRUE(result->ok()) << result->status();
   EXPECT_EQ((*result)->state, ChannelState::kConnected);
   EXPECT_EQ((*result)->devid, 1u);
   EXPECT_TRUE(LooksLikeUuid((*result)->uid));
   ASSERT_TRUE(fe.FollowUntil(Frontend::kConnected).ok());
-  EXPECT_TRUE(waiter_->WaitUntil([&] {
+  EXPECT_TRUE(Until([&] {
     return Info("vm1", "org.example.agent.1").frontend_state == XenbusState::kConnected;
   }));
   EXPECT_EQ(Read(be_path + "/state"), "4");
@@ -99,6 +99,39 @@ TEST_F(EngineFakeTest, HotAddThenTheFrontendConnectsAndBytesFlowBothWays) {
   EXPECT_EQ(info.counters.bad_ring_rounds, 0u);
   EXPECT_GT(info.counters.events_from_guest, 0u);
   EXPECT_GT(info.counters.events_to_guest, 0u);
+}
+
+TEST_F(EngineFakeTest, HotAddErrors) {
+  StartEngine();
+  const uint32_t D = NewDomain("vm1");
+  EXPECT_EQ(Create("vm1", "bad name").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Create("nosuchvm", "a").status().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(Create("vm1", "dup").ok());
+  EXPECT_EQ(Create("vm1", "dup").status().code(), absl::StatusCode::kAlreadyExists);
+  // Seven channels per guest at most (hvc has 8 ttys, hvc0 is the console).
+  for (int i = 1; i < 7; ++i) ASSERT_TRUE(Create("vm1", absl::StrCat("c", i)).ok()) << i;
+  EXPECT_EQ(Create("vm1", "c7").status().code(), absl::StatusCode::kResourceExhausted);
+  // A dying domain (its toolstack entries already gone) is UNAVAILABLE.
+  ASSERT_TRUE(host_->xs().Remove(kNoTransaction, absl::StrCat("/local/domain/", D, "/name")).ok());
+  EXPECT_EQ(Create("vm1", "late").status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(EngineFakeTest, ConnectTimeoutIsReportedAndALateGuestStillConnects) {
+  StartEngine([](EngineOptions& o) { o.connect_timeout = absl::Milliseconds(20); });
+  const uint32_t D = NewDomain("vm1");
+  CreateChannelRequest req;
+  req.domain = "vm1";
+  req.channel_id = "chan";
+  req.wait_until_connected = true;
+  req.connect_timeout = absl::Milliseconds(40);
+  EXPECT_EQ(engine_->CreateChannelAndWait(req).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  EXPECT_TRUE(Until([&] {
+    return Info("vm1", "chan").last_error.kind == ChannelErrorKind::kGuestNotConnecting;
+  }));
+  Frontend& fe = Probe(D, 1);  // the guest comes up late
+  ASSERT_TRUE(fe.FollowUntil(Frontend::kConnected).ok());
+  EXPECT_TRUE(WaitState("vm1", "chan", ChannelState::kConnected));
 }
 
 TEST_F(EngineFakeTest, RestartRecoveryLosesNothingInEitherRing) {
@@ -302,9 +335,9 @@ TEST_F(EngineFakeTest, DomainDestroyWhileConnectedUnmapsAtOnceAndLeavesNoZombie)
       [](const ChannelEvent& e) { return e.type == ChannelEventType::kRemoved; });
   ASSERT_TRUE(removed.has_value());
   EXPECT_EQ(removed->removal_reason, RemovalReason::kDomainGone);
-  EXPECT_TRUE(waiter_->WaitUntil([&] { return !host_->hypervisor().Info(D).exists; }));
+  EXPECT_TRUE(Until([&] { return !host_->hypervisor().Info(D).exists; }));
   EXPECT_EQ(Read(absl::StrCat("/local/domain/0/backend/xenchan/", D)), "<NOT_FOUND>");
-  EXPECT_TRUE(waiter_->WaitUntil([&] { return !engine_->GetDomain("vm1").ok(); }));
+  EXPECT_TRUE(Until([&] { return !engine_->GetDomain("vm1").ok(); }));
   EXPECT_EQ(DrainToError(*reader).code(), absl::StatusCode::kUnavailable);
   ASSERT_EQ(engine_->ListChannels().size(), 1u);
   ExpectRoundTrip(other, *w2, "still fine");

@@ -46,7 +46,7 @@ void FakeEngineTest::StopEngine() {
 uint32_t FakeEngineTest::NewDomain(const std::string& name) {
   auto d = host_->CreateDomain(name);
   EXPECT_TRUE(d.ok()) << d.status();
-  EXPECT_TRUE(waiter_->WaitUntil([&] { return engine_->GetDomain(name).ok(); }));
+  EXPECT_TRUE(Until([&] { return engine_->GetDomain(name).ok(); }));
   return d.ok() ? d->domid : 0;
 }
 
@@ -78,9 +78,13 @@ Frontend& FakeEngineTest::Connect(const std::string& domain, const std::string& 
   return fe;
 }
 
+bool FakeEngineTest::Until(const std::function<bool()>& cond, absl::Duration timeout) {
+  return waiter_->WaitUntil(cond, timeout, absl::Milliseconds(1));
+}
+
 bool FakeEngineTest::WaitState(const std::string& domain, const std::string& id,
                                ChannelState state) {
-  return waiter_->WaitUntil([&] {
+  return Until([&] {
     auto c = engine_->GetChannel({domain, id});
     return c.ok() && c->state == state;
   });
@@ -100,7 +104,7 @@ absl::StatusOr<DeleteResult> FakeEngineTest::Unplug(const std::string& domain,
     absl::Status s = fe->FollowUntil([&] { return done->load(); }, absl::Seconds(20));
     if (!s.ok()) return s;
     fe->Follow();  // notices its directory went
-  } else if (!waiter_->WaitUntil([&] { return done->load(); })) {
+  } else if (!Until([&] { return done->load(); })) {
     return absl::DeadlineExceededError("unplug did not finish");
   }
   return *result;

@@ -46,6 +46,9 @@ class FakeEngineTest : public ::testing::Test {
   Frontend& Probe(uint32_t domid, uint32_t devid);
   // Hot-add, probe, and wait until both ends are Connected.
   Frontend& Connect(const std::string& domain, const std::string& id, ChannelConfig config = {});
+  // Waits until `cond` holds, re-checking after every engine event and every
+  // millisecond (nothing here is slow to poll: it is all in memory).
+  bool Until(const std::function<bool()>& cond, absl::Duration timeout = absl::Seconds(10));
   // Waits until the engine reports `state` for the channel.
   bool WaitState(const std::string& domain, const std::string& id, ChannelState state);
   // Runs an unplug while `fe` (if any) answers its backend as hvc_xen does;
