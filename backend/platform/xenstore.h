@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
@@ -88,6 +89,19 @@ class XenStore {
   // False once xenstored has released the domain (it is dying or gone).
   virtual absl::StatusOr<bool> IsDomainIntroduced(uint32_t domid) = 0;
 };
+
+// Runs `body` in a transaction and commits it; when the commit conflicts
+// (ABORTED), runs the whole transaction again, as libxl and Linux's xenbus
+// drivers do, up to `max_attempts` times in all (at least once).
+//
+// `body` must be safe to run again: it reads what it depends on through the
+// transaction it is given and has no effects outside xenstore that a rerun
+// would repeat. If `body` fails, the transaction is aborted and body's
+// status is returned unchanged; so is a failure to start or to commit.
+// ABORTED ("xenstore transaction kept conflicting") when every attempt
+// conflicted. Blocking: the round trips of `body` and of each start and end.
+absl::Status RunInTransaction(XenStore& xs, absl::FunctionRef<absl::Status(XsTransaction)> body,
+                              int max_attempts);
 
 }  // namespace xenchan
 
