@@ -4,8 +4,6 @@
 // commands and `domain list` in host_control.cc. See host.h.
 #include "backend/sim/host.h"
 
-#include <errno.h>
-#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -21,23 +19,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "backend/sim/child_process.h"
-#include "backend/sim/host_internal.h"
+#include "backend/util/make_dirs.h"
 
 namespace xenchan {
 namespace sim {
-
-absl::Status MkdirP(const std::string& path) {
-  std::string cur;
-  for (size_t i = 0; i <= path.size(); ++i) {
-    if (i == path.size() || (path[i] == '/' && i > 0)) {
-      cur = path.substr(0, i);
-      if (mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST) {
-        return absl::InternalError(absl::StrCat("mkdir ", cur, ": ", std::strerror(errno)));
-      }
-    }
-  }
-  return absl::OkStatus();
-}
 
 absl::StatusOr<std::unique_ptr<Host>> Host::Create(HostOptions options) {
   if (options.state_dir.empty()) return absl::InvalidArgumentError("empty state dir");
@@ -51,7 +36,7 @@ Host::Host(HostOptions options) : options_(std::move(options)) {}
 absl::Status Host::Start() {
   const std::string& dir = options_.state_dir;
   for (const std::string& d : {dir, dir + "/guests", dir + "/domains"}) {
-    if (absl::Status s = MkdirP(d); !s.ok()) return s;
+    if (absl::Status s = MakeDirs(d, 0755); !s.ok()) return s;
   }
   xenstore::XenstoreServer::Options xo;
   xo.socket_path = dir + "/xenstored.sock";

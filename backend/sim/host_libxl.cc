@@ -15,7 +15,6 @@
 
 #include <cstdint>
 #include <cstdio>
-#include <functional>
 #include <optional>
 #include <set>
 #include <string>
@@ -30,7 +29,7 @@
 #include "backend/platform/xen/lib_xenstore.h"
 #include "backend/sim/channel_spec.h"
 #include "backend/sim/child_process.h"
-#include "backend/sim/host_internal.h"
+#include "backend/util/make_dirs.h"
 #include "backend/util/uuid.h"
 
 namespace xenchan {
@@ -45,22 +44,9 @@ constexpr size_t kMaxChannels = 64;
 
 bool IgnoreNotFound(const absl::Status& s) { return s.ok() || absl::IsNotFound(s); }
 
-// Runs `body` in a transaction, retrying on conflicts (EAGAIN), as libxl does.
-absl::Status RunTransaction(XenStore& xs, const std::function<absl::Status(XsTransaction)>& body) {
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    auto t = xs.StartTransaction();
-    if (!t.ok()) return t.status();
-    absl::Status s = body(*t);
-    if (!s.ok()) {
-      (void)xs.EndTransaction(*t, false);
-      return s;
-    }
-    s = xs.EndTransaction(*t, true);
-    if (absl::IsAborted(s)) continue;
-    return s;
-  }
-  return absl::AbortedError("xenstore transaction kept conflicting");
-}
+// libxl retries a conflicting transaction (EAGAIN) without a bound; the
+// simulated toolstack gives up after this many attempts (RunInTransaction).
+constexpr int kTransactionAttempts = 100;
 
 // libxl__xs_mknod: an empty node with explicit permissions.
 absl::Status Mknod(XenStore& xs, XsTransaction t, const std::string& path,
@@ -115,7 +101,7 @@ absl::Status Host::WriteDomainEntries(uint32_t domid, const std::string& name,
   const std::vector<XsPermission> noperm = {{0, kNone}};
   const std::vector<XsPermission> roperm = {{0, kNone}, {domid, kRead}};
   const std::vector<XsPermission> rwperm = {{domid, kNone}};
-  return RunTransaction(*xs_, [&](XsTransaction t) -> absl::Status {
+  return RunInTransaction(*xs_, [&](XsTransaction t) -> absl::Status {
     absl::Status s;
     if (!IgnoreNotFound(s = xs_->Remove(t, dom))) return s;
     if (!(s = Mknod(*xs_, t, dom, roperm)).ok()) return s;
@@ -144,7 +130,7 @@ absl::Status Host::WriteDomainEntries(uint32_t domid, const std::string& name,
       return s;
     }
     return xs_->Write(t, libxl + "/type", "pv");
-  });
+  }, kTransactionAttempts);
 }
 
 absl::Status Host::WriteChannel(uint32_t domid, uint32_t devid, const ChannelSpec& spec) {
@@ -166,7 +152,7 @@ absl::Status Host::WriteChannel(uint32_t domid, uint32_t devid, const ChannelSpe
       {"frontend-id", absl::StrCat(domid)}, {"online", "1"},   {"state", "1"},
       {"protocol", kProtocol},              {"name", spec.name}, {"connection", ChannelConnectionName(spec.connection)}};
   if (socket) back.emplace_back("path", spec.path);
-  return RunTransaction(*xs_, [&](XsTransaction t) -> absl::Status {
+  return RunInTransaction(*xs_, [&](XsTransaction t) -> absl::Status {
     absl::Status s;
     // libxl__device_generic_add.
     if (!IgnoreNotFound(s = xs_->Remove(t, lx))) return s;
@@ -183,7 +169,7 @@ absl::Status Host::WriteChannel(uint32_t domid, uint32_t devid, const ChannelSpe
     if (!(s = xs_->Write(t, be + "/frontend", fe)).ok()) return s;
     if (!(s = WriteKeys(*xs_, t, be, back)).ok()) return s;
     return WriteKeys(*xs_, t, lx, back);
-  });
+  }, kTransactionAttempts);
 }
 
 absl::Status Host::WaitForBackends(uint32_t domid, size_t channels, pid_t qemu) {
@@ -297,7 +283,7 @@ absl::StatusOr<DomainStatus> Host::CreateDomain(const std::string& name, const s
   // libxl__build_post, with the simulated host's fixed values: 256 MiB, one
   // vCPU, store port 1 and store ring-ref 0 (the simulated xenstored talks to
   // guests over sockets, not a ring).
-  s = RunTransaction(*xs_, [&](XsTransaction t) -> absl::Status {
+  s = RunInTransaction(*xs_, [&](XsTransaction t) -> absl::Status {
     return WriteKeys(*xs_, t, dom_path,
                      {{"memory/static-max", "262144"},
                       {"memory/target", "262144"},
@@ -305,7 +291,7 @@ absl::StatusOr<DomainStatus> Host::CreateDomain(const std::string& name, const s
                       {"store/port", "1"},
                       {"store/ring-ref", "0"},
                       {"cpu/0/availability", "online"}});
-  });
+  }, kTransactionAttempts);
   if (!s.ok()) return fail(s);
   if (!(s = xs_->Write(kNoTransaction, absl::StrCat("/libxl/", domid, "/dm-version"),
                        "qemu_xen")).ok()) {
@@ -325,7 +311,7 @@ absl::StatusOr<DomainStatus> Host::CreateDomain(const std::string& name, const s
     if (!(s = WaitForBackends(domid, specs.size(), d.qemu_pid)).ok()) return fail(s);
   }
   const std::string root = absl::StrCat(dir, "/guests/", name, "/root");
-  if (!(s = MkdirP(root + "/dev")).ok()) return fail(s);
+  if (!(s = MakeDirs(root + "/dev", 0755)).ok()) return fail(s);
   auto guest = SpawnChild({options_.xensim_binary, "guest", "--state-dir", dir, "--domid",
                       absl::StrCat(domid), "--name", name});
   if (!guest.ok()) return fail(guest.status());
@@ -350,7 +336,7 @@ absl::Status Host::DestroyLocked(Domain& d) {
       if (!devs.ok()) continue;
       for (const std::string& dev : *devs) {
         const std::string lx = absl::StrCat(lx_dev, "/", kind, "/", dev);
-        absl::Status s = RunTransaction(*xs_, [&](XsTransaction t) -> absl::Status {
+        absl::Status s = RunInTransaction(*xs_, [&](XsTransaction t) -> absl::Status {
           for (const char* key : {"frontend", "backend"}) {
             auto path = xs_->Read(t, absl::StrCat(lx, "/", key));
             if (path.ok() && !path->empty()) {
@@ -358,13 +344,13 @@ absl::Status Host::DestroyLocked(Domain& d) {
             }
           }
           return PathCleanup(*xs_, t, lx);
-        });
+        }, kTransactionAttempts);
         if (!s.ok() && first.ok()) first = s;
       }
     }
   }
   // devices_destroy_cb: the domain's own paths.
-  absl::Status s = RunTransaction(*xs_, [&](XsTransaction t) -> absl::Status {
+  absl::Status s = RunInTransaction(*xs_, [&](XsTransaction t) -> absl::Status {
     for (const std::string& path :
          {absl::StrCat("/local/domain/", domid), absl::StrCat("/vm/", d.uuid),
           absl::StrCat("/libxl/", domid)}) {
@@ -372,7 +358,7 @@ absl::Status Host::DestroyLocked(Domain& d) {
       if (!IgnoreNotFound(r)) return r;
     }
     return absl::OkStatus();
-  });
+  }, kTransactionAttempts);
   if (!s.ok() && first.ok()) first = s;
   d.state = State::kDying;
   s = hypervisor_->DestroyDomain(domid);

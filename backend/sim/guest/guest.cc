@@ -8,7 +8,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,32 +21,12 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/string_view.h"
 #include "backend/platform/xenstore.h"
 #include "backend/sim/guest/guest_internal.h"
+#include "backend/util/make_dirs.h"
 
 namespace xenchan {
 namespace guest {
-namespace {
-
-absl::Status MakeDirs(const std::string& path) {
-  std::string prefix;
-  for (absl::string_view part : absl::StrSplit(path, '/')) {
-    if (part.empty()) {
-      if (prefix.empty()) prefix = "/";
-      continue;
-    }
-    prefix = (prefix.empty() || prefix == "/") ? absl::StrCat(prefix, part)
-                                                : absl::StrCat(prefix, "/", part);
-    if (mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST) {
-      return absl::InternalError(absl::StrCat("mkdir ", prefix, ": ", strerror(errno)));
-    }
-  }
-  return absl::OkStatus();
-}
-
-}  // namespace
 
 Guest::~Guest() {
   for (auto& c : control_clients_) close(c.fd);
@@ -76,9 +55,9 @@ void Guest::Log(const std::string& message) {
 
 absl::Status Guest::Setup() {
   const std::string dev_dir = absl::StrCat(options_.root_dir, "/dev");
-  if (absl::Status s = MakeDirs(absl::StrCat(dev_dir, "/xen-channel")); !s.ok()) return s;
+  if (absl::Status s = MakeDirs(absl::StrCat(dev_dir, "/xen-channel"), 0755); !s.ok()) return s;
   const std::string guest_dir = absl::StrCat(options_.state_dir, "/guests/", options_.name);
-  if (absl::Status s = MakeDirs(guest_dir); !s.ok()) return s;
+  if (absl::Status s = MakeDirs(guest_dir, 0755); !s.ok()) return s;
   // console.log, hvc0 and the tty-open counter (hvc_console.cc).
   if (absl::Status s = HvcInit(guest_dir); !s.ok()) return s;
 
