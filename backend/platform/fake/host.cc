@@ -2,12 +2,12 @@
 #include "backend/platform/fake/host.h"
 
 #include <functional>
+#include <optional>
 #include <utility>
 #include <vector>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
+#include "backend/util/uuid.h"
 
 namespace xenchan {
 namespace {
@@ -38,17 +38,6 @@ absl::Status Mknod(XenStore& xs, XsTransaction t, const std::string& path,
                    const std::vector<XsPermission>& perms) {
   absl::Status s = xs.Write(t, path, "");
   return s.ok() ? xs.SetPermissions(t, path, perms) : s;
-}
-
-bool IsUuid(const std::string& uuid) {
-  if (uuid.size() != 36) return false;
-  for (size_t i = 0; i < uuid.size(); ++i) {
-    const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-    if (dash ? uuid[i] != '-' : !absl::ascii_isxdigit(static_cast<unsigned char>(uuid[i]))) {
-      return false;
-    }
-  }
-  return true;
 }
 
 }  // namespace
@@ -113,7 +102,8 @@ absl::Status FakeHost::WriteDomainEntries(const Domain& d) {
 absl::StatusOr<FakeHost::Domain> FakeHost::CreateDomain(const std::string& name,
                                                         const std::string& uuid) {
   if (name.empty()) return absl::InvalidArgumentError("empty domain name");
-  if (!uuid.empty() && !IsUuid(uuid)) {
+  std::optional<std::string> canonical = CanonicalUuid(uuid);
+  if (!uuid.empty() && !canonical.has_value()) {
     return absl::InvalidArgumentError(absl::StrCat("invalid uuid '", uuid, "'"));
   }
   MutexLock lock(&mu_);
@@ -123,8 +113,8 @@ absl::StatusOr<FakeHost::Domain> FakeHost::CreateDomain(const std::string& name,
   Domain d;
   d.domid = next_domid_++;
   d.name = name;
-  d.uuid = uuid.empty() ? absl::StrFormat("00000000-0000-4000-8000-%012x", d.domid)
-                        : absl::AsciiStrToLower(uuid);
+  d.uuid = canonical.has_value() ? *canonical
+                                 : StableUuid(absl::StrCat("fake-host/domain/", d.domid));
   absl::Status s = WriteDomainEntries(d);
   if (s.ok()) s = hypervisor_->CreateDomain(d.domid);
   if (s.ok()) s = xs_->IntroduceDomain(d.domid);

@@ -56,7 +56,8 @@ class FakeHost {
   static absl::StatusOr<std::unique_ptr<FakeHost>> Create();
 
   // Creates and introduces a domain (see the file comment); domids count up
-  // from 1 and are never reused. `uuid` empty: one is derived from the domid.
+  // from 1 and are never reused. `uuid` empty: one is derived from the
+  // domid (StableUuid), so runs are repeatable.
   // INVALID_ARGUMENT for an empty name or a malformed uuid; ALREADY_EXISTS
   // for a live domain's name.
   absl::StatusOr<Domain> CreateDomain(const std::string& name, const std::string& uuid = "")
