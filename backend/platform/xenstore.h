@@ -98,10 +98,18 @@ class XenStore {
 // transaction it is given and has no effects outside xenstore that a rerun
 // would repeat. If `body` fails, the transaction is aborted and body's
 // status is returned unchanged; so is a failure to start or to commit.
-// ABORTED ("xenstore transaction kept conflicting") when every attempt
-// conflicted. Blocking: the round trips of `body` and of each start and end.
+// If `body` returns DiscardTransaction(), the transaction is aborted on
+// purpose (nothing it wrote is applied, it is not run again) and the result
+// is OK. ABORTED ("xenstore transaction kept conflicting") when every
+// attempt conflicted. Blocking: the round trips of `body` and of each start
+// and end.
 absl::Status RunInTransaction(XenStore& xs, absl::FunctionRef<absl::Status(XsTransaction)> body,
                               int max_attempts);
+
+// What a RunInTransaction body returns when it has finished and wants
+// nothing it did applied, a dry run for instance: a CANCELLED status marked
+// so that RunInTransaction, and only it, tells it from a failure.
+absl::Status DiscardTransaction();
 
 }  // namespace xenchan
 

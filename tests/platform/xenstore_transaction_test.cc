@@ -1,5 +1,6 @@
 // RunInTransaction against the in-memory xenstored (backend/platform/fake):
 // a conflicting commit runs the transaction again, a failing body aborts it,
+// a body returning DiscardTransaction() aborts it on purpose and succeeds,
 // and a transaction that always conflicts gives up after max_attempts.
 #include <memory>
 #include <string>
@@ -111,6 +112,46 @@ TEST_F(RunInTransactionTest, FailingBodyAbortsAndItsStatusIsReturned) {
   EXPECT_EQ(s, absl::FailedPreconditionError("body gave up"));
   EXPECT_EQ(runs, 1);
   EXPECT_EQ(xs_->Read(kNoTransaction, "/half").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(RunInTransactionTest, DiscardAbortsOnPurposeAndReturnsOk) {
+  int runs = 0;
+  const absl::Status s = RunInTransaction(
+      *xs_,
+      [&](XsTransaction t) {
+        ++runs;
+        EXPECT_TRUE(xs_->Write(t, "/half", "written").ok());
+        EXPECT_TRUE(xs_->Write(t, "/counter", "5").ok());
+        return DiscardTransaction();
+      },
+      5);
+  EXPECT_TRUE(s.ok()) << s;
+  EXPECT_EQ(runs, 1);
+  EXPECT_EQ(xs_->Read(kNoTransaction, "/half").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Value("/counter"), "0");
+}
+
+TEST_F(RunInTransactionTest, DiscardIsNotRunAgainWhenTheStoreChangedMeanwhile) {
+  int runs = 0;
+  int conflicts = 1;
+  const absl::Status s = RunInTransaction(
+      *xs_,
+      [&](XsTransaction t) {
+        ++runs;
+        if (absl::Status inc = Increment(t, &conflicts); !inc.ok()) return inc;
+        return DiscardTransaction();
+      },
+      5);
+  EXPECT_TRUE(s.ok()) << s;
+  EXPECT_EQ(runs, 1);
+  // Only the other connection's write landed.
+  EXPECT_EQ(Value("/counter"), "10");
+}
+
+TEST_F(RunInTransactionTest, AnyOtherCancelledIsAFailure) {
+  const absl::Status s = RunInTransaction(
+      *xs_, [&](XsTransaction) { return absl::CancelledError("caller went away"); }, 5);
+  EXPECT_EQ(s, absl::CancelledError("caller went away"));
 }
 
 TEST_F(RunInTransactionTest, BodyErrorFromXenstoreIsNotRetried) {
