@@ -80,19 +80,14 @@ absl::Status FakeConsoleFrontend::ConnectRing() {
       host_.hypervisor().GrantPage(domid_, backend_id_, /*readonly=*/false, page_);
   if (!ref.ok()) return ref.status();
   ring_ref_ = *ref;
-  absl::Status s;
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    absl::StatusOr<XsTransaction> t = xs_->StartTransaction();
-    if (!t.ok()) return t.status();
-    s = xs_->Write(*t, path_ + "/ring-ref", absl::StrCat(ring_ref_));
-    if (s.ok()) s = xs_->Write(*t, path_ + "/port", absl::StrCat(port_));
-    if (!s.ok()) {
-      (void)xs_->EndTransaction(*t, false);
-      return s;
-    }
-    s = xs_->EndTransaction(*t, true);
-    if (!absl::IsAborted(s)) break;
-  }
+  // One transaction, retried on conflicts (hvc_xen's "goto again" on EAGAIN).
+  absl::Status s = RunInTransaction(
+      *xs_,
+      [&](XsTransaction t) {
+        absl::Status w = xs_->Write(t, path_ + "/ring-ref", absl::StrCat(ring_ref_));
+        return w.ok() ? xs_->Write(t, path_ + "/port", absl::StrCat(port_)) : w;
+      },
+      /*max_attempts=*/100);
   if (!s.ok()) return s;
   return SetState(kInitialised);
 }

@@ -1,7 +1,6 @@
 // FakeHost: the in-memory Xen host's toolstack.
 #include "backend/platform/fake/host.h"
 
-#include <functional>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -17,21 +16,8 @@ constexpr XsPermission::Access kRead = XsPermission::kRead;
 
 bool IgnoreNotFound(const absl::Status& s) { return s.ok() || absl::IsNotFound(s); }
 
-// Runs `body` in a transaction, retrying on conflicts (ABORTED), as libxl does.
-absl::Status RunTransaction(XenStore& xs, const std::function<absl::Status(XsTransaction)>& body) {
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    absl::StatusOr<XsTransaction> t = xs.StartTransaction();
-    if (!t.ok()) return t.status();
-    absl::Status s = body(*t);
-    if (!s.ok()) {
-      (void)xs.EndTransaction(*t, false);
-      return s;
-    }
-    s = xs.EndTransaction(*t, true);
-    if (!absl::IsAborted(s)) return s;
-  }
-  return absl::AbortedError("xenstore transaction kept conflicting");
-}
+// Transactions are retried on conflicts up to this many times, as libxl does.
+constexpr int kTransactionAttempts = 100;
 
 // libxl__xs_mknod: an empty node with explicit permissions.
 absl::Status Mknod(XenStore& xs, XsTransaction t, const std::string& path,
@@ -78,7 +64,7 @@ absl::Status FakeHost::WriteDomainEntries(const Domain& d) {
   const std::vector<XsPermission> roperm = {{0, kNone}, {d.domid, kRead}};
   const std::vector<XsPermission> rwperm = {{d.domid, kNone}};
   XenStore& xs = *xs_;
-  return RunTransaction(xs, [&](XsTransaction t) -> absl::Status {
+  return RunInTransaction(xs, [&](XsTransaction t) -> absl::Status {
     absl::Status s;
     if (!(s = Mknod(xs, t, dom, roperm)).ok()) return s;
     if (!(s = Mknod(xs, t, vm, roperm)).ok()) return s;
@@ -96,7 +82,7 @@ absl::Status FakeHost::WriteDomainEntries(const Domain& d) {
     if (!(s = xs.Write(t, vm + "/uuid", d.uuid)).ok()) return s;
     if (!(s = xs.Write(t, vm + "/name", d.name)).ok()) return s;
     return xs.Write(t, libxl + "/type", "pv");
-  });
+  }, kTransactionAttempts);
 }
 
 absl::StatusOr<FakeHost::Domain> FakeHost::CreateDomain(const std::string& name,
@@ -157,14 +143,14 @@ absl::Status FakeHost::DestroyDomain(uint32_t domid) {
     }
   }
   // devices_destroy_cb: the domain's own paths, in one transaction.
-  keep_first(RunTransaction(xs, [&](XsTransaction t) -> absl::Status {
+  keep_first(RunInTransaction(xs, [&](XsTransaction t) -> absl::Status {
     for (const std::string& path : {absl::StrCat("/local/domain/", domid),
                                     absl::StrCat("/vm/", d.uuid), absl::StrCat("/libxl/", domid)}) {
       absl::Status r = xs.Remove(t, path);
       if (!IgnoreNotFound(r)) return r;
     }
     return absl::OkStatus();
-  }));
+  }, kTransactionAttempts));
   keep_first(hypervisor_->DestroyDomain(domid));
   keep_first(xs_->ReleaseDomain(domid));
   return first;
