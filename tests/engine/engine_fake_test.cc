@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "backend/engine/engine.h"
 #include "backend/engine/names.h"
+#include "backend/util/uuid.h"
 #include "gtest/gtest.h"
 #include "tests/engine/fake_engine_fixture.h"
 #include "tests/engine/sim_fixture.h"
@@ -60,7 +61,7 @@ TEST_F(EngineFakeTest, HotAddThenTheFrontendConnectsAndBytesFlowBothWays) {
   ASSERT_TRUE(result->ok()) << result->status();
   EXPECT_EQ((*result)->state, ChannelState::kConnected);
   EXPECT_EQ((*result)->devid, 1u);
-  EXPECT_TRUE(LooksLikeUuid((*result)->uid));
+  EXPECT_TRUE(IsUuid((*result)->uid));
   ASSERT_TRUE(fe.FollowUntil(Frontend::kConnected).ok());
   EXPECT_TRUE(Until([&] {
     return Info("vm1", "org.example.agent.1").frontend_state == XenbusState::kConnected;
@@ -274,6 +275,43 @@ TEST_F(EngineFakeTest, UnplugIsForcedWhenTheGuestDoesNotAnswer) {
   EXPECT_EQ(result->channel.last_error.kind, ChannelErrorKind::kUnplugForced);
   EXPECT_EQ(host_->hypervisor().MapCount(fe.domid(), fe.ring_ref()), 0u);
   EXPECT_EQ(Read(fe.path()), "<NOT_FOUND>");
+}
+
+// An unplug the engine could not finish (it stopped after BE 5) is finished
+// by the next engine: when the guest answers late, or forced at the first
+// engine's persisted deadline when it never does.
+TEST_F(EngineFakeTest, UnplugInterruptedByARestartIsFinishedByTheNextEngine) {
+  StartEngine();
+  NewDomain("vm1");
+  Frontend& late = Connect("vm1", "late");
+  Frontend& silent = Connect("vm1", "silent");
+  auto answered = std::make_shared<std::atomic<int>>(0);
+  auto unavailable = std::make_shared<std::atomic<int>>(0);
+  auto count = [answered, unavailable](absl::StatusOr<DeleteResult> r) {
+    answered->fetch_add(1);
+    if (absl::IsUnavailable(r.status())) unavailable->fetch_add(1);
+  };
+  engine_->DeleteChannel({"vm1", "late"}, absl::Seconds(30), count);
+  engine_->DeleteChannel({"vm1", "silent"}, absl::Milliseconds(60), count);
+  ASSERT_TRUE(Until([&] {
+    return Read(late.backend_path() + "/state") == "5" &&
+           Read(silent.backend_path() + "/state") == "5";
+  }));
+  StopEngine();  // neither guest has answered yet
+  EXPECT_EQ(answered->load(), 2);
+  EXPECT_EQ(unavailable->load(), 2);
+
+  StartEngine();
+  EXPECT_TRUE(WaitState("vm1", "late", ChannelState::kClosing));
+  ASSERT_TRUE(late.FollowUntil([&] { return late.removed(); }).ok());
+  EXPECT_EQ(Read(late.backend_path()), "<NOT_FOUND>");
+  auto forced = waiter_->WaitFor([](const ChannelEvent& e) {
+    return e.type == ChannelEventType::kRemoved && e.channel.channel_id == "silent";
+  });
+  ASSERT_TRUE(forced.has_value());
+  EXPECT_EQ(forced->channel.last_error.kind, ChannelErrorKind::kUnplugForced);
+  EXPECT_EQ(Read(silent.path()), "<NOT_FOUND>");
+  EXPECT_TRUE(engine_->ListChannels().empty());
 }
 
 TEST_F(EngineFakeTest, GuestCloseAndResumeFollowTheStateMachine) {
