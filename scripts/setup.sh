@@ -28,6 +28,7 @@ PACKAGES=(
   python3 python3-grpcio python3-protobuf  # the generated Python SDK and its test
   qemu-guest-agent                         # a real peer for Call with the QEMU guest agent framing
   openssl libssl-dev                       # test certificate authorities for mTLS tests; X.509 parsing in xenchand
+  libsqlite3-dev                           # SQLite: xenchand's crash-safe store of durable channel declarations
   nodejs npm                               # to install buf (proto lint) and buildifier
   shellcheck clang-format                  # the lint tests (tests/lint): shell scripts, C++ format
 )
