@@ -50,8 +50,8 @@ std::string DescribeMismatch(const std::string& got, const std::string& want) {
     return from >= s.size() ? std::string() : absl::CHexEscape(s.substr(from, 2 * kContext));
   };
   return absl::StrCat("got ", got.size(), " bytes, want ", want.size(),
-                      "; first difference at offset ", at, ": got \"", around(got),
-                      "\", want \"", around(want), "\" (from offset ", from, ")");
+                      "; first difference at offset ", at, ": got \"", around(got), "\", want \"",
+                      around(want), "\" (from offset ", from, ")");
 }
 
 }  // namespace testcommon

@@ -1,40 +1,25 @@
 // Test helpers for the engine against the simulated Xen host.
 #include "tests/engine/sim_fixture.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
-#include <stdlib.h>
 #include <sys/eventfd.h>
-#include <termios.h>
 #include <unistd.h>
 
-#include <cstring>
+#include <algorithm>
 
 #include "absl/strings/str_cat.h"
 #include "backend/platform/sim/event_channels.h"
 #include "backend/platform/sim/grant_tables.h"
+#include "tests/common/files.h"
 
 namespace xenchan {
 namespace testing_sim {
 
-std::string XensimPath() {
-  const char* srcdir = getenv("TEST_SRCDIR");
-  std::string base = srcdir != nullptr ? srcdir : ".";
-  return base + "/xenchan/backend/sim/xensim";
-}
-
-std::string MakeShortTempDir() {
-  const char* tmp = getenv("TEST_TMPDIR");
-  std::string base = (tmp != nullptr && strlen(tmp) < 40) ? tmp : "/tmp";
-  std::string templ = base + "/eng-XXXXXX";
-  if (mkdtemp(templ.data()) == nullptr) return "";
-  return templ;
-}
+std::string XensimPath() { return testcommon::RunfilePath("backend/sim/xensim"); }
 
 absl::StatusOr<std::unique_ptr<SimHost>> SimHost::Start() {
   auto h = std::unique_ptr<SimHost>(new SimHost());
-  h->dir_ = MakeShortTempDir();
+  h->dir_ = testcommon::MakeShortTempDir("eng");
   if (h->dir_.empty()) return absl::InternalError("mkdtemp failed");
   h->state_dir_ = h->dir_ + "/s";
   auto host = sim::Host::Create({h->state_dir_, XensimPath()});
@@ -49,10 +34,7 @@ absl::StatusOr<std::unique_ptr<SimHost>> SimHost::Start() {
 SimHost::~SimHost() {
   xs_.reset();
   host_.reset();
-  if (!dir_.empty()) {
-    const std::string cmd = "rm -rf '" + dir_ + "'";
-    [[maybe_unused]] int rc = system(cmd.c_str());
-  }
+  testcommon::RemoveTree(dir_);
 }
 
 absl::StatusOr<uint32_t> SimHost::CreateDomain(const std::string& name) {
@@ -61,8 +43,7 @@ absl::StatusOr<uint32_t> SimHost::CreateDomain(const std::string& name) {
   return d->domid;
 }
 
-std::string SimHost::GuestChannelPath(const std::string& domain,
-                                      const std::string& channel) const {
+std::string SimHost::GuestChannelPath(const std::string& domain, const std::string& channel) const {
   return state_dir_ + "/guests/" + domain + "/root/dev/xen-channel/" + channel;
 }
 
@@ -146,45 +127,6 @@ bool EventWaiter::WaitUntil(const std::function<bool()>& cond, absl::Duration ti
   return true;
 }
 
-int OpenRawTty(const std::string& path) {
-  const int fd = open(path.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  termios t;
-  if (tcgetattr(fd, &t) == 0) {
-    cfmakeraw(&t);
-    tcsetattr(fd, TCSANOW, &t);
-  }
-  return fd;
-}
-
-bool WriteAll(int fd, const std::string& data) {
-  size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    done += static_cast<size_t>(n);
-  }
-  return true;
-}
-
-std::string ReadExactly(int fd, size_t n, absl::Duration timeout) {
-  std::string got;
-  const absl::Time deadline = absl::Now() + timeout;
-  while (got.size() < n) {
-    const absl::Duration left = deadline - absl::Now();
-    if (left <= absl::ZeroDuration()) break;
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1) <= 0) continue;
-    char buf[4096];
-    const ssize_t r = read(fd, buf, std::min(sizeof(buf), n - got.size()));
-    if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-    if (r <= 0) break;
-    got.append(buf, static_cast<size_t>(r));
-  }
-  return got;
-}
-
 std::string ReadSession(Session& session, size_t n, absl::Duration timeout,
                         std::vector<SessionRecord>* others) {
   std::string got;
@@ -221,16 +163,6 @@ bool WaitWriteStatus(Session& session, const std::function<bool(const WriteStatu
     [[maybe_unused]] ssize_t n = read(session.notify_fd(), &v, sizeof(v));
   }
   return true;
-}
-
-std::string Pattern(size_t n, uint32_t seed) {
-  std::string s(n, '\0');
-  uint32_t x = seed * 2654435761u + 12345;
-  for (size_t i = 0; i < n; ++i) {
-    x = x * 1103515245u + 12345;
-    s[i] = static_cast<char>('!' + (x >> 16) % 90);
-  }
-  return s;
 }
 
 }  // namespace testing_sim

@@ -18,14 +18,14 @@
 #include "backend/engine/engine.h"
 #include "backend/platform/xen/lib_xenstore.h"
 #include "backend/sim/host.h"
+#include "tests/common/bytes.h"
+#include "tests/common/io.h"
 
 namespace xenchan {
 namespace testing_sim {
 
 // Path of the xensim binary in the test's runfiles.
 std::string XensimPath();
-// A fresh directory short enough for Unix socket paths.
-std::string MakeShortTempDir();
 
 // A simulated host for one test.
 class SimHost {
@@ -79,12 +79,11 @@ class EventWaiter {
   int fd_ = -1;  // eventfd signalled by the subscription
 };
 
-// Opens a guest channel tty in raw mode; -1 on failure.
-int OpenRawTty(const std::string& path);
-// Writes everything (blocking fd); false on error.
-bool WriteAll(int fd, const std::string& data);
-// Reads from `fd` until `n` bytes arrived or the deadline passed.
-std::string ReadExactly(int fd, size_t n, absl::Duration timeout = absl::Seconds(20));
+// The tty helpers live in tests/common; these names stay here for the engine
+// tests that reach them through this header.
+using testcommon::OpenRawTty;
+using testcommon::ReadExactly;
+using testcommon::WriteAll;
 
 // Reads data records of `session` until `n` bytes arrived or the deadline;
 // records of other kinds are appended to `others` if given.
@@ -94,8 +93,11 @@ std::string ReadSession(Session& session, size_t n, absl::Duration timeout = abs
 bool WaitWriteStatus(Session& session, const std::function<bool(const WriteStatus&)>& pred,
                      absl::Duration timeout = absl::Seconds(20));
 
-// A pattern of `n` bytes that makes misplaced or lost bytes visible.
-std::string Pattern(size_t n, uint32_t seed = 0);
+// A pattern of `n` bytes that makes misplaced or lost bytes visible: the
+// engine tests' alphabet is every printable character from '!' to 'z'.
+inline std::string Pattern(size_t n, uint32_t seed = 0) {
+  return testcommon::Pattern(n, seed, testcommon::PatternAlphabet::kPrintable);
+}
 
 }  // namespace testing_sim
 }  // namespace xenchan

@@ -1,29 +1,23 @@
-// XenchandProcess and guest tty helpers (see the header).
+// XenchandProcess (see the header).
 #include "tests/server/xenchand_process.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <termios.h>
 #include <unistd.h>
-
-#include <cstdlib>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "tests/common/files.h"
 
 namespace xenchan {
 namespace servertest {
 
-std::string XenchandProcess::BinaryPath() {
-  const char* srcdir = getenv("TEST_SRCDIR");
-  return absl::StrCat(srcdir != nullptr ? srcdir : ".", "/xenchan/server/xenchand");
-}
+std::string XenchandProcess::BinaryPath() { return testcommon::RunfilePath("server/xenchand"); }
 
 absl::StatusOr<std::unique_ptr<XenchandProcess>> XenchandProcess::Start(
     const std::string& state_dir, const std::string& socket_path,
@@ -32,8 +26,7 @@ absl::StatusOr<std::unique_ptr<XenchandProcess>> XenchandProcess::Start(
   p->socket_path_ = socket_path;
   int err[2];
   if (pipe2(err, O_CLOEXEC) != 0) return absl::InternalError("pipe");
-  std::vector<std::string> args = {BinaryPath(), "--platform=sim",
-                                   "--sim-state-dir=" + state_dir,
+  std::vector<std::string> args = {BinaryPath(), "--platform=sim", "--sim-state-dir=" + state_dir,
                                    "--listen=unix://" + socket_path};
   if (!tcp_listen.empty()) args.push_back("--listen=" + tcp_listen);
   args.insert(args.end(), extra_args.begin(), extra_args.end());
@@ -131,81 +124,6 @@ XenchandProcess::~XenchandProcess() {
   }
   if (drainer_.joinable()) drainer_.join();
   if (stderr_fd_ >= 0) close(stderr_fd_);
-}
-
-int OpenGuestTty(const std::string& path, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  for (;;) {
-    const int fd = open(path.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (fd >= 0) {
-      termios t;
-      if (tcgetattr(fd, &t) == 0) {
-        cfmakeraw(&t);
-        tcsetattr(fd, TCSANOW, &t);
-      }
-      return fd;
-    }
-    if (absl::Now() > deadline) return -1;
-    // The guest creates the tty when the device appears; poll(2) on nothing
-    // is a bounded wait between attempts, not a synchronisation sleep.
-    poll(nullptr, 0, 20);
-  }
-}
-
-bool WriteAll(int fd, const std::string& data) {
-  size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    if (n <= 0) return false;
-    done += static_cast<size_t>(n);
-  }
-  return true;
-}
-
-namespace {
-
-// Reads what is available within the deadline; false on timeout or EOF.
-bool ReadSome(int fd, std::string* out, absl::Time deadline) {
-  const absl::Duration left = deadline - absl::Now();
-  if (left <= absl::ZeroDuration()) return false;
-  pollfd p{fd, POLLIN, 0};
-  const int r = poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
-  if (r <= 0) return false;
-  char buf[65536];
-  const ssize_t n = read(fd, buf, sizeof(buf));
-  if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
-  if (n <= 0) return false;
-  out->append(buf, static_cast<size_t>(n));
-  return true;
-}
-
-}  // namespace
-
-std::string ReadExactly(int fd, size_t n, absl::Duration timeout) {
-  std::string got;
-  const absl::Time deadline = absl::Now() + timeout;
-  while (got.size() < n && ReadSome(fd, &got, deadline)) {
-  }
-  return got;
-}
-
-std::string ReadUntil(int fd, const std::string& delim, absl::Duration timeout) {
-  std::string got;
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!absl::StrContains(got, delim) && ReadSome(fd, &got, deadline)) {
-  }
-  return got;
-}
-
-std::string Pattern(size_t n, uint32_t seed) {
-  std::string s(n, '\0');
-  uint32_t x = seed * 2654435761u + 12345;
-  for (size_t i = 0; i < n; ++i) {
-    x = x * 1103515245u + 12345;
-    s[i] = static_cast<char>('a' + (x >> 16) % 26);
-  }
-  return s;
 }
 
 }  // namespace servertest

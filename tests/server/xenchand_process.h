@@ -3,8 +3,8 @@
 // scratch directory and (by default) on plaintext loopback TCP
 // (`insecure-tcp://127.0.0.1:0`, whose callers are unauthenticated), and
 // learns the bound addresses from its structured log. The test's own uid is
-// granted everything on the Unix socket by xenchand's built-in policy. Plus
-// small helpers for driving a simulated guest's channel tty. No sleeps: every wait is bounded by a deadline.
+// granted everything on the Unix socket by xenchand's built-in policy. No
+// sleeps: every wait is bounded by a deadline.
 #ifndef XENCHAN_TESTS_SERVER_XENCHAND_PROCESS_H_
 #define XENCHAN_TESTS_SERVER_XENCHAND_PROCESS_H_
 
@@ -19,6 +19,8 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "backend/util/mutex.h"
+#include "tests/common/bytes.h"
+#include "tests/common/io.h"
 
 namespace xenchan {
 namespace servertest {
@@ -67,16 +69,13 @@ class XenchandProcess {
   bool eof_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-// Opens a guest's channel tty (waiting up to `timeout` for it to appear) in
-// raw mode; -1 on failure.
-int OpenGuestTty(const std::string& path, absl::Duration timeout = absl::Seconds(20));
-bool WriteAll(int fd, const std::string& data);
-// Reads until `n` bytes arrived or the deadline passed.
-std::string ReadExactly(int fd, size_t n, absl::Duration timeout = absl::Seconds(20));
-// Reads until `delim` arrived (included) or the deadline passed.
-std::string ReadUntil(int fd, const std::string& delim, absl::Duration timeout = absl::Seconds(20));
-// A pattern of `n` bytes that makes misplaced or lost bytes visible.
-std::string Pattern(size_t n, uint32_t seed = 0);
+// The guest tty and byte helpers live in tests/common; these names stay
+// here for the tests that reach them through this header.
+using testcommon::OpenGuestTty;
+using testcommon::Pattern;
+using testcommon::ReadExactly;
+using testcommon::ReadUntil;
+using testcommon::WriteAll;
 
 }  // namespace servertest
 }  // namespace xenchan
