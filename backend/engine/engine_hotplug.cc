@@ -16,6 +16,7 @@
 #include "backend/engine/names.h"
 #include "backend/engine/watch_tokens.h"
 #include "backend/engine/xenstore_layout.h"
+#include "backend/platform/xenstore.h"
 
 namespace xenchan {
 namespace {
@@ -209,51 +210,43 @@ void Engine::DoCreate(CreateChannelRequest request,
   device.channel_id = request.channel_id;
   device.uid = NewUuid();
   device.config = config;
-  absl::Status status;
-  for (int attempt = 0; attempt < kTransactionAttempts; ++attempt) {
-    auto t = xs.StartTransaction();
-    if (!t.ok()) return done(t.status());
-    auto abort = [&](absl::Status s) {
-      (void)xs.EndTransaction(*t, false);
-      return s;
-    };
-    auto exists = xs.Read(*t, DomainNamePath(D));
-    if (!exists.ok()) {
-      return done(
-          abort(absl::UnavailableError(absl::StrCat("domain ", dom.name, " is going away"))));
-    }
-    ConsoleDirectories dirs;
-    auto list = [&](const std::string& dir, std::vector<std::string>* entries) {
-      auto listed = xs.Directory(*t, dir);
-      if (listed.ok()) *entries = *std::move(listed);
-    };
-    list(FrontendDir(D), &dirs.frontend);
-    list(LibxlConsoleDir(D), &dirs.libxl);
-    list(BackendDomainDir(B, options_.backend_type, D), &dirs.backend);
-    absl::StatusOr<uint32_t> devid =
-        ChooseDevid(dirs, recently_released, options_.max_channels_per_domain, dom.name);
-    if (!devid.ok()) return done(abort(devid.status()));
-    device.devid = *devid;
-    if (request.validate_only) {
-      (void)xs.EndTransaction(*t, false);
-      ChannelInfo preview;
-      preview.channel_id = request.channel_id;
-      preview.domain_uuid = dom.uuid;
-      preview.domain_name = dom.name;
-      preview.domid = D;
-      preview.transport = Transport::kRing;
-      preview.state = ChannelState::kCreating;
-      preview.config = config;
-      return done(preview);
-    }
-    status = WriteConsoleDevice(xs, *t, device);
-    if (!status.ok()) return done(abort(status));
-    status = xs.EndTransaction(*t, true);
-    if (status.code() == absl::StatusCode::kAborted) continue;  // conflict: run it again
-    if (!status.ok()) return done(status);
-    break;
-  }
+  // The devid is chosen and both ends written in one transaction, run again
+  // on a conflict; a validate-only create stops after the choice and drops
+  // the transaction.
+  const absl::Status status = RunInTransaction(
+      xs,
+      [&](XsTransaction t) -> absl::Status {
+        if (!xs.Read(t, DomainNamePath(D)).ok()) {
+          return absl::UnavailableError(absl::StrCat("domain ", dom.name, " is going away"));
+        }
+        ConsoleDirectories dirs;
+        auto list = [&](const std::string& dir, std::vector<std::string>* entries) {
+          auto listed = xs.Directory(t, dir);
+          if (listed.ok()) *entries = *std::move(listed);
+        };
+        list(FrontendDir(D), &dirs.frontend);
+        list(LibxlConsoleDir(D), &dirs.libxl);
+        list(BackendDomainDir(B, options_.backend_type, D), &dirs.backend);
+        absl::StatusOr<uint32_t> devid =
+            ChooseDevid(dirs, recently_released, options_.max_channels_per_domain, dom.name);
+        if (!devid.ok()) return devid.status();
+        device.devid = *devid;
+        if (request.validate_only) return DiscardTransaction();
+        return WriteConsoleDevice(xs, t, device);
+      },
+      kTransactionAttempts);
   if (!status.ok()) return done(status);
+  if (request.validate_only) {
+    ChannelInfo preview;
+    preview.channel_id = request.channel_id;
+    preview.domain_uuid = dom.uuid;
+    preview.domain_name = dom.name;
+    preview.domid = D;
+    preview.transport = Transport::kRing;
+    preview.state = ChannelState::kCreating;
+    preview.config = config;
+    return done(preview);
+  }
 
   ChannelIdentity id;
   id.serial = next_serial_++;
