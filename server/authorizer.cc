@@ -1,9 +1,8 @@
 // Authorizer: see authorizer.h.
 #include "server/authorizer.h"
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "backend/engine/names.h"
+#include "backend/util/uuid.h"
 #include "server/resource_names.h"
 #include "server/status.h"
 
@@ -25,8 +24,8 @@ policy::DomainRef Authorizer::ResolveDomain(const std::string& domain) const {
   auto d = engine_->GetDomain(domain);
   if (d.ok()) return policy::DomainRef{d->uuid, d->name};
   policy::DomainRef ref;
-  if (LooksLikeUuid(domain)) {
-    ref.uuid = absl::AsciiStrToLower(domain);
+  if (std::optional<std::string> uuid = CanonicalUuid(domain)) {
+    ref.uuid = *std::move(uuid);
   } else {
     ref.name = domain;
   }

@@ -12,6 +12,7 @@
 #include "backend/engine/names.h"
 #include "backend/engine/watch_tokens.h"
 #include "backend/engine/xenstore_layout.h"
+#include "backend/util/uuid.h"
 
 namespace xenchan {
 
@@ -34,11 +35,11 @@ void Engine::ScanDomains() {
     auto vm = xs.Read(kNoTransaction, NodePath(base, kDomainVmNode));
     if (vm.ok()) {
       auto u = xs.Read(kNoTransaction, NodePath(*vm, kVmUuidNode));
-      if (u.ok() && LooksLikeUuid(*u)) {
+      if (u.ok() && IsUuid(*u)) {
         uuid = *u;
       } else {
         std::vector<std::string> parts = absl::StrSplit(*vm, '/');
-        if (!parts.empty() && LooksLikeUuid(parts.back())) uuid = parts.back();
+        if (!parts.empty() && IsUuid(parts.back())) uuid = parts.back();
       }
     }
     DomainRecord rec;

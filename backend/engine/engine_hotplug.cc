@@ -17,6 +17,7 @@
 #include "backend/engine/watch_tokens.h"
 #include "backend/engine/xenstore_layout.h"
 #include "backend/platform/xenstore.h"
+#include "backend/util/uuid.h"
 
 namespace xenchan {
 namespace {

@@ -17,6 +17,7 @@
 #include "backend/engine/engine.h"
 #include "backend/engine/names.h"
 #include "backend/engine/xenstore_layout.h"
+#include "backend/util/uuid.h"
 
 namespace xenchan {
 
@@ -60,7 +61,7 @@ void Engine::RecoverRingChannels() {
       const std::string name = read(kNameNode);
       if (!ValidateChannelId(name).ok()) continue;
       std::string uid = read(kUidNode);
-      if (!LooksLikeUuid(uid)) uid = NewUuid();
+      if (!IsUuid(uid)) uid = NewUuid();
       // Our own keys (the guest can read but not write them), still parsed
       // strictly and within the limits a create would accept; anything else
       // takes the defaults.

@@ -12,6 +12,7 @@
 #include "backend/engine/names.h"
 #include "backend/engine/watch_tokens.h"
 #include "backend/engine/xenstore_layout.h"
+#include "backend/util/uuid.h"
 
 namespace xenchan {
 namespace {

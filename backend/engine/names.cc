@@ -1,12 +1,8 @@
 // Strict parsing of names and guest-written values.
 #include "backend/engine/names.h"
 
-#include <cstdio>
-#include <random>
-
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 
 namespace xenchan {
 
@@ -43,44 +39,6 @@ std::optional<XenbusState> ParseXenbusState(absl::string_view text) {
   std::optional<uint32_t> v = ParseDecimal(text, 8);
   if (!v.has_value()) return std::nullopt;
   return static_cast<XenbusState>(*v);
-}
-
-std::string NewUuid() {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  const uint64_t hi = rng();
-  const uint64_t lo = rng();
-  // Version 4, variant 10.
-  const uint64_t h = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;
-  const uint64_t l = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
-  return absl::StrFormat("%08x-%04x-%04x-%04x-%012x", h >> 32, (h >> 16) & 0xffff, h & 0xffff,
-                         l >> 48, l & 0xffffffffffffULL);
-}
-
-std::string StableUuid(absl::string_view key) {
-  // Two FNV-1a 64 hashes with different offsets; version 8 (custom), variant 10.
-  auto fnv = [&](uint64_t h) {
-    for (unsigned char c : key) {
-      h ^= c;
-      h *= 0x100000001b3ULL;
-    }
-    return h;
-  };
-  const uint64_t h = (fnv(0xcbf29ce484222325ULL) & 0xffffffffffff0fffULL) | 0x8000ULL;
-  const uint64_t l = (fnv(0x84222325cbf29ce4ULL) & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
-  return absl::StrFormat("%08x-%04x-%04x-%04x-%012x", h >> 32, (h >> 16) & 0xffff, h & 0xffff,
-                         l >> 48, l & 0xffffffffffffULL);
-}
-
-bool LooksLikeUuid(absl::string_view text) {
-  if (text.size() != 36) return false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (text[i] != '-') return false;
-    } else if (!absl::ascii_isxdigit(static_cast<unsigned char>(text[i]))) {
-      return false;
-    }
-  }
-  return true;
 }
 
 const char* ToString(ChannelState state) {

@@ -1,7 +1,8 @@
 // Strict parsing and validation of the names and values the engine takes
 // from callers and from guest-controlled xenstore nodes (XEN-CHANNELS §3.5.4).
 // The xenstore paths of channels are in xenstore_layout.h (included here for
-// the callers that found them in this header). Pure functions; thread-safe.
+// the callers that found them in this header); channel and domain UUIDs are
+// backend/util/uuid.h's. Pure functions; thread-safe.
 #ifndef XENCHAN_BACKEND_ENGINE_NAMES_H_
 #define XENCHAN_BACKEND_ENGINE_NAMES_H_
 
@@ -27,16 +28,6 @@ std::optional<uint32_t> ParseDecimal(absl::string_view text, uint32_t max);
 
 // Parses a xenbus state node: "0".."8"; nullopt for anything else.
 std::optional<XenbusState> ParseXenbusState(absl::string_view text);
-
-// A fresh random UUID in lowercase canonical 8-4-4-4-12 form.
-std::string NewUuid();
-
-// A UUID derived from `key` (the same key gives the same UUID in every
-// process): for channels whose identity is defined by the toolstack.
-std::string StableUuid(absl::string_view key);
-
-// True for a lowercase or uppercase canonical UUID.
-bool LooksLikeUuid(absl::string_view text);
 
 }  // namespace xenchan
 

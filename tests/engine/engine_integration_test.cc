@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "backend/engine/engine.h"
 #include "backend/engine/names.h"
+#include "backend/util/uuid.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/engine/sim_fixture.h"
@@ -167,7 +168,7 @@ TEST_F(EngineSimTest, HotAddWritesLibxlShapedNodesAndConnects) {
   EXPECT_EQ(ch->devid, 1u);
   EXPECT_EQ(ch->domid, D);
   EXPECT_GE(ch->epoch, 1u);
-  EXPECT_TRUE(LooksLikeUuid(ch->uid));
+  EXPECT_TRUE(IsUuid(ch->uid));
   EXPECT_EQ(ch->backend_state, XenbusState::kConnected);
   // The guest answers our Connected with its own.
   EXPECT_TRUE(waiter_->WaitUntil([&] {
@@ -212,7 +213,7 @@ TEST_F(EngineSimTest, HotAddWritesLibxlShapedNodesAndConnects) {
   ASSERT_EQ(snap.domains.size(), 1u);
   EXPECT_EQ(snap.domains[0].channel_count, 1u);
   EXPECT_EQ(snap.domains[0].name, "vm1");
-  EXPECT_TRUE(LooksLikeUuid(snap.domains[0].uuid));
+  EXPECT_TRUE(IsUuid(snap.domains[0].uuid));
   // Found by UUID as well as by name.
   EXPECT_TRUE(engine_->GetChannel({snap.domains[0].uuid, "org.example.agent.1"}).ok());
 }

@@ -43,16 +43,6 @@ TEST(ParseXenbusState, OnlyZeroToEight) {
   EXPECT_FALSE(ParseXenbusState("").has_value());
 }
 
-TEST(Uuid, FreshAndCanonical) {
-  const std::string a = NewUuid();
-  const std::string b = NewUuid();
-  EXPECT_NE(a, b);
-  EXPECT_TRUE(LooksLikeUuid(a)) << a;
-  EXPECT_EQ(a[14], '4');
-  EXPECT_FALSE(LooksLikeUuid("12345678-1234-1234-1234-12345678901"));
-  EXPECT_FALSE(LooksLikeUuid("12345678x1234-1234-1234-123456789012"));
-}
-
 TEST(Paths, LibxlShapes) {
   EXPECT_EQ(FrontendPath(3, 2), "/local/domain/3/device/console/2");
   EXPECT_EQ(BackendPath(0, "xenchan", 3, 2), "/local/domain/0/backend/xenchan/3/2");
