@@ -11,45 +11,28 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "backend/util/errno_status.h"
 
 namespace xenchan {
 namespace hv {
 
+// The shared errno table (backend/util/errno_status.h) with this protocol's
+// departures: a missing socket or a broken connection means the hypervisor
+// is gone, EAGAIN is SO_RCVTIMEO expiring, and a mapped grant (EBUSY) or
+// unopened event channels (EBADF) are state to fix first. ESRCH (no such
+// domain) is NOT_FOUND by absl's table, which decides unlisted errnos.
 absl::Status HvErrnoToStatus(int err, absl::string_view what) {
-  absl::StatusCode code;
-  switch (err) {
-    case EINVAL:
-      code = absl::StatusCode::kInvalidArgument;
-      break;
-    case ESRCH:
-      code = absl::StatusCode::kNotFound;
-      break;
-    case EACCES:
-    case EPERM:
-      code = absl::StatusCode::kPermissionDenied;
-      break;
-    case EBUSY:
-    case EBADF:
-      code = absl::StatusCode::kFailedPrecondition;
-      break;
-    case ENOSPC:
-      code = absl::StatusCode::kResourceExhausted;
-      break;
-    case EAGAIN:
-      code = absl::StatusCode::kDeadlineExceeded;  // SO_RCVTIMEO expired
-      break;
-    case ENOENT:
-    case ECONNREFUSED:
-    case ECONNRESET:
-    case EPIPE:
-    case ENOTCONN:
-      code = absl::StatusCode::kUnavailable;
-      break;
-    default:
-      code = absl::ErrnoToStatusCode(err);
-      break;
-  }
-  return absl::Status(code, absl::StrCat(what, ": ", strerror(err)));
+  static constexpr ErrnoCode kOverrides[] = {
+      {ENOENT, absl::StatusCode::kUnavailable},
+      {ECONNREFUSED, absl::StatusCode::kUnavailable},
+      {ECONNRESET, absl::StatusCode::kUnavailable},
+      {EPIPE, absl::StatusCode::kUnavailable},
+      {ENOTCONN, absl::StatusCode::kUnavailable},
+      {EAGAIN, absl::StatusCode::kDeadlineExceeded},  // SO_RCVTIMEO expired
+      {EBUSY, absl::StatusCode::kFailedPrecondition},
+      {EBADF, absl::StatusCode::kFailedPrecondition},
+  };
+  return ErrnoToStatus(err, what, ErrnoMapping{kOverrides, std::nullopt});
 }
 
 absl::StatusOr<UniqueFd> CreateGrantablePage() {
@@ -73,8 +56,7 @@ absl::StatusOr<std::shared_ptr<RpcChannel>> RpcChannel::Connect(const std::strin
   if (!fd.valid()) return HvErrnoToStatus(errno, "socket");
   if (connect(fd.get(), reinterpret_cast<struct sockaddr*>(&addr), sizeof(addr)) != 0) {
     int err = errno;
-    return absl::UnavailableError(
-        absl::StrCat("connect ", socket_path, ": ", strerror(err)));
+    return absl::UnavailableError(ErrnoMessage(err, absl::StrCat("connect ", socket_path)));
   }
   struct timeval timeout;
   timeout.tv_sec = 30;

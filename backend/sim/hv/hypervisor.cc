@@ -19,6 +19,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "backend/sim/hv/epoll_tokens.h"
+#include "backend/util/errno_status.h"
 
 namespace xenchan {
 namespace hv {
@@ -30,8 +31,12 @@ using internal::kListenTag;
 using internal::kWakeToken;
 using internal::Token;
 
+// The shared errno table, except EBUSY, which keeps the FAILED_PRECONDITION
+// of absl's table that the hypervisor's set-up always returned for it (the
+// shared table says UNAVAILABLE).
 absl::Status ErrnoStatus(int err, absl::string_view what) {
-  return absl::Status(absl::ErrnoToStatusCode(err), absl::StrCat(what, ": ", strerror(err)));
+  static constexpr ErrnoCode kOverrides[] = {{EBUSY, absl::StatusCode::kFailedPrecondition}};
+  return ErrnoToStatus(err, what, ErrnoMapping{kOverrides, std::nullopt});
 }
 
 }  // namespace
