@@ -14,6 +14,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "backend/util/errno_status.h"
+#include "backend/util/make_dirs.h"
 
 namespace xenchan::sim::xenstore {
 namespace {
@@ -21,20 +23,10 @@ namespace {
 constexpr uint64_t kWakeTag = 1;
 constexpr size_t kReadChunk = 16 * 1024;
 
+// A socket or epoll call the server cannot make is INTERNAL, whatever the
+// errno.
 absl::Status ErrnoStatus(absl::string_view what, int err) {
-  return absl::InternalError(absl::StrCat(what, ": ", std::strerror(err)));
-}
-
-// mkdir -p for the directories of a socket path.
-absl::Status MakeParentDirs(const std::string& path) {
-  for (size_t pos = path.find('/', 1); pos != std::string::npos;
-       pos = path.find('/', pos + 1)) {
-    const std::string dir = path.substr(0, pos);
-    if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-      return ErrnoStatus(absl::StrCat("mkdir ", dir), errno);
-    }
-  }
-  return absl::OkStatus();
+  return absl::InternalError(ErrnoMessage(err, what));
 }
 
 }  // namespace
@@ -388,7 +380,10 @@ void XenstoreServer::Send(ConnId conn_id, std::string frame) {
 
 absl::Status XenstoreServer::DomainIntroduced(uint32_t domid) {
   const std::string path = DomainSocketPath(domid);
-  if (absl::Status s = MakeParentDirs(path); !s.ok()) return s;
+  // mkdir -p of the socket's directory.
+  if (const size_t slash = path.rfind('/'); slash != std::string::npos && slash > 0) {
+    if (absl::Status s = MakeDirs(path.substr(0, slash), 0755); !s.ok()) return s;
+  }
   absl::StatusOr<uint64_t> tag = AddListener(path, domid, false);
   if (!tag.ok()) return tag.status();
   domain_listeners_[domid] = *tag;
