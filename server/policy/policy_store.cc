@@ -9,28 +9,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "backend/util/errno_status.h"
 
 namespace xenchan {
 namespace policy {
 namespace {
 
+// As the audit log has it: the shared errno table, except that a path
+// through a non-directory is a policy file that is not there (NOT_FOUND), and
+// errnos the table does not name are INTERNAL.
 absl::Status ErrnoStatus(int err, absl::string_view what) {
-  const std::string message = absl::StrCat(what, ": ", std::strerror(err));
-  switch (err) {
-    case ENOENT:
-    case ENOTDIR:
-      return absl::NotFoundError(message);
-    case EACCES:
-    case EPERM:
-      return absl::PermissionDeniedError(message);
-    default:
-      return absl::InternalError(message);
-  }
+  static constexpr ErrnoCode kOverrides[] = {{ENOTDIR, absl::StatusCode::kNotFound}};
+  return ErrnoToStatus(err, what, ErrnoMapping{kOverrides, absl::StatusCode::kInternal});
 }
 
 // The whole file, at most Policy::kMaxBytes + 1 bytes (Parse refuses more).

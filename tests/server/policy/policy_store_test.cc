@@ -104,6 +104,24 @@ TEST(PolicyStoreTest, CreateRefusesBadOrMissingFiles) {
             absl::StatusCode::kFailedPrecondition);
 }
 
+TEST(PolicyStoreTest, UnopenablePathsGetTheSharedErrnoCodes) {
+  const std::string dir = TempDir();
+  PolicyStore::Options options;
+  // Through a file (ENOTDIR): a policy that is not there.
+  options.path = dir + "/file";
+  WriteInPlace(options.path, kReadOnly);
+  options.path += "/policy.conf";
+  absl::Status status = PolicyStore::Create(options).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound) << status;
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr(absl::StrCat("cannot open policy ", options.path, ": Not a directory")));
+  // A name over NAME_MAX (ENAMETOOLONG): a bad path.
+  options.path = absl::StrCat(dir, "/", std::string(300, 'p'));
+  status = PolicyStore::Create(options).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr("File name too long"));
+}
+
 TEST(PolicyStoreTest, BadReloadKeepsOldPolicy) {
   const std::string path = TempDir() + "/policy.conf";
   WriteInPlace(path, kReadOnly);
