@@ -54,8 +54,9 @@ class CreateReactor : public AsyncUnary {
     if (!valid.ok()) return valid;
     auto parent = ParseDomainName(request_.parent(), "parent", /*allow_all=*/false);
     if (!parent.ok()) return parent.status();
-    absl::Status allowed = core_->authz.Authorize(identity_, method_, parent->domain,
-                                                  request_.channel_id(), Verb::kManage);
+    absl::Status allowed = core_->authz.Authorize(call_state_.identity(), call_state_.method(),
+                                                  parent->domain, request_.channel_id(),
+                                                  Verb::kManage);
     if (!allowed.ok()) return allowed;
     const v1::ChannelConfig& c = request_.config();
     if (c.has_default_framing()) {
@@ -87,7 +88,7 @@ class CreateReactor : public AsyncUnary {
     if (request_.wait_until_connected()) {
       // Bounded by the call's deadline too, ending early enough to answer.
       const absl::Time end =
-          std::min(absl::Now() + connect_timeout, core_->WaitDeadline(deadline_));
+          std::min(absl::Now() + connect_timeout, core_->WaitDeadline(call_state_.deadline()));
       engine_request_.connect_timeout = std::max(absl::ZeroDuration(), end - absl::Now());
     }
     return absl::OkStatus();
@@ -100,7 +101,8 @@ class CreateReactor : public AsyncUnary {
       audit::AuditLog* audit = core_->authz.audit();
       if (audit != nullptr && !request_.validate_only()) {
         audit->Lifecycle(FormatChannelName(result->domain_uuid, result->channel_id), "created",
-                         absl::StrCat("by ", identity_.display(), " (devid ", result->devid, ")"));
+                         absl::StrCat("by ", call_state_.identity().display(), " (devid ",
+                                      result->devid, ")"));
       }
     } else {
       status = core_->errors.CreateChannel(result.status(), domain_, request_.channel_id());
@@ -151,7 +153,8 @@ class DeleteReactor : public AsyncUnary {
     name_ = *name;
     if (request_.has_force_after()) force_after_ = FromProto(request_.force_after());
     absl::Status allowed =
-        core_->authz.Authorize(identity_, method_, name_.domain, name_.channel_id, Verb::kManage);
+        core_->authz.Authorize(call_state_.identity(), call_state_.method(), name_.domain,
+                               name_.channel_id, Verb::kManage);
     if (!allowed.ok()) return allowed;
     auto info = core_->engine->GetChannel(ChannelRef{name_.domain, name_.channel_id});
     if (!info.ok()) return core_->errors.ChannelNotFound(name_);
@@ -175,7 +178,8 @@ class DeleteReactor : public AsyncUnary {
       if (audit != nullptr) {
         audit->Lifecycle(
             FormatChannelName(result->channel.domain_uuid, result->channel.channel_id), "deleted",
-            absl::StrCat("by ", identity_.display(), result->forced ? " (forced)" : ""));
+            absl::StrCat("by ", call_state_.identity().display(),
+                         result->forced ? " (forced)" : ""));
       }
     } else {
       status = core_->errors.DeleteChannel(result.status(), name_, request_.name());

@@ -1,4 +1,4 @@
-// ReactorBase: registration, quotas, audit of sessions (see reactor_base.h).
+// ReactorBase: registration, wake-ups on the scheduler (see reactor_base.h).
 #include "server/reactor_base.h"
 
 #include <chrono>
@@ -15,117 +15,57 @@ absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
   return absl::FromChrono(d);
 }
 
-ReadStart EngineStart(const v1::ReadStart& start, ReadStart::Anchor default_anchor) {
-  ReadStart out;
-  out.anchor = default_anchor;
-  if (start.point_case() == v1::ReadStart::kAnchor) {
-    if (start.anchor() == v1::START_ANCHOR_EARLIEST) out.anchor = ReadStart::Anchor::kEarliest;
-    if (start.anchor() == v1::START_ANCHOR_NEXT) out.anchor = ReadStart::Anchor::kNext;
-  } else if (start.point_case() == v1::ReadStart::kPosition) {
-    out.position = Position{start.position().epoch(), start.position().offset()};
-  }
-  return out;
-}
-
-AckLevel FromProtoAck(v1::AckLevel a) {
-  switch (a) {
-    case v1::ACK_LEVEL_DELIVERED: return AckLevel::kDelivered;
-    case v1::ACK_LEVEL_CONSUMED: return AckLevel::kConsumed;
-    default: return AckLevel::kAccepted;
-  }
-}
-
 ReactorBase::ReactorBase(std::shared_ptr<ServiceCore> core, std::string method,
                          grpc::CallbackServerContext* context)
-    : core_(std::move(core)),
-      method_(std::move(method)),
-      context_(context),
-      identity_(core_->authz.Authenticate(*context)),
-      start_(absl::Now()),
-      deadline_(DeadlineOf(*context)) {}
+    : core_(core),
+      call_state_(std::move(core), std::move(method), core_->authz.Authenticate(*context),
+            DeadlineOf(*context), this) {}
+
+std::function<void()> ReactorBase::Notifier(std::function<void()> task) {
+  std::weak_ptr<ReactorBase> w = weak_from_this();
+  std::shared_ptr<ServiceCore> core = core_;
+  return [w, task = std::move(task), core] {
+    core->scheduler->Run([w, task] {
+      if (auto s = w.lock()) task();
+    });
+  };
+}
+
+uint64_t ReactorBase::RunAt(absl::Time when, std::function<void()> task) {
+  std::weak_ptr<ReactorBase> w = weak_from_this();
+  return core_->scheduler->RunAt(when, [w, task = std::move(task)] {
+    if (auto s = w.lock()) task();
+  });
+}
+
+void ReactorBase::Cancel(uint64_t id) { core_->scheduler->Cancel(id); }
+
+void ReactorBase::Later(std::function<void()> task) {
+  std::weak_ptr<ReactorBase> w = weak_from_this();
+  core_->scheduler->Run([w, task = std::move(task)] {
+    if (auto s = w.lock()) task();
+  });
+}
 
 void ReactorBase::Register(std::shared_ptr<ReactorBase> self) {
   self_ = std::move(self);
   core_->Register(this, self_);
-  core_->metrics->RpcStarted(method_);
+  core_->metrics->RpcStarted(call_state_.method());
 }
 
 void ReactorBase::Unregister() {
-  std::vector<QuotaManager::Lease> leases;
-  {
-    MutexLock lock(&quota_mu_);
-    leases.swap(quota_leases_);
-  }
-  leases.clear();  // every end path gives its quotas back here
+  call_state_.ReleaseQuotas();  // every end path gives its quotas back here
   core_->Unregister(this);
-  absl::StatusCode code;
-  {
-    MutexLock lock(&mu_);
-    code = final_code_;
-  }
-  core_->metrics->RpcFinished(method_, code, absl::Now() - start_);
-  Log("info", "rpc", {{"method", method_},
+  const absl::StatusCode code = call_state_.final_code();
+  const absl::Duration took = absl::Now() - call_state_.start();
+  core_->metrics->RpcFinished(call_state_.method(), code, took);
+  Log("info", "rpc", {{"method", call_state_.method()},
                       {"code", absl::StatusCodeToString(code)},
-                      {"peer", identity_.peer},
-                      {"identity", identity_.display()},
-                      {"duration", absl::FormatDuration(absl::Now() - start_)}});
-  AuditSessionClosed(code);
+                      {"peer", call_state_.identity().peer},
+                      {"identity", call_state_.identity().display()},
+                      {"duration", absl::FormatDuration(absl::Now() - call_state_.start())}});
+  call_state_.AuditSessionClosed(code);
   self_.reset();
-}
-
-void ReactorBase::AuditSessionOpened(const std::string& resource, const std::string& session,
-                                     absl::string_view role) {
-  audit::AuditLog* audit = core_->authz.audit();
-  if (audit == nullptr) return;
-  {
-    MutexLock lock(&audit_mu_);
-    session_resource_ = resource;
-    session_id_ = session;
-    session_opened_at_ = absl::Now();
-  }
-  audit->SessionOpened(Authorizer::CallerOf(identity_), Authorizer::FullMethod(method_), resource,
-                       session, role);
-}
-
-void ReactorBase::AuditSessionClosed(absl::StatusCode code) {
-  audit::AuditLog* audit = core_->authz.audit();
-  if (audit == nullptr) return;
-  std::string resource, session;
-  absl::Time opened;
-  {
-    MutexLock lock(&audit_mu_);
-    if (session_id_.empty()) return;
-    resource = session_resource_;
-    session = session_id_;
-    opened = session_opened_at_;
-  }
-  audit->SessionClosed(Authorizer::CallerOf(identity_), Authorizer::FullMethod(method_), resource,
-                       session, bytes_in_.load(), bytes_out_.load(), absl::Now() - opened,
-                       absl::StatusCodeToString(code));
-}
-
-absl::Status ReactorBase::AcquireQuota(const std::string& domain, const std::string& observed) {
-  const std::string key = ServiceCore::QuotaKey(identity_);
-  auto stream = core_->quota.AcquireStream(key, domain.empty() ? "" : core_->QuotaDomain(domain));
-  if (!stream.ok()) return core_->QuotaError(stream.status());
-  std::optional<QuotaManager::Lease> observer;
-  if (!observed.empty()) {
-    auto o = core_->quota.AcquireObserver(key, observed);
-    if (!o.ok()) return core_->QuotaError(o.status());
-    observer = *std::move(o);
-  }
-  MutexLock lock(&quota_mu_);
-  quota_leases_.push_back(*std::move(stream));
-  if (observer.has_value()) quota_leases_.push_back(*std::move(observer));
-  return absl::OkStatus();
-}
-
-absl::Status ReactorBase::ChargeBytes(size_t n) {
-  return core_->QuotaError(core_->quota.ConsumeBytes(ServiceCore::QuotaKey(identity_), n));
-}
-
-void ReactorBase::ChargeRead(size_t n) {
-  core_->quota.ChargeRead(ServiceCore::QuotaKey(identity_), n);
 }
 
 }  // namespace server

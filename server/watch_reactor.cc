@@ -1,245 +1,47 @@
-// WatchChannels: a snapshot of the matching channels (or a resume from a
-// retained revision), SYNCED, then every lifecycle event as it happens, with
-// PROGRESS heartbeats while nothing does. A watcher further behind than
-// watch_backlog_events is ended with SLOW_CONSUMER.
-#include <algorithm>
-#include <deque>
+// WatchChannels' gRPC shell: forwards gRPC's reactions (posted to the
+// scheduler) to WatchLogic (watch_logic.h, the state machine) and the
+// logic's writes and finish to gRPC.
 #include <memory>
-#include <string>
-#include <tuple>
 #include <utility>
 
-#include "absl/strings/str_cat.h"
-#include "backend/engine/retained_revisions.h"
-#include "server/convert.h"
-#include "server/queries.h"
 #include "server/reactor_base.h"
 #include "server/reactors.h"
-#include "server/resource_names.h"
-#include "server/validate.h"
+#include "server/watch_logic.h"
 
 namespace xenchan {
 namespace server {
 namespace {
 
-using absl::StatusCode;
-using policy::Verb;
-
-class WatchReactor
-    : public OutStream<v1::WatchChannelsResponse,
-                       grpc::ServerWriteReactor<v1::WatchChannelsResponse>> {
+class WatchReactor : public grpc::ServerWriteReactor<v1::WatchChannelsResponse>,
+                     public ReactorBase,
+                     private OutStreamPort<v1::WatchChannelsResponse> {
  public:
   WatchReactor(std::shared_ptr<ServiceCore> core, grpc::CallbackServerContext* context,
                const v1::WatchChannelsRequest* request)
-      : OutStream(std::move(core), "WatchChannels", context), request_(*request) {}
+      : ReactorBase(std::move(core), "WatchChannels", context),
+        logic_(&call_state_, this, *request) {}
 
   void Start(std::shared_ptr<ReactorBase> self) {
     Register(std::move(self));
-    MutexLock lock(&mu_);
-    absl::Status s = Open();
-    if (!s.ok()) {
-      EndNowLocked(s);
-      return;
-    }
-    subscription_ = core_->engine->SubscribeEvents(Notifier(&WatchReactor::Pump));
-    subscribed_ = true;
-    heartbeat_ = TimerAt(absl::Now() + core_->options.watch_heartbeat, &WatchReactor::Heartbeat);
-    FillLocked();
-    FlushLocked();
+    logic_.Start();
   }
+
+  void OnWriteDone(bool ok) override { Later([this, ok] { logic_.OnWriteDone(ok); }); }
+  void OnCancel() override { Later([this] { logic_.OnCancel(); }); }
+  void OnDone() override {
+    Later([this] {
+      logic_.OnDone();
+      Unregister();
+    });
+  }
+  void Shutdown() override { logic_.OnShutdown(); }
 
  private:
-  absl::Status Open() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (core_->shutting_down) return core_->ShuttingDownError();
-    absl::Status valid = ValidateRequest(request_);
-    if (!valid.ok()) return valid;
-    auto parent = ParseDomainName(request_.parent(), "parent", /*allow_all=*/true);
-    if (!parent.ok()) return parent.status();
-    absl::Status s = ValidateFilter(request_.filter(), "filter");
-    if (!s.ok()) return s;
-    s = parent->all()
-            ? core_->authz.AuthorizeListing(identity_, method_, "domains/-", "read")
-            : core_->authz.AuthorizeDomain(identity_, method_, parent->domain, Verb::kRead);
-    if (!s.ok()) return s;
-    s = AcquireQuota(parent->all() ? "" : parent->domain, "");
-    if (!s.ok()) return s;
-    if (!parent->all()) {
-      auto domain = core_->engine->GetDomain(parent->domain);
-      if (!domain.ok()) return EngineErrors::DomainNotFound(parent->domain);
-      domain_uuid_ = domain->uuid;
-      one_domain_ = true;
-    }
-    if (request_.start_revision() == 0) {
-      EngineSnapshot snap = core_->engine->Snapshot();
-      std::sort(snap.channels.begin(), snap.channels.end(),
-                [](const ChannelInfo& a, const ChannelInfo& b) {
-                  return std::tie(a.domain_uuid, a.channel_id) <
-                         std::tie(b.domain_uuid, b.channel_id);
-                });
-      const absl::Time now = absl::Now();
-      for (const ChannelInfo& c : snap.channels) {
-        if (!Matches(c)) continue;
-        v1::WatchChannelsResponse m;
-        m.set_revision(snap.revision);
-        m.set_type(v1::CHANNEL_EVENT_TYPE_EXISTING);
-        SetTime(now, m.mutable_event_time());
-        *m.mutable_channel() = ChannelProto(c);
-        snapshot_.push_back(std::move(m));
-      }
-      cursor_ = snap.revision;
-      sync_at_ = snap.revision;
-      return absl::OkStatus();
-    }
-    const uint64_t current = core_->engine->revision();
-    if (!core_->engine->EventsAfter(request_.start_revision(), 0).ok()) {
-      const Engine* engine = core_->engine;
-      const uint64_t earliest = EarliestResumableRevision(
-          current, [engine](uint64_t r) { return engine->EventsAfter(r, 0).ok(); });
-      v1::RetainedRevisions retained;
-      retained.set_requested_revision(request_.start_revision());
-      retained.set_earliest_revision(earliest);
-      retained.set_current_revision(current);
-      return ApiError(StatusCode::kOutOfRange, v1::ERROR_REASON_REVISION_NOT_RETAINED,
-                      absl::StrCat("revision ", request_.start_revision(),
-                                   " cannot be resumed from; retained ", earliest, "..",
-                                   current))
-          .Detail(retained);
-    }
-    cursor_ = request_.start_revision();
-    sync_at_ = current;
-    return absl::OkStatus();
-  }
+  // OutStreamPort (called with the logic's lock held).
+  void WriteNext(const v1::WatchChannelsResponse* message) override { StartWrite(message); }
+  void FinishWith(const absl::Status& status) override { Finish(ToGrpcStatus(status)); }
 
-  // Whether the watcher gets events of `c`: its filter, and read access
-  // under the policy in force when the event is sent (a reload applies to
-  // open watches).
-  bool Matches(const ChannelInfo& c) const {
-    if (one_domain_ && c.domain_uuid != domain_uuid_) return false;
-    if (!MatchesFilter(c, request_.filter())) return false;
-    return Authorizer::MayRead(*core_->authz.Policy(), identity_, c);
-  }
-
-  void FillLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    while (HasRoom() && !snapshot_.empty()) {
-      Enqueue(std::move(snapshot_.front()));
-      snapshot_.pop_front();
-    }
-    while (HasRoom() && snapshot_.empty() && !ending()) {
-      if (!synced_ && cursor_ >= sync_at_) {
-        v1::WatchChannelsResponse m;
-        m.set_revision(sync_at_);
-        m.set_type(v1::CHANNEL_EVENT_TYPE_SYNCED);
-        SetTime(absl::Now(), m.mutable_event_time());
-        Enqueue(std::move(m));
-        synced_ = true;
-        sent_since_heartbeat_ = true;
-        continue;
-      }
-      // Only events that happened since the watch began count: a resumed
-      // watch catches up on everything up to sync_at_ at its own pace (the
-      // retention bounds that part).
-      const uint64_t newest = core_->engine->revision();
-      const uint64_t floor = std::max(cursor_, sync_at_);
-      if (newest > floor && newest - floor > core_->options.watch_backlog_events) {
-        SlowConsumer(newest);
-        return;
-      }
-      auto events = core_->engine->EventsAfter(cursor_, core_->options.stream_queue_messages);
-      if (!events.ok()) {
-        SlowConsumer(newest);
-        return;
-      }
-      if (events->empty()) return;
-      for (ChannelEvent& e : *events) {
-        if (!HasRoom()) break;
-        cursor_ = e.revision;
-        if (!Matches(e.channel)) continue;
-        Enqueue(Convert(e));
-        sent_since_heartbeat_ = true;
-        if (!synced_ && cursor_ >= sync_at_) break;
-      }
-    }
-  }
-
-  static v1::WatchChannelsResponse Convert(const ChannelEvent& e) {
-    v1::WatchChannelsResponse m;
-    m.set_revision(e.revision);
-    m.set_type(ToProto(e.type));
-    SetTime(e.time, m.mutable_event_time());
-    *m.mutable_channel() = ChannelProto(e.channel);
-    if (e.epoch_change.has_value()) ToProto(*e.epoch_change, m.mutable_epoch_change());
-    if (e.drop_report.has_value()) {
-      v1::DropReport* d = m.mutable_drop_report();
-      d->set_dropped_bytes(e.drop_report->dropped_bytes);
-      ToProto(e.drop_report->first_position, d->mutable_first_position());
-      ToProto(e.drop_report->end_position, d->mutable_end_position());
-    }
-    if (e.lease_change.has_value()) {
-      v1::LeaseChange* l = m.mutable_lease_change();
-      if (e.lease_change->previous_holder.has_value()) {
-        ToProto(*e.lease_change->previous_holder, l->mutable_previous_holder());
-      }
-      if (e.lease_change->holder.has_value()) {
-        ToProto(*e.lease_change->holder, l->mutable_holder());
-      }
-      l->set_taken_over(e.lease_change->taken_over);
-    }
-    if (e.type == ChannelEventType::kRemoved) m.set_removal_reason(ToProto(e.removal_reason));
-    return m;
-  }
-
-  void SlowConsumer(uint64_t newest) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    v1::LimitExceeded limit;
-    limit.set_limit("watch_backlog_events");
-    limit.set_limit_value(core_->options.watch_backlog_events);
-    limit.set_requested_value(newest - cursor_);
-    EndLocked(ApiError(StatusCode::kResourceExhausted, v1::ERROR_REASON_SLOW_CONSUMER,
-                       absl::StrCat("the watcher fell ", newest - cursor_,
-                                    " events behind; resume from revision ", cursor_))
-                  .Metadata("limit", "watch_backlog_events")
-                  .Detail(limit));
-  }
-
-  void Heartbeat() {
-    MutexLock lock(&mu_);
-    if (ending()) return;
-    if (!sent_since_heartbeat_ && synced_ && HasRoom()) {
-      FillLocked();
-      v1::WatchChannelsResponse m;
-      m.set_revision(cursor_);
-      m.set_type(v1::CHANNEL_EVENT_TYPE_PROGRESS);
-      SetTime(absl::Now(), m.mutable_event_time());
-      Enqueue(std::move(m));
-      FlushLocked();
-    }
-    sent_since_heartbeat_ = false;
-    heartbeat_ = TimerAt(absl::Now() + core_->options.watch_heartbeat, &WatchReactor::Heartbeat);
-  }
-
-  void Cleanup() override {
-    uint64_t heartbeat;
-    bool subscribed;
-    {
-      MutexLock lock(&mu_);
-      heartbeat = heartbeat_;
-      subscribed = subscribed_;
-      subscribed_ = false;
-    }
-    core_->scheduler->Cancel(heartbeat);
-    if (subscribed) core_->engine->UnsubscribeEvents(subscription_);
-  }
-
-  const v1::WatchChannelsRequest request_;
-  bool one_domain_ = false;
-  std::string domain_uuid_;
-  uint64_t subscription_ = 0;
-  bool subscribed_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t heartbeat_ ABSL_GUARDED_BY(mu_) = 0;
-  std::deque<v1::WatchChannelsResponse> snapshot_ ABSL_GUARDED_BY(mu_);
-  uint64_t cursor_ ABSL_GUARDED_BY(mu_) = 0;   // last revision processed
-  uint64_t sync_at_ ABSL_GUARDED_BY(mu_) = 0;  // SYNCED once cursor_ reaches it
-  bool synced_ ABSL_GUARDED_BY(mu_) = false;
-  bool sent_since_heartbeat_ ABSL_GUARDED_BY(mu_) = false;
+  WatchLogic logic_;
 };
 
 }  // namespace
