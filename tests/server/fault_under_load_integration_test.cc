@@ -44,47 +44,22 @@
 #include "backend/util/mutex.h"
 #include "clients/lib/client.h"
 #include "gtest/gtest.h"
-#include "tests/server/xenchand_process.h"
-#include "tests/sim/xensim_process.h"
-
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define XENCHAN_SANITIZED 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define XENCHAN_SANITIZED 1
-#endif
+#include "tests/common/bytes.h"
+#include "tests/common/io.h"
+#include "tests/common/sanitizers.h"
+#include "tests/common/xenchan_integration_test.h"
 
 namespace xenchan {
 namespace {
 
 using client::Client;
 using client::ReasonOf;
-using servertest::OpenGuestTty;
-using servertest::XenchandProcess;
-using simtest::XensimProcess;
+using testcommon::OpenGuestTty;
+using testcommon::PatternAt;
 
 // Traffic runs until the test stops it; checks wait for this much progress.
-#ifdef XENCHAN_SANITIZED
-constexpr size_t kProgress = 32 << 10;
-#else
-constexpr size_t kProgress = 128 << 10;
-#endif
+constexpr size_t kProgress = testcommon::SanitizerScaled<size_t>(128 << 10, 32 << 10);
 
-// `n` bytes of an endless stream `seed` from `offset`: every byte depends on
-// its position, so lost, repeated or misplaced bytes show.
-std::string PatternAt(uint32_t seed, uint64_t offset, size_t n) {
-  std::string s(n, '\0');
-  for (size_t i = 0; i < n; ++i) {
-    uint64_t x = (offset + i) * 0x9E3779B97F4A7C15ull ^ (seed + 1) * 0xC2B2AE3D27D4EB4Full;
-    x ^= x >> 29;
-    x *= 0xBF58476D1CE4E5B9ull;
-    x ^= x >> 32;
-    s[i] = static_cast<char>('a' + x % 26);
-  }
-  return s;
-}
 constexpr size_t kChunk = 1024;
 constexpr int kChannelsPerGuest = 3;
 const char* const kGuests[] = {"g0", "g1"};
@@ -235,8 +210,8 @@ class AttachWriter {
   Mutex mu_;
   CondVar cv_;
   // Highest host-to-guest end offset acknowledged per epoch at each level.
-  std::map<uint64_t, uint64_t> accepted_ ABSL_GUARDED_BY(mu_), delivered_ ABSL_GUARDED_BY(mu_),
-      consumed_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, uint64_t> accepted_ ABSL_GUARDED_BY(mu_),
+      delivered_ ABSL_GUARDED_BY(mu_), consumed_ ABSL_GUARDED_BY(mu_);
   std::map<int, uint64_t> acked_seq_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::WriteRejection> rejections_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::EpochChange> changes_ ABSL_GUARDED_BY(mu_);
@@ -349,30 +324,26 @@ struct Chan {
   uint32_t in_seed() const { return 2000 + devid + 10 * domid; }
 };
 
-class FaultUnderLoadTest : public ::testing::Test {
+class FaultUnderLoadTest : public testcommon::XenchanIntegrationTest {
  protected:
   void SetUp() override {
-#ifdef XENCHAN_SANITIZED
-    std::cout << "sanitizer build: checks wait for " << kProgress << " bytes each way\n";
-#endif
-    auto sim = XensimProcess::Start();
-    ASSERT_TRUE(sim.ok()) << sim.status();
-    sim_ = *std::move(sim);
+    if (testcommon::kAnySanitizer) {
+      std::cout << "sanitizer build: checks wait for " << kProgress << " bytes each way\n";
+    }
+    expect_clean_stop_ = false;
+    ASSERT_NO_FATAL_FAILURE(StartXensim());
     for (const char* g : kGuests) {
       auto domid = sim_->CreateDomain(g);
       ASSERT_TRUE(domid.ok()) << domid.status();
       domids_[g] = *domid;
     }
-    StartServer();
+    ASSERT_NO_FATAL_FAILURE(StartServer());
     for (const char* g : kGuests) {
       for (int i = 0; i < kChannelsPerGuest; ++i) {
-        v1::CreateChannelRequest req;
-        req.set_parent(absl::StrCat("domains/", g));
-        req.set_channel_id(absl::StrCat("org.example.load", i));
-        req.set_wait_until_connected(true);
-        auto ch = client_->CreateChannel(req, absl::Seconds(30));
-        ASSERT_TRUE(ch.ok()) << ch.status();
-        chans_.push_back(Chan{g, req.channel_id(), domids_[g], ch->devid()});
+        const std::string id = absl::StrCat("org.example.load", i);
+        const v1::Channel ch = CreateConnectedChannel(g, id);
+        ASSERT_FALSE(HasFailure());
+        chans_.push_back(Chan{g, id, domids_[g], ch.devid()});
       }
     }
     auto xs = LibXenStore::Open(sim_->xenstored_socket());
@@ -384,25 +355,16 @@ class FaultUnderLoadTest : public ::testing::Test {
     readers_.clear();
     writers_.clear();
     guests_.clear();
-    client_.reset();
-    if (server_ && HasFailure()) std::cerr << "xenchand log:\n" << server_->log();
-    if (server_) server_->Stop();
+    XenchanIntegrationTest::TearDown();
   }
 
   void StartServer() {
-    auto server = XenchandProcess::Start(sim_->state_dir(), sim_->scratch_dir() + "/x.sock");
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
     client::ConnectOptions options;
     options.stream_timeout = absl::Minutes(5);
-    auto c = Client::Connect(server_->unix_target(), options);
-    ASSERT_TRUE(c.ok());
-    client_ = *std::move(c);
+    XenchanIntegrationTest::StartServer({}, kInsecureTcp, options);
   }
 
-  std::string TtyPath(const Chan& c) {
-    return sim_->guest_root(c.guest) + "/dev/xen-channel/" + c.id;
-  }
+  std::string TtyPath(const Chan& c) { return XenchanIntegrationTest::TtyPath(c.guest, c.id); }
 
   // Starts the traffic of every channel: the guest writes its out pattern,
   // a Read stream follows it, an Attach writer sends the in pattern, which
@@ -429,7 +391,8 @@ class FaultUnderLoadTest : public ::testing::Test {
         size_t t = 0;
         for (const auto& [e, d] : readers_[i]->data_) t += d.size();
         return t >= n;
-      })) << chans_[i].name() << " output stalled";
+      })) << chans_[i].name()
+          << " output stalled";
       ASSERT_TRUE(guests_[i]->WaitForInput(n)) << chans_[i].name() << " input stalled";
     }
   }
@@ -440,8 +403,8 @@ class FaultUnderLoadTest : public ::testing::Test {
   };
   Indices RingIndices(const Chan& c) {
     Indices idx;
-    auto ref = xs_->Read(kNoTransaction, absl::StrCat("/local/domain/", c.domid,
-                                                      "/device/console/", c.devid, "/ring-ref"));
+    auto ref = xs_->Read(kNoTransaction, absl::StrCat("/local/domain/", c.domid, "/device/console/",
+                                                      c.devid, "/ring-ref"));
     uint32_t r = 0;
     EXPECT_TRUE(ref.ok() && absl::SimpleAtoi(*ref, &r)) << c.name();
     auto hv = hv::HvConnection::Connect(sim_->hypervisor_socket());
@@ -496,7 +459,8 @@ class FaultUnderLoadTest : public ::testing::Test {
     SCOPED_TRACE(c.name());
     const uint64_t written = guests_[i]->StopWriting();
     const uint64_t sent = writers_[i]->StopSending();
-    EXPECT_TRUE(ReaderHas(*readers_[i], 0, written)) << readers_[i]->TotalBytes() << " of " << written;
+    EXPECT_TRUE(ReaderHas(*readers_[i], 0, written))
+        << readers_[i]->TotalBytes() << " of " << written;
     EXPECT_EQ(ExpectPrefix(*readers_[i], c.out_seed(), c.name()), written);
     EXPECT_TRUE(guests_[i]->WaitForInput(sent));
     const std::string in = guests_[i]->in();
@@ -508,7 +472,8 @@ class FaultUnderLoadTest : public ::testing::Test {
       }
       return false;
     }));
-    std::cout << c.name() << ": " << written << " bytes out, " << sent << " bytes in, all arrived\n";
+    std::cout << c.name() << ": " << written << " bytes out, " << sent
+              << " bytes in, all arrived\n";
   }
 
   bool DomainListed(const std::string& name) {
@@ -516,9 +481,6 @@ class FaultUnderLoadTest : public ::testing::Test {
     return absl::StrContains(r.out, name);
   }
 
-  std::unique_ptr<XensimProcess> sim_;
-  std::unique_ptr<XenchandProcess> server_;
-  std::unique_ptr<Client> client_;
   std::unique_ptr<LibXenStore> xs_;
   std::map<std::string, uint32_t> domids_;
   std::vector<Chan> chans_;
@@ -605,8 +567,8 @@ TEST_F(FaultUnderLoadTest, KillNineOfTheServerLosesNothingInRingsOrAcknowledged)
   std::cout << "kill -9 under load, " << chans_.size() << " channels: bytes in rings at the kill "
             << in_rings << ", of them lost " << lost_ring
             << "; acknowledged (DELIVERED/CONSUMED) bytes lost " << lost_acked
-            << "; documented losses: taken off rings but not yet read by a client "
-            << lost_buffered << ", accepted but not yet in a ring " << lost_unqueued << "\n";
+            << "; documented losses: taken off rings but not yet read by a client " << lost_buffered
+            << ", accepted but not yet in a ring " << lost_unqueued << "\n";
   EXPECT_EQ(lost_ring, 0u);
   EXPECT_EQ(lost_acked, 0u);
 }
@@ -645,7 +607,8 @@ TEST_F(FaultUnderLoadTest, KilledGuestStopsAloneAndItsStreamsEndWhenTheDomainGoe
       EXPECT_EQ(readers_[i]->end_.code(), absl::StatusCode::kUnavailable) << readers_[i]->end_;
       EXPECT_EQ(ReasonOf(readers_[i]->end_), "DOMAIN_GONE");
     }
-    ASSERT_TRUE(writers_[i]->WaitFor([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return writers_[i]->done_; }));
+    ASSERT_TRUE(
+        writers_[i]->WaitFor([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return writers_[i]->done_; }));
     MutexLock l(&writers_[i]->mu_);
     EXPECT_EQ(writers_[i]->end_.code(), absl::StatusCode::kUnavailable) << writers_[i]->end_;
     EXPECT_EQ(ReasonOf(writers_[i]->end_), "DOMAIN_GONE");
@@ -671,7 +634,8 @@ TEST_F(FaultUnderLoadTest, DomainDestroyUnderLoadEndsItsStreamsAndLeavesNothingB
       EXPECT_EQ(ReasonOf(readers_[i]->end_), "DOMAIN_GONE");
     }
     ExpectPrefix(*readers_[i], chans_[i].out_seed(), chans_[i].name());
-    ASSERT_TRUE(writers_[i]->WaitFor([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return writers_[i]->done_; }));
+    ASSERT_TRUE(
+        writers_[i]->WaitFor([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return writers_[i]->done_; }));
     MutexLock l(&writers_[i]->mu_);
     EXPECT_EQ(writers_[i]->end_.code(), absl::StatusCode::kUnavailable) << writers_[i]->end_;
     EXPECT_EQ(ReasonOf(writers_[i]->end_), "DOMAIN_GONE");
@@ -767,8 +731,8 @@ TEST_F(FaultUnderLoadTest, SuspendResumeUnderLoadKeepsStreamsAndLosesNothingAckn
     if (chans_[i].guest == "g0") {
       ASSERT_TRUE(ReaderHas(*readers_[i], 1, kProgress)) << "no output after resume";
     }
-    ASSERT_TRUE(guests_[i]->WaitForInput(
-        (chans_[i].guest == "g0" ? 0 : guests_[i]->in().size()) + kProgress))
+    ASSERT_TRUE(guests_[i]->WaitForInput((chans_[i].guest == "g0" ? 0 : guests_[i]->in().size()) +
+                                         kProgress))
         << "no input after resume";
   }
   StopTraffic("g1");
@@ -863,14 +827,13 @@ TEST_F(FaultUnderLoadTest, SuspendResumeUnderLoadKeepsStreamsAndLosesNothingAckn
     EXPECT_EQ(new_in.size(), expected.size());
     EXPECT_TRUE(new_in == expected) << "input of the new epoch lost or corrupted";
     std::cout << c.name() << ": out ring at suspend " << p << " bytes, all read; guest wrote "
-              << before[i]->written() << " before resume; in: consumed " << c_old
-              << " (acked " << acked_old << "), " << last_seq << " writes, rejected "
-              << rejected_here << ", "
+              << before[i]->written() << " before resume; in: consumed " << c_old << " (acked "
+              << acked_old << "), " << last_seq << " writes, rejected " << rejected_here << ", "
               << expected.size() << " bytes in the new epoch\n";
   }
-  std::cout << "suspend/resume under load: out-ring bytes at suspend " << ring_bytes
-            << ", lost " << ring_lost << "; CONSUMED-acknowledged bytes " << consumed_total
-            << ", lost " << consumed_lost << "; writes rejected EPOCH_CHANGED " << rejected
+  std::cout << "suspend/resume under load: out-ring bytes at suspend " << ring_bytes << ", lost "
+            << ring_lost << "; CONSUMED-acknowledged bytes " << consumed_total << ", lost "
+            << consumed_lost << "; writes rejected EPOCH_CHANGED " << rejected
             << "; documented guest-side loss (tty bytes not yet in the ring at resume) "
             << guest_side_lost << "\n";
   EXPECT_EQ(ring_lost, 0u);

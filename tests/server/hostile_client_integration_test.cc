@@ -4,6 +4,7 @@
 // reasons, and that another, well-behaved client keeps being served (a Call
 // through a guest agent); memory figures of the server are printed. Counts
 // are smaller under ASan/TSan (compile-time detection, printed).
+#include <dirent.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -11,7 +12,6 @@
 
 #include <atomic>
 #include <cstring>
-#include <dirent.h>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -26,46 +26,28 @@
 #include "absl/time/clock.h"
 #include "clients/lib/client.h"
 #include "gtest/gtest.h"
-#include "tests/server/xenchand_process.h"
-#include "tests/sim/xensim_process.h"
-
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define XENCHAN_SANITIZED 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define XENCHAN_SANITIZED 1
-#endif
+#include "tests/common/io.h"
+#include "tests/common/sanitizers.h"
+#include "tests/common/xenchan_integration_test.h"
 
 namespace xenchan {
 namespace {
 
 using client::Client;
 using client::ReasonOf;
-using servertest::OpenGuestTty;
-using servertest::WriteAll;
-using servertest::XenchandProcess;
-using simtest::XensimProcess;
+using testcommon::OpenGuestTty;
+using testcommon::SanitizerScaled;
+using testcommon::WriteAll;
 
-#ifdef XENCHAN_SANITIZED
-constexpr int kIdleStreams = 500;
-constexpr int kFloodConnections = 300;
-#else
-constexpr int kIdleStreams = 2000;
-constexpr int kFloodConnections = 2000;
-#endif
+constexpr int kIdleStreams = SanitizerScaled(2000, 500);
+constexpr int kFloodConnections = SanitizerScaled(2000, 300);
 
 constexpr char kGuest[] = "guest1";
 
 // Resident-memory bounds hold only without sanitizers: ASan's quarantine and
 // TSan's shadow memory inflate RSS regardless of what xenchand keeps. Under
 // them the figures are printed and the functional checks still run.
-#ifdef XENCHAN_SANITIZED
-constexpr bool kCheckMemory = false;
-#else
-constexpr bool kCheckMemory = true;
-#endif
+constexpr bool kCheckMemory = !testcommon::kAnySanitizer;
 
 int64_t StatusKb(pid_t pid, const std::string& key) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
@@ -88,55 +70,30 @@ int OpenFds(pid_t pid) {
   return n - 2;
 }
 
-class HostileClientTest : public ::testing::Test {
+class HostileClientTest : public testcommon::XenchanIntegrationTest {
  protected:
   void SetUp() override {
-#ifdef XENCHAN_SANITIZED
-    std::cout << "sanitizer build: " << kIdleStreams << " idle streams, " << kFloodConnections
-              << " flood connections; memory bounds not checked (figures printed)\n";
-#endif
-    auto sim = XensimProcess::Start();
-    ASSERT_TRUE(sim.ok()) << sim.status();
-    sim_ = *std::move(sim);
-    ASSERT_TRUE(sim_->CreateDomain(kGuest).ok());
+    if (testcommon::kAnySanitizer) {
+      std::cout << "sanitizer build: " << kIdleStreams << " idle streams, " << kFloodConnections
+                << " flood connections; memory bounds not checked (figures printed)\n";
+    }
+    expect_clean_stop_ = false;
+    log_tail_bytes_ = 20000;
+    ASSERT_NO_FATAL_FAILURE(StartXensim({kGuest}));
   }
 
   void TearDown() override {
     StopAgent();
-    client_.reset();
-    if (server_ && HasFailure()) std::cerr << "xenchand log (tail):\n" << Tail(server_->log());
-    if (server_) server_->Stop();
+    XenchanIntegrationTest::TearDown();
   }
 
-  static std::string Tail(const std::string& s) {
-    return s.size() > 20000 ? s.substr(s.size() - 20000) : s;
-  }
+  void Create(const std::string& id) { CreateConnectedChannel(kGuest, id); }
 
-  void StartServer(const std::vector<std::string>& extra = {}) {
-    auto server = XenchandProcess::Start(sim_->state_dir(), sim_->scratch_dir() + "/x.sock", extra);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
-    auto c = Client::Connect(server_->unix_target());
-    ASSERT_TRUE(c.ok());
-    client_ = *std::move(c);
-  }
-
-  void Create(const std::string& id) {
-    v1::CreateChannelRequest req;
-    req.set_parent(absl::StrCat("domains/", kGuest));
-    req.set_channel_id(id);
-    req.set_wait_until_connected(true);
-    auto ch = client_->CreateChannel(req, absl::Seconds(30));
-    ASSERT_TRUE(ch.ok()) << ch.status();
-  }
-
-  static std::string Name(const std::string& id) {
-    return absl::StrCat("domains/", kGuest, "/channels/", id);
-  }
+  static std::string Name(const std::string& id) { return ChannelName(kGuest, id); }
 
   // An in-guest agent on `id` that answers every line with "pong <line>".
   void StartAgent(const std::string& id) {
-    agent_fd_ = OpenGuestTty(sim_->guest_root(kGuest) + "/dev/xen-channel/" + id);
+    agent_fd_ = OpenGuestTty(TtyPath(kGuest, id));
     ASSERT_GE(agent_fd_, 0);
     agent_ = std::thread([this] {
       std::string pending;
@@ -173,9 +130,6 @@ class HostileClientTest : public ::testing::Test {
     EXPECT_EQ(r->response(), "pong " + tag);
   }
 
-  std::unique_ptr<XensimProcess> sim_;
-  std::unique_ptr<XenchandProcess> server_;
-  std::unique_ptr<Client> client_;
   int agent_fd_ = -1;
   std::atomic<bool> agent_stop_{false};
   std::thread agent_;
@@ -208,8 +162,8 @@ TEST_F(HostileClientTest, MalformedRequestsAreRefusedExactlyAndOthersAreServed) 
     ExpectError(client_->GetChannel(name), absl::StatusCode::kInvalidArgument, "INVALID_NAME",
                 name.substr(0, 60));
   }
-  ExpectError(client_->GetDomain(std::string("domains/") + huge), absl::StatusCode::kInvalidArgument,
-              "INVALID_NAME", "huge domain");
+  ExpectError(client_->GetDomain(std::string("domains/") + huge),
+              absl::StatusCode::kInvalidArgument, "INVALID_NAME", "huge domain");
   // Bad channel ids.
   for (const std::string& id : {std::string(""), std::string("../x"), std::string("a b"),
                                 std::string(65, 'c'), std::string("-lead"), huge}) {
@@ -227,8 +181,8 @@ TEST_F(HostileClientTest, MalformedRequestsAreRefusedExactlyAndOthersAreServed) 
               "negative page size");
   list.set_page_size(0);
   list.set_page_token(huge);
-  ExpectError(client_->ListChannels(list), absl::StatusCode::kInvalidArgument,
-              "INVALID_PAGE_TOKEN", "huge page token");
+  ExpectError(client_->ListChannels(list), absl::StatusCode::kInvalidArgument, "INVALID_PAGE_TOKEN",
+              "huge page token");
   // Names and ids of up to several MiB (within gRPC's 4 MiB message limit)
   // are refused exactly: errors quote client input only in part (128 bytes
   // and its size), so their trailers stay within the client's metadata
@@ -373,7 +327,7 @@ TEST_F(HostileClientTest, ThousandsOfIdleStreamsDoNotStopOthersAndMemoryStaysBou
     req.set_channel(Name(absl::StrCat("org.example.idle", i % 2)));
     ctxs.push_back(std::make_unique<grpc::ClientContext>());
     streams.push_back(conns[i % conns.size()]->AsyncRead(ctxs.back().get(), req, &cq,
-                                                                 reinterpret_cast<void*>(i + 1)));
+                                                         reinterpret_cast<void*>(i + 1)));
   }
   // Every stream is open on the server (counted as an observer).
   const absl::Time deadline = absl::Now() + absl::Seconds(120);
@@ -453,16 +407,12 @@ TEST_F(HostileClientTest, StreamsThatNeverReadAreBoundedAndAFastReaderGetsEveryt
   Create("org.example.agent");
   StartAgent("org.example.agent");
   const pid_t pid = server_->pid();
-  const int fd = OpenGuestTty(sim_->guest_root(kGuest) + "/dev/xen-channel/org.example.flood");
+  const int fd = OpenGuestTty(TtyPath(kGuest, "org.example.flood"));
   ASSERT_GE(fd, 0);
   // 15 streams (the per-channel limit is 16) that never read, each on its
   // own connection, then one fast reader.
   constexpr int kStuck = 15;
-#ifdef XENCHAN_SANITIZED
-  constexpr size_t kTotal = 8 << 20;
-#else
-  constexpr size_t kTotal = 32 << 20;
-#endif
+  constexpr size_t kTotal = SanitizerScaled<size_t>(32 << 20, 8 << 20);
   std::vector<std::unique_ptr<grpc::ClientContext>> ctxs;
   std::vector<std::unique_ptr<grpc::ClientReader<v1::ReadResponse>>> stuck;
   v1::ReadRequest req;

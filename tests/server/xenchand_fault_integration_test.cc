@@ -12,70 +12,44 @@
 #include "absl/strings/str_cat.h"
 #include "clients/lib/client.h"
 #include "gtest/gtest.h"
-#include "tests/server/xenchand_process.h"
-#include "tests/sim/xensim_process.h"
+#include "tests/common/bytes.h"
+#include "tests/common/io.h"
+#include "tests/common/xenchan_integration_test.h"
 
 namespace xenchan {
 namespace {
 
-using client::Client;
 using client::ReasonOf;
-using servertest::OpenGuestTty;
-using servertest::Pattern;
-using servertest::WriteAll;
-using servertest::XenchandProcess;
-using simtest::XensimProcess;
+using testcommon::OpenGuestTty;
+using testcommon::Pattern;
+using testcommon::ReadExactly;
+using testcommon::ReadUntil;
+using testcommon::WriteAll;
 
 constexpr char kGuest[] = "guest1";
 constexpr char kChannel[] = "org.example.fault";
 
-class XenchandFaultTest : public ::testing::Test {
+class XenchandFaultTest : public testcommon::XenchanIntegrationTest {
  protected:
   void SetUp() override {
-    auto sim = XensimProcess::Start();
-    ASSERT_TRUE(sim.ok()) << sim.status();
-    sim_ = *std::move(sim);
-    ASSERT_TRUE(sim_->CreateDomain(kGuest).ok());
-    StartServer();
-    v1::CreateChannelRequest req;
-    req.set_parent("domains/guest1");
-    req.set_channel_id(kChannel);
-    req.set_wait_until_connected(true);
-    auto ch = client_->CreateChannel(req, absl::Seconds(25));
-    ASSERT_TRUE(ch.ok()) << ch.status();
-    tty_ = OpenGuestTty(sim_->guest_root(kGuest) + "/dev/xen-channel/" + kChannel);
+    expect_clean_stop_ = false;
+    ASSERT_NO_FATAL_FAILURE(StartXensim({kGuest}));
+    ASSERT_NO_FATAL_FAILURE(StartServer());
+    CreateConnectedChannel(kGuest, kChannel);
+    ASSERT_FALSE(HasFailure());
+    tty_ = OpenTty(kGuest, kChannel);
     ASSERT_GE(tty_, 0);
   }
 
-  void TearDown() override {
-    if (tty_ >= 0) close(tty_);
-    client_.reset();
-    if (server_ && HasFailure()) std::cerr << "xenchand log:\n" << server_->log();
-    if (server_) server_->Stop();
-  }
-
   void StartServer() {
-    auto server = XenchandProcess::Start(sim_->state_dir(), sim_->scratch_dir() + "/x.sock");
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
     client::ConnectOptions options;
     options.stream_timeout = absl::Seconds(60);
-    auto c = Client::Connect(server_->unix_target(), options);
-    ASSERT_TRUE(c.ok());
-    client_ = *std::move(c);
+    XenchanIntegrationTest::StartServer({}, kInsecureTcp, options);
   }
 
   std::unique_ptr<client::AttachStream> Observe() {
-    auto s = client_->Attach();
-    v1::AttachRequest open;
-    open.mutable_open()->set_channel(Name());
-    open.mutable_open()->set_role(v1::SESSION_ROLE_OBSERVER);
-    open.mutable_open()->mutable_start()->set_anchor(v1::START_ANCHOR_EARLIEST);
-    EXPECT_TRUE(s->Send(open));
-    v1::AttachResponse m;
-    EXPECT_TRUE(s->Receive(&m));
-    EXPECT_TRUE(m.has_opened()) << m.DebugString();
-    return s;
+    return OpenAttach(
+        AttachOpenRequest(Name(), v1::SESSION_ROLE_OBSERVER, v1::START_ANCHOR_EARLIEST));
   }
 
   // Receives until `n` data bytes arrived; returns them.
@@ -88,16 +62,14 @@ class XenchandFaultTest : public ::testing::Test {
     return got;
   }
 
-  static std::string Name() { return absl::StrCat("domains/", kGuest, "/channels/", kChannel); }
+  static std::string Name() { return ChannelName(kGuest, kChannel); }
 
-  std::unique_ptr<XensimProcess> sim_;
-  std::unique_ptr<XenchandProcess> server_;
-  std::unique_ptr<Client> client_;
   int tty_ = -1;
 };
 
 TEST_F(XenchandFaultTest, GuestKilledMidStreamEndsStreamsWithDomainGone) {
   auto observer = Observe();
+  ASSERT_NE(observer, nullptr);
   ASSERT_TRUE(WriteAll(tty_, "last words\n"));
   EXPECT_EQ(ReceiveData(*observer, 11), "last words\n");
   auto result = sim_->Cli({"domain", "destroy", kGuest});
@@ -124,10 +96,11 @@ TEST_F(XenchandFaultTest, ServerRestartMidStreamLosesNothingThatWasInTheRing) {
   auto created = client_->CreateChannel(framed, absl::Seconds(25));
   ASSERT_TRUE(created.ok()) << created.status();
   EXPECT_EQ(created->config().default_framing().delimiter().delimiter(), "<\x01>");
-  const int framed_tty = OpenGuestTty(sim_->guest_root(kGuest) + "/dev/xen-channel/org.example.framed");
+  const int framed_tty = OpenGuestTty(TtyPath(kGuest, "org.example.framed"));
   ASSERT_GE(framed_tty, 0);
 
   auto observer = Observe();
+  ASSERT_NE(observer, nullptr);
   ASSERT_TRUE(WriteAll(tty_, "before\n"));
   EXPECT_EQ(ReceiveData(*observer, 7), "before\n");
   // SIGTERM: the stream ends with UNAVAILABLE (SHUTTING_DOWN).
@@ -171,9 +144,10 @@ TEST_F(XenchandFaultTest, ServerRestartMidStreamLosesNothingThatWasInTheRing) {
   w.set_channel(Name());
   w.set_ack_level(v1::ACK_LEVEL_CONSUMED);
   w.set_data("after\n");
-  auto written = client_->Write(w, [](std::string*) { return false; }, absl::Seconds(20));
+  auto written = client_->Write(
+      w, [](std::string*) { return false; }, absl::Seconds(20));
   ASSERT_TRUE(written.ok()) << written.status();
-  EXPECT_EQ(servertest::ReadExactly(tty_, 6), "after\n");
+  EXPECT_EQ(ReadExactly(tty_, 6), "after\n");
 
   // The default framing came back with the channel, and a Call without a
   // framing of its own uses it.
@@ -183,7 +157,7 @@ TEST_F(XenchandFaultTest, ServerRestartMidStreamLosesNothingThatWasInTheRing) {
   EXPECT_EQ(recovered->config().default_framing().delimiter().delimiter(), "<\x01>")
       << recovered->DebugString();
   std::thread agent([framed_tty] {
-    const std::string line = servertest::ReadUntil(framed_tty, "<\x01>");
+    const std::string line = ReadUntil(framed_tty, "<\x01>");
     // Newline framing would answer with more than the delimiter allows.
     WriteAll(framed_tty, "answer to " + line.substr(0, line.size() - 3) + "<\x01>rest\n");
   });
@@ -199,6 +173,7 @@ TEST_F(XenchandFaultTest, ServerRestartMidStreamLosesNothingThatWasInTheRing) {
 
 TEST_F(XenchandFaultTest, DeleteEndsStreamsWithChannelRemoved) {
   auto observer = Observe();
+  ASSERT_NE(observer, nullptr);
   v1::DeleteChannelRequest del;
   del.set_name(Name());
   del.mutable_force_after()->set_seconds(5);

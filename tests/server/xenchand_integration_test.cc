@@ -49,102 +49,53 @@
 #include <atomic>
 #include <condition_variable>
 #include <iostream>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
-#include "absl/strings/str_split.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "clients/lib/client.h"
+#include "gmock/gmock.h"
 #include "google/protobuf/unknown_field_set.h"
 #include "google/rpc/error_details.pb.h"
-#include "gmock/gmock.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
+#include "tests/common/bytes.h"
+#include "tests/common/io.h"
+#include "tests/common/xenchan_integration_test.h"
 #include "tests/server/xenchand_process.h"
-#include "tests/sim/xensim_process.h"
 
 namespace xenchan {
 namespace {
 
 using client::Client;
 using client::ReasonOf;
-using servertest::OpenGuestTty;
-using servertest::Pattern;
-using servertest::ReadExactly;
-using servertest::ReadUntil;
-using servertest::WriteAll;
 using servertest::XenchandProcess;
-using simtest::XensimProcess;
+using testcommon::Pattern;
+using testcommon::ReadExactly;
+using testcommon::ReadUntil;
+using testcommon::WriteAll;
 using ::testing::HasSubstr;
 
 constexpr char kGuest[] = "guest1";
 
-class XenchandTest : public ::testing::Test {
+class XenchandTest : public testcommon::XenchanIntegrationTest {
  protected:
   void SetUp() override {
-    auto sim = XensimProcess::Start();
-    ASSERT_TRUE(sim.ok()) << sim.status();
-    sim_ = *std::move(sim);
-    auto domid = sim_->CreateDomain(kGuest);
-    ASSERT_TRUE(domid.ok()) << domid.status();
-    StartServer();
-  }
-
-  void TearDown() override {
-    for (int fd : fds_) close(fd);
-    client_.reset();
-    if (server_) {
-      EXPECT_EQ(server_->Stop(), 0) << server_->log();
-      if (HasFailure()) std::cerr << "xenchand log:\n" << server_->log();
-    }
+    ASSERT_NO_FATAL_FAILURE(StartXensim({kGuest}));
+    ASSERT_NO_FATAL_FAILURE(StartServer());
   }
 
   void StartServer(const std::vector<std::string>& extra = {}) {
-    auto server = XenchandProcess::Start(sim_->state_dir(), sim_->scratch_dir() + "/x.sock", extra);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
     client::ConnectOptions options;
     options.stream_timeout = absl::Seconds(60);
-    auto c = Client::Connect(server_->unix_target(), options);
-    ASSERT_TRUE(c.ok()) << c.status();
-    client_ = *std::move(c);
-  }
-
-  std::string TtyPath(const std::string& channel, const std::string& guest = kGuest) {
-    return sim_->guest_root(guest) + "/dev/xen-channel/" + channel;
-  }
-
-  // Creates a RING channel and waits until the guest connected; returns it.
-  v1::Channel CreateConnected(const std::string& id, const std::string& guest = kGuest,
-                              v1::ChannelConfig config = {}) {
-    v1::CreateChannelRequest req;
-    req.set_parent(std::string("domains/") + guest);
-    req.set_channel_id(id);
-    *req.mutable_config() = config;
-    req.set_wait_until_connected(true);
-    req.mutable_connect_timeout()->set_seconds(20);
-    auto ch = client_->CreateChannel(req, absl::Seconds(25));
-    EXPECT_TRUE(ch.ok()) << ch.status();
-    if (!ch.ok()) return {};
-    EXPECT_EQ(ch->state(), v1::CHANNEL_STATE_CONNECTED);
-    return *ch;
-  }
-
-  int OpenTty(const std::string& channel, const std::string& guest = kGuest) {
-    const int fd = OpenGuestTty(TtyPath(channel, guest));
-    EXPECT_GE(fd, 0) << TtyPath(channel, guest);
-    if (fd >= 0) fds_.push_back(fd);
-    return fd;
-  }
-
-  static std::string Name(const std::string& id, const std::string& guest = kGuest) {
-    return absl::StrCat("domains/", guest, "/channels/", id);
+    XenchanIntegrationTest::StartServer(extra, kInsecureTcp, options);
   }
 
   // Reads guest output with Read (follow=false) from `start`.
@@ -160,11 +111,6 @@ class XenchandTest : public ::testing::Test {
     EXPECT_TRUE(s.ok()) << s;
     return data;
   }
-
-  std::unique_ptr<XensimProcess> sim_;
-  std::unique_ptr<XenchandProcess> server_;
-  std::unique_ptr<Client> client_;
-  std::vector<int> fds_;
 };
 
 TEST_F(XenchandTest, ListsAndGetsDomainsOverUnixAndTcp) {
@@ -202,7 +148,7 @@ TEST_F(XenchandTest, ErrorsCarryStableReasonsAndDetails) {
   EXPECT_EQ(nodom.status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(ReasonOf(nodom.status()), "DOMAIN_NOT_FOUND");
 
-  auto noch = client_->GetChannel(Name("org.example.none"));
+  auto noch = client_->GetChannel(ChannelName(kGuest, "org.example.none"));
   EXPECT_EQ(noch.status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(ReasonOf(noch.status()), "CHANNEL_NOT_FOUND");
 
@@ -237,11 +183,11 @@ TEST_F(XenchandTest, CreateListGetDeleteWithPaging) {
   ASSERT_TRUE(preview.ok()) << preview.status();
   EXPECT_EQ(preview->state(), v1::CHANNEL_STATE_CREATING);
   EXPECT_TRUE(preview->uid().empty());
-  EXPECT_FALSE(client_->GetChannel(Name("org.example.a")).ok());
+  EXPECT_FALSE(client_->GetChannel(ChannelName(kGuest, "org.example.a")).ok());
 
-  CreateConnected("org.example.a");
-  CreateConnected("org.example.b");
-  CreateConnected("org.example.c");
+  CreateConnectedChannel(kGuest, "org.example.a");
+  CreateConnectedChannel(kGuest, "org.example.b");
+  CreateConnectedChannel(kGuest, "org.example.c");
 
   v1::CreateChannelRequest dup;
   dup.set_parent("domains/guest1");
@@ -278,11 +224,11 @@ TEST_F(XenchandTest, CreateListGetDeleteWithPaging) {
   EXPECT_EQ((*only_c)[0].max_ack_level(), v1::ACK_LEVEL_CONSUMED);
 
   v1::DeleteChannelRequest del;
-  del.set_name(Name("org.example.b"));
+  del.set_name(ChannelName(kGuest, "org.example.b"));
   auto deleted = client_->DeleteChannel(del);
   ASSERT_TRUE(deleted.ok()) << deleted.status();
   EXPECT_EQ(deleted->channel().state(), v1::CHANNEL_STATE_CLOSED);
-  auto gone = client_->GetChannel(Name("org.example.b"));
+  auto gone = client_->GetChannel(ChannelName(kGuest, "org.example.b"));
   EXPECT_EQ(ReasonOf(gone.status()), "CHANNEL_NOT_FOUND");
   auto domain = client_->GetDomain("domains/guest1");
   ASSERT_TRUE(domain.ok());
@@ -290,15 +236,15 @@ TEST_F(XenchandTest, CreateListGetDeleteWithPaging) {
 }
 
 TEST_F(XenchandTest, GuestOutputIsReadWithOffsetsAndResumedAfterReconnect) {
-  CreateConnected("org.example.data");
-  const int tty = OpenTty("org.example.data");
+  CreateConnectedChannel(kGuest, "org.example.data");
+  const int tty = OpenTty(kGuest, "org.example.data");
   const std::string text = Pattern(20000, 1);
   // The second half is written only after the first reader has gone, so the
   // resumed stream always has something left to read.
   ASSERT_TRUE(WriteAll(tty, text.substr(0, 8000)));
   // Follow until everything arrived, stopping (like a dying client) halfway.
   v1::ReadRequest req;
-  req.set_channel(Name("org.example.data"));
+  req.set_channel(ChannelName(kGuest, "org.example.data"));
   req.set_follow(true);
   std::string first;
   v1::Position resume;
@@ -322,7 +268,7 @@ TEST_F(XenchandTest, GuestOutputIsReadWithOffsetsAndResumedAfterReconnect) {
   auto again = Client::Connect(server_->unix_target(), options);
   ASSERT_TRUE(again.ok());
   v1::ReadRequest resume_req;
-  resume_req.set_channel(Name("org.example.data"));
+  resume_req.set_channel(ChannelName(kGuest, "org.example.data"));
   *resume_req.mutable_start()->mutable_position() = resume;
   resume_req.set_follow(true);
   resume_req.set_max_bytes(text.size() - first.size());
@@ -334,8 +280,9 @@ TEST_F(XenchandTest, GuestOutputIsReadWithOffsetsAndResumedAfterReconnect) {
                            return true;
                          })
                   .ok());
-  EXPECT_EQ(first + rest, text) << "first " << first.size() << " rest " << rest.size() << "\n"
-                                << client_->GetChannel(Name("org.example.data"))->DebugString();
+  EXPECT_EQ(first + rest, text)
+      << "first " << first.size() << " rest " << rest.size() << "\n"
+      << client_->GetChannel(ChannelName(kGuest, "org.example.data"))->DebugString();
 
   // An offset beyond what exists is OUT_OF_RANGE with the retained range.
   v1::ReadRequest beyond = resume_req;
@@ -349,11 +296,11 @@ TEST_F(XenchandTest, GuestOutputIsReadWithOffsetsAndResumedAfterReconnect) {
 }
 
 TEST_F(XenchandTest, AttachWriterIsAcknowledgedAtEveryLevelAndObserversSeeOutput) {
-  CreateConnected("org.example.rw");
-  const int tty = OpenTty("org.example.rw");
+  CreateConnectedChannel(kGuest, "org.example.rw");
+  const int tty = OpenTty(kGuest, "org.example.rw");
   auto observer = client_->Attach();
   v1::AttachRequest open_obs;
-  open_obs.mutable_open()->set_channel(Name("org.example.rw"));
+  open_obs.mutable_open()->set_channel(ChannelName(kGuest, "org.example.rw"));
   open_obs.mutable_open()->set_role(v1::SESSION_ROLE_OBSERVER);
   ASSERT_TRUE(observer->Send(open_obs));
   v1::AttachResponse m;
@@ -362,7 +309,7 @@ TEST_F(XenchandTest, AttachWriterIsAcknowledgedAtEveryLevelAndObserversSeeOutput
 
   auto writer = client_->Attach();
   v1::AttachRequest open;
-  open.mutable_open()->set_channel(Name("org.example.rw"));
+  open.mutable_open()->set_channel(ChannelName(kGuest, "org.example.rw"));
   open.mutable_open()->set_role(v1::SESSION_ROLE_WRITER);
   open.mutable_open()->set_ack_level(v1::ACK_LEVEL_CONSUMED);
   ASSERT_TRUE(writer->Send(open));
@@ -411,10 +358,10 @@ TEST_F(XenchandTest, AttachWriterIsAcknowledgedAtEveryLevelAndObserversSeeOutput
 }
 
 TEST_F(XenchandTest, WriteLeaseConflictAndTakeover) {
-  CreateConnected("org.example.lease");
+  CreateConnectedChannel(kGuest, "org.example.lease");
   auto holder = client_->Attach();
   v1::AttachRequest open;
-  open.mutable_open()->set_channel(Name("org.example.lease"));
+  open.mutable_open()->set_channel(ChannelName(kGuest, "org.example.lease"));
   open.mutable_open()->set_role(v1::SESSION_ROLE_WRITER);
   ASSERT_TRUE(holder->Send(open));
   v1::AttachResponse m;
@@ -424,7 +371,7 @@ TEST_F(XenchandTest, WriteLeaseConflictAndTakeover) {
 
   // A Write stream fails fast with the holder named.
   v1::WriteRequest first;
-  first.set_channel(Name("org.example.lease"));
+  first.set_channel(ChannelName(kGuest, "org.example.lease"));
   first.set_data("x");
   auto written = client_->Write(first, [](std::string*) { return false; });
   EXPECT_EQ(written.status().code(), absl::StatusCode::kFailedPrecondition);
@@ -453,10 +400,10 @@ TEST_F(XenchandTest, WriteLeaseConflictAndTakeover) {
 }
 
 TEST_F(XenchandTest, WriteStreamReachesConsumedAndCallAnswers) {
-  CreateConnected("org.example.call");
-  const int tty = OpenTty("org.example.call");
+  CreateConnectedChannel(kGuest, "org.example.call");
+  const int tty = OpenTty(kGuest, "org.example.call");
   v1::WriteRequest first;
-  first.set_channel(Name("org.example.call"));
+  first.set_channel(ChannelName(kGuest, "org.example.call"));
   first.set_ack_level(v1::ACK_LEVEL_CONSUMED);
   first.set_data("hello ");
   int more = 1;
@@ -479,7 +426,7 @@ TEST_F(XenchandTest, WriteStreamReachesConsumedAndCallAnswers) {
     WriteAll(tty, "re:" + line);
   });
   v1::CallRequest call;
-  call.set_channel(Name("org.example.call"));
+  call.set_channel(ChannelName(kGuest, "org.example.call"));
   call.set_request("status");
   auto answer = client_->Call(call, absl::Seconds(20));
   agent.join();
@@ -497,7 +444,7 @@ TEST_F(XenchandTest, WriteStreamReachesConsumedAndCallAnswers) {
 }
 
 TEST_F(XenchandTest, WatchSendsSnapshotThenChangesAndResumes) {
-  CreateConnected("org.example.w1");
+  CreateConnectedChannel(kGuest, "org.example.w1");
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
   std::vector<v1::WatchChannelsResponse> events;
@@ -529,7 +476,7 @@ TEST_F(XenchandTest, WatchSendsSnapshotThenChangesAndResumes) {
     std::unique_lock<std::mutex> lock(mu);
     ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(20), [&] { return synced; }));
   }
-  CreateConnected("org.example.w2");
+  CreateConnectedChannel(kGuest, "org.example.w2");
   watcher.join();
   ASSERT_GE(events.size(), 3u);
   EXPECT_EQ(events[0].type(), v1::CHANNEL_EVENT_TYPE_EXISTING);
@@ -592,12 +539,11 @@ TEST_F(XenchandTest, ExportsPrometheusMetrics) {
     ASSERT_TRUE(absl::SimpleAtoi(line.substr(colon + 1, line.find(" path=") - colon - 1), &port));
   }
   ASSERT_GT(port, 0) << server_->log();
-  CreateConnected("org.example.metrics");
+  CreateConnectedChannel(kGuest, "org.example.metrics");
   ASSERT_TRUE(client_->GetDomain("domains/nope").status().code() == absl::StatusCode::kNotFound);
   // An RPC is counted when gRPC reports it done, which may be just after the
   // client has its answer: scrape until it shows (bounded).
-  const std::string created =
-      "xenchan_rpcs_finished_total{code=\"OK\",method=\"CreateChannel\"} 1";
+  const std::string created = "xenchan_rpcs_finished_total{code=\"OK\",method=\"CreateChannel\"} 1";
   std::string text = HttpGet(port, "/metrics");
   for (const absl::Time deadline = absl::Now() + absl::Seconds(10);
        !absl::StrContains(text, created) && absl::Now() < deadline;) {
@@ -619,7 +565,7 @@ TEST_F(XenchandTest, RefusesPlaintextTcpOffLoopback) {
 // --- Error paths (see the table at the top). ---
 
 TEST_F(XenchandTest, EighthChannelHasNoFreeDevid) {
-  for (int i = 1; i <= 7; ++i) CreateConnected(absl::StrCat("org.example.c", i));
+  for (int i = 1; i <= 7; ++i) CreateConnectedChannel(kGuest, absl::StrCat("org.example.c", i));
   v1::CreateChannelRequest req;
   req.set_parent("domains/guest1");
   req.set_channel_id("org.example.c8");
@@ -632,7 +578,7 @@ TEST_F(XenchandTest, EighthChannelHasNoFreeDevid) {
   EXPECT_EQ(limit->limit_value(), 7u);
   // Deleting one frees a place.
   v1::DeleteChannelRequest del;
-  del.set_name(Name("org.example.c3"));
+  del.set_name(ChannelName(kGuest, "org.example.c3"));
   ASSERT_TRUE(client_->DeleteChannel(del).ok());
   EXPECT_TRUE(client_->CreateChannel(req).ok());
 }
@@ -642,9 +588,9 @@ TEST_F(XenchandTest, ObserversAreLimited) {
   client_.reset();
   server_.reset();
   StartServer({"--max-readers-per-channel=2"});
-  CreateConnected("org.example.obs");
+  CreateConnectedChannel(kGuest, "org.example.obs");
   v1::AttachRequest open;
-  open.mutable_open()->set_channel(Name("org.example.obs"));
+  open.mutable_open()->set_channel(ChannelName(kGuest, "org.example.obs"));
   open.mutable_open()->set_role(v1::SESSION_ROLE_OBSERVER);
   std::vector<std::unique_ptr<client::AttachStream>> streams;
   v1::AttachResponse m;
@@ -667,7 +613,7 @@ TEST_F(XenchandTest, ObserversAreLimited) {
   EXPECT_EQ(limit->requested_value(), 3u);
   // A Read stream counts too; closing an observer makes room.
   v1::ReadRequest read;
-  read.set_channel(Name("org.example.obs"));
+  read.set_channel(ChannelName(kGuest, "org.example.obs"));
   EXPECT_EQ(ReasonOf(client_->Read(read, [](const v1::ReadResponse&) { return true; })),
             "TOO_MANY_OBSERVERS");
   streams[0]->HalfClose();
@@ -685,10 +631,10 @@ TEST_F(XenchandTest, FailFastWriteToAGuestThatNeverReads) {
   // ring: 1 KiB fits in the ring, the queue takes 64 KiB, then it is full.
   v1::ChannelConfig config;
   config.set_write_queue_limit_bytes(64 << 10);
-  CreateConnected("org.example.full", kGuest, config);
+  CreateConnectedChannel(kGuest, "org.example.full", config);
   const std::string chunk = Pattern(48 << 10, 3);
   v1::WriteRequest first;
-  first.set_channel(Name("org.example.full"));
+  first.set_channel(ChannelName(kGuest, "org.example.full"));
   first.set_fail_fast(true);
   first.set_data(chunk);
   int sent = 1;
@@ -714,7 +660,7 @@ TEST_F(XenchandTest, FailFastWriteToAGuestThatNeverReads) {
   // Attach writers get the same answer per write, and the stream goes on.
   auto writer = client_->Attach();
   v1::AttachRequest open;
-  open.mutable_open()->set_channel(Name("org.example.full"));
+  open.mutable_open()->set_channel(ChannelName(kGuest, "org.example.full"));
   open.mutable_open()->set_role(v1::SESSION_ROLE_WRITER);
   open.mutable_open()->set_fail_fast(true);
   ASSERT_TRUE(writer->Send(open));
@@ -743,11 +689,11 @@ TEST_F(XenchandTest, FailFastWriteToAGuestThatNeverReads) {
 }
 
 TEST_F(XenchandTest, CallQueuesBehindAWriterUntilItsDeadline) {
-  CreateConnected("org.example.queue");
-  const int tty = OpenTty("org.example.queue");
+  CreateConnectedChannel(kGuest, "org.example.queue");
+  const int tty = OpenTty(kGuest, "org.example.queue");
   auto holder = client_->Attach();
   v1::AttachRequest open;
-  open.mutable_open()->set_channel(Name("org.example.queue"));
+  open.mutable_open()->set_channel(ChannelName(kGuest, "org.example.queue"));
   open.mutable_open()->set_role(v1::SESSION_ROLE_WRITER);
   ASSERT_TRUE(holder->Send(open));
   v1::AttachResponse m;
@@ -756,7 +702,7 @@ TEST_F(XenchandTest, CallQueuesBehindAWriterUntilItsDeadline) {
   const std::string holder_id = m.opened().session_id();
 
   v1::CallRequest call;
-  call.set_channel(Name("org.example.queue"));
+  call.set_channel(ChannelName(kGuest, "org.example.queue"));
   call.set_request("status");
   auto waited = client_->Call(call, absl::Seconds(2));
   EXPECT_EQ(waited.status().code(), absl::StatusCode::kDeadlineExceeded) << waited.status();
@@ -805,7 +751,7 @@ TEST_F(XenchandTest, WatcherThatNeverReadsIsEndedAsSlowConsumer) {
   client_.reset();
   server_.reset();
   StartServer({"--watch-backlog-events=20"});
-  CreateConnected("org.example.events");
+  CreateConnectedChannel(kGuest, "org.example.events");
   auto stub = TinyWindowStub(server_->unix_target());
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
@@ -822,10 +768,11 @@ TEST_F(XenchandTest, WatcherThatNeverReadsIsEndedAsSlowConsumer) {
   // write lease: two events each, far more than the window, the stream's
   // queue and the backlog limit hold.
   v1::WriteRequest w;
-  w.set_channel(Name("org.example.events"));
+  w.set_channel(ChannelName(kGuest, "org.example.events"));
   w.set_data("x");
   for (int i = 0; i < 150; ++i) {
-    auto r = client_->Write(w, [](std::string*) { return false; }, absl::Seconds(10));
+    auto r = client_->Write(
+        w, [](std::string*) { return false; }, absl::Seconds(10));
     ASSERT_TRUE(r.ok()) << r.status();
   }
   // Reading again drains what was queued, then the end.
@@ -873,27 +820,29 @@ TEST_F(XenchandTest, UnconnectedChannelRefusesWritesAndCreateTimesOut) {
   EXPECT_EQ(created.status().code(), absl::StatusCode::kDeadlineExceeded) << created.status();
   EXPECT_EQ(ReasonOf(created.status()), "GUEST_TIMEOUT");
   // The channel exists and waits for its guest.
-  auto ch = client_->GetChannel(Name("org.example.frozen", "guest2"));
+  auto ch = client_->GetChannel(ChannelName("guest2", "org.example.frozen"));
   ASSERT_TRUE(ch.ok()) << ch.status();
   EXPECT_NE(ch->state(), v1::CHANNEL_STATE_CONNECTED);
   v1::WriteRequest w;
-  w.set_channel(Name("org.example.frozen", "guest2"));
+  w.set_channel(ChannelName("guest2", "org.example.frozen"));
   w.set_data("hello");
-  auto written = client_->Write(w, [](std::string*) { return false; }, absl::Seconds(10));
+  auto written = client_->Write(
+      w, [](std::string*) { return false; }, absl::Seconds(10));
   EXPECT_EQ(written.status().code(), absl::StatusCode::kFailedPrecondition) << written.status();
   EXPECT_EQ(ReasonOf(written.status()), "NOT_CONNECTED");
   v1::CallRequest call;
-  call.set_channel(Name("org.example.frozen", "guest2"));
+  call.set_channel(ChannelName("guest2", "org.example.frozen"));
   call.set_request("x");
   EXPECT_EQ(ReasonOf(client_->Call(call, absl::Seconds(10)).status()), "NOT_CONNECTED");
 
   // A write that names an epoch the channel is not in.
-  const v1::Channel live = CreateConnected("org.example.epoch");
+  const v1::Channel live = CreateConnectedChannel(kGuest, "org.example.epoch");
   v1::WriteRequest stale;
-  stale.set_channel(Name("org.example.epoch"));
+  stale.set_channel(ChannelName(kGuest, "org.example.epoch"));
   stale.set_expected_epoch(live.epoch() + 5);
   stale.set_data("late");
-  auto aborted = client_->Write(stale, [](std::string*) { return false; }, absl::Seconds(10));
+  auto aborted = client_->Write(
+      stale, [](std::string*) { return false; }, absl::Seconds(10));
   EXPECT_EQ(aborted.status().code(), absl::StatusCode::kAborted) << aborted.status();
   EXPECT_EQ(ReasonOf(aborted.status()), "EPOCH_CHANGED");
   auto mismatch = client::DetailOf<v1::EpochMismatch>(aborted.status());
@@ -903,10 +852,11 @@ TEST_F(XenchandTest, UnconnectedChannelRefusesWritesAndCreateTimesOut) {
 }
 
 TEST_F(XenchandTest, ToolstackChannelRefusesConsumedAcksAndDeletion) {
-  ASSERT_TRUE(sim_->CreateDomain("guest2", {absl::StrCat("name=org.example.ts,connection=socket,path=",
-                                                         sim_->scratch_dir(), "/ts.sock")})
-                  .ok());
-  const std::string name = Name("org.example.ts", "guest2");
+  ASSERT_TRUE(
+      sim_->CreateDomain("guest2", {absl::StrCat("name=org.example.ts,connection=socket,path=",
+                                                 sim_->scratch_dir(), "/ts.sock")})
+          .ok());
+  const std::string name = ChannelName("guest2", "org.example.ts");
   // Discovered from xenstore after the domain appears: wait for it.
   v1::WatchChannelsRequest watch;
   watch.set_parent("domains/-");
@@ -940,7 +890,8 @@ TEST_F(XenchandTest, ToolstackChannelRefusesConsumedAcksAndDeletion) {
   w.set_channel(name);
   w.set_ack_level(v1::ACK_LEVEL_CONSUMED);
   w.set_data("x");
-  auto written = client_->Write(w, [](std::string*) { return false; }, absl::Seconds(10));
+  auto written = client_->Write(
+      w, [](std::string*) { return false; }, absl::Seconds(10));
   EXPECT_EQ(ReasonOf(written.status()), "ACK_LEVEL_NOT_SUPPORTED");
 
   v1::DeleteChannelRequest del;
@@ -951,16 +902,17 @@ TEST_F(XenchandTest, ToolstackChannelRefusesConsumedAcksAndDeletion) {
 }
 
 TEST_F(XenchandTest, PayloadsAreBounded) {
-  CreateConnected("org.example.big");
-  const int tty = OpenTty("org.example.big");
+  CreateConnectedChannel(kGuest, "org.example.big");
+  const int tty = OpenTty(kGuest, "org.example.big");
   v1::WriteRequest w;
-  w.set_channel(Name("org.example.big"));
+  w.set_channel(ChannelName(kGuest, "org.example.big"));
   w.set_data(std::string((64 << 10) + 1, 'x'));
-  auto written = client_->Write(w, [](std::string*) { return false; }, absl::Seconds(10));
+  auto written = client_->Write(
+      w, [](std::string*) { return false; }, absl::Seconds(10));
   EXPECT_EQ(written.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ReasonOf(written.status()), "PAYLOAD_TOO_LARGE");
   v1::CallRequest call;
-  call.set_channel(Name("org.example.big"));
+  call.set_channel(ChannelName(kGuest, "org.example.big"));
   call.set_request(std::string((64 << 10) + 1, 'x'));
   auto big_call = client_->Call(call, absl::Seconds(10));
   EXPECT_EQ(big_call.status().code(), absl::StatusCode::kInvalidArgument);
@@ -1094,8 +1046,8 @@ TEST_F(XenchandTest, HealthAndReflectionAnswer) {
     EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound) << target;
     auto services = ReflectedServices(target);
     ASSERT_TRUE(services.ok()) << target << ": " << services.status();
-    EXPECT_THAT(*services, ::testing::IsSupersetOf({"xenchan.v1.ChannelService",
-                                                     "grpc.health.v1.Health"}))
+    EXPECT_THAT(*services,
+                ::testing::IsSupersetOf({"xenchan.v1.ChannelService", "grpc.health.v1.Health"}))
         << target;
   }
 }
