@@ -5,11 +5,10 @@
 #include <sys/stat.h>
 
 #include <cerrno>
-#include <cstring>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
-#include "absl/strings/str_cat.h"
+#include "backend/util/errno_status.h"
 #include "grpc/grpc_security_constants.h"
 #include "grpcpp/security/auth_context.h"
 #include "server/tls_identity.h"
@@ -41,7 +40,7 @@ absl::Status UnixPeerRegistry::Register(int fd) {
   struct ucred cred;
   socklen_t len = sizeof(cred);
   if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof(cred)) {
-    return absl::InternalError(absl::StrCat("SO_PEERCRED: ", std::strerror(errno)));
+    return absl::InternalError(ErrnoMessage(errno, "SO_PEERCRED"));
   }
   // Supplementary groups of the peer at connect time (Linux 4.13+). At most
   // 64 are presented (if the peer has more, SO_PEERGROUPS fails with ERANGE
@@ -53,7 +52,7 @@ absl::Status UnixPeerRegistry::Register(int fd) {
     for (size_t i = 0; i < glen / sizeof(gid_t); ++i) gids.push_back(groups[i]);
   }
   struct stat st;
-  if (fstat(fd, &st) != 0) return absl::InternalError(absl::StrCat("fstat: ", std::strerror(errno)));
+  if (fstat(fd, &st) != 0) return absl::InternalError(ErrnoMessage(errno, "fstat"));
   Entry e;
   e.dev = st.st_dev;
   e.inode = st.st_ino;

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "backend/util/errno_status.h"
 #include "grpcpp/server_posix.h"
 #include "server/log.h"
 
@@ -38,26 +39,26 @@ absl::StatusOr<std::unique_ptr<UnixListener>> UnixListener::Bind(const std::stri
     unlink(path.c_str());  // a stale socket of an earlier run
   }
   const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", std::strerror(errno)));
+  if (fd < 0) return absl::InternalError(ErrnoMessage(errno, "socket"));
   // The mode is set before listen(), so nobody can connect while the
   // umask-dependent mode of bind() is in effect.
   if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     const int e = errno;
     close(fd);
-    return absl::FailedPreconditionError(absl::StrCat("bind ", path, ": ", std::strerror(e)));
+    return absl::FailedPreconditionError(ErrnoMessage(e, absl::StrCat("bind ", path)));
   }
   if (chmod(path.c_str(), mode) != 0 || listen(fd, 128) != 0) {
     const int e = errno;
     close(fd);
     unlink(path.c_str());
-    return absl::InternalError(absl::StrCat("listen ", path, ": ", std::strerror(e)));
+    return absl::InternalError(ErrnoMessage(e, absl::StrCat("listen ", path)));
   }
   const int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake < 0) {
     const int e = errno;
     close(fd);
     unlink(path.c_str());
-    return absl::InternalError(absl::StrCat("eventfd: ", std::strerror(e)));
+    return absl::InternalError(ErrnoMessage(e, "eventfd"));
   }
   return std::unique_ptr<UnixListener>(new UnixListener(path, fd, wake));
 }

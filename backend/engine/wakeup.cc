@@ -5,15 +5,13 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <cstring>
-
-#include "absl/strings/str_cat.h"
+#include "backend/util/errno_status.h"
 
 namespace xenchan {
 
 absl::StatusOr<std::shared_ptr<Wakeup>> Wakeup::Create() {
   const int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (fd < 0) return absl::InternalError(absl::StrCat("eventfd: ", std::strerror(errno)));
+  if (fd < 0) return absl::InternalError(ErrnoMessage(errno, "eventfd"));
   return std::shared_ptr<Wakeup>(new Wakeup(fd));
 }
 

@@ -11,14 +11,13 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <cstring>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "backend/util/errno_status.h"
 
 namespace xenchan {
 namespace sim {
@@ -29,7 +28,7 @@ absl::StatusOr<pid_t> SpawnChild(const std::vector<std::string>& args) {
   argv.push_back(nullptr);
   const pid_t parent = getpid();
   const pid_t pid = fork();
-  if (pid < 0) return absl::InternalError(absl::StrCat("fork: ", std::strerror(errno)));
+  if (pid < 0) return absl::InternalError(ErrnoMessage(errno, "fork"));
   if (pid == 0) {
     // Child: only async-signal-safe calls until exec.
     sigset_t none;

@@ -27,6 +27,7 @@
 #include "backend/ring/console_ring.h"
 #include "backend/sim/hv/client.h"
 #include "backend/sim/hv/wire.h"
+#include "backend/util/errno_status.h"
 
 namespace xenchan {
 namespace sim {
@@ -196,15 +197,15 @@ absl::Status Qemu::SetUpChardev(Channel& ch) {
     unlink(ch.path.c_str());
     if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
         listen(fd.get(), 4) != 0) {
-      return absl::UnavailableError(
-          absl::StrCat("listen on ", ch.path, ": ", std::strerror(errno)));
+      const int err = errno;
+      return absl::UnavailableError(ErrnoMessage(err, absl::StrCat("listen on ", ch.path)));
     }
     ch.listen_fd = std::move(fd);
     return absl::OkStatus();
   }
   UniqueFd master(posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
   if (!master.valid() || grantpt(master.get()) != 0 || unlockpt(master.get()) != 0) {
-    return absl::UnavailableError(absl::StrCat("pty: ", std::strerror(errno)));
+    return absl::UnavailableError(ErrnoMessage(errno, "pty"));
   }
   char name[128];
   if (ptsname_r(master.get(), name, sizeof(name)) != 0) {
@@ -432,7 +433,7 @@ absl::Status Qemu::Loop(int signal_fd) {
     }
     const int r = poll(fds.data(), fds.size(), -1);
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return absl::InternalError(absl::StrCat("poll: ", std::strerror(errno)));
+    if (r < 0) return absl::InternalError(ErrnoMessage(errno, "poll"));
     if (fds[0].revents & POLLIN) return absl::OkStatus();
     if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
       if (!HandleWatches()) return absl::OkStatus();  // domain gone

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
-#include <string.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,6 +22,7 @@
 #include "absl/strings/str_format.h"
 #include "backend/platform/xenstore.h"
 #include "backend/sim/guest/guest_internal.h"
+#include "backend/util/errno_status.h"
 #include "backend/util/make_dirs.h"
 
 namespace xenchan {
@@ -114,7 +114,7 @@ absl::Status Guest::Run() {
     const int n = poll(fds.data(), fds.size(), -1);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return absl::InternalError(absl::StrCat("poll: ", strerror(errno)));
+      return absl::InternalError(ErrnoMessage(errno, "poll"));
     }
     std::vector<int> closed_clients;
     for (size_t i = 0; i < fds.size() && !done_; ++i) {

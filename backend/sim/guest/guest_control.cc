@@ -25,6 +25,7 @@
 #include "backend/platform/xenstore.h"
 #include "backend/sim/guest/guest_internal.h"
 #include "backend/sim/guest/xenbus_text.h"
+#include "backend/util/errno_status.h"
 #include "backend/util/json_string.h"
 
 namespace xenchan {
@@ -61,11 +62,12 @@ absl::Status Guest::ListenControl() {
   memcpy(addr.sun_path, options_.control_socket.data(), options_.control_socket.size());
   unlink(options_.control_socket.c_str());
   control_listen_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (control_listen_ < 0) return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
+  if (control_listen_ < 0) return absl::InternalError(ErrnoMessage(errno, "socket"));
   if (bind(control_listen_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
       listen(control_listen_, 8) != 0) {
+    const int err = errno;
     return absl::InternalError(
-        absl::StrCat("listen on ", options_.control_socket, ": ", strerror(errno)));
+        ErrnoMessage(err, absl::StrCat("listen on ", options_.control_socket)));
   }
   return absl::OkStatus();
 }

@@ -6,7 +6,6 @@
 // See guest.h for the behaviour.
 #include <errno.h>
 #include <fcntl.h>
-#include <string.h>
 #include <sys/inotify.h>
 #include <unistd.h>
 
@@ -26,6 +25,7 @@
 #include "backend/sim/guest/guest_internal.h"
 #include "backend/sim/guest/pty.h"
 #include "backend/sim/guest/xenbus_text.h"
+#include "backend/util/errno_status.h"
 
 namespace xenchan {
 namespace guest {
@@ -36,8 +36,9 @@ absl::Status ReplaceSymlink(const std::string& target, const std::string& link) 
   const std::string tmp = absl::StrCat(link, ".tmp");
   unlink(tmp.c_str());
   if (symlink(target.c_str(), tmp.c_str()) != 0 || rename(tmp.c_str(), link.c_str()) != 0) {
+    const int err = errno;
     const absl::Status s =
-        absl::InternalError(absl::StrCat("symlink ", link, " -> ", target, ": ", strerror(errno)));
+        absl::InternalError(ErrnoMessage(err, absl::StrCat("symlink ", link, " -> ", target)));
     unlink(tmp.c_str());
     return s;
   }
@@ -60,7 +61,7 @@ absl::Status Guest::HvcInit(const std::string& guest_dir) {
   console_log_ = open(absl::StrCat(guest_dir, "/console.log").c_str(),
                       O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (console_log_ < 0) {
-    return absl::InternalError(absl::StrCat("open console.log: ", strerror(errno)));
+    return absl::InternalError(ErrnoMessage(errno, "open console.log"));
   }
 
   // hvc0: the primary console, registered before any channel.
@@ -76,7 +77,7 @@ absl::Status Guest::HvcInit(const std::string& guest_dir) {
   hvc_slots_[0] = &primary_;
 
   inotify_ = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  if (inotify_ < 0) return absl::InternalError(absl::StrCat("inotify_init1: ", strerror(errno)));
+  if (inotify_ < 0) return absl::InternalError(ErrnoMessage(errno, "inotify_init1"));
   return absl::OkStatus();
 }
 
@@ -101,8 +102,9 @@ absl::StatusOr<std::unique_ptr<Hvc>> Guest::HvcAlloc(int vtermno, const std::str
   hvc->inotify_wd =
       inotify_add_watch(inotify_, hvc->pty->slave_path().c_str(), IN_OPEN | IN_CLOSE);
   if (hvc->inotify_wd < 0) {
-    return absl::InternalError(absl::StrCat("inotify_add_watch ", hvc->pty->slave_path(), ": ",
-                                            strerror(errno)));
+    const int err = errno;
+    return absl::InternalError(
+        ErrnoMessage(err, absl::StrCat("inotify_add_watch ", hvc->pty->slave_path())));
   }
   const std::string dev_dir = absl::StrCat(options_.root_dir, "/dev");
   hvc->link = absl::StrCat(dev_dir, "/hvc", index);
