@@ -28,60 +28,22 @@
 #include "absl/time/time.h"
 #include "backend/platform/xen/lib_xenstore.h"
 #include "backend/sim/hv/client.h"
-#include "tests/sim/xensim_process.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/common/io.h"
+#include "tests/sim/xensim_process.h"
 
 namespace xenchan {
 namespace sim {
 namespace {
 
+using testcommon::OpenRawTty;
+using testcommon::ReadUntil;
+using testcommon::WriteAll;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
 constexpr absl::Duration kTimeout = absl::Seconds(30);
-
-// Reads from `fd` until `want` has been seen or the deadline passes.
-std::string ReadUntil(int fd, const std::string& want, absl::Duration timeout = kTimeout) {
-  std::string got;
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!absl::StrContains(got, want)) {
-    const absl::Duration left = deadline - absl::Now();
-    if (left <= absl::ZeroDuration()) break;
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1) <= 0) continue;
-    char buf[4096];
-    const ssize_t n = read(fd, buf, sizeof(buf));
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-    if (n <= 0) break;
-    got.append(buf, static_cast<size_t>(n));
-  }
-  return got;
-}
-
-void WriteAll(int fd, const std::string& data) {
-  size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-      pollfd p{fd, POLLOUT, 0};
-      poll(&p, 1, 1000);
-      continue;
-    }
-    ASSERT_GT(n, 0) << std::strerror(errno);
-    done += static_cast<size_t>(n);
-  }
-}
-
-int OpenRawTty(const std::string& path) {
-  const int fd = open(path.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);
-  if (fd < 0) return fd;
-  termios t;
-  tcgetattr(fd, &t);
-  cfmakeraw(&t);
-  tcsetattr(fd, TCSANOW, &t);
-  return fd;
-}
 
 std::string XensimPath() { return simtest::XensimProcess::BinaryPath(); }
 
@@ -222,10 +184,9 @@ TEST_F(XensimTest, CreateWritesToolstackEntriesAndDestroyRemovesThem) {
     while (auto ev = xs_->ReadWatch()) released = released || ev->path == "@releaseDomain";
   }
   EXPECT_TRUE(released);
-  for (const std::string& path : {std::string("/local/domain/1"), "/vm/" + uuid,
-                                  std::string("/libxl/1")}) {
-    EXPECT_EQ(xs_->Read(kNoTransaction, path).status().code(), absl::StatusCode::kNotFound)
-        << path;
+  for (const std::string& path :
+       {std::string("/local/domain/1"), "/vm/" + uuid, std::string("/libxl/1")}) {
+    EXPECT_EQ(xs_->Read(kNoTransaction, path).status().code(), absl::StatusCode::kNotFound) << path;
   }
   introduced = xs_->IsDomainIntroduced(1);
   EXPECT_TRUE(introduced.ok() && !*introduced);
@@ -271,17 +232,18 @@ TEST_F(XensimTest, ChannelsCarryBytesThroughQemuSocketAndPty) {
   EXPECT_EQ(Read(be1 + "/name"), "org.example.sock.0");
   EXPECT_EQ(Read(be1 + "/hotplug-status"), "connected");
   EXPECT_EQ(Read(be2 + "/connection"), "pty");
-  EXPECT_EQ(xs_->Read(kNoTransaction, be2 + "/path").status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(xs_->Read(kNoTransaction, be2 + "/path").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(Read("/libxl/1/device/console/1/frontend"), fe1);
   EXPECT_EQ(Read("/libxl/1/device/console/1/backend"), be1);
   EXPECT_EQ(Read("/libxl/1/device/console/1/path"), sock);
 
   // The guest connects both; QEMU answers Connected.
-  ASSERT_TRUE(WaitFor("/local/domain/0/backend/console/1", [&] {
-    return Read(be1 + "/state") == "4" && Read(be2 + "/state") == "4" &&
-           Read(fe1 + "/state") == "4" && Read(fe2 + "/state") == "4";
-  })) << Read(be1 + "/state") << Read(fe1 + "/state") << Read(be2 + "/state")
+  ASSERT_TRUE(WaitFor("/local/domain/0/backend/console/1",
+                      [&] {
+                        return Read(be1 + "/state") == "4" && Read(be2 + "/state") == "4" &&
+                               Read(fe1 + "/state") == "4" && Read(fe2 + "/state") == "4";
+                      }))
+      << Read(be1 + "/state") << Read(fe1 + "/state") << Read(be2 + "/state")
       << Read(fe2 + "/state");
   const std::string pty = Read(fe2 + "/tty");
   ASSERT_TRUE(absl::StartsWith(pty, "/dev/pts/")) << pty;
@@ -299,26 +261,26 @@ TEST_F(XensimTest, ChannelsCarryBytesThroughQemuSocketAndPty) {
   addr.sun_family = AF_UNIX;
   std::strncpy(addr.sun_path, sock.c_str(), sizeof(addr.sun_path) - 1);
   ASSERT_EQ(connect(host1, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  WriteAll(host1, "ping from host\n");
-  EXPECT_THAT(ReadUntil(guest1, "ping from host\n"), HasSubstr("ping from host\n"));
-  WriteAll(guest1, "pong from guest\n");
-  EXPECT_THAT(ReadUntil(host1, "pong from guest\n"), HasSubstr("pong from guest\n"));
+  ASSERT_TRUE(WriteAll(host1, "ping from host\n"));
+  EXPECT_THAT(ReadUntil(guest1, "ping from host\n", kTimeout), HasSubstr("ping from host\n"));
+  ASSERT_TRUE(WriteAll(guest1, "pong from guest\n"));
+  EXPECT_THAT(ReadUntil(host1, "pong from guest\n", kTimeout), HasSubstr("pong from guest\n"));
   // More than one ring's worth each way.
   const std::string big(10000, 'x');
-  WriteAll(host1, big + "!");
-  EXPECT_EQ(ReadUntil(guest1, "!").size(), big.size() + 1);
-  WriteAll(guest1, big + "!");
-  EXPECT_EQ(ReadUntil(host1, "!").size(), big.size() + 1);
+  ASSERT_TRUE(WriteAll(host1, big + "!"));
+  EXPECT_EQ(ReadUntil(guest1, "!", kTimeout).size(), big.size() + 1);
+  ASSERT_TRUE(WriteAll(guest1, big + "!"));
+  EXPECT_EQ(ReadUntil(host1, "!", kTimeout).size(), big.size() + 1);
 
   // Pty channel.
   const int guest2 = OpenRawTty(root + "/dev/xen-channel/org.example.pty.0");
   ASSERT_GE(guest2, 0) << std::strerror(errno);
   const int host2 = OpenRawTty(pty);
   ASSERT_GE(host2, 0) << std::strerror(errno);
-  WriteAll(host2, "to guest via pty");
-  EXPECT_THAT(ReadUntil(guest2, "via pty"), HasSubstr("to guest via pty"));
-  WriteAll(guest2, "to host via pty");
-  EXPECT_THAT(ReadUntil(host2, "via pty"), HasSubstr("to host via pty"));
+  ASSERT_TRUE(WriteAll(host2, "to guest via pty"));
+  EXPECT_THAT(ReadUntil(guest2, "via pty", kTimeout), HasSubstr("to guest via pty"));
+  ASSERT_TRUE(WriteAll(guest2, "to host via pty"));
+  EXPECT_THAT(ReadUntil(host2, "via pty", kTimeout), HasSubstr("to host via pty"));
   close(guest1);
   close(guest2);
 
@@ -336,10 +298,11 @@ TEST_F(XensimTest, ChannelsCarryBytesThroughQemuSocketAndPty) {
   })) << Read(fe1 + "/state");
   const int guest1b = OpenRawTty(root + "/dev/xen-channel/org.example.sock.0");
   ASSERT_GE(guest1b, 0);
-  WriteAll(host1, "after resume\n");
-  EXPECT_THAT(ReadUntil(guest1b, "after resume\n"), HasSubstr("after resume\n"));
-  WriteAll(guest1b, "guest after resume\n");
-  EXPECT_THAT(ReadUntil(host1, "guest after resume\n"), HasSubstr("guest after resume\n"));
+  ASSERT_TRUE(WriteAll(host1, "after resume\n"));
+  EXPECT_THAT(ReadUntil(guest1b, "after resume\n", kTimeout), HasSubstr("after resume\n"));
+  ASSERT_TRUE(WriteAll(guest1b, "guest after resume\n"));
+  EXPECT_THAT(ReadUntil(host1, "guest after resume\n", kTimeout),
+              HasSubstr("guest after resume\n"));
   close(guest1b);
 
   // Kill: the guest process dies; the domain stays, crashed.
@@ -359,7 +322,7 @@ TEST_F(XensimTest, ChannelsCarryBytesThroughQemuSocketAndPty) {
   EXPECT_EQ(Read("/local/domain/0/backend/xenchan/1/3/state"), "4");
   EXPECT_EQ(xs_->Read(kNoTransaction, "/local/domain/1").status().code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(ReadUntil(host1, "never"), "");  // QEMU closed the connection
+  EXPECT_EQ(ReadUntil(host1, "never", kTimeout), "");  // QEMU closed the connection
   close(host1);
   close(host2);
   struct stat st;
@@ -376,20 +339,21 @@ TEST_F(XensimTest, OutputIsKeptUntilAClientConnectsAndShutdownIsGraceful) {
   EXPECT_THAT(create.out, HasSubstr("\"connection\":\"socket\",\"path\":\"" + sock + "\""));
   const std::string fe = "/local/domain/1/device/console/1";
   const std::string be = "/local/domain/0/backend/console/1/1";
-  ASSERT_TRUE(WaitFor(be, [&] { return Read(be + "/state") == "4" && Read(fe + "/state") == "4"; }));
+  ASSERT_TRUE(
+      WaitFor(be, [&] { return Read(be + "/state") == "4" && Read(fe + "/state") == "4"; }));
   // Far more than the ring and the tty buffer hold: the write completes only
   // because QEMU drains into its own buffer while no client is connected.
   const int guest = OpenRawTty(state_dir_ + "/guests/vm3/root/dev/xen-channel/org.example.late.0");
   ASSERT_GE(guest, 0) << std::strerror(errno);
   std::string data;
   for (int i = 0; data.size() < 20000; ++i) absl::StrAppend(&data, "line ", i, "\n");
-  WriteAll(guest, data + "END");
+  ASSERT_TRUE(WriteAll(guest, data + "END"));
   const int host = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::strncpy(addr.sun_path, sock.c_str(), sizeof(addr.sun_path) - 1);
   ASSERT_EQ(connect(host, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  EXPECT_EQ(ReadUntil(host, "END"), data + "END");
+  EXPECT_EQ(ReadUntil(host, "END", kTimeout), data + "END");
   close(guest);
 
   // Graceful shutdown: the frontend closes (5 -> 6), QEMU follows (5 -> 6).
@@ -423,8 +387,8 @@ int ConnectUnix(const std::string& path) {
 
 TEST_F(XensimTest, QemuSocketServesOneClientAtATime) {
   const std::string sock = dir_ + "/one.sock";
-  auto domid = xensim_->CreateDomain(
-      "vm5", {"name=org.example.one.0,connection=socket,path=" + sock});
+  auto domid =
+      xensim_->CreateDomain("vm5", {"name=org.example.one.0,connection=socket,path=" + sock});
   ASSERT_TRUE(domid.ok()) << domid.status();
   const std::string fe = absl::StrCat("/local/domain/", *domid, "/device/console/1");
   ASSERT_TRUE(WaitFor(fe, [&] { return Read(fe + "/state") == "4"; }));
@@ -433,16 +397,16 @@ TEST_F(XensimTest, QemuSocketServesOneClientAtATime) {
   const int first = ConnectUnix(sock);
   ASSERT_GE(first, 0);
   // The first client is served; a second one waits in the backlog.
-  WriteAll(first, "hello\n");
-  EXPECT_THAT(ReadUntil(guest, "hello\n"), HasSubstr("hello\n"));
+  ASSERT_TRUE(WriteAll(first, "hello\n"));
+  EXPECT_THAT(ReadUntil(guest, "hello\n", kTimeout), HasSubstr("hello\n"));
   const int second = ConnectUnix(sock);
   ASSERT_GE(second, 0);
-  WriteAll(guest, "for the first\n");
-  EXPECT_EQ(ReadUntil(first, "for the first\n"), "for the first\n");
+  ASSERT_TRUE(WriteAll(guest, "for the first\n"));
+  EXPECT_EQ(ReadUntil(first, "for the first\n", kTimeout), "for the first\n");
   close(first);
   // Once the first leaves, the second is accepted and gets only new output.
-  WriteAll(guest, "for the second\n");
-  EXPECT_EQ(ReadUntil(second, "for the second\n"), "for the second\n");
+  ASSERT_TRUE(WriteAll(guest, "for the second\n"));
+  EXPECT_EQ(ReadUntil(second, "for the second\n", kTimeout), "for the second\n");
   close(second);
   close(guest);
 }
@@ -458,9 +422,15 @@ TEST_F(XensimTest, QemuSurvivesHostileFrontendValues) {
   ASSERT_TRUE(WaitFor(fe, [&] { return Read(fe + "/state") == "4"; }));
   ASSERT_EQ(Cli({"domain", "kill", "vm6"}).exit_code, 0);
 
-  for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
-           {"ring-ref", "12abc"}, {"port", "99999999999"}, {"limit", "-1"}, {"state", "3"},
-           {"ring-ref", ""}, {"state", "4"}, {"state", "9"}, {"state", "banana"}}) {
+  for (const auto& [key, value] :
+       std::vector<std::pair<std::string, std::string>>{{"ring-ref", "12abc"},
+                                                        {"port", "99999999999"},
+                                                        {"limit", "-1"},
+                                                        {"state", "3"},
+                                                        {"ring-ref", ""},
+                                                        {"state", "4"},
+                                                        {"state", "9"},
+                                                        {"state", "banana"}}) {
     ASSERT_TRUE(xs_->Write(kNoTransaction, fe + "/" + key, value).ok());
   }
   // Still alive and following the protocol: Closing, Closed, then a reset.
@@ -477,8 +447,8 @@ TEST_F(XensimTest, QemuSurvivesHostileFrontendValues) {
 }
 
 TEST_F(XensimTest, DestroyedDomainStaysDyingWhileItsPageIsMapped) {
-  RunResult create = Cli({"domain", "create", "--name", "vm4", "--channel",
-                          "name=org.example.z.0,connection=pty"});
+  RunResult create = Cli(
+      {"domain", "create", "--name", "vm4", "--channel", "name=org.example.z.0,connection=pty"});
   ASSERT_EQ(create.exit_code, 0) << create.err;
   const std::string fe = "/local/domain/1/device/console/1";
   ASSERT_TRUE(WaitFor(fe, [&] { return Read(fe + "/state") == "4"; }));
@@ -510,8 +480,8 @@ TEST_F(XensimTest, DestroyedDomainStaysDyingWhileItsPageIsMapped) {
 }
 
 TEST_F(XensimTest, ClearErrors) {
-  RunResult bad = Cli({"domain", "create", "--name", "vm", "--channel",
-                       "name=a,connection=SOCKET,path=/tmp/x"});
+  RunResult bad = Cli(
+      {"domain", "create", "--name", "vm", "--channel", "name=a,connection=SOCKET,path=/tmp/x"});
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_THAT(bad.err, HasSubstr("unknown channel connection 'SOCKET'"));
   RunResult noname = Cli({"domain", "create", "--name", "vm", "--channel", "connection=pty"});

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "tests/common/files.h"
 
 namespace xenchan {
 namespace simtest {
@@ -82,10 +83,7 @@ ProcessResult RunProcess(const std::vector<std::string>& argv,
   return r;
 }
 
-std::string XensimProcess::BinaryPath() {
-  const char* srcdir = getenv("TEST_SRCDIR");
-  return absl::StrCat(srcdir != nullptr ? srcdir : ".", "/xenchan/backend/sim/xensim");
-}
+std::string XensimProcess::BinaryPath() { return testcommon::RunfilePath("backend/sim/xensim"); }
 
 absl::StatusOr<std::unique_ptr<XensimProcess>> XensimProcess::Start() {
   char dir[] = "/tmp/xensim-XXXXXX";
@@ -148,8 +146,8 @@ ProcessResult XensimProcess::Cli(const std::vector<std::string>& args) const {
   return RunProcess(argv);
 }
 
-absl::StatusOr<uint32_t> XensimProcess::CreateDomain(const std::string& name,
-                                                     const std::vector<std::string>& channels) const {
+absl::StatusOr<uint32_t> XensimProcess::CreateDomain(
+    const std::string& name, const std::vector<std::string>& channels) const {
   std::vector<std::string> args = {"domain", "create", "--name", name};
   for (const std::string& c : channels) {
     args.push_back("--channel");
@@ -158,8 +156,8 @@ absl::StatusOr<uint32_t> XensimProcess::CreateDomain(const std::string& name,
   ProcessResult r = Cli(args);
   uint32_t domid = 0;
   if (r.exit_code != 0 || !absl::SimpleAtoi(absl::StripSuffix(r.out, "\n"), &domid)) {
-    return absl::InternalError(absl::StrCat("domain create ", name, " failed (", r.exit_code,
-                                            "): ", r.err));
+    return absl::InternalError(
+        absl::StrCat("domain create ", name, " failed (", r.exit_code, "): ", r.err));
   }
   return domid;
 }
