@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "server/write_logic.h"
 #include "tests/server/logic_test_fixture.h"
@@ -38,6 +39,10 @@ TEST_F(PlantedRaceTest, ClientReadsAndEnginePumpsAtOnce) {
   });
   std::thread client([&] {
     for (int i = 0; i < kMessages; ++i) {
+      // A client's pace: between two reads the engine-event thread pumps
+      // (taking the lock), so its read of `reading_` is unordered with the
+      // unlocked write in the next OnReadDone.
+      absl::SleepFor(absl::Microseconds(200));
       v1::WriteRequest m;
       if (i == 0) m.set_channel(ChannelName());
       m.set_data("x");

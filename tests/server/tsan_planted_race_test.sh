@@ -18,7 +18,7 @@ fail() {
 }
 [ "$rc" -eq 66 ] || fail "expected exit code 66 (TSan reported), got $rc"
 grep -q "WARNING: ThreadSanitizer: data race" "$log" || fail "no data race reported"
-grep -q "xenchan::server::WriteLogic::" "$log" || fail "no WriteLogic frame in the report"
-grep -q "SUMMARY: ThreadSanitizer: data race .*write_logic.cc" "$log" ||
-  fail "the race summary does not point into write_logic.cc"
+# The planted access (fastbuild strips file names, so match the function).
+grep -q "#0 xenchan::server::WriteLogic::OnReadDone" "$log" ||
+  fail "the report does not name the planted access in WriteLogic::OnReadDone"
 echo "PASS: ThreadSanitizer reported the planted race in WriteLogic"
