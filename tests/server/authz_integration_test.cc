@@ -31,9 +31,10 @@
 #include "clients/lib/client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/common/files.h"
+#include "tests/common/io.h"
+#include "tests/common/xenchan_integration_test.h"
 #include "tests/server/test_pki.h"
-#include "tests/server/xenchand_process.h"
-#include "tests/sim/xensim_process.h"
 
 namespace xenchan {
 namespace {
@@ -41,48 +42,32 @@ namespace {
 using client::Client;
 using client::MetadataOf;
 using client::ReasonOf;
-using servertest::ReadFileOrEmpty;
 using servertest::TestPki;
-using servertest::XenchandProcess;
-using simtest::XensimProcess;
+using testcommon::ReadFileOrEmpty;
+using testcommon::WriteFileAtomically;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::UnorderedElementsAre;
 
 std::string PolicyText(const std::string& extra = "") {
-  return absl::StrCat("[identity unix:uid=", getuid(), "]\n",
-                      "allow verbs=* domain=* channel=*\n"
-                      "[identity spiffe://xenchan.test/ctl]\n"
-                      "allow verbs=read,write,call,manage domain=name:guest1 channel=org.example.*\n"
-                      "[identity dns:ctl.example.org]\n"
-                      "allow verbs=read domain=* channel=org.example.open\n",
-                      extra,
-                      "[identity cn:provisioner]\n"
-                      "allow verbs=call domain=name:guest1 channel=org.example.open\n");
+  return absl::StrCat(
+      "[identity unix:uid=", getuid(), "]\n",
+      "allow verbs=* domain=* channel=*\n"
+      "[identity spiffe://xenchan.test/ctl]\n"
+      "allow verbs=read,write,call,manage domain=name:guest1 channel=org.example.*\n"
+      "[identity dns:ctl.example.org]\n"
+      "allow verbs=read domain=* channel=org.example.open\n",
+      extra,
+      "[identity cn:provisioner]\n"
+      "allow verbs=call domain=name:guest1 channel=org.example.open\n");
 }
 
-bool WriteFile(const std::string& path, const std::string& text) {
-  // Write a new file and rename it into place (atomic for the watcher).
-  const std::string tmp = path + ".tmp";
-  FILE* f = fopen(tmp.c_str(), "w");
-  if (f == nullptr) return false;
-  fputs(text.c_str(), f);
-  fclose(f);
-  return rename(tmp.c_str(), path.c_str()) == 0;
-}
-
-std::string Name(const std::string& guest, const std::string& id) {
-  return absl::StrCat("domains/", guest, "/channels/", id);
-}
-
-class AuthzTest : public ::testing::Test {
+// client_ is the admin: the test's own uid on the Unix socket, granted
+// everything by the policy.
+class AuthzTest : public testcommon::XenchanIntegrationTest {
  protected:
   void SetUp() override {
-    auto sim = XensimProcess::Start();
-    ASSERT_TRUE(sim.ok()) << sim.status();
-    sim_ = *std::move(sim);
-    ASSERT_TRUE(sim_->CreateDomain("guest1").ok());
-    ASSERT_TRUE(sim_->CreateDomain("guest2").ok());
+    ASSERT_NO_FATAL_FAILURE(StartXensim({"guest1", "guest2"}));
     auto pki = servertest::MakeTestPki(sim_->scratch_dir() + "/pki");
     ASSERT_TRUE(pki.ok()) << pki.status();
     pki_ = *pki;
@@ -90,56 +75,41 @@ class AuthzTest : public ::testing::Test {
     ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
     policy_path_ = dir + "/policy.conf";
     audit_path_ = sim_->scratch_dir() + "/audit.log";
-    ASSERT_TRUE(WriteFile(policy_path_, PolicyText()));
+    ASSERT_TRUE(WriteFileAtomically(policy_path_, PolicyText()));
     std::vector<std::string> flags = pki_.ServerFlags();
     flags.push_back("--policy=" + policy_path_);
     flags.push_back("--audit-log=" + audit_path_);
     flags.push_back("--audit-fsync-interval=0s");
     flags.push_back("--listen=insecure-tcp://127.0.0.1:0");
-    auto server = XenchandProcess::Start(sim_->state_dir(), sim_->scratch_dir() + "/x.sock",
-                                         flags, "127.0.0.1:0");
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
-    admin_ = Connect(server_->unix_target(), {});
+    ASSERT_NO_FATAL_FAILURE(StartServer(flags, "127.0.0.1:0", WithTimeouts({})));
     ctl_ = Connect(server_->tcp_target(), pki_.ClientOptions("uri"));
     reader_ = Connect(server_->tcp_target(), pki_.ClientOptions("dns"));
     prov_ = Connect(server_->tcp_target(), pki_.ClientOptions("cn"));
-    ASSERT_TRUE(admin_ && ctl_ && reader_ && prov_);
-    for (const auto& [guest, id] : std::vector<std::pair<std::string, std::string>>{
-             {"guest1", "org.example.open"},
-             {"guest1", "org.example.secret"},
-             {"guest2", "org.example.open"}}) {
-      CreateConnected(*admin_, guest, id);
+    ASSERT_TRUE(ctl_ && reader_ && prov_);
+    for (const auto& [guest, id] :
+         std::vector<std::pair<std::string, std::string>>{{"guest1", "org.example.open"},
+                                                          {"guest1", "org.example.secret"},
+                                                          {"guest2", "org.example.open"}}) {
+      CreateConnectedChannel(guest, id);
+      ASSERT_FALSE(HasFailure());
     }
   }
 
   void TearDown() override {
-    admin_.reset();
     ctl_.reset();
     reader_.reset();
     prov_.reset();
-    if (server_) {
-      EXPECT_EQ(server_->Stop(), 0);
-      if (HasFailure()) std::cerr << "xenchand log:\n" << server_->log();
-    }
+    XenchanIntegrationTest::TearDown();
+  }
+
+  static client::ConnectOptions WithTimeouts(client::ConnectOptions options) {
+    options.unary_timeout = absl::Seconds(20);
+    options.stream_timeout = absl::Seconds(30);
+    return options;
   }
 
   std::unique_ptr<Client> Connect(const std::string& target, client::ConnectOptions options) {
-    options.unary_timeout = absl::Seconds(20);
-    options.stream_timeout = absl::Seconds(30);
-    auto c = Client::Connect(target, options);
-    EXPECT_TRUE(c.ok()) << c.status();
-    return c.ok() ? *std::move(c) : nullptr;
-  }
-
-  void CreateConnected(Client& c, const std::string& guest, const std::string& id) {
-    v1::CreateChannelRequest req;
-    req.set_parent("domains/" + guest);
-    req.set_channel_id(id);
-    req.set_wait_until_connected(true);
-    req.mutable_connect_timeout()->set_seconds(20);
-    auto ch = c.CreateChannel(req, absl::Seconds(25));
-    ASSERT_TRUE(ch.ok()) << ch.status();
+    return XenchanIntegrationTest::Connect(target, WithTimeouts(options));
   }
 
   static void ExpectDenied(const absl::Status& s, const std::string& verb,
@@ -176,7 +146,8 @@ class AuthzTest : public ::testing::Test {
     first.set_channel(name);
     first.set_data(data);
     first.set_takeover(takeover);
-    return c.Write(first, [](std::string*) { return false; }, absl::Seconds(20));
+    return c.Write(
+        first, [](std::string*) { return false; }, absl::Seconds(20));
   }
 
   absl::Status ReadOnce(Client& c, const std::string& name) {
@@ -188,13 +159,13 @@ class AuthzTest : public ::testing::Test {
   std::vector<std::string> ChannelNames(const absl::StatusOr<std::vector<v1::Channel>>& list) {
     std::vector<std::string> out;
     if (!list.ok()) return out;
-    for (const v1::Channel& c : *list) out.push_back("domains/" + c.domain_uuid() + "/" + c.channel_id());
+    for (const v1::Channel& c : *list)
+      out.push_back("domains/" + c.domain_uuid() + "/" + c.channel_id());
     return out;
   }
 
   // Waits until the audit log holds a line containing every one of `parts`.
-  std::string AwaitAuditLine(const std::vector<std::string>& parts,
-                             const std::string& path = "") {
+  std::string AwaitAuditLine(const std::vector<std::string>& parts, const std::string& path = "") {
     const absl::Time deadline = absl::Now() + absl::Seconds(20);
     do {
       for (absl::string_view line :
@@ -208,12 +179,10 @@ class AuthzTest : public ::testing::Test {
     return "";
   }
 
-  std::unique_ptr<XensimProcess> sim_;
-  std::unique_ptr<XenchandProcess> server_;
   TestPki pki_;
   std::string policy_path_;
   std::string audit_path_;
-  std::unique_ptr<Client> admin_, ctl_, reader_, prov_;
+  std::unique_ptr<Client> ctl_, reader_, prov_;
 };
 
 TEST_F(AuthzTest, ListDomainsShowsDomainsWithAnyVerbAndGetDomainChecksIt) {
@@ -224,7 +193,7 @@ TEST_F(AuthzTest, ListDomainsShowsDomainsWithAnyVerbAndGetDomainChecksIt) {
     }
     return out;
   };
-  EXPECT_THAT(names(admin_->ListDomains()), UnorderedElementsAre("guest1", "guest2"));
+  EXPECT_THAT(names(client_->ListDomains()), UnorderedElementsAre("guest1", "guest2"));
   EXPECT_THAT(names(reader_->ListDomains()), UnorderedElementsAre("guest1", "guest2"));
   EXPECT_THAT(names(ctl_->ListDomains()), UnorderedElementsAre("guest1"));
   EXPECT_THAT(names(prov_->ListDomains()), UnorderedElementsAre("guest1"));
@@ -238,13 +207,13 @@ TEST_F(AuthzTest, ListDomainsShowsDomainsWithAnyVerbAndGetDomainChecksIt) {
 }
 
 TEST_F(AuthzTest, ListChannelsAndGetChannelNeedRead) {
-  auto guest1 = admin_->GetDomain("domains/guest1");
-  auto guest2 = admin_->GetDomain("domains/guest2");
+  auto guest1 = client_->GetDomain("domains/guest1");
+  auto guest2 = client_->GetDomain("domains/guest2");
   ASSERT_TRUE(guest1.ok() && guest2.ok());
   const std::string g1 = "domains/" + guest1->uuid(), g2 = "domains/" + guest2->uuid();
   v1::ListChannelsRequest all;
   all.set_parent("domains/-");
-  EXPECT_THAT(ChannelNames(admin_->ListChannels(all)),
+  EXPECT_THAT(ChannelNames(client_->ListChannels(all)),
               UnorderedElementsAre(g1 + "/org.example.open", g1 + "/org.example.secret",
                                    g2 + "/org.example.open"));
   EXPECT_THAT(ChannelNames(reader_->ListChannels(all)),
@@ -260,16 +229,16 @@ TEST_F(AuthzTest, ListChannelsAndGetChannelNeedRead) {
   one.set_parent("domains/guest2");
   ExpectDenied(ctl_->ListChannels(one).status(), "read", "ctl ListChannels guest2");
 
-  EXPECT_TRUE(reader_->GetChannel(Name("guest2", "org.example.open")).ok());
-  ExpectDenied(reader_->GetChannel(Name("guest1", "org.example.secret")).status(), "read",
+  EXPECT_TRUE(reader_->GetChannel(ChannelName("guest2", "org.example.open")).ok());
+  ExpectDenied(reader_->GetChannel(ChannelName("guest1", "org.example.secret")).status(), "read",
                "reader GetChannel secret");
   // Existing and missing channels the caller may not read answer alike.
-  ExpectDenied(reader_->GetChannel(Name("guest1", "org.example.missing")).status(), "read",
+  ExpectDenied(reader_->GetChannel(ChannelName("guest1", "org.example.missing")).status(), "read",
                "reader GetChannel missing");
-  ExpectDenied(prov_->GetChannel(Name("guest1", "org.example.open")).status(), "read",
+  ExpectDenied(prov_->GetChannel(ChannelName("guest1", "org.example.open")).status(), "read",
                "prov GetChannel open");
   // Where the caller may read, a missing channel is NOT_FOUND.
-  EXPECT_EQ(ReasonOf(ctl_->GetChannel(Name("guest1", "org.example.missing")).status()),
+  EXPECT_EQ(ReasonOf(ctl_->GetChannel(ChannelName("guest1", "org.example.missing")).status()),
             "CHANNEL_NOT_FOUND");
 }
 
@@ -306,11 +275,11 @@ TEST_F(AuthzTest, CreateAndDeleteNeedManage) {
   ExpectDenied(ctl_->CreateChannel(req).status(), "manage", "ctl create outside its pattern");
 
   v1::DeleteChannelRequest del;
-  del.set_name(Name("guest1", "org.example.new"));
+  del.set_name(ChannelName("guest1", "org.example.new"));
   ExpectDenied(reader_->DeleteChannel(del).status(), "manage", "reader delete");
   auto deleted = ctl_->DeleteChannel(del, absl::Seconds(20));
   ASSERT_TRUE(deleted.ok()) << deleted.status();
-  del.set_name(Name("guest2", "org.example.open"));
+  del.set_name(ChannelName("guest2", "org.example.open"));
   ExpectDenied(ctl_->DeleteChannel(del).status(), "manage", "ctl delete on guest2");
 
   // Lifecycle lines name who did it.
@@ -322,8 +291,8 @@ TEST_F(AuthzTest, CreateAndDeleteNeedManage) {
 }
 
 TEST_F(AuthzTest, WatchShowsOnlyReadableChannels) {
-  auto guest1 = admin_->GetDomain("domains/guest1");
-  auto guest2 = admin_->GetDomain("domains/guest2");
+  auto guest1 = client_->GetDomain("domains/guest1");
+  auto guest2 = client_->GetDomain("domains/guest2");
   ASSERT_TRUE(guest1.ok() && guest2.ok());
   grpc::ClientContext context;
   std::vector<v1::WatchChannelsResponse> events;
@@ -340,10 +309,10 @@ TEST_F(AuthzTest, WatchShowsOnlyReadableChannels) {
           // A channel the reader may not see appears, then one it may see
           // goes away.
           changes = std::thread([this] {
-            CreateConnected(*admin_, "guest1", "org.example.hidden");
+            CreateConnectedChannel("guest1", "org.example.hidden");
             v1::DeleteChannelRequest del;
-            del.set_name(Name("guest2", "org.example.open"));
-            EXPECT_TRUE(admin_->DeleteChannel(del, absl::Seconds(20)).ok());
+            del.set_name(ChannelName("guest2", "org.example.open"));
+            EXPECT_TRUE(client_->DeleteChannel(del, absl::Seconds(20)).ok());
           });
         }
         return !(e.type() == v1::CHANNEL_EVENT_TYPE_REMOVED);
@@ -372,8 +341,8 @@ TEST_F(AuthzTest, WatchShowsOnlyReadableChannels) {
 }
 
 TEST_F(AuthzTest, ReadAttachWriteAndCallCheckTheirVerbs) {
-  const std::string open1 = Name("guest1", "org.example.open");
-  const std::string secret = Name("guest1", "org.example.secret");
+  const std::string open1 = ChannelName("guest1", "org.example.open");
+  const std::string secret = ChannelName("guest1", "org.example.secret");
   // Read: read.
   EXPECT_TRUE(ReadOnce(*reader_, open1).ok());
   ExpectDenied(ReadOnce(*reader_, secret), "read", "reader Read secret");
@@ -385,7 +354,7 @@ TEST_F(AuthzTest, ReadAttachWriteAndCallCheckTheirVerbs) {
   EXPECT_TRUE(AttachOpen(*ctl_, open1, v1::SESSION_ROLE_WRITER).ok());
   ExpectDenied(AttachOpen(*ctl_, open1, v1::SESSION_ROLE_WRITER, /*takeover=*/true), "admin",
                "ctl takeover");
-  EXPECT_TRUE(AttachOpen(*admin_, open1, v1::SESSION_ROLE_WRITER, /*takeover=*/true).ok());
+  EXPECT_TRUE(AttachOpen(*client_, open1, v1::SESSION_ROLE_WRITER, /*takeover=*/true).ok());
   // Write: write (takeover: admin).
   auto written = WriteOnce(*ctl_, open1, "hello\n");
   ASSERT_TRUE(written.ok()) << written.status();
@@ -394,13 +363,12 @@ TEST_F(AuthzTest, ReadAttachWriteAndCallCheckTheirVerbs) {
   ExpectDenied(WriteOnce(*ctl_, open1, "x", /*takeover=*/true).status(), "admin",
                "ctl Write takeover");
   // Call: call. A guest agent answers one line.
-  const int tty =
-      servertest::OpenGuestTty(sim_->guest_root("guest1") + "/dev/xen-channel/org.example.open");
+  const int tty = testcommon::OpenGuestTty(TtyPath("guest1", "org.example.open"));
   ASSERT_GE(tty, 0);
-  servertest::ReadUntil(tty, "hello\n");
+  testcommon::ReadUntil(tty, "hello\n");
   std::thread agent([tty] {
-    const std::string line = servertest::ReadUntil(tty, "\n");
-    servertest::WriteAll(tty, "re:" + line);
+    const std::string line = testcommon::ReadUntil(tty, "\n");
+    testcommon::WriteAll(tty, "re:" + line);
   });
   v1::CallRequest call;
   call.set_channel(open1);
@@ -412,7 +380,7 @@ TEST_F(AuthzTest, ReadAttachWriteAndCallCheckTheirVerbs) {
   ASSERT_TRUE(answer.ok()) << answer.status();
   EXPECT_EQ(answer->response(), "re:ping");
   ExpectDenied(reader_->Call(call, absl::Seconds(20)).status(), "call", "reader Call");
-  call.set_channel(Name("guest2", "org.example.open"));
+  call.set_channel(ChannelName("guest2", "org.example.open"));
   ExpectDenied(prov_->Call(call, absl::Seconds(20)).status(), "call", "prov Call guest2");
 
   // Audit: decisions with who, from where, what, verb and outcome; sessions
@@ -436,8 +404,7 @@ TEST_F(AuthzTest, ReadAttachWriteAndCallCheckTheirVerbs) {
   EXPECT_THAT(AwaitAuditLine({"\"event\":\"session_close\"", "cn:provisioner",
                               "ChannelService/Call", "\"bytes_in\":5", "\"bytes_out\":7"}),
               Not(::testing::IsEmpty()));
-  EXPECT_THAT(AwaitAuditLine({"\"event\":\"session_close\"", "unix:uid=",
-                              "ChannelService/Attach"}),
+  EXPECT_THAT(AwaitAuditLine({"\"event\":\"session_close\"", "unix:uid=", "ChannelService/Attach"}),
               Not(::testing::IsEmpty()));
 }
 
@@ -454,8 +421,9 @@ TEST_F(AuthzTest, PlaintextLoopbackCallersAreUnauthenticated) {
   auto anon = Connect(insecure, {});
   ASSERT_NE(anon, nullptr);
   for (const absl::Status& s :
-       {anon->ListDomains().status(), anon->GetChannel(Name("guest1", "org.example.open")).status(),
-        ReadOnce(*anon, Name("guest1", "org.example.open"))}) {
+       {anon->ListDomains().status(),
+        anon->GetChannel(ChannelName("guest1", "org.example.open")).status(),
+        ReadOnce(*anon, ChannelName("guest1", "org.example.open"))}) {
     EXPECT_EQ(s.code(), absl::StatusCode::kUnauthenticated) << s;
     EXPECT_EQ(ReasonOf(s), "UNAUTHENTICATED");
   }
@@ -465,11 +433,11 @@ TEST_F(AuthzTest, PlaintextLoopbackCallersAreUnauthenticated) {
 }
 
 TEST_F(AuthzTest, PolicyReloadsOnChangeAndSighupAndRefusesBadFiles) {
-  const std::string secret = Name("guest1", "org.example.secret");
+  const std::string secret = ChannelName("guest1", "org.example.secret");
   ExpectDenied(reader_->GetChannel(secret).status(), "read", "before reload");
   // A change to the file: the reader may now read the secret channel.
-  ASSERT_TRUE(WriteFile(policy_path_,
-                        PolicyText("allow verbs=read domain=name:guest1 channel=*.secret\n")));
+  ASSERT_TRUE(WriteFileAtomically(
+      policy_path_, PolicyText("allow verbs=read domain=name:guest1 channel=*.secret\n")));
   absl::Status now;
   for (const absl::Time deadline = absl::Now() + absl::Seconds(20); absl::Now() < deadline;) {
     now = reader_->GetChannel(secret).status();
@@ -477,14 +445,15 @@ TEST_F(AuthzTest, PolicyReloadsOnChangeAndSighupAndRefusesBadFiles) {
   }
   EXPECT_TRUE(now.ok()) << now;
   // A malformed file is refused and the policy in force stays.
-  ASSERT_TRUE(WriteFile(policy_path_, "[identity *]\nallow verbs=read domain=* channel=*\n"
-                                      "allow verbs=levitate domain=* channel=*\n"));
+  ASSERT_TRUE(WriteFileAtomically(policy_path_,
+                                  "[identity *]\nallow verbs=read domain=* channel=*\n"
+                                  "allow verbs=levitate domain=* channel=*\n"));
   EXPECT_TRUE(server_->WaitForLog("levitate")) << server_->log();
   EXPECT_TRUE(reader_->GetChannel(secret).ok());
   ExpectDenied(prov_->GetChannel(secret).status(), "read", "bad file not in force");
-  EXPECT_THAT(AwaitAuditLine({"\"event\":\"policy_reload\"", "\"outcome\":\"refused\"",
-                              "levitate"}),
-              Not(::testing::IsEmpty()));
+  EXPECT_THAT(
+      AwaitAuditLine({"\"event\":\"policy_reload\"", "\"outcome\":\"refused\"", "levitate"}),
+      Not(::testing::IsEmpty()));
   // SIGHUP re-reads it (still refused), and reopens the audit log after a
   // rotation: the old file keeps what was written, new lines go to the new
   // one.
@@ -495,13 +464,13 @@ TEST_F(AuthzTest, PolicyReloadsOnChangeAndSighupAndRefusesBadFiles) {
   EXPECT_THAT(AwaitAuditLine({"\"event\":\"policy_reload\"", "\"outcome\":\"refused\""}),
               Not(::testing::IsEmpty()));
   EXPECT_TRUE(reader_->GetChannel(secret).ok());
-  EXPECT_THAT(AwaitAuditLine({"\"event\":\"authz\"", "dns:ctl.example.org",
-                              "\"decision\":\"allowed\""}),
-              Not(::testing::IsEmpty()));
+  EXPECT_THAT(
+      AwaitAuditLine({"\"event\":\"authz\"", "dns:ctl.example.org", "\"decision\":\"allowed\""}),
+      Not(::testing::IsEmpty()));
   EXPECT_THAT(ReadFileOrEmpty(rotated), HasSubstr("\"event\":\"server_start\""));
   EXPECT_THAT(ReadFileOrEmpty(audit_path_), Not(HasSubstr("\"event\":\"server_start\"")));
   // Back to the original file: the reader loses the secret channel again.
-  ASSERT_TRUE(WriteFile(policy_path_, PolicyText()));
+  ASSERT_TRUE(WriteFileAtomically(policy_path_, PolicyText()));
   for (const absl::Time deadline = absl::Now() + absl::Seconds(20); absl::Now() < deadline;) {
     now = reader_->GetChannel(secret).status();
     if (!now.ok()) break;

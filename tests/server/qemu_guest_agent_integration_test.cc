@@ -24,9 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -37,22 +35,21 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "clients/lib/client.h"
+#include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
-#include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/server/xenchand_process.h"
+#include "tests/common/files.h"
+#include "tests/common/xenchan_integration_test.h"
 #include "tests/sim/xensim_process.h"
 
 namespace xenchan {
 namespace {
 
-using client::Client;
 using client::ReasonOf;
-using servertest::XenchandProcess;
 using simtest::ProcessResult;
 using simtest::RunProcess;
-using simtest::XensimProcess;
+using testcommon::ReadFileOrEmpty;
 using ::testing::HasSubstr;
 
 constexpr char kQemuGa[] = "/usr/sbin/qemu-ga";
@@ -68,24 +65,7 @@ constexpr char kBlockedCommands[] =
     "guest-set-memory-blocks,guest-exec,guest-ssh-add-authorized-keys,"
     "guest-ssh-remove-authorized-keys";
 
-std::string CliPath() {
-  const char* srcdir = getenv("TEST_SRCDIR");
-  return absl::StrCat(srcdir != nullptr ? srcdir : ".", "/xenchan/clients/cli/xenchanctl");
-}
-
-std::string MakeTempDir(const std::string& prefix) {
-  const char* base = getenv("TEST_TMPDIR");
-  std::string tmpl = absl::StrCat(base != nullptr ? base : "/tmp", "/", prefix, "-XXXXXX");
-  if (mkdtemp(tmpl.data()) == nullptr) return "";
-  return tmpl;
-}
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string CliPath() { return testcommon::RunfilePath("clients/cli/xenchanctl"); }
 
 // A JSON document as a google.protobuf.Struct (qemu-ga replies are objects).
 absl::StatusOr<google::protobuf::Struct> ParseJson(const std::string& text) {
@@ -101,17 +81,23 @@ class QemuGaProcess {
   // Starts qemu-ga on `path` (the guest's channel tty). The tty must exist.
   static std::unique_ptr<QemuGaProcess> Start(const std::string& path) {
     auto p = std::unique_ptr<QemuGaProcess>(new QemuGaProcess());
-    p->dir_ = MakeTempDir("qga");
+    p->dir_ = testcommon::MakeTempDir("qga");
     if (p->dir_.empty()) return nullptr;
     if (mkdir((p->dir_ + "/state").c_str(), 0700) != 0) return nullptr;
     std::vector<std::string> args = {kQemuGa,
-                                     "-m", "isa-serial",
-                                     "-p", path,
-                                     "-t", p->dir_ + "/state",
-                                     "-f", p->dir_ + "/qemu-ga.pid",
-                                     "-l", p->log_path(),
+                                     "-m",
+                                     "isa-serial",
+                                     "-p",
+                                     path,
+                                     "-t",
+                                     p->dir_ + "/state",
+                                     "-f",
+                                     p->dir_ + "/qemu-ga.pid",
+                                     "-l",
+                                     p->log_path(),
                                      "-v",
-                                     "-b", kBlockedCommands};
+                                     "-b",
+                                     kBlockedCommands};
     p->pid_ = fork();
     if (p->pid_ == 0) {
       const int null = open("/dev/null", O_RDWR);
@@ -151,7 +137,7 @@ class QemuGaProcess {
   }
 
   std::string log_path() const { return dir_ + "/qemu-ga.log"; }
-  std::string log() const { return Slurp(log_path()); }
+  std::string log() const { return ReadFileOrEmpty(log_path()); }
 
  private:
   QemuGaProcess() = default;
@@ -160,38 +146,21 @@ class QemuGaProcess {
   int exit_code_ = -1;
 };
 
-class QemuGuestAgentTest : public ::testing::Test {
+class QemuGuestAgentTest : public testcommon::XenchanIntegrationTest {
  protected:
   void SetUp() override {
     ASSERT_EQ(access(kQemuGa, X_OK), 0)
         << kQemuGa << " is missing: install qemu-guest-agent (scripts/setup.sh does)";
-    auto sim = XensimProcess::Start();
-    ASSERT_TRUE(sim.ok()) << sim.status();
-    sim_ = *std::move(sim);
+    ASSERT_NO_FATAL_FAILURE(StartXensim());
   }
 
   void TearDown() override {
     if (agent_ != nullptr && HasFailure()) std::cerr << "qemu-ga log:\n" << agent_->log();
     agent_.reset();
-    client_.reset();
-    if (server_) {
-      EXPECT_EQ(server_->Stop(), 0);
-      if (HasFailure()) std::cerr << "xenchand log:\n" << server_->log();
-    }
+    XenchanIntegrationTest::TearDown();
   }
 
-  void StartServer() {
-    auto server = XenchandProcess::Start(sim_->state_dir(), sim_->scratch_dir() + "/x.sock");
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
-    auto c = Client::Connect(server_->unix_target());
-    ASSERT_TRUE(c.ok()) << c.status();
-    client_ = *std::move(c);
-  }
-
-  std::string TtyPath() const {
-    return sim_->guest_root(kGuest) + "/dev/xen-channel/" + kAgentChannel;
-  }
+  std::string TtyPath() const { return XenchanIntegrationTest::TtyPath(kGuest, kAgentChannel); }
 
   // Waits for the tty to appear in the guest, then starts qemu-ga on it.
   void StartAgent() {
@@ -239,9 +208,6 @@ class QemuGuestAgentTest : public ::testing::Test {
     return RunProcess(argv, {}, absl::Seconds(60));
   }
 
-  std::unique_ptr<XensimProcess> sim_;
-  std::unique_ptr<XenchandProcess> server_;
-  std::unique_ptr<Client> client_;
   std::unique_ptr<QemuGaProcess> agent_;
 };
 
@@ -250,15 +216,11 @@ class QemuGuestAgentTest : public ::testing::Test {
 TEST_F(QemuGuestAgentTest, HotAddedChannelAnswersPingAndInfo) {
   ASSERT_TRUE(sim_->CreateDomain(kGuest).ok());
   StartServer();
-  v1::CreateChannelRequest create;
-  create.set_parent(absl::StrCat("domains/", kGuest));
-  create.set_channel_id(kAgentChannel);
-  create.mutable_config()->mutable_default_framing()->mutable_qemu_guest_agent();
-  create.set_wait_until_connected(true);
-  create.mutable_connect_timeout()->set_seconds(20);
-  auto ch = client_->CreateChannel(create, absl::Seconds(25));
-  ASSERT_TRUE(ch.ok()) << ch.status();
-  EXPECT_TRUE(ch->config().default_framing().has_qemu_guest_agent()) << ch->DebugString();
+  v1::ChannelConfig config;
+  config.mutable_default_framing()->mutable_qemu_guest_agent();
+  const v1::Channel ch = CreateConnectedChannel(kGuest, kAgentChannel, config);
+  ASSERT_FALSE(HasFailure());
+  EXPECT_TRUE(ch.config().default_framing().has_qemu_guest_agent()) << ch.DebugString();
   StartAgent();
 
   auto ping = PingUntilAnswered(/*with_framing=*/false);

@@ -18,9 +18,10 @@
 #include "clients/lib/client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/common/files.h"
+#include "tests/common/xenchan_integration_test.h"
 #include "tests/server/test_pki.h"
 #include "tests/server/xenchand_process.h"
-#include "tests/sim/xensim_process.h"
 
 namespace xenchan {
 namespace {
@@ -29,7 +30,6 @@ using client::Client;
 using client::ReasonOf;
 using servertest::TestPki;
 using servertest::XenchandProcess;
-using simtest::XensimProcess;
 using ::testing::HasSubstr;
 
 constexpr char kPolicy[] = R"(
@@ -38,45 +38,27 @@ constexpr char kPolicy[] = R"(
 allow verbs=read domain=* channel=*
 )";
 
-class TlsTest : public ::testing::Test {
+class TlsTest : public testcommon::XenchanIntegrationTest {
  protected:
   void SetUp() override {
-    auto sim = XensimProcess::Start();
-    ASSERT_TRUE(sim.ok()) << sim.status();
-    sim_ = *std::move(sim);
-    ASSERT_TRUE(sim_->CreateDomain("guest1").ok());
+    ASSERT_NO_FATAL_FAILURE(StartXensim({"guest1"}));
     auto pki = servertest::MakeTestPki(sim_->scratch_dir() + "/pki");
     ASSERT_TRUE(pki.ok()) << pki.status();
     pki_ = *pki;
     policy_path_ = sim_->scratch_dir() + "/policy.conf";
-    FILE* f = fopen(policy_path_.c_str(), "w");
-    ASSERT_NE(f, nullptr);
-    fputs(kPolicy, f);
-    fclose(f);
-  }
-
-  void TearDown() override {
-    if (server_) {
-      EXPECT_EQ(server_->Stop(), 0);
-      if (HasFailure()) std::cerr << "xenchand log:\n" << server_->log();
-    }
+    ASSERT_TRUE(testcommon::WriteFileAtomically(policy_path_, kPolicy));
   }
 
   void StartTlsServer() {
     std::vector<std::string> flags = pki_.ServerFlags();
     flags.push_back("--policy=" + policy_path_);
-    auto server = XenchandProcess::Start(sim_->state_dir(), sim_->scratch_dir() + "/x.sock",
-                                         flags, "127.0.0.1:0");
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
+    ASSERT_NO_FATAL_FAILURE(StartServer(flags, "127.0.0.1:0"));
     ASSERT_THAT(server_->log(), HasSubstr("security=mtls"));
   }
 
   std::unique_ptr<Client> Connect(const std::string& target, client::ConnectOptions options) {
     options.unary_timeout = absl::Seconds(20);
-    auto c = Client::Connect(target, options);
-    EXPECT_TRUE(c.ok()) << c.status();
-    return c.ok() ? *std::move(c) : nullptr;
+    return XenchanIntegrationTest::Connect(target, options);
   }
 
   // The principals the server saw for `c`: a create is denied (nobody has
@@ -92,8 +74,6 @@ class TlsTest : public ::testing::Test {
     return m.substr(0, m.find(" may not "));
   }
 
-  std::unique_ptr<XensimProcess> sim_;
-  std::unique_ptr<XenchandProcess> server_;
   TestPki pki_;
   std::string policy_path_;
 };
@@ -172,13 +152,9 @@ TEST_F(TlsTest, RenewedTlsFilesApplyWithoutARestart) {
   const std::string ca = sim_->scratch_dir() + "/clients-ca.pem";
   ASSERT_EQ(system(("cp '" + pki_.File("ca.pem") + "' '" + ca + "'").c_str()), 0);
   std::vector<std::string> flags = {"--tls-cert=" + pki_.File("server.pem"),
-                                    "--tls-key=" + pki_.File("server.key"),
-                                    "--tls-client-ca=" + ca, "--tls-refresh-interval=1s",
-                                    "--policy=" + policy_path_};
-  auto server = XenchandProcess::Start(sim_->state_dir(), sim_->scratch_dir() + "/x.sock", flags,
-                                       "127.0.0.1:0");
-  ASSERT_TRUE(server.ok()) << server.status();
-  server_ = *std::move(server);
+                                    "--tls-key=" + pki_.File("server.key"), "--tls-client-ca=" + ca,
+                                    "--tls-refresh-interval=1s", "--policy=" + policy_path_};
+  ASSERT_NO_FATAL_FAILURE(StartServer(flags, "127.0.0.1:0"));
   const std::string target = server_->tcp_target();
   // Identities work the same with the reloading provider.
   auto uri = Connect(target, pki_.ClientOptions("uri"));
@@ -222,10 +198,8 @@ TEST_F(TlsTest, StartIsRefusedForUnsafeOrBadSettings) {
   EXPECT_THAT(std::string(key.status().message()), HasSubstr("bad TLS configuration"));
   // A malformed policy file.
   const std::string bad_policy = sim_->scratch_dir() + "/bad.conf";
-  FILE* f = fopen(bad_policy.c_str(), "w");
-  ASSERT_NE(f, nullptr);
-  fputs("[identity *]\nallow verbs=read,fly domain=* channel=*\n", f);
-  fclose(f);
+  ASSERT_TRUE(testcommon::WriteFileAtomically(
+      bad_policy, "[identity *]\nallow verbs=read,fly domain=* channel=*\n"));
   auto policy = XenchandProcess::Start(sim_->state_dir(), sock, {"--policy=" + bad_policy}, "");
   ASSERT_FALSE(policy.ok());
   EXPECT_THAT(std::string(policy.status().message()), HasSubstr("bad policy file"));

@@ -22,6 +22,8 @@
 #include "absl/time/clock.h"
 #include "clients/lib/client.h"
 #include "gtest/gtest.h"
+#include "tests/common/files.h"
+#include "tests/common/xenchan_integration_test.h"
 #include "tests/server/test_pki.h"
 #include "tests/server/xenchand_process.h"
 #include "tests/sim/xensim_process.h"
@@ -69,62 +71,46 @@ double Sample(const std::string& text, const std::string& prefix) {
   return -1;
 }
 
-class QuotaIntegrationTest : public ::testing::Test {
+// client_ is the admin: the test's own uid on the Unix socket, granted
+// everything by the policy.
+class QuotaIntegrationTest : public testcommon::XenchanIntegrationTest {
  protected:
   void SetUp() override {
-    auto sim = XensimProcess::Start();
-    ASSERT_TRUE(sim.ok()) << sim.status();
-    sim_ = *std::move(sim);
-    ASSERT_TRUE(sim_->CreateDomain("guest1").ok());
+    ASSERT_NO_FATAL_FAILURE(StartXensim({"guest1"}));
     auto pki = servertest::MakeTestPki(sim_->scratch_dir() + "/pki");
     ASSERT_TRUE(pki.ok()) << pki.status();
     const std::string policy = sim_->scratch_dir() + "/policy.conf";
-    FILE* f = fopen(policy.c_str(), "w");
-    ASSERT_NE(f, nullptr);
-    fputs(absl::StrCat("[identity unix:uid=", getuid(), "]\n",
-                       "allow verbs=* domain=* channel=*\n"
-                       "[identity dns:ctl.example.org]\n"
-                       "allow verbs=read domain=* channel=org.example.open\n")
-              .c_str(),
-          f);
-    fclose(f);
+    ASSERT_TRUE(testcommon::WriteFileAtomically(
+        policy, absl::StrCat("[identity unix:uid=", getuid(), "]\n",
+                             "allow verbs=* domain=* channel=*\n"
+                             "[identity dns:ctl.example.org]\n"
+                             "allow verbs=read domain=* channel=org.example.open\n")));
     std::vector<std::string> flags = pki->ServerFlags();
     flags.push_back("--policy=" + policy);
     flags.push_back("--quota-streams-per-identity=2");
     flags.push_back("--quota-queued-bytes=4096");
     flags.push_back("--metrics-listen=127.0.0.1:0");
-    auto server = XenchandProcess::Start(sim_->state_dir(), sim_->scratch_dir() + "/x.sock",
-                                         flags, "127.0.0.1:0");
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
-    admin_ = Connect(server_->unix_target(), {});
+    ASSERT_NO_FATAL_FAILURE(StartServer(flags, "127.0.0.1:0", WithTimeouts({})));
     reader_ = Connect(server_->tcp_target(), pki->ClientOptions("dns"));
-    ASSERT_TRUE(admin_ && reader_);
-    v1::CreateChannelRequest req;
-    req.set_parent("domains/guest1");
-    req.set_channel_id("org.example.open");
-    req.set_wait_until_connected(true);
-    req.mutable_connect_timeout()->set_seconds(20);
-    auto created = admin_->CreateChannel(req, absl::Seconds(30));
-    ASSERT_TRUE(created.ok()) << created.status();
+    ASSERT_TRUE(reader_);
+    CreateConnectedChannel("guest1", "org.example.open");
+    ASSERT_FALSE(HasFailure());
   }
 
   void TearDown() override {
     streams_.clear();
-    admin_.reset();
     reader_.reset();
-    if (server_) {
-      EXPECT_EQ(server_->Stop(), 0);
-      if (HasFailure()) std::cerr << "xenchand log:\n" << server_->log();
-    }
+    XenchanIntegrationTest::TearDown();
+  }
+
+  static client::ConnectOptions WithTimeouts(client::ConnectOptions options) {
+    options.unary_timeout = absl::Seconds(20);
+    options.stream_timeout = absl::Seconds(30);
+    return options;
   }
 
   std::unique_ptr<Client> Connect(const std::string& target, client::ConnectOptions options) {
-    options.unary_timeout = absl::Seconds(20);
-    options.stream_timeout = absl::Seconds(30);
-    auto c = Client::Connect(target, options);
-    EXPECT_TRUE(c.ok()) << c.status();
-    return c.ok() ? *std::move(c) : nullptr;
+    return XenchanIntegrationTest::Connect(target, WithTimeouts(options));
   }
 
   // Opens an observer Attach stream; OK once the server answered `opened`,
@@ -154,22 +140,19 @@ class QuotaIntegrationTest : public ::testing::Test {
     return 0;
   }
 
-  std::unique_ptr<XensimProcess> sim_;
-  std::unique_ptr<XenchandProcess> server_;
-  std::unique_ptr<Client> admin_;
   std::unique_ptr<Client> reader_;
   std::vector<std::unique_ptr<AttachStream>> streams_;
 };
 
 TEST_F(QuotaIntegrationTest, CallerOverItsStreamQuotaIsRefusedOthersAreNot) {
-  ASSERT_TRUE(Observe(*admin_).ok());
-  ASSERT_TRUE(Observe(*admin_).ok());
-  const absl::Status over = Observe(*admin_);
+  ASSERT_TRUE(Observe(*client_).ok());
+  ASSERT_TRUE(Observe(*client_).ok());
+  const absl::Status over = Observe(*client_);
   EXPECT_EQ(over.code(), absl::StatusCode::kResourceExhausted) << over;
   EXPECT_EQ(ReasonOf(over), "QUOTA_EXCEEDED") << over;
   EXPECT_EQ(MetadataOf(over)["limit"], "streams_per_identity") << over;
   // Calls other than streams are not affected by the stream quota.
-  EXPECT_TRUE(admin_->GetChannel(kChannel).ok());
+  EXPECT_TRUE(client_->GetChannel(kChannel).ok());
   // Another caller is unaffected.
   const absl::Status other = Observe(*reader_);
   EXPECT_TRUE(other.ok()) << other;
@@ -190,7 +173,7 @@ TEST_F(QuotaIntegrationTest, CallerOverItsStreamQuotaIsRefusedOthersAreNot) {
   absl::Status again;
   const absl::Time deadline = absl::Now() + absl::Seconds(20);
   do {
-    again = Observe(*admin_);
+    again = Observe(*client_);
   } while (!again.ok() && ReasonOf(again) == "QUOTA_EXCEEDED" && absl::Now() < deadline);
   EXPECT_TRUE(again.ok()) << again;
 }
@@ -202,7 +185,8 @@ TEST_F(QuotaIntegrationTest, QueuedBytesQuotaRefusesAnOversizeWrite) {
   v1::WriteRequest first;
   first.set_channel(kChannel);
   first.set_data(std::string(8192, 'x'));
-  auto over = admin_->Write(first, [](std::string*) { return false; }, absl::Seconds(30));
+  auto over = client_->Write(
+      first, [](std::string*) { return false; }, absl::Seconds(30));
   ASSERT_FALSE(over.ok());
   EXPECT_EQ(over.status().code(), absl::StatusCode::kResourceExhausted) << over.status();
   EXPECT_EQ(ReasonOf(over.status()), "QUOTA_EXCEEDED") << over.status();
@@ -215,7 +199,8 @@ TEST_F(QuotaIntegrationTest, QueuedBytesQuotaRefusesAnOversizeWrite) {
     absl::StatusOr<v1::WriteResponse> ok;
     const absl::Time deadline = absl::Now() + absl::Seconds(20);
     do {
-      ok = admin_->Write(first, [](std::string*) { return false; }, absl::Seconds(30));
+      ok = client_->Write(
+          first, [](std::string*) { return false; }, absl::Seconds(30));
     } while (!ok.ok() && ReasonOf(ok.status()) == "QUOTA_EXCEEDED" && absl::Now() < deadline);
     ASSERT_TRUE(ok.ok()) << ok.status();
     EXPECT_EQ(ok->progress().accepted_bytes(), 3000u);
@@ -234,9 +219,9 @@ TEST(MemoryBudgetIntegrationTest, CreateChannelOverTheBudgetIsMemoryBudgetExhaus
   auto sim = XensimProcess::Start();
   ASSERT_TRUE(sim.ok()) << sim.status();
   ASSERT_TRUE((*sim)->CreateDomain("guest1").ok());
-  auto server = XenchandProcess::Start((*sim)->state_dir(), (*sim)->scratch_dir() + "/x.sock",
-                                       {"--memory-budget-bytes=1048576",
-                                        "--channel-memory-reserve-bytes=2097152"});
+  auto server = XenchandProcess::Start(
+      (*sim)->state_dir(), (*sim)->scratch_dir() + "/x.sock",
+      {"--memory-budget-bytes=1048576", "--channel-memory-reserve-bytes=2097152"});
   ASSERT_TRUE(server.ok()) << server.status();
   {
     client::ConnectOptions options;
