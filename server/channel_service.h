@@ -82,6 +82,8 @@ struct ChannelServiceOptions {
   absl::Duration shutdown_retry_delay = absl::Seconds(1);
   // Readers per channel the engine allows (for LimitExceeded details).
   size_t max_readers_per_channel = 16;
+  // Ring channels per domain the engine allows (EngineOptions), idem.
+  uint32_t max_channels_per_domain = kMaxChannelsPerDomain;
   // Per-caller and per-domain quotas (server/quota/quota_manager.h). The
   // caller is the authenticated principal set (its peer when it has none).
   // Every streaming RPC and Call holds one stream of its caller and domain

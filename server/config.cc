@@ -66,9 +66,10 @@ absl::Status ApplySetting(ServerConfig* c, const std::string& key, const std::st
   } else if (key == "shutdown-grace") {
     return SetDuration(key, value, &c->shutdown_grace);
   } else if (key == "buffer-limit-bytes") {
-    return SetSize(key, value, 4096, 64ull << 20, &c->buffer_limit_bytes);
+    return SetSize(key, value, kMinBufferLimitBytes, kMaxBufferLimitBytes, &c->buffer_limit_bytes);
   } else if (key == "write-queue-limit-bytes") {
-    return SetSize(key, value, 64 << 10, 16 << 20, &c->write_queue_limit_bytes);
+    return SetSize(key, value, kMinWriteQueueLimitBytes, kMaxWriteQueueLimitBytes,
+                   &c->write_queue_limit_bytes);
   } else if (key == "max-readers-per-channel") {
     return SetSize(key, value, 1, 1024, &c->max_readers_per_channel);
   } else if (key == "event-retention") {

@@ -63,6 +63,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "backend/util/api_limits.h"
 
 namespace xenchan {
 namespace server {
@@ -74,8 +75,8 @@ struct ServerConfig {
   std::string metrics_listen;
   absl::Duration max_call_time = absl::Seconds(60);
   absl::Duration shutdown_grace = absl::Seconds(5);
-  size_t buffer_limit_bytes = 1 << 20;
-  size_t write_queue_limit_bytes = 256 << 10;
+  size_t buffer_limit_bytes = kDefaultBufferLimitBytes;
+  size_t write_queue_limit_bytes = kDefaultWriteQueueLimitBytes;
   size_t max_readers_per_channel = 16;
   size_t event_retention = 10000;
   size_t watch_backlog_events = 5000;

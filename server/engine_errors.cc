@@ -138,7 +138,7 @@ absl::Status EngineErrors::CreateChannel(const absl::Status& s, const DomainInfo
       if (IsMemoryBudgetError(s)) return MemoryBudgetExhausted(s).Metadata("domain", domain_name);
       v1::LimitExceeded limit;
       limit.set_limit("devids_per_domain");
-      limit.set_limit_value(7);
+      limit.set_limit_value(options_.max_channels_per_domain);
       limit.set_requested_value(domain.channel_count + 1);
       return ApiError(StatusCode::kResourceExhausted, v1::ERROR_REASON_NO_FREE_DEVID,
                       std::string(s.message()))

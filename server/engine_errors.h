@@ -21,6 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "backend/engine/types.h"
+#include "backend/util/api_limits.h"
 #include "server/engine_view.h"
 #include "server/resource_names.h"
 #include "server/status.h"
@@ -35,6 +36,9 @@ class EngineErrors {
     size_t max_readers_per_channel = 16;
     // Suggested retry delay sent with SHUTTING_DOWN.
     absl::Duration shutdown_retry_delay = absl::Seconds(1);
+    // Ring channels per domain the engine allows (EngineOptions), for the
+    // NO_FREE_DEVID LimitExceeded detail.
+    uint32_t max_channels_per_domain = kMaxChannelsPerDomain;
   };
 
   // `engine` must outlive this. `shutting_down` (may be null) turns every

@@ -101,6 +101,8 @@ absl::Status Server::Start(ServerOptions options) {
       options.platform.has_value() ? *std::move(options.platform) : OpenPlatform(config);
   if (!engine_options.ok()) return Failed("platform unavailable", engine_options.status());
   ApplyEngineLimits(config, &*engine_options);
+  ChannelServiceOptions service_options = ServiceOptionsFrom(config);
+  service_options.max_channels_per_domain = engine_options->max_channels_per_domain;
   auto engine = Engine::Create(*std::move(engine_options));
   if (!engine.ok()) return Failed("engine failed to start", engine.status());
   engine_ = *std::move(engine);
@@ -129,7 +131,7 @@ absl::Status Server::Start(ServerOptions options) {
   access.policy = current_policy;
   access.audit = audit_log_.get();
   service_ = std::make_unique<ChannelService>(engine_.get(), metrics_.get(),
-                                              ServiceOptionsFrom(config), access);
+                                              service_options, access);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

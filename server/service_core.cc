@@ -19,7 +19,8 @@ ServiceCore::ServiceCore(Engine* engine, ServerMetrics* metrics, ChannelServiceO
       authz(&view, std::move(access)),
       errors(&view,
              EngineErrors::Options{this->options.max_readers_per_channel,
-                                   this->options.shutdown_retry_delay},
+                                   this->options.shutdown_retry_delay,
+                                   this->options.max_channels_per_domain},
              &shutting_down),
       scheduler(std::make_unique<Scheduler>(this->options.worker_threads)),
       quota(this->options.quota) {}

@@ -32,13 +32,16 @@ absl::Duration FromDurationProto(const google::protobuf::Duration& d) {
   return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
 }
 
-absl::Status PayloadTooLarge(const std::string& field, size_t size) {
-  return ApiError(absl::StatusCode::kInvalidArgument, v1::ERROR_REASON_PAYLOAD_TOO_LARGE,
-                  absl::StrCat(field, " of ", size, " bytes; at most 65536"))
-      .Field(field, "at most 65536 bytes");
-}
+// "allowed MIN..MAX" for an INVALID_OPTION about a size range.
+std::string Allowed(size_t min, size_t max) { return absl::StrCat("allowed ", min, "..", max); }
 
 }  // namespace
+
+ApiError PayloadTooLarge(const std::string& field, size_t size) {
+  return ApiError(absl::StatusCode::kInvalidArgument, v1::ERROR_REASON_PAYLOAD_TOO_LARGE,
+                  absl::StrCat(field, " of ", size, " bytes; at most ", kMaxStreamMessageBytes))
+      .Field(field, absl::StrCat("at most ", kMaxStreamMessageBytes, " bytes"));
+}
 
 absl::StatusOr<int32_t> PageSize(int32_t page_size) {
   if (page_size < 0) return InvalidOption("page_size", "must not be negative");
@@ -48,7 +51,8 @@ absl::StatusOr<int32_t> PageSize(int32_t page_size) {
 
 absl::Status ValidateFilter(const v1::ChannelFilter& filter, const std::string& field) {
   if (!ValidPrefix(filter.channel_id_prefix())) {
-    return InvalidOption(field + ".channel_id_prefix", "at most 64 bytes of [A-Za-z0-9._-]");
+    return InvalidOption(field + ".channel_id_prefix",
+                         absl::StrCat("at most ", kMaxChannelIdBytes, " bytes of [A-Za-z0-9._-]"));
   }
   for (int t : filter.transports()) {
     if (!v1::Transport_IsValid(t)) {
@@ -133,22 +137,27 @@ absl::Status ValidateRequest(const v1::CreateChannelRequest& request) {
   absl::Status s = ParseDomainName(request.parent(), "parent", /*allow_all=*/false).status();
   if (!s.ok()) return s;
   if (!ValidateChannelId(request.channel_id()).ok()) {
-    const std::string why = "1 to 64 bytes of [A-Za-z0-9._-], starting with a letter or digit";
+    const std::string why = absl::StrCat("1 to ", kMaxChannelIdBytes,
+                                         " bytes of [A-Za-z0-9._-], starting with a letter or digit");
     return ApiError(absl::StatusCode::kInvalidArgument, v1::ERROR_REASON_INVALID_CHANNEL_ID,
                     absl::StrCat("channel_id ", QuoteClientValue(request.channel_id()), ": ", why))
         .Field("channel_id", why);
   }
   const v1::ChannelConfig& c = request.config();
   if (c.buffer_limit_bytes() != 0 &&
-      (c.buffer_limit_bytes() < kMinBufferLimit || c.buffer_limit_bytes() > kMaxBufferLimit)) {
-    return InvalidOption("config.buffer_limit_bytes", "allowed 4096..67108864");
+      (c.buffer_limit_bytes() < kMinBufferLimitBytes ||
+       c.buffer_limit_bytes() > kMaxBufferLimitBytes)) {
+    return InvalidOption("config.buffer_limit_bytes",
+                         Allowed(kMinBufferLimitBytes, kMaxBufferLimitBytes));
   }
   if (!v1::OverflowPolicy_IsValid(c.overflow_policy())) {
     return InvalidOption("config.overflow_policy", "unknown overflow policy");
   }
-  if (c.write_queue_limit_bytes() != 0 && (c.write_queue_limit_bytes() < kMinWriteQueueLimit ||
-                                           c.write_queue_limit_bytes() > kMaxWriteQueueLimit)) {
-    return InvalidOption("config.write_queue_limit_bytes", "allowed 65536..16777216");
+  if (c.write_queue_limit_bytes() != 0 &&
+      (c.write_queue_limit_bytes() < kMinWriteQueueLimitBytes ||
+       c.write_queue_limit_bytes() > kMaxWriteQueueLimitBytes)) {
+    return InvalidOption("config.write_queue_limit_bytes",
+                         Allowed(kMinWriteQueueLimitBytes, kMaxWriteQueueLimitBytes));
   }
   if (c.has_default_framing()) {
     s = ValidateFraming(c.default_framing(), "config.default_framing");

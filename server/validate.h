@@ -18,22 +18,21 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "backend/util/api_limits.h"
+#include "server/status.h"
 #include "xenchan/v1/channel_service.pb.h"
 
 namespace xenchan {
 namespace server {
 
-inline constexpr int32_t kDefaultPageSize = 100;
-inline constexpr int32_t kMaxPageSize = 1000;
-inline constexpr size_t kMinBufferLimit = 4096;
-inline constexpr size_t kMaxBufferLimit = 64ull << 20;
-inline constexpr size_t kMinWriteQueueLimit = 64 << 10;
-inline constexpr size_t kMaxWriteQueueLimit = 16 << 20;
-inline constexpr size_t kMaxChannelIdBytes = 64;
-// Largest data of one Write/Attach message and of a Call request.
-inline constexpr size_t kMaxStreamMessageBytes = 64 * 1024;
+// The limits checked here are the API's, one constant each, in
+// backend/util/api_limits.h.
 
 // --- Parts shared by several requests.
+
+// INVALID_ARGUMENT (PAYLOAD_TOO_LARGE) for `field` of `size` bytes, more than
+// kMaxStreamMessageBytes.
+ApiError PayloadTooLarge(const std::string& field, size_t size);
 
 // The page size to use: 0 -> default, capped at the maximum; negative is
 // INVALID_OPTION.

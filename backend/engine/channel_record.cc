@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "backend/engine/names.h"
 #include "backend/engine/xenstore_layout.h"
+#include "backend/util/api_limits.h"
 
 namespace xenchan {
 
@@ -23,9 +24,11 @@ std::vector<XsNode> ChannelConfigNodes(const ChannelConfig& config) {
 
 ChannelConfig ParseChannelConfigNodes(const std::function<std::string(absl::string_view)>& read) {
   ChannelConfig asked;
-  constexpr uint32_t kMaxLimit = static_cast<uint32_t>(kMaxBufferLimit);
-  asked.buffer_limit_bytes = ParseDecimal(read(kBufferLimitNode), kMaxLimit).value_or(0);
-  asked.write_queue_limit_bytes = ParseDecimal(read(kWriteQueueLimitNode), kMaxLimit).value_or(0);
+  // Beyond the API's limits a record is not ours to trust: take the defaults.
+  asked.buffer_limit_bytes =
+      ParseDecimal(read(kBufferLimitNode), kMaxBufferLimitBytes).value_or(0);
+  asked.write_queue_limit_bytes =
+      ParseDecimal(read(kWriteQueueLimitNode), kMaxWriteQueueLimitBytes).value_or(0);
   const std::string overflow = read(kOverflowNode);
   if (overflow == kOverflowDropOldest) asked.overflow_policy = OverflowPolicy::kDropOldest;
   if (overflow == kOverflowBlock) asked.overflow_policy = OverflowPolicy::kBlock;

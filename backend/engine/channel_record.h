@@ -17,10 +17,6 @@
 
 namespace xenchan {
 
-// The largest buffer or write-queue limit a channel may have (1 GiB); a
-// create asking for more is refused, a recovered record with more is ignored.
-inline constexpr size_t kMaxBufferLimit = size_t{1} << 30;
-
 // A backend node and its value.
 using XsNode = std::pair<std::string, std::string>;
 

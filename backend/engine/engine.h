@@ -62,6 +62,7 @@
 #include "backend/platform/event_channels.h"
 #include "backend/platform/grant_tables.h"
 #include "backend/platform/xenstore.h"
+#include "backend/util/api_limits.h"
 #include "backend/util/mutex.h"
 
 namespace xenchan {
@@ -78,9 +79,9 @@ struct EngineOptions {
   std::string backend_type = "xenchan";
 
   // Defaults for channels created without explicit settings.
-  size_t buffer_limit_bytes = 1 << 20;
+  size_t buffer_limit_bytes = kDefaultBufferLimitBytes;
   OverflowPolicy overflow_policy = OverflowPolicy::kBlock;
-  size_t write_queue_limit_bytes = 256 << 10;
+  size_t write_queue_limit_bytes = kDefaultWriteQueueLimitBytes;
 
   // Per-channel event rate limits (ring_channel.h, docs/PROTOCOL-NOTES.md).
   // Spurious events (the guest kicked, but no index moved and no input was
@@ -111,7 +112,7 @@ struct EngineOptions {
   // Lifecycle events retained for resuming watchers.
   size_t event_retention = 10000;
   // At most this many channels per guest (hvc allows 7 besides hvc0).
-  uint32_t max_channels_per_domain = 7;
+  uint32_t max_channels_per_domain = kMaxChannelsPerDomain;
   // Discover and serve xl.cfg channels (QEMU's) as toolstack channels.
   bool serve_toolstack_channels = true;
 

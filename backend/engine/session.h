@@ -27,6 +27,7 @@
 #include "backend/engine/channel.h"
 #include "backend/engine/types.h"
 #include "backend/engine/write_queue.h"
+#include "backend/util/api_limits.h"
 
 namespace xenchan {
 
@@ -115,7 +116,7 @@ class Session {
   // channel. Idempotent.
   void Close();
 
-  static constexpr size_t kMaxWrite = 64 * 1024;
+  static constexpr size_t kMaxWrite = kMaxStreamMessageBytes;
 
  private:
   Session(std::shared_ptr<Channel> channel, uint64_t slot, std::string id, SessionRole role)

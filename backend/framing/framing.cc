@@ -14,7 +14,7 @@ namespace {
 
 absl::Status TooLarge() {
   return absl::ResourceExhaustedError(
-      absl::StrCat("response exceeds ", kMaxResponseBytes, " bytes"));
+      absl::StrCat("response exceeds ", kMaxCallResponseBytes, " bytes"));
 }
 
 // Bytes up to the first `delim` (excluded), for newline and delimiter framing.
@@ -26,21 +26,21 @@ class DelimitedDecoder : public ResponseDecoder {
     if (done_) return response_;
     // Search only where a match can newly start: the tail of the old buffer.
     const size_t from = buf_.size() >= delim_.size() ? buf_.size() - delim_.size() + 1 : 0;
-    buf_.append(bytes.data(), std::min(bytes.size(), kMaxResponseBytes + delim_.size() - buf_.size()));
+    buf_.append(bytes.data(), std::min(bytes.size(), kMaxCallResponseBytes + delim_.size() - buf_.size()));
     const size_t at = buf_.find(delim_, from);
     if (at == std::string::npos) {
-      if (buf_.size() > kMaxResponseBytes + delim_.size() - 1) return TooLarge();
+      if (buf_.size() > kMaxCallResponseBytes + delim_.size() - 1) return TooLarge();
       return std::nullopt;
     }
     std::string response = buf_.substr(0, at);
     if (strip_cr_ && !response.empty() && response.back() == '\r') response.pop_back();
-    if (response.size() > kMaxResponseBytes) return TooLarge();
+    if (response.size() > kMaxCallResponseBytes) return TooLarge();
     done_ = true;
     response_ = std::move(response);
     return response_;
   }
   std::string Partial() const override {
-    return done_ ? *response_ : buf_.substr(0, std::min(buf_.size(), kMaxResponseBytes));
+    return done_ ? *response_ : buf_.substr(0, std::min(buf_.size(), kMaxCallResponseBytes));
   }
 
  private:
@@ -65,7 +65,7 @@ class LengthPrefixDecoder : public ResponseDecoder {
                          (uint32_t{static_cast<uint8_t>(header_[1])} << 16) |
                          (uint32_t{static_cast<uint8_t>(header_[2])} << 8) |
                          uint32_t{static_cast<uint8_t>(header_[3])};
-    if (len > kMaxResponseBytes) return TooLarge();
+    if (len > kMaxCallResponseBytes) return TooLarge();
     const size_t take = std::min<size_t>(bytes.size(), len - body_.size());
     body_.append(bytes.data(), take);
     if (body_.size() < len) return std::nullopt;
@@ -90,7 +90,7 @@ class JsonValueScanner {
       if (c != '{' && c != '[') return false;  // whitespace or noise between values
       value_.clear();
     }
-    if (value_.size() >= kMaxResponseBytes) {
+    if (value_.size() >= kMaxCallResponseBytes) {
       overflow_ = true;
       return false;
     }

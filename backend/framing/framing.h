@@ -3,7 +3,7 @@
 // back. Plain byte codecs with no I/O, so they are unit-tested and fuzzed on
 // their own; the engine drives them.
 //
-// The guest is untrusted: decoders bound what they buffer (kMaxResponseBytes)
+// The guest is untrusted: decoders bound what they buffer (kMaxCallResponseBytes)
 // and accept any byte sequence without crashing.
 #ifndef XENCHAN_BACKEND_FRAMING_FRAMING_H_
 #define XENCHAN_BACKEND_FRAMING_FRAMING_H_
@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "backend/util/api_limits.h"
 
 namespace xenchan {
 
@@ -26,8 +27,6 @@ struct Framing {
   std::string delimiter;  // kDelimiter only: 1..16 bytes
 };
 
-inline constexpr size_t kMaxCallRequestBytes = 64 * 1024;
-inline constexpr size_t kMaxResponseBytes = 1024 * 1024;
 inline constexpr size_t kMaxDelimiterBytes = 16;
 
 // INVALID_ARGUMENT for a delimiter outside 1..16 bytes.
@@ -56,10 +55,10 @@ class ResponseDecoder {
   virtual ~ResponseDecoder() = default;
   // Consumes `bytes`. Returns the response once complete (later calls keep
   // returning it and ignore input); nullopt while more is needed;
-  // RESOURCE_EXHAUSTED once the response would exceed kMaxResponseBytes.
+  // RESOURCE_EXHAUSTED once the response would exceed kMaxCallResponseBytes.
   virtual absl::StatusOr<std::optional<std::string>> Feed(absl::string_view bytes) = 0;
   // What has been received towards the response so far (for DEADLINE_EXCEEDED
-  // details); at most kMaxResponseBytes.
+  // details); at most kMaxCallResponseBytes.
   virtual std::string Partial() const = 0;
 };
 

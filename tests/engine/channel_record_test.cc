@@ -6,6 +6,7 @@
 #include <string>
 
 #include "backend/engine/xenstore_layout.h"
+#include "backend/util/api_limits.h"
 #include "gtest/gtest.h"
 
 namespace xenchan {
@@ -40,9 +41,9 @@ TEST(ChannelRecord, WritesOurPrivateNodes) {
 TEST(ChannelRecord, RoundTrips) {
   for (OverflowPolicy policy : {OverflowPolicy::kBlock, OverflowPolicy::kDropOldest}) {
     ChannelConfig config;
-    config.buffer_limit_bytes = kMaxBufferLimit;
+    config.buffer_limit_bytes = kMaxBufferLimitBytes;
+    config.write_queue_limit_bytes = kMaxWriteQueueLimitBytes;
     config.overflow_policy = policy;
-    config.write_queue_limit_bytes = 1;
     Framing framing;
     if (policy == OverflowPolicy::kDropOldest) framing.kind = Framing::Kind::kQemuGuestAgent;
     config.default_framing = framing;
@@ -55,6 +56,12 @@ TEST(ChannelRecord, RoundTrips) {
   }
 }
 
+TEST(ChannelRecord, AWriteQueueLimitAboveTheApiLimitTakesTheDefault) {
+  const ChannelConfig back =
+      Parse({{kWriteQueueLimitNode, std::to_string(kMaxWriteQueueLimitBytes + 1)}});
+  EXPECT_EQ(back.write_queue_limit_bytes, 0u);
+}
+
 TEST(ChannelRecord, MissingNodesTakeTheDefaults) {
   const ChannelConfig back = Parse({});
   EXPECT_EQ(back.buffer_limit_bytes, 0u);
@@ -64,7 +71,7 @@ TEST(ChannelRecord, MissingNodesTakeTheDefaults) {
 }
 
 TEST(ChannelRecord, GarbageAndOverLimitValuesTakeTheDefaults) {
-  const ChannelConfig back = Parse({{kBufferLimitNode, std::to_string(kMaxBufferLimit + 1)},
+  const ChannelConfig back = Parse({{kBufferLimitNode, std::to_string(kMaxBufferLimitBytes + 1)},
                                     {kWriteQueueLimitNode, "-5"},
                                     {kOverflowNode, "Block"},
                                     {kFramingNode, "no such framing"}});

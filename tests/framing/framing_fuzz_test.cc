@@ -31,8 +31,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (size_t at = 0; at < input.size(); at += split) {
     auto r = decoder->Feed(input.substr(at, split));
     if (!r.ok()) break;
-    if (r->has_value() && (*r)->size() > xenchan::kMaxResponseBytes) abort();
-    if (decoder->Partial().size() > xenchan::kMaxResponseBytes) abort();
+    if (r->has_value() && (*r)->size() > xenchan::kMaxCallResponseBytes) abort();
+    if (decoder->Partial().size() > xenchan::kMaxCallResponseBytes) abort();
   }
   auto encoded = xenchan::EncodeCallRequest(framing, input, 7);
   if (encoded.ok() && encoded->size() < input.size()) abort();

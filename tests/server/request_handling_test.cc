@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backend/engine/memory_budget.h"
+#include "backend/util/api_limits.h"
 #include "gmock/gmock.h"
 #include "google/rpc/error_details.pb.h"
 #include "gtest/gtest.h"
@@ -347,8 +348,19 @@ TEST_F(RequestHandlingTest, CreateChannelRefusalsAreClassified) {
       errors_.CreateChannel(absl::AlreadyExistsError("x"), web, "org.example.a");
   EXPECT_EQ(ReasonOf(exists), v1::ERROR_REASON_CHANNEL_EXISTS);
   EXPECT_TRUE(DetailOf<v1::Channel>(exists).has_value());
-  EXPECT_EQ(ReasonOf(errors_.CreateChannel(absl::ResourceExhaustedError("x"), web, "n")),
-            v1::ERROR_REASON_NO_FREE_DEVID);
+  const absl::Status no_devid = errors_.CreateChannel(absl::ResourceExhaustedError("x"), web, "n");
+  EXPECT_EQ(ReasonOf(no_devid), v1::ERROR_REASON_NO_FREE_DEVID);
+  auto devids = DetailOf<v1::LimitExceeded>(no_devid);
+  ASSERT_TRUE(devids.has_value());
+  EXPECT_EQ(devids->limit(), "devids_per_domain");
+  EXPECT_EQ(devids->limit_value(), kMaxChannelsPerDomain);  // what the engine enforces
+
+  // The detail states the limit the engine was configured with, not a copy.
+  EngineErrors three_per_domain(&view_, EngineErrors::Options{16, absl::Seconds(3), 3});
+  auto three = DetailOf<v1::LimitExceeded>(
+      three_per_domain.CreateChannel(absl::ResourceExhaustedError("x"), web, "n"));
+  ASSERT_TRUE(three.has_value());
+  EXPECT_EQ(three->limit_value(), 3u);
   EXPECT_EQ(ReasonOf(errors_.CreateChannel(absl::UnavailableError("x"), web, "n")),
             v1::ERROR_REASON_DOMAIN_GONE);
   EXPECT_EQ(ReasonOf(errors_.CreateChannel(absl::DeadlineExceededError("x"), web, "n")),
