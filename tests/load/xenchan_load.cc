@@ -81,6 +81,7 @@
 #include "backend/util/mutex.h"
 #include "clients/lib/client.h"
 #include "grpcpp/grpcpp.h"
+#include "tests/common/io.h"
 #include "tests/server/xenchand_process.h"
 #include "tests/sim/xensim_process.h"
 #include "xenchan/v1/channel_service.grpc.pb.h"
@@ -184,7 +185,7 @@ int RunGuestAgent(const std::string& spec) {
   std::vector<std::pair<std::string, int>> ttys;
   for (absl::string_view item : absl::StrSplit(spec, ',', absl::SkipEmpty())) {
     const std::pair<std::string, std::string> kv = absl::StrSplit(item, absl::MaxSplits(':', 1));
-    const int fd = servertest::OpenGuestTty(kv.second, absl::Seconds(60));
+    const int fd = testcommon::OpenGuestTty(kv.second, absl::Seconds(60));
     if (fd < 0) Die("agent: cannot open " + kv.second);
     ttys.emplace_back(kv.first, fd);
   }

@@ -12,13 +12,14 @@
 #include "gtest/gtest.h"
 #include "server/identity.h"
 #include "server/tls_identity.h"
+#include "tests/common/files.h"
 #include "tests/server/test_pki.h"
 
 namespace xenchan {
 namespace server {
 namespace {
 
-using servertest::ReadFileOrEmpty;
+using testcommon::ReadFileOrEmpty;
 
 class CertificateIdentityTest : public ::testing::Test {
  protected:
@@ -59,9 +60,9 @@ TEST_F(CertificateIdentityTest, GarbageIsRefused) {
   EXPECT_FALSE(IdentityFromCertificatePem("").ok());
   EXPECT_FALSE(IdentityFromCertificatePem("not a certificate").ok());
   std::string pem = ReadFileOrEmpty(pki_->File("uri.pem"));
-  pem[pem.size() / 2] ^= 0x55;  // a flipped byte in the base64 body
+  pem[pem.size() / 2] ^= 0x55;            // a flipped byte in the base64 body
   (void)IdentityFromCertificatePem(pem);  // either outcome; it must not crash
-  pem.resize(pem.size() / 2);  // truncated
+  pem.resize(pem.size() / 2);             // truncated
   EXPECT_FALSE(IdentityFromCertificatePem(pem).ok());
   EXPECT_FALSE(IdentityFromCertificatePem(std::string(kMaxCertificatePemBytes + 1, 'A')).ok());
 }

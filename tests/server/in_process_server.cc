@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/rpc/error_info.pb.h"
-#include "tests/server/xenchand_process.h"
+#include "tests/common/io.h"
 
 namespace xenchan {
 namespace servertest {
@@ -67,7 +67,7 @@ absl::StatusOr<v1::Channel> InProcessServer::CreateConnected(const std::string& 
 }
 
 int InProcessServer::OpenTty(const std::string& domain, const std::string& id) {
-  return OpenGuestTty(sim_->GuestChannelPath(domain, id));
+  return testcommon::OpenGuestTty(sim_->GuestChannelPath(domain, id));
 }
 
 std::string ChannelName(const std::string& domain, const std::string& id) {

@@ -15,13 +15,15 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/server.h"
+#include "tests/common/io.h"
 #include "tests/server/in_process_server.h"
-#include "tests/server/xenchand_process.h"
 
 namespace xenchan {
 namespace servertest {
 namespace {
 
+using testcommon::ReadUntil;
+using testcommon::WriteAll;
 using ::testing::HasSubstr;
 
 constexpr char kGuest[] = "guest1";

@@ -2,19 +2,15 @@
 #include "tests/server/test_pki.h"
 
 #include <cstdio>
-#include <cstdlib>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "tests/common/files.h"
 
 namespace xenchan {
 namespace servertest {
 
 absl::StatusOr<TestPki> MakeTestPki(const std::string& dir) {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  const std::string script =
-      absl::StrCat(srcdir != nullptr ? srcdir : ".", "/xenchan/tests/server/make_test_certs.sh");
+  const std::string script = testcommon::RunfilePath("tests/server/make_test_certs.sh");
   const std::string command = absl::StrCat("/bin/bash '", script, "' '", dir, "' 2>&1");
   FILE* p = popen(command.c_str(), "r");
   if (p == nullptr) return absl::InternalError("popen failed");
@@ -25,13 +21,6 @@ absl::StatusOr<TestPki> MakeTestPki(const std::string& dir) {
   const int rc = pclose(p);
   if (rc != 0) return absl::InternalError(absl::StrCat("make_test_certs.sh failed:\n", output));
   return TestPki{dir};
-}
-
-std::string ReadFileOrEmpty(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 }  // namespace servertest

@@ -37,9 +37,6 @@ struct TestPki {
 // if openssl fails.
 absl::StatusOr<TestPki> MakeTestPki(const std::string& dir);
 
-// Reads a whole file ("" if it cannot be read).
-std::string ReadFileOrEmpty(const std::string& path);
-
 }  // namespace servertest
 }  // namespace xenchan
 

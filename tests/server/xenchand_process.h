@@ -19,8 +19,6 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "backend/util/mutex.h"
-#include "tests/common/bytes.h"
-#include "tests/common/io.h"
 
 namespace xenchan {
 namespace servertest {
@@ -68,14 +66,6 @@ class XenchandProcess {
   std::string log_ ABSL_GUARDED_BY(mu_);
   bool eof_ ABSL_GUARDED_BY(mu_) = false;
 };
-
-// The guest tty and byte helpers live in tests/common; these names stay
-// here for the tests that reach them through this header.
-using testcommon::OpenGuestTty;
-using testcommon::Pattern;
-using testcommon::ReadExactly;
-using testcommon::ReadUntil;
-using testcommon::WriteAll;
 
 }  // namespace servertest
 }  // namespace xenchan
