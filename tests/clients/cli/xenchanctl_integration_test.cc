@@ -17,18 +17,17 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/server/xenchand_process.h"
-#include "tests/sim/xensim_process.h"
+#include "tests/common/files.h"
+#include "tests/common/io.h"
+#include "tests/common/xenchan_integration_test.h"
 
 namespace xenchan {
 namespace {
 
-using servertest::OpenGuestTty;
-using servertest::ReadExactly;
-using servertest::ReadUntil;
-using servertest::WriteAll;
-using servertest::XenchandProcess;
-using simtest::XensimProcess;
+using testcommon::OpenGuestTty;
+using testcommon::ReadExactly;
+using testcommon::ReadUntil;
+using testcommon::WriteAll;
 using ::testing::HasSubstr;
 
 struct Result {
@@ -37,15 +36,12 @@ struct Result {
   std::string err;
 };
 
-std::string CliPath() {
-  const char* srcdir = getenv("TEST_SRCDIR");
-  return absl::StrCat(srcdir != nullptr ? srcdir : ".", "/xenchan/clients/cli/xenchanctl");
-}
+std::string CliPath() { return testcommon::RunfilePath("clients/cli/xenchanctl"); }
 
 // Runs xenchanctl with `args`, feeding `input` on stdin (a pipe), with a
 // 60 s bound.
 Result RunCli(const std::vector<std::string>& args, const std::string& input = "",
-           const std::string& server = "") {
+              const std::string& server = "") {
   int in[2], out[2], err[2];
   if (pipe(in) != 0 || pipe(out) != 0 || pipe(err) != 0) return {};
   std::vector<std::string> argv = {CliPath()};
@@ -100,28 +96,17 @@ Result RunCli(const std::vector<std::string>& args, const std::string& input = "
   return r;
 }
 
-class XenchanctlTest : public ::testing::Test {
+class XenchanctlTest : public testcommon::XenchanIntegrationTest {
  protected:
   void SetUp() override {
-    auto sim = XensimProcess::Start();
-    ASSERT_TRUE(sim.ok()) << sim.status();
-    sim_ = *std::move(sim);
-    ASSERT_TRUE(sim_->CreateDomain("guest1").ok());
-    auto server = XenchandProcess::Start(sim_->state_dir(), sim_->scratch_dir() + "/x.sock");
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
-  }
-  void TearDown() override {
-    if (HasFailure()) std::cerr << "xenchand log:\n" << server_->log();
-    server_->Stop();
+    expect_clean_stop_ = false;
+    ASSERT_NO_FATAL_FAILURE(StartXensim({"guest1"}));
+    ASSERT_NO_FATAL_FAILURE(StartServer());
   }
 
   Result Ctl(const std::vector<std::string>& args, const std::string& input = "") {
     return RunCli(args, input, server_->unix_target());
   }
-
-  std::unique_ptr<XensimProcess> sim_;
-  std::unique_ptr<XenchandProcess> server_;
 };
 
 TEST_F(XenchanctlTest, ManagesChannelsAndMovesData) {
@@ -142,7 +127,7 @@ TEST_F(XenchanctlTest, ManagesChannelsAndMovesData) {
   EXPECT_THAT(r.out, HasSubstr("org.example.cli"));
   EXPECT_THAT(r.out, HasSubstr("connected"));
 
-  const int tty = OpenGuestTty(sim_->guest_root("guest1") + "/dev/xen-channel/org.example.cli");
+  const int tty = OpenGuestTty(TtyPath("guest1", "org.example.cli"));
   ASSERT_GE(tty, 0);
   r = Ctl({"write", "guest1/org.example.cli", "--data", "hello\n", "--ack", "consumed"});
   ASSERT_EQ(r.code, 0) << r.err;
