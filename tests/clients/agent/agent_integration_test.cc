@@ -39,8 +39,9 @@
 #include "absl/time/time.h"
 #include "backend/platform/xen/lib_xenstore.h"
 #include "clients/agent/json.h"
-#include "tests/sim/xensim_process.h"
 #include "gtest/gtest.h"
+#include "tests/common/files.h"
+#include "tests/sim/xensim_process.h"
 
 namespace xenchan {
 namespace agent {
@@ -51,24 +52,7 @@ using json::Value;
 constexpr absl::Duration kTimeout = absl::Seconds(30);
 constexpr char kChannel[] = "org.xenchan.agent.0";
 
-std::string AgentPath() {
-  const char* srcdir = getenv("TEST_SRCDIR");
-  return absl::StrCat(srcdir != nullptr ? srcdir : ".", "/xenchan/clients/agent/xenchan-agent");
-}
-
-std::string MakeTempDir(const std::string& prefix) {
-  const char* base = getenv("TEST_TMPDIR");
-  std::string tmpl = absl::StrCat(base != nullptr ? base : "/tmp", "/", prefix, "-XXXXXX");
-  EXPECT_NE(mkdtemp(tmpl.data()), nullptr);
-  return tmpl;
-}
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string AgentPath() { return testcommon::RunfilePath("clients/agent/xenchan-agent"); }
 
 mode_t ModeOf(const std::string& path) {
   struct stat st;
@@ -79,7 +63,8 @@ mode_t ModeOf(const std::string& path) {
 // The agent as a child process, with its stderr on a pipe the test reads.
 class AgentProcess {
  public:
-  AgentProcess(const std::vector<std::string>& args, const std::map<std::string, std::string>& env) {
+  AgentProcess(const std::vector<std::string>& args,
+               const std::map<std::string, std::string>& env) {
     int err[2];
     EXPECT_EQ(pipe2(err, O_CLOEXEC), 0);
     std::vector<std::string> argv = {AgentPath()};
@@ -164,7 +149,8 @@ class AgentIntegrationTest : public ::testing::Test {
     auto xs = LibXenStore::Open(xensim_->xenstored_socket());
     ASSERT_TRUE(xs.ok()) << xs.status();
     xs_ = *std::move(xs);
-    target_ = MakeTempDir("target");
+    target_ = testcommon::MakeTempDir("target");
+    ASSERT_FALSE(target_.empty());
   }
 
   void TearDown() override {
@@ -304,20 +290,22 @@ TEST_F(AgentIntegrationTest, ServesPingFactsProvisionErrorsAndSurvivesResume) {
 
   // Provision: a file with a mode, SSH keys, the hostname; "\r\n" from the
   // host is accepted.
-  Send(absl::StrCat(R"({"op":"provision","hostname":"vm-1","ssh_authorized_keys":["ssh-ed25519 AAAA k@h"],)",
-                    R"("files":[{"path":"/etc/xenchan/config.json","content":")",
-                    absl::Base64Escape("{\"a\":1}\n"), R"(","mode":"0600"}]})", "\r\n"));
+  Send(absl::StrCat(
+      R"({"op":"provision","hostname":"vm-1","ssh_authorized_keys":["ssh-ed25519 AAAA k@h"],)",
+      R"("files":[{"path":"/etc/xenchan/config.json","content":")",
+      absl::Base64Escape("{\"a\":1}\n"), R"(","mode":"0600"}]})", "\r\n"));
   absl::StatusOr<Value> provisioned = json::Parse(ReadLine());
   ASSERT_TRUE(provisioned.ok());
   ASSERT_TRUE(provisioned->Find("ok")->bool_value()) << json::Serialize(*provisioned);
   EXPECT_EQ(json::Serialize(*provisioned->Find("written")),
             R"(["/etc/xenchan/config.json","/root/.ssh/authorized_keys","/etc/hostname"])");
-  EXPECT_EQ(Slurp(target_ + "/etc/xenchan/config.json"), "{\"a\":1}\n");
+  EXPECT_EQ(testcommon::ReadFileOrEmpty(target_ + "/etc/xenchan/config.json"), "{\"a\":1}\n");
   EXPECT_EQ(ModeOf(target_ + "/etc/xenchan/config.json"), 0600u);
-  EXPECT_EQ(Slurp(target_ + "/root/.ssh/authorized_keys"), "ssh-ed25519 AAAA k@h\n");
+  EXPECT_EQ(testcommon::ReadFileOrEmpty(target_ + "/root/.ssh/authorized_keys"),
+            "ssh-ed25519 AAAA k@h\n");
   EXPECT_EQ(ModeOf(target_ + "/root/.ssh/authorized_keys"), 0600u);
   EXPECT_EQ(ModeOf(target_ + "/root/.ssh"), 0700u);
-  EXPECT_EQ(Slurp(target_ + "/etc/hostname"), "vm-1\n");
+  EXPECT_EQ(testcommon::ReadFileOrEmpty(target_ + "/etc/hostname"), "vm-1\n");
 
   // An escape attempt, a malformed line and an oversize line: each gets its
   // error, and the agent carries on with the next line.
@@ -333,9 +321,8 @@ TEST_F(AgentIntegrationTest, ServesPingFactsProvisionErrorsAndSurvivesResume) {
   const std::string old_ref = Read(fe_ + "/ring-ref");
   ASSERT_EQ(xensim_->Cli({"domain", "suspend", "vm"}).exit_code, 0);
   ASSERT_EQ(xensim_->Cli({"domain", "resume", "vm"}).exit_code, 0);
-  ASSERT_TRUE(WaitFor(fe_, [&] {
-    return Read(fe_ + "/ring-ref") != old_ref && Read(fe_ + "/state") == "4";
-  }));
+  ASSERT_TRUE(WaitFor(
+      fe_, [&] { return Read(fe_ + "/ring-ref") != old_ref && Read(fe_ + "/state") == "4"; }));
   ASSERT_TRUE(agent_->WaitForLog("reopening")) << agent_->log();
   ASSERT_TRUE(agent_->WaitForLog("opened ", 2)) << agent_->log();
   // A resume is a loss window (XEN-CHANNELS §5.4): bytes in flight can be
@@ -351,7 +338,8 @@ TEST_F(AgentIntegrationTest, ServesPingFactsProvisionErrorsAndSurvivesResume) {
   }
   ASSERT_TRUE(answered) << agent_->log();
   RecordProperty("resync_attempts", attempts);
-  Send(R"({"op":"ping","id":"after-resume"})" "\n");
+  Send(R"({"op":"ping","id":"after-resume"})"
+       "\n");
   std::string line;
   do {
     line = ReadLine();  // skips late answers to earlier resync attempts
@@ -378,8 +366,8 @@ TEST_F(AgentIntegrationTest, WaitsForConnectedThroughSysfsAndXenstore) {
   ASSERT_TRUE(xs_->Write(kNoTransaction, node + "/name", kChannel).ok());
   ASSERT_TRUE(xs_->Write(kNoTransaction, node + "/state", "3").ok());
 
-  StartAgent({}, {{"XENSTORED_PATH", absl::StrCat(xensim_->state_dir(), "/domains/", domid_,
-                                                  "/xenstored.sock")}});
+  StartAgent({}, {{"XENSTORED_PATH",
+                   absl::StrCat(xensim_->state_dir(), "/domains/", domid_, "/xenstored.sock")}});
   ASSERT_TRUE(agent_->WaitForLog("to be Connected (state 3)")) << agent_->log();
   EXPECT_EQ(agent_->Count("connected: "), 0);
   // A request sent now stays unanswered while the agent waits...

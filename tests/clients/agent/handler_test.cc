@@ -16,6 +16,7 @@
 #include "absl/strings/escaping.h"
 #include "clients/agent/json.h"
 #include "gtest/gtest.h"
+#include "tests/common/files.h"
 
 namespace xenchan {
 namespace agent {
@@ -23,23 +24,7 @@ namespace {
 
 using json::Value;
 
-std::string MakeTempDir() {
-  const char* base = getenv("TEST_TMPDIR");
-  std::string tmpl = std::string(base != nullptr ? base : "/tmp") + "/handler-XXXXXX";
-  EXPECT_NE(mkdtemp(tmpl.data()), nullptr);
-  return tmpl;
-}
-
-void WriteText(const std::string& path, const std::string& text) {
-  std::ofstream(path) << text;
-}
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+void WriteText(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
 mode_t ModeOf(const std::string& path) {
   struct stat st;
@@ -64,7 +49,8 @@ int CountFiles(const std::string& dir) {
 class HandlerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    base_ = MakeTempDir();
+    base_ = testcommon::MakeTempDir("handler");
+    ASSERT_FALSE(base_.empty());
     root_ = base_ + "/guest";
     target_ = base_ + "/target";
     ASSERT_EQ(mkdir(root_.c_str(), 0755), 0);
@@ -159,40 +145,39 @@ TEST_F(HandlerTest, ProtocolErrorsHaveStableCodes) {
   EXPECT_EQ(
       ErrorCode(Call(R"({"op":"provision","files":[{"path":"/a","content":"","mode":2541}]})")),
       kInvalidArgument);
-  EXPECT_EQ(
-      ErrorCode(Call(R"({"op":"provision","files":[{"path":"/a","content":"","owner":0}]})")),
-      kInvalidRequest);
+  EXPECT_EQ(ErrorCode(Call(R"({"op":"provision","files":[{"path":"/a","content":"","owner":0}]})")),
+            kInvalidRequest);
   EXPECT_EQ(ErrorCode(Call(R"({"op":"provision","files":[{"path":"","content":""}]})")),
             kInvalidArgument);
-  EXPECT_EQ(ErrorCode(Call(
-                R"({"op":"provision","ssh_authorized_keys":["k"],"user":"nobody-here"})")),
-            kUserNotFound);
+  EXPECT_EQ(
+      ErrorCode(Call(R"({"op":"provision","ssh_authorized_keys":["k"],"user":"nobody-here"})")),
+      kUserNotFound);
   // None of that wrote anything.
   EXPECT_EQ(CountFiles(target_), 0);
 }
 
 TEST_F(HandlerTest, ProvisionWritesFilesKeysAndHostname) {
   const std::string content = "hello\nworld\n";
-  Value reply = Call(std::string(R"({"op":"provision","id":"p1","hostname":"web-1.example",)") +
-                     R"("ssh_authorized_keys":["ssh-ed25519 AAAAC3 alice@x"," ssh-rsa AAAAB3 bob "],)" +
-                     R"("files":[{"path":"/etc/motd","content":")" +
-                     absl::Base64Escape(content) +
-                     R"(","mode":"0640"},{"path":"opt/app/run.sh","content":"IyEvYmluL3NoCg==",)" +
-                     R"("mode":493}]})");
+  Value reply =
+      Call(std::string(R"({"op":"provision","id":"p1","hostname":"web-1.example",)") +
+           R"("ssh_authorized_keys":["ssh-ed25519 AAAAC3 alice@x"," ssh-rsa AAAAB3 bob "],)" +
+           R"("files":[{"path":"/etc/motd","content":")" + absl::Base64Escape(content) +
+           R"(","mode":"0640"},{"path":"opt/app/run.sh","content":"IyEvYmluL3NoCg==",)" +
+           R"("mode":493}]})");
   ASSERT_TRUE(reply.Find("ok")->bool_value()) << json::Serialize(reply);
   EXPECT_EQ(reply.Find("op")->string_value(), "provisioned");
   EXPECT_EQ(reply.Find("id")->string_value(), "p1");
   EXPECT_EQ(json::Serialize(*reply.Find("written")),
             R"(["/etc/motd","/opt/app/run.sh","/root/.ssh/authorized_keys","/etc/hostname"])");
-  EXPECT_EQ(Slurp(target_ + "/etc/motd"), content);
+  EXPECT_EQ(testcommon::ReadFileOrEmpty(target_ + "/etc/motd"), content);
   EXPECT_EQ(ModeOf(target_ + "/etc/motd"), 0640u);
-  EXPECT_EQ(Slurp(target_ + "/opt/app/run.sh"), "#!/bin/sh\n");
+  EXPECT_EQ(testcommon::ReadFileOrEmpty(target_ + "/opt/app/run.sh"), "#!/bin/sh\n");
   EXPECT_EQ(ModeOf(target_ + "/opt/app/run.sh"), 0755u);
-  EXPECT_EQ(Slurp(target_ + "/root/.ssh/authorized_keys"),
+  EXPECT_EQ(testcommon::ReadFileOrEmpty(target_ + "/root/.ssh/authorized_keys"),
             "ssh-ed25519 AAAAC3 alice@x\nssh-rsa AAAAB3 bob\n");
   EXPECT_EQ(ModeOf(target_ + "/root/.ssh/authorized_keys"), 0600u);
   EXPECT_EQ(ModeOf(target_ + "/root/.ssh"), 0700u);
-  EXPECT_EQ(Slurp(target_ + "/etc/hostname"), "web-1.example\n");
+  EXPECT_EQ(testcommon::ReadFileOrEmpty(target_ + "/etc/hostname"), "web-1.example\n");
   EXPECT_EQ(ModeOf(target_ + "/etc/hostname"), 0644u);
 }
 
@@ -201,13 +186,14 @@ TEST_F(HandlerTest, ProvisionKeysForUserFromTargetPasswd) {
   // The test's own uid and gid, so that the chown a root agent does works
   // here too (tests may run as root in a user namespace without uid 1000).
   const std::string ids = std::to_string(getuid()) + ":" + std::to_string(getgid());
-  WriteText(target_ + "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\ndeploy:x:" + ids +
-                                         ":Deploy:/home/deploy:/bin/sh\n");
+  WriteText(target_ + "/etc/passwd",
+            "root:x:0:0:root:/root:/bin/sh\ndeploy:x:" + ids + ":Deploy:/home/deploy:/bin/sh\n");
   Value reply =
       Call(R"({"op":"provision","user":"deploy","ssh_authorized_keys":["ssh-ed25519 K d"]})");
   ASSERT_TRUE(reply.Find("ok")->bool_value()) << json::Serialize(reply);
   EXPECT_EQ(json::Serialize(*reply.Find("written")), R"(["/home/deploy/.ssh/authorized_keys"])");
-  EXPECT_EQ(Slurp(target_ + "/home/deploy/.ssh/authorized_keys"), "ssh-ed25519 K d\n");
+  EXPECT_EQ(testcommon::ReadFileOrEmpty(target_ + "/home/deploy/.ssh/authorized_keys"),
+            "ssh-ed25519 K d\n");
   EXPECT_EQ(ModeOf(target_ + "/home/deploy/.ssh"), 0700u);
   EXPECT_EQ(ModeOf(target_ + "/home/deploy/.ssh/authorized_keys"), 0600u);
   EXPECT_EQ(ModeOf(target_ + "/home"), 0755u);

@@ -15,25 +15,11 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/common/files.h"
 
 namespace xenchan {
 namespace agent {
 namespace {
-
-std::string MakeTempDir() {
-  const char* base = getenv("TEST_TMPDIR");
-  std::string tmpl = std::string(base != nullptr ? base : "/tmp") + "/target-XXXXXX";
-  char* dir = mkdtemp(tmpl.data());
-  EXPECT_NE(dir, nullptr);
-  return tmpl;
-}
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 mode_t ModeOf(const std::string& path) {
   struct stat st;
@@ -61,7 +47,8 @@ bool Exists(const std::string& path) {
 class TargetRootTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    base_ = MakeTempDir();
+    base_ = testcommon::MakeTempDir("target");
+    ASSERT_FALSE(base_.empty());
     dir_ = base_ + "/root";
     outside_ = base_ + "/outside";
     ASSERT_EQ(mkdir(dir_.c_str(), 0755), 0);
@@ -95,11 +82,11 @@ TEST_F(TargetRootTest, SplitPathRules) {
 
 TEST_F(TargetRootTest, WritesAtomicallyWithModeAndCreatesParents) {
   ASSERT_TRUE(root_->WriteFile("/etc/app/config", "v1", 0640).ok());
-  EXPECT_EQ(Slurp(dir_ + "/etc/app/config"), "v1");
+  EXPECT_EQ(testcommon::ReadFileOrEmpty(dir_ + "/etc/app/config"), "v1");
   EXPECT_EQ(ModeOf(dir_ + "/etc/app/config"), 0640u);
   EXPECT_EQ(ModeOf(dir_ + "/etc/app"), 0755u);
   ASSERT_TRUE(root_->WriteFile("etc/app/config", "v2 longer", 0600).ok());
-  EXPECT_EQ(Slurp(dir_ + "/etc/app/config"), "v2 longer");
+  EXPECT_EQ(testcommon::ReadFileOrEmpty(dir_ + "/etc/app/config"), "v2 longer");
   EXPECT_EQ(ModeOf(dir_ + "/etc/app/config"), 0600u);
   // No temporary files are left behind.
   EXPECT_EQ(Entries(dir_ + "/etc/app"), std::vector<std::string>{"config"});
@@ -143,7 +130,7 @@ TEST_F(TargetRootTest, FinalSymlinkIsReplacedNotFollowed) {
   struct stat st;
   ASSERT_EQ(lstat((dir_ + "/link").c_str(), &st), 0);
   EXPECT_TRUE(S_ISREG(st.st_mode));
-  EXPECT_EQ(Slurp(dir_ + "/link"), "mine");
+  EXPECT_EQ(testcommon::ReadFileOrEmpty(dir_ + "/link"), "mine");
   // Reading a final symlink is refused too.
   ASSERT_EQ(symlink((outside_ + "/secret").c_str(), (dir_ + "/peek").c_str()), 0);
   EXPECT_EQ(root_->ReadFile("/peek", 100).status().code(), absl::StatusCode::kPermissionDenied);

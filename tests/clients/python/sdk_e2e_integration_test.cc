@@ -26,6 +26,7 @@
 #include "clients/lib/client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/common/files.h"
 #include "tests/server/xenchand_process.h"
 #include "tests/sim/xensim_process.h"
 
@@ -41,25 +42,13 @@ using ::testing::HasSubstr;
 constexpr char kGuest[] = "vm1";
 constexpr char kChannel[] = "org.xenchan.agent.0";
 
-std::string Runfile(const std::string& path) {
-  const char* srcdir = getenv("TEST_SRCDIR");
-  return absl::StrCat(srcdir != nullptr ? srcdir : ".", "/xenchan/", path);
-}
-
-std::string MakeTempDir(const std::string& prefix) {
-  const char* base = getenv("TEST_TMPDIR");
-  std::string tmpl = absl::StrCat(base != nullptr ? base : "/tmp", "/", prefix, "-XXXXXX");
-  if (mkdtemp(tmpl.data()) == nullptr) return "";
-  return tmpl;
-}
-
 // xenchan-agent as a child, its stderr on a pipe.
 class Agent {
  public:
   explicit Agent(const std::vector<std::string>& args) {
     int err[2];
     if (pipe2(err, O_CLOEXEC) != 0) return;
-    std::vector<std::string> argv = {Runfile("clients/agent/xenchan-agent")};
+    std::vector<std::string> argv = {testcommon::RunfilePath("clients/agent/xenchan-agent")};
     argv.insert(argv.end(), args.begin(), args.end());
     pid_ = fork();
     if (pid_ == 0) {
@@ -123,23 +112,24 @@ TEST(PythonSdkEndToEnd, ExampleListsTheChannelAndTheAgentAnswersPing) {
     auto ch = (*client)->CreateChannel(req, absl::Seconds(25));
     ASSERT_TRUE(ch.ok()) << ch.status();
   }
-  const std::string target_root = MakeTempDir("target");
+  const std::string target_root = testcommon::MakeTempDir("target");
   ASSERT_FALSE(target_root.empty());
-  Agent agent({"--root", (*sim)->guest_root(kGuest), "--target-root", target_root,
-               "--no-wait-connected"});
+  Agent agent(
+      {"--root", (*sim)->guest_root(kGuest), "--target-root", target_root, "--no-wait-connected"});
   ASSERT_TRUE(agent.WaitForLog("(raw)")) << agent.log();
 
-  const std::string sdk_dir = Runfile("clients/python/sdk");
+  const std::string sdk_dir = testcommon::RunfilePath("clients/python/sdk");
   ProcessResult r = RunProcess(
-      {"/usr/bin/python3", Runfile("clients/python/examples/list_and_call.py"), "--target",
-       (*server)->unix_target(), "--timeout", "20"},
+      {"/usr/bin/python3", testcommon::RunfilePath("clients/python/examples/list_and_call.py"),
+       "--target", (*server)->unix_target(), "--timeout", "20"},
       {{"PYTHONPATH", sdk_dir}, {"PYTHONDONTWRITEBYTECODE", "1"}}, absl::Seconds(90));
-  EXPECT_EQ(r.exit_code, 0) << "stdout:\n" << r.out << "stderr:\n" << r.err << "agent:\n"
+  EXPECT_EQ(r.exit_code, 0) << "stdout:\n"
+                            << r.out << "stderr:\n"
+                            << r.err << "agent:\n"
                             << agent.log();
   auto domain = (*client)->GetDomain(std::string("domains/") + kGuest);
   ASSERT_TRUE(domain.ok());
-  const std::string name =
-      absl::StrCat("domains/", domain->uuid(), "/channels/", kChannel);
+  const std::string name = absl::StrCat("domains/", domain->uuid(), "/channels/", kChannel);
   // The listing: both channels, ring transport, connected.
   EXPECT_THAT(r.out, ::testing::ContainsRegex(name + " +TRANSPORT_RING +CHANNEL_STATE_CONNECTED"));
   EXPECT_THAT(r.out, HasSubstr("/channels/org.example.other "));
@@ -149,8 +139,8 @@ TEST(PythonSdkEndToEnd, ExampleListsTheChannelAndTheAgentAnswersPing) {
 
   // The example fails usefully when nothing serves the target.
   ProcessResult down = RunProcess(
-      {"/usr/bin/python3", Runfile("clients/python/examples/list_and_call.py"), "--target",
-       "unix://" + (*sim)->scratch_dir() + "/nothing.sock", "--timeout", "2"},
+      {"/usr/bin/python3", testcommon::RunfilePath("clients/python/examples/list_and_call.py"),
+       "--target", "unix://" + (*sim)->scratch_dir() + "/nothing.sock", "--timeout", "2"},
       {{"PYTHONPATH", sdk_dir}, {"PYTHONDONTWRITEBYTECODE", "1"}}, absl::Seconds(60));
   EXPECT_EQ(down.exit_code, 2) << down.out << down.err;
   EXPECT_THAT(down.err, HasSubstr("cannot reach xenchand"));
