@@ -91,9 +91,11 @@ absl::StatusOr<std::unique_ptr<DeclarationStore>> DeclarationStore::Open(
 
   std::unique_ptr<DeclarationStore> store(
       new DeclarationStore(path, *std::move(lock), *std::move(db)));
-  MutexLock hold(&store->mu_);
-  status = store->PrepareStatements();
-  if (status.ok()) status = store->CheckContents();
+  {
+    MutexLock hold(&store->mu_);
+    status = store->PrepareStatements();
+    if (status.ok()) status = store->CheckContents();
+  }
   if (!status.ok()) return status;
   return store;
 }
