@@ -14,6 +14,7 @@
 #include "server/resource_names.h"
 #include "server/status.h"
 #include "server/validate.h"
+#include "tests/common/files.h"
 #include "xenchan/v1/errors.pb.h"
 
 namespace xenchan {
@@ -202,13 +203,11 @@ TEST(ConfigTest, FileThenFlagsAndListenRules) {
 }
 
 TEST(ConfigTest, DeployedExampleIsValid) {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  std::ifstream in(std::string(srcdir != nullptr ? srcdir : ".") + "/xenchan/deploy/xenchand.conf");
-  ASSERT_TRUE(in) << "deploy/xenchand.conf not in runfiles";
-  std::stringstream text;
-  text << in.rdbuf();
+  const std::string text =
+      testcommon::ReadFileOrEmpty(testcommon::RunfilePath("deploy/xenchand.conf"));
+  ASSERT_FALSE(text.empty()) << "deploy/xenchand.conf not in runfiles";
   ServerConfig c;
-  ASSERT_TRUE(ApplyConfigText(&c, text.str()).ok());
+  ASSERT_TRUE(ApplyConfigText(&c, text).ok());
   EXPECT_TRUE(Validate(c).ok());
   EXPECT_EQ(c.platform, "xen");
   EXPECT_EQ(c.listen.size(), 1u);

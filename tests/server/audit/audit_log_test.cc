@@ -22,6 +22,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "tests/common/files.h"
 
 namespace xenchan {
 namespace audit {
@@ -32,18 +33,12 @@ using ::google::protobuf::Struct;
 constexpr absl::Duration kWait = absl::Seconds(30);
 
 std::string TempDir() {
-  const char* base = std::getenv("TEST_TMPDIR");
-  std::string templ = absl::StrCat(base != nullptr ? base : "/tmp", "/auditXXXXXX");
-  if (mkdtemp(templ.data()) == nullptr) std::abort();
-  return templ;
+  const std::string dir = testcommon::MakeTempDir("audit");
+  if (dir.empty()) std::abort();
+  return dir;
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using testcommon::ReadFileOrEmpty;
 
 // The lines of `text` (which must end with a newline), each parsed as JSON.
 std::vector<Struct> ParseLines(const std::string& text) {
@@ -132,7 +127,7 @@ TEST(AuditLogTest, RecordContents) {
   log->Event("policy_reload", {{"status", "OK"}, {"path", "/etc/xenchan/policy.conf"}});
   ASSERT_TRUE(log->Flush().ok());
 
-  const std::string text = ReadFile(path);
+  const std::string text = ReadFileOrEmpty(path);
   std::vector<Struct> records = ParseLines(text);
   ASSERT_EQ(records.size(), 6u) << text;
 
@@ -185,7 +180,7 @@ TEST(AuditLogTest, HostileStringsStayOnTheirLine) {
   log->Authorization({hostile, hostile}, hostile, hostile, "read", false, hostile);
   log->Lifecycle(hostile, hostile, hostile);
   ASSERT_TRUE(log->Flush().ok());
-  const std::string text = ReadFile(path);
+  const std::string text = ReadFileOrEmpty(path);
   std::vector<Struct> records = ParseLines(text);
   ASSERT_EQ(records.size(), 2u) << text;
   // Valid parts come back verbatim; the invalid bytes became U+FFFD.
@@ -207,7 +202,7 @@ TEST(AuditLogTest, NewFileIsPrivateAndAppendOnly) {
   std::unique_ptr<AuditLog> log = MustOpen(At(path));
   log->Lifecycle("domains/a", "appeared", "");
   ASSERT_TRUE(log->Flush().ok());
-  EXPECT_EQ(ParseLines(ReadFile(path)).size(), 2u);
+  EXPECT_EQ(ParseLines(ReadFileOrEmpty(path)).size(), 2u);
 
   const std::string fresh = dir + "/fresh.log";
   std::unique_ptr<AuditLog> log2 = MustOpen(At(fresh));
@@ -241,7 +236,7 @@ TEST(AuditLogTest, SyncsWhenTheIntervalHasPassedOnTheInjectedClock) {
   ASSERT_TRUE(log->AwaitStats([](const AuditStats& s) { return s.records_written == 2; }, kWait));
   // Written but the interval has not passed on the clock: not synced.
   EXPECT_EQ(log->stats().syncs, 0u);
-  EXPECT_EQ(ParseLines(ReadFile(options.path)).size(), 2u);  // written, though
+  EXPECT_EQ(ParseLines(ReadFileOrEmpty(options.path)).size(), 2u);  // written, though
 
   clock.Advance(absl::Milliseconds(5));
   ASSERT_TRUE(log->AwaitStats([](const AuditStats& s) { return s.syncs == 1; }, kWait));
@@ -291,7 +286,7 @@ TEST(AuditLogTest, FlushAndCloseSync) {
   log->Close();
   EXPECT_EQ(log->stats().records_written, 2u);
   EXPECT_EQ(log->stats().syncs, 2u);
-  EXPECT_EQ(ParseLines(ReadFile(options.path)).size(), 2u);
+  EXPECT_EQ(ParseLines(ReadFileOrEmpty(options.path)).size(), 2u);
   // After Close: refused and counted; Flush and Reopen say so.
   log->Lifecycle("domains/a", "appeared", "");
   EXPECT_EQ(log->stats().records_dropped, 1u);
@@ -314,11 +309,11 @@ TEST(AuditLogTest, ReopenAfterRename) {
   log->Lifecycle("domains/a", "after", "");
   ASSERT_TRUE(log->Flush().ok());
 
-  std::vector<Struct> old_records = ParseLines(ReadFile(path + ".1"));
+  std::vector<Struct> old_records = ParseLines(ReadFileOrEmpty(path + ".1"));
   ASSERT_EQ(old_records.size(), 2u);
   EXPECT_EQ(Str(old_records[0], "change"), "before");
   EXPECT_EQ(Str(old_records[1], "change"), "between");
-  std::vector<Struct> new_records = ParseLines(ReadFile(path));
+  std::vector<Struct> new_records = ParseLines(ReadFileOrEmpty(path));
   ASSERT_EQ(new_records.size(), 1u);
   EXPECT_EQ(Str(new_records[0], "change"), "after");
   struct stat st;
@@ -339,7 +334,7 @@ TEST(AuditLogTest, FailedReopenKeepsWritingToTheOldFile) {
   EXPECT_THAT(std::string(status.message()), ::testing::HasSubstr(path));
   log->Lifecycle("domains/a", "still-logged", "");
   ASSERT_TRUE(log->Flush().ok());
-  std::vector<Struct> records = ParseLines(ReadFile(dir + "/rotated.log"));
+  std::vector<Struct> records = ParseLines(ReadFileOrEmpty(dir + "/rotated.log"));
   ASSERT_EQ(records.size(), 1u);
   EXPECT_EQ(Str(records[0], "change"), "still-logged");
   EXPECT_EQ(log->stats().reopens, 0u);
@@ -421,7 +416,7 @@ TEST(AuditLogTest, ConcurrentWritersLoseNothing) {
   log->Close();
   const AuditStats stats = log->stats();
   EXPECT_EQ(stats.records_queued + stats.records_dropped, uint64_t{kThreads * kPerThread});
-  std::vector<Struct> records = ParseLines(ReadFile(options.path));
+  std::vector<Struct> records = ParseLines(ReadFileOrEmpty(options.path));
   uint64_t sessions = 0;
   uint64_t reported = 0;
   for (const Struct& r : records) {

@@ -20,6 +20,7 @@
 #include "backend/util/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/common/files.h"
 
 namespace xenchan {
 namespace policy {
@@ -40,11 +41,9 @@ const Identity& A() {
 const DomainRef kDom = {"", "d"};
 
 std::string TempDir() {
-  const char* base = std::getenv("TEST_TMPDIR");
-  std::string templ = absl::StrCat(base != nullptr ? base : "/tmp", "/policyXXXXXX");
-  char* dir = mkdtemp(templ.data());
-  if (dir == nullptr) std::abort();
-  return templ;
+  const std::string dir = testcommon::MakeTempDir("policy");
+  if (dir.empty()) std::abort();
+  return dir;
 }
 
 // Writes `text` to `path` in place (truncate, write, close).

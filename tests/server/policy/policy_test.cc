@@ -8,10 +8,11 @@
 #include <sstream>
 #include <string>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/common/files.h"
 
 namespace xenchan {
 namespace policy {
@@ -298,15 +299,11 @@ TEST(PolicyErrorTest, ControlCharactersAndSize) {
 
 // The shipped example parses and grants what its comments say.
 TEST(PolicyExampleTest, DeployExample) {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  const char* workspace = std::getenv("TEST_WORKSPACE");
-  ASSERT_NE(srcdir, nullptr);
-  ASSERT_NE(workspace, nullptr);
-  std::ifstream in(absl::StrCat(srcdir, "/", workspace, "/deploy/policy.example"));
-  ASSERT_TRUE(in.good());
-  std::stringstream text;
-  text << in.rdbuf();
-  Policy policy = MustParse(text.str());
+  ASSERT_NE(std::getenv("TEST_SRCDIR"), nullptr);
+  const std::string text =
+      testcommon::ReadFileOrEmpty(testcommon::RunfilePath("deploy/policy.example"));
+  ASSERT_FALSE(text.empty());
+  Policy policy = MustParse(text);
   EXPECT_EQ(policy.section_count(), 5u);
 
   const Identity ctl = Spiffe("spiffe://example.org/controller");
