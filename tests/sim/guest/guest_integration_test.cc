@@ -30,9 +30,9 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -43,6 +43,7 @@
 #include "backend/sim/hv/hypervisor.h"
 #include "backend/sim/xenstore/server.h"
 #include "gtest/gtest.h"
+#include "tests/common/files.h"
 
 namespace xenchan {
 namespace {
@@ -89,21 +90,12 @@ size_t FillIn(xencons_interface* intf, const std::string& data) {
   return sent;
 }
 
-// A socket path must fit sun_path: use TEST_TMPDIR when it is short enough.
-std::string MakeTempDir() {
-  const char* env = getenv("TEST_TMPDIR");
-  std::string base = env != nullptr ? env : "/tmp";
-  if (base.size() > 40) base = "/tmp";
-  std::string templ = base + "/guestXXXXXX";
-  char* dir = mkdtemp(templ.data());
-  EXPECT_NE(dir, nullptr) << strerror(errno);
-  return templ;
-}
-
 class GuestTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = MakeTempDir();
+    // A socket path must fit sun_path.
+    dir_ = testcommon::MakeShortTempDir("guest");
+    ASSERT_FALSE(dir_.empty());
     sim::xenstore::XenstoreServer::Options xo;
     xo.socket_path = dir_ + "/xenstored.sock";
     xo.state_dir = dir_;

@@ -20,19 +20,10 @@
 #include "backend/sim/hv/hypervisor.h"
 #include "backend/util/mutex.h"
 #include "gtest/gtest.h"
+#include "tests/common/files.h"
 
 namespace xenchan {
 namespace hv {
-
-// Makes a fresh directory short enough for sun_path: under TEST_TMPDIR when
-// that is short, else under /tmp.
-inline std::string MakeShortTempDir() {
-  const char* tmp = getenv("TEST_TMPDIR");
-  std::string base = (tmp != nullptr && strlen(tmp) < 50) ? tmp : "/tmp";
-  std::string templ = base + "/hv-XXXXXX";
-  if (mkdtemp(templ.data()) == nullptr) return "";
-  return templ;
-}
 
 // Waits up to `timeout` for an event on `evtchn`; nullopt if none came.
 inline std::optional<uint32_t> WaitEvent(HvEvtchn& evtchn,
@@ -52,7 +43,7 @@ inline std::optional<uint32_t> WaitEvent(HvEvtchn& evtchn,
 class HvTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = MakeShortTempDir();
+    dir_ = testcommon::MakeShortTempDir("hv");
     ASSERT_FALSE(dir_.empty());
     Hypervisor::Options options;
     options.dom0_socket = dir_ + "/hypervisor.sock";

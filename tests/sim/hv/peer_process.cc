@@ -14,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "tests/common/files.h"
 
 extern char** environ;
 
@@ -21,10 +22,7 @@ namespace xenchan {
 namespace hv {
 
 absl::StatusOr<std::unique_ptr<PeerProcess>> PeerProcess::Start(const std::string& socket_path) {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  std::string binary = srcdir != nullptr
-                           ? absl::StrCat(srcdir, "/xenchan/tests/sim/hv/hv_peer")
-                           : std::string("tests/sim/hv/hv_peer");
+  std::string binary = testcommon::RunfilePath("tests/sim/hv/hv_peer");
   int in_pipe[2], out_pipe[2];
   if (pipe2(in_pipe, O_CLOEXEC) != 0) return absl::InternalError("pipe");
   if (pipe2(out_pipe, O_CLOEXEC) != 0) {
