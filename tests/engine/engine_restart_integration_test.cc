@@ -22,6 +22,7 @@
 #include "absl/strings/str_split.h"
 #include "backend/engine/types.h"
 #include "gtest/gtest.h"
+#include "tests/common/files.h"
 #include "tests/engine/sim_fixture.h"
 
 namespace xenchan {
@@ -37,9 +38,7 @@ using testing_sim::WriteAll;
 class Child {
  public:
   explicit Child(const std::string& state_dir, const std::string& devid_reuse_delay_ms = "") {
-    const char* srcdir = getenv("TEST_SRCDIR");
-    const std::string bin =
-        std::string(srcdir != nullptr ? srcdir : ".") + "/xenchan/tests/engine/engine_child";
+    const std::string bin = testcommon::RunfilePath("tests/engine/engine_child");
     int in[2], out[2];
     EXPECT_EQ(pipe2(in, O_CLOEXEC), 0);
     EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
