@@ -1,6 +1,7 @@
 // The `declarations` row format; see declaration_row.h.
 #include "backend/store/declaration_row.h"
 
+#include <algorithm>
 #include <optional>
 #include <utility>
 
@@ -11,7 +12,9 @@
 namespace xenchan {
 namespace {
 
-// A value for an error message: C-escaped text cut to 80 bytes, or the type.
+// A value for an error message: text C-escaped and quoted, with as many
+// leading bytes as fit in 80 escaped characters ("..." after the quote if
+// some were left out), or the type.
 std::string Describe(const StoredValue& value) {
   constexpr size_t kMaxShown = 80;
   switch (value.type) {
@@ -22,8 +25,10 @@ std::string Describe(const StoredValue& value) {
     case StoredValue::Type::kText: break;
   }
   const absl::string_view text(value.bytes);
-  return absl::StrCat("'", absl::CHexEscape(text.substr(0, kMaxShown)),
-                      text.size() > kMaxShown ? "'..." : "'");
+  size_t shown = std::min(text.size(), kMaxShown);
+  std::string escaped = absl::CHexEscape(text.substr(0, shown));
+  while (escaped.size() > kMaxShown) escaped = absl::CHexEscape(text.substr(0, --shown));
+  return absl::StrCat("'", escaped, shown < text.size() ? "'..." : "'");
 }
 
 absl::Status Bad(DeclarationColumn column, absl::string_view problem) {

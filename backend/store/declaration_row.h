@@ -74,7 +74,8 @@ StoredRow EncodeDeclarationRow(const ChannelDeclaration& declaration);
 absl::StatusOr<ChannelDeclaration> DecodeDeclarationRow(const StoredRow& row);
 
 // The row's key for error messages: "domain <uuid> channel <id>", each value
-// C-escaped and cut to 80 bytes, or its type when it is not text.
+// C-escaped, quoted and cut to 80 characters, or its type when it is not
+// text. Printable ASCII, under 200 characters.
 std::string DescribeRowKey(const StoredRow& row);
 
 }  // namespace xenchan

@@ -85,7 +85,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   const std::string key = xenchan::DescribeRowKey(row);
-  Check(key.size() < 256);
+  Check(key.size() < 200);
   for (char c : key) Check(c >= 0x20 && c < 0x7f);
 
   const absl::StatusOr<xenchan::ChannelDeclaration> decoded = xenchan::DecodeDeclarationRow(row);

@@ -193,7 +193,12 @@ TEST(DeclarationRowTest, DescribeRowKeyEscapesAndCuts) {
   StoredRow row = RowWith(kColumnChannelId, StoredValue::Text(std::string("a\nb\0c", 5)));
   EXPECT_THAT(DescribeRowKey(row), HasSubstr("channel 'a\\nb\\x00"));
   row = RowWith(kColumnDomainUuid, StoredValue::Text(std::string(200, 'x')));
-  EXPECT_THAT(DescribeRowKey(row), HasSubstr(std::string(80, 'x') + "'..."));
+  EXPECT_THAT(DescribeRowKey(row), HasSubstr("'" + std::string(80, 'x') + "'..."));
+  // Escapes count towards the 80 characters: 20 bytes of \xff each.
+  row = RowWith(kColumnDomainUuid, StoredValue::Text(std::string(200, '\xff')));
+  std::string twenty;
+  for (int i = 0; i < 20; ++i) twenty += "\\xff";
+  EXPECT_THAT(DescribeRowKey(row), HasSubstr("domain '" + twenty + "'..."));
   row = RowWith(kColumnDomainUuid, StoredValue::Null());
   EXPECT_THAT(DescribeRowKey(row), HasSubstr("domain NULL"));
 }
