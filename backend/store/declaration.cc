@@ -36,8 +36,10 @@ absl::Status ValidateRange(absl::string_view field, uint64_t value, uint64_t min
 
 const char* OverflowName(DeclaredChannelConfig::Overflow overflow) {
   switch (overflow) {
-    case DeclaredChannelConfig::Overflow::kBlock: return "BLOCK";
-    case DeclaredChannelConfig::Overflow::kDropOldest: return "DROP_OLDEST";
+    case DeclaredChannelConfig::Overflow::kBlock:
+      return "BLOCK";
+    case DeclaredChannelConfig::Overflow::kDropOldest:
+      return "DROP_OLDEST";
   }
   return "BLOCK";
 }
@@ -99,8 +101,7 @@ absl::Status ValidateDeclaration(const ChannelDeclaration& declaration) {
   // int64 nanoseconds reach to 2262; ToUnixNanos saturates beyond.
   const int64_t nanos = absl::ToUnixNanos(declaration.create_time);
   if (nanos <= 0 || nanos == std::numeric_limits<int64_t>::max()) {
-    return absl::InvalidArgumentError(
-        "create_time must be after the Unix epoch and before 2262");
+    return absl::InvalidArgumentError("create_time must be after the Unix epoch and before 2262");
   }
   return absl::OkStatus();
 }

@@ -73,8 +73,8 @@ struct ChannelDeclaration {
 
   friend bool operator==(const ChannelDeclaration& a, const ChannelDeclaration& b) {
     return a.domain_uuid == b.domain_uuid && a.channel_id == b.channel_id && a.uid == b.uid &&
-           a.config == b.config && a.last_devid == b.last_devid &&
-           a.create_time == b.create_time && a.generation == b.generation;
+           a.config == b.config && a.last_devid == b.last_devid && a.create_time == b.create_time &&
+           a.generation == b.generation;
   }
   friend bool operator!=(const ChannelDeclaration& a, const ChannelDeclaration& b) {
     return !(a == b);

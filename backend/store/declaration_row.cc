@@ -18,11 +18,16 @@ namespace {
 std::string Describe(const StoredValue& value) {
   constexpr size_t kMaxShown = 80;
   switch (value.type) {
-    case StoredValue::Type::kNull: return "NULL";
-    case StoredValue::Type::kInteger: return absl::StrCat(value.integer);
-    case StoredValue::Type::kReal: return "a REAL";
-    case StoredValue::Type::kBlob: return absl::StrCat("a BLOB of ", value.bytes.size(), " bytes");
-    case StoredValue::Type::kText: break;
+    case StoredValue::Type::kNull:
+      return "NULL";
+    case StoredValue::Type::kInteger:
+      return absl::StrCat(value.integer);
+    case StoredValue::Type::kReal:
+      return "a REAL";
+    case StoredValue::Type::kBlob:
+      return absl::StrCat("a BLOB of ", value.bytes.size(), " bytes");
+    case StoredValue::Type::kText:
+      break;
   }
   const absl::string_view text(value.bytes);
   size_t shown = std::min(text.size(), kMaxShown);
@@ -67,15 +72,9 @@ absl::StatusOr<int64_t> IntegerIn(const StoredRow& row, DeclarationColumn column
 
 const std::array<const char*, kDeclarationColumnCount>& DeclarationColumnNames() {
   static constexpr std::array<const char*, kDeclarationColumnCount> kNames = {
-      "domain_uuid",
-      "channel_id",
-      "uid",
-      "buffer_limit_bytes",
-      "overflow_policy",
-      "write_queue_limit_bytes",
-      "default_framing",
-      "last_devid",
-      "create_time_unix_nanos",
+      "domain_uuid",        "channel_id",      "uid",
+      "buffer_limit_bytes", "overflow_policy", "write_queue_limit_bytes",
+      "default_framing",    "last_devid",      "create_time_unix_nanos",
       "generation",
   };
   return kNames;
@@ -116,17 +115,16 @@ absl::StatusOr<ChannelDeclaration> DecodeDeclarationRow(const StoredRow& row) {
   if (!text.ok()) return text.status();
   d.uid = *std::move(text);
 
-  absl::StatusOr<int64_t> number = IntegerIn(row, kColumnBufferLimitBytes, kMinBufferLimitBytes,
-                                             kMaxBufferLimitBytes);
+  absl::StatusOr<int64_t> number =
+      IntegerIn(row, kColumnBufferLimitBytes, kMinBufferLimitBytes, kMaxBufferLimitBytes);
   if (!number.ok()) return number.status();
   d.config.buffer_limit_bytes = static_cast<uint64_t>(*number);
   text = Text(row, kColumnOverflowPolicy);
   if (!text.ok()) return text.status();
   const std::optional<DeclaredChannelConfig::Overflow> overflow = ParseOverflowName(*text);
   if (!overflow.has_value()) {
-    return Bad(kColumnOverflowPolicy,
-               absl::StrCat(Describe(row[kColumnOverflowPolicy]),
-                            " is neither BLOCK nor DROP_OLDEST"));
+    return Bad(kColumnOverflowPolicy, absl::StrCat(Describe(row[kColumnOverflowPolicy]),
+                                                   " is neither BLOCK nor DROP_OLDEST"));
   }
   d.config.overflow = *overflow;
   number = IntegerIn(row, kColumnWriteQueueLimitBytes, kMinWriteQueueLimitBytes,

@@ -47,16 +47,16 @@ struct StoredValue {
 // The columns of `declarations`, in the order DeclarationColumnNames lists
 // them and StoredRow holds them.
 enum DeclarationColumn : size_t {
-  kColumnDomainUuid,          // TEXT, canonical lower-case UUID
-  kColumnChannelId,           // TEXT
-  kColumnUid,                 // TEXT, canonical lower-case UUID
-  kColumnBufferLimitBytes,    // INTEGER
-  kColumnOverflowPolicy,      // TEXT, "BLOCK" or "DROP_OLDEST"
+  kColumnDomainUuid,            // TEXT, canonical lower-case UUID
+  kColumnChannelId,             // TEXT
+  kColumnUid,                   // TEXT, canonical lower-case UUID
+  kColumnBufferLimitBytes,      // INTEGER
+  kColumnOverflowPolicy,        // TEXT, "BLOCK" or "DROP_OLDEST"
   kColumnWriteQueueLimitBytes,  // INTEGER
-  kColumnDefaultFraming,      // TEXT, FramingSpec
-  kColumnLastDevid,           // INTEGER 1..kMaxDevid, or NULL
-  kColumnCreateTimeUnixNanos,  // INTEGER > 0
-  kColumnGeneration,          // INTEGER > 0
+  kColumnDefaultFraming,        // TEXT, FramingSpec
+  kColumnLastDevid,             // INTEGER 1..kMaxDevid, or NULL
+  kColumnCreateTimeUnixNanos,   // INTEGER > 0
+  kColumnGeneration,            // INTEGER > 0
   kDeclarationColumnCount,
 };
 

@@ -17,13 +17,11 @@ namespace xenchan {
 namespace {
 
 // The key's domain UUID in canonical form, after checking both parts.
-absl::StatusOr<std::string> CheckKey(absl::string_view domain_uuid,
-                                     absl::string_view channel_id) {
+absl::StatusOr<std::string> CheckKey(absl::string_view domain_uuid, absl::string_view channel_id) {
   std::optional<std::string> uuid = CanonicalUuid(domain_uuid);
   if (!uuid.has_value()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("domain uuid '", absl::CHexEscape(domain_uuid.substr(0, 64)),
-                     "' is not a UUID"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "domain uuid '", absl::CHexEscape(domain_uuid.substr(0, 64)), "' is not a UUID"));
   }
   absl::Status id = ValidateDeclaredChannelId(channel_id);
   if (!id.ok()) return id;
@@ -72,11 +70,21 @@ absl::Status BindRow(SqliteStatement* statement, const StoredRow& row) {
     const StoredValue& value = row[i];
     absl::Status status;
     switch (value.type) {
-      case StoredValue::Type::kNull: status = statement->BindNull(index); break;
-      case StoredValue::Type::kInteger: status = statement->BindInt(index, value.integer); break;
-      case StoredValue::Type::kReal: status = statement->BindDouble(index, value.real); break;
-      case StoredValue::Type::kText: status = statement->BindText(index, value.bytes); break;
-      case StoredValue::Type::kBlob: status = statement->BindBlob(index, value.bytes); break;
+      case StoredValue::Type::kNull:
+        status = statement->BindNull(index);
+        break;
+      case StoredValue::Type::kInteger:
+        status = statement->BindInt(index, value.integer);
+        break;
+      case StoredValue::Type::kReal:
+        status = statement->BindDouble(index, value.real);
+        break;
+      case StoredValue::Type::kText:
+        status = statement->BindText(index, value.bytes);
+        break;
+      case StoredValue::Type::kBlob:
+        status = statement->BindBlob(index, value.bytes);
+        break;
     }
     if (!status.ok()) return status;
   }
@@ -107,21 +115,20 @@ absl::Status DeclarationStore::PrepareStatements() {
       {&stmts_.next_generation,
        "UPDATE meta SET value = value + 1 WHERE key = 'last_generation' RETURNING value"},
       {&stmts_.select_one, absl::StrCat(select, " WHERE domain_uuid = ?1 AND channel_id = ?2")},
-      {&stmts_.select_domain,
-       absl::StrCat(select, " WHERE domain_uuid = ?1 ORDER BY channel_id")},
+      {&stmts_.select_domain, absl::StrCat(select, " WHERE domain_uuid = ?1 ORDER BY channel_id")},
       {&stmts_.select_all, absl::StrCat(select, " ORDER BY domain_uuid, channel_id")},
-      {&stmts_.upsert,
-       absl::StrCat("INSERT INTO declarations (", columns, ") VALUES (", absl::StrJoin(params, ", "),
-                    ") ON CONFLICT (domain_uuid, channel_id) DO UPDATE SET ",
-                    absl::StrJoin(updates, ", "))},
+      {&stmts_.upsert, absl::StrCat("INSERT INTO declarations (", columns, ") VALUES (",
+                                    absl::StrJoin(params, ", "),
+                                    ") ON CONFLICT (domain_uuid, channel_id) DO UPDATE SET ",
+                                    absl::StrJoin(updates, ", "))},
       {&stmts_.delete_one, "DELETE FROM declarations WHERE domain_uuid = ?1 AND channel_id = ?2"},
   };
   for (const auto& [statement, text] : sql) {
     absl::StatusOr<SqliteStatement> prepared = db_.Prepare(text);
     if (!prepared.ok()) {
-      return absl::DataLossError(absl::StrCat(
-          path_, " does not hold the tables its schema version says it has (",
-          prepared.status().message(), "); restore it from a backup or move it away"));
+      return absl::DataLossError(
+          absl::StrCat(path_, " does not hold the tables its schema version says it has (",
+                       prepared.status().message(), "); restore it from a backup or move it away"));
     }
     *statement = *std::move(prepared);
   }
@@ -167,8 +174,10 @@ absl::Status DeclarationStore::CheckContents() {
   if (!*row || counter->ColumnType(0) != SQLITE_INTEGER ||
       counter->ColumnInt(0) < newest_generation) {
     return absl::DataLossError(absl::StrCat(
-        path_, ": the generation counter (meta last_generation) is missing or behind the newest "
-        "declaration's generation ", newest_generation, "; restore the store from a backup"));
+        path_,
+        ": the generation counter (meta last_generation) is missing or behind the newest "
+        "declaration's generation ",
+        newest_generation, "; restore the store from a backup"));
   }
   return absl::OkStatus();
 }
@@ -228,8 +237,7 @@ absl::StatusOr<std::optional<ChannelDeclaration>> DeclarationStore::Find(
   return std::move(found->front());
 }
 
-absl::StatusOr<std::vector<ChannelDeclaration>> DeclarationStore::ReadAll(
-    SqliteStatement* select) {
+absl::StatusOr<std::vector<ChannelDeclaration>> DeclarationStore::ReadAll(SqliteStatement* select) {
   ResetOnExit reset(select);
   std::vector<ChannelDeclaration> out;
   while (true) {
@@ -240,8 +248,8 @@ absl::StatusOr<std::vector<ChannelDeclaration>> DeclarationStore::ReadAll(
     absl::StatusOr<ChannelDeclaration> declaration = DecodeDeclarationRow(row);
     if (!declaration.ok()) {
       return absl::DataLossError(absl::StrCat(path_, ": declaration rowid ", select->ColumnInt(0),
-                                              " (", DescribeRowKey(row), ") is invalid: ",
-                                              declaration.status().message()));
+                                              " (", DescribeRowKey(row),
+                                              ") is invalid: ", declaration.status().message()));
     }
     out.push_back(*std::move(declaration));
   }
@@ -250,7 +258,8 @@ absl::StatusOr<std::vector<ChannelDeclaration>> DeclarationStore::ReadAll(
 absl::StatusOr<int64_t> DeclarationStore::Put(const ChannelDeclaration& declaration) {
   ChannelDeclaration normal = declaration;
   // Accept UUIDs in any case; ValidateDeclaration then insists on lower case.
-  if (std::optional<std::string> uuid = CanonicalUuid(normal.domain_uuid)) normal.domain_uuid = *uuid;
+  if (std::optional<std::string> uuid = CanonicalUuid(normal.domain_uuid))
+    normal.domain_uuid = *uuid;
   if (std::optional<std::string> uid = CanonicalUuid(normal.uid)) normal.uid = *uid;
   absl::Status valid = ValidateDeclaration(normal);
   if (!valid.ok()) return valid;
@@ -286,8 +295,7 @@ absl::StatusOr<int64_t> DeclarationStore::Update(absl::string_view domain_uuid,
   MutexLock lock(&mu_);
   absl::Status status = Begin();
   if (!status.ok()) return status;
-  absl::StatusOr<int64_t> generation =
-      UpdateLocked(*uuid, channel_id, expected_generation, update);
+  absl::StatusOr<int64_t> generation = UpdateLocked(*uuid, channel_id, expected_generation, update);
   if (generation.ok()) status = Commit();
   if (!generation.ok() || !status.ok()) Rollback();
   if (!status.ok()) return status;
@@ -306,9 +314,9 @@ absl::StatusOr<int64_t> DeclarationStore::UpdateLocked(const std::string& domain
   }
   ChannelDeclaration declaration = **std::move(found);
   if (declaration.generation != expected_generation) {
-    return absl::AbortedError(absl::StrCat(
-        "the declaration for ", KeyText(domain_uuid, channel_id), " changed: its generation is ",
-        declaration.generation, ", not ", expected_generation, "; read it again"));
+    return absl::AbortedError(absl::StrCat("the declaration for ", KeyText(domain_uuid, channel_id),
+                                           " changed: its generation is ", declaration.generation,
+                                           ", not ", expected_generation, "; read it again"));
   }
   if (update.config.has_value()) declaration.config = *update.config;
   if (update.last_devid.has_value()) declaration.last_devid = *update.last_devid;
@@ -317,8 +325,7 @@ absl::StatusOr<int64_t> DeclarationStore::UpdateLocked(const std::string& domain
   return PutLocked(declaration);
 }
 
-absl::Status DeclarationStore::Delete(absl::string_view domain_uuid,
-                                      absl::string_view channel_id,
+absl::Status DeclarationStore::Delete(absl::string_view domain_uuid, absl::string_view channel_id,
                                       std::optional<int64_t> expected_generation) {
   absl::StatusOr<std::string> uuid = CheckKey(domain_uuid, channel_id);
   if (!uuid.ok()) return uuid.status();
@@ -343,9 +350,9 @@ absl::Status DeclarationStore::DeleteLocked(const std::string& domain_uuid,
         absl::StrCat("no declaration for ", KeyText(domain_uuid, channel_id)));
   }
   if (expected_generation.has_value() && (*found)->generation != *expected_generation) {
-    return absl::AbortedError(absl::StrCat(
-        "the declaration for ", KeyText(domain_uuid, channel_id), " changed: its generation is ",
-        (*found)->generation, ", not ", *expected_generation, "; read it again"));
+    return absl::AbortedError(absl::StrCat("the declaration for ", KeyText(domain_uuid, channel_id),
+                                           " changed: its generation is ", (*found)->generation,
+                                           ", not ", *expected_generation, "; read it again"));
   }
   SqliteStatement& remove = stmts_.delete_one;
   ResetOnExit reset(&remove);
@@ -372,9 +379,8 @@ absl::StatusOr<std::vector<ChannelDeclaration>> DeclarationStore::ListForDomain(
     absl::string_view domain_uuid) {
   std::optional<std::string> uuid = CanonicalUuid(domain_uuid);
   if (!uuid.has_value()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("domain uuid '", absl::CHexEscape(domain_uuid.substr(0, 64)),
-                     "' is not a UUID"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "domain uuid '", absl::CHexEscape(domain_uuid.substr(0, 64)), "' is not a UUID"));
   }
   MutexLock lock(&mu_);
   ResetOnExit reset(&stmts_.select_domain);

@@ -179,9 +179,8 @@ class DeclarationStore {
   // The rest of Put, Update and Delete, inside the transaction.
   absl::StatusOr<int64_t> PutLocked(const ChannelDeclaration& declaration)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<int64_t> UpdateLocked(const std::string& domain_uuid,
-                                       absl::string_view channel_id, int64_t expected_generation,
-                                       const DeclarationUpdate& update)
+  absl::StatusOr<int64_t> UpdateLocked(const std::string& domain_uuid, absl::string_view channel_id,
+                                       int64_t expected_generation, const DeclarationUpdate& update)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status DeleteLocked(const std::string& domain_uuid, absl::string_view channel_id,
                             std::optional<int64_t> expected_generation)

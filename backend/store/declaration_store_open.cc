@@ -43,8 +43,7 @@ absl::Status SyncDirectory(const std::string& dir) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<DeclarationStore>> DeclarationStore::Open(
-    const std::string& path) {
+absl::StatusOr<std::unique_ptr<DeclarationStore>> DeclarationStore::Open(const std::string& path) {
   return Open(path, DeclarationSchema());
 }
 
@@ -72,9 +71,9 @@ absl::StatusOr<std::unique_ptr<DeclarationStore>> DeclarationStore::Open(
   absl::StatusOr<std::string> mode = db->QueryText("PRAGMA journal_mode = WAL");
   if (!mode.ok()) return mode.status();
   if (absl::AsciiStrToLower(*mode) != "wal") {
-    return absl::FailedPreconditionError(absl::StrCat(
-        path, ": SQLite would not use write-ahead logging (journal mode ", *mode,
-        "); the declaration store must be a file on a local file system"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, ": SQLite would not use write-ahead logging (journal mode ", *mode,
+                     "); the declaration store must be a file on a local file system"));
   }
   status = db->Exec("PRAGMA synchronous = FULL", "set synchronous=FULL");
   if (!status.ok()) return status;

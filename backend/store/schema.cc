@@ -65,12 +65,12 @@ absl::Status CheckIntegrity(SqliteDb* db) {
     if (total <= kIntegrityFindingsShown) findings.push_back(std::move(finding));
   }
   if (total == 0) return absl::OkStatus();
-  return absl::DataLossError(absl::StrCat(
-      db->path(), ": the declaration store is damaged (PRAGMA integrity_check found ", total,
-      total == 1 ? " problem" : " problems", ": ", absl::StrJoin(findings, "; "),
-      total > kIntegrityFindingsShown ? "; ..." : "",
-      "); xenchand will not start on it rather than lose declarations: restore it "
-      "from a backup or move it away"));
+  return absl::DataLossError(
+      absl::StrCat(db->path(), ": the declaration store is damaged (PRAGMA integrity_check found ",
+                   total, total == 1 ? " problem" : " problems", ": ",
+                   absl::StrJoin(findings, "; "), total > kIntegrityFindingsShown ? "; ..." : "",
+                   "); xenchand will not start on it rather than lose declarations: restore it "
+                   "from a backup or move it away"));
 }
 
 }  // namespace
@@ -105,7 +105,8 @@ absl::StatusOr<StoreFileState> CheckStoreFile(SqliteDb* db, int64_t newest_known
   if (!fresh && *app_id != kDeclarationStoreApplicationId) {
     return absl::FailedPreconditionError(absl::StrCat(
         path, " is an SQLite database but not a xenchan declaration store (application_id ",
-        *app_id, ", expected ", kDeclarationStoreApplicationId, "); point xenchand at its own "
+        *app_id, ", expected ", kDeclarationStoreApplicationId,
+        "); point xenchand at its own "
         "state directory"));
   }
   if (*version > newest_known) {
@@ -114,9 +115,9 @@ absl::StatusOr<StoreFileState> CheckStoreFile(SqliteDb* db, int64_t newest_known
         newest_known, "): it was written by a newer xenchand; run that one or a later one"));
   }
   if (*version < 0 || (!fresh && *version == 0)) {
-    return absl::DataLossError(absl::StrCat(
-        path, " carries xenchan's application id but schema version ", *version,
-        ", which no xenchand writes; restore it from a backup or move it away"));
+    return absl::DataLossError(
+        absl::StrCat(path, " carries xenchan's application id but schema version ", *version,
+                     ", which no xenchand writes; restore it from a backup or move it away"));
   }
   absl::Status integrity = CheckIntegrity(db);
   if (!integrity.ok()) return integrity;
@@ -138,8 +139,8 @@ absl::Status MigrateSchema(SqliteDb* db, absl::Span<const MigrationStep> steps,
     if (!status.ok()) break;
   }
   if (status.ok()) {
-    status = db->Exec(absl::StrCat("PRAGMA user_version = ", newest, "; PRAGMA application_id = ",
-                                   kDeclarationStoreApplicationId),
+    status = db->Exec(absl::StrCat("PRAGMA user_version = ", newest,
+                                   "; PRAGMA application_id = ", kDeclarationStoreApplicationId),
                       "record the schema version");
   }
   if (status.ok()) status = db->Exec("COMMIT", "commit the schema migration");

@@ -87,8 +87,8 @@ absl::Status SqliteStatement::BindInt(int index, int64_t value) {
 
 absl::Status SqliteStatement::BindText(int index, absl::string_view text) {
   if (text.size() > INT_MAX) return absl::InternalError("text too long to bind");
-  const int rc = sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()),
-                                   SQLITE_TRANSIENT);
+  const int rc =
+      sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
   return rc == SQLITE_OK ? absl::OkStatus() : Error(rc, "bind");
 }
 
@@ -147,8 +147,8 @@ void SqliteStatement::Reset() {
 
 absl::StatusOr<SqliteDb> SqliteDb::Open(const std::string& path, absl::Duration busy_timeout) {
   sqlite3* raw = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                                 nullptr);
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
   // Own the handle at once: SQLite hands one back even when opening fails.
   SqliteDb db(raw, path);
   if (raw == nullptr) {

@@ -75,9 +75,9 @@ class SqliteStatement {
       : db_(db), stmt_(stmt), path_(std::move(path)) {}
   absl::Status Error(int rc, absl::string_view what) const;
 
-  sqlite3* db_ = nullptr;        // not owned
+  sqlite3* db_ = nullptr;         // not owned
   sqlite3_stmt* stmt_ = nullptr;  // owned
-  std::string path_;             // the database file, for messages
+  std::string path_;              // the database file, for messages
 };
 
 // Resets a statement when the scope ends, however it ends.

@@ -42,10 +42,10 @@ absl::StatusOr<StoreLock> StoreLock::Acquire(const std::string& store_path) {
     const int err = errno;
     if (err != EWOULDBLOCK) return ErrnoToStatus(err, absl::StrCat("flock ", lock_path));
     const std::string pid = HolderPid(fd);
-    return absl::FailedPreconditionError(absl::StrCat(
-        "declaration store ", store_path, " is in use by another process",
-        pid.empty() ? "" : absl::StrCat(" (pid ", pid, ")"), ": ", lock_path,
-        " is locked, and xenchand must be the store's only user"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("declaration store ", store_path, " is in use by another process",
+                     pid.empty() ? "" : absl::StrCat(" (pid ", pid, ")"), ": ", lock_path,
+                     " is locked, and xenchand must be the store's only user"));
   }
   // Ours now: say who holds it. Best effort, the lock itself is what counts.
   const std::string pid = absl::StrCat(getpid(), "\n");

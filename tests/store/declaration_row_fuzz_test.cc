@@ -39,7 +39,8 @@ StoredValue ParseField(absl::string_view field) {
       break;
     case 'i':
       value.type = StoredValue::Type::kInteger;
-      if (!absl::SimpleAtoi(rest, &value.integer)) value.integer = static_cast<int64_t>(rest.size());
+      if (!absl::SimpleAtoi(rest, &value.integer))
+        value.integer = static_cast<int64_t>(rest.size());
       break;
     case 'r':
       value.type = StoredValue::Type::kReal;
@@ -64,11 +65,15 @@ StoredValue ParseField(absl::string_view field) {
 bool SameValue(const StoredValue& a, const StoredValue& b) {
   if (a.type != b.type) return false;
   switch (a.type) {
-    case StoredValue::Type::kNull: return true;
-    case StoredValue::Type::kInteger: return a.integer == b.integer;
-    case StoredValue::Type::kReal: return false;  // no column of a valid row is REAL
+    case StoredValue::Type::kNull:
+      return true;
+    case StoredValue::Type::kInteger:
+      return a.integer == b.integer;
+    case StoredValue::Type::kReal:
+      return false;  // no column of a valid row is REAL
     case StoredValue::Type::kText:
-    case StoredValue::Type::kBlob: return a.bytes == b.bytes;
+    case StoredValue::Type::kBlob:
+      return a.bytes == b.bytes;
   }
   return false;
 }

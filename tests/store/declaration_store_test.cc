@@ -25,10 +25,10 @@
 namespace xenchan {
 namespace {
 
-using ::testing::ElementsAre;
-using ::testing::HasSubstr;
 using storetest::DomainUuid;
 using storetest::SampleDeclaration;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 
 // The declaration as the store returns it after Put returned `generation`.
 ChannelDeclaration Stored(ChannelDeclaration d, int64_t generation) {
@@ -257,8 +257,8 @@ TEST_F(DeclarationStoreTest, ASecondOpenerInThisProcessIsRefused) {
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(second.status().message(), HasSubstr(path_));
-  EXPECT_THAT(second.status().message(), HasSubstr(absl::StrCat("in use by another process (pid ",
-                                                                getpid(), ")")));
+  EXPECT_THAT(second.status().message(),
+              HasSubstr(absl::StrCat("in use by another process (pid ", getpid(), ")")));
   store_.reset();
   EXPECT_TRUE(DeclarationStore::Open(path_).ok());
 }
@@ -307,8 +307,9 @@ TEST_F(DeclarationStoreTest, AnotherProcessHoldingTheStoreIsRefusedUntilItExits)
 TEST_F(DeclarationStoreTest, ARowDamagedWhileOpenFailsTheReadThatMeetsIt) {
   MustPut(SampleDeclaration(1, "good"));
   MustPut(SampleDeclaration(1, "bad"));
-  ASSERT_TRUE(storetest::RawExec(path_, "UPDATE declarations SET overflow_policy = 'SOMETIMES' "
-                                        "WHERE channel_id = 'bad'")
+  ASSERT_TRUE(storetest::RawExec(path_,
+                                 "UPDATE declarations SET overflow_policy = 'SOMETIMES' "
+                                 "WHERE channel_id = 'bad'")
                   .ok());
   EXPECT_TRUE(store_->Get(DomainUuid(1), "good").ok());
   absl::StatusOr<ChannelDeclaration> bad = store_->Get(DomainUuid(1), "bad");

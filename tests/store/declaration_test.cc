@@ -6,16 +6,16 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "backend/store/declaration_row.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "backend/store/declaration_row.h"
 #include "tests/store/store_test_util.h"
 
 namespace xenchan {
 namespace {
 
-using ::testing::HasSubstr;
 using storetest::SampleDeclaration;
+using ::testing::HasSubstr;
 
 TEST(ValidateDeclarationTest, SamplesAreValid) {
   for (int variant = 0; variant < 4; ++variant) {
@@ -43,8 +43,8 @@ TEST(ValidateDeclarationTest, ChannelIdAsTheEngineHasIt) {
   EXPECT_TRUE(ValidateDeclaredChannelId(std::string(kMaxChannelIdBytes, 'x')).ok());
   EXPECT_TRUE(ValidateDeclaredChannelId("0-A_b.c").ok());
   for (const std::string& bad : {std::string(), std::string(kMaxChannelIdBytes + 1, 'x'),
-                                std::string(".hidden"), std::string("-x"), std::string("a/b"),
-                                std::string("a b"), std::string("a\0b", 3), std::string("é")}) {
+                                 std::string(".hidden"), std::string("-x"), std::string("a/b"),
+                                 std::string("a b"), std::string("a\0b", 3), std::string("é")}) {
     EXPECT_EQ(ValidateDeclaredChannelId(bad).code(), absl::StatusCode::kInvalidArgument)
         << "'" << bad << "'";
   }
@@ -167,8 +167,9 @@ TEST(DeclarationRowTest, WrongTypesRefusedNamingTheColumn) {
 }
 
 TEST(DeclarationRowTest, ValuesNoDeclarationHasRefused) {
-  ExpectRefused(RowWith(kColumnDomainUuid, StoredValue::Text("ABCDEF01-2345-6789-abcd-ef0123456789")),
-                "domain_uuid is not in lower case");
+  ExpectRefused(
+      RowWith(kColumnDomainUuid, StoredValue::Text("ABCDEF01-2345-6789-abcd-ef0123456789")),
+      "domain_uuid is not in lower case");
   ExpectRefused(RowWith(kColumnChannelId, StoredValue::Text("../etc")), "channel id");
   ExpectRefused(RowWith(kColumnUid, StoredValue::Text("x")), "uid is not a UUID");
   ExpectRefused(RowWith(kColumnBufferLimitBytes, StoredValue::Integer(-1)),

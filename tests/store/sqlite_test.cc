@@ -31,8 +31,7 @@ TEST(SqliteStatusCodeTest, FileErrorsTakeTheirErrnosCode) {
   EXPECT_EQ(SqliteStatusCode(SQLITE_CANTOPEN, EACCES), absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(SqliteStatusCode(SQLITE_CANTOPEN, ENOENT), absl::StatusCode::kNotFound);
   EXPECT_EQ(SqliteStatusCode(SQLITE_IOERR_WRITE, ENOSPC), absl::StatusCode::kResourceExhausted);
-  EXPECT_EQ(SqliteStatusCode(SQLITE_READONLY, EROFS),
-            absl::ErrnoToStatusCode(EROFS));
+  EXPECT_EQ(SqliteStatusCode(SQLITE_READONLY, EROFS), absl::ErrnoToStatusCode(EROFS));
   // Without an errno: retry an I/O error, fix the path, ask for write access.
   EXPECT_EQ(SqliteStatusCode(SQLITE_IOERR_FSYNC, 0), absl::StatusCode::kUnavailable);
   EXPECT_EQ(SqliteStatusCode(SQLITE_CANTOPEN, 0), absl::StatusCode::kFailedPrecondition);

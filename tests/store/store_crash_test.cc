@@ -21,15 +21,15 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "gtest/gtest.h"
 #include "backend/store/declaration_store.h"
+#include "gtest/gtest.h"
 #include "tests/store/store_test_util.h"
 
 namespace xenchan {
 namespace {
 
-constexpr int kKeys = 4;                 // declarations the child cycles through
-constexpr int kRounds = 20;              // kill -9s per test
+constexpr int kKeys = 4;     // declarations the child cycles through
+constexpr int kRounds = 20;  // kill -9s per test
 constexpr int kMaxReportsBeforeKill = 150;
 constexpr int64_t kMaxStepsPerChild = 1000000;  // a bound; the kill comes long before
 
@@ -129,11 +129,11 @@ Model ModelOf(const std::vector<ChannelDeclaration>& declarations) {
       DeclarationUpdate update;
       update.config = d.config;
       update.last_devid = d.last_devid;
-      generation = (*store)->Update(d.domain_uuid, d.channel_id,
-                                    model.at(plan.key).generation, update);
+      generation =
+          (*store)->Update(d.domain_uuid, d.channel_id, model.at(plan.key).generation, update);
     } else {
-      const absl::Status deleted = (*store)->Delete(d.domain_uuid, d.channel_id,
-                                                    model.at(plan.key).generation);
+      const absl::Status deleted =
+          (*store)->Delete(d.domain_uuid, d.channel_id, model.at(plan.key).generation);
       if (!deleted.ok()) generation = deleted;
     }
     if (!generation.ok()) fail(generation.status());
@@ -174,8 +174,9 @@ TEST(StoreCrashTest, KillNineLosesNoReportedCommit) {
     SCOPED_TRACE(absl::StrCat("seed ", seed, ", round ", round));
     // Round 0 kills before the first report (the child is creating the
     // file); round 1 right after the first commit.
-    const int kill_after =
-        round == 0 ? 0 : round == 1 ? 1 : 1 + static_cast<int>(rng() % kMaxReportsBeforeKill);
+    const int kill_after = round == 0   ? 0
+                           : round == 1 ? 1
+                                        : 1 + static_cast<int>(rng() % kMaxReportsBeforeKill);
     const int64_t first_step = int64_t{round} * kMaxStepsPerChild + 1;
     int fds[2];
     ASSERT_EQ(pipe(fds), 0);

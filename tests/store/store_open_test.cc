@@ -14,24 +14,24 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "gmock/gmock.h"
-#include "gtest/gtest.h"
 #include "backend/store/declaration_store.h"
 #include "backend/store/schema.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
 #include "tests/common/files.h"
 #include "tests/store/store_test_util.h"
 
 namespace xenchan {
 namespace {
 
-using ::testing::AllOf;
-using ::testing::HasSubstr;
-using ::testing::Not;
 using storetest::DomainUuid;
 using storetest::RawExec;
 using storetest::RawQueryInt;
 using storetest::RawQueryText;
 using storetest::SampleDeclaration;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::Not;
 
 // The test's version 2: a column added and filled from the old rows.
 std::vector<MigrationStep> SchemaV2() {
@@ -70,8 +70,7 @@ class StoreOpenTest : public ::testing::Test {
   // Opens with `schema` and expects `code` with a message naming the path.
   absl::Status ExpectRefused(absl::StatusCode code,
                              absl::Span<const MigrationStep> schema = DeclarationSchema()) {
-    absl::StatusOr<std::unique_ptr<DeclarationStore>> store =
-        DeclarationStore::Open(path_, schema);
+    absl::StatusOr<std::unique_ptr<DeclarationStore>> store = DeclarationStore::Open(path_, schema);
     EXPECT_FALSE(store.ok());
     if (store.ok()) return absl::OkStatus();
     EXPECT_EQ(store.status().code(), code) << store.status();
@@ -174,8 +173,8 @@ TEST_F(StoreOpenTest, InvalidRowsAreRefusedListingEach) {
               AllOf(HasSubstr("holds 3 invalid declarations"), HasSubstr("channel 'bad1'"),
                     HasSubstr("buffer_limit_bytes: 1 is outside"), HasSubstr("channel 'bad2'"),
                     HasSubstr("uid is not in lower case"), HasSubstr("channel 'bad3'"),
-                    HasSubstr("default_framing"), HasSubstr("rowid "),
-                    HasSubstr(DomainUuid(1)), Not(HasSubstr("channel 'good"))));
+                    HasSubstr("default_framing"), HasSubstr("rowid "), HasSubstr(DomainUuid(1)),
+                    Not(HasSubstr("channel 'good"))));
 }
 
 TEST_F(StoreOpenTest, ManyInvalidRowsAreCountedAndTheFirstTenListed) {
@@ -184,8 +183,8 @@ TEST_F(StoreOpenTest, ManyInvalidRowsAreCountedAndTheFirstTenListed) {
   Fill(channels);
   ASSERT_TRUE(RawExec(path_, "UPDATE declarations SET last_devid = 0").ok());
   absl::Status status = ExpectRefused(absl::StatusCode::kDataLoss);
-  EXPECT_THAT(status.message(), AllOf(HasSubstr("holds 12 invalid declarations"),
-                                      HasSubstr("; ...")));
+  EXPECT_THAT(status.message(),
+              AllOf(HasSubstr("holds 12 invalid declarations"), HasSubstr("; ...")));
 }
 
 TEST_F(StoreOpenTest, ACounterBehindTheRowsIsRefused) {
@@ -228,8 +227,9 @@ TEST_F(StoreOpenTest, ANewFileTakesEveryStepAtOnce) {
   const std::vector<MigrationStep> v2 = SchemaV2();
   ASSERT_TRUE(DeclarationStore::Open(path_, v2).ok());
   EXPECT_EQ(RawQueryInt(path_, "PRAGMA user_version").value(), 2);
-  EXPECT_EQ(RawQueryInt(path_, "SELECT count(*) FROM pragma_table_info('declarations') "
-                               "WHERE name = 'note'")
+  EXPECT_EQ(RawQueryInt(path_,
+                        "SELECT count(*) FROM pragma_table_info('declarations') "
+                        "WHERE name = 'note'")
                 .value(),
             1);
 }
@@ -244,8 +244,9 @@ TEST_F(StoreOpenTest, AFailingStepLeavesTheFileAsItWas) {
   absl::Status status = ExpectRefused(absl::StatusCode::kInternal, broken);
   EXPECT_THAT(status.message(), HasSubstr("migrate the schema to version 2 (from 1)"));
   EXPECT_EQ(RawQueryInt(path_, "PRAGMA user_version").value(), 1);
-  EXPECT_EQ(RawQueryInt(path_, "SELECT count(*) FROM pragma_table_info('declarations') "
-                               "WHERE name = 'note'")
+  EXPECT_EQ(RawQueryInt(path_,
+                        "SELECT count(*) FROM pragma_table_info('declarations') "
+                        "WHERE name = 'note'")
                 .value(),
             0);
   EXPECT_EQ(ListAll(), before);

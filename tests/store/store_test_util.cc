@@ -70,8 +70,8 @@ ChannelDeclaration SampleDeclaration(int domain, absl::string_view channel_id, i
   d.uid = StableUuid(absl::StrCat("test-channel-", domain, "/", channel_id));
   const bool odd = variant % 2 != 0;
   d.config.buffer_limit_bytes = kMinBufferLimitBytes + 4096 * static_cast<uint64_t>(variant);
-  d.config.overflow = odd ? DeclaredChannelConfig::Overflow::kDropOldest
-                          : DeclaredChannelConfig::Overflow::kBlock;
+  d.config.overflow =
+      odd ? DeclaredChannelConfig::Overflow::kDropOldest : DeclaredChannelConfig::Overflow::kBlock;
   d.config.write_queue_limit_bytes =
       kMinWriteQueueLimitBytes + 1024 * static_cast<uint64_t>(variant);
   d.config.default_framing = odd ? "delimiter:0d0a" : "qemu-guest-agent";
@@ -115,9 +115,9 @@ absl::StatusOr<std::string> RawQueryText(const std::string& path, const std::str
 void PrintTo(const ChannelDeclaration& d, std::ostream* os) {
   *os << "{" << d.domain_uuid << "/" << d.channel_id << " uid " << d.uid << " buffer "
       << d.config.buffer_limit_bytes << " " << OverflowName(d.config.overflow) << " queue "
-      << d.config.write_queue_limit_bytes << " framing " << d.config.default_framing
-      << " devid " << (d.last_devid.has_value() ? absl::StrCat(*d.last_devid) : "none")
-      << " created " << absl::FormatTime(d.create_time) << " generation " << d.generation << "}";
+      << d.config.write_queue_limit_bytes << " framing " << d.config.default_framing << " devid "
+      << (d.last_devid.has_value() ? absl::StrCat(*d.last_devid) : "none") << " created "
+      << absl::FormatTime(d.create_time) << " generation " << d.generation << "}";
 }
 
 }  // namespace xenchan
