@@ -102,5 +102,10 @@ std::string ReadUntil(int fd, const std::string& delim, absl::Duration timeout) 
   return got;
 }
 
+void AnswerOneLine(int fd, const std::string& prefix, absl::Duration timeout) {
+  const std::string line = ReadUntil(fd, "\n", timeout);
+  WriteAll(fd, prefix + line);
+}
+
 }  // namespace testcommon
 }  // namespace xenchan

@@ -46,6 +46,11 @@ std::string ReadExactly(int fd, size_t n, absl::Duration timeout = kIoTimeout);
 // everything read, which may go past `delim` (reads are not split there).
 std::string ReadUntil(int fd, const std::string& delim, absl::Duration timeout = kIoTimeout);
 
+// A guest agent that answers one request: reads up to the first newline
+// (within `timeout`) and writes `prefix` followed by what it read (the
+// newline included). For a test's thread standing in for the guest.
+void AnswerOneLine(int fd, const std::string& prefix, absl::Duration timeout = kIoTimeout);
+
 }  // namespace testcommon
 }  // namespace xenchan
 

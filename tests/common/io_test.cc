@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -116,6 +117,17 @@ TEST(IoTest, WaitReadableHonoursTheDeadline) {
   EXPECT_FALSE(WaitReadable(p.r(), absl::Now() + absl::Milliseconds(20)));
   ASSERT_TRUE(WriteAll(p.w(), "x"));
   EXPECT_TRUE(WaitReadable(p.r(), absl::Now() + absl::Seconds(5)));
+}
+
+TEST(IoTest, AnswerOneLineEchoesTheRequestAfterAPrefix) {
+  int fds[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+  std::thread agent([fd = fds[1]] { AnswerOneLine(fd, "re:"); });
+  ASSERT_TRUE(WriteAll(fds[0], "status\n"));
+  EXPECT_EQ(ReadUntil(fds[0], "\n"), "re:status\n");
+  agent.join();
+  close(fds[0]);
+  close(fds[1]);
 }
 
 TEST(IoTest, OpenRawTtyMakesAPtyRaw) {

@@ -366,10 +366,7 @@ TEST_F(AuthzTest, ReadAttachWriteAndCallCheckTheirVerbs) {
   const int tty = testcommon::OpenGuestTty(TtyPath("guest1", "org.example.open"));
   ASSERT_GE(tty, 0);
   testcommon::ReadUntil(tty, "hello\n");
-  std::thread agent([tty] {
-    const std::string line = testcommon::ReadUntil(tty, "\n");
-    testcommon::WriteAll(tty, "re:" + line);
-  });
+  std::thread agent([tty] { testcommon::AnswerOneLine(tty, "re:"); });
   v1::CallRequest call;
   call.set_channel(open1);
   call.set_request("ping");

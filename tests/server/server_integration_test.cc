@@ -22,6 +22,7 @@ namespace xenchan {
 namespace servertest {
 namespace {
 
+using testcommon::AnswerOneLine;
 using testcommon::ReadUntil;
 using testcommon::WriteAll;
 using ::testing::HasSubstr;
@@ -116,10 +117,7 @@ TEST_F(ServerTest, CallRoundTrip) {
   ASSERT_TRUE(s_->CreateConnected(kGuest, "org.example.call").ok());
   const int tty = Tty("org.example.call");
   ASSERT_GE(tty, 0);
-  std::thread agent([tty] {
-    const std::string line = ReadUntil(tty, "\n");
-    WriteAll(tty, "re:" + line);
-  });
+  std::thread agent([tty] { AnswerOneLine(tty, "re:"); });
   grpc::ClientContext context;
   SetTimeout(&context, absl::Seconds(20));
   v1::CallRequest call;

@@ -77,6 +77,7 @@ namespace {
 using client::Client;
 using client::ReasonOf;
 using servertest::XenchandProcess;
+using testcommon::AnswerOneLine;
 using testcommon::Pattern;
 using testcommon::ReadExactly;
 using testcommon::ReadUntil;
@@ -421,10 +422,7 @@ TEST_F(XenchandTest, WriteStreamReachesConsumedAndCallAnswers) {
   EXPECT_EQ(ReadExactly(tty, 12), "hello world\n");
 
   // A guest agent that answers one line per line.
-  std::thread agent([tty] {
-    const std::string line = ReadUntil(tty, "\n");
-    WriteAll(tty, "re:" + line);
-  });
+  std::thread agent([tty] { AnswerOneLine(tty, "re:"); });
   v1::CallRequest call;
   call.set_channel(ChannelName(kGuest, "org.example.call"));
   call.set_request("status");
@@ -720,10 +718,7 @@ TEST_F(XenchandTest, CallQueuesBehindAWriterUntilItsDeadline) {
     answer = client_->Call(call, absl::Seconds(30));
     done = true;
   });
-  std::thread agent([tty] {
-    const std::string line = ReadUntil(tty, "\n");
-    WriteAll(tty, "re:" + line);
-  });
+  std::thread agent([tty] { AnswerOneLine(tty, "re:"); });
   // The call is queued: the channel's lease is still the holder's.
   ASSERT_FALSE(done);
   holder->HalfClose();

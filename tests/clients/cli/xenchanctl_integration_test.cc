@@ -24,9 +24,9 @@
 namespace xenchan {
 namespace {
 
+using testcommon::AnswerOneLine;
 using testcommon::OpenGuestTty;
 using testcommon::ReadExactly;
-using testcommon::ReadUntil;
 using testcommon::WriteAll;
 using ::testing::HasSubstr;
 
@@ -144,10 +144,7 @@ TEST_F(XenchanctlTest, ManagesChannelsAndMovesData) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, "guest says hi\n");
 
-  std::thread agent([tty] {
-    const std::string line = ReadUntil(tty, "\n");
-    WriteAll(tty, "ok:" + line);
-  });
+  std::thread agent([tty] { AnswerOneLine(tty, "ok:"); });
   r = Ctl({"call", "guest1/org.example.cli", "uptime"});
   agent.join();
   ASSERT_EQ(r.code, 0) << r.err;
