@@ -1,27 +1,8 @@
 // Strict parsing of names and guest-written values.
 #include "backend/engine/names.h"
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/str_cat.h"
 
 namespace xenchan {
-
-absl::Status ValidateChannelId(absl::string_view id) {
-  if (id.empty() || id.size() > 64) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("channel id must be 1 to 64 bytes, got ", id.size()));
-  }
-  if (!absl::ascii_isalnum(static_cast<unsigned char>(id[0]))) {
-    return absl::InvalidArgumentError("channel id must start with a letter or digit");
-  }
-  for (char c : id) {
-    const unsigned char u = static_cast<unsigned char>(c);
-    if (!absl::ascii_isalnum(u) && c != '.' && c != '_' && c != '-') {
-      return absl::InvalidArgumentError("channel id may only contain [A-Za-z0-9._-]");
-    }
-  }
-  return absl::OkStatus();
-}
 
 std::optional<uint32_t> ParseDecimal(absl::string_view text, uint32_t max) {
   if (text.empty() || text.size() > 10) return std::nullopt;

@@ -14,12 +14,9 @@
 #include "absl/strings/string_view.h"
 #include "backend/engine/types.h"
 #include "backend/engine/xenstore_layout.h"
+#include "backend/util/channel_id.h"  // ValidateChannelId, for the engine's callers
 
 namespace xenchan {
-
-// OK if `id` is a valid channel id: 1..64 bytes of [A-Za-z0-9._-] starting
-// with a letter or digit; INVALID_ARGUMENT otherwise.
-absl::Status ValidateChannelId(absl::string_view id);
 
 // Parses a non-negative decimal integer no larger than `max`: digits only
 // (no sign, spaces, or leading zeros except "0" itself), at most 10 digits.

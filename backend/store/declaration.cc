@@ -50,22 +50,6 @@ std::optional<DeclaredChannelConfig::Overflow> ParseOverflowName(absl::string_vi
   return std::nullopt;
 }
 
-absl::Status ValidateDeclaredChannelId(absl::string_view id) {
-  if (id.empty() || id.size() > kMaxChannelIdBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("channel id must be 1 to ", kMaxChannelIdBytes, " bytes, got ", id.size()));
-  }
-  if (!absl::ascii_isalnum(static_cast<unsigned char>(id[0]))) {
-    return absl::InvalidArgumentError("channel id must start with a letter or digit");
-  }
-  for (char c : id) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') {
-      return absl::InvalidArgumentError("channel id may only contain [A-Za-z0-9._-]");
-    }
-  }
-  return absl::OkStatus();
-}
-
 absl::Status ValidateDeclaredConfig(const DeclaredChannelConfig& config) {
   absl::Status status = ValidateRange("buffer_limit_bytes", config.buffer_limit_bytes,
                                       kMinBufferLimitBytes, kMaxBufferLimitBytes);
@@ -88,7 +72,7 @@ absl::Status ValidateDeclaredConfig(const DeclaredChannelConfig& config) {
 absl::Status ValidateDeclaration(const ChannelDeclaration& declaration) {
   absl::Status status = ValidateCanonicalUuid("domain_uuid", declaration.domain_uuid);
   if (!status.ok()) return status;
-  status = ValidateDeclaredChannelId(declaration.channel_id);
+  status = ValidateChannelId(declaration.channel_id);
   if (!status.ok()) return status;
   status = ValidateCanonicalUuid("uid", declaration.uid);
   if (!status.ok()) return status;

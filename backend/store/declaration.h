@@ -16,6 +16,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "backend/util/api_limits.h"
+#include "backend/util/channel_id.h"
 
 namespace xenchan {
 
@@ -86,12 +87,6 @@ const char* OverflowName(DeclaredChannelConfig::Overflow overflow);
 // The inverse of OverflowName; nullopt for any other text.
 std::optional<DeclaredChannelConfig::Overflow> ParseOverflowName(absl::string_view name);
 
-// OK if `id` is a channel id as the engine accepts it (1..kMaxChannelIdBytes
-// bytes of [A-Za-z0-9._-] starting with a letter or digit); INVALID_ARGUMENT
-// naming the problem otherwise. The same rule as the engine's
-// ValidateChannelId (backend/engine/names.h), which the store cannot use: the
-// engine depends on the store, not the other way round.
-absl::Status ValidateDeclaredChannelId(absl::string_view id);
 
 // OK if every field of `config` is within the API's limits and its framing
 // parses; INVALID_ARGUMENT naming the first field that is not.

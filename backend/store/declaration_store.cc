@@ -23,7 +23,7 @@ absl::StatusOr<std::string> CheckKey(absl::string_view domain_uuid, absl::string
     return absl::InvalidArgumentError(absl::StrCat(
         "domain uuid '", absl::CHexEscape(domain_uuid.substr(0, 64)), "' is not a UUID"));
   }
-  absl::Status id = ValidateDeclaredChannelId(channel_id);
+  absl::Status id = ValidateChannelId(channel_id);
   if (!id.ok()) return id;
   return *std::move(uuid);
 }

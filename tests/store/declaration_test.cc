@@ -39,13 +39,13 @@ TEST(ValidateDeclarationTest, UuidsMustBeCanonicalLowerCase) {
 }
 
 TEST(ValidateDeclarationTest, ChannelIdAsTheEngineHasIt) {
-  EXPECT_TRUE(ValidateDeclaredChannelId("org.qemu.guest_agent.0").ok());
-  EXPECT_TRUE(ValidateDeclaredChannelId(std::string(kMaxChannelIdBytes, 'x')).ok());
-  EXPECT_TRUE(ValidateDeclaredChannelId("0-A_b.c").ok());
+  EXPECT_TRUE(ValidateChannelId("org.qemu.guest_agent.0").ok());
+  EXPECT_TRUE(ValidateChannelId(std::string(kMaxChannelIdBytes, 'x')).ok());
+  EXPECT_TRUE(ValidateChannelId("0-A_b.c").ok());
   for (const std::string& bad : {std::string(), std::string(kMaxChannelIdBytes + 1, 'x'),
                                  std::string(".hidden"), std::string("-x"), std::string("a/b"),
                                  std::string("a b"), std::string("a\0b", 3), std::string("é")}) {
-    EXPECT_EQ(ValidateDeclaredChannelId(bad).code(), absl::StatusCode::kInvalidArgument)
+    EXPECT_EQ(ValidateChannelId(bad).code(), absl::StatusCode::kInvalidArgument)
         << "'" << bad << "'";
   }
 }
