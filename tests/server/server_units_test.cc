@@ -1,8 +1,6 @@
 // Unit tests of xenchand's pieces that need no engine: the status conversion
 // (server/status.h), resource names and page tokens, and the configuration.
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "absl/strings/cord.h"

@@ -3,7 +3,6 @@
 // checks the result with Debian's xenstore tools, libxenstore (LibXenStore),
 // the simulated guest's ttys and the simulated QEMU's socket and pty.
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -11,7 +10,6 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include <cstring>

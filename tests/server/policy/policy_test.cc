@@ -4,8 +4,6 @@
 #include "server/policy/policy.h"
 
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "absl/strings/ascii.h"
