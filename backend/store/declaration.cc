@@ -3,7 +3,6 @@
 
 #include <limits>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "backend/framing/framing.h"
 #include "backend/util/uuid.h"
