@@ -72,7 +72,7 @@ absl::Status CallState::AcquireQuota(const std::string& domain, const std::strin
   const std::string key = ServiceCore::QuotaKey(identity_);
   auto stream = core_->quota.AcquireStream(key, domain.empty() ? "" : core_->QuotaDomain(domain));
   if (!stream.ok()) return core_->QuotaError(stream.status());
-  std::optional<QuotaManager::Lease> observer;
+  std::optional<quota::QuotaManager::Lease> observer;
   if (!observed.empty()) {
     auto o = core_->quota.AcquireObserver(key, observed);
     if (!o.ok()) return core_->QuotaError(o.status());
@@ -85,7 +85,7 @@ absl::Status CallState::AcquireQuota(const std::string& domain, const std::strin
 }
 
 void CallState::ReleaseQuotas() {
-  std::vector<QuotaManager::Lease> leases;
+  std::vector<quota::QuotaManager::Lease> leases;
   {
     MutexLock lock(&quota_mu_);
     leases.swap(quota_leases_);

@@ -114,7 +114,7 @@ class CallState {
   CallWakeups* const wakeups_;
 
   Mutex quota_mu_;
-  std::vector<QuotaManager::Lease> quota_leases_ ABSL_GUARDED_BY(quota_mu_);
+  std::vector<quota::QuotaManager::Lease> quota_leases_ ABSL_GUARDED_BY(quota_mu_);
   absl::Time paced_until_ ABSL_GUARDED_BY(quota_mu_) = absl::InfinitePast();
   std::atomic<uint64_t> bytes_in_{0};
   std::atomic<uint64_t> bytes_out_{0};

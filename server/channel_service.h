@@ -91,7 +91,7 @@ struct ChannelServiceOptions {
   // their channel; bytes a caller writes to guests (Write, Attach, Call) are
   // charged to its bytes-per-second bucket. Exceeding: RESOURCE_EXHAUSTED
   // QUOTA_EXCEEDED with LimitExceeded, counted in the metrics.
-  QuotaLimits quota;
+  quota::QuotaLimits quota;
 };
 
 class ServiceCore;  // shared state of the service and its reactors

@@ -49,7 +49,7 @@ class ServerMetrics {
   // The engine's memory budget (backend/engine/memory_budget.h): bytes
   // charged now, the peak, the cap, and charges refused so far.
   void SetMemoryFigures(uint64_t used, uint64_t peak, uint64_t limit, uint64_t refused);
-  // A caller exceeded quota `limit` (server/quota: QuotaLimitName).
+  // A caller exceeded quota `limit` (server/quota: quota::QuotaLimitName).
   void QuotaExceeded(const std::string& limit);
 
  private:

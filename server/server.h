@@ -51,13 +51,17 @@ class Registry;
 }  // namespace prometheus
 
 namespace xenchan {
+namespace server {
 namespace audit {
 class AuditLog;
 }  // namespace audit
+}  // namespace server
+namespace server {
 namespace policy {
 class PolicyStore;
 class PolicyWatcher;
 }  // namespace policy
+}  // namespace server
 
 namespace server {
 

@@ -61,13 +61,13 @@ std::string ServiceCore::QuotaDomain(const std::string& domain) const {
 }
 
 absl::Status ServiceCore::QuotaError(const absl::Status& s) {
-  std::optional<QuotaExceeded> q = QuotaExceededOf(s);
+  std::optional<quota::QuotaExceeded> q = quota::QuotaExceededOf(s);
   if (!q.has_value()) return s;
   return QuotaApiError(*q, s);
 }
 
-ApiError ServiceCore::QuotaApiError(const QuotaExceeded& quota, const absl::Status& s) {
-  const char* name = QuotaLimitName(quota.kind);
+ApiError ServiceCore::QuotaApiError(const quota::QuotaExceeded& quota, const absl::Status& s) {
+  const char* name = quota::QuotaLimitName(quota.kind);
   metrics->QuotaExceeded(name);
   v1::LimitExceeded limit;
   limit.set_limit(name);

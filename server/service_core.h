@@ -48,7 +48,7 @@ class ServiceCore {
   std::atomic<bool> shutting_down{false};
   const EngineErrors errors;
   std::unique_ptr<Scheduler> scheduler;
-  QuotaManager quota;
+  quota::QuotaManager quota;
 
   // UNAVAILABLE (SHUTTING_DOWN).
   absl::Status ShuttingDownError() const { return errors.ShuttingDown(); }
@@ -71,12 +71,12 @@ class ServiceCore {
   static std::string QuotaKey(const Identity& id);
   // The domain key of a request's domain segment (its UUID when known).
   std::string QuotaDomain(const std::string& domain) const;
-  // A QuotaManager refusal as the API error (counted); other statuses as
+  // A quota::QuotaManager refusal as the API error (counted); other statuses as
   // they are.
   absl::Status QuotaError(const absl::Status& s);
-  // The API error of the QuotaManager refusal `s` that says `quota`
+  // The API error of the quota::QuotaManager refusal `s` that says `quota`
   // (RESOURCE_EXHAUSTED QUOTA_EXCEEDED with LimitExceeded; counted).
-  ApiError QuotaApiError(const QuotaExceeded& quota, const absl::Status& s);
+  ApiError QuotaApiError(const quota::QuotaExceeded& quota, const absl::Status& s);
 
   // --- Metrics. ---
 

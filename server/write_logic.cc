@@ -209,7 +209,7 @@ void WriteLogic::PumpLocked() {
         core_.quota.AcquireQueued(ServiceCore::QuotaKey(call_.identity()), pending_.size());
     if (!lease.ok()) {
       if (!fail_fast_ && queued_.amount() > 0) return;
-      std::optional<QuotaExceeded> q = QuotaExceededOf(lease.status());
+      std::optional<quota::QuotaExceeded> q = quota::QuotaExceededOf(lease.status());
       if (!q.has_value()) return FinishLocked(lease.status());
       return FinishLocked(WithProgress(core_.QuotaApiError(*q, lease.status())));
     }

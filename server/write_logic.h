@@ -93,7 +93,7 @@ class WriteLogic {
   WriteProgressTracker progress_ ABSL_GUARDED_BY(mu_);
   // This stream's share of its caller's queued-bytes quota: accepted bytes
   // less what has been delivered.
-  QuotaManager::Lease queued_ ABSL_GUARDED_BY(mu_);
+  quota::QuotaManager::Lease queued_ ABSL_GUARDED_BY(mu_);
   std::string pending_ ABSL_GUARDED_BY(mu_);
   bool has_pending_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t timer_ ABSL_GUARDED_BY(mu_) = 0;

@@ -16,6 +16,7 @@
 #include "server/audit/json.h"
 
 namespace xenchan {
+namespace server {
 namespace audit {
 namespace {
 
@@ -360,4 +361,5 @@ bool AuditLog::AwaitStats(const std::function<bool(const AuditStats&)>& pred,
 }
 
 }  // namespace audit
+}  // namespace server
 }  // namespace xenchan

@@ -54,6 +54,7 @@
 #include "backend/util/mutex.h"
 
 namespace xenchan {
+namespace server {
 namespace audit {
 
 // Who made a request: the caller's identity in text form (e.g.
@@ -182,6 +183,7 @@ class AuditLog {
 };
 
 }  // namespace audit
+}  // namespace server
 }  // namespace xenchan
 
 #endif  // XENCHAN_SERVER_AUDIT_AUDIT_LOG_H_

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 
 namespace xenchan {
+namespace server {
 namespace audit {
 
 void JsonObject::Key(absl::string_view key) {
@@ -45,4 +46,5 @@ std::string JsonObject::Finish() {
 }
 
 }  // namespace audit
+}  // namespace server
 }  // namespace xenchan

@@ -13,6 +13,7 @@
 #include "backend/util/json_string.h"
 
 namespace xenchan {
+namespace server {
 namespace audit {
 
 // Builds one JSON object, `{"k":v,...}`, keys in the order added. Keys are
@@ -35,6 +36,7 @@ class JsonObject {
 };
 
 }  // namespace audit
+}  // namespace server
 }  // namespace xenchan
 
 #endif  // XENCHAN_SERVER_AUDIT_JSON_H_

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 
 namespace xenchan {
+namespace server {
 namespace policy {
 namespace {
 
@@ -147,4 +148,5 @@ bool Glob::Matches(absl::string_view subject) const {
 }
 
 }  // namespace policy
+}  // namespace server
 }  // namespace xenchan

@@ -27,6 +27,7 @@
 #include "absl/strings/string_view.h"
 
 namespace xenchan {
+namespace server {
 namespace policy {
 
 class Glob {
@@ -63,6 +64,7 @@ class Glob {
 };
 
 }  // namespace policy
+}  // namespace server
 }  // namespace xenchan
 
 #endif  // XENCHAN_SERVER_POLICY_GLOB_H_

@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 
 namespace xenchan {
+namespace server {
 namespace policy {
 
 std::string Principal::ToString() const {
@@ -64,4 +65,5 @@ std::string Identity::ToString() const {
 }
 
 }  // namespace policy
+}  // namespace server
 }  // namespace xenchan

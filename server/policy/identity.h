@@ -33,6 +33,7 @@
 #include "absl/strings/string_view.h"
 
 namespace xenchan {
+namespace server {
 namespace policy {
 
 struct Principal {
@@ -69,6 +70,7 @@ struct Identity {
 };
 
 }  // namespace policy
+}  // namespace server
 }  // namespace xenchan
 
 #endif  // XENCHAN_SERVER_POLICY_IDENTITY_H_

@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 
 namespace xenchan {
+namespace server {
 namespace policy {
 
 absl::string_view VerbName(Verb verb) {
@@ -158,4 +159,5 @@ size_t Policy::rule_count() const {
 }
 
 }  // namespace policy
+}  // namespace server
 }  // namespace xenchan

@@ -51,6 +51,7 @@
 #include "server/policy/identity.h"
 
 namespace xenchan {
+namespace server {
 namespace policy {
 
 // What a caller wants to do; the proto names the verbs each RPC needs.
@@ -178,6 +179,7 @@ class Policy {
 };
 
 }  // namespace policy
+}  // namespace server
 }  // namespace xenchan
 
 #endif  // XENCHAN_SERVER_POLICY_POLICY_H_

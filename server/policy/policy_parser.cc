@@ -15,6 +15,7 @@
 #include "absl/strings/str_split.h"
 
 namespace xenchan {
+namespace server {
 namespace policy {
 namespace {
 
@@ -259,4 +260,5 @@ absl::StatusOr<Policy::Rule> Policy::Parser::ParseRule(int rule_column) {
   return rule;
 }
 }  // namespace policy
+}  // namespace server
 }  // namespace xenchan

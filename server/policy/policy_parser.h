@@ -18,6 +18,7 @@
 #include "server/policy/policy.h"
 
 namespace xenchan {
+namespace server {
 namespace policy {
 namespace internal {
 
@@ -81,6 +82,7 @@ class Policy::Parser {
 };
 
 }  // namespace policy
+}  // namespace server
 }  // namespace xenchan
 
 #endif  // XENCHAN_SERVER_POLICY_POLICY_PARSER_H_

@@ -16,6 +16,7 @@
 #include "backend/util/errno_status.h"
 
 namespace xenchan {
+namespace server {
 namespace policy {
 namespace {
 
@@ -229,4 +230,5 @@ void PolicyWatcher::Run() {
 }
 
 }  // namespace policy
+}  // namespace server
 }  // namespace xenchan

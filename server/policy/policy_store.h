@@ -36,6 +36,7 @@
 #include "server/policy/policy.h"
 
 namespace xenchan {
+namespace server {
 namespace policy {
 
 // Counters and outcome of the reloads so far (the initial load counts).
@@ -145,6 +146,7 @@ class PolicyWatcher {
 };
 
 }  // namespace policy
+}  // namespace server
 }  // namespace xenchan
 
 #endif  // XENCHAN_SERVER_POLICY_POLICY_STORE_H_

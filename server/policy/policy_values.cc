@@ -18,6 +18,7 @@
 #include "server/policy/policy_parser.h"
 
 namespace xenchan {
+namespace server {
 namespace policy {
 namespace {
 
@@ -205,4 +206,5 @@ absl::Status Policy::Parser::ParseChannel(const Token& token, std::optional<Glob
   return absl::OkStatus();
 }
 }  // namespace policy
+}  // namespace server
 }  // namespace xenchan

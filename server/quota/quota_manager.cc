@@ -12,6 +12,7 @@
 
 namespace xenchan {
 namespace server {
+namespace quota {
 namespace {
 
 // The payload that marks a QuotaManager status: "<kind>;<limit>;<requested>".
@@ -346,5 +347,6 @@ size_t QuotaManager::tracked_callers() const {
   return callers_.size();
 }
 
+}  // namespace quota
 }  // namespace server
 }  // namespace xenchan

@@ -47,6 +47,7 @@
 
 namespace xenchan {
 namespace server {
+namespace quota {
 
 struct QuotaLimits {
   uint64_t streams_per_caller = 4096;
@@ -188,6 +189,7 @@ class QuotaManager {
   std::array<uint64_t, kQuotaKinds> exceeded_ ABSL_GUARDED_BY(mu_) = {};
 };
 
+}  // namespace quota
 }  // namespace server
 }  // namespace xenchan
 

@@ -131,7 +131,7 @@ double BaselineGuestToHost(size_t total) {
     std::vector<char> chunk(4096, 'g');
     size_t sent = 0;
     while (sent < total) {
-      auto n = guest::WriteOutRing(intf, chunk.data(), std::min(chunk.size(), total - sent));
+      auto n = sim::guest::WriteOutRing(intf, chunk.data(), std::min(chunk.size(), total - sent));
       if (!n.ok()) Die("baseline: bad ring");
       if (*n == 0) {
         WaitFd(to_guest);
@@ -169,17 +169,17 @@ double BaselineHostToGuest(size_t total) {
   const int to_guest = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   const absl::Time start = absl::Now();
   std::thread guest([&] {
-    char buf[guest::kInRingSize];
+    char buf[sim::guest::kInRingSize];
     size_t got = 0;
     while (got < total) {
-      auto view = guest::PeekInRing(intf);
+      auto view = sim::guest::PeekInRing(intf);
       if (!view.ok()) Die("baseline: bad ring");
       if (view->available == 0) {
         WaitFd(to_guest);
         continue;
       }
-      const size_t n = guest::CopyFromInRing(intf, *view, 0, buf, sizeof(buf));
-      guest::ConsumeInRing(intf, *view, n);
+      const size_t n = sim::guest::CopyFromInRing(intf, *view, 0, buf, sizeof(buf));
+      sim::guest::ConsumeInRing(intf, *view, n);
       got += n;
       Signal(to_backend);
     }

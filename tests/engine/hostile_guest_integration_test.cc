@@ -119,7 +119,7 @@ TEST_F(HostileGuestTest, ScribbledRingIndicesAreCountedAndIgnored) {
   // and scribble on the indices.
   auto ref = sim_->xs().Read(kNoTransaction, Fe(D, victim.devid) + "/ring-ref");
   ASSERT_TRUE(ref.ok());
-  auto hv = hv::HvConnection::Connect(sim_->hypervisor_socket());
+  auto hv = sim::hv::HvConnection::Connect(sim_->hypervisor_socket());
   ASSERT_TRUE(hv.ok()) << hv.status();
   auto mapping = (*hv)->MapGrant(D, std::stoul(*ref), /*writable=*/true);
   ASSERT_TRUE(mapping.ok()) << mapping.status();
@@ -167,7 +167,7 @@ TEST_F(HostileGuestTest, TogglingCorruptIndicesDoesNotFloodTheEventLog) {
   auto bad = Writer("bad", "victim");
   auto ref = sim_->xs().Read(kNoTransaction, Fe(D, victim.devid) + "/ring-ref");
   ASSERT_TRUE(ref.ok());
-  auto hv = hv::HvConnection::Connect(sim_->hypervisor_socket());
+  auto hv = sim::hv::HvConnection::Connect(sim_->hypervisor_socket());
   ASSERT_TRUE(hv.ok()) << hv.status();
   auto mapping = (*hv)->MapGrant(D, std::stoul(*ref), /*writable=*/true);
   ASSERT_TRUE(mapping.ok()) << mapping.status();
@@ -384,13 +384,13 @@ TEST_F(HostileGuestTest, EventStormWithoutDataIsThrottledAndAQuietGuestStaysResp
 
   const std::string dom_socket =
       absl::StrCat(sim_->state_dir(), "/domains/", D, "/hypervisor.sock");
-  auto hv = hv::HvConnection::Connect(dom_socket);
+  auto hv = sim::hv::HvConnection::Connect(dom_socket);
   ASSERT_TRUE(hv.ok()) << hv.status();
-  auto page_fd = hv::CreateGrantablePage();
+  auto page_fd = sim::hv::CreateGrantablePage();
   ASSERT_TRUE(page_fd.ok()) << page_fd.status();
   auto ref = (*hv)->GrantPage(page_fd->get(), 0, /*readonly=*/false);
   ASSERT_TRUE(ref.ok()) << ref.status();
-  auto evtchn = hv::HvEvtchn::Open(dom_socket);
+  auto evtchn = sim::hv::HvEvtchn::Open(dom_socket);
   ASSERT_TRUE(evtchn.ok()) << evtchn.status();
   auto port = (*evtchn)->AllocUnbound(0);
   ASSERT_TRUE(port.ok()) << port.status();

@@ -407,7 +407,7 @@ class FaultUnderLoadTest : public testcommon::XenchanIntegrationTest {
                                                       c.devid, "/ring-ref"));
     uint32_t r = 0;
     EXPECT_TRUE(ref.ok() && absl::SimpleAtoi(*ref, &r)) << c.name();
-    auto hv = hv::HvConnection::Connect(sim_->hypervisor_socket());
+    auto hv = sim::hv::HvConnection::Connect(sim_->hypervisor_socket());
     EXPECT_TRUE(hv.ok()) << hv.status();
     if (!hv.ok()) return idx;
     auto mapping = (*hv)->MapGrant(c.domid, r, /*writable=*/false);

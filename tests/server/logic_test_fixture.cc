@@ -87,10 +87,10 @@ void LogicTest::SetUp() {
   NewDomain("web");
   fe_ = &Connect("web", "org.example.a");
   metrics_ = std::make_unique<server::ServerMetrics>(std::make_shared<prometheus::Registry>());
-  auto policy = policy::Policy::Parse("[identity unix:uid=0]\nallow verbs=* domain=* channel=*\n",
+  auto policy = server::policy::Policy::Parse("[identity unix:uid=0]\nallow verbs=* domain=* channel=*\n",
                                       "logic test policy");
   ASSERT_TRUE(policy.ok()) << policy.status();
-  auto shared = std::make_shared<const policy::Policy>(*std::move(policy));
+  auto shared = std::make_shared<const server::policy::Policy>(*std::move(policy));
   server::AccessControl access;
   access.policy = [shared] { return shared; };
   server::ChannelServiceOptions options;
@@ -109,7 +109,7 @@ void LogicTest::TearDown() {
 std::unique_ptr<server::CallState> LogicTest::NewCall(const std::string& method,
                                                       absl::Time deadline) {
   server::Identity id;
-  id.principals = policy::Identity::FromUnixPeer(0, {0});
+  id.principals = server::policy::Identity::FromUnixPeer(0, {0});
   id.peer = "fd:7";
   id.transport = server::TransportKind::kUnix;
   return std::make_unique<server::CallState>(core_, method, std::move(id), deadline, &wakeups_);

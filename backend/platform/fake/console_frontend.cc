@@ -173,7 +173,7 @@ bool FakeConsoleFrontend::WaitWatch(absl::Duration timeout) {
 
 absl::StatusOr<size_t> FakeConsoleFrontend::Write(absl::string_view data) {
   if (page_ == nullptr) return absl::FailedPreconditionError("no ring");
-  absl::StatusOr<size_t> n = guest::WriteOutRing(ring(), data.data(), data.size());
+  absl::StatusOr<size_t> n = sim::guest::WriteOutRing(ring(), data.data(), data.size());
   if (n.ok() && *n > 0) (void)evtchn_->Notify(port_);
   return n;
 }
@@ -196,13 +196,13 @@ absl::Status FakeConsoleFrontend::WriteAll(absl::string_view data, absl::Duratio
 
 absl::StatusOr<std::string> FakeConsoleFrontend::Read(size_t max) {
   if (page_ == nullptr) return absl::FailedPreconditionError("no ring");
-  absl::StatusOr<guest::InRingView> view = guest::PeekInRing(ring());
+  absl::StatusOr<sim::guest::InRingView> view = sim::guest::PeekInRing(ring());
   if (!view.ok()) return view.status();
   std::string out(std::min(max, view->available), '\0');
-  const size_t n = guest::CopyFromInRing(ring(), *view, 0, out.data(), out.size());
+  const size_t n = sim::guest::CopyFromInRing(ring(), *view, 0, out.data(), out.size());
   out.resize(n);
   if (n > 0) {
-    guest::ConsumeInRing(ring(), *view, n);
+    sim::guest::ConsumeInRing(ring(), *view, n);
     (void)evtchn_->Notify(port_);
   }
   return out;

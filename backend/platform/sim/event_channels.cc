@@ -6,7 +6,7 @@ namespace xenchan {
 
 absl::StatusOr<std::unique_ptr<SimEventChannels>> SimEventChannels::Create(
     std::string hypervisor_socket) {
-  auto handle = hv::HvEvtchn::Open(hypervisor_socket);
+  auto handle = sim::hv::HvEvtchn::Open(hypervisor_socket);
   if (!handle.ok()) return handle.status();
   return std::unique_ptr<SimEventChannels>(new SimEventChannels(*std::move(handle)));
 }

@@ -15,7 +15,7 @@ namespace xenchan {
 
 // One simulated event-channel handle: its own connection to the hypervisor,
 // acting as the domain that owns `hypervisor_socket`. A thin adapter over
-// hv::HvEvtchn; semantics and status codes as EventChannels documents
+// sim::hv::HvEvtchn; semantics and status codes as EventChannels documents
 // (NOT_FOUND for an unknown domain, INVALID_ARGUMENT for a port that is not
 // unbound/earmarked for us or not ours, UNAVAILABLE once the hypervisor is
 // gone). Blocking: one round trip per call, except Notify and Pending.
@@ -34,8 +34,8 @@ class SimEventChannels : public EventChannels {
   absl::Status Unmask(EvtchnPort port) override;
 
  private:
-  explicit SimEventChannels(std::unique_ptr<hv::HvEvtchn> handle) : handle_(std::move(handle)) {}
-  const std::unique_ptr<hv::HvEvtchn> handle_;
+  explicit SimEventChannels(std::unique_ptr<sim::hv::HvEvtchn> handle) : handle_(std::move(handle)) {}
+  const std::unique_ptr<sim::hv::HvEvtchn> handle_;
 };
 
 }  // namespace xenchan

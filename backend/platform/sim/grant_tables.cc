@@ -7,19 +7,19 @@ namespace {
 
 class SimGrantMapping : public GrantMapping {
  public:
-  explicit SimGrantMapping(std::unique_ptr<hv::HvMapping> mapping)
+  explicit SimGrantMapping(std::unique_ptr<sim::hv::HvMapping> mapping)
       : mapping_(std::move(mapping)) {}
   void* data() const override { return mapping_->data(); }
 
  private:
-  const std::unique_ptr<hv::HvMapping> mapping_;
+  const std::unique_ptr<sim::hv::HvMapping> mapping_;
 };
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<SimGrantTables>> SimGrantTables::Create(
     std::string hypervisor_socket) {
-  auto conn = hv::HvConnection::Connect(hypervisor_socket);
+  auto conn = sim::hv::HvConnection::Connect(hypervisor_socket);
   if (!conn.ok()) return conn.status();
   return std::unique_ptr<SimGrantTables>(new SimGrantTables(*std::move(conn)));
 }

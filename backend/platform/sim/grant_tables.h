@@ -29,8 +29,8 @@ class SimGrantTables : public GrantTables {
                                                      bool writable) override;
 
  private:
-  explicit SimGrantTables(std::unique_ptr<hv::HvConnection> conn) : conn_(std::move(conn)) {}
-  const std::unique_ptr<hv::HvConnection> conn_;
+  explicit SimGrantTables(std::unique_ptr<sim::hv::HvConnection> conn) : conn_(std::move(conn)) {}
+  const std::unique_ptr<sim::hv::HvConnection> conn_;
 };
 
 }  // namespace xenchan

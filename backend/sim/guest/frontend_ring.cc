@@ -5,6 +5,7 @@
 #include "absl/status/status.h"
 
 namespace xenchan {
+namespace sim {
 namespace guest {
 namespace {
 
@@ -75,4 +76,5 @@ void ConsumeInRing(xencons_interface* intf, const InRingView& view, size_t consu
 }
 
 }  // namespace guest
+}  // namespace sim
 }  // namespace xenchan

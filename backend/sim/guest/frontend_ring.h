@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 
 namespace xenchan {
+namespace sim {
 namespace guest {
 
 inline constexpr size_t kInRingSize = sizeof(static_cast<xencons_interface*>(nullptr)->in);
@@ -57,6 +58,7 @@ size_t CopyFromInRing(const xencons_interface* intf, const InRingView& view, siz
 void ConsumeInRing(xencons_interface* intf, const InRingView& view, size_t consumed);
 
 }  // namespace guest
+}  // namespace sim
 }  // namespace xenchan
 
 #endif  // XENCHAN_BACKEND_SIM_GUEST_FRONTEND_RING_H_

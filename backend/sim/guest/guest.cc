@@ -26,6 +26,7 @@
 #include "backend/util/make_dirs.h"
 
 namespace xenchan {
+namespace sim {
 namespace guest {
 
 Guest::~Guest() {
@@ -170,4 +171,5 @@ absl::Status RunGuestWith(const GuestOptions& options, std::unique_ptr<XenStore>
 }
 
 }  // namespace guest
+}  // namespace sim
 }  // namespace xenchan

@@ -93,6 +93,7 @@ struct GuestOptions {
 // except ignoring SIGPIPE).
 absl::Status RunGuest(const GuestOptions& options);
 
+namespace sim {
 namespace guest {
 
 // RunGuest over already-open connections (for callers that bring their own).
@@ -100,6 +101,7 @@ absl::Status RunGuestWith(const GuestOptions& options, std::unique_ptr<XenStore>
                           std::unique_ptr<GuestHypercalls> hypercalls);
 
 }  // namespace guest
+}  // namespace sim
 }  // namespace xenchan
 
 #endif  // XENCHAN_BACKEND_SIM_GUEST_GUEST_H_

@@ -29,6 +29,7 @@
 #include "backend/util/json_string.h"
 
 namespace xenchan {
+namespace sim {
 namespace guest {
 namespace {
 
@@ -218,4 +219,5 @@ std::string Guest::Shutdown() {
 }
 
 }  // namespace guest
+}  // namespace sim
 }  // namespace xenchan

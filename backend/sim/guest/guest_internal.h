@@ -35,6 +35,7 @@
 #include "backend/sim/guest/xenbus_text.h"
 
 namespace xenchan {
+namespace sim {
 namespace guest {
 
 inline constexpr int kHvcCookie = 0x58656e;  // "Xen": hvc_xen's vtermno base
@@ -191,6 +192,7 @@ class Guest {
 };
 
 }  // namespace guest
+}  // namespace sim
 }  // namespace xenchan
 
 #endif  // XENCHAN_BACKEND_SIM_GUEST_GUEST_INTERNAL_H_

@@ -28,6 +28,7 @@
 #include "backend/util/errno_status.h"
 
 namespace xenchan {
+namespace sim {
 namespace guest {
 namespace {
 
@@ -265,4 +266,5 @@ void Guest::HandleEvents() {
 }
 
 }  // namespace guest
+}  // namespace sim
 }  // namespace xenchan

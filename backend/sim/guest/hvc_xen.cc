@@ -23,6 +23,7 @@
 #include "backend/sim/guest/xenbus_text.h"
 
 namespace xenchan {
+namespace sim {
 namespace guest {
 
 ConsInfo* Guest::VtermnoToXencons(int vtermno) {
@@ -159,4 +160,5 @@ void Guest::BackendChanged(XenbusDevice* dev, int backend_state) {
 }
 
 }  // namespace guest
+}  // namespace sim
 }  // namespace xenchan

@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 
 namespace xenchan {
+namespace sim {
 namespace guest {
 
 class GuestHypercalls {
@@ -43,6 +44,7 @@ class GuestHypercalls {
 };
 
 }  // namespace guest
+}  // namespace sim
 }  // namespace xenchan
 
 #endif  // XENCHAN_BACKEND_SIM_GUEST_HYPERCALLS_H_

@@ -12,6 +12,7 @@
 #include "backend/util/errno_status.h"
 
 namespace xenchan {
+namespace sim {
 namespace guest {
 namespace {
 
@@ -103,4 +104,5 @@ void Pty::Hangup() {
 }
 
 }  // namespace guest
+}  // namespace sim
 }  // namespace xenchan

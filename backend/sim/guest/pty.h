@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 
 namespace xenchan {
+namespace sim {
 namespace guest {
 
 class Pty {
@@ -46,6 +47,7 @@ class Pty {
 };
 
 }  // namespace guest
+}  // namespace sim
 }  // namespace xenchan
 
 #endif  // XENCHAN_BACKEND_SIM_GUEST_PTY_H_

@@ -12,6 +12,7 @@
 #include "backend/sim/hv/client.h"
 
 namespace xenchan {
+namespace sim {
 namespace guest {
 namespace {
 
@@ -41,19 +42,20 @@ class HvClientHypercalls final : public GuestHypercalls {
 
 }  // namespace
 }  // namespace guest
+}  // namespace sim
 
 absl::Status RunGuest(const GuestOptions& options) {
   absl::StatusOr<std::unique_ptr<LibXenStore>> xs = LibXenStore::Open(options.xenstore_socket);
   if (!xs.ok()) return xs.status();
-  absl::StatusOr<std::unique_ptr<hv::HvConnection>> grants =
-      hv::HvConnection::Connect(options.hypervisor_socket);
+  absl::StatusOr<std::unique_ptr<sim::hv::HvConnection>> grants =
+      sim::hv::HvConnection::Connect(options.hypervisor_socket);
   if (!grants.ok()) return grants.status();
-  absl::StatusOr<std::unique_ptr<hv::HvEvtchn>> evtchn =
-      hv::HvEvtchn::Open(options.hypervisor_socket);
+  absl::StatusOr<std::unique_ptr<sim::hv::HvEvtchn>> evtchn =
+      sim::hv::HvEvtchn::Open(options.hypervisor_socket);
   if (!evtchn.ok()) return evtchn.status();
-  return guest::RunGuestWith(
+  return sim::guest::RunGuestWith(
       options, *std::move(xs),
-      std::make_unique<guest::HvClientHypercalls>(*std::move(grants), *std::move(evtchn)));
+      std::make_unique<sim::guest::HvClientHypercalls>(*std::move(grants), *std::move(evtchn)));
 }
 
 }  // namespace xenchan

@@ -24,6 +24,7 @@
 #include "backend/sim/guest/xenbus_text.h"
 
 namespace xenchan {
+namespace sim {
 namespace guest {
 
 // The errno a Linux xenbus call would have returned for `s`.
@@ -305,4 +306,5 @@ int Guest::DevResume(XenbusDevice* dev) {
 }
 
 }  // namespace guest
+}  // namespace sim
 }  // namespace xenchan

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 
 namespace xenchan {
+namespace sim {
 namespace guest {
 
 std::optional<int> ScanStateValue(const std::string& value) {
@@ -73,4 +74,5 @@ std::string XenbusErrorText(int errno_value, const std::string& message) {
 }
 
 }  // namespace guest
+}  // namespace sim
 }  // namespace xenchan

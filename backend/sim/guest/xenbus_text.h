@@ -11,6 +11,7 @@
 #include <string>
 
 namespace xenchan {
+namespace sim {
 namespace guest {
 
 // XenbusState values (xen/io/xenbus.h).
@@ -52,6 +53,7 @@ bool IsValidChannelName(const std::string& name);
 std::string XenbusErrorText(int errno_value, const std::string& message);
 
 }  // namespace guest
+}  // namespace sim
 }  // namespace xenchan
 
 #endif  // XENCHAN_BACKEND_SIM_GUEST_XENBUS_TEXT_H_

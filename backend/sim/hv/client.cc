@@ -14,6 +14,7 @@
 #include "backend/util/errno_status.h"
 
 namespace xenchan {
+namespace sim {
 namespace hv {
 
 // The shared errno table (backend/util/errno_status.h) with this protocol's
@@ -253,4 +254,5 @@ absl::Status HvEvtchn::Unmask(uint32_t port) {
 }
 
 }  // namespace hv
+}  // namespace sim
 }  // namespace xenchan

@@ -31,6 +31,7 @@
 #include "backend/util/mutex.h"
 
 namespace xenchan {
+namespace sim {
 namespace hv {
 
 // Converts a server errno (or a transport errno) into a Status, per the
@@ -149,6 +150,7 @@ class HvEvtchn {
 };
 
 }  // namespace hv
+}  // namespace sim
 }  // namespace xenchan
 
 #endif  // XENCHAN_BACKEND_SIM_HV_CLIENT_H_

@@ -11,6 +11,7 @@
 #include <cstring>
 
 namespace xenchan {
+namespace sim {
 namespace hv {
 namespace internal {
 
@@ -34,6 +35,7 @@ inline void EpollDel(int epfd, int fd) { epoll_ctl(epfd, EPOLL_CTL_DEL, fd, null
 
 }  // namespace internal
 }  // namespace hv
+}  // namespace sim
 }  // namespace xenchan
 
 #endif  // XENCHAN_BACKEND_SIM_HV_EPOLL_TOKENS_H_

@@ -22,6 +22,7 @@
 #include "backend/util/errno_status.h"
 
 namespace xenchan {
+namespace sim {
 namespace hv {
 namespace {
 
@@ -203,4 +204,5 @@ void Hypervisor::MaybeReapLocked(uint32_t domid) {
 }
 
 }  // namespace hv
+}  // namespace sim
 }  // namespace xenchan

@@ -32,6 +32,7 @@
 #include "backend/util/mutex.h"
 
 namespace xenchan {
+namespace sim {
 namespace hv {
 
 // The simulated hypervisor server.
@@ -195,6 +196,7 @@ class Hypervisor {
 };
 
 }  // namespace hv
+}  // namespace sim
 }  // namespace xenchan
 
 #endif  // XENCHAN_BACKEND_SIM_HV_HYPERVISOR_H_

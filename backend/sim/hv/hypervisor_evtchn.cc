@@ -14,6 +14,7 @@
 #include "backend/sim/hv/hypervisor.h"
 
 namespace xenchan {
+namespace sim {
 namespace hv {
 namespace {
 
@@ -194,4 +195,5 @@ void Hypervisor::FlushEventsLocked(uint64_t conn_id) {
 }
 
 }  // namespace hv
+}  // namespace sim
 }  // namespace xenchan

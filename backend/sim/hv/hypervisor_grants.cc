@@ -13,6 +13,7 @@
 #include "backend/sim/hv/hypervisor.h"
 
 namespace xenchan {
+namespace sim {
 namespace hv {
 
 int Hypervisor::GrantLocked(Connection& conn, const Request& req, UniqueFd fd, uint32_t* ref) {
@@ -110,4 +111,5 @@ void Hypervisor::ReleaseMappingLocked(const Mapping& mapping) {
 }
 
 }  // namespace hv
+}  // namespace sim
 }  // namespace xenchan

@@ -17,6 +17,7 @@
 #include "backend/sim/hv/hypervisor.h"
 
 namespace xenchan {
+namespace sim {
 namespace hv {
 namespace {
 
@@ -205,4 +206,5 @@ void Hypervisor::CloseConnectionLocked(uint64_t conn_id) {
 }
 
 }  // namespace hv
+}  // namespace sim
 }  // namespace xenchan

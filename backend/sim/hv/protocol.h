@@ -89,6 +89,7 @@
 #include <cstdint>
 
 namespace xenchan {
+namespace sim {
 namespace hv {
 
 inline constexpr size_t kPageSize = 4096;
@@ -132,6 +133,7 @@ static_assert(sizeof(Request) == 24, "wire format");
 static_assert(sizeof(Reply) == 16, "wire format");
 
 }  // namespace hv
+}  // namespace sim
 }  // namespace xenchan
 
 #endif  // XENCHAN_BACKEND_SIM_HV_PROTOCOL_H_

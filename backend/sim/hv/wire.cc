@@ -7,6 +7,7 @@
 #include <cstring>
 
 namespace xenchan {
+namespace sim {
 namespace hv {
 
 void UniqueFd::reset(int fd) {
@@ -85,4 +86,5 @@ int ReceiveMessage(int sock, void* buf, size_t cap, int flags, ReceivedMessage* 
 }
 
 }  // namespace hv
+}  // namespace sim
 }  // namespace xenchan

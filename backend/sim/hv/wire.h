@@ -8,6 +8,7 @@
 #include <cstddef>
 
 namespace xenchan {
+namespace sim {
 namespace hv {
 
 // Owns one file descriptor and closes it when destroyed. Move-only.
@@ -60,6 +61,7 @@ struct ReceivedMessage {
 int ReceiveMessage(int sock, void* buf, size_t cap, int flags, ReceivedMessage* out);
 
 }  // namespace hv
+}  // namespace sim
 }  // namespace xenchan
 
 #endif  // XENCHAN_BACKEND_SIM_HV_WIRE_H_

@@ -19,7 +19,7 @@
 namespace xenchan {
 namespace {
 
-using hv::HvTest;
+using sim::hv::HvTest;
 using SimPlatformTest = HvTest;
 
 // Waits up to 10 s for a port from `evtchn`.
@@ -37,20 +37,20 @@ std::optional<EvtchnPort> WaitPending(EventChannels& evtchn) {
 }
 
 struct GuestPage {
-  hv::UniqueFd fd;
+  sim::hv::UniqueFd fd;
   unsigned char* data = nullptr;
   ~GuestPage() {
-    if (data != nullptr) munmap(data, hv::kPageSize);
+    if (data != nullptr) munmap(data, sim::hv::kPageSize);
   }
 };
 
 std::unique_ptr<GuestPage> NewPage() {
   auto page = std::make_unique<GuestPage>();
-  auto fd = hv::CreateGrantablePage();
+  auto fd = sim::hv::CreateGrantablePage();
   EXPECT_TRUE(fd.ok());
   page->fd = *std::move(fd);
   page->data = static_cast<unsigned char*>(
-      mmap(nullptr, hv::kPageSize, PROT_READ | PROT_WRITE, MAP_SHARED, page->fd.get(), 0));
+      mmap(nullptr, sim::hv::kPageSize, PROT_READ | PROT_WRITE, MAP_SHARED, page->fd.get(), 0));
   EXPECT_NE(page->data, MAP_FAILED);
   return page;
 }
@@ -153,7 +153,7 @@ TEST_F(SimPlatformTest, EventChannelsBindNotifyUnmaskAndRebind) {
   EXPECT_EQ(WaitPending(backend), *port);
   ASSERT_TRUE(backend.Unmask(*port).ok());
   ASSERT_TRUE(backend.Notify(*port).ok());
-  EXPECT_EQ(hv::WaitEvent(*guest), *gport);
+  EXPECT_EQ(sim::hv::WaitEvent(*guest), *gport);
 
   EXPECT_EQ(backend.BindInterdomain(1, *gport).status().code(),
             absl::StatusCode::kInvalidArgument);

@@ -24,6 +24,7 @@
 #include "tests/common/files.h"
 
 namespace xenchan {
+namespace server {
 namespace audit {
 namespace {
 
@@ -428,4 +429,5 @@ TEST(AuditLogTest, ConcurrentWritersLoseNothing) {
 
 }  // namespace
 }  // namespace audit
+}  // namespace server
 }  // namespace xenchan

@@ -7,6 +7,7 @@
 #include "gtest/gtest.h"
 
 namespace xenchan {
+namespace server {
 namespace audit {
 namespace {
 
@@ -26,4 +27,5 @@ TEST(JsonObjectTest, Builds) {
 
 }  // namespace
 }  // namespace audit
+}  // namespace server
 }  // namespace xenchan

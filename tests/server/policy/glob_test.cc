@@ -8,6 +8,7 @@
 #include "gtest/gtest.h"
 
 namespace xenchan {
+namespace server {
 namespace policy {
 namespace {
 
@@ -115,4 +116,5 @@ TEST(GlobTest, HostilePatternIsPolynomial) {
 
 }  // namespace
 }  // namespace policy
+}  // namespace server
 }  // namespace xenchan

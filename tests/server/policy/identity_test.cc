@@ -5,6 +5,7 @@
 #include "gtest/gtest.h"
 
 namespace xenchan {
+namespace server {
 namespace policy {
 namespace {
 
@@ -53,4 +54,5 @@ TEST(IdentityTest, UnixPeer) {
 
 }  // namespace
 }  // namespace policy
+}  // namespace server
 }  // namespace xenchan

@@ -14,12 +14,12 @@
 
 namespace {
 
-using xenchan::policy::DomainRef;
-using xenchan::policy::Identity;
-using xenchan::policy::kAllVerbs;
-using xenchan::policy::Policy;
-using xenchan::policy::Verb;
-using xenchan::policy::VerbSet;
+using xenchan::server::policy::DomainRef;
+using xenchan::server::policy::Identity;
+using xenchan::server::policy::kAllVerbs;
+using xenchan::server::policy::Policy;
+using xenchan::server::policy::Verb;
+using xenchan::server::policy::VerbSet;
 
 void Check(bool ok) {
   if (!ok) std::abort();

@@ -23,6 +23,7 @@
 #include "tests/common/files.h"
 
 namespace xenchan {
+namespace server {
 namespace policy {
 namespace {
 
@@ -332,4 +333,5 @@ TEST(PolicyWatcherStartTest, MissingDirectory) {
 
 }  // namespace
 }  // namespace policy
+}  // namespace server
 }  // namespace xenchan

@@ -13,6 +13,7 @@
 #include "tests/common/files.h"
 
 namespace xenchan {
+namespace server {
 namespace policy {
 namespace {
 
@@ -327,4 +328,5 @@ TEST(PolicyExampleTest, DeployExample) {
 
 }  // namespace
 }  // namespace policy
+}  // namespace server
 }  // namespace xenchan

@@ -14,6 +14,7 @@
 
 namespace xenchan {
 namespace server {
+namespace quota {
 namespace {
 
 uint64_t Exceeded(const QuotaManager& q, QuotaKind kind) {
@@ -279,5 +280,6 @@ TEST(QuotaExceededOfTest, OtherStatusesAreNotQuotas) {
 }
 
 }  // namespace
+}  // namespace quota
 }  // namespace server
 }  // namespace xenchan

@@ -9,7 +9,7 @@
 #include "backend/sim/guest/xenbus_text.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using namespace xenchan::guest;
+  using namespace xenchan::sim::guest;
   xencons_interface page;
   memset(&page, 0, sizeof(page));
   memcpy(&page, data, size < sizeof(page) ? size : sizeof(page));

@@ -6,6 +6,7 @@
 #include "gtest/gtest.h"
 
 namespace xenchan {
+namespace sim {
 namespace guest {
 namespace {
 
@@ -74,4 +75,5 @@ TEST_F(FrontendRingTest, IllegalInIndicesAreRefused) {
 
 }  // namespace
 }  // namespace guest
+}  // namespace sim
 }  // namespace xenchan

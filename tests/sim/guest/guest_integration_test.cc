@@ -102,20 +102,20 @@ class GuestTest : public ::testing::Test {
     auto xenstored = sim::xenstore::XenstoreServer::Create(xo);
     ASSERT_TRUE(xenstored.ok()) << xenstored.status();
     xenstored_ = *std::move(xenstored);
-    hv::Hypervisor::Options ho;
+    sim::hv::Hypervisor::Options ho;
     ho.dom0_socket = dir_ + "/hypervisor.sock";
     ho.domain_socket_dir = dir_ + "/domains";
-    auto hypervisor = hv::Hypervisor::Create(ho);
+    auto hypervisor = sim::hv::Hypervisor::Create(ho);
     ASSERT_TRUE(hypervisor.ok()) << hypervisor.status();
     hypervisor_ = *std::move(hypervisor);
 
     auto xs = LibXenStore::Open(xenstored_->socket_path());
     ASSERT_TRUE(xs.ok()) << xs.status();
     xs_ = *std::move(xs);
-    auto grants = hv::HvConnection::Connect(ho.dom0_socket);
+    auto grants = sim::hv::HvConnection::Connect(ho.dom0_socket);
     ASSERT_TRUE(grants.ok()) << grants.status();
     grants_ = *std::move(grants);
-    auto evtchn = hv::HvEvtchn::Open(ho.dom0_socket);
+    auto evtchn = sim::hv::HvEvtchn::Open(ho.dom0_socket);
     ASSERT_TRUE(evtchn.ok()) << evtchn.status();
     evtchn_ = *std::move(evtchn);
 
@@ -281,7 +281,7 @@ class GuestTest : public ::testing::Test {
     uint32_t ref = 0;
     uint32_t remote_port = 0;
     uint32_t local_port = 0;
-    std::unique_ptr<hv::HvMapping> map;
+    std::unique_ptr<sim::hv::HvMapping> map;
     xencons_interface* intf() { return static_cast<xencons_interface*>(map->data()); }
   };
 
@@ -382,10 +382,10 @@ class GuestTest : public ::testing::Test {
   std::string root_;
   std::string control_;
   std::unique_ptr<sim::xenstore::XenstoreServer> xenstored_;
-  std::unique_ptr<hv::Hypervisor> hypervisor_;
+  std::unique_ptr<sim::hv::Hypervisor> hypervisor_;
   std::unique_ptr<LibXenStore> xs_;
-  std::unique_ptr<hv::HvConnection> grants_;
-  std::unique_ptr<hv::HvEvtchn> evtchn_;
+  std::unique_ptr<sim::hv::HvConnection> grants_;
+  std::unique_ptr<sim::hv::HvEvtchn> evtchn_;
   pid_t guest_pid_ = -1;
 };
 

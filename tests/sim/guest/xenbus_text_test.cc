@@ -3,6 +3,7 @@
 #include "gtest/gtest.h"
 
 namespace xenchan {
+namespace sim {
 namespace guest {
 namespace {
 
@@ -72,4 +73,5 @@ TEST(XenbusErrorTextTest, ErrnoThenMessage) {
 
 }  // namespace
 }  // namespace guest
+}  // namespace sim
 }  // namespace xenchan

@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 
 namespace xenchan {
+namespace sim {
 namespace hv {
 namespace {
 
@@ -58,4 +59,5 @@ TEST(HvErrnoToStatusTest, NeverOk) {
 
 }  // namespace
 }  // namespace hv
+}  // namespace sim
 }  // namespace xenchan

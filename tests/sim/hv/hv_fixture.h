@@ -22,6 +22,7 @@
 #include "tests/common/files.h"
 
 namespace xenchan {
+namespace sim {
 namespace hv {
 
 // Waits up to `timeout` for an event on `evtchn`; nullopt if none came.
@@ -104,6 +105,7 @@ class HvTest : public ::testing::Test {
 };
 
 }  // namespace hv
+}  // namespace sim
 }  // namespace xenchan
 
 #endif  // XENCHAN_TESTS_SIM_HV_HV_FIXTURE_H_

@@ -31,10 +31,10 @@
 
 namespace {
 
-using xenchan::hv::HvConnection;
-using xenchan::hv::HvEvtchn;
-using xenchan::hv::HvMapping;
-using xenchan::hv::UniqueFd;
+using xenchan::sim::hv::HvConnection;
+using xenchan::sim::hv::HvEvtchn;
+using xenchan::sim::hv::HvMapping;
+using xenchan::sim::hv::UniqueFd;
 
 struct OwnPage {
   UniqueFd fd;
@@ -58,14 +58,14 @@ class Peer {
     in >> a >> b >> c;
     if (cmd == "grant") {
       if (auto s = EnsureConn(); !s.ok()) return Err(s);
-      auto fd = xenchan::hv::CreateGrantablePage();
+      auto fd = xenchan::sim::hv::CreateGrantablePage();
       if (!fd.ok()) return Err(fd.status());
-      void* data = mmap(nullptr, xenchan::hv::kPageSize, PROT_READ | PROT_WRITE, MAP_SHARED,
+      void* data = mmap(nullptr, xenchan::sim::hv::kPageSize, PROT_READ | PROT_WRITE, MAP_SHARED,
                         fd->get(), 0);
       if (data == MAP_FAILED) return "err INTERNAL mmap";
       auto ref = conn_->GrantPage(fd->get(), a, b != 0);
       if (!ref.ok()) {
-        munmap(data, xenchan::hv::kPageSize);
+        munmap(data, xenchan::sim::hv::kPageSize);
         return Err(ref.status());
       }
       OwnPage& page = pages_[*ref];
@@ -75,7 +75,7 @@ class Peer {
     }
     if (cmd == "poke" || cmd == "peek") {
       auto it = pages_.find(a);
-      if (it == pages_.end() || b >= xenchan::hv::kPageSize) return "err INVALID_ARGUMENT page";
+      if (it == pages_.end() || b >= xenchan::sim::hv::kPageSize) return "err INVALID_ARGUMENT page";
       if (cmd == "poke") {
         it->second.data[b] = static_cast<unsigned char>(c);
         return "ok";
@@ -97,7 +97,7 @@ class Peer {
     }
     if (cmd == "mpoke" || cmd == "mpeek") {
       auto it = mappings_.find(static_cast<int>(a));
-      if (it == mappings_.end() || b >= xenchan::hv::kPageSize) return "err INVALID_ARGUMENT map";
+      if (it == mappings_.end() || b >= xenchan::sim::hv::kPageSize) return "err INVALID_ARGUMENT map";
       auto* bytes = static_cast<unsigned char*>(it->second->data());
       if (cmd == "mpoke") {
         bytes[b] = static_cast<unsigned char>(c);

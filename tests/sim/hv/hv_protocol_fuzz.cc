@@ -27,9 +27,9 @@
 
 namespace {
 
-using xenchan::hv::Hypervisor;
-using xenchan::hv::ReceivedMessage;
-using xenchan::hv::UniqueFd;
+using xenchan::sim::hv::Hypervisor;
+using xenchan::sim::hv::ReceivedMessage;
+using xenchan::sim::hv::UniqueFd;
 
 UniqueFd Dial(const std::string& path) {
   UniqueFd fd(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
@@ -48,7 +48,7 @@ void Drain(int fd) {
   for (;;) {
     char buf[64];
     ReceivedMessage msg;
-    if (xenchan::hv::ReceiveMessage(fd, buf, sizeof(buf), MSG_DONTWAIT, &msg) != 0) return;
+    if (xenchan::sim::hv::ReceiveMessage(fd, buf, sizeof(buf), MSG_DONTWAIT, &msg) != 0) return;
     if (msg.size == 0) return;
   }
 }
@@ -77,7 +77,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     size_t pos = 0;
     for (int frames = 0; pos < size && frames < 256; ++frames) {
       const uint8_t h = data[pos++];
-      const size_t len = (h & 0x80) ? sizeof(xenchan::hv::Request) : (h & 0x1f) * 2u;
+      const size_t len = (h & 0x80) ? sizeof(xenchan::sim::hv::Request) : (h & 0x1f) * 2u;
       std::vector<uint8_t> body(len, 0);
       const size_t have = std::min(len, size - pos);
       if (have > 0) std::memcpy(body.data(), data + pos, have);
@@ -87,11 +87,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (!conn.valid()) Fail("connect");
       UniqueFd page;
       if (h & 0x40) {
-        auto fd = xenchan::hv::CreateGrantablePage();
+        auto fd = xenchan::sim::hv::CreateGrantablePage();
         if (!fd.ok()) Fail("memfd");
         page = *std::move(fd);
       }
-      int err = xenchan::hv::SendMessage(conn.get(), body.data(), body.size(), page.get(), 0);
+      int err = xenchan::sim::hv::SendMessage(conn.get(), body.data(), body.size(), page.get(), 0);
       if (err != 0) {
         conn.reset();  // closed by the server: a new connection next time
         continue;
@@ -100,7 +100,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     // The server still serves a well-behaved client of each domain.
     for (uint32_t domid : {0u, 1u}) {
-      auto evtchn = xenchan::hv::HvEvtchn::Open((*hv)->DomainSocketPath(domid));
+      auto evtchn = xenchan::sim::hv::HvEvtchn::Open((*hv)->DomainSocketPath(domid));
       if (!evtchn.ok()) Fail("Open after fuzzing");
       if (!(*evtchn)->AllocUnbound(1 - domid).ok()) Fail("AllocUnbound after fuzzing");
     }

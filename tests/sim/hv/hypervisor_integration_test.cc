@@ -15,6 +15,7 @@
 #include "tests/sim/hv/peer_process.h"
 
 namespace xenchan {
+namespace sim {
 namespace hv {
 namespace {
 
@@ -161,4 +162,5 @@ TEST_F(HvIntegrationTest, ZombieGoesWhenMapperProcessIsKilled) {
 
 }  // namespace
 }  // namespace hv
+}  // namespace sim
 }  // namespace xenchan

@@ -22,6 +22,7 @@
 #include "tests/sim/hv/hv_fixture.h"
 
 namespace xenchan {
+namespace sim {
 namespace hv {
 namespace {
 
@@ -554,4 +555,5 @@ TEST_F(HvTest, HostileMessagesGetErrorsAndServerKeepsServing) {
 
 }  // namespace
 }  // namespace hv
+}  // namespace sim
 }  // namespace xenchan

@@ -19,6 +19,7 @@
 extern char** environ;
 
 namespace xenchan {
+namespace sim {
 namespace hv {
 
 absl::StatusOr<std::unique_ptr<PeerProcess>> PeerProcess::Start(const std::string& socket_path) {
@@ -116,4 +117,5 @@ absl::StatusOr<uint32_t> PeerProcess::Number(const std::string& line) {
 }
 
 }  // namespace hv
+}  // namespace sim
 }  // namespace xenchan

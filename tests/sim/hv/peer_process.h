@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 
 namespace xenchan {
+namespace sim {
 namespace hv {
 
 // One hv_peer child. Not thread-safe. The destructor kills and reaps it.
@@ -43,6 +44,7 @@ class PeerProcess {
 };
 
 }  // namespace hv
+}  // namespace sim
 }  // namespace xenchan
 
 #endif  // XENCHAN_TESTS_SIM_HV_PEER_PROCESS_H_
