@@ -197,9 +197,9 @@ absl::Status AttachLogic::Open(const v1::AttachOpen& open) {
   }
   session_ = *std::move(session);
   core_.metrics->SessionOpened();
-  call_.AuditSessionOpened(FormatChannelName(session_->info_at_open().domain_uuid,
-                                       session_->info_at_open().channel_id),
-                     session_->id(), writer ? "writer" : "observer");
+  call_.AuditSessionOpened(
+      FormatChannelName(session_->info_at_open().domain_uuid, session_->info_at_open().channel_id),
+      session_->id(), writer ? "writer" : "observer");
   v1::AttachResponse m;
   v1::AttachOpened* opened = m.mutable_opened();
   opened->set_session_id(session_->id());
@@ -242,19 +242,16 @@ bool AttachLogic::PlaceInputLocked() {
     case StatusCode::kResourceExhausted:
       if (!fail_fast_) return false;
       if (IsMemoryBudgetError(s)) {
-        Reject(w.sequence_id(), w.sequence_id(), AckLevel::kNone, 0,
-               StatusCode::kResourceExhausted, v1::ERROR_REASON_MEMORY_BUDGET_EXHAUSTED,
-               std::string(s.message()));
+        Reject(w.sequence_id(), w.sequence_id(), AckLevel::kNone, 0, StatusCode::kResourceExhausted,
+               v1::ERROR_REASON_MEMORY_BUDGET_EXHAUSTED, std::string(s.message()));
         break;
       }
-      Reject(w.sequence_id(), w.sequence_id(), AckLevel::kNone, 0,
-             StatusCode::kResourceExhausted, v1::ERROR_REASON_QUEUE_FULL,
-             "the write queue is full");
+      Reject(w.sequence_id(), w.sequence_id(), AckLevel::kNone, 0, StatusCode::kResourceExhausted,
+             v1::ERROR_REASON_QUEUE_FULL, "the write queue is full");
       break;
     case StatusCode::kFailedPrecondition:
-      Reject(w.sequence_id(), w.sequence_id(), AckLevel::kNone, 0,
-             StatusCode::kFailedPrecondition, v1::ERROR_REASON_NOT_CONNECTED,
-             std::string(s.message()));
+      Reject(w.sequence_id(), w.sequence_id(), AckLevel::kNone, 0, StatusCode::kFailedPrecondition,
+             v1::ERROR_REASON_NOT_CONNECTED, std::string(s.message()));
       break;
     case StatusCode::kAborted:
       if (session_->has_lease()) {

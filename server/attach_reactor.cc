@@ -24,9 +24,15 @@ class AttachReactor : public grpc::ServerBidiReactor<v1::AttachRequest, v1::Atta
     logic_.Start();
   }
 
-  void OnReadDone(bool ok) override { Later([this, ok] { logic_.OnReadDone(ok); }); }
-  void OnWriteDone(bool ok) override { Later([this, ok] { logic_.OnWriteDone(ok); }); }
-  void OnCancel() override { Later([this] { logic_.OnCancel(); }); }
+  void OnReadDone(bool ok) override {
+    Later([this, ok] { logic_.OnReadDone(ok); });
+  }
+  void OnWriteDone(bool ok) override {
+    Later([this, ok] { logic_.OnWriteDone(ok); });
+  }
+  void OnCancel() override {
+    Later([this] { logic_.OnCancel(); });
+  }
   void OnDone() override {
     Later([this] {
       logic_.OnDone();

@@ -37,18 +37,18 @@ absl::Status Authorizer::RequireAuthenticated(const Identity& id, absl::string_v
                                               absl::string_view verb) const {
   if (id.authenticated()) return absl::OkStatus();
   if (access_.audit != nullptr) {
-    access_.audit->Authorization(CallerOf(id), FullMethod(method), resource, verb, false,
-                                 absl::StrCat("unauthenticated ", TransportName(id.transport),
-                                              " caller"));
+    access_.audit->Authorization(
+        CallerOf(id), FullMethod(method), resource, verb, false,
+        absl::StrCat("unauthenticated ", TransportName(id.transport), " caller"));
   }
-  return ApiError(StatusCode::kUnauthenticated, v1::ERROR_REASON_UNAUTHENTICATED,
-                  absl::StrCat("no usable identity on this connection (",
-                               TransportName(id.transport),
-                               "); use the Unix socket or a TLS client certificate"));
+  return ApiError(
+      StatusCode::kUnauthenticated, v1::ERROR_REASON_UNAUTHENTICATED,
+      absl::StrCat("no usable identity on this connection (", TransportName(id.transport),
+                   "); use the Unix socket or a TLS client certificate"));
 }
 
-absl::Status Authorizer::Denied(const Identity& id, absl::string_view verb,
-                                const std::string& key, const std::string& resource) const {
+absl::Status Authorizer::Denied(const Identity& id, absl::string_view verb, const std::string& key,
+                                const std::string& resource) const {
   return ApiError(StatusCode::kPermissionDenied, v1::ERROR_REASON_PERMISSION_DENIED,
                   absl::StrCat(id.display(), " may not ", verb, " ", resource))
       .Metadata("verb", std::string(verb))
@@ -65,8 +65,8 @@ absl::Status Authorizer::Authorize(const Identity& id, absl::string_view method,
   if (!s.ok()) return s;
   const policy::Decision d = Policy()->Check(id.principals, ref, channel_id, verb);
   if (access_.audit != nullptr) {
-    access_.audit->Authorization(CallerOf(id), FullMethod(method), resource, verb_name,
-                                 d.allowed, d.reason);
+    access_.audit->Authorization(CallerOf(id), FullMethod(method), resource, verb_name, d.allowed,
+                                 d.reason);
   }
   if (d.allowed) return absl::OkStatus();
   return Denied(id, verb_name, "channel", resource);

@@ -76,8 +76,7 @@ class Authorizer {
   // Checks that the caller holds `verb` (or, with nullopt, any verb) on some
   // channel of `domain`; records the decision.
   absl::Status AuthorizeDomain(const Identity& id, absl::string_view method,
-                               const std::string& domain,
-                               std::optional<policy::Verb> verb) const;
+                               const std::string& domain, std::optional<policy::Verb> verb) const;
 
   // Records a filtered listing (ListDomains, ListChannels and WatchChannels
   // over all domains): allowed, showing only what the caller may see.

@@ -91,7 +91,7 @@ absl::Status CallLogic::Open() {
   session_ = *std::move(session);
   core_.metrics->SessionOpened();
   call_.AuditSessionOpened(FormatChannelName(info->domain_uuid, info->channel_id), session_->id(),
-                     "call");
+                           "call");
   return absl::OkStatus();
 }
 
@@ -171,9 +171,9 @@ void CallLogic::PumpLocked() {
     const absl::Status& s = range.status();
     if (s.code() == StatusCode::kResourceExhausted) break;  // room frees: on_ready
     if (s.code() == StatusCode::kFailedPrecondition) {
-      return FinishLocked(WithPartial(ApiError(
-          StatusCode::kFailedPrecondition, v1::ERROR_REASON_NOT_CONNECTED,
-          std::string(s.message()))));
+      return FinishLocked(
+          WithPartial(ApiError(StatusCode::kFailedPrecondition, v1::ERROR_REASON_NOT_CONNECTED,
+                               std::string(s.message()))));
     }
     if (s.code() == StatusCode::kAborted) return FinishLocked(AbortedLocked(s));
     return FinishLocked(core_.Removed(s, channel_));
@@ -202,10 +202,10 @@ void CallLogic::PumpLocked() {
           }
           auto done = decoder_->Feed(r.data);
           if (!done.ok()) {
-            return FinishLocked(WithPartial(
-                ApiError(StatusCode::kResourceExhausted, v1::ERROR_REASON_RESPONSE_TOO_LARGE,
-                         "the response exceeds 1 MiB")
-                    .Metadata("limit", "call_response_bytes")));
+            return FinishLocked(WithPartial(ApiError(StatusCode::kResourceExhausted,
+                                                     v1::ERROR_REASON_RESPONSE_TOO_LARGE,
+                                                     "the response exceeds 1 MiB")
+                                                .Metadata("limit", "call_response_bytes")));
           }
           if (done->has_value()) {
             call_.CountOut((*done)->size());
@@ -226,12 +226,10 @@ void CallLogic::PumpLocked() {
           // status follows at once (the domain went away: DOMAIN_GONE;
           // the channel was deleted: CHANNEL_REMOVED) and is read next,
           // now or at the next wake-up.
-          if (r.state.state != ChannelState::kConnected &&
-              r.state.state != ChannelState::kClosed) {
-            return FinishLocked(WithPartial(
-                ApiError(StatusCode::kFailedPrecondition, v1::ERROR_REASON_NOT_CONNECTED,
-                         absl::StrCat("the channel left CONNECTED (",
-                                      ToString(r.state.state), ")"))));
+          if (r.state.state != ChannelState::kConnected && r.state.state != ChannelState::kClosed) {
+            return FinishLocked(WithPartial(ApiError(
+                StatusCode::kFailedPrecondition, v1::ERROR_REASON_NOT_CONNECTED,
+                absl::StrCat("the channel left CONNECTED (", ToString(r.state.state), ")"))));
           }
           break;
         case SessionRecord::Kind::kLeaseLost:
@@ -247,8 +245,8 @@ absl::Status CallLogic::AbortedLocked(const absl::Status& s) {
   if (!session_->has_lease()) {
     return WithPartial(EngineErrors::LeaseTakenOver(session_->info().write_lease));
   }
-  return WithPartial(EngineErrors::EpochChanged(epoch_, session_->write_status().epoch,
-                                                std::string(s.message())));
+  return WithPartial(
+      EngineErrors::EpochChanged(epoch_, session_->write_status().epoch, std::string(s.message())));
 }
 
 void CallLogic::Timeout() {
@@ -266,8 +264,7 @@ void CallLogic::Timeout() {
     }
     return FinishLocked(e);
   }
-  FinishLocked(WithPartial(ApiError(StatusCode::kDeadlineExceeded,
-                                    v1::ERROR_REASON_GUEST_TIMEOUT,
+  FinishLocked(WithPartial(ApiError(StatusCode::kDeadlineExceeded, v1::ERROR_REASON_GUEST_TIMEOUT,
                                     "the guest did not answer in time")));
 }
 

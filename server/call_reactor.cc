@@ -24,7 +24,9 @@ class CallReactor : public grpc::ServerUnaryReactor, public ReactorBase, private
     logic_.Start();
   }
 
-  void OnCancel() override { Later([this] { logic_.OnCancel(); }); }
+  void OnCancel() override {
+    Later([this] { logic_.OnCancel(); });
+  }
   void OnDone() override {
     Later([this] {
       logic_.OnDone();

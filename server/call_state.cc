@@ -22,9 +22,12 @@ ReadStart EngineStart(const v1::ReadStart& start, ReadStart::Anchor default_anch
 
 AckLevel FromProtoAck(v1::AckLevel a) {
   switch (a) {
-    case v1::ACK_LEVEL_DELIVERED: return AckLevel::kDelivered;
-    case v1::ACK_LEVEL_CONSUMED: return AckLevel::kConsumed;
-    default: return AckLevel::kAccepted;
+    case v1::ACK_LEVEL_DELIVERED:
+      return AckLevel::kDelivered;
+    case v1::ACK_LEVEL_CONSUMED:
+      return AckLevel::kConsumed;
+    default:
+      return AckLevel::kAccepted;
   }
 }
 

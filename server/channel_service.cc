@@ -31,8 +31,7 @@ grpc::ServerUnaryReactor* FinishUnary(ServiceCore& core, grpc::CallbackServerCon
 
 ChannelService::ChannelService(Engine* engine, ServerMetrics* metrics,
                                ChannelServiceOptions options, AccessControl access)
-    : core_(std::make_shared<ServiceCore>(engine, metrics, std::move(options),
-                                          std::move(access))) {
+    : core_(std::make_shared<ServiceCore>(engine, metrics, std::move(options), std::move(access))) {
   // Lifecycle events (stalls, gaps, epochs, ...) and engine figures for the
   // metrics, counted once here rather than per watcher.
   core_->StartCountingEvents();
@@ -65,17 +64,16 @@ void ChannelService::BeginShutdown() {
   }
 }
 
-#define XENCHAN_UNARY_QUERY(Method)                                                        \
-  grpc::ServerUnaryReactor* ChannelService::Method(grpc::CallbackServerContext* context,   \
-                                                   const v1::Method##Request* request,     \
-                                                   v1::Method##Response* response) {       \
-    const absl::Time start = absl::Now();                                                  \
-    const QueryContext q{&core_->view, &core_->authz, &core_->errors};                     \
-    absl::Status s = core_->shutting_down                                                  \
-                         ? core_->ShuttingDownError()                                      \
-                         : server::Method(q, core_->authz.Authenticate(*context), *request, \
-                                          response);                                       \
-    return FinishUnary(*core_, context, #Method, start, s);                                \
+#define XENCHAN_UNARY_QUERY(Method)                                                                \
+  grpc::ServerUnaryReactor* ChannelService::Method(grpc::CallbackServerContext* context,           \
+                                                   const v1::Method##Request* request,             \
+                                                   v1::Method##Response* response) {               \
+    const absl::Time start = absl::Now();                                                          \
+    const QueryContext q{&core_->view, &core_->authz, &core_->errors};                             \
+    absl::Status s = core_->shutting_down ? core_->ShuttingDownError()                             \
+                                          : server::Method(q, core_->authz.Authenticate(*context), \
+                                                           *request, response);                    \
+    return FinishUnary(*core_, context, #Method, start, s);                                        \
   }
 
 XENCHAN_UNARY_QUERY(ListDomains)

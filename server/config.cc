@@ -162,7 +162,8 @@ absl::StatusOr<ServerConfig> ParseCommandLine(int argc, char** argv) {
       value = arg.substr(eq + 1);
     } else {
       key = arg;
-      if (i + 1 >= argc) return absl::InvalidArgumentError(absl::StrCat("--", key, " needs a value"));
+      if (i + 1 >= argc)
+        return absl::InvalidArgumentError(absl::StrCat("--", key, " needs a value"));
       value = argv[++i];
     }
     if (key == "config") {
@@ -222,7 +223,8 @@ absl::StatusOr<ListenAddress> ParseListenAddress(const std::string& target) {
   if (absl::StartsWith(address, "[")) {
     const size_t close = address.find("]:");
     if (close == std::string::npos) {
-      return absl::InvalidArgumentError(absl::StrCat("listen '", target, "': expected [HOST]:PORT"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("listen '", target, "': expected [HOST]:PORT"));
     }
     host = address.substr(1, close - 1);
     port = address.substr(close + 2);
@@ -259,8 +261,8 @@ absl::Status Validate(const ServerConfig& config) {
   if (config.platform == "xen" && !config.sim_state_dir.empty()) {
     return absl::InvalidArgumentError("--sim-state-dir is only for --platform=sim");
   }
-  const int tls_keys = !config.tls_cert.empty() + !config.tls_key.empty() +
-                       !config.tls_client_ca.empty();
+  const int tls_keys =
+      !config.tls_cert.empty() + !config.tls_key.empty() + !config.tls_client_ca.empty();
   if (tls_keys != 0 && tls_keys != 3) {
     return absl::InvalidArgumentError(
         "tls-cert, tls-key and tls-client-ca go together (mutual TLS needs all three)");
@@ -278,8 +280,8 @@ absl::Status Validate(const ServerConfig& config) {
   if (!config.metrics_listen.empty()) {
     auto a = ParseListenAddress(config.metrics_listen);
     if (!a.ok() || a->unix || a->insecure || !IsLoopback(a->host)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("metrics-listen '", config.metrics_listen, "': expected a loopback HOST:PORT"));
+      return absl::InvalidArgumentError(absl::StrCat("metrics-listen '", config.metrics_listen,
+                                                     "': expected a loopback HOST:PORT"));
     }
   }
   return absl::OkStatus();

@@ -107,8 +107,7 @@ inline constexpr char kDefaultListen[] = "unix:///run/xenchan/xenchand.sock";
 
 // Sets one key. INVALID_ARGUMENT for an unknown key or a bad value. `listen`
 // appends.
-absl::Status ApplySetting(ServerConfig* config, const std::string& key,
-                          const std::string& value);
+absl::Status ApplySetting(ServerConfig* config, const std::string& key, const std::string& value);
 
 // Applies a config file's text. INVALID_ARGUMENT naming the line.
 absl::Status ApplyConfigText(ServerConfig* config, const std::string& text);
@@ -127,9 +126,9 @@ absl::Status Validate(const ServerConfig& config);
 struct ListenAddress {
   bool unix = false;
   bool insecure = false;  // insecure-tcp:// (loopback only)
-  std::string path;  // unix
-  std::string host;  // tcp, without brackets
-  int port = 0;      // tcp
+  std::string path;       // unix
+  std::string host;       // tcp, without brackets
+  int port = 0;           // tcp
   // The gRPC target form to bind (`unix:/path`, `HOST:PORT`).
   std::string target;
 };

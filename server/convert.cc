@@ -25,27 +25,42 @@ absl::Duration FromProto(const google::protobuf::Duration& d) {
 
 v1::ChannelState ToProto(ChannelState s) {
   switch (s) {
-    case ChannelState::kCreating: return v1::CHANNEL_STATE_CREATING;
-    case ChannelState::kWaitingForGuest: return v1::CHANNEL_STATE_WAITING_FOR_GUEST;
-    case ChannelState::kConnected: return v1::CHANNEL_STATE_CONNECTED;
-    case ChannelState::kDisconnected: return v1::CHANNEL_STATE_DISCONNECTED;
-    case ChannelState::kClosing: return v1::CHANNEL_STATE_CLOSING;
-    case ChannelState::kClosed: return v1::CHANNEL_STATE_CLOSED;
-    case ChannelState::kFailed: return v1::CHANNEL_STATE_FAILED;
+    case ChannelState::kCreating:
+      return v1::CHANNEL_STATE_CREATING;
+    case ChannelState::kWaitingForGuest:
+      return v1::CHANNEL_STATE_WAITING_FOR_GUEST;
+    case ChannelState::kConnected:
+      return v1::CHANNEL_STATE_CONNECTED;
+    case ChannelState::kDisconnected:
+      return v1::CHANNEL_STATE_DISCONNECTED;
+    case ChannelState::kClosing:
+      return v1::CHANNEL_STATE_CLOSING;
+    case ChannelState::kClosed:
+      return v1::CHANNEL_STATE_CLOSED;
+    case ChannelState::kFailed:
+      return v1::CHANNEL_STATE_FAILED;
   }
   return v1::CHANNEL_STATE_UNSPECIFIED;
 }
 
 std::optional<ChannelState> FromProto(v1::ChannelState s) {
   switch (s) {
-    case v1::CHANNEL_STATE_CREATING: return ChannelState::kCreating;
-    case v1::CHANNEL_STATE_WAITING_FOR_GUEST: return ChannelState::kWaitingForGuest;
-    case v1::CHANNEL_STATE_CONNECTED: return ChannelState::kConnected;
-    case v1::CHANNEL_STATE_DISCONNECTED: return ChannelState::kDisconnected;
-    case v1::CHANNEL_STATE_CLOSING: return ChannelState::kClosing;
-    case v1::CHANNEL_STATE_CLOSED: return ChannelState::kClosed;
-    case v1::CHANNEL_STATE_FAILED: return ChannelState::kFailed;
-    default: return std::nullopt;
+    case v1::CHANNEL_STATE_CREATING:
+      return ChannelState::kCreating;
+    case v1::CHANNEL_STATE_WAITING_FOR_GUEST:
+      return ChannelState::kWaitingForGuest;
+    case v1::CHANNEL_STATE_CONNECTED:
+      return ChannelState::kConnected;
+    case v1::CHANNEL_STATE_DISCONNECTED:
+      return ChannelState::kDisconnected;
+    case v1::CHANNEL_STATE_CLOSING:
+      return ChannelState::kClosing;
+    case v1::CHANNEL_STATE_CLOSED:
+      return ChannelState::kClosed;
+    case v1::CHANNEL_STATE_FAILED:
+      return ChannelState::kFailed;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -56,28 +71,39 @@ v1::XenbusState ToProto(XenbusState s) {
 
 v1::Transport ToProto(Transport t) {
   switch (t) {
-    case Transport::kRing: return v1::TRANSPORT_RING;
-    case Transport::kToolstackSocket: return v1::TRANSPORT_TOOLSTACK_SOCKET;
-    case Transport::kToolstackPty: return v1::TRANSPORT_TOOLSTACK_PTY;
+    case Transport::kRing:
+      return v1::TRANSPORT_RING;
+    case Transport::kToolstackSocket:
+      return v1::TRANSPORT_TOOLSTACK_SOCKET;
+    case Transport::kToolstackPty:
+      return v1::TRANSPORT_TOOLSTACK_PTY;
   }
   return v1::TRANSPORT_UNSPECIFIED;
 }
 
 std::optional<Transport> FromProto(v1::Transport t) {
   switch (t) {
-    case v1::TRANSPORT_RING: return Transport::kRing;
-    case v1::TRANSPORT_TOOLSTACK_SOCKET: return Transport::kToolstackSocket;
-    case v1::TRANSPORT_TOOLSTACK_PTY: return Transport::kToolstackPty;
-    default: return std::nullopt;
+    case v1::TRANSPORT_RING:
+      return Transport::kRing;
+    case v1::TRANSPORT_TOOLSTACK_SOCKET:
+      return Transport::kToolstackSocket;
+    case v1::TRANSPORT_TOOLSTACK_PTY:
+      return Transport::kToolstackPty;
+    default:
+      return std::nullopt;
   }
 }
 
 v1::AckLevel ToProto(AckLevel a) {
   switch (a) {
-    case AckLevel::kNone: return v1::ACK_LEVEL_UNSPECIFIED;
-    case AckLevel::kAccepted: return v1::ACK_LEVEL_ACCEPTED;
-    case AckLevel::kDelivered: return v1::ACK_LEVEL_DELIVERED;
-    case AckLevel::kConsumed: return v1::ACK_LEVEL_CONSUMED;
+    case AckLevel::kNone:
+      return v1::ACK_LEVEL_UNSPECIFIED;
+    case AckLevel::kAccepted:
+      return v1::ACK_LEVEL_ACCEPTED;
+    case AckLevel::kDelivered:
+      return v1::ACK_LEVEL_DELIVERED;
+    case AckLevel::kConsumed:
+      return v1::ACK_LEVEL_CONSUMED;
   }
   return v1::ACK_LEVEL_UNSPECIFIED;
 }
@@ -89,65 +115,94 @@ v1::OverflowPolicy ToProto(OverflowPolicy p) {
 
 v1::SessionKind ToProto(SessionKind k) {
   switch (k) {
-    case SessionKind::kAttach: return v1::SESSION_KIND_ATTACH;
-    case SessionKind::kWrite: return v1::SESSION_KIND_WRITE;
-    case SessionKind::kCall: return v1::SESSION_KIND_CALL;
+    case SessionKind::kAttach:
+      return v1::SESSION_KIND_ATTACH;
+    case SessionKind::kWrite:
+      return v1::SESSION_KIND_WRITE;
+    case SessionKind::kCall:
+      return v1::SESSION_KIND_CALL;
   }
   return v1::SESSION_KIND_UNSPECIFIED;
 }
 
 v1::ChannelErrorKind ToProto(ChannelErrorKind k) {
   switch (k) {
-    case ChannelErrorKind::kNone: return v1::CHANNEL_ERROR_KIND_UNSPECIFIED;
-    case ChannelErrorKind::kBadRingInfo: return v1::CHANNEL_ERROR_KIND_BAD_RING_INFO;
-    case ChannelErrorKind::kGrantMapFailed: return v1::CHANNEL_ERROR_KIND_GRANT_MAP_FAILED;
-    case ChannelErrorKind::kEventBindFailed: return v1::CHANNEL_ERROR_KIND_EVENT_BIND_FAILED;
-    case ChannelErrorKind::kBadRingIndices: return v1::CHANNEL_ERROR_KIND_BAD_RING_INDICES;
+    case ChannelErrorKind::kNone:
+      return v1::CHANNEL_ERROR_KIND_UNSPECIFIED;
+    case ChannelErrorKind::kBadRingInfo:
+      return v1::CHANNEL_ERROR_KIND_BAD_RING_INFO;
+    case ChannelErrorKind::kGrantMapFailed:
+      return v1::CHANNEL_ERROR_KIND_GRANT_MAP_FAILED;
+    case ChannelErrorKind::kEventBindFailed:
+      return v1::CHANNEL_ERROR_KIND_EVENT_BIND_FAILED;
+    case ChannelErrorKind::kBadRingIndices:
+      return v1::CHANNEL_ERROR_KIND_BAD_RING_INDICES;
     case ChannelErrorKind::kGuestNotConnecting:
       return v1::CHANNEL_ERROR_KIND_GUEST_NOT_CONNECTING;
-    case ChannelErrorKind::kFrontendRemoved: return v1::CHANNEL_ERROR_KIND_FRONTEND_REMOVED;
+    case ChannelErrorKind::kFrontendRemoved:
+      return v1::CHANNEL_ERROR_KIND_FRONTEND_REMOVED;
     case ChannelErrorKind::kToolstackUnreachable:
       return v1::CHANNEL_ERROR_KIND_TOOLSTACK_UNREACHABLE;
-    case ChannelErrorKind::kXenstore: return v1::CHANNEL_ERROR_KIND_XENSTORE;
-    case ChannelErrorKind::kUnplugForced: return v1::CHANNEL_ERROR_KIND_UNPLUG_FORCED;
+    case ChannelErrorKind::kXenstore:
+      return v1::CHANNEL_ERROR_KIND_XENSTORE;
+    case ChannelErrorKind::kUnplugForced:
+      return v1::CHANNEL_ERROR_KIND_UNPLUG_FORCED;
   }
   return v1::CHANNEL_ERROR_KIND_UNSPECIFIED;
 }
 
 v1::EpochChangeReason ToProto(EpochChangeReason r) {
   switch (r) {
-    case EpochChangeReason::kUnspecified: return v1::EPOCH_CHANGE_REASON_UNSPECIFIED;
-    case EpochChangeReason::kGuestConnected: return v1::EPOCH_CHANGE_REASON_GUEST_CONNECTED;
-    case EpochChangeReason::kGuestResumed: return v1::EPOCH_CHANGE_REASON_GUEST_RESUMED;
+    case EpochChangeReason::kUnspecified:
+      return v1::EPOCH_CHANGE_REASON_UNSPECIFIED;
+    case EpochChangeReason::kGuestConnected:
+      return v1::EPOCH_CHANGE_REASON_GUEST_CONNECTED;
+    case EpochChangeReason::kGuestResumed:
+      return v1::EPOCH_CHANGE_REASON_GUEST_RESUMED;
     case EpochChangeReason::kTransportReopened:
       return v1::EPOCH_CHANGE_REASON_TRANSPORT_REOPENED;
-    case EpochChangeReason::kServerRestarted: return v1::EPOCH_CHANGE_REASON_SERVER_RESTARTED;
+    case EpochChangeReason::kServerRestarted:
+      return v1::EPOCH_CHANGE_REASON_SERVER_RESTARTED;
   }
   return v1::EPOCH_CHANGE_REASON_UNSPECIFIED;
 }
 
 v1::ChannelEventType ToProto(ChannelEventType t) {
   switch (t) {
-    case ChannelEventType::kAppeared: return v1::CHANNEL_EVENT_TYPE_APPEARED;
-    case ChannelEventType::kRemoved: return v1::CHANNEL_EVENT_TYPE_REMOVED;
-    case ChannelEventType::kConnected: return v1::CHANNEL_EVENT_TYPE_CONNECTED;
-    case ChannelEventType::kDisconnected: return v1::CHANNEL_EVENT_TYPE_DISCONNECTED;
-    case ChannelEventType::kEpochChanged: return v1::CHANNEL_EVENT_TYPE_EPOCH_CHANGED;
-    case ChannelEventType::kStateChanged: return v1::CHANNEL_EVENT_TYPE_STATE_CHANGED;
-    case ChannelEventType::kStalled: return v1::CHANNEL_EVENT_TYPE_STALLED;
-    case ChannelEventType::kUnstalled: return v1::CHANNEL_EVENT_TYPE_UNSTALLED;
-    case ChannelEventType::kLeaseChanged: return v1::CHANNEL_EVENT_TYPE_LEASE_CHANGED;
-    case ChannelEventType::kGap: return v1::CHANNEL_EVENT_TYPE_GAP;
+    case ChannelEventType::kAppeared:
+      return v1::CHANNEL_EVENT_TYPE_APPEARED;
+    case ChannelEventType::kRemoved:
+      return v1::CHANNEL_EVENT_TYPE_REMOVED;
+    case ChannelEventType::kConnected:
+      return v1::CHANNEL_EVENT_TYPE_CONNECTED;
+    case ChannelEventType::kDisconnected:
+      return v1::CHANNEL_EVENT_TYPE_DISCONNECTED;
+    case ChannelEventType::kEpochChanged:
+      return v1::CHANNEL_EVENT_TYPE_EPOCH_CHANGED;
+    case ChannelEventType::kStateChanged:
+      return v1::CHANNEL_EVENT_TYPE_STATE_CHANGED;
+    case ChannelEventType::kStalled:
+      return v1::CHANNEL_EVENT_TYPE_STALLED;
+    case ChannelEventType::kUnstalled:
+      return v1::CHANNEL_EVENT_TYPE_UNSTALLED;
+    case ChannelEventType::kLeaseChanged:
+      return v1::CHANNEL_EVENT_TYPE_LEASE_CHANGED;
+    case ChannelEventType::kGap:
+      return v1::CHANNEL_EVENT_TYPE_GAP;
   }
   return v1::CHANNEL_EVENT_TYPE_UNSPECIFIED;
 }
 
 v1::RemovalReason ToProto(RemovalReason r) {
   switch (r) {
-    case RemovalReason::kUnspecified: return v1::REMOVAL_REASON_UNSPECIFIED;
-    case RemovalReason::kDeleted: return v1::REMOVAL_REASON_DELETED;
-    case RemovalReason::kDomainGone: return v1::REMOVAL_REASON_DOMAIN_GONE;
-    case RemovalReason::kToolstackRemoved: return v1::REMOVAL_REASON_TOOLSTACK_REMOVED;
+    case RemovalReason::kUnspecified:
+      return v1::REMOVAL_REASON_UNSPECIFIED;
+    case RemovalReason::kDeleted:
+      return v1::REMOVAL_REASON_DELETED;
+    case RemovalReason::kDomainGone:
+      return v1::REMOVAL_REASON_DOMAIN_GONE;
+    case RemovalReason::kToolstackRemoved:
+      return v1::REMOVAL_REASON_TOOLSTACK_REMOVED;
   }
   return v1::REMOVAL_REASON_UNSPECIFIED;
 }
@@ -184,10 +239,18 @@ void ToProto(const DomainInfo& d, v1::Domain* out) {
 
 void ToProto(const Framing& f, v1::Framing* out) {
   switch (f.kind) {
-    case Framing::Kind::kNewline: out->mutable_newline(); break;
-    case Framing::Kind::kDelimiter: out->mutable_delimiter()->set_delimiter(f.delimiter); break;
-    case Framing::Kind::kLengthPrefix: out->mutable_length_prefix(); break;
-    case Framing::Kind::kQemuGuestAgent: out->mutable_qemu_guest_agent(); break;
+    case Framing::Kind::kNewline:
+      out->mutable_newline();
+      break;
+    case Framing::Kind::kDelimiter:
+      out->mutable_delimiter()->set_delimiter(f.delimiter);
+      break;
+    case Framing::Kind::kLengthPrefix:
+      out->mutable_length_prefix();
+      break;
+    case Framing::Kind::kQemuGuestAgent:
+      out->mutable_qemu_guest_agent();
+      break;
   }
 }
 
@@ -198,9 +261,15 @@ Framing FromProto(const v1::Framing& f) {
       out.kind = Framing::Kind::kDelimiter;
       out.delimiter = f.delimiter().delimiter();
       break;
-    case v1::Framing::kLengthPrefix: out.kind = Framing::Kind::kLengthPrefix; break;
-    case v1::Framing::kQemuGuestAgent: out.kind = Framing::Kind::kQemuGuestAgent; break;
-    default: out.kind = Framing::Kind::kNewline; break;
+    case v1::Framing::kLengthPrefix:
+      out.kind = Framing::Kind::kLengthPrefix;
+      break;
+    case v1::Framing::kQemuGuestAgent:
+      out.kind = Framing::Kind::kQemuGuestAgent;
+      break;
+    default:
+      out.kind = Framing::Kind::kNewline;
+      break;
   }
   return out;
 }

@@ -26,8 +26,7 @@ void SetTime(absl::Time t, google::protobuf::Timestamp* out);
 // the mutable accessor alone would make it present with value 0
 // (1970-01-01).
 template <class Msg>
-void SetTimeIfKnown(absl::Time t, Msg* msg,
-                    google::protobuf::Timestamp* (Msg::*mutable_field)()) {
+void SetTimeIfKnown(absl::Time t, Msg* msg, google::protobuf::Timestamp* (Msg::*mutable_field)()) {
   if (t == absl::InfinitePast() || t == absl::InfiniteFuture()) return;
   SetTime(t, (msg->*mutable_field)());
 }

@@ -54,9 +54,9 @@ class CreateReactor : public AsyncUnary {
     if (!valid.ok()) return valid;
     auto parent = ParseDomainName(request_.parent(), "parent", /*allow_all=*/false);
     if (!parent.ok()) return parent.status();
-    absl::Status allowed = core_->authz.Authorize(call_state_.identity(), call_state_.method(),
-                                                  parent->domain, request_.channel_id(),
-                                                  Verb::kManage);
+    absl::Status allowed =
+        core_->authz.Authorize(call_state_.identity(), call_state_.method(), parent->domain,
+                               request_.channel_id(), Verb::kManage);
     if (!allowed.ok()) return allowed;
     const v1::ChannelConfig& c = request_.config();
     if (c.has_default_framing()) {
@@ -100,9 +100,9 @@ class CreateReactor : public AsyncUnary {
       ToProto(*result, response_->mutable_channel());
       audit::AuditLog* audit = core_->authz.audit();
       if (audit != nullptr && !request_.validate_only()) {
-        audit->Lifecycle(FormatChannelName(result->domain_uuid, result->channel_id), "created",
-                         absl::StrCat("by ", call_state_.identity().display(), " (devid ",
-                                      result->devid, ")"));
+        audit->Lifecycle(
+            FormatChannelName(result->domain_uuid, result->channel_id), "created",
+            absl::StrCat("by ", call_state_.identity().display(), " (devid ", result->devid, ")"));
       }
     } else {
       status = core_->errors.CreateChannel(result.status(), domain_, request_.channel_id());
@@ -152,9 +152,8 @@ class DeleteReactor : public AsyncUnary {
     if (!name.ok()) return name.status();
     name_ = *name;
     if (request_.has_force_after()) force_after_ = FromProto(request_.force_after());
-    absl::Status allowed =
-        core_->authz.Authorize(call_state_.identity(), call_state_.method(), name_.domain,
-                               name_.channel_id, Verb::kManage);
+    absl::Status allowed = core_->authz.Authorize(call_state_.identity(), call_state_.method(),
+                                                  name_.domain, name_.channel_id, Verb::kManage);
     if (!allowed.ok()) return allowed;
     auto info = core_->engine->GetChannel(ChannelRef{name_.domain, name_.channel_id});
     if (!info.ok()) return core_->errors.ChannelNotFound(name_);
@@ -164,8 +163,8 @@ class DeleteReactor : public AsyncUnary {
           .Metadata("channel", FormatChannelName(info->domain_uuid, info->channel_id))
           .Detail(ChannelProto(*info));
     }
-    ref_ = ChannelRef{info->domain_uuid.empty() ? name_.domain : info->domain_uuid,
-                      name_.channel_id};
+    ref_ =
+        ChannelRef{info->domain_uuid.empty() ? name_.domain : info->domain_uuid, name_.channel_id};
     return absl::OkStatus();
   }
 
@@ -176,10 +175,10 @@ class DeleteReactor : public AsyncUnary {
       response_->set_forced(result->forced);
       audit::AuditLog* audit = core_->authz.audit();
       if (audit != nullptr) {
-        audit->Lifecycle(
-            FormatChannelName(result->channel.domain_uuid, result->channel.channel_id), "deleted",
-            absl::StrCat("by ", call_state_.identity().display(),
-                         result->forced ? " (forced)" : ""));
+        audit->Lifecycle(FormatChannelName(result->channel.domain_uuid, result->channel.channel_id),
+                         "deleted",
+                         absl::StrCat("by ", call_state_.identity().display(),
+                                      result->forced ? " (forced)" : ""));
       }
     } else {
       status = core_->errors.DeleteChannel(result.status(), name_, request_.name());

@@ -33,8 +33,7 @@ absl::Status EngineErrors::DomainNotFound(const std::string& domain) {
 absl::Status EngineErrors::ChannelNotFound(const ChannelName& name) const {
   if (!engine_->GetDomain(name.domain).ok()) return DomainNotFound(name.domain);
   return ApiError(StatusCode::kNotFound, v1::ERROR_REASON_CHANNEL_NOT_FOUND,
-                  absl::StrCat("domain '", name.domain, "' has no channel '", name.channel_id,
-                               "'"))
+                  absl::StrCat("domain '", name.domain, "' has no channel '", name.channel_id, "'"))
       .Metadata("channel", "domains/" + name.domain + "/channels/" + name.channel_id);
 }
 

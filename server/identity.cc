@@ -18,10 +18,14 @@ namespace server {
 
 absl::string_view TransportName(TransportKind kind) {
   switch (kind) {
-    case TransportKind::kUnix: return "unix";
-    case TransportKind::kTls: return "tls";
-    case TransportKind::kInsecureTcp: return "insecure-tcp";
-    default: return "unknown";
+    case TransportKind::kUnix:
+      return "unix";
+    case TransportKind::kTls:
+      return "tls";
+    case TransportKind::kInsecureTcp:
+      return "insecure-tcp";
+    default:
+      return "unknown";
   }
 }
 
@@ -100,8 +104,7 @@ Identity Authenticator::Authenticate(const grpc::CallbackServerContext& context)
     if (!auth->IsPeerAuthenticated()) return id;
     const auto pems = auth->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
     if (pems.size() != 1) return id;
-    auto principals =
-        IdentityFromCertificatePem(absl::string_view(pems[0].data(), pems[0].size()));
+    auto principals = IdentityFromCertificatePem(absl::string_view(pems[0].data(), pems[0].size()));
     if (principals.ok()) id.principals = *std::move(principals);
     return id;
   }

@@ -61,9 +61,7 @@ struct Identity {
   bool authenticated() const { return principals.authenticated(); }
   // What the logs and audit records show: all principals
   // (`unix:uid=0,unix:gid=0`), or `peer:{peer}` when unauthenticated.
-  std::string display() const {
-    return authenticated() ? principals.ToString() : "peer:" + peer;
-  }
+  std::string display() const { return authenticated() ? principals.ToString() : "peer:" + peer; }
   // What LeaseHolder.identity shows (proto/xenchan/v1/resources.proto): the
   // one principal that names the caller: `unix:uid={uid}` on the Unix
   // socket; for mTLS its first URI SAN, else its first DNS SAN, else its

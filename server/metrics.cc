@@ -105,8 +105,8 @@ void ServerMetrics::RpcFinished(const std::string& method, absl::StatusCode code
   rpcs_finished_.Add({{"method", method}, {"code", CodeName(code)}}).Increment();
   rpc_latency_
       .Add({{"method", method}},
-           prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                                   0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60})
+           prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                   0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60})
       .Observe(absl::ToDoubleSeconds(latency));
 }
 

@@ -20,8 +20,7 @@ using policy::Verb;
 
 bool MatchesFilter(const ChannelInfo& c, const v1::ChannelFilter& filter) {
   if (!filter.channel_id_prefix().empty() &&
-      c.channel_id.compare(0, filter.channel_id_prefix().size(), filter.channel_id_prefix()) !=
-          0) {
+      c.channel_id.compare(0, filter.channel_id_prefix().size(), filter.channel_id_prefix()) != 0) {
     return false;
   }
   bool any = false;
@@ -129,8 +128,8 @@ absl::Status ListChannels(const QueryContext& q, const Identity& id,
     if (!after.empty() && key <= after) continue;
     if (response->channels_size() == *size) {
       const v1::Channel& last = *response->channels().rbegin();
-      response->set_next_page_token(EncodePageToken(
-          ListFingerprint(request), last.domain_uuid() + "/" + last.channel_id()));
+      response->set_next_page_token(
+          EncodePageToken(ListFingerprint(request), last.domain_uuid() + "/" + last.channel_id()));
       break;
     }
     *response->add_channels() = ChannelProto(c);

@@ -19,7 +19,7 @@ ReactorBase::ReactorBase(std::shared_ptr<ServiceCore> core, std::string method,
                          grpc::CallbackServerContext* context)
     : core_(core),
       call_state_(std::move(core), std::move(method), core_->authz.Authenticate(*context),
-            DeadlineOf(*context), this) {}
+                  DeadlineOf(*context), this) {}
 
 std::function<void()> ReactorBase::Notifier(std::function<void()> task) {
   std::weak_ptr<ReactorBase> w = weak_from_this();
@@ -59,11 +59,12 @@ void ReactorBase::Unregister() {
   const absl::StatusCode code = call_state_.final_code();
   const absl::Duration took = absl::Now() - call_state_.start();
   core_->metrics->RpcFinished(call_state_.method(), code, took);
-  Log("info", "rpc", {{"method", call_state_.method()},
-                      {"code", absl::StatusCodeToString(code)},
-                      {"peer", call_state_.identity().peer},
-                      {"identity", call_state_.identity().display()},
-                      {"duration", absl::FormatDuration(absl::Now() - call_state_.start())}});
+  Log("info", "rpc",
+      {{"method", call_state_.method()},
+       {"code", absl::StatusCodeToString(code)},
+       {"peer", call_state_.identity().peer},
+       {"identity", call_state_.identity().display()},
+       {"duration", absl::FormatDuration(absl::Now() - call_state_.start())}});
   call_state_.AuditSessionClosed(code);
   self_.reset();
 }

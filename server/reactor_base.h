@@ -72,7 +72,9 @@ class AsyncUnary : public grpc::ServerUnaryReactor, public ReactorBase {
  public:
   using ReactorBase::ReactorBase;
 
-  void OnCancel() override { Later([this] { Cancelled(); }); }
+  void OnCancel() override {
+    Later([this] { Cancelled(); });
+  }
   void OnDone() override {
     Later([this] {
       Cleanup();

@@ -50,13 +50,13 @@ absl::Status ReadLogic::Open() {
   options.identity = call_.identity().holder();
   options.start = EngineStart(request_.start(), ReadStart::Anchor::kEarliest);
   options.on_ready = call_.wakeups().Notifier([this] { Pump(); });
-  auto session = core_.engine->OpenSession(ChannelRef{name->domain, name->channel_id},
-                                            std::move(options));
+  auto session =
+      core_.engine->OpenSession(ChannelRef{name->domain, name->channel_id}, std::move(options));
   if (!session.ok()) {
     std::optional<Position> requested;
     if (request_.start().has_position()) {
-      requested = Position{request_.start().position().epoch(),
-                           request_.start().position().offset()};
+      requested =
+          Position{request_.start().position().epoch(), request_.start().position().offset()};
     }
     return core_.errors.SessionOpen(session.status(), *name, requested);
   }
@@ -64,7 +64,7 @@ absl::Status ReadLogic::Open() {
   core_.metrics->SessionOpened();
   const ChannelInfo& info = session_->info_at_open();
   call_.AuditSessionOpened(FormatChannelName(info.domain_uuid, info.channel_id), session_->id(),
-                     "reader");
+                           "reader");
   end_ = info.from_guest.next;
   pos_ = session_->start_position();
   return absl::OkStatus();

@@ -31,8 +31,7 @@ namespace server {
 class ReadLogic : public OutStreamLogic<v1::ReadResponse> {
  public:
   // `call` and `port` must outlive the logic.
-  ReadLogic(CallState* call, OutStreamPort<v1::ReadResponse>* port,
-            const v1::ReadRequest& request);
+  ReadLogic(CallState* call, OutStreamPort<v1::ReadResponse>* port, const v1::ReadRequest& request);
 
   // The call began: validate, authorize, open the session, send what there
   // is.

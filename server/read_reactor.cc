@@ -25,8 +25,12 @@ class ReadReactor : public grpc::ServerWriteReactor<v1::ReadResponse>,
     logic_.Start();
   }
 
-  void OnWriteDone(bool ok) override { Later([this, ok] { logic_.OnWriteDone(ok); }); }
-  void OnCancel() override { Later([this] { logic_.OnCancel(); }); }
+  void OnWriteDone(bool ok) override {
+    Later([this, ok] { logic_.OnWriteDone(ok); });
+  }
+  void OnCancel() override {
+    Later([this] { logic_.OnCancel(); });
+  }
   void OnDone() override {
     Later([this] {
       logic_.OnDone();

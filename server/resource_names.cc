@@ -40,7 +40,8 @@ absl::StatusOr<DomainName> ParseDomainName(absl::string_view name, const std::st
   if (name.empty()) return InvalidName(field, "required");
   std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
   if (parts.size() != 2 || parts[0] != "domains" || !ValidDomainSegment(parts[1])) {
-    return InvalidName(field, absl::StrCat(QuoteClientValue(name), " is not of the form domains/{domain}"));
+    return InvalidName(
+        field, absl::StrCat(QuoteClientValue(name), " is not of the form domains/{domain}"));
   }
   if (parts[1] == "-" && !allow_all) {
     return InvalidName(field, "the wildcard domains/- is not allowed here");
@@ -53,12 +54,14 @@ absl::StatusOr<ChannelName> ParseChannelName(absl::string_view name, const std::
   std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
   if (parts.size() != 4 || parts[0] != "domains" || parts[2] != "channels" ||
       !ValidDomainSegment(parts[1])) {
-    return InvalidName(field, absl::StrCat(QuoteClientValue(name),
-                                           " is not of the form domains/{domain}/channels/{channel}"));
+    return InvalidName(field,
+                       absl::StrCat(QuoteClientValue(name),
+                                    " is not of the form domains/{domain}/channels/{channel}"));
   }
   if (parts[1] == "-") return InvalidName(field, "the wildcard domains/- is not allowed here");
   if (!ValidateChannelId(parts[3]).ok()) {
-    return InvalidName(field, absl::StrCat(QuoteClientValue(parts[3]), " is not a valid channel id"));
+    return InvalidName(field,
+                       absl::StrCat(QuoteClientValue(parts[3]), " is not a valid channel id"));
   }
   return ChannelName{std::string(parts[1]), std::string(parts[3])};
 }
@@ -70,8 +73,7 @@ std::string FormatChannelName(const std::string& domain_uuid, const std::string&
 }
 
 std::string EncodePageToken(const std::string& fingerprint, const std::string& after_key) {
-  return absl::WebSafeBase64Escape(
-      absl::StrCat(kTokenVersion, "\n", fingerprint, "\n", after_key));
+  return absl::WebSafeBase64Escape(absl::StrCat(kTokenVersion, "\n", fingerprint, "\n", after_key));
 }
 
 absl::StatusOr<std::string> DecodePageToken(const std::string& token,

@@ -20,9 +20,9 @@
 #include "server/identity.h"
 #include "server/log.h"
 #include "server/metrics.h"
-#include "server/server_setup.h"
 #include "server/policy/policy.h"
 #include "server/policy/policy_store.h"
+#include "server/server_setup.h"
 #include "server/unix_listener.h"
 
 namespace xenchan {
@@ -130,8 +130,8 @@ absl::Status Server::Start(ServerOptions options) {
   access.authenticator = authenticator_.get();
   access.policy = current_policy;
   access.audit = audit_log_.get();
-  service_ = std::make_unique<ChannelService>(engine_.get(), metrics_.get(),
-                                              service_options, access);
+  service_ =
+      std::make_unique<ChannelService>(engine_.get(), metrics_.get(), service_options, access);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -180,23 +180,26 @@ absl::Status Server::Start(ServerOptions options) {
   builder.RegisterService(service_.get());
   grpc_server_ = builder.BuildAndStart();
   if (grpc_server_ == nullptr) {
-    return Failed("cannot listen", absl::UnavailableError(absl::StrCat(
-                                       "binding failed for one of: ", absl::StrJoin(listen, ", "))));
+    return Failed("cannot listen",
+                  absl::UnavailableError(
+                      absl::StrCat("binding failed for one of: ", absl::StrJoin(listen, ", "))));
   }
   for (const Tcp& t : tcp) {
     if (*t.port == 0) {
       return Failed("cannot listen", absl::UnavailableError("binding " + t.address.target));
     }
     addresses_[t.index] = BoundAddress(t.address, *t.port);
-    Log("info", "listening", {{"address", addresses_[t.index]},
-                              {"transport", "tcp"},
-                              {"security", t.address.insecure ? "insecure" : "mtls"}});
+    Log("info", "listening",
+        {{"address", addresses_[t.index]},
+         {"transport", "tcp"},
+         {"security", t.address.insecure ? "insecure" : "mtls"}});
   }
   for (auto& listener : unix_listeners_) {
     listener->Start(grpc_server_.get(), unix_peers_.get());
-    Log("info", "listening", {{"address", "unix://" + listener->path()},
-                              {"transport", "unix"},
-                              {"security", "peercred"}});
+    Log("info", "listening",
+        {{"address", "unix://" + listener->path()},
+         {"transport", "unix"},
+         {"security", "peercred"}});
   }
   if (audit_log_ != nullptr) {
     audit_log_->Event("server_start",

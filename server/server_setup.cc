@@ -85,7 +85,8 @@ ChannelServiceOptions ServiceOptionsFrom(const ServerConfig& config) {
 absl::StatusOr<policy::Policy> BuiltInPolicy() {
   std::string text = "[identity unix:uid=0]\nallow verbs=* domain=* channel=*\n";
   if (getuid() != 0) {
-    absl::StrAppend(&text, "[identity unix:uid=", getuid(), "]\nallow verbs=* domain=* channel=*\n");
+    absl::StrAppend(&text, "[identity unix:uid=", getuid(),
+                    "]\nallow verbs=* domain=* channel=*\n");
   }
   return policy::Policy::Parse(text, "built-in policy");
 }
@@ -114,9 +115,10 @@ absl::StatusOr<std::unique_ptr<policy::PolicyStore>> OpenPolicyFile(const std::s
   auto store = policy::PolicyStore::Create(std::move(store_options));
   if (!store.ok()) return store.status();
   const auto p = (*store)->Current();
-  Log("info", "policy", {{"path", path},
-                         {"sections", absl::StrCat(p->section_count())},
-                         {"rules", absl::StrCat(p->rule_count())}});
+  Log("info", "policy",
+      {{"path", path},
+       {"sections", absl::StrCat(p->section_count())},
+       {"rules", absl::StrCat(p->rule_count())}});
   return store;
 }
 

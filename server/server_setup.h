@@ -46,8 +46,7 @@ absl::StatusOr<std::unique_ptr<policy::PolicyStore>> OpenPolicyFile(const std::s
 // The credentials of TLS listeners: mutual TLS, client certificates required
 // and verified against tls-client-ca; re-read every tls-refresh-interval if
 // set. NOT_FOUND for an unreadable file, INVALID_ARGUMENT for non-PEM ones.
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TlsCredentials(
-    const ServerConfig& config);
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TlsCredentials(const ServerConfig& config);
 
 }  // namespace server
 }  // namespace xenchan

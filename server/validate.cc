@@ -137,16 +137,15 @@ absl::Status ValidateRequest(const v1::CreateChannelRequest& request) {
   absl::Status s = ParseDomainName(request.parent(), "parent", /*allow_all=*/false).status();
   if (!s.ok()) return s;
   if (!ValidateChannelId(request.channel_id()).ok()) {
-    const std::string why = absl::StrCat("1 to ", kMaxChannelIdBytes,
-                                         " bytes of [A-Za-z0-9._-], starting with a letter or digit");
+    const std::string why = absl::StrCat(
+        "1 to ", kMaxChannelIdBytes, " bytes of [A-Za-z0-9._-], starting with a letter or digit");
     return ApiError(absl::StatusCode::kInvalidArgument, v1::ERROR_REASON_INVALID_CHANNEL_ID,
                     absl::StrCat("channel_id ", QuoteClientValue(request.channel_id()), ": ", why))
         .Field("channel_id", why);
   }
   const v1::ChannelConfig& c = request.config();
-  if (c.buffer_limit_bytes() != 0 &&
-      (c.buffer_limit_bytes() < kMinBufferLimitBytes ||
-       c.buffer_limit_bytes() > kMaxBufferLimitBytes)) {
+  if (c.buffer_limit_bytes() != 0 && (c.buffer_limit_bytes() < kMinBufferLimitBytes ||
+                                      c.buffer_limit_bytes() > kMaxBufferLimitBytes)) {
     return InvalidOption("config.buffer_limit_bytes",
                          Allowed(kMinBufferLimitBytes, kMaxBufferLimitBytes));
   }
@@ -236,8 +235,7 @@ absl::Status ValidateWriteMessage(const v1::WriteRequest& message, bool first) {
     }
   } else if (!message.channel().empty() || message.ack_level() != 0 ||
              message.expected_epoch() != 0 || message.fail_fast() || message.takeover()) {
-    return ApiError(absl::StatusCode::kInvalidArgument,
-                    v1::ERROR_REASON_STREAM_PROTOCOL_VIOLATION,
+    return ApiError(absl::StatusCode::kInvalidArgument, v1::ERROR_REASON_STREAM_PROTOCOL_VIOLATION,
                     "only the first message may set fields other than data")
         .Field("WriteRequest", "later messages set only data");
   }

@@ -33,8 +33,8 @@ void WatchLogic::Start() {
   }
   subscription_ = core_.engine->SubscribeEvents(call_.wakeups().Notifier([this] { Pump(); }));
   subscribed_ = true;
-  heartbeat_ = call_.wakeups().RunAt(absl::Now() + core_.options.watch_heartbeat,
-                                     [this] { Heartbeat(); });
+  heartbeat_ =
+      call_.wakeups().RunAt(absl::Now() + core_.options.watch_heartbeat, [this] { Heartbeat(); });
   FillLocked();
   FlushLocked();
 }
@@ -48,9 +48,8 @@ absl::Status WatchLogic::Open() {
   absl::Status s = ValidateFilter(request_.filter(), "filter");
   if (!s.ok()) return s;
   const Identity& who = call_.identity();
-  s = parent->all()
-          ? core_.authz.AuthorizeListing(who, call_.method(), "domains/-", "read")
-          : core_.authz.AuthorizeDomain(who, call_.method(), parent->domain, Verb::kRead);
+  s = parent->all() ? core_.authz.AuthorizeListing(who, call_.method(), "domains/-", "read")
+                    : core_.authz.AuthorizeDomain(who, call_.method(), parent->domain, Verb::kRead);
   if (!s.ok()) return s;
   s = call_.AcquireQuota(parent->all() ? "" : parent->domain, "");
   if (!s.ok()) return s;
@@ -62,11 +61,10 @@ absl::Status WatchLogic::Open() {
   }
   if (request_.start_revision() == 0) {
     EngineSnapshot snap = core_.engine->Snapshot();
-    std::sort(snap.channels.begin(), snap.channels.end(),
-              [](const ChannelInfo& a, const ChannelInfo& b) {
-                return std::tie(a.domain_uuid, a.channel_id) <
-                       std::tie(b.domain_uuid, b.channel_id);
-              });
+    std::sort(
+        snap.channels.begin(), snap.channels.end(), [](const ChannelInfo& a, const ChannelInfo& b) {
+          return std::tie(a.domain_uuid, a.channel_id) < std::tie(b.domain_uuid, b.channel_id);
+        });
     const absl::Time now = absl::Now();
     for (const ChannelInfo& c : snap.channels) {
       if (!Matches(c)) continue;
@@ -92,8 +90,7 @@ absl::Status WatchLogic::Open() {
     retained.set_current_revision(current);
     return ApiError(StatusCode::kOutOfRange, v1::ERROR_REASON_REVISION_NOT_RETAINED,
                     absl::StrCat("revision ", request_.start_revision(),
-                                 " cannot be resumed from; retained ", earliest, "..",
-                                 current))
+                                 " cannot be resumed from; retained ", earliest, "..", current))
         .Detail(retained);
   }
   cursor_ = request_.start_revision();
@@ -201,8 +198,8 @@ void WatchLogic::Heartbeat() {
     FlushLocked();
   }
   sent_since_heartbeat_ = false;
-  heartbeat_ = call_.wakeups().RunAt(absl::Now() + core_.options.watch_heartbeat,
-                                     [this] { Heartbeat(); });
+  heartbeat_ =
+      call_.wakeups().RunAt(absl::Now() + core_.options.watch_heartbeat, [this] { Heartbeat(); });
 }
 
 void WatchLogic::OnDone() {

@@ -26,8 +26,12 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::WatchChannelsResponse>,
     logic_.Start();
   }
 
-  void OnWriteDone(bool ok) override { Later([this, ok] { logic_.OnWriteDone(ok); }); }
-  void OnCancel() override { Later([this] { logic_.OnCancel(); }); }
+  void OnWriteDone(bool ok) override {
+    Later([this, ok] { logic_.OnWriteDone(ok); });
+  }
+  void OnCancel() override {
+    Later([this] { logic_.OnCancel(); });
+  }
   void OnDone() override {
     Later([this] {
       logic_.OnDone();

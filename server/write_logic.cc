@@ -161,9 +161,9 @@ absl::Status WriteLogic::Open(const v1::WriteRequest& first) {
   }
   epoch_ = session_->write_status().epoch;
   if (first.expected_epoch() != 0 && first.expected_epoch() != epoch_) {
-    return EngineErrors::EpochChanged(first.expected_epoch(), epoch_,
-                                      absl::StrCat("the channel is in epoch ", epoch_, ", not ",
-                                                   first.expected_epoch()))
+    return EngineErrors::EpochChanged(
+               first.expected_epoch(), epoch_,
+               absl::StrCat("the channel is in epoch ", epoch_, ", not ", first.expected_epoch()))
         .Metadata("channel", channel_)
         .Detail(v1::WriteProgress());
   }
@@ -196,9 +196,9 @@ void WriteLogic::PumpLocked() {
   if (queued_.amount() > undelivered) queued_.Shrink(queued_.amount() - undelivered);
   const uint64_t reached = WriteProgressTracker::BytesAt(figures, ack_level_);
   if (!ws.connected && (has_pending_ || reached < progress_.accepted())) {
-    return FinishLocked(WithProgress(EngineErrors::NotConnected(
-        "the channel left CONNECTED; undelivered bytes were discarded", channel_,
-        session_->info())));
+    return FinishLocked(WithProgress(
+        EngineErrors::NotConnected("the channel left CONNECTED; undelivered bytes were discarded",
+                                   channel_, session_->info())));
   }
   if (has_pending_) {
     // The caller's queued bytes (accepted, not yet delivered, over all its
@@ -231,21 +231,21 @@ void WriteLogic::PumpLocked() {
       limit.set_limit("write_queue_bytes");
       limit.set_limit_value(session_->info().config.write_queue_limit_bytes);
       limit.set_requested_value(session_->info().to_guest.queued_bytes + pending_.size());
-      return FinishLocked(WithProgress(
-          ApiError(StatusCode::kResourceExhausted, v1::ERROR_REASON_QUEUE_FULL,
-                   "the write queue is full")
-              .Metadata("channel", channel_)
-              .Metadata("limit", "write_queue_bytes")
-              .Detail(limit)));
+      return FinishLocked(
+          WithProgress(ApiError(StatusCode::kResourceExhausted, v1::ERROR_REASON_QUEUE_FULL,
+                                "the write queue is full")
+                           .Metadata("channel", channel_)
+                           .Metadata("limit", "write_queue_bytes")
+                           .Detail(limit)));
     } else if (range.status().code() == StatusCode::kFailedPrecondition) {
       return FinishLocked(WithProgress(EngineErrors::NotConnected(
           std::string(range.status().message()), channel_, session_->info())));
     } else if (range.status().code() == StatusCode::kAborted) {
       if (!session_->has_lease()) return PumpLocked();  // reports LEASE_TAKEN_OVER
-      return FinishLocked(WithProgress(
-          EngineErrors::EpochChanged(epoch_, session_->write_status().epoch,
-                                     std::string(range.status().message()))
-              .Metadata("channel", channel_)));
+      return FinishLocked(
+          WithProgress(EngineErrors::EpochChanged(epoch_, session_->write_status().epoch,
+                                                  std::string(range.status().message()))
+                           .Metadata("channel", channel_)));
     } else {
       return FinishLocked(core_.Removed(range.status(), channel_));
     }
@@ -265,10 +265,10 @@ void WriteLogic::PumpLocked() {
 void WriteLogic::Timeout() {
   MutexLock lock(&mu_);
   if (finished_) return;
-  FinishLocked(WithProgress(
-      ApiError(StatusCode::kDeadlineExceeded, v1::ERROR_REASON_GUEST_TIMEOUT,
-               "the deadline passed before the bytes reached the requested level")
-          .Metadata("channel", channel_)));
+  FinishLocked(
+      WithProgress(ApiError(StatusCode::kDeadlineExceeded, v1::ERROR_REASON_GUEST_TIMEOUT,
+                            "the deadline passed before the bytes reached the requested level")
+                       .Metadata("channel", channel_)));
 }
 
 void WriteLogic::OnCancel() {

@@ -25,8 +25,12 @@ class WriteReactor : public grpc::ServerReadReactor<v1::WriteRequest>,
     logic_.Start();
   }
 
-  void OnReadDone(bool ok) override { Later([this, ok] { logic_.OnReadDone(ok); }); }
-  void OnCancel() override { Later([this] { logic_.OnCancel(); }); }
+  void OnReadDone(bool ok) override {
+    Later([this, ok] { logic_.OnReadDone(ok); });
+  }
+  void OnCancel() override {
+    Later([this] { logic_.OnCancel(); });
+  }
   void OnDone() override {
     Later([this] {
       logic_.OnDone();

@@ -47,7 +47,8 @@ int Main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  Log("info", "starting", {{"platform", config->platform}, {"sim_state_dir", config->sim_state_dir}});
+  Log("info", "starting",
+      {{"platform", config->platform}, {"sim_state_dir", config->sim_state_dir}});
   ServerOptions options;
   options.config = *std::move(config);
   auto server = Server::BuildAndStart(std::move(options));

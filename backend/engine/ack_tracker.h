@@ -55,7 +55,7 @@ class AckTracker {
     bool epoch_changed = false;  // else: the channel left CONNECTED
   };
   struct Update {
-    std::vector<Ack> acks;  // by level, lowest first; only advances
+    std::vector<Ack> acks;              // by level, lowest first; only advances
     std::vector<Rejection> rejections;  // in sequence order
   };
 

@@ -25,10 +25,9 @@ void SignalFd(int fd) {
 const size_t Channel::kSessionMemory =
     sizeof(Channel::SessionSlot) + kMaxNotices * sizeof(SessionRecord);
 
-Channel::Channel(ChannelIdentity identity, ChannelConfig effective_config,
-                 std::string domain_name, size_t max_readers, std::shared_ptr<Wakeup> wakeup,
-                 std::shared_ptr<EventLog> log, absl::Time now,
-                 std::shared_ptr<MemoryBudget> budget, size_t memory_floor)
+Channel::Channel(ChannelIdentity identity, ChannelConfig effective_config, std::string domain_name,
+                 size_t max_readers, std::shared_ptr<Wakeup> wakeup, std::shared_ptr<EventLog> log,
+                 absl::Time now, std::shared_ptr<MemoryBudget> budget, size_t memory_floor)
     : identity_(std::move(identity)),
       config_(effective_config),
       max_readers_(max_readers),
@@ -162,7 +161,8 @@ EpochChange Channel::BeginEpoch(uint64_t epoch, EpochChangeReason reason, absl::
   {
     MutexLock lock(&mu_);
     change.previous_epoch = buffer_.epoch();
-    change.previous_end_offset = buffer_.end().epoch == change.previous_epoch ? buffer_.end().offset : 0;
+    change.previous_end_offset =
+        buffer_.end().epoch == change.previous_epoch ? buffer_.end().offset : 0;
     change.epoch = buffer_.StartEpoch(epoch);
     change.reason = reason;
     change.time = now;
@@ -466,8 +466,8 @@ std::optional<LeaseChange> Channel::GrantToWaiterLocked(absl::Time now) {
     SessionSlot& slot = it->second;
     slot.waiting_for_lease = false;
     slot.has_lease = true;
-    lease_ = LeaseHolder{absl::StrCat("s", identity_.serial, "-", next), slot.identity, slot.kind,
-                         now};
+    lease_ =
+        LeaseHolder{absl::StrCat("s", identity_.serial, "-", next), slot.identity, slot.kind, now};
     lease_slot_ = next;
     slot.wake_pending = true;
     SignalFd(slot.notify_fd);

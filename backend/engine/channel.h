@@ -63,12 +63,12 @@ struct StateChange {
 struct SessionRecord {
   enum class Kind { kData, kGap, kEpochChange, kStall, kStateChange, kLeaseLost };
   Kind kind = Kind::kData;
-  Position position;  // kData: first byte; kGap: first lost byte
-  std::string data;   // kData
-  uint64_t lost = 0;  // kGap
-  EpochChange epoch_change;             // kEpochChange
-  StallNotice stall;                    // kStall
-  StateChange state;                    // kStateChange
+  Position position;                      // kData: first byte; kGap: first lost byte
+  std::string data;                       // kData
+  uint64_t lost = 0;                      // kGap
+  EpochChange epoch_change;               // kEpochChange
+  StallNotice stall;                      // kStall
+  StateChange state;                      // kStateChange
   std::optional<LeaseHolder> new_holder;  // kLeaseLost
 };
 
@@ -96,8 +96,7 @@ class Channel {
 
   Channel(ChannelIdentity identity, ChannelConfig effective_config, std::string domain_name,
           size_t max_readers, std::shared_ptr<Wakeup> wakeup, std::shared_ptr<EventLog> log,
-          absl::Time now, std::shared_ptr<MemoryBudget> budget = nullptr,
-          size_t memory_floor = 0);
+          absl::Time now, std::shared_ptr<MemoryBudget> budget = nullptr, size_t memory_floor = 0);
 
   const ChannelIdentity& identity() const { return identity_; }
   const ChannelConfig& config() const { return config_; }
@@ -189,9 +188,9 @@ class Channel {
     SessionRole role = SessionRole::kObserver;
     SessionKind kind = SessionKind::kAttach;
     std::string identity;
-    int notify_fd = -1;                 // owned by the Session; -1 until asked for
-    bool wake_pending = false;          // woken since its last Read
-    std::function<void()> on_ready;     // may be empty
+    int notify_fd = -1;              // owned by the Session; -1 until asked for
+    bool wake_pending = false;       // woken since its last Read
+    std::function<void()> on_ready;  // may be empty
     ReadCursor cursor;
     std::deque<SessionRecord> notices;  // bounded
     bool has_lease = false;
@@ -204,8 +203,7 @@ class Channel {
   // `callbacks`, to be run after the lock is released.
   void WakeSessionsLocked(std::vector<std::function<void()>>* callbacks)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void PushNoticeLocked(SessionSlot& slot, SessionRecord record)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PushNoticeLocked(SessionSlot& slot, SessionRecord record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Converts buffer records into session records.
   void ConvertLocked(std::vector<OutputRecord> in, std::vector<SessionRecord>* out) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -219,8 +217,7 @@ class Channel {
   size_t ReserveOutputLocked(size_t max) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Grants the lease to the first waiting session if it is free. Returns the
   // lease change to report, if any.
-  std::optional<LeaseChange> GrantToWaiterLocked(absl::Time now)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::optional<LeaseChange> GrantToWaiterLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static void RunCallbacks(std::vector<std::function<void()>>& callbacks);
 
   const ChannelIdentity identity_;
@@ -235,9 +232,9 @@ class Channel {
   MemoryAccount memory_ ABSL_GUARDED_BY(mu_);
   size_t output_reserved_ ABSL_GUARDED_BY(mu_) = 0;  // ReserveOutput, not yet appended
   bool output_reservation_open_ ABSL_GUARDED_BY(mu_) = false;
-  size_t session_bytes_ ABSL_GUARDED_BY(mu_) = 0;    // kSessionMemory per session
+  size_t session_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // kSessionMemory per session
   bool writers_wait_for_memory_ ABSL_GUARDED_BY(mu_) = false;
-  ChannelInfo info_ ABSL_GUARDED_BY(mu_);  // lifecycle fields and counters
+  ChannelInfo info_ ABSL_GUARDED_BY(mu_);                       // lifecycle fields and counters
   std::deque<EpochChange> epoch_changes_ ABSL_GUARDED_BY(mu_);  // recent ones
   std::map<uint64_t, SessionSlot> sessions_ ABSL_GUARDED_BY(mu_);
   uint64_t next_session_ ABSL_GUARDED_BY(mu_) = 1;

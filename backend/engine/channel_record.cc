@@ -25,8 +25,7 @@ std::vector<XsNode> ChannelConfigNodes(const ChannelConfig& config) {
 ChannelConfig ParseChannelConfigNodes(const std::function<std::string(absl::string_view)>& read) {
   ChannelConfig asked;
   // Beyond the API's limits a record is not ours to trust: take the defaults.
-  asked.buffer_limit_bytes =
-      ParseDecimal(read(kBufferLimitNode), kMaxBufferLimitBytes).value_or(0);
+  asked.buffer_limit_bytes = ParseDecimal(read(kBufferLimitNode), kMaxBufferLimitBytes).value_or(0);
   asked.write_queue_limit_bytes =
       ParseDecimal(read(kWriteQueueLimitNode), kMaxWriteQueueLimitBytes).value_or(0);
   const std::string overflow = read(kOverflowNode);

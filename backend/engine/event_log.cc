@@ -74,9 +74,8 @@ absl::StatusOr<std::vector<ChannelEvent>> EventLog::After(uint64_t after, size_t
   }
   const uint64_t oldest = events_.empty() ? revision_ + 1 : events_.front().revision;
   if (after + 1 < oldest) {
-    return absl::OutOfRangeError(absl::StrCat("events after revision ", after,
-                                              " are no longer retained; oldest retained is ",
-                                              oldest));
+    return absl::OutOfRangeError(absl::StrCat(
+        "events after revision ", after, " are no longer retained; oldest retained is ", oldest));
   }
   std::vector<ChannelEvent> out;
   for (size_t i = after + 1 - oldest; i < events_.size() && out.size() < max; ++i) {

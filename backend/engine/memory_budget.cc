@@ -117,8 +117,7 @@ size_t MemoryBudget::domain_used(uint32_t domain) const {
   return it == by_domain_.end() ? 0 : it->second;
 }
 
-MemoryAccount::MemoryAccount(std::shared_ptr<MemoryBudget> budget, uint32_t domain,
-                             uint64_t waiter)
+MemoryAccount::MemoryAccount(std::shared_ptr<MemoryBudget> budget, uint32_t domain, uint64_t waiter)
     : budget_(std::move(budget)), domain_(domain), waiter_(waiter) {}
 
 MemoryAccount::~MemoryAccount() {
@@ -141,8 +140,7 @@ bool MemoryAccount::Charge(size_t n, MemoryTier tier) {
   if (n == 0) return true;
   const size_t before = Charged();
   const size_t after = std::max(used_ + n, floor_);
-  if (after > before && budget_ &&
-      !budget_->TryCharge(domain_, after - before, waiter_, tier)) {
+  if (after > before && budget_ && !budget_->TryCharge(domain_, after - before, waiter_, tier)) {
     return false;
   }
   used_ += n;

@@ -72,12 +72,12 @@ inline bool IsMemoryBudgetError(const absl::Status& s) {
 
 // Figures for metrics and the load tool.
 struct MemoryUsage {
-  size_t limit = 0;          // the global cap
-  size_t domain_limit = 0;   // the per-domain cap
-  size_t used = 0;           // charged now (floors included)
-  size_t peak = 0;           // highest `used` ever
-  uint64_t refused = 0;      // charges refused (either cap)
-  uint64_t domain_refused = 0;  // of which the per-domain cap refused
+  size_t limit = 0;              // the global cap
+  size_t domain_limit = 0;       // the per-domain cap
+  size_t used = 0;               // charged now (floors included)
+  size_t peak = 0;               // highest `used` ever
+  uint64_t refused = 0;          // charges refused (either cap)
+  uint64_t domain_refused = 0;   // of which the per-domain cap refused
   uint64_t reclaimed_bytes = 0;  // replay-only bytes trimmed under pressure
 };
 
@@ -124,8 +124,7 @@ class MemoryBudget {
   size_t domain_limit() const { return domain_limit_; }
 
  private:
-  size_t HeadroomLocked(uint32_t domain, MemoryTier tier) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  size_t HeadroomLocked(uint32_t domain, MemoryTier tier) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RefuseLocked(uint32_t domain, size_t n, uint64_t waiter, MemoryTier tier)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

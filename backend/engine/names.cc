@@ -1,7 +1,6 @@
 // Strict parsing of names and guest-written values.
 #include "backend/engine/names.h"
 
-
 namespace xenchan {
 
 std::optional<uint32_t> ParseDecimal(absl::string_view text, uint32_t max) {
@@ -24,38 +23,58 @@ std::optional<XenbusState> ParseXenbusState(absl::string_view text) {
 
 const char* ToString(ChannelState state) {
   switch (state) {
-    case ChannelState::kCreating: return "CREATING";
-    case ChannelState::kWaitingForGuest: return "WAITING_FOR_GUEST";
-    case ChannelState::kConnected: return "CONNECTED";
-    case ChannelState::kDisconnected: return "DISCONNECTED";
-    case ChannelState::kClosing: return "CLOSING";
-    case ChannelState::kClosed: return "CLOSED";
-    case ChannelState::kFailed: return "FAILED";
+    case ChannelState::kCreating:
+      return "CREATING";
+    case ChannelState::kWaitingForGuest:
+      return "WAITING_FOR_GUEST";
+    case ChannelState::kConnected:
+      return "CONNECTED";
+    case ChannelState::kDisconnected:
+      return "DISCONNECTED";
+    case ChannelState::kClosing:
+      return "CLOSING";
+    case ChannelState::kClosed:
+      return "CLOSED";
+    case ChannelState::kFailed:
+      return "FAILED";
   }
   return "?";
 }
 
 const char* ToString(ChannelEventType type) {
   switch (type) {
-    case ChannelEventType::kAppeared: return "APPEARED";
-    case ChannelEventType::kRemoved: return "REMOVED";
-    case ChannelEventType::kConnected: return "CONNECTED";
-    case ChannelEventType::kDisconnected: return "DISCONNECTED";
-    case ChannelEventType::kEpochChanged: return "EPOCH_CHANGED";
-    case ChannelEventType::kStateChanged: return "STATE_CHANGED";
-    case ChannelEventType::kStalled: return "STALLED";
-    case ChannelEventType::kUnstalled: return "UNSTALLED";
-    case ChannelEventType::kLeaseChanged: return "LEASE_CHANGED";
-    case ChannelEventType::kGap: return "GAP";
+    case ChannelEventType::kAppeared:
+      return "APPEARED";
+    case ChannelEventType::kRemoved:
+      return "REMOVED";
+    case ChannelEventType::kConnected:
+      return "CONNECTED";
+    case ChannelEventType::kDisconnected:
+      return "DISCONNECTED";
+    case ChannelEventType::kEpochChanged:
+      return "EPOCH_CHANGED";
+    case ChannelEventType::kStateChanged:
+      return "STATE_CHANGED";
+    case ChannelEventType::kStalled:
+      return "STALLED";
+    case ChannelEventType::kUnstalled:
+      return "UNSTALLED";
+    case ChannelEventType::kLeaseChanged:
+      return "LEASE_CHANGED";
+    case ChannelEventType::kGap:
+      return "GAP";
   }
   return "?";
 }
 
 const char* ToString(Transport transport) {
   switch (transport) {
-    case Transport::kRing: return "RING";
-    case Transport::kToolstackSocket: return "TOOLSTACK_SOCKET";
-    case Transport::kToolstackPty: return "TOOLSTACK_PTY";
+    case Transport::kRing:
+      return "RING";
+    case Transport::kToolstackSocket:
+      return "TOOLSTACK_SOCKET";
+    case Transport::kToolstackPty:
+      return "TOOLSTACK_PTY";
   }
   return "?";
 }

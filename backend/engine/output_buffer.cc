@@ -55,7 +55,8 @@ absl::Status OutputBuffer::Append(absl::string_view data, size_t capacity) {
 }
 
 size_t OutputBuffer::TrimHanded(size_t max) {
-  const uint64_t handed = handed_seq_ > start_seq_ ? std::min(handed_seq_, end_seq_) - start_seq_ : 0;
+  const uint64_t handed =
+      handed_seq_ > start_seq_ ? std::min(handed_seq_, end_seq_) - start_seq_ : 0;
   const size_t n = static_cast<size_t>(std::min<uint64_t>(handed, max));
   Evict(n);
   return n;
@@ -148,9 +149,9 @@ std::vector<OutputRecord> OutputBuffer::Read(ReadCursor* cursor, size_t max_byte
     }
     if (cursor->seq >= end_seq_ || max_bytes == 0) break;
     // Hand out data up to the end of this epoch, then loop for the next one.
-    const auto next = std::upper_bound(
-        epochs_.begin(), epochs_.end(), cursor->seq,
-        [](uint64_t s, const EpochStart& ep) { return s < ep.start_seq; });
+    const auto next =
+        std::upper_bound(epochs_.begin(), epochs_.end(), cursor->seq,
+                         [](uint64_t s, const EpochStart& ep) { return s < ep.start_seq; });
     const uint64_t epoch_end = next == epochs_.end() ? end_seq_ : next->start_seq;
     const size_t n = static_cast<size_t>(std::min<uint64_t>(epoch_end - cursor->seq, max_bytes));
     OutputRecord rec;

@@ -153,12 +153,12 @@ class OutputBuffer {
 
   const size_t limit_;
   const OverflowPolicy policy_;
-  std::deque<char> bytes_;            // bytes [start_seq_, end_seq_)
+  std::deque<char> bytes_;  // bytes [start_seq_, end_seq_)
   uint64_t start_seq_ = 0;
   uint64_t end_seq_ = 0;
-  uint64_t handed_seq_ = 0;           // highest seq handed to any reader
+  uint64_t handed_seq_ = 0;  // highest seq handed to any reader
   uint64_t bytes_dropped_ = 0;
-  std::vector<EpochStart> epochs_;    // ascending; first is epoch 1 at seq 0
+  std::vector<EpochStart> epochs_;  // ascending; first is epoch 1 at seq 0
 };
 
 }  // namespace xenchan

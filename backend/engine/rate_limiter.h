@@ -18,8 +18,7 @@ namespace xenchan {
 // tests need no clock.
 class RateLimiter {
  public:
-  RateLimiter(uint32_t allowance, absl::Duration period)
-      : allowance_(allowance), period_(period) {}
+  RateLimiter(uint32_t allowance, absl::Duration period) : allowance_(allowance), period_(period) {}
 
   // Counts one event at `now`. True if the port may be unmasked at once;
   // false if the allowance of the current period is used up: then keep the

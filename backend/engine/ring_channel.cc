@@ -113,10 +113,10 @@ void RingChannel::SetBackendState(XenbusState state) {
   absl::Status s = host_->xs().Write(kNoTransaction, NodePath(params_.backend_path, kStateNode),
                                      absl::StrCat(static_cast<int>(state)));
   if (!s.ok()) {
-    channel_->SetState(state_, fe_state_, be_state_,
-                       ChannelError{ChannelErrorKind::kXenstore,
-                                    absl::StrCat("writing backend state: ", s.message()),
-                                    absl::Now()});
+    channel_->SetState(
+        state_, fe_state_, be_state_,
+        ChannelError{ChannelErrorKind::kXenstore,
+                     absl::StrCat("writing backend state: ", s.message()), absl::Now()});
   }
 }
 

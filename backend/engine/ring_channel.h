@@ -217,10 +217,10 @@ class RingChannel {
   bool ever_connected_ = false;
   uint64_t in_base_ = 0;  // ring in_produced at the epoch's start
 
-  RateLimiter spurious_limiter_;  // spurious events only
-  RateLimiter cap_limiter_;       // every event
-  uint64_t limited_seen_ = 0;     // limited periods of both, last counted
-  uint64_t in_consumed_seen_ = 0; // ring InConsumed() at the last look
+  RateLimiter spurious_limiter_;   // spurious events only
+  RateLimiter cap_limiter_;        // every event
+  uint64_t limited_seen_ = 0;      // limited periods of both, last counted
+  uint64_t in_consumed_seen_ = 0;  // ring InConsumed() at the last look
   bool masked_ = false;
   absl::Time unmask_at_ = absl::InfiniteFuture();
 

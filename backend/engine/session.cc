@@ -79,8 +79,8 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(std::shared_ptr<Channel> 
           ch.lease_waiters_.push_back(slot_id);
         } else {
           return fail_charged(absl::FailedPreconditionError(
-              absl::StrCat("write lease held by session ", ch.lease_->session_id,
-                           " of '", ch.lease_->identity, "'")));
+              absl::StrCat("write lease held by session ", ch.lease_->session_id, " of '",
+                           ch.lease_->identity, "'")));
         }
       }
       if (!ch.lease_.has_value() && !slot.waiting_for_lease) {
@@ -242,21 +242,20 @@ absl::StatusOr<WriteQueue::Range> Session::Write(absl::string_view data, uint64_
           absl::StrCat("channel is not connected (", ToString(ch.info_.state), ")"));
     }
     if (expected_epoch != 0 && expected_epoch != ch.buffer_.epoch()) {
-      return absl::AbortedError(absl::StrCat("epoch is ", ch.buffer_.epoch(), ", not ",
-                                             expected_epoch));
+      return absl::AbortedError(
+          absl::StrCat("epoch is ", ch.buffer_.epoch(), ", not ", expected_epoch));
     }
     if (data.size() > ch.queue_.room()) {
-      return absl::ResourceExhaustedError(absl::StrCat("write of ", data.size(),
-                                                       " bytes does not fit in the ",
-                                                       ch.queue_.room(),
-                                                       " bytes left in the write queue"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("write of ", data.size(), " bytes does not fit in the ", ch.queue_.room(),
+                       " bytes left in the write queue"));
     }
     if (!ch.memory_.Charge(data.size())) {
       // Woken (notify_fd) once memory is released.
       ch.writers_wait_for_memory_ = true;
-      return MemoryBudgetError(
-          absl::StrCat("write of ", data.size(), " bytes does not fit in the memory budget of ",
-                       "domain ", ch.identity_.domid, " now"));
+      return MemoryBudgetError(absl::StrCat("write of ", data.size(),
+                                            " bytes does not fit in the memory budget of ",
+                                            "domain ", ch.identity_.domid, " now"));
     }
     range = ch.queue_.Append(data);
     if (!range.ok()) {

@@ -70,7 +70,9 @@ std::optional<ToolstackSpec> ReadToolstackSpec(XenStore& xs, uint32_t domid, uin
 
 ToolstackChannel::ToolstackChannel(XenStore* xs, std::shared_ptr<Channel> channel,
                                    ToolstackSpec spec, std::string watch_token)
-    : xs_(xs), channel_(std::move(channel)), spec_(std::move(spec)),
+    : xs_(xs),
+      channel_(std::move(channel)),
+      spec_(std::move(spec)),
       watch_token_(std::move(watch_token)) {
   channel_->SetMaxAckLevel(AckLevel::kDelivered);
   if (spec_.socket) channel_->SetToolstackEndpoint(spec_.socket_path);

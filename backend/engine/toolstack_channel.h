@@ -41,9 +41,9 @@ namespace xenchan {
 struct ToolstackSpec {
   std::string backend_path;
   std::string frontend_path;
-  std::string name;        // from /libxl/D/device/console/N/name, else the backend
-  bool socket = false;     // connection=socket (else pty)
-  std::string socket_path; // socket channels
+  std::string name;         // from /libxl/D/device/console/N/name, else the backend
+  bool socket = false;      // connection=socket (else pty)
+  std::string socket_path;  // socket channels
 };
 
 // Reads and validates the toolstack channel at backend dir `backend_path`

@@ -115,8 +115,8 @@ struct ChannelCounters {
   uint64_t frontend_rate_limited_periods = 0;
   uint64_t stalls = 0;
   uint64_t epochs = 0;
-  uint64_t bad_ring_rounds = 0;     // rounds ignored because of corrupt indices
-  uint64_t bad_xenstore_values = 0; // unparsable frontend state/ring-ref/port
+  uint64_t bad_ring_rounds = 0;      // rounds ignored because of corrupt indices
+  uint64_t bad_xenstore_values = 0;  // unparsable frontend state/ring-ref/port
   absl::Time start_time = absl::InfinitePast();
 };
 
@@ -218,9 +218,9 @@ struct ChannelEvent {
   ChannelEventType type = ChannelEventType::kStateChanged;
   absl::Time time = absl::InfinitePast();
   ChannelInfo channel;
-  std::optional<EpochChange> epoch_change;        // kConnected, kEpochChanged
-  std::optional<DropReport> drop_report;          // kGap
-  std::optional<LeaseChange> lease_change;        // kLeaseChanged
+  std::optional<EpochChange> epoch_change;                     // kConnected, kEpochChanged
+  std::optional<DropReport> drop_report;                       // kGap
+  std::optional<LeaseChange> lease_change;                     // kLeaseChanged
   RemovalReason removal_reason = RemovalReason::kUnspecified;  // kRemoved
 };
 

@@ -32,9 +32,12 @@ WriteProgressTracker::Figures WriteProgressTracker::Observe(const WriteStatus& w
 
 uint64_t WriteProgressTracker::BytesAt(const Figures& figures, AckLevel level) {
   switch (level) {
-    case AckLevel::kConsumed: return figures.consumed;
-    case AckLevel::kDelivered: return figures.delivered;
-    default: return figures.accepted;
+    case AckLevel::kConsumed:
+      return figures.consumed;
+    case AckLevel::kDelivered:
+      return figures.delivered;
+    default:
+      return figures.accepted;
   }
 }
 

@@ -6,8 +6,8 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 
 namespace xenchan {
 namespace {
@@ -20,13 +20,15 @@ absl::Status TooLarge() {
 // Bytes up to the first `delim` (excluded), for newline and delimiter framing.
 class DelimitedDecoder : public ResponseDecoder {
  public:
-  DelimitedDecoder(std::string delim, bool strip_cr) : delim_(std::move(delim)), strip_cr_(strip_cr) {}
+  DelimitedDecoder(std::string delim, bool strip_cr)
+      : delim_(std::move(delim)), strip_cr_(strip_cr) {}
 
   absl::StatusOr<std::optional<std::string>> Feed(absl::string_view bytes) override {
     if (done_) return response_;
     // Search only where a match can newly start: the tail of the old buffer.
     const size_t from = buf_.size() >= delim_.size() ? buf_.size() - delim_.size() + 1 : 0;
-    buf_.append(bytes.data(), std::min(bytes.size(), kMaxCallResponseBytes + delim_.size() - buf_.size()));
+    buf_.append(bytes.data(),
+                std::min(bytes.size(), kMaxCallResponseBytes + delim_.size() - buf_.size()));
     const size_t at = buf_.find(delim_, from);
     if (at == std::string::npos) {
       if (buf_.size() > kMaxCallResponseBytes + delim_.size() - 1) return TooLarge();
@@ -256,17 +258,15 @@ absl::StatusOr<std::string> EncodeCallRequest(const Framing& framing, absl::stri
                                               uint32_t sync_id) {
   if (absl::Status s = ValidateFraming(framing); !s.ok()) return s;
   if (request.size() > kMaxCallRequestBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("a Call request is at most ",
-                                                   kMaxCallRequestBytes, " bytes, not ",
-                                                   request.size()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a Call request is at most ", kMaxCallRequestBytes, " bytes, not ", request.size()));
   }
   switch (framing.kind) {
     case Framing::Kind::kNewline:
       return absl::EndsWith(request, "\n") ? std::string(request) : absl::StrCat(request, "\n");
     case Framing::Kind::kDelimiter:
-      return absl::EndsWith(request, framing.delimiter)
-                 ? std::string(request)
-                 : absl::StrCat(request, framing.delimiter);
+      return absl::EndsWith(request, framing.delimiter) ? std::string(request)
+                                                        : absl::StrCat(request, framing.delimiter);
     case Framing::Kind::kLengthPrefix: {
       const uint32_t n = static_cast<uint32_t>(request.size());
       std::string out;

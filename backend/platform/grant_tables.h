@@ -33,7 +33,7 @@ class GrantTables {
   // not exist, or is read-only but `writable` was asked; NOT_FOUND if the
   // domain does not exist.
   virtual absl::StatusOr<std::unique_ptr<GrantMapping>> Map(uint32_t domid, uint32_t ref,
-                                                             bool writable) = 0;
+                                                            bool writable) = 0;
 };
 
 }  // namespace xenchan

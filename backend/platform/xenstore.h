@@ -64,11 +64,11 @@ class XenStore {
   virtual absl::Status Remove(XsTransaction t, const std::string& path) = 0;
   // Lists the names of a node's children.
   virtual absl::StatusOr<std::vector<std::string>> Directory(XsTransaction t,
-                                                              const std::string& path) = 0;
+                                                             const std::string& path) = 0;
   virtual absl::Status SetPermissions(XsTransaction t, const std::string& path,
                                       const std::vector<XsPermission>& perms) = 0;
   virtual absl::StatusOr<std::vector<XsPermission>> GetPermissions(XsTransaction t,
-                                                                    const std::string& path) = 0;
+                                                                   const std::string& path) = 0;
 
   // Starts a transaction. End it with EndTransaction exactly once.
   virtual absl::StatusOr<XsTransaction> StartTransaction() = 0;

@@ -5,8 +5,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
-#include "absl/strings/str_cat.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
 namespace xenchan {
@@ -19,8 +19,7 @@ const char* ChannelConnectionName(ChannelConnection c) {
 bool IsValidChannelName(absl::string_view name) {
   if (name.empty() || name.size() > kMaxChannelNameLength) return false;
   for (char c : name) {
-    if (!(absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
-          c == '-')) {
+    if (!(absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-')) {
       return false;
     }
   }
@@ -49,22 +48,21 @@ absl::StatusOr<ParsedChannelSpec> ParseChannelSpec(absl::string_view text) {
     } else if (key == "backend") {
       backend = value;
     } else {
-      out.warnings.push_back(absl::StrCat("Unknown string \"", absl::CHexEscape(key),
-                                          "\" in channel spec, ignored"));
+      out.warnings.push_back(
+          absl::StrCat("Unknown string \"", absl::CHexEscape(key), "\" in channel spec, ignored"));
     }
   }
 
-  if (backend.has_value() && *backend != "0" && *backend != "dom0" &&
-      *backend != "Domain-0") {
+  if (backend.has_value() && *backend != "0" && *backend != "dom0" && *backend != "Domain-0") {
     return absl::InvalidArgumentError(
         absl::StrCat("channel backend '", absl::CHexEscape(*backend),
                      "' is not supported (only the toolstack domain: 0, dom0, Domain-0)"));
   }
   if (!name.has_value()) return absl::InvalidArgumentError("channel has no name");
   if (!IsValidChannelName(*name)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "channel name '", absl::CHexEscape(*name), "' is invalid: want [A-Za-z0-9._-]{1,",
-        kMaxChannelNameLength, "}"));
+    return absl::InvalidArgumentError(absl::StrCat("channel name '", absl::CHexEscape(*name),
+                                                   "' is invalid: want [A-Za-z0-9._-]{1,",
+                                                   kMaxChannelNameLength, "}"));
   }
   out.spec.name = *name;
   if (!connection.has_value()) {
@@ -84,11 +82,12 @@ absl::StatusOr<ParsedChannelSpec> ParseChannelSpec(absl::string_view text) {
           absl::StrCat("channel ", *name, ": connection=socket requires a path"));
     }
     if (path->size() > kMaxSocketPathLength) {
-      return absl::InvalidArgumentError(absl::StrCat("channel ", *name, ": socket path is longer than ",
-                                                     kMaxSocketPathLength, " bytes"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "channel ", *name, ": socket path is longer than ", kMaxSocketPathLength, " bytes"));
     }
     if (path->find('\0') != std::string::npos) {
-      return absl::InvalidArgumentError(absl::StrCat("channel ", *name, ": socket path contains NUL"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("channel ", *name, ": socket path contains NUL"));
     }
     out.spec.path = *path;
   } else if (path.has_value()) {

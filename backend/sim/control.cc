@@ -11,9 +11,9 @@
 #include <cstring>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "backend/util/errno_status.h"
@@ -222,7 +222,10 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Create(const std::
 }
 
 ControlServer::ControlServer(std::string path, int listen_fd, int wake_fd, Handler handler)
-    : path_(std::move(path)), listen_fd_(listen_fd), wake_fd_(wake_fd), handler_(std::move(handler)) {
+    : path_(std::move(path)),
+      listen_fd_(listen_fd),
+      wake_fd_(wake_fd),
+      handler_(std::move(handler)) {
   thread_ = std::thread([this] { Run(); });
 }
 

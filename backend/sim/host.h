@@ -89,9 +89,9 @@ struct HostOptions {
 struct ChannelStatus {
   uint32_t devid = 0;
   std::string name;
-  std::string connection;  // "pty" or "socket"
-  std::string path;        // socket path, or "" for pty
-  std::string tty;         // pty slave QEMU published, or ""
+  std::string connection;     // "pty" or "socket"
+  std::string path;           // socket path, or "" for pty
+  std::string tty;            // pty slave QEMU published, or ""
   std::string backend_state;  // backend `state` node, "" if absent
 };
 
@@ -145,8 +145,7 @@ class Host {
   void DestroyAllDomains() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Serves one control request (control.h verbs) and renders the reply.
-  absl::StatusOr<std::string> HandleRequest(const ControlRequest& request)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<std::string> HandleRequest(const ControlRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
 
   const std::string& state_dir() const { return options_.state_dir; }
 
@@ -172,8 +171,7 @@ class Host {
   // Notices guests that died on their own (reaps them; state crashed).
   void ReapLocked(Domain& d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status DestroyLocked(Domain& d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status WriteDomainEntries(uint32_t domid, const std::string& name,
-                                  const std::string& uuid);
+  absl::Status WriteDomainEntries(uint32_t domid, const std::string& name, const std::string& uuid);
   absl::Status WriteChannel(uint32_t domid, uint32_t devid, const ChannelSpec& spec);
   // Waits until QEMU has moved every channel's backend out of state 1;
   // UNAVAILABLE at once if QEMU exits first, DEADLINE_EXCEEDED after 20 s.

@@ -2,8 +2,6 @@
 // served by Host::HandleRequest, the guest commands sent to a domain's
 // guest.sock (suspend, resume, shutdown; see guest.h) and `kill`, and the
 // `domain list` view with its text and JSON renderings.
-#include "backend/sim/host.h"
-
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -29,6 +27,7 @@
 #include "backend/sim/channel_spec.h"
 #include "backend/sim/child_process.h"
 #include "backend/sim/control.h"
+#include "backend/sim/host.h"
 #include "backend/util/json_string.h"
 
 namespace xenchan {
@@ -48,8 +47,8 @@ std::string FormatDomainsText(const std::vector<DomainStatus>& domains) {
     std::vector<std::string> chans;
     for (const ChannelStatus& c : d.channels) {
       std::string where = c.connection == "socket" ? c.path : c.tty;
-      chans.push_back(absl::StrCat(c.devid, ":", c.name, ":", c.connection,
-                                   where.empty() ? "" : ":", where));
+      chans.push_back(
+          absl::StrCat(c.devid, ":", c.name, ":", c.connection, where.empty() ? "" : ":", where));
     }
     absl::StrAppend(&out, d.domid, "\t", d.name, "\t", d.uuid, "\t", d.state, "\t",
                     chans.empty() ? "-" : absl::StrJoin(chans, ","), "\n");
@@ -77,8 +76,7 @@ std::string FormatDomainsJson(const std::vector<DomainStatus>& domains) {
 }
 
 absl::StatusOr<std::string> Host::GuestCommand(const Domain& d, const std::string& command) {
-  const std::string path =
-      absl::StrCat(options_.state_dir, "/domains/", d.domid, "/guest.sock");
+  const std::string path = absl::StrCat(options_.state_dir, "/domains/", d.domid, "/guest.sock");
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof(addr.sun_path)) return absl::InvalidArgumentError("path too long");
@@ -178,7 +176,8 @@ absl::Status Host::KillDomain(const std::string& domain) {
   if (!d.ok()) return d.status();
   ReapLocked(**d);
   if ((*d)->guest_pid <= 0) {
-    return absl::FailedPreconditionError(absl::StrCat("domain ", (*d)->name, " has no guest process"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("domain ", (*d)->name, " has no guest process"));
   }
   KillAndReap((*d)->guest_pid, SIGKILL);
   (*d)->guest_pid = -1;
@@ -202,8 +201,8 @@ DomainStatus Host::StatusLocked(const Domain& d) {
       auto tty = xs_->Read(kNoTransaction, absl::StrCat("/local/domain/", d.domid,
                                                         "/device/console/", c.devid, "/tty"));
       if (tty.ok()) c.tty = *tty;
-      auto be = xs_->Read(kNoTransaction, absl::StrCat("/local/domain/0/backend/console/",
-                                                       d.domid, "/", c.devid, "/state"));
+      auto be = xs_->Read(kNoTransaction, absl::StrCat("/local/domain/0/backend/console/", d.domid,
+                                                       "/", c.devid, "/state"));
       if (be.ok()) c.backend_state = *be;
     }
     st.channels.push_back(std::move(c));

@@ -4,8 +4,6 @@
 // libxl__devices_destroy): the xenstore entries of a domain and its
 // channels, the hypervisor's domain, and the QEMU and guest processes it
 // starts. See host.h for the steps.
-#include "backend/sim/host.h"
-
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -29,6 +27,7 @@
 #include "backend/platform/xen/lib_xenstore.h"
 #include "backend/sim/channel_spec.h"
 #include "backend/sim/child_process.h"
+#include "backend/sim/host.h"
 #include "backend/util/make_dirs.h"
 #include "backend/util/uuid.h"
 
@@ -38,7 +37,7 @@ namespace {
 
 constexpr XsPermission::Access kNone = XsPermission::kNone;
 constexpr XsPermission::Access kRead = XsPermission::kRead;
-constexpr char kLimit[] = "1048576";  // LIBXL_XENCONSOLE_LIMIT
+constexpr char kLimit[] = "1048576";   // LIBXL_XENCONSOLE_LIMIT
 constexpr char kProtocol[] = "vt100";  // LIBXL_XENCONSOLE_PROTOCOL
 constexpr size_t kMaxChannels = 64;
 
@@ -101,36 +100,40 @@ absl::Status Host::WriteDomainEntries(uint32_t domid, const std::string& name,
   const std::vector<XsPermission> noperm = {{0, kNone}};
   const std::vector<XsPermission> roperm = {{0, kNone}, {domid, kRead}};
   const std::vector<XsPermission> rwperm = {{domid, kNone}};
-  return RunInTransaction(*xs_, [&](XsTransaction t) -> absl::Status {
-    absl::Status s;
-    if (!IgnoreNotFound(s = xs_->Remove(t, dom))) return s;
-    if (!(s = Mknod(*xs_, t, dom, roperm)).ok()) return s;
-    if (!IgnoreNotFound(s = xs_->Remove(t, vm))) return s;
-    if (!(s = Mknod(*xs_, t, vm, roperm)).ok()) return s;
-    if (!IgnoreNotFound(s = xs_->Remove(t, libxl))) return s;
-    if (!(s = Mknod(*xs_, t, libxl, noperm)).ok()) return s;
-    if (!(s = Mknod(*xs_, t, libxl + "/device", noperm)).ok()) return s;
-    if (!(s = xs_->Write(t, dom + "/vm", vm)).ok()) return s;
-    if (!(s = xs_->Write(t, dom + "/name", name)).ok()) return s;
-    for (const char* sub : {"cpu", "memory", "device", "control"}) {
-      if (!(s = Mknod(*xs_, t, absl::StrCat(dom, "/", sub), roperm)).ok()) return s;
-    }
-    for (const char* sub : {"control/shutdown", "control/feature-poweroff",
-                            "control/feature-reboot", "control/feature-suspend", "control/sysrq",
-                            "device/suspend/event-channel", "data", "drivers", "feature", "attr",
-                            "error"}) {
-      if (!(s = Mknod(*xs_, t, absl::StrCat(dom, "/", sub), rwperm)).ok()) return s;
-    }
-    if (!(s = xs_->Write(t, vm + "/uuid", uuid)).ok()) return s;
-    if (!(s = xs_->Write(t, vm + "/name", name)).ok()) return s;
-    if (!(s = xs_->Write(t, dom + "/control/platform-feature-multiprocessor-suspend", "1")).ok()) {
-      return s;
-    }
-    if (!(s = xs_->Write(t, dom + "/control/platform-feature-xs_reset_watches", "1")).ok()) {
-      return s;
-    }
-    return xs_->Write(t, libxl + "/type", "pv");
-  }, kTransactionAttempts);
+  return RunInTransaction(
+      *xs_,
+      [&](XsTransaction t) -> absl::Status {
+        absl::Status s;
+        if (!IgnoreNotFound(s = xs_->Remove(t, dom))) return s;
+        if (!(s = Mknod(*xs_, t, dom, roperm)).ok()) return s;
+        if (!IgnoreNotFound(s = xs_->Remove(t, vm))) return s;
+        if (!(s = Mknod(*xs_, t, vm, roperm)).ok()) return s;
+        if (!IgnoreNotFound(s = xs_->Remove(t, libxl))) return s;
+        if (!(s = Mknod(*xs_, t, libxl, noperm)).ok()) return s;
+        if (!(s = Mknod(*xs_, t, libxl + "/device", noperm)).ok()) return s;
+        if (!(s = xs_->Write(t, dom + "/vm", vm)).ok()) return s;
+        if (!(s = xs_->Write(t, dom + "/name", name)).ok()) return s;
+        for (const char* sub : {"cpu", "memory", "device", "control"}) {
+          if (!(s = Mknod(*xs_, t, absl::StrCat(dom, "/", sub), roperm)).ok()) return s;
+        }
+        for (const char* sub :
+             {"control/shutdown", "control/feature-poweroff", "control/feature-reboot",
+              "control/feature-suspend", "control/sysrq", "device/suspend/event-channel", "data",
+              "drivers", "feature", "attr", "error"}) {
+          if (!(s = Mknod(*xs_, t, absl::StrCat(dom, "/", sub), rwperm)).ok()) return s;
+        }
+        if (!(s = xs_->Write(t, vm + "/uuid", uuid)).ok()) return s;
+        if (!(s = xs_->Write(t, vm + "/name", name)).ok()) return s;
+        if (!(s = xs_->Write(t, dom + "/control/platform-feature-multiprocessor-suspend", "1"))
+                 .ok()) {
+          return s;
+        }
+        if (!(s = xs_->Write(t, dom + "/control/platform-feature-xs_reset_watches", "1")).ok()) {
+          return s;
+        }
+        return xs_->Write(t, libxl + "/type", "pv");
+      },
+      kTransactionAttempts);
 }
 
 absl::Status Host::WriteChannel(uint32_t domid, uint32_t devid, const ChannelSpec& spec) {
@@ -149,27 +152,34 @@ absl::Status Host::WriteChannel(uint32_t domid, uint32_t devid, const ChannelSpe
       {"output", socket ? absl::StrCat("chardev:libxl-channel", devid) : "pty"},
       {"tty", ""}};
   std::vector<std::pair<std::string, std::string>> back = {
-      {"frontend-id", absl::StrCat(domid)}, {"online", "1"},   {"state", "1"},
-      {"protocol", kProtocol},              {"name", spec.name}, {"connection", ChannelConnectionName(spec.connection)}};
+      {"frontend-id", absl::StrCat(domid)},
+      {"online", "1"},
+      {"state", "1"},
+      {"protocol", kProtocol},
+      {"name", spec.name},
+      {"connection", ChannelConnectionName(spec.connection)}};
   if (socket) back.emplace_back("path", spec.path);
-  return RunInTransaction(*xs_, [&](XsTransaction t) -> absl::Status {
-    absl::Status s;
-    // libxl__device_generic_add.
-    if (!IgnoreNotFound(s = xs_->Remove(t, lx))) return s;
-    if (!(s = WriteKeys(*xs_, t, lx, {{"frontend", fe}, {"backend", be}})).ok()) return s;
-    if (!IgnoreNotFound(s = xs_->Remove(t, fe))) return s;
-    if (!(s = xs_->Mkdir(t, fe)).ok()) return s;
-    if (!(s = xs_->SetPermissions(t, fe, frontend_perms)).ok()) return s;
-    if (!(s = xs_->Write(t, fe + "/backend", be)).ok()) return s;
-    if (!(s = WriteKeys(*xs_, t, fe, front)).ok()) return s;
-    if (!(s = WriteKeys(*xs_, t, fe, ro_front, &ro_perms)).ok()) return s;
-    if (!IgnoreNotFound(s = xs_->Remove(t, be))) return s;
-    if (!(s = xs_->Mkdir(t, be)).ok()) return s;
-    if (!(s = xs_->SetPermissions(t, be, ro_perms)).ok()) return s;
-    if (!(s = xs_->Write(t, be + "/frontend", fe)).ok()) return s;
-    if (!(s = WriteKeys(*xs_, t, be, back)).ok()) return s;
-    return WriteKeys(*xs_, t, lx, back);
-  }, kTransactionAttempts);
+  return RunInTransaction(
+      *xs_,
+      [&](XsTransaction t) -> absl::Status {
+        absl::Status s;
+        // libxl__device_generic_add.
+        if (!IgnoreNotFound(s = xs_->Remove(t, lx))) return s;
+        if (!(s = WriteKeys(*xs_, t, lx, {{"frontend", fe}, {"backend", be}})).ok()) return s;
+        if (!IgnoreNotFound(s = xs_->Remove(t, fe))) return s;
+        if (!(s = xs_->Mkdir(t, fe)).ok()) return s;
+        if (!(s = xs_->SetPermissions(t, fe, frontend_perms)).ok()) return s;
+        if (!(s = xs_->Write(t, fe + "/backend", be)).ok()) return s;
+        if (!(s = WriteKeys(*xs_, t, fe, front)).ok()) return s;
+        if (!(s = WriteKeys(*xs_, t, fe, ro_front, &ro_perms)).ok()) return s;
+        if (!IgnoreNotFound(s = xs_->Remove(t, be))) return s;
+        if (!(s = xs_->Mkdir(t, be)).ok()) return s;
+        if (!(s = xs_->SetPermissions(t, be, ro_perms)).ok()) return s;
+        if (!(s = xs_->Write(t, be + "/frontend", fe)).ok()) return s;
+        if (!(s = WriteKeys(*xs_, t, be, back)).ok()) return s;
+        return WriteKeys(*xs_, t, lx, back);
+      },
+      kTransactionAttempts);
 }
 
 absl::Status Host::WaitForBackends(uint32_t domid, size_t channels, pid_t qemu) {
@@ -203,9 +213,9 @@ absl::Status Host::WaitForBackends(uint32_t domid, size_t channels, pid_t qemu) 
     pollfd p[2] = {{(*xs)->WatchFd(), POLLIN, 0}, {qemu_fd, POLLIN, 0}};
     poll(p, qemu_fd >= 0 ? 2 : 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
     if (qemu_fd >= 0 && (p[1].revents & POLLIN)) {
-      return absl::UnavailableError(absl::StrCat(
-          "the simulated QEMU of domain ", domid,
-          " exited during setup (its error is on xensim serve's stderr)"));
+      return absl::UnavailableError(
+          absl::StrCat("the simulated QEMU of domain ", domid,
+                       " exited during setup (its error is on xensim serve's stderr)"));
     }
   }
 }
@@ -283,18 +293,21 @@ absl::StatusOr<DomainStatus> Host::CreateDomain(const std::string& name, const s
   // libxl__build_post, with the simulated host's fixed values: 256 MiB, one
   // vCPU, store port 1 and store ring-ref 0 (the simulated xenstored talks to
   // guests over sockets, not a ring).
-  s = RunInTransaction(*xs_, [&](XsTransaction t) -> absl::Status {
-    return WriteKeys(*xs_, t, dom_path,
-                     {{"memory/static-max", "262144"},
-                      {"memory/target", "262144"},
-                      {"domid", absl::StrCat(domid)},
-                      {"store/port", "1"},
-                      {"store/ring-ref", "0"},
-                      {"cpu/0/availability", "online"}});
-  }, kTransactionAttempts);
+  s = RunInTransaction(
+      *xs_,
+      [&](XsTransaction t) -> absl::Status {
+        return WriteKeys(*xs_, t, dom_path,
+                         {{"memory/static-max", "262144"},
+                          {"memory/target", "262144"},
+                          {"domid", absl::StrCat(domid)},
+                          {"store/port", "1"},
+                          {"store/ring-ref", "0"},
+                          {"cpu/0/availability", "online"}});
+      },
+      kTransactionAttempts);
   if (!s.ok()) return fail(s);
-  if (!(s = xs_->Write(kNoTransaction, absl::StrCat("/libxl/", domid, "/dm-version"),
-                       "qemu_xen")).ok()) {
+  if (!(s = xs_->Write(kNoTransaction, absl::StrCat("/libxl/", domid, "/dm-version"), "qemu_xen"))
+           .ok()) {
     return fail(s);
   }
   // The simulated xenstored ignores the mfn; the port only has to be > 0.
@@ -304,8 +317,8 @@ absl::StatusOr<DomainStatus> Host::CreateDomain(const std::string& name, const s
   }
   const std::string dir = options_.state_dir;
   if (!specs.empty()) {
-    auto qemu = SpawnChild({options_.xensim_binary, "qemu", "--state-dir", dir, "--domid",
-                       absl::StrCat(domid)});
+    auto qemu = SpawnChild(
+        {options_.xensim_binary, "qemu", "--state-dir", dir, "--domid", absl::StrCat(domid)});
     if (!qemu.ok()) return fail(qemu.status());
     d.qemu_pid = *qemu;
     if (!(s = WaitForBackends(domid, specs.size(), d.qemu_pid)).ok()) return fail(s);
@@ -313,7 +326,7 @@ absl::StatusOr<DomainStatus> Host::CreateDomain(const std::string& name, const s
   const std::string root = absl::StrCat(dir, "/guests/", name, "/root");
   if (!(s = MakeDirs(root + "/dev", 0755)).ok()) return fail(s);
   auto guest = SpawnChild({options_.xensim_binary, "guest", "--state-dir", dir, "--domid",
-                      absl::StrCat(domid), "--name", name});
+                           absl::StrCat(domid), "--name", name});
   if (!guest.ok()) return fail(guest.status());
   d.guest_pid = *guest;
   return StatusLocked(d);
@@ -336,29 +349,35 @@ absl::Status Host::DestroyLocked(Domain& d) {
       if (!devs.ok()) continue;
       for (const std::string& dev : *devs) {
         const std::string lx = absl::StrCat(lx_dev, "/", kind, "/", dev);
-        absl::Status s = RunInTransaction(*xs_, [&](XsTransaction t) -> absl::Status {
-          for (const char* key : {"frontend", "backend"}) {
-            auto path = xs_->Read(t, absl::StrCat(lx, "/", key));
-            if (path.ok() && !path->empty()) {
-              if (absl::Status r = PathCleanup(*xs_, t, *path); !r.ok()) return r;
-            }
-          }
-          return PathCleanup(*xs_, t, lx);
-        }, kTransactionAttempts);
+        absl::Status s = RunInTransaction(
+            *xs_,
+            [&](XsTransaction t) -> absl::Status {
+              for (const char* key : {"frontend", "backend"}) {
+                auto path = xs_->Read(t, absl::StrCat(lx, "/", key));
+                if (path.ok() && !path->empty()) {
+                  if (absl::Status r = PathCleanup(*xs_, t, *path); !r.ok()) return r;
+                }
+              }
+              return PathCleanup(*xs_, t, lx);
+            },
+            kTransactionAttempts);
         if (!s.ok() && first.ok()) first = s;
       }
     }
   }
   // devices_destroy_cb: the domain's own paths.
-  absl::Status s = RunInTransaction(*xs_, [&](XsTransaction t) -> absl::Status {
-    for (const std::string& path :
-         {absl::StrCat("/local/domain/", domid), absl::StrCat("/vm/", d.uuid),
-          absl::StrCat("/libxl/", domid)}) {
-      absl::Status r = xs_->Remove(t, path);
-      if (!IgnoreNotFound(r)) return r;
-    }
-    return absl::OkStatus();
-  }, kTransactionAttempts);
+  absl::Status s = RunInTransaction(
+      *xs_,
+      [&](XsTransaction t) -> absl::Status {
+        for (const std::string& path :
+             {absl::StrCat("/local/domain/", domid), absl::StrCat("/vm/", d.uuid),
+              absl::StrCat("/libxl/", domid)}) {
+          absl::Status r = xs_->Remove(t, path);
+          if (!IgnoreNotFound(r)) return r;
+        }
+        return absl::OkStatus();
+      },
+      kTransactionAttempts);
   if (!s.ok() && first.ok()) first = s;
   d.state = State::kDying;
   s = hypervisor_->DestroyDomain(domid);

@@ -350,9 +350,9 @@ void Qemu::FlushOut(Channel& ch) {
   const int fd = ch.data_fd();
   if (fd < 0) return;  // no client: keep the output (up to limit)
   while (!ch.out_buf.empty()) {
-    const ssize_t n = ch.socket ? send(fd, ch.out_buf.data(), ch.out_buf.size(),
-                                       MSG_NOSIGNAL | MSG_DONTWAIT)
-                                : write(fd, ch.out_buf.data(), ch.out_buf.size());
+    const ssize_t n =
+        ch.socket ? send(fd, ch.out_buf.data(), ch.out_buf.size(), MSG_NOSIGNAL | MSG_DONTWAIT)
+                  : write(fd, ch.out_buf.data(), ch.out_buf.size());
     if (n > 0) {
       ch.out_buf.erase(0, static_cast<size_t>(n));
       continue;
@@ -445,8 +445,8 @@ absl::Status Qemu::Loop(int signal_fd) {
       const short rev = fds[i + 3].revents;
       if (rev == 0) continue;
       if (ch.socket && fds[i + 3].fd == ch.listen_fd.get()) {
-        UniqueFd client(accept4(ch.listen_fd.get(), nullptr, nullptr,
-                                SOCK_CLOEXEC | SOCK_NONBLOCK));
+        UniqueFd client(
+            accept4(ch.listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
         if (client.valid()) {
           ch.client_fd = std::move(client);
           FlushOut(ch);

@@ -87,7 +87,6 @@ const char* OverflowName(DeclaredChannelConfig::Overflow overflow);
 // The inverse of OverflowName; nullopt for any other text.
 std::optional<DeclaredChannelConfig::Overflow> ParseOverflowName(absl::string_view name);
 
-
 // OK if every field of `config` is within the API's limits and its framing
 // parses; INVALID_ARGUMENT naming the first field that is not.
 absl::Status ValidateDeclaredConfig(const DeclaredChannelConfig& config);

@@ -9,8 +9,8 @@ namespace xenchan {
 
 absl::Status ValidateChannelId(absl::string_view id) {
   if (id.empty() || id.size() > kMaxChannelIdBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("channel id must be 1 to ", kMaxChannelIdBytes,
-                                                   " bytes, got ", id.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("channel id must be 1 to ", kMaxChannelIdBytes, " bytes, got ", id.size()));
   }
   if (!absl::ascii_isalnum(static_cast<unsigned char>(id[0]))) {
     return absl::InvalidArgumentError("channel id must start with a letter or digit");

@@ -96,8 +96,7 @@ void AppendJsonString(absl::string_view value, std::string* out) {
     if (len == 3 && c == 0xE2 && static_cast<unsigned char>(value[i + 1]) == 0x80 &&
         (static_cast<unsigned char>(value[i + 2]) == 0xA8 ||
          static_cast<unsigned char>(value[i + 2]) == 0xA9)) {
-      AppendUnicodeEscape(static_cast<unsigned char>(value[i + 2]) == 0xA8 ? 0x2028 : 0x2029,
-                          out);
+      AppendUnicodeEscape(static_cast<unsigned char>(value[i + 2]) == 0xA8 ? 0x2028 : 0x2029, out);
     } else {
       out->append(value.data() + i, len);
     }

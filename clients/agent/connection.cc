@@ -74,8 +74,8 @@ absl::Status WaitUntilConnected(const std::string& root, const std::string& chan
   }
   closedir(dir);
   if (consoles.empty()) {
-    result->detail = absl::StrCat("no console devices in ", bus,
-                                  ": relying on the application-level hello");
+    result->detail =
+        absl::StrCat("no console devices in ", bus, ": relying on the application-level hello");
     return absl::OkStatus();
   }
   XsHandle xs(xs_open(0));

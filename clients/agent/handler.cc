@@ -291,9 +291,11 @@ absl::StatusOr<Value> Handler::Facts(const Value& request) {
   if (text.has_value()) {
     const std::map<std::string, std::string> fields = ParseOsRelease(*text);
     os = Value::MakeObject();
-    for (const auto& [key, member] : std::vector<std::pair<std::string, std::string>>{
-             {"ID", "id"}, {"NAME", "name"}, {"VERSION_ID", "version_id"},
-             {"PRETTY_NAME", "pretty_name"}}) {
+    for (const auto& [key, member] :
+         std::vector<std::pair<std::string, std::string>>{{"ID", "id"},
+                                                          {"NAME", "name"},
+                                                          {"VERSION_ID", "version_id"},
+                                                          {"PRETTY_NAME", "pretty_name"}}) {
       auto it = fields.find(key);
       os.Set(member, it == fields.end() ? Value() : Value::String(it->second));
     }
@@ -342,7 +344,8 @@ absl::StatusOr<Value> Handler::Provision(const Value& request) {
   std::string user = "root";
   if (const Value* u = request.Find("user")) {
     if (!u->is_string()) return Fail(kInvalidRequest, "user must be a string");
-    if (!keys.has_value()) return Fail(kInvalidRequest, "user is only used with ssh_authorized_keys");
+    if (!keys.has_value())
+      return Fail(kInvalidRequest, "user is only used with ssh_authorized_keys");
     if (!IsValidUserName(u->string_value())) {
       return Fail(kInvalidArgument, absl::StrCat("invalid user name \"", u->string_value(), "\""));
     }

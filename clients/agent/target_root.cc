@@ -132,8 +132,9 @@ absl::StatusOr<int> TargetRoot::OpenDirectory(const std::vector<std::string>& co
       close(fd);
       if (err == ELOOP) {
         return absl::PermissionDeniedError(
-            absl::StrCat(walked, " is a symbolic link: refused (paths may not leave the target "
-                                 "root through links)"));
+            absl::StrCat(walked,
+                         " is a symbolic link: refused (paths may not leave the target "
+                         "root through links)"));
       }
       return ErrnoStatus(err, walked);
     }
@@ -153,7 +154,7 @@ absl::Status TargetRoot::WriteFile(absl::string_view path, absl::string_view con
   if (!dir_fd.ok()) return dir_fd.status();
   Fd dir(*dir_fd);
   const std::string shown = Canonical(*parts) == "/" ? absl::StrCat("/", name)
-                                                       : absl::StrCat(Canonical(*parts), "/", name);
+                                                     : absl::StrCat(Canonical(*parts), "/", name);
 
   struct stat st;
   if (fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
@@ -164,8 +165,8 @@ absl::Status TargetRoot::WriteFile(absl::string_view path, absl::string_view con
   int fd = -1;
   for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
     temp = absl::StrCat(".xenchan-agent-", getpid(), "-", temp_counter.fetch_add(1), ".tmp");
-    fd = openat(dir.get(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                0600);
+    fd =
+        openat(dir.get(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0 && errno != EEXIST) return ErrnoStatus(errno, absl::StrCat("create in ", shown));
   }
   if (fd < 0) return absl::InternalError(absl::StrCat("no free temporary name for ", shown));

@@ -73,9 +73,8 @@ std::string Output::State(v1::ChannelState s) {
 }
 
 void Output::PrintChannelRow(const v1::Channel& c) const {
-  std::printf("%-36s %-32s %-5u %-18s %-8llu %s\n", c.domain_uuid().c_str(),
-              c.channel_id().c_str(), c.devid(), State(c.state()).c_str(),
-              static_cast<unsigned long long>(c.epoch()),
+  std::printf("%-36s %-32s %-5u %-18s %-8llu %s\n", c.domain_uuid().c_str(), c.channel_id().c_str(),
+              c.devid(), State(c.state()).c_str(), static_cast<unsigned long long>(c.epoch()),
               Short(c.transport(), v1::Transport_Name(c.transport()), "TRANSPORT_").c_str());
 }
 

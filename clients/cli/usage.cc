@@ -55,20 +55,33 @@ Exit codes:
 
 int ExitCodeOf(absl::StatusCode code) {
   switch (code) {
-    case absl::StatusCode::kOk: return 0;
-    case absl::StatusCode::kInvalidArgument: return 3;
-    case absl::StatusCode::kNotFound: return 4;
-    case absl::StatusCode::kAlreadyExists: return 5;
-    case absl::StatusCode::kFailedPrecondition: return 6;
-    case absl::StatusCode::kDeadlineExceeded: return 7;
-    case absl::StatusCode::kAborted: return 8;
-    case absl::StatusCode::kOutOfRange: return 9;
-    case absl::StatusCode::kUnavailable: return 10;
+    case absl::StatusCode::kOk:
+      return 0;
+    case absl::StatusCode::kInvalidArgument:
+      return 3;
+    case absl::StatusCode::kNotFound:
+      return 4;
+    case absl::StatusCode::kAlreadyExists:
+      return 5;
+    case absl::StatusCode::kFailedPrecondition:
+      return 6;
+    case absl::StatusCode::kDeadlineExceeded:
+      return 7;
+    case absl::StatusCode::kAborted:
+      return 8;
+    case absl::StatusCode::kOutOfRange:
+      return 9;
+    case absl::StatusCode::kUnavailable:
+      return 10;
     case absl::StatusCode::kUnauthenticated:
-    case absl::StatusCode::kPermissionDenied: return 11;
-    case absl::StatusCode::kCancelled: return 12;
-    case absl::StatusCode::kResourceExhausted: return 13;
-    default: return 1;
+    case absl::StatusCode::kPermissionDenied:
+      return 11;
+    case absl::StatusCode::kCancelled:
+      return 12;
+    case absl::StatusCode::kResourceExhausted:
+      return 13;
+    default:
+      return 1;
   }
 }
 

@@ -86,9 +86,8 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const std::string& targe
     if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
       return absl::InvalidArgumentError("a client certificate needs its key, and the key its cert");
     }
-    if (!options.tls_cert_file.empty() &&
-        (!read(options.tls_cert_file, &ssl.pem_cert_chain) ||
-         !read(options.tls_key_file, &ssl.pem_private_key))) {
+    if (!options.tls_cert_file.empty() && (!read(options.tls_cert_file, &ssl.pem_cert_chain) ||
+                                           !read(options.tls_key_file, &ssl.pem_private_key))) {
       return absl::NotFoundError("cannot read the client certificate or key");
     }
     credentials = grpc::SslCredentials(ssl);

@@ -85,9 +85,9 @@ struct ConnectOptions {
 // An open Attach stream.
 class AttachStream {
  public:
-  AttachStream(std::unique_ptr<grpc::ClientContext> context,
-               std::unique_ptr<grpc::ClientReaderWriter<v1::AttachRequest, v1::AttachResponse>>
-                   stream)
+  AttachStream(
+      std::unique_ptr<grpc::ClientContext> context,
+      std::unique_ptr<grpc::ClientReaderWriter<v1::AttachRequest, v1::AttachResponse>> stream)
       : context_(std::move(context)), stream_(std::move(stream)) {}
   // Blocks until the message is sent; false once the stream is broken.
   bool Send(const v1::AttachRequest& request) { return stream_->Write(request); }

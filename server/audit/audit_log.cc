@@ -165,9 +165,7 @@ void AuditLog::Enqueue(std::string line) {
   work_cv_.Signal();
 }
 
-bool AuditLog::SyncDue() const {
-  return dirty_ && Now() - last_sync_ >= options_.fsync_interval;
-}
+bool AuditLog::SyncDue() const { return dirty_ && Now() - last_sync_ >= options_.fsync_interval; }
 
 std::pair<size_t, absl::Status> AuditLog::WriteLines(const std::vector<std::string>& lines) {
   std::string buffer;
@@ -201,8 +199,8 @@ std::pair<size_t, absl::Status> AuditLog::WriteLines(const std::vector<std::stri
 void AuditLog::Run() {
   mu_.Lock();
   while (true) {
-    while (queue_.empty() && dropped_pending_ == 0 && !stop_ &&
-           reopen_requested_ == reopen_done_ && flush_requested_ == flush_done_ && !SyncDue()) {
+    while (queue_.empty() && dropped_pending_ == 0 && !stop_ && reopen_requested_ == reopen_done_ &&
+           flush_requested_ == flush_done_ && !SyncDue()) {
       if (dirty_) {
         // Re-check at least once per interval for a sync that falls due.
         work_cv_.WaitWithDeadline(

@@ -137,8 +137,8 @@ class AuditLog {
   // Blocks until `pred(stats())` holds or `timeout` passes; returns whether
   // it holds. Re-evaluated whenever the writer updates the counters. For
   // tests and shutdown checks.
-  bool AwaitStats(const std::function<bool(const AuditStats&)>& pred,
-                  absl::Duration timeout) const ABSL_LOCKS_EXCLUDED(mu_);
+  bool AwaitStats(const std::function<bool(const AuditStats&)>& pred, absl::Duration timeout) const
+      ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   AuditLog(AuditOptions options, int fd);
@@ -155,8 +155,8 @@ class AuditLog {
   const AuditOptions options_;
 
   mutable Mutex mu_;
-  mutable CondVar work_cv_;   // writer waits for work
-  mutable CondVar done_cv_;   // callers wait for flush/reopen/stats
+  mutable CondVar work_cv_;  // writer waits for work
+  mutable CondVar done_cv_;  // callers wait for flush/reopen/stats
   std::deque<std::string> queue_ ABSL_GUARDED_BY(mu_);
   size_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t dropped_pending_ ABSL_GUARDED_BY(mu_) = 0;  // not yet in a drop notice
@@ -177,7 +177,7 @@ class AuditLog {
   bool dirty_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time last_sync_ ABSL_GUARDED_BY(mu_);
 
-  int fd_;  // writer thread only (and the destructor after the join)
+  int fd_;          // writer thread only (and the destructor after the join)
   Mutex close_mu_;  // serialises Close()
   std::thread writer_;
 };

@@ -88,9 +88,9 @@ absl::StatusOr<Glob> Glob::Compile(absl::string_view pattern, size_t* error_offs
           }
           ++i;
           if (hi < lo) {
-            return GlobError(lo_offset, error_offset,
-                             absl::StrCat("reversed range in `[...]` set of pattern `", pattern,
-                                          "`"));
+            return GlobError(
+                lo_offset, error_offset,
+                absl::StrCat("reversed range in `[...]` set of pattern `", pattern, "`"));
           }
         }
         for (unsigned int b = lo; b <= hi; ++b) token.bytes.set(b);

@@ -59,9 +59,8 @@ Identity Identity::FromUnixPeer(uint32_t uid, const std::vector<uint32_t>& gids)
 
 std::string Identity::ToString() const {
   if (principals.empty()) return "anonymous";
-  return absl::StrJoin(principals, ",", [](std::string* out, const Principal& p) {
-    out->append(p.ToString());
-  });
+  return absl::StrJoin(principals, ",",
+                       [](std::string* out, const Principal& p) { out->append(p.ToString()); });
 }
 
 }  // namespace policy

@@ -94,8 +94,8 @@ const Policy::Rule* Policy::FindRule(const Identity& identity, const DomainRef& 
   return nullptr;
 }
 
-bool Policy::Allows(const Identity& identity, const DomainRef& domain,
-                    absl::string_view channel_id, Verb verb) const {
+bool Policy::Allows(const Identity& identity, const DomainRef& domain, absl::string_view channel_id,
+                    Verb verb) const {
   return FindRule(identity, domain, channel_id, verb, nullptr) != nullptr;
 }
 
@@ -120,9 +120,10 @@ Decision Policy::Check(const Identity& identity, const DomainRef& domain,
     decision.reason = absl::StrFormat("denied: no section of %s matches identity %s", source_,
                                       identity.ToString());
   } else {
-    decision.reason = absl::StrFormat("denied: no rule of %s grants `%s` on this domain and "
-                                      "channel to %s",
-                                      source_, VerbName(verb), identity.ToString());
+    decision.reason = absl::StrFormat(
+        "denied: no rule of %s grants `%s` on this domain and "
+        "channel to %s",
+        source_, VerbName(verb), identity.ToString());
   }
   return decision;
 }

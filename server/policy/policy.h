@@ -107,15 +107,14 @@ class Policy {
 
   // Parses a policy file's text. `source` names it in error messages and
   // reasons (e.g. the file path). INVALID_ARGUMENT as described above.
-  static absl::StatusOr<Policy> Parse(absl::string_view text,
-                                      absl::string_view source = "policy");
+  static absl::StatusOr<Policy> Parse(absl::string_view text, absl::string_view source = "policy");
 
   // True if `identity` may use `verb` on channel `channel_id` of `domain`.
   bool Allows(const Identity& identity, const DomainRef& domain, absl::string_view channel_id,
               Verb verb) const;
   // As Allows, with the reason (for the audit log).
-  Decision Check(const Identity& identity, const DomainRef& domain,
-                 absl::string_view channel_id, Verb verb) const;
+  Decision Check(const Identity& identity, const DomainRef& domain, absl::string_view channel_id,
+                 Verb verb) const;
   // Every verb `identity` holds on the channel.
   VerbSet VerbsOn(const Identity& identity, const DomainRef& domain,
                   absl::string_view channel_id) const;
@@ -150,7 +149,7 @@ class Policy {
   struct DomainMatcher {
     enum class Kind { kAny, kUuid, kName };
     Kind kind = Kind::kAny;
-    std::string uuid;         // kUuid, lower case
+    std::string uuid;          // kUuid, lower case
     std::optional<Glob> name;  // kName
     bool Matches(const DomainRef& domain) const;
   };
@@ -171,8 +170,7 @@ class Policy {
   bool SectionApplies(const Section& section, const Identity& identity) const;
   // The first rule granting `verb` (nullptr if none) and its section.
   const Rule* FindRule(const Identity& identity, const DomainRef& domain,
-                       absl::string_view channel_id, Verb verb,
-                       const Section** section) const;
+                       absl::string_view channel_id, Verb verb, const Section** section) const;
 
   std::string source_;
   std::vector<Section> sections_;

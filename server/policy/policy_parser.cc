@@ -50,10 +50,10 @@ absl::StatusOr<Policy> Policy::Parser::Run() {
       if (!section.ok()) return section.status();
       auto [it, inserted] = section_lines.emplace(section->identity.text, line_no);
       if (!inserted) {
-        return Error(1, absl::StrFormat(
-                            "duplicate section [identity %s]: it was already opened at line %d "
-                            "(put all rules of one identity pattern in one section)",
-                            section->identity.text, it->second));
+        return Error(
+            1, absl::StrFormat("duplicate section [identity %s]: it was already opened at line %d "
+                               "(put all rules of one identity pattern in one section)",
+                               section->identity.text, it->second));
       }
       policy.sections_.push_back(*std::move(section));
       continue;
@@ -168,16 +168,15 @@ absl::StatusOr<Policy::Section> Policy::Parser::ParseSectionHeader() {
   SkipSpace();
   const int kind_column = Column();
   size_t start = pos_;
-  while (pos_ < line_text_.size() && absl::ascii_isalpha(static_cast<unsigned char>(
-                                         line_text_[pos_]))) {
+  while (pos_ < line_text_.size() &&
+         absl::ascii_isalpha(static_cast<unsigned char>(line_text_[pos_]))) {
     ++pos_;
   }
   absl::string_view kind = line_text_.substr(start, pos_ - start);
   if (kind != "identity") {
-    return Error(kind_column,
-                 absl::StrFormat("unknown section `[%s ...]` (the only section is "
-                                 "`[identity PATTERN]`)",
-                                 absl::CHexEscape(kind)));
+    return Error(kind_column, absl::StrFormat("unknown section `[%s ...]` (the only section is "
+                                              "`[identity PATTERN]`)",
+                                              absl::CHexEscape(kind)));
   }
   SkipSpace();
   if (pos_ >= line_text_.size() || line_text_[pos_] == ']') {
@@ -187,8 +186,9 @@ absl::StatusOr<Policy::Section> Policy::Parser::ParseSectionHeader() {
   if (!pattern.ok()) return pattern.status();
   SkipSpace();
   if (pos_ >= line_text_.size() || line_text_[pos_] != ']') {
-    return Error(Column(), "expected `]` to close `[identity PATTERN]` (quote patterns that "
-                           "contain white space or `]`)");
+    return Error(Column(),
+                 "expected `]` to close `[identity PATTERN]` (quote patterns that "
+                 "contain white space or `]`)");
   }
   ++pos_;
   SkipSpace();
@@ -215,8 +215,8 @@ absl::StatusOr<Policy::Rule> Policy::Parser::ParseRule(int rule_column) {
     }
     absl::string_view key = line_text_.substr(start, pos_ - start);
     if (pos_ >= line_text_.size() || line_text_[pos_] != '=') {
-      return Error(key_column, absl::StrFormat("expected `key=value`, got `%s`",
-                                               absl::CHexEscape(key)));
+      return Error(key_column,
+                   absl::StrFormat("expected `key=value`, got `%s`", absl::CHexEscape(key)));
     }
     ++pos_;  // '='
     absl::StatusOr<Token> value = Value("");

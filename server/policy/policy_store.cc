@@ -40,8 +40,7 @@ absl::StatusOr<std::string> ReadPolicyFile(const std::string& path) {
   }
   if (!S_ISREG(st.st_mode)) {
     close(fd);
-    return absl::FailedPreconditionError(
-        absl::StrCat("policy ", path, " is not a regular file"));
+    return absl::FailedPreconditionError(absl::StrCat("policy ", path, " is not a regular file"));
   }
   std::string text;
   char buf[16384];
@@ -113,11 +112,10 @@ absl::Status PolicyStore::Reload() {
       ++status_.failures;
       if (current_ != nullptr) {
         status = absl::Status(
-            status.code(),
-            absl::StrCat(status.message(), " (refused; the policy loaded at ",
-                         absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", status_.last_loaded,
-                                          absl::UTCTimeZone()),
-                         " stays in force)"));
+            status.code(), absl::StrCat(status.message(), " (refused; the policy loaded at ",
+                                        absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", status_.last_loaded,
+                                                         absl::UTCTimeZone()),
+                                        " stays in force)"));
       }
     } else if (*loaded == nullptr) {
       ++status_.unchanged;
@@ -148,8 +146,8 @@ absl::StatusOr<std::unique_ptr<PolicyWatcher>> PolicyWatcher::Start(PolicyStore*
   const int inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (inotify_fd < 0) return ErrnoStatus(errno, "inotify_init1");
   if (inotify_add_watch(inotify_fd, dir.c_str(),
-                        IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF |
-                            IN_ONLYDIR) < 0) {
+                        IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR) <
+      0) {
     const int err = errno;
     close(inotify_fd);
     return ErrnoStatus(err, absl::StrCat("cannot watch directory ", dir));

@@ -41,10 +41,10 @@ namespace policy {
 
 // Counters and outcome of the reloads so far (the initial load counts).
 struct ReloadStatus {
-  uint64_t attempts = 0;   // loads tried
-  uint64_t loaded = 0;     // policies put in force
-  uint64_t unchanged = 0;  // reloads of a file identical to the policy in force
-  uint64_t failures = 0;   // refused files
+  uint64_t attempts = 0;     // loads tried
+  uint64_t loaded = 0;       // policies put in force
+  uint64_t unchanged = 0;    // reloads of a file identical to the policy in force
+  uint64_t failures = 0;     // refused files
   absl::Status last_status;  // the latest attempt's outcome
   absl::Time last_attempt = absl::InfinitePast();
   absl::Time last_loaded = absl::InfinitePast();  // when the policy in force was loaded

@@ -79,10 +79,9 @@ absl::StatusOr<Policy::IdentityMatcher> Policy::Parser::ParseIdentity(const Toke
     } else if (absl::ConsumePrefix(&rest, "gid=")) {
       kind = Principal::Kind::kUnixGid;
     } else {
-      return Error(token.column,
-                   absl::StrFormat("bad unix identity `%s` (expected `unix:uid=N` or "
-                                   "`unix:gid=N`)",
-                                   absl::CHexEscape(p)));
+      return Error(token.column, absl::StrFormat("bad unix identity `%s` (expected `unix:uid=N` or "
+                                                 "`unix:gid=N`)",
+                                                 absl::CHexEscape(p)));
     }
     uint32_t id = 0;
     bool digits = !rest.empty() && rest.size() <= 10;

@@ -121,8 +121,9 @@ QuotaManager::CallerState& QuotaManager::CallerLocked(const std::string& caller)
 void QuotaManager::RefillLocked(CallerState& c, absl::Time now) const {
   const double cap = static_cast<double>(burst());
   if (c.refilled != absl::InfinitePast() && now > c.refilled) {
-    c.tokens = std::min(cap, c.tokens + absl::ToDoubleSeconds(now - c.refilled) *
-                                            static_cast<double>(limits_.bytes_per_second_per_caller));
+    c.tokens =
+        std::min(cap, c.tokens + absl::ToDoubleSeconds(now - c.refilled) *
+                                     static_cast<double>(limits_.bytes_per_second_per_caller));
   }
   c.refilled = std::max(c.refilled, now);
 }
@@ -157,9 +158,9 @@ void QuotaManager::MaybeForgetLocked(const std::string& caller) {
 absl::Status QuotaManager::ExceededLocked(QuotaKind kind, uint64_t limit, uint64_t requested,
                                           const std::string& who) {
   ++exceeded_[static_cast<size_t>(kind)];
-  absl::Status s = absl::ResourceExhaustedError(absl::StrCat(
-      "quota ", QuotaLimitName(kind), " of ", who, " exceeded: limit ", limit, ", requested ",
-      requested));
+  absl::Status s = absl::ResourceExhaustedError(absl::StrCat("quota ", QuotaLimitName(kind), " of ",
+                                                             who, " exceeded: limit ", limit,
+                                                             ", requested ", requested));
   s.SetPayload(kQuotaPayload,
                absl::Cord(absl::StrCat(static_cast<int>(kind), ";", limit, ";", requested)));
   return s;

@@ -131,8 +131,8 @@ class GuestAgent {
     pid_ = fork();
     if (pid_ == 0) {
       dup2(out[1], 1);
-      execl(self.c_str(), self.c_str(), ("--guest_agent=" + mode).c_str(),
-            ("--tty=" + tty).c_str(), nullptr);
+      execl(self.c_str(), self.c_str(), ("--guest_agent=" + mode).c_str(), ("--tty=" + tty).c_str(),
+            nullptr);
       _exit(127);
     }
     close(out[1]);
@@ -162,7 +162,9 @@ struct Latency {
 Latency Percentiles(std::vector<double> us) {
   if (us.empty()) Die("no samples");
   std::sort(us.begin(), us.end());
-  auto at = [&](double p) { return us[std::min(us.size() - 1, static_cast<size_t>(p * us.size()))]; };
+  auto at = [&](double p) {
+    return us[std::min(us.size() - 1, static_cast<size_t>(p * us.size()))];
+  };
   return Latency{at(0.5), at(0.99)};
 }
 
@@ -348,7 +350,8 @@ double EngineWrite(Engine& engine, size_t total, AckLevel level) {
   }
   for (;;) {
     const WriteStatus ws = (*session)->write_status();
-    const uint64_t reached = level == AckLevel::kConsumed ? ws.consumed_offset : ws.delivered_offset;
+    const uint64_t reached =
+        level == AckLevel::kConsumed ? ws.consumed_offset : ws.delivered_offset;
     if (reached >= end) break;
     WaitFd((*session)->notify_fd());
     (void)(*session)->Read(1 << 16);  // clears the notification
@@ -366,22 +369,25 @@ int Main() {
   const int pings = std::max(1, absl::GetFlag(FLAGS_pings));
   const int warmup = std::max(0, absl::GetFlag(FLAGS_warmup));
   const size_t size = static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_message_bytes)));
-  const size_t write_bytes = static_cast<size_t>(std::max<int64_t>(1, absl::GetFlag(FLAGS_write_bytes)));
+  const size_t write_bytes =
+      static_cast<size_t>(std::max<int64_t>(1, absl::GetFlag(FLAGS_write_bytes)));
   const EngineOptions defaults;
   printf("e2e_bench: how it was run\n");
   printf("  echo: %d round trips of %zu bytes after %d warm-up; write: %zu bytes per run\n", pings,
          size, warmup, write_bytes);
-  printf("  cpus: %ld; host: xensim serve (child); guest %s: xensim guest process; agents: this "
-         "binary re-run in the guest (raw tty; echo | drain)\n",
-         sysconf(_SC_NPROCESSORS_ONLN), kGuest);
+  printf(
+      "  cpus: %ld; host: xensim serve (child); guest %s: xensim guest process; agents: this "
+      "binary re-run in the guest (raw tty; echo | drain)\n",
+      sysconf(_SC_NPROCESSORS_ONLN), kGuest);
   printf("  xenchand: %s --platform=sim, Unix socket; client: clients/lib (sync stubs)\n",
          servertest::XenchandProcess::BinaryPath().c_str());
   printf("  grpc reference: in-process callback-API echo server, Unix socket, sync client\n");
-  printf("  engine options (xenchand's defaults, used by both): event_allowance %u / %s, "
-         "event_cap %u / %s, buffer_limit %zu, write_queue_limit %zu\n\n",
-         defaults.event_allowance, absl::FormatDuration(defaults.event_period).c_str(),
-         defaults.event_cap, absl::FormatDuration(defaults.event_cap_period).c_str(),
-         defaults.buffer_limit_bytes, defaults.write_queue_limit_bytes);
+  printf(
+      "  engine options (xenchand's defaults, used by both): event_allowance %u / %s, "
+      "event_cap %u / %s, buffer_limit %zu, write_queue_limit %zu\n\n",
+      defaults.event_allowance, absl::FormatDuration(defaults.event_period).c_str(),
+      defaults.event_cap, absl::FormatDuration(defaults.event_cap_period).c_str(),
+      defaults.buffer_limit_bytes, defaults.write_queue_limit_bytes);
 
   auto sim = simtest::XensimProcess::Start();
   if (!sim.ok()) Die(sim.status().ToString());
@@ -392,8 +398,8 @@ int Main() {
   Result("grpc_echo_p50_us", grpc.p50_us, "us");
   Result("grpc_echo_p99_us", grpc.p99_us, "us");
 
-  auto server = servertest::XenchandProcess::Start((*sim)->state_dir(),
-                                                   (*sim)->scratch_dir() + "/x.sock");
+  auto server =
+      servertest::XenchandProcess::Start((*sim)->state_dir(), (*sim)->scratch_dir() + "/x.sock");
   if (!server.ok()) Die(server.status().ToString());
   auto client = client::Client::Connect((*server)->unix_target());
   if (!client.ok()) Die(client.status().ToString());
@@ -425,8 +431,10 @@ int Main() {
 
   printf("\nxenchand Write to the guest's draining agent:\n");
   const uint64_t limited1 = limited(kSink);
-  const double write_delivered = GrpcWrite(**client, Name(kSink), write_bytes, v1::ACK_LEVEL_DELIVERED);
-  const double write_consumed = GrpcWrite(**client, Name(kSink), write_bytes, v1::ACK_LEVEL_CONSUMED);
+  const double write_delivered =
+      GrpcWrite(**client, Name(kSink), write_bytes, v1::ACK_LEVEL_DELIVERED);
+  const double write_consumed =
+      GrpcWrite(**client, Name(kSink), write_bytes, v1::ACK_LEVEL_CONSUMED);
   Result("write_delivered_mbps", write_delivered, "MB/s");
   Result("write_consumed_mbps", write_consumed, "MB/s");
   Result("write_rate_limited_periods", static_cast<double>(limited(kSink) - limited1), "");
@@ -466,8 +474,8 @@ int Main() {
   Result("engine_echo_p50_us", eng.p50_us, "us");
   Result("engine_echo_p99_us", eng.p99_us, "us");
   Result("attach_vs_engine_p50_ratio", attach.p50_us / eng.p50_us, "");
-  Result("engine_echo_rate_limited_periods",
-         static_cast<double>(engine_limited(kEcho) - limited2), "");
+  Result("engine_echo_rate_limited_periods", static_cast<double>(engine_limited(kEcho) - limited2),
+         "");
   const double engine_delivered = EngineWrite(**engine, write_bytes, AckLevel::kDelivered);
   const double engine_consumed = EngineWrite(**engine, write_bytes, AckLevel::kConsumed);
   Result("engine_write_delivered_mbps", engine_delivered, "MB/s");

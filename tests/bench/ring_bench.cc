@@ -376,14 +376,16 @@ int Main() {
   const int per_guest = std::clamp(absl::GetFlag(FLAGS_channels_per_guest), 1, 7);
   const double idle_seconds = absl::GetFlag(FLAGS_idle_seconds);
   printf("ring_bench: how it was run\n");
-  printf("  bytes per throughput run: %zu\n  scale: %d guests x %d channels = %d channels\n",
-         bytes, guests, per_guest, guests * per_guest);
+  printf("  bytes per throughput run: %zu\n  scale: %d guests x %d channels = %d channels\n", bytes,
+         guests, per_guest, guests * per_guest);
   printf("  idle window: %.1f s\n  cpus: %ld\n  xensim: %s\n", idle_seconds,
          sysconf(_SC_NPROCESSORS_ONLN), XensimPath().c_str());
-  printf("  host: xensim serve (child process); guests: xensim guest processes; engine: this "
-         "process over LibXenStore + SimEventChannels + SimGrantTables\n");
-  printf("  data path of one channel: test thread -> guest pty -> guest process -> ring page "
-         "(shared memfd) -> engine -> session (and back)\n\n");
+  printf(
+      "  host: xensim serve (child process); guests: xensim guest processes; engine: this "
+      "process over LibXenStore + SimEventChannels + SimGrantTables\n");
+  printf(
+      "  data path of one channel: test thread -> guest pty -> guest process -> ring page "
+      "(shared memfd) -> engine -> session (and back)\n\n");
 
   printf("baseline (two threads, one ring page, eventfd wake-ups):\n");
   const double base_up = BaselineGuestToHost(bytes);

@@ -8,8 +8,7 @@
 namespace xenchan {
 namespace {
 
-WriteStatus Status(uint64_t epoch, uint64_t delivered, uint64_t consumed,
-                   bool connected = true) {
+WriteStatus Status(uint64_t epoch, uint64_t delivered, uint64_t consumed, bool connected = true) {
   WriteStatus ws;
   ws.connected = connected;
   ws.epoch = epoch;

@@ -24,8 +24,8 @@
 
 #include <iostream>
 #include <memory>
-#include <sstream>
 #include <optional>
+#include <sstream>
 #include <string>
 
 #include "absl/strings/escaping.h"
@@ -79,7 +79,8 @@ int Main(const std::string& state_dir, std::optional<absl::Duration> devid_reuse
   std::unique_ptr<Session> reader;
   std::string line_buf;
   for (;;) {
-    pollfd fds[3] = {{0, POLLIN, 0}, {efd, POLLIN, 0}, {reader ? reader->notify_fd() : -1, POLLIN, 0}};
+    pollfd fds[3] = {
+        {0, POLLIN, 0}, {efd, POLLIN, 0}, {reader ? reader->notify_fd() : -1, POLLIN, 0}};
     if (poll(fds, 3, -1) < 0) continue;
     if (fds[1].revents) {
       uint64_t v;
@@ -88,11 +89,11 @@ int Main(const std::string& state_dir, std::optional<absl::Duration> devid_reuse
       if (events.ok()) {
         for (const ChannelEvent& ev : *events) {
           rev = ev.revision;
-          Say(absl::StrCat("event ", ToString(ev.type), " ", ev.channel.domain_name, "/",
-                           ev.channel.channel_id, " state=", ToString(ev.channel.state),
-                           " epoch=", ev.channel.epoch, " reason=",
-                           ev.epoch_change ? static_cast<int>(ev.epoch_change->reason) : 0,
-                           " error=", static_cast<int>(ev.channel.last_error.kind)));
+          Say(absl::StrCat(
+              "event ", ToString(ev.type), " ", ev.channel.domain_name, "/", ev.channel.channel_id,
+              " state=", ToString(ev.channel.state), " epoch=", ev.channel.epoch,
+              " reason=", ev.epoch_change ? static_cast<int>(ev.epoch_change->reason) : 0,
+              " error=", static_cast<int>(ev.channel.last_error.kind)));
         }
       }
     }

@@ -30,7 +30,8 @@ void FuzzValue(const std::string& text) {
   }
   if (xenchan::ValidateChannelId(text).ok()) {
     Check(!text.empty() && text.size() <= 64);
-    for (char c : text) Check(c == '.' || c == '_' || c == '-' || isalnum(static_cast<unsigned char>(c)));
+    for (char c : text)
+      Check(c == '.' || c == '_' || c == '-' || isalnum(static_cast<unsigned char>(c)));
   }
 }
 
@@ -48,8 +49,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   alignas(4096) static unsigned char page[4096];
   std::memset(page, 0, sizeof(page));
   const bool drop = byte() & 1;
-  xenchan::OutputBuffer buffer(1 + byte() * 64, drop ? xenchan::OverflowPolicy::kDropOldest
-                                                     : xenchan::OverflowPolicy::kBlock, 0);
+  xenchan::OutputBuffer buffer(
+      1 + byte() * 64,
+      drop ? xenchan::OverflowPolicy::kDropOldest : xenchan::OverflowPolicy::kBlock, 0);
   buffer.NewEpoch();
   xenchan::WriteQueue queue(4096);
   queue.Reset(buffer.epoch());

@@ -56,8 +56,8 @@ TEST_F(EngineFakeHostileTest, ScribbledRingIndicesAreCountedAndIgnored) {
   xencons_interface* page = bad.ring();
   const uint32_t saved_out = page->out_prod;
   const uint32_t saved_in = page->in_prod;
-  page->out_prod = page->out_cons + 100000;  // more than the ring holds
-  page->in_cons = page->in_prod + 5000;      // consumer ahead of producer
+  page->out_prod = page->out_cons + 100000;     // more than the ring holds
+  page->in_cons = page->in_prod + 5000;         // consumer ahead of producer
   ASSERT_TRUE(bad_writer->Write("poke").ok());  // makes the engine look
   ASSERT_TRUE(WaitCounters("bad", "victim",
                            [](const ChannelCounters& c) { return c.bad_ring_rounds > 0; }));

@@ -45,9 +45,9 @@ TEST_F(EngineFakeTest, HotAddThenTheFrontendConnectsAndBytesFlowBothWays) {
     *result = std::move(r);
     done->store(true);
   });
-  ASSERT_TRUE(waiter_->WaitFor([](const ChannelEvent& e) {
-    return e.type == ChannelEventType::kAppeared;
-  }).has_value());
+  ASSERT_TRUE(
+      waiter_->WaitFor([](const ChannelEvent& e) { return e.type == ChannelEventType::kAppeared; })
+          .has_value());
   EXPECT_FALSE(done->load());
   const std::string fe_path = absl::StrCat("/local/domain/", D, "/device/console/1");
   const std::string be_path = absl::StrCat("/local/domain/0/backend/xenchan/", D, "/1");
@@ -148,14 +148,13 @@ TEST_F(EngineFakeTest, RestartRecoveryLosesNothingInEitherRing) {
   // Host -> guest bytes the guest has not read yet stay in the in ring.
   auto writer = Open("vm1", "chan", SessionRole::kWriter);
   ASSERT_TRUE(writer->Write("unread input").ok());
-  ASSERT_TRUE(WaitWriteStatus(*writer, [](const WriteStatus& s) {
-    return s.delivered_offset == 12;
-  }));
+  ASSERT_TRUE(
+      WaitWriteStatus(*writer, [](const WriteStatus& s) { return s.delivered_offset == 12; }));
   writer.reset();
   const std::string data = Pattern(3000, 7);
   ASSERT_EQ(*fe.Write(data), 2048u);  // a full out ring
-  auto stalled = waiter_->WaitFor(
-      [](const ChannelEvent& e) { return e.type == ChannelEventType::kStalled; });
+  auto stalled =
+      waiter_->WaitFor([](const ChannelEvent& e) { return e.type == ChannelEventType::kStalled; });
   ASSERT_TRUE(stalled.has_value());
   EXPECT_EQ(stalled->channel.from_guest.buffered_bytes, 100u);
 
@@ -235,8 +234,7 @@ TEST_F(EngineFakeTest, UnplugTearsDownInTheSection23Order) {
   const FakeTrace& trace = host_->trace();
   const int be5 = trace.Find("xs 0 write " + be_path + "/state 5");
   const int fe6 = trace.Find(absl::StrCat("xs ", D, " write ", fe_path, "/state 6"), be5);
-  const int unmap =
-      trace.Find(absl::StrCat("gnttab unmap ", D, ":", fe.ring_ref(), " by 0"), fe6);
+  const int unmap = trace.Find(absl::StrCat("gnttab unmap ", D, ":", fe.ring_ref(), " by 0"), fe6);
   int unbind = -1;
   const std::vector<std::string> entries = trace.entries();
   for (int i = fe6 < 0 ? 0 : fe6; i < static_cast<int>(entries.size()); ++i) {
@@ -347,8 +345,8 @@ TEST_F(EngineFakeTest, GuestCloseAndResumeFollowTheStateMachine) {
     return all;
   }();
   const int be5 = host_->trace().Find("xs 0 write " + fe.backend_path() + "/state 5", mark);
-  const int fe6 = host_->trace().Find(
-      absl::StrCat("xs ", fe.domid(), " write ", fe.path(), "/state 6"), be5);
+  const int fe6 =
+      host_->trace().Find(absl::StrCat("xs ", fe.domid(), " write ", fe.path(), "/state 6"), be5);
   EXPECT_GE(be5, 0);
   EXPECT_GT(fe6, be5);
   EXPECT_TRUE(WaitState("vm1", "chan", ChannelState::kDisconnected));
@@ -370,8 +368,8 @@ TEST_F(EngineFakeTest, DomainDestroyWhileConnectedUnmapsAtOnceAndLeavesNoZombie)
   auto reader = Open("vm1", "chan");
   auto w2 = Open("vm2", "other", SessionRole::kWriter);
   ASSERT_TRUE(host_->DestroyDomain(D).ok());
-  auto removed = waiter_->WaitFor(
-      [](const ChannelEvent& e) { return e.type == ChannelEventType::kRemoved; });
+  auto removed =
+      waiter_->WaitFor([](const ChannelEvent& e) { return e.type == ChannelEventType::kRemoved; });
   ASSERT_TRUE(removed.has_value());
   EXPECT_EQ(removed->removal_reason, RemovalReason::kDomainGone);
   EXPECT_TRUE(Until([&] { return !host_->hypervisor().Info(D).exists; }));

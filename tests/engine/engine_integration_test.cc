@@ -11,9 +11,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
-#include <atomic>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -27,6 +27,7 @@
 namespace xenchan {
 namespace {
 
+using ::testing::HasSubstr;
 using testing_sim::EventWaiter;
 using testing_sim::OpenRawTty;
 using testing_sim::Pattern;
@@ -35,7 +36,6 @@ using testing_sim::ReadSession;
 using testing_sim::SimHost;
 using testing_sim::WaitWriteStatus;
 using testing_sim::WriteAll;
-using ::testing::HasSubstr;
 
 class EngineSimTest : public ::testing::Test {
  protected:
@@ -143,8 +143,8 @@ class EngineSimTest : public ::testing::Test {
   }
 
   // Round trip of a fresh message both ways on a connected channel.
-  void ExpectDataFlows(const std::string& domain, const std::string& id, int tty,
-                       Session& writer, const std::string& tag) {
+  void ExpectDataFlows(const std::string& domain, const std::string& id, int tty, Session& writer,
+                       const std::string& tag) {
     const std::string up = "up:" + tag;
     ASSERT_TRUE(WriteAll(tty, up));
     EXPECT_EQ(ReadSession(writer, up.size()), up);
@@ -199,9 +199,8 @@ TEST_F(EngineSimTest, HotAddWritesLibxlShapedNodesAndConnects) {
   EXPECT_EQ(*sim_->xs().GetPermissions(kNoTransaction, be), ro_perms);
 
   // Events: APPEARED then CONNECTED with the epoch change.
-  auto connected = waiter_->WaitFor([](const ChannelEvent& e) {
-    return e.type == ChannelEventType::kConnected;
-  });
+  auto connected = waiter_->WaitFor(
+      [](const ChannelEvent& e) { return e.type == ChannelEventType::kConnected; });
   ASSERT_TRUE(connected.has_value());
   ASSERT_TRUE(connected->epoch_change.has_value());
   EXPECT_EQ(connected->epoch_change->previous_epoch, 0u);
@@ -300,7 +299,8 @@ TEST_F(EngineSimTest, NoFreeDevidWhenAllNineAreTaken) {
   // Devids taken by someone else (libxl's record of toolstack consoles).
   for (int n : {1, 3, 5, 7, 9}) {
     ASSERT_TRUE(sim_->xs()
-                    .Write(kNoTransaction, absl::StrCat("/libxl/", D, "/device/console/", n, "/frontend"), "x")
+                    .Write(kNoTransaction,
+                           absl::StrCat("/libxl/", D, "/device/console/", n, "/frontend"), "x")
                     .ok());
   }
   std::set<uint32_t> devids;
@@ -335,8 +335,8 @@ TEST_F(EngineSimTest, GracefulUnplugInTeardownOrder) {
   EXPECT_EQ(result->channel.backend_state, XenbusState::kClosed);
   EXPECT_EQ(Read(absl::StrCat("/local/domain/", D, "/device/console/1")), "<NOT_FOUND>");
   EXPECT_EQ(Read(absl::StrCat("/local/domain/0/backend/xenchan/", D, "/1")), "<NOT_FOUND>");
-  auto removed = waiter_->WaitFor(
-      [](const ChannelEvent& e) { return e.type == ChannelEventType::kRemoved; });
+  auto removed =
+      waiter_->WaitFor([](const ChannelEvent& e) { return e.type == ChannelEventType::kRemoved; });
   ASSERT_TRUE(removed.has_value());
   EXPECT_EQ(removed->removal_reason, RemovalReason::kDeleted);
   // The session drains what was buffered, then learns of the removal.
@@ -362,8 +362,8 @@ TEST_F(EngineSimTest, RecentlyReleasedDevidsSurviveARestart) {
   auto deleted = engine_->DeleteChannelAndWait({"vm1", "chan"}, absl::Seconds(10));
   ASSERT_TRUE(deleted.ok()) << deleted.status();
   // The release is recorded where only dom0 can read it.
-  const std::string released = absl::StrCat("/local/domain/0/backend/xenchan/", D,
-                                            "/xenchan-released");
+  const std::string released =
+      absl::StrCat("/local/domain/0/backend/xenchan/", D, "/xenchan-released");
   EXPECT_NE(Read(released + "/1"), "<NOT_FOUND>");
   for (const std::string& path : {released, released + "/1"}) {
     auto perms = sim_->xs().GetPermissions(kNoTransaction, path);
@@ -532,9 +532,9 @@ TEST_F(EngineSimTest, KexecResetReturnsToInitWaitAndReconnects) {
   const uint32_t D = NewDomain("vm1");
   auto c = Create("vm1", "chan");
   ASSERT_TRUE(c.ok());
-  ASSERT_TRUE(waiter_->WaitFor([](const ChannelEvent& e) {
-    return e.type == ChannelEventType::kConnected;
-  }).has_value());
+  ASSERT_TRUE(
+      waiter_->WaitFor([](const ChannelEvent& e) { return e.type == ChannelEventType::kConnected; })
+          .has_value());
   const std::string fe = absl::StrCat("/local/domain/", D, "/device/console/1");
   const std::string be = absl::StrCat("/local/domain/0/backend/xenchan/", D, "/1");
   // The new kernel's xenbus_reset_frontend: FE 5, wait BE 5; FE 6, wait BE 6;
@@ -553,11 +553,11 @@ TEST_F(EngineSimTest, KexecResetReturnsToInitWaitAndReconnects) {
   // The new kernel publishes its ring (here: the old grant and port, which
   // are still valid and unbound again) and goes to 3: we connect again.
   ASSERT_TRUE(sim_->xs().Write(kNoTransaction, fe + "/state", "3").ok());
-  auto again = waiter_->WaitFor([](const ChannelEvent& e) {
-    return e.type == ChannelEventType::kConnected;
-  });
+  auto again = waiter_->WaitFor(
+      [](const ChannelEvent& e) { return e.type == ChannelEventType::kConnected; });
   ASSERT_TRUE(again.has_value()) << engine_->GetChannel({"vm1", "chan"})->last_error.message
-                                 << " state " << ToString(engine_->GetChannel({"vm1", "chan"})->state)
+                                 << " state "
+                                 << ToString(engine_->GetChannel({"vm1", "chan"})->state)
                                  << DumpEvents();
   EXPECT_GT(again->channel.epoch, c->epoch);
   EXPECT_EQ(again->epoch_change->reason, EpochChangeReason::kGuestConnected);
@@ -570,9 +570,8 @@ TEST_F(EngineSimTest, DomainDestroyWhileMappedLeavesNoZombie) {
   ASSERT_TRUE(Create("vm1", "chan").ok());
   auto reader = Open("vm1", "chan");
   ASSERT_TRUE(sim_->host().DestroyDomain("vm1").ok());
-  auto removed = waiter_->WaitFor([](const ChannelEvent& e) {
-    return e.type == ChannelEventType::kRemoved;
-  });
+  auto removed =
+      waiter_->WaitFor([](const ChannelEvent& e) { return e.type == ChannelEventType::kRemoved; });
   ASSERT_TRUE(removed.has_value());
   EXPECT_EQ(removed->removal_reason, RemovalReason::kDomainGone);
   // Unmapped at once: the hypervisor forgets the domain (no dying zombie).
@@ -596,9 +595,11 @@ TEST_F(EngineSimTest, KilledGuestDoesNotDisturbOthers) {
   auto w2 = Open("vm2", "b", SessionRole::kWriter);
   ExpectDataFlows("vm2", "b", tty2, *w2, "still fine");
   ASSERT_TRUE(sim_->host().DestroyDomain("vm1").ok());
-  EXPECT_TRUE(waiter_->WaitFor([](const ChannelEvent& e) {
-    return e.type == ChannelEventType::kRemoved && e.channel.channel_id == "a";
-  }).has_value());
+  EXPECT_TRUE(waiter_
+                  ->WaitFor([](const ChannelEvent& e) {
+                    return e.type == ChannelEventType::kRemoved && e.channel.channel_id == "a";
+                  })
+                  .has_value());
   EXPECT_TRUE(waiter_->WaitUntil([&] { return !sim_->DomainExists(D1); }));
   ExpectDataFlows("vm2", "b", tty2, *w2, "after destroy");
 }
@@ -616,8 +617,8 @@ TEST_F(EngineSimTest, RestartRecoveryLosesNothingStillInTheRing) {
   const int tty = GuestTty("vm1", "chan");
   const std::string data = Pattern(3000, 7);
   ASSERT_TRUE(WriteAll(tty, data));
-  auto stalled = waiter_->WaitFor(
-      [](const ChannelEvent& e) { return e.type == ChannelEventType::kStalled; });
+  auto stalled =
+      waiter_->WaitFor([](const ChannelEvent& e) { return e.type == ChannelEventType::kStalled; });
   ASSERT_TRUE(stalled.has_value());
   EXPECT_TRUE(stalled->channel.stalled);
   EXPECT_EQ(stalled->channel.from_guest.buffered_bytes, 100u);
@@ -625,9 +626,8 @@ TEST_F(EngineSimTest, RestartRecoveryLosesNothingStillInTheRing) {
 
   StopEngine();  // its 100 buffered bytes go with it; the ring keeps the rest
   StartEngine();
-  auto recovered = waiter_->WaitFor([](const ChannelEvent& e) {
-    return e.type == ChannelEventType::kConnected;
-  });
+  auto recovered = waiter_->WaitFor(
+      [](const ChannelEvent& e) { return e.type == ChannelEventType::kConnected; });
   ASSERT_TRUE(recovered.has_value());
   EXPECT_EQ(recovered->epoch_change->reason, EpochChangeReason::kServerRestarted);
   EXPECT_GT(recovered->channel.epoch, epoch1);
@@ -674,9 +674,9 @@ TEST_F(EngineSimTest, EngineShutdownAnswersEveryWaitingCaller) {
     *waiter = std::move(r);
     done->store(true);
   });
-  ASSERT_TRUE(waiter_->WaitFor([](const ChannelEvent& e) {
-    return e.type == ChannelEventType::kAppeared;
-  }).has_value());
+  ASSERT_TRUE(
+      waiter_->WaitFor([](const ChannelEvent& e) { return e.type == ChannelEventType::kAppeared; })
+          .has_value());
   StopEngine();
   EXPECT_TRUE(done->load());
   EXPECT_EQ(waiter->status().code(), absl::StatusCode::kUnavailable);

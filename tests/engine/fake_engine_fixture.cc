@@ -50,8 +50,8 @@ uint32_t FakeEngineTest::NewDomain(const std::string& name) {
   return d.ok() ? d->domid : 0;
 }
 
-absl::StatusOr<ChannelInfo> FakeEngineTest::Create(const std::string& domain,
-                                                   const std::string& id, ChannelConfig config) {
+absl::StatusOr<ChannelInfo> FakeEngineTest::Create(const std::string& domain, const std::string& id,
+                                                   ChannelConfig config) {
   CreateChannelRequest req;
   req.domain = domain;
   req.channel_id = id;
@@ -95,11 +95,10 @@ absl::StatusOr<DeleteResult> FakeEngineTest::Unplug(const std::string& domain,
                                                     absl::Duration force_after) {
   auto result = std::make_shared<absl::StatusOr<DeleteResult>>(absl::UnknownError("not done"));
   auto done = std::make_shared<std::atomic<bool>>(false);
-  engine_->DeleteChannel({domain, id}, force_after,
-                         [result, done](absl::StatusOr<DeleteResult> r) {
-                           *result = std::move(r);
-                           done->store(true);
-                         });
+  engine_->DeleteChannel({domain, id}, force_after, [result, done](absl::StatusOr<DeleteResult> r) {
+    *result = std::move(r);
+    done->store(true);
+  });
   if (fe != nullptr) {
     absl::Status s = fe->FollowUntil([&] { return done->load(); }, absl::Seconds(20));
     if (!s.ok()) return s;

@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <xen/io/console.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstring>
 #include <iostream>
@@ -15,7 +16,6 @@
 #include <random>
 #include <string>
 #include <thread>
-#include <atomic>
 
 #include "absl/strings/str_cat.h"
 #include "backend/engine/engine.h"
@@ -430,16 +430,14 @@ TEST_F(HostileGuestTest, EventStormWithoutDataIsThrottledAndAQuietGuestStaysResp
 
   auto after = engine_->GetChannel({"storm", "kicks"});
   ASSERT_TRUE(after.ok());
-  const uint64_t handled =
-      after->counters.events_from_guest - before->counters.events_from_guest;
-  const uint64_t spurious = after->counters.spurious_events_from_guest -
-                            before->counters.spurious_events_from_guest;
+  const uint64_t handled = after->counters.events_from_guest - before->counters.events_from_guest;
+  const uint64_t spurious =
+      after->counters.spurious_events_from_guest - before->counters.spurious_events_from_guest;
   // Periods of 200 ms that the storm touched, plus one each side.
   const uint64_t periods = static_cast<uint64_t>(elapsed / absl::Milliseconds(200)) + 2;
   std::cout << "storm: " << kicks.load() << " kicks in " << elapsed << ", " << handled
             << " events handled (" << spurious << " spurious), rate-limited periods "
-            << after->counters.rate_limited_periods << "; quiet worst round trip " << worst
-            << "\n";
+            << after->counters.rate_limited_periods << "; quiet worst round trip " << worst << "\n";
   EXPECT_GT(kicks.load(), 10 * handled);  // most kicks met a masked port
   EXPECT_EQ(spurious, handled);
   // At most the allowance per period, plus the event that hit the limit.

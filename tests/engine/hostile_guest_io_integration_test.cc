@@ -207,9 +207,9 @@ TEST_F(HostileGuestIoTest, GuestThatNeverReadsFillsRingThenQueueAndWritersAreRef
     writer->Read(1 << 20).IgnoreError();
     ASSERT_TRUE(WaitReadable(writer->notify_fd(), absl::Seconds(30)));
   }
-  EXPECT_TRUE(WaitWriteStatus(*writer, [&](const WriteStatus& ws) {
-    return ws.consumed_offset == total;
-  }, absl::Seconds(60)));
+  EXPECT_TRUE(WaitWriteStatus(
+      *writer, [&](const WriteStatus& ws) { return ws.consumed_offset == total; },
+      absl::Seconds(60)));
   reading = false;
   reader.join();
   got += ReadExactly(tty, total - std::min(total, got.size()), absl::Seconds(5));

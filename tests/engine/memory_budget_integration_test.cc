@@ -145,11 +145,10 @@ TEST_F(MemoryBudgetIntegrationTest, FloodingGuestsNeverTakeTheServerOverItsBudge
   size_t max_domain = 0;
   for (const auto& [domid, used] : end.by_domain) max_domain = std::max(max_domain, used);
   EXPECT_LE(max_domain, kDomainLimit);
-  std::cout << "memory budget " << kBudget << " bytes (domain cap " << kDomainLimit
-            << "): peak " << end.usage.peak << ", at saturation " << full.usage.used
-            << ", largest domain " << max_domain << ", refused " << end.usage.refused
-            << " (domain cap " << end.usage.domain_refused << "), reclaimed "
-            << end.usage.reclaimed_bytes << "\n";
+  std::cout << "memory budget " << kBudget << " bytes (domain cap " << kDomainLimit << "): peak "
+            << end.usage.peak << ", at saturation " << full.usage.used << ", largest domain "
+            << max_domain << ", refused " << end.usage.refused << " (domain cap "
+            << end.usage.domain_refused << "), reclaimed " << end.usage.reclaimed_bytes << "\n";
   for (int i = 0; i < kFlooders; ++i) {
     auto c = engine_->GetChannel({names[i], "flood"});
     if (!c.ok()) continue;

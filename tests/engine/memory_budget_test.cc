@@ -210,8 +210,8 @@ class ChannelBudgetTest : public ::testing::Test {
     config.buffer_limit_bytes = limit;
     config.overflow_policy = policy;
     config.write_queue_limit_bytes = 64 << 10;
-    auto ch = std::make_shared<Channel>(id, config, "vm", 4, wakeup_, log_, absl::Now(), budget_,
-                                        floor);
+    auto ch =
+        std::make_shared<Channel>(id, config, "vm", 4, wakeup_, log_, absl::Now(), budget_, floor);
     ch->BeginEpoch(1, EpochChangeReason::kGuestConnected, absl::Now());
     ch->SetState(ChannelState::kConnected, XenbusState::kConnected, XenbusState::kConnected,
                  std::nullopt);
@@ -330,8 +330,8 @@ TEST_F(ChannelBudgetTest, PerDomainCapHoldsOneGuest) {
   size_t total = 0;
   while (size_t n = Drain(*a, 2048)) total += n;
   EXPECT_EQ(total, size_t{224} << 10);  // 7/8 of the domain's cap
-  EXPECT_EQ(Drain(*b, 2048), 0u);     // same domain: nothing left
-  EXPECT_EQ(Drain(*c, 2048), 2048u);  // another domain is unaffected
+  EXPECT_EQ(Drain(*b, 2048), 0u);       // same domain: nothing left
+  EXPECT_EQ(Drain(*c, 2048), 2048u);    // another domain is unaffected
   EXPECT_EQ(budget_->domain_used(1), size_t{224} << 10);
   EXPECT_GT(budget_->usage().domain_refused, 0u);
 }
@@ -400,7 +400,7 @@ TEST(EventLogBudgetTest, RetainsFewerEventsWhenTheBudgetIsShort) {
   e.channel.uid = std::string(100, 'u');
   const size_t cost = EventLog::MemoryCost(e);
   auto budget = std::make_shared<MemoryBudget>(cost * 5, MemoryBudget::kUnlimited);
-  EventLog log(0, 100, budget, cost * 2);  // events are control state: all 5 * cost
+  EventLog log(0, 100, budget, cost * 2);     // events are control state: all 5 * cost
   EXPECT_EQ(budget->usage().used, cost * 2);  // the floor
   for (int i = 0; i < 10; ++i) log.Append(e);
   EXPECT_EQ(log.revision(), 10u);

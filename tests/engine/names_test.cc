@@ -14,10 +14,10 @@ TEST(ValidateChannelId, AcceptsRegistryStyleNames) {
 }
 
 TEST(ValidateChannelId, RejectsEverythingElse) {
-  for (const std::string& bad : {std::string(), std::string(65, 'a'), std::string(".a"),
-                                std::string("-a"), std::string("a/b"), std::string("a b"),
-                                std::string("a\nb"), std::string("\xc3\xa9t\xc3\xa9"),
-                                std::string("a\0b", 3)}) {
+  for (const std::string& bad :
+       {std::string(), std::string(65, 'a'), std::string(".a"), std::string("-a"),
+        std::string("a/b"), std::string("a b"), std::string("a\nb"),
+        std::string("\xc3\xa9t\xc3\xa9"), std::string("a\0b", 3)}) {
     EXPECT_EQ(ValidateChannelId(bad).code(), absl::StatusCode::kInvalidArgument) << bad;
   }
 }
@@ -26,8 +26,8 @@ TEST(ParseDecimal, StrictDecimal) {
   EXPECT_EQ(ParseDecimal("0", 10), 0u);
   EXPECT_EQ(ParseDecimal("10", 10), 10u);
   EXPECT_EQ(ParseDecimal("2147483647", 0x7fffffff), 0x7fffffffu);
-  for (const char* bad : {"", "11", "-1", "+1", " 1", "1 ", "01", "0x10", "1a", "99999999999",
-                          "4294967296", "1\n"}) {
+  for (const char* bad :
+       {"", "11", "-1", "+1", " 1", "1 ", "01", "0x10", "1a", "99999999999", "4294967296", "1\n"}) {
     EXPECT_FALSE(ParseDecimal(bad, 10).has_value()) << bad;
   }
   EXPECT_FALSE(ParseDecimal("2147483648", 0x7fffffff).has_value());

@@ -37,9 +37,9 @@ TEST(ToolstackChannels, DiscoveredServedAndRemovedWithTheirDomain) {
   EventWaiter& waiter = *waiter_owner;
 
   const std::string sock = (*sim)->state_dir() + "/agent.sock";
-  auto dom = (*sim)->host().CreateDomain(
-      "vm1", "", {"name=org.example.sock,connection=socket,path=" + sock,
-                  "name=org.example.pty,connection=pty"});
+  auto dom = (*sim)->host().CreateDomain("vm1", "",
+                                         {"name=org.example.sock,connection=socket,path=" + sock,
+                                          "name=org.example.pty,connection=pty"});
   ASSERT_TRUE(dom.ok()) << dom.status();
   for (const char* id : {"org.example.sock", "org.example.pty"}) {
     ASSERT_TRUE(waiter.WaitUntil([&] {
@@ -68,9 +68,8 @@ TEST(ToolstackChannels, DiscoveredServedAndRemovedWithTheirDomain) {
     EXPECT_EQ(ReadSession(**session, 11 + strlen(id)), absl::StrCat("from guest ", id));
     auto w = (*session)->Write(absl::StrCat("from host ", id));
     ASSERT_TRUE(w.ok()) << w.status();
-    EXPECT_TRUE(WaitWriteStatus(**session, [&](const WriteStatus& st) {
-      return st.delivered_offset == w->end;
-    }));
+    EXPECT_TRUE(WaitWriteStatus(
+        **session, [&](const WriteStatus& st) { return st.delivered_offset == w->end; }));
     EXPECT_EQ(ReadExactly(tty, 10 + strlen(id)), absl::StrCat("from host ", id));
     close(tty);
   }
@@ -107,9 +106,8 @@ TEST(ToolstackChannels, DiscoveredServedAndRemovedWithTheirDomain) {
   ASSERT_TRUE((*sim)->host().DestroyDomain("vm1").ok());
   int removed = 0;
   while (removed < 3) {
-    auto ev = waiter2.WaitFor([](const ChannelEvent& ev) {
-      return ev.type == ChannelEventType::kRemoved;
-    });
+    auto ev = waiter2.WaitFor(
+        [](const ChannelEvent& ev) { return ev.type == ChannelEventType::kRemoved; });
     ASSERT_TRUE(ev.has_value()) << removed;
     if (ev->channel.transport == Transport::kRing) {
       EXPECT_EQ(ev->removal_reason, RemovalReason::kDomainGone);
@@ -141,8 +139,7 @@ TEST(ToolstackChannels, OnlyAPtySlaveIsEverOpened) {
     return c.ok() && c->state == ChannelState::kConnected;
   };
   ASSERT_TRUE(waiter.WaitUntil(connected));
-  const std::string tty_node =
-      absl::StrCat("/local/domain/", dom->domid, "/device/console/1/tty");
+  const std::string tty_node = absl::StrCat("/local/domain/", dom->domid, "/device/console/1/tty");
   auto pty = (*sim)->xs().Read(kNoTransaction, tty_node);
   ASSERT_TRUE(pty.ok());
 

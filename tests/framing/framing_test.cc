@@ -68,10 +68,9 @@ TEST(FramingTest, LengthPrefixRefusesHugeLengths) {
 }
 
 TEST(FramingTest, RequestSizeIsBounded) {
-  EXPECT_EQ(EncodeCallRequest(Newline(), std::string(kMaxCallRequestBytes + 1, 'x'), 0)
-                .status()
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      EncodeCallRequest(Newline(), std::string(kMaxCallRequestBytes + 1, 'x'), 0).status().code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 TEST(FramingTest, NewlineResponseIsBounded) {
@@ -111,7 +110,8 @@ TEST(FramingTest, QemuGuestAgentRejectsEmptyCommand) {
 }
 
 TEST(FramingTest, SpecRoundTripsEveryKind) {
-  for (const Framing& f : {Newline(), Prefix(), Qga(), Delim("\r\n"), Delim(std::string("\0\xff", 2))}) {
+  for (const Framing& f :
+       {Newline(), Prefix(), Qga(), Delim("\r\n"), Delim(std::string("\0\xff", 2))}) {
     const std::string spec = FramingSpec(f);
     auto back = ParseFramingSpec(spec);
     ASSERT_TRUE(back.ok()) << spec << ": " << back.status();
@@ -123,8 +123,9 @@ TEST(FramingTest, SpecRoundTripsEveryKind) {
 }
 
 TEST(FramingTest, SpecParserRefusesAnythingElse) {
-  for (const char* bad : {"", "Newline", "newline ", "qga", "delimiter:", "delimiter:0", "delimiter:0D",
-                          "delimiter:zz", "delimiter:00112233445566778899aabbccddeeff00"}) {
+  for (const char* bad :
+       {"", "Newline", "newline ", "qga", "delimiter:", "delimiter:0", "delimiter:0D",
+        "delimiter:zz", "delimiter:00112233445566778899aabbccddeeff00"}) {
     EXPECT_EQ(ParseFramingSpec(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
   }
 }

@@ -95,7 +95,8 @@ ABSL_FLAG(std::string, mode, "echo", "echo | write | read | mix");
 ABSL_FLAG(int32_t, window, 4, "write mode: writes outstanding per stream");
 ABSL_FLAG(int32_t, read_rate, 200, "read mode: records per second per channel (0: unthrottled)");
 ABSL_FLAG(int32_t, connections, 4, "gRPC connections the streams are spread over");
-ABSL_FLAG(std::string, target, "", "attach to this xenchand (loopback only) instead of starting one");
+ABSL_FLAG(std::string, target, "",
+          "attach to this xenchand (loopback only) instead of starting one");
 ABSL_FLAG(std::string, sim_state_dir, "", "with --target: the state dir of its xensim");
 ABSL_FLAG(int32_t, server_pid, 0, "with a TCP --target: xenchand's pid (for its memory)");
 ABSL_FLAG(std::string, xenchand_args, "", "comma-separated extra flags for the started xenchand");
@@ -131,9 +132,12 @@ enum class Kind { kEcho, kWrite, kRead };
 
 const char* KindName(Kind k) {
   switch (k) {
-    case Kind::kEcho: return "echo";
-    case Kind::kWrite: return "write";
-    case Kind::kRead: return "read";
+    case Kind::kEcho:
+      return "echo";
+    case Kind::kWrite:
+      return "write";
+    case Kind::kRead:
+      return "read";
   }
   return "?";
 }
@@ -193,7 +197,8 @@ int RunGuestAgent(const std::string& spec) {
   fflush(stdout);
   std::vector<std::thread> threads;
   for (const auto& [kind, fd] : ttys) {
-    threads.emplace_back([kind = kind, fd = fd, payload, rate] { ServeTty(kind, fd, payload, rate); });
+    threads.emplace_back(
+        [kind = kind, fd = fd, payload, rate] { ServeTty(kind, fd, payload, rate); });
   }
   for (std::thread& t : threads) t.join();
   return 0;
@@ -329,7 +334,9 @@ void RunEcho(const StreamSpec& spec, size_t payload, const std::atomic<bool>& st
         break;
       }
       if (m.has_data()) got += m.data().data();
-      if (m.has_write_rejection()) fig->Error(absl::StrCat("WRITE_REJECTED/", v1::ErrorReason_Name(m.write_rejection().reason())));
+      if (m.has_write_rejection())
+        fig->Error(
+            absl::StrCat("WRITE_REJECTED/", v1::ErrorReason_Name(m.write_rejection().reason())));
       if (m.has_gap()) fig->Error("GAP");
       if (m.has_epoch_change()) fig->Error("EPOCH_CHANGE");
     }
@@ -571,7 +578,8 @@ int Main(int argc, char** argv) {
   std::string server_target = target;
   int server_pid = absl::GetFlag(FLAGS_server_pid);
   std::vector<std::string> xenchand_args;
-  for (absl::string_view a : absl::StrSplit(absl::GetFlag(FLAGS_xenchand_args), ',', absl::SkipEmpty())) {
+  for (absl::string_view a :
+       absl::StrSplit(absl::GetFlag(FLAGS_xenchand_args), ',', absl::SkipEmpty())) {
     xenchand_args.emplace_back(a);
   }
   if (target.empty()) {
@@ -598,7 +606,8 @@ int Main(int argc, char** argv) {
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection of its own
     args.SetInt("xenchan.load.connection", i);
-    conns.push_back(grpc::CreateCustomChannel(server_target, grpc::InsecureChannelCredentials(), args));
+    conns.push_back(
+        grpc::CreateCustomChannel(server_target, grpc::InsecureChannelCredentials(), args));
     stubs.push_back(v1::ChannelService::NewStub(conns.back()));
   }
 
@@ -653,9 +662,11 @@ int Main(int argc, char** argv) {
     std::vector<std::string> spec;
     for (int c = g; c < channels; c += guests) {
       const Kind k = kind_of(c);
-      spec.push_back(absl::StrCat(k == Kind::kEcho ? "echo" : k == Kind::kWrite ? "drain" : "source",
-                                  ":", state_dir, "/guests/", guest_names[g], "/root/dev/xen-channel/",
-                                  channel_id(c)));
+      spec.push_back(absl::StrCat(k == Kind::kEcho    ? "echo"
+                                  : k == Kind::kWrite ? "drain"
+                                                      : "source",
+                                  ":", state_dir, "/guests/", guest_names[g],
+                                  "/root/dev/xen-channel/", channel_id(c)));
     }
     agents.push_back(std::make_unique<GuestAgent>(absl::StrJoin(spec, ",")));
   }
@@ -670,22 +681,24 @@ int Main(int argc, char** argv) {
   printf("xenchan_load: how it was run\n");
   std::vector<std::string> args(argv, argv + argc);
   printf("  command: %s\n", absl::StrJoin(args, " ").c_str());
-  printf("  mode=%s channels=%d guests=%d streams=%d (echo %d, write %d, read %d) duration=%s "
-         "payload=%zu window=%zu read_rate=%d/s/channel connections=%d\n",
-         mode.c_str(), channels, guests, streams, stream_kinds[Kind::kEcho],
-         stream_kinds[Kind::kWrite], stream_kinds[Kind::kRead],
-         absl::FormatDuration(duration).c_str(), payload, window, absl::GetFlag(FLAGS_read_rate),
-         connections);
+  printf(
+      "  mode=%s channels=%d guests=%d streams=%d (echo %d, write %d, read %d) duration=%s "
+      "payload=%zu window=%zu read_rate=%d/s/channel connections=%d\n",
+      mode.c_str(), channels, guests, streams, stream_kinds[Kind::kEcho],
+      stream_kinds[Kind::kWrite], stream_kinds[Kind::kRead], absl::FormatDuration(duration).c_str(),
+      payload, window, absl::GetFlag(FLAGS_read_rate), connections);
   printf("  server: xenchand pid %d at %s (%s)%s%s\n", server_pid, server_target.c_str(),
          server ? "started by this tool, --platform=sim" : "attached",
          xenchand_args.empty() ? "" : ", extra args ", absl::StrJoin(xenchand_args, " ").c_str());
-  printf("  host: %ld cpus; xensim state dir %s (%s); one xensim guest process per domain; one "
-         "agent process per guest (this binary; echo | drain | source per tty)\n",
-         sysconf(_SC_NPROCESSORS_ONLN), state_dir.c_str(), sim ? "started by this tool" : "attached");
-  printf("  set-up: %d domains and %d connected channels in %s; xenchand VmRSS %lld kB, VmHWM %lld "
-         "kB before the load\n\n",
-         guests, channels, absl::FormatDuration(absl::Trunc(setup, absl::Milliseconds(1))).c_str(),
-         static_cast<long long>(rss_before), static_cast<long long>(hwm_before));
+  printf(
+      "  host: %ld cpus; xensim state dir %s (%s); one xensim guest process per domain; one "
+      "agent process per guest (this binary; echo | drain | source per tty)\n",
+      sysconf(_SC_NPROCESSORS_ONLN), state_dir.c_str(), sim ? "started by this tool" : "attached");
+  printf(
+      "  set-up: %d domains and %d connected channels in %s; xenchand VmRSS %lld kB, VmHWM %lld "
+      "kB before the load\n\n",
+      guests, channels, absl::FormatDuration(absl::Trunc(setup, absl::Milliseconds(1))).c_str(),
+      static_cast<long long>(rss_before), static_cast<long long>(hwm_before));
   fflush(stdout);
 
   // --- Load. ---
@@ -738,10 +751,11 @@ int Main(int argc, char** argv) {
   for (Kind k : {Kind::kEcho, Kind::kWrite, Kind::kRead}) {
     if (stream_kinds[k] == 0) continue;
     const Percentiles p = Compute(fig.latency_us[k]);
-    printf("  %-5s %d streams: %lld msgs, %.1f msgs/s, %.3f MB/s; latency us p50 %.0f p90 %.0f "
-           "p99 %.0f max %.0f\n",
-           KindName(k), stream_kinds[k], static_cast<long long>(fig.messages[k]),
-           fig.messages[k] / secs, fig.bytes[k] / secs / 1e6, p.p50, p.p90, p.p99, p.max);
+    printf(
+        "  %-5s %d streams: %lld msgs, %.1f msgs/s, %.3f MB/s; latency us p50 %.0f p90 %.0f "
+        "p99 %.0f max %.0f\n",
+        KindName(k), stream_kinds[k], static_cast<long long>(fig.messages[k]),
+        fig.messages[k] / secs, fig.bytes[k] / secs / 1e6, p.p50, p.p90, p.p99, p.max);
     result(absl::StrCat(KindName(k), "_msgs_per_s"), fig.messages[k] / secs);
     result(absl::StrCat(KindName(k), "_p99_us"), p.p99);
     all.insert(all.end(), fig.latency_us[k].begin(), fig.latency_us[k].end());
@@ -749,20 +763,22 @@ int Main(int argc, char** argv) {
     bytes += fig.bytes[k];
   }
   const Percentiles p = Compute(std::move(all));
-  printf("  all   %d streams: %lld msgs, %.1f msgs/s, %.3f MB/s; latency us p50 %.0f p90 %.0f "
-         "p99 %.0f max %.0f\n",
-         streams, static_cast<long long>(msgs), msgs / secs, bytes / secs / 1e6, p.p50, p.p90,
-         p.p99, p.max);
+  printf(
+      "  all   %d streams: %lld msgs, %.1f msgs/s, %.3f MB/s; latency us p50 %.0f p90 %.0f "
+      "p99 %.0f max %.0f\n",
+      streams, static_cast<long long>(msgs), msgs / secs, bytes / secs / 1e6, p.p50, p.p90, p.p99,
+      p.max);
   int64_t errors = 0;
   for (const auto& [k, n] : fig.errors) errors += n;
   printf("  stream ends:");
   for (const auto& [k, n] : fig.finished) printf(" %s=%lld", k.c_str(), static_cast<long long>(n));
   printf("\n  errors: %lld", static_cast<long long>(errors));
   for (const auto& [k, n] : fig.errors) printf(" %s=%lld", k.c_str(), static_cast<long long>(n));
-  printf("\n  xenchand memory: VmHWM %lld kB (peak; %lld kB before the load), VmRSS %lld kB "
-         "after (%lld kB before)\n\n",
-         static_cast<long long>(hwm_after), static_cast<long long>(hwm_before),
-         static_cast<long long>(rss_after), static_cast<long long>(rss_before));
+  printf(
+      "\n  xenchand memory: VmHWM %lld kB (peak; %lld kB before the load), VmRSS %lld kB "
+      "after (%lld kB before)\n\n",
+      static_cast<long long>(hwm_after), static_cast<long long>(hwm_before),
+      static_cast<long long>(rss_after), static_cast<long long>(rss_before));
   result("channels", channels);
   result("streams", streams);
   result("duration_s", secs);
@@ -782,8 +798,8 @@ int Main(int argc, char** argv) {
 
   if (!sim) {
     for (const std::string& g : guest_names) {
-      simtest::RunProcess({simtest::XensimProcess::BinaryPath(), "--state-dir", state_dir,
-                           "domain", "destroy", g});
+      simtest::RunProcess(
+          {simtest::XensimProcess::BinaryPath(), "--state-dir", state_dir, "domain", "destroy", g});
     }
   }
   return 0;

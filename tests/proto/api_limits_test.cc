@@ -2,6 +2,8 @@
 // proto comments, which are the documentation SDK users read, must state the
 // same numbers. Each expectation below is built from a constant, so changing
 // a limit without its comment (or the other way round) fails here.
+#include "backend/util/api_limits.h"
+
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -11,7 +13,6 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "backend/util/api_limits.h"
 #include "gtest/gtest.h"
 
 namespace xenchan {
@@ -56,28 +57,27 @@ TEST(ApiLimitsTest, StreamMessagesAndCalls) {
                                 Human(kMaxStreamMessageBytes), ", in either direction."));
   ExpectDocumented(absl::StrCat("Call: request at most ", Human(kMaxCallRequestBytes),
                                 ", response at most ", Human(kMaxCallResponseBytes), "."));
-  ExpectDocumented(absl::StrCat("0 to ", kMaxStreamMessageBytes, " (",
-                                Human(kMaxStreamMessageBytes), ")"));
-  ExpectDocumented(absl::StrCat("0 to ", kMaxCallRequestBytes, " bytes (",
-                                Human(kMaxCallRequestBytes), ")"));
+  ExpectDocumented(
+      absl::StrCat("0 to ", kMaxStreamMessageBytes, " (", Human(kMaxStreamMessageBytes), ")"));
+  ExpectDocumented(
+      absl::StrCat("0 to ", kMaxCallRequestBytes, " bytes (", Human(kMaxCallRequestBytes), ")"));
 }
 
 TEST(ApiLimitsTest, ChannelConfig) {
   ExpectDocumented(absl::StrCat("0 means the default, ", Human(kDefaultBufferLimitBytes), " (",
-                                kDefaultBufferLimitBytes, "). Allowed range ",
-                                kMinBufferLimitBytes, "..", kMaxBufferLimitBytes, " (",
-                                Human(kMinBufferLimitBytes), "..",
+                                kDefaultBufferLimitBytes, "). Allowed range ", kMinBufferLimitBytes,
+                                "..", kMaxBufferLimitBytes, " (", Human(kMinBufferLimitBytes), "..",
                                 Human(kMaxBufferLimitBytes), ")"));
-  ExpectDocumented(absl::StrCat("0 means the default, ", Human(kDefaultWriteQueueLimitBytes),
-                                " (", kDefaultWriteQueueLimitBytes, "). Allowed range ",
+  ExpectDocumented(absl::StrCat("0 means the default, ", Human(kDefaultWriteQueueLimitBytes), " (",
+                                kDefaultWriteQueueLimitBytes, "). Allowed range ",
                                 kMinWriteQueueLimitBytes, "..", kMaxWriteQueueLimitBytes, " (",
                                 Human(kMinWriteQueueLimitBytes), "..",
                                 Human(kMaxWriteQueueLimitBytes), ")"));
 }
 
 TEST(ApiLimitsTest, NamesPagesAndChannelsPerGuest) {
-  ExpectDocumented(absl::StrCat("page_size: default ", kDefaultPageSize, ", maximum ",
-                                kMaxPageSize, "."));
+  ExpectDocumented(
+      absl::StrCat("page_size: default ", kDefaultPageSize, ", maximum ", kMaxPageSize, "."));
   ExpectDocumented(absl::StrCat("Channel ids: at most ", kMaxChannelIdBytes, " bytes."));
   ExpectDocumented(absl::StrCat("at most ", kMaxChannelsPerDomain, " per Linux guest."));
 }

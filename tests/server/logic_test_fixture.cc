@@ -87,8 +87,8 @@ void LogicTest::SetUp() {
   NewDomain("web");
   fe_ = &Connect("web", "org.example.a");
   metrics_ = std::make_unique<server::ServerMetrics>(std::make_shared<prometheus::Registry>());
-  auto policy = server::policy::Policy::Parse("[identity unix:uid=0]\nallow verbs=* domain=* channel=*\n",
-                                      "logic test policy");
+  auto policy = server::policy::Policy::Parse(
+      "[identity unix:uid=0]\nallow verbs=* domain=* channel=*\n", "logic test policy");
   ASSERT_TRUE(policy.ok()) << policy.status();
   auto shared = std::make_shared<const server::policy::Policy>(*std::move(policy));
   server::AccessControl access;

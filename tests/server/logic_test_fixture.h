@@ -14,10 +14,10 @@
 #ifndef XENCHAN_TESTS_SERVER_LOGIC_TEST_FIXTURE_H_
 #define XENCHAN_TESTS_SERVER_LOGIC_TEST_FIXTURE_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <algorithm>
 #include <map>
 #include <memory>
 #include <optional>
@@ -106,9 +106,11 @@ class RecordingPort : public server::BidiStreamPort<Req, Resp> {
   // the call finished first (or on timeout).
   bool Deliver(Req message, absl::Duration timeout = absl::Seconds(20)) {
     MutexLock lock(&mu_);
-    if (!WaitLocked([this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-          return read_into_ != nullptr || finish_.has_value();
-        }, timeout)) {
+    if (!WaitLocked(
+            [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+              return read_into_ != nullptr || finish_.has_value();
+            },
+            timeout)) {
       return false;
     }
     if (read_into_ == nullptr) return false;
@@ -120,9 +122,10 @@ class RecordingPort : public server::BidiStreamPort<Req, Resp> {
   // is in flight, which the caller then completes with OnReadDone(false).
   bool ReadPending(absl::Duration timeout = absl::Seconds(20)) {
     MutexLock lock(&mu_);
-    WaitLocked([this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-      return read_into_ != nullptr || finish_.has_value();
-    }, timeout);
+    WaitLocked(
+        [this]()
+            ABSL_NO_THREAD_SAFETY_ANALYSIS { return read_into_ != nullptr || finish_.has_value(); },
+        timeout);
     const bool pending = read_into_ != nullptr;
     read_into_ = nullptr;
     return pending;
@@ -131,9 +134,8 @@ class RecordingPort : public server::BidiStreamPort<Req, Resp> {
   // on timeout). The caller completes it with OnWriteDone.
   bool TakeWrite(absl::Duration timeout = absl::Seconds(20)) {
     MutexLock lock(&mu_);
-    WaitLocked([this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-      return writing_ || finish_.has_value();
-    }, timeout);
+    WaitLocked([this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return writing_ || finish_.has_value(); },
+               timeout);
     const bool was = writing_;
     writing_ = false;
     return was;
@@ -141,8 +143,7 @@ class RecordingPort : public server::BidiStreamPort<Req, Resp> {
   // Waits for the finish.
   std::optional<absl::Status> WaitFinish(absl::Duration timeout = absl::Seconds(20)) {
     MutexLock lock(&mu_);
-    WaitLocked([this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return finish_.has_value(); },
-               timeout);
+    WaitLocked([this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return finish_.has_value(); }, timeout);
     return finish_;
   }
   std::vector<Resp> written() const {

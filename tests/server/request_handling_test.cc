@@ -123,7 +123,8 @@ TEST_F(RequestHandlingTest, CallersWithoutPrincipalsAreUnauthenticated) {
   Identity anonymous;
   anonymous.peer = "ipv4:127.0.0.1:5000";
   anonymous.transport = TransportKind::kInsecureTcp;
-  const absl::Status s = authz_->Authorize(anonymous, "GetChannel", "web", "x", policy::Verb::kRead);
+  const absl::Status s =
+      authz_->Authorize(anonymous, "GetChannel", "web", "x", policy::Verb::kRead);
   EXPECT_EQ(s.code(), absl::StatusCode::kUnauthenticated);
   EXPECT_EQ(ReasonOf(s), v1::ERROR_REASON_UNAUTHENTICATED);
   EXPECT_THAT(std::string(s.message()), HasSubstr("insecure-tcp"));
@@ -151,8 +152,7 @@ TEST_F(RequestHandlingTest, DomainsResolveToWhatThePolicySees) {
   const policy::DomainRef known = authz_->ResolveDomain("web");
   EXPECT_EQ(known.uuid, kUuid1);
   EXPECT_EQ(known.name, "web");
-  const policy::DomainRef by_uuid =
-      authz_->ResolveDomain("AAAAAAAA-AAAA-AAAA-AAAA-AAAAAAAAAAAA");
+  const policy::DomainRef by_uuid = authz_->ResolveDomain("AAAAAAAA-AAAA-AAAA-AAAA-AAAAAAAAAAAA");
   EXPECT_EQ(by_uuid.uuid, "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa");
   EXPECT_EQ(by_uuid.name, "");
   const policy::DomainRef by_name = authz_->ResolveDomain("elsewhere");
@@ -166,9 +166,8 @@ TEST_F(RequestHandlingTest, DomainChecksAskForSomeChannel) {
   EXPECT_TRUE(authz_->AuthorizeDomain(reader, "ListChannels", "web", policy::Verb::kRead).ok());
   EXPECT_EQ(authz_->AuthorizeDomain(reader, "GetDomain", "db", std::nullopt).code(),
             absl::StatusCode::kPermissionDenied);
-  EXPECT_EQ(
-      authz_->AuthorizeDomain(reader, "CreateChannel", "web", policy::Verb::kManage).code(),
-      absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(authz_->AuthorizeDomain(reader, "CreateChannel", "web", policy::Verb::kManage).code(),
+            absl::StatusCode::kPermissionDenied);
 }
 
 TEST(IdentityTest, LeaseHoldersAreNamedByOnePrincipal) {
@@ -333,8 +332,7 @@ TEST_F(RequestHandlingTest, SessionOpenRefusalsAreClassified) {
 
   view_.snapshot.channels[0].epoch = 2;
   view_.snapshot.channels[0].from_guest.next = Position{2, 500};
-  const absl::Status old =
-      errors_.SessionOpen(absl::OutOfRangeError("old"), a, Position{1, 5});
+  const absl::Status old = errors_.SessionOpen(absl::OutOfRangeError("old"), a, Position{1, 5});
   EXPECT_EQ(ReasonOf(old), v1::ERROR_REASON_OFFSET_NOT_RETAINED);
   auto range = DetailOf<v1::RetainedRange>(old);
   ASSERT_TRUE(range.has_value());

@@ -22,10 +22,10 @@ namespace {
 TEST(StatusTest, ApiErrorCarriesReasonMetadataAndDetailsOnTheWire) {
   v1::LeaseHolder holder;
   holder.set_session_id("s1-2");
-  absl::Status s = ApiError(absl::StatusCode::kFailedPrecondition, v1::ERROR_REASON_LEASE_HELD,
-                            "held")
-                       .Metadata("channel", "domains/a/channels/b")
-                       .Detail(holder);
+  absl::Status s =
+      ApiError(absl::StatusCode::kFailedPrecondition, v1::ERROR_REASON_LEASE_HELD, "held")
+          .Metadata("channel", "domains/a/channels/b")
+          .Detail(holder);
   EXPECT_EQ(ReasonOf(s), v1::ERROR_REASON_LEASE_HELD);
   grpc::Status g = ToGrpcStatus(s);
   EXPECT_EQ(g.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
@@ -98,9 +98,8 @@ TEST(ResourceNamesTest, ErrorsQuoteClientInputOnlyInPart) {
             "'" + std::string(kMaxQuotedBytes, 'z') + "...'(70000 bytes)");
   // Never cut inside a UTF-8 character (2-byte "\xc3\xa9" straddling the cut).
   const std::string utf8 = std::string(kMaxQuotedBytes - 1, 'a') + "\xc3\xa9" + "tail";
-  EXPECT_EQ(QuoteClientValue(utf8),
-            "'" + std::string(kMaxQuotedBytes - 1, 'a') + "...'(" +
-                std::to_string(utf8.size()) + " bytes)");
+  EXPECT_EQ(QuoteClientValue(utf8), "'" + std::string(kMaxQuotedBytes - 1, 'a') + "...'(" +
+                                        std::to_string(utf8.size()) + " bytes)");
 
   const std::string huge(1 << 20, 'x');
   v1::CreateChannelRequest create;
@@ -118,9 +117,8 @@ TEST(ResourceNamesTest, ErrorsQuoteClientInputOnlyInPart) {
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s.message().substr(0, 200);
     EXPECT_LT(s.message().size(), 512u) << s.message().substr(0, 200);
     std::string wire;
-    s.ForEachPayload([&](absl::string_view, const absl::Cord& payload) {
-      wire += std::string(payload);
-    });
+    s.ForEachPayload(
+        [&](absl::string_view, const absl::Cord& payload) { wire += std::string(payload); });
     EXPECT_LT(wire.size(), 2048u);
     EXPECT_NE(s.message().find("(1048"), std::string::npos) << s.message();  // the size is named
   }
@@ -138,8 +136,9 @@ TEST(ResourceNamesTest, PageTokensAreBoundToTheirRequest) {
 
 TEST(ConfigTest, FileThenFlagsAndListenRules) {
   ServerConfig c;
-  ASSERT_TRUE(ApplyConfigText(&c, "# x\nplatform = sim\nsim-state-dir = /s\n"
-                                  "listen = unix:///a.sock\nmax-call-time = 5s\n")
+  ASSERT_TRUE(ApplyConfigText(&c,
+                              "# x\nplatform = sim\nsim-state-dir = /s\n"
+                              "listen = unix:///a.sock\nmax-call-time = 5s\n")
                   .ok());
   EXPECT_EQ(c.platform, "sim");
   EXPECT_EQ(c.max_call_time, absl::Seconds(5));
@@ -179,8 +178,9 @@ TEST(ConfigTest, FileThenFlagsAndListenRules) {
   EXPECT_THAT(std::string(Validate(t).message()), ::testing::HasSubstr("tls-cert"));
   ASSERT_TRUE(ApplyConfigText(&t, "tls-cert = /c\ntls-key = /k\n").ok());
   EXPECT_THAT(std::string(Validate(t).message()), ::testing::HasSubstr("go together"));
-  ASSERT_TRUE(ApplyConfigText(&t, "tls-client-ca = /ca\npolicy = /p\naudit-log = /a\n"
-                                  "audit-fsync-interval = 250ms\n")
+  ASSERT_TRUE(ApplyConfigText(&t,
+                              "tls-client-ca = /ca\npolicy = /p\naudit-log = /a\n"
+                              "audit-fsync-interval = 250ms\n")
                   .ok());
   EXPECT_TRUE(Validate(t).ok()) << Validate(t);
   EXPECT_EQ(t.policy, "/p");

@@ -39,16 +39,36 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ++data;
   --size;
   switch (kind) {
-    case 0: Run<v1::ListDomainsRequest>(data, size, [](auto& m) { return ValidateRequest(m); }); break;
-    case 1: Run<v1::GetDomainRequest>(data, size, [](auto& m) { return ValidateRequest(m); }); break;
-    case 2: Run<v1::ListChannelsRequest>(data, size, [](auto& m) { return ValidateRequest(m); }); break;
-    case 3: Run<v1::GetChannelRequest>(data, size, [](auto& m) { return ValidateRequest(m); }); break;
-    case 4: Run<v1::CreateChannelRequest>(data, size, [](auto& m) { return ValidateRequest(m); }); break;
-    case 5: Run<v1::DeleteChannelRequest>(data, size, [](auto& m) { return ValidateRequest(m); }); break;
-    case 6: Run<v1::WatchChannelsRequest>(data, size, [](auto& m) { return ValidateRequest(m); }); break;
-    case 7: Run<v1::ReadRequest>(data, size, [](auto& m) { return ValidateRequest(m); }); break;
-    case 8: Run<v1::CallRequest>(data, size, [](auto& m) { return ValidateRequest(m); }); break;
-    case 9: Run<v1::AttachOpen>(data, size, [](auto& m) { return ValidateAttachOpen(m); }); break;
+    case 0:
+      Run<v1::ListDomainsRequest>(data, size, [](auto& m) { return ValidateRequest(m); });
+      break;
+    case 1:
+      Run<v1::GetDomainRequest>(data, size, [](auto& m) { return ValidateRequest(m); });
+      break;
+    case 2:
+      Run<v1::ListChannelsRequest>(data, size, [](auto& m) { return ValidateRequest(m); });
+      break;
+    case 3:
+      Run<v1::GetChannelRequest>(data, size, [](auto& m) { return ValidateRequest(m); });
+      break;
+    case 4:
+      Run<v1::CreateChannelRequest>(data, size, [](auto& m) { return ValidateRequest(m); });
+      break;
+    case 5:
+      Run<v1::DeleteChannelRequest>(data, size, [](auto& m) { return ValidateRequest(m); });
+      break;
+    case 6:
+      Run<v1::WatchChannelsRequest>(data, size, [](auto& m) { return ValidateRequest(m); });
+      break;
+    case 7:
+      Run<v1::ReadRequest>(data, size, [](auto& m) { return ValidateRequest(m); });
+      break;
+    case 8:
+      Run<v1::CallRequest>(data, size, [](auto& m) { return ValidateRequest(m); });
+      break;
+    case 9:
+      Run<v1::AttachOpen>(data, size, [](auto& m) { return ValidateAttachOpen(m); });
+      break;
     case 10:
       Run<v1::WriteRequest>(data, size, [](auto& m) { return ValidateWriteMessage(m, true); });
       break;

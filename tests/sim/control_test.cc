@@ -27,8 +27,8 @@ TEST(ControlTest, PercentRoundTrip) {
 }
 
 TEST(ControlTest, RequestRoundTrip) {
-  ControlRequest req{"create", {{"name", "vm 1"}, {"channel", "name=a,connection=pty"},
-                                {"channel", "x"}}};
+  ControlRequest req{"create",
+                     {{"name", "vm 1"}, {"channel", "name=a,connection=pty"}, {"channel", "x"}}};
   auto back = DecodeRequest(EncodeRequest(req));
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(back->verb, "create");
@@ -55,10 +55,11 @@ TEST(ControlTest, ServerRoundTrip) {
   char dir[] = "/tmp/xensim-control-XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);
   const std::string path = std::string(dir) + "/control.sock";
-  auto server = ControlServer::Create(path, [](const ControlRequest& r) -> absl::StatusOr<std::string> {
-    if (r.verb == "echo") return r.Get("text").value_or("");
-    return absl::InvalidArgumentError("unknown verb " + r.verb);
-  });
+  auto server =
+      ControlServer::Create(path, [](const ControlRequest& r) -> absl::StatusOr<std::string> {
+        if (r.verb == "echo") return r.Get("text").value_or("");
+        return absl::InvalidArgumentError("unknown verb " + r.verb);
+      });
   ASSERT_TRUE(server.ok()) << server.status();
   auto reply = CallControl(path, {"echo", {{"text", "hello world\n"}}}, absl::Seconds(10));
   ASSERT_TRUE(reply.ok()) << reply.status();

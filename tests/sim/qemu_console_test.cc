@@ -1,9 +1,10 @@
 // Unit test of the simulated QEMU's buffer policy ("discard the middle").
 // The rest of qemu_console is exercised end to end by
 // xensim_integration_test.
+#include "backend/sim/qemu_console.h"
+
 #include <string>
 
-#include "backend/sim/qemu_console.h"
 #include "gtest/gtest.h"
 
 namespace xenchan {

@@ -25,11 +25,11 @@ TEST(JsonStringTest, ControlCharacters) {
 }
 
 TEST(JsonStringTest, ValidUtf8Kept) {
-  EXPECT_EQ(JsonString("caf\xc3\xa9"), "\"caf\xc3\xa9\"");                // U+00E9
-  EXPECT_EQ(JsonString("\xe2\x82\xac"), "\"\xe2\x82\xac\"");              // U+20AC
-  EXPECT_EQ(JsonString("\xf0\x9f\x98\x80"), "\"\xf0\x9f\x98\x80\"");      // U+1F600
-  EXPECT_EQ(JsonString("\xf4\x8f\xbf\xbf"), "\"\xf4\x8f\xbf\xbf\"");      // U+10FFFF
-  EXPECT_EQ(JsonString("\xed\x9f\xbf"), "\"\xed\x9f\xbf\"");              // U+D7FF
+  EXPECT_EQ(JsonString("caf\xc3\xa9"), "\"caf\xc3\xa9\"");            // U+00E9
+  EXPECT_EQ(JsonString("\xe2\x82\xac"), "\"\xe2\x82\xac\"");          // U+20AC
+  EXPECT_EQ(JsonString("\xf0\x9f\x98\x80"), "\"\xf0\x9f\x98\x80\"");  // U+1F600
+  EXPECT_EQ(JsonString("\xf4\x8f\xbf\xbf"), "\"\xf4\x8f\xbf\xbf\"");  // U+10FFFF
+  EXPECT_EQ(JsonString("\xed\x9f\xbf"), "\"\xed\x9f\xbf\"");          // U+D7FF
 }
 
 TEST(JsonStringTest, LineSeparatorsEscaped) {
@@ -38,12 +38,12 @@ TEST(JsonStringTest, LineSeparatorsEscaped) {
 
 TEST(JsonStringTest, InvalidUtf8Replaced) {
   const std::string r = "\\ufffd";
-  EXPECT_EQ(JsonString("\x80"), "\"" + r + "\"");              // stray continuation
-  EXPECT_EQ(JsonString("\xc3"), "\"" + r + "\"");              // truncated
-  EXPECT_EQ(JsonString("\xc3x"), "\"" + r + "x\"");            // broken sequence
-  EXPECT_EQ(JsonString("\xc0\xaf"), "\"" + r + r + "\"");      // overlong '/'
-  EXPECT_EQ(JsonString("\xe0\x80\xaf"), "\"" + r + r + r + "\"");  // overlong
-  EXPECT_EQ(JsonString("\xed\xa0\x80"), "\"" + r + r + r + "\"");  // surrogate D800
+  EXPECT_EQ(JsonString("\x80"), "\"" + r + "\"");                          // stray continuation
+  EXPECT_EQ(JsonString("\xc3"), "\"" + r + "\"");                          // truncated
+  EXPECT_EQ(JsonString("\xc3x"), "\"" + r + "x\"");                        // broken sequence
+  EXPECT_EQ(JsonString("\xc0\xaf"), "\"" + r + r + "\"");                  // overlong '/'
+  EXPECT_EQ(JsonString("\xe0\x80\xaf"), "\"" + r + r + r + "\"");          // overlong
+  EXPECT_EQ(JsonString("\xed\xa0\x80"), "\"" + r + r + r + "\"");          // surrogate D800
   EXPECT_EQ(JsonString("\xf4\x90\x80\x80"), "\"" + r + r + r + r + "\"");  // > U+10FFFF
   EXPECT_EQ(JsonString("\xff\xfe"), "\"" + r + r + "\"");
   EXPECT_EQ(JsonString("ok\xe2\x82"), "\"ok" + r + r + "\"");  // truncated at the end

@@ -96,8 +96,9 @@ void PrintEcho(std::vector<double> us, const EchoOptions& o, double mbps, size_t
     size_t idx = static_cast<size_t>(p * (us.size() - 1) + 0.5);
     return us[std::min(idx, us.size() - 1)];
   };
-  std::printf("p50_us=%.0f p99_us=%.0f mean_us=%.0f max_us=%.0f pings=%d size=%zu mbps=%.4f bytes=%zu\n",
-              pct(0.5), pct(0.99), sum / us.size(), us.back(), o.pings, o.size, mbps, bytes);
+  std::printf(
+      "p50_us=%.0f p99_us=%.0f mean_us=%.0f max_us=%.0f pings=%d size=%zu mbps=%.4f bytes=%zu\n",
+      pct(0.5), pct(0.99), sum / us.size(), us.back(), o.pings, o.size, mbps, bytes);
 }
 
 // One transport for the echo measurements: send bytes, receive what came
@@ -118,7 +119,9 @@ void RunEcho(Transport& t, const EchoOptions& o) {
     const absl::Time deadline = start + absl::Seconds(10);
     while (got.size() < data.size()) {
       std::string more = t.receive(deadline);
-      if (more.empty()) Die(absl::StrCat("round trip ", i, ": only ", got.size(), " of ", data.size(), " bytes back in 10 s"));
+      if (more.empty())
+        Die(absl::StrCat("round trip ", i, ": only ", got.size(), " of ", data.size(),
+                         " bytes back in 10 s"));
       got += more;
     }
     if (got != data) Die(absl::StrCat("round trip ", i, ": echo mismatch: '", got, "'"));

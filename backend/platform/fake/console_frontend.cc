@@ -19,17 +19,16 @@ constexpr char kWatchToken[] = "fake-frontend";
 // Polls `fd` readable for up to `timeout`; true if it is.
 bool PollIn(int fd, absl::Duration timeout) {
   pollfd p{fd, POLLIN, 0};
-  const int ms = static_cast<int>(
-      absl::ToInt64Milliseconds(absl::Ceil(std::max(timeout, absl::ZeroDuration()),
-                                           absl::Milliseconds(1))));
+  const int ms = static_cast<int>(absl::ToInt64Milliseconds(
+      absl::Ceil(std::max(timeout, absl::ZeroDuration()), absl::Milliseconds(1))));
   return poll(&p, 1, ms) > 0;
 }
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<FakeConsoleFrontend>> FakeConsoleFrontend::Create(FakeHost& host,
-                                                                                  uint32_t domid,
-                                                                                  uint32_t devid) {
+                                                                                 uint32_t domid,
+                                                                                 uint32_t devid) {
   std::unique_ptr<FakeConsoleFrontend> fe(new FakeConsoleFrontend(host, domid, devid));
   absl::StatusOr<std::unique_ptr<FakeXenStore>> xs = host.OpenXenStore(domid);
   if (!xs.ok()) return xs.status();
@@ -130,8 +129,7 @@ int FakeConsoleFrontend::Follow() {
   last_backend_ = backend;  // hvc_xen acts on changes (the otherend watch)
   if (backend == kConnected && state_ != kConnected) {
     (void)SetState(kConnected);
-  } else if ((backend == kClosing || backend == kClosed) && state_ != kClosed &&
-             page_ != nullptr) {
+  } else if ((backend == kClosing || backend == kClosed) && state_ != kClosed && page_ != nullptr) {
     (void)SetState(kClosed);  // hvc_remove + xenbus_frontend_closed
   }
   return backend;
@@ -142,8 +140,8 @@ absl::Status FakeConsoleFrontend::FollowUntil(int state, absl::Duration timeout)
   while (Follow() != state) {
     const absl::Duration left = deadline - absl::Now();
     if (left <= absl::ZeroDuration()) {
-      return absl::DeadlineExceededError(absl::StrCat("backend of ", path_, " is in state ",
-                                                      BackendState(), ", not ", state));
+      return absl::DeadlineExceededError(
+          absl::StrCat("backend of ", path_, " is in state ", BackendState(), ", not ", state));
     }
     WaitWatch(left);
   }

@@ -68,8 +68,7 @@ class FakeConsoleFrontend {
 
   // A frontend for /local/domain/<domid>/device/console/<devid>, acting as
   // domain `domid` (unprivileged). NOT_FOUND if the domain is not live.
-  static absl::StatusOr<std::unique_ptr<FakeConsoleFrontend>> Create(FakeHost& host,
-                                                                     uint32_t domid,
+  static absl::StatusOr<std::unique_ptr<FakeConsoleFrontend>> Create(FakeHost& host, uint32_t domid,
                                                                      uint32_t devid);
   ~FakeConsoleFrontend();
   FakeConsoleFrontend(const FakeConsoleFrontend&) = delete;

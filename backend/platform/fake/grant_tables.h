@@ -25,7 +25,7 @@ class FakeGrantTables : public GrantTables {
       : hypervisor_(std::move(hypervisor)), domid_(domid) {}
 
   absl::StatusOr<std::unique_ptr<GrantMapping>> Map(uint32_t domid, uint32_t ref,
-                                                     bool writable) override;
+                                                    bool writable) override;
 
  private:
   const std::shared_ptr<FakeHypervisor> hypervisor_;

@@ -64,25 +64,29 @@ absl::Status FakeHost::WriteDomainEntries(const Domain& d) {
   const std::vector<XsPermission> roperm = {{0, kNone}, {d.domid, kRead}};
   const std::vector<XsPermission> rwperm = {{d.domid, kNone}};
   XenStore& xs = *xs_;
-  return RunInTransaction(xs, [&](XsTransaction t) -> absl::Status {
-    absl::Status s;
-    if (!(s = Mknod(xs, t, dom, roperm)).ok()) return s;
-    if (!(s = Mknod(xs, t, vm, roperm)).ok()) return s;
-    if (!(s = Mknod(xs, t, libxl, noperm)).ok()) return s;
-    if (!(s = Mknod(xs, t, libxl + "/device", noperm)).ok()) return s;
-    if (!(s = xs.Write(t, dom + "/vm", vm)).ok()) return s;
-    if (!(s = xs.Write(t, dom + "/name", d.name)).ok()) return s;
-    if (!(s = xs.Write(t, dom + "/domid", absl::StrCat(d.domid))).ok()) return s;
-    for (const char* sub : {"memory", "device", "control"}) {
-      if (!(s = Mknod(xs, t, absl::StrCat(dom, "/", sub), roperm)).ok()) return s;
-    }
-    for (const char* sub : {"control/shutdown", "data", "drivers", "feature", "attr", "error"}) {
-      if (!(s = Mknod(xs, t, absl::StrCat(dom, "/", sub), rwperm)).ok()) return s;
-    }
-    if (!(s = xs.Write(t, vm + "/uuid", d.uuid)).ok()) return s;
-    if (!(s = xs.Write(t, vm + "/name", d.name)).ok()) return s;
-    return xs.Write(t, libxl + "/type", "pv");
-  }, kTransactionAttempts);
+  return RunInTransaction(
+      xs,
+      [&](XsTransaction t) -> absl::Status {
+        absl::Status s;
+        if (!(s = Mknod(xs, t, dom, roperm)).ok()) return s;
+        if (!(s = Mknod(xs, t, vm, roperm)).ok()) return s;
+        if (!(s = Mknod(xs, t, libxl, noperm)).ok()) return s;
+        if (!(s = Mknod(xs, t, libxl + "/device", noperm)).ok()) return s;
+        if (!(s = xs.Write(t, dom + "/vm", vm)).ok()) return s;
+        if (!(s = xs.Write(t, dom + "/name", d.name)).ok()) return s;
+        if (!(s = xs.Write(t, dom + "/domid", absl::StrCat(d.domid))).ok()) return s;
+        for (const char* sub : {"memory", "device", "control"}) {
+          if (!(s = Mknod(xs, t, absl::StrCat(dom, "/", sub), roperm)).ok()) return s;
+        }
+        for (const char* sub :
+             {"control/shutdown", "data", "drivers", "feature", "attr", "error"}) {
+          if (!(s = Mknod(xs, t, absl::StrCat(dom, "/", sub), rwperm)).ok()) return s;
+        }
+        if (!(s = xs.Write(t, vm + "/uuid", d.uuid)).ok()) return s;
+        if (!(s = xs.Write(t, vm + "/name", d.name)).ok()) return s;
+        return xs.Write(t, libxl + "/type", "pv");
+      },
+      kTransactionAttempts);
 }
 
 absl::StatusOr<FakeHost::Domain> FakeHost::CreateDomain(const std::string& name,
@@ -99,15 +103,16 @@ absl::StatusOr<FakeHost::Domain> FakeHost::CreateDomain(const std::string& name,
   Domain d;
   d.domid = next_domid_++;
   d.name = name;
-  d.uuid = canonical.has_value() ? *canonical
-                                 : StableUuid(absl::StrCat("fake-host/domain/", d.domid));
+  d.uuid =
+      canonical.has_value() ? *canonical : StableUuid(absl::StrCat("fake-host/domain/", d.domid));
   absl::Status s = WriteDomainEntries(d);
   if (s.ok()) s = hypervisor_->CreateDomain(d.domid);
   if (s.ok()) s = xs_->IntroduceDomain(d.domid);
   if (!s.ok()) {
     (void)hypervisor_->DestroyDomain(d.domid);
-    for (const std::string& path : {absl::StrCat("/local/domain/", d.domid),
-                                    absl::StrCat("/vm/", d.uuid), absl::StrCat("/libxl/", d.domid)}) {
+    for (const std::string& path :
+         {absl::StrCat("/local/domain/", d.domid), absl::StrCat("/vm/", d.uuid),
+          absl::StrCat("/libxl/", d.domid)}) {
       (void)xs_->Remove(kNoTransaction, path);
     }
     return s;
@@ -143,14 +148,18 @@ absl::Status FakeHost::DestroyDomain(uint32_t domid) {
     }
   }
   // devices_destroy_cb: the domain's own paths, in one transaction.
-  keep_first(RunInTransaction(xs, [&](XsTransaction t) -> absl::Status {
-    for (const std::string& path : {absl::StrCat("/local/domain/", domid),
-                                    absl::StrCat("/vm/", d.uuid), absl::StrCat("/libxl/", domid)}) {
-      absl::Status r = xs.Remove(t, path);
-      if (!IgnoreNotFound(r)) return r;
-    }
-    return absl::OkStatus();
-  }, kTransactionAttempts));
+  keep_first(RunInTransaction(
+      xs,
+      [&](XsTransaction t) -> absl::Status {
+        for (const std::string& path :
+             {absl::StrCat("/local/domain/", domid), absl::StrCat("/vm/", d.uuid),
+              absl::StrCat("/libxl/", domid)}) {
+          absl::Status r = xs.Remove(t, path);
+          if (!IgnoreNotFound(r)) return r;
+        }
+        return absl::OkStatus();
+      },
+      kTransactionAttempts));
   keep_first(hypervisor_->DestroyDomain(domid));
   keep_first(xs_->ReleaseDomain(domid));
   return first;

@@ -88,8 +88,8 @@ void FakeHypervisor::MaybeReapLocked(uint32_t domid) {
 // ---------------------------------------------------------------------------
 // Grants.
 
-absl::StatusOr<uint32_t> FakeHypervisor::GrantPage(uint32_t domid, uint32_t to_domid,
-                                                   bool readonly, std::shared_ptr<FakePage> page) {
+absl::StatusOr<uint32_t> FakeHypervisor::GrantPage(uint32_t domid, uint32_t to_domid, bool readonly,
+                                                   std::shared_ptr<FakePage> page) {
   if (page == nullptr || to_domid == domid) {
     return absl::InvalidArgumentError("grant of no page, or to the granter itself");
   }
@@ -235,8 +235,8 @@ absl::StatusOr<EvtchnPort> FakeHypervisor::BindInterdomain(HandleId handle, uint
   auto remote = rd->second.ports.find(remote_port);
   if (remote == rd->second.ports.end() || remote->second.interdomain ||
       remote->second.remote_domid != domid) {
-    return absl::InvalidArgumentError(absl::StrCat("port ", remote_port, " of domain ",
-                                                   remote_domid, " is not unbound for us"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("port ", remote_port, " of domain ", remote_domid, " is not unbound for us"));
   }
   Domain& d = domains_.at(domid);
   EvtchnPort local = 1;

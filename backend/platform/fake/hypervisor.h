@@ -96,9 +96,8 @@ class FakeHypervisor {
   absl::Status EndAccess(uint32_t domid, uint32_t ref) ABSL_LOCKS_EXCLUDED(mu_);
   // The mapper's side (GrantTables::Map codes). Every successful map must be
   // paired with one UnmapGrant.
-  absl::StatusOr<std::shared_ptr<FakePage>> MapGrant(uint32_t mapper, uint32_t domid,
-                                                     uint32_t ref, bool writable)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<std::shared_ptr<FakePage>> MapGrant(uint32_t mapper, uint32_t domid, uint32_t ref,
+                                                     bool writable) ABSL_LOCKS_EXCLUDED(mu_);
   void UnmapGrant(uint32_t mapper, uint32_t domid, uint32_t ref) ABSL_LOCKS_EXCLUDED(mu_);
   // Live mappings of a grant (0 if there is no such grant).
   size_t MapCount(uint32_t domid, uint32_t ref) const ABSL_LOCKS_EXCLUDED(mu_);

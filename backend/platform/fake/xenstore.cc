@@ -37,7 +37,8 @@ FakeXenStore::~FakeXenStore() {
 absl::StatusOr<std::string> FakeXenStore::Call(uint32_t type, XsTransaction t, std::string payload,
                                                const std::string& what) {
   absl::StatusOr<xs::Message> reply = hub_->Call(conn_, type, t, std::move(payload));
-  if (!reply.ok()) return absl::UnavailableError(absl::StrCat(what, ": ", reply.status().message()));
+  if (!reply.ok())
+    return absl::UnavailableError(absl::StrCat(what, ": ", reply.status().message()));
   if (reply->type == XS_ERROR) {
     std::optional<absl::string_view> name = xs::OneArg(reply->payload);
     std::optional<int> err = name ? xs::ErrnoFromName(*name) : std::nullopt;
@@ -64,7 +65,7 @@ absl::Status FakeXenStore::Remove(XsTransaction t, const std::string& path) {
 }
 
 absl::StatusOr<std::vector<std::string>> FakeXenStore::Directory(XsTransaction t,
-                                                                  const std::string& path) {
+                                                                 const std::string& path) {
   absl::StatusOr<std::string> reply =
       Call(XS_DIRECTORY, t, WithNul(path), absl::StrCat("directory ", path));
   if (!reply.ok()) return reply.status();
@@ -79,13 +80,12 @@ absl::Status FakeXenStore::SetPermissions(XsTransaction t, const std::string& pa
   for (const XsPermission& p : perms) {
     strings.push_back(xs::FormatPerm(xs::Perm{p.domid, static_cast<uint32_t>(p.access)}));
   }
-  return Call(XS_SET_PERMS, t, xs::JoinWithNuls(strings),
-              absl::StrCat("set permissions of ", path))
+  return Call(XS_SET_PERMS, t, xs::JoinWithNuls(strings), absl::StrCat("set permissions of ", path))
       .status();
 }
 
 absl::StatusOr<std::vector<XsPermission>> FakeXenStore::GetPermissions(XsTransaction t,
-                                                                        const std::string& path) {
+                                                                       const std::string& path) {
   const std::string what = absl::StrCat("get permissions of ", path);
   absl::StatusOr<std::string> reply = Call(XS_GET_PERMS, t, WithNul(path), what);
   if (!reply.ok()) return reply.status();

@@ -32,8 +32,8 @@ namespace xenchan {
 class FakeXenStore final : public XenStore {
  public:
   // INTERNAL if no eventfd can be made.
-  static absl::StatusOr<std::unique_ptr<FakeXenStore>> Connect(
-      std::shared_ptr<FakeXenStoreHub> hub, uint32_t domid, bool privileged);
+  static absl::StatusOr<std::unique_ptr<FakeXenStore>> Connect(std::shared_ptr<FakeXenStoreHub> hub,
+                                                               uint32_t domid, bool privileged);
   ~FakeXenStore() override;
   FakeXenStore(const FakeXenStore&) = delete;
   FakeXenStore& operator=(const FakeXenStore&) = delete;
@@ -43,11 +43,11 @@ class FakeXenStore final : public XenStore {
   absl::Status Mkdir(XsTransaction t, const std::string& path) override;
   absl::Status Remove(XsTransaction t, const std::string& path) override;
   absl::StatusOr<std::vector<std::string>> Directory(XsTransaction t,
-                                                      const std::string& path) override;
+                                                     const std::string& path) override;
   absl::Status SetPermissions(XsTransaction t, const std::string& path,
                               const std::vector<XsPermission>& perms) override;
   absl::StatusOr<std::vector<XsPermission>> GetPermissions(XsTransaction t,
-                                                            const std::string& path) override;
+                                                           const std::string& path) override;
   absl::StatusOr<XsTransaction> StartTransaction() override;
   absl::Status EndTransaction(XsTransaction t, bool commit) override;
   absl::Status Watch(const std::string& path, const std::string& token) override;

@@ -27,7 +27,7 @@ std::string TraceEntry(uint32_t domid, uint32_t type, uint32_t tx_id, const std:
   const sim::xenstore::SplitPayload split = sim::xenstore::SplitStrings(payload);
   if (type == XS_TRANSACTION_END) {
     return !split.strings.empty() && split.strings[0] == "T" ? absl::StrCat("xs ", domid, " commit")
-                                                              : "";
+                                                             : "";
   }
   if (tx_id != 0 || split.strings.empty()) return "";
   const std::string path(split.strings[0]);
@@ -109,8 +109,7 @@ std::optional<XsWatchEvent> FakeXenStoreHub::NextEvent(ConnId conn) {
   return event;
 }
 
-void FakeXenStoreHub::Inspect(
-    const std::function<void(const sim::xenstore::Store&)>& read) const {
+void FakeXenStoreHub::Inspect(const std::function<void(const sim::xenstore::Store&)>& read) const {
   MutexLock lock(&mu_);
   read(store_);
 }

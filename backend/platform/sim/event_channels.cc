@@ -22,9 +22,7 @@ absl::Status SimEventChannels::Unbind(EvtchnPort port) { return handle_->Unbind(
 
 absl::Status SimEventChannels::Notify(EvtchnPort port) { return handle_->Notify(port); }
 
-absl::StatusOr<std::optional<EvtchnPort>> SimEventChannels::Pending() {
-  return handle_->Pending();
-}
+absl::StatusOr<std::optional<EvtchnPort>> SimEventChannels::Pending() { return handle_->Pending(); }
 
 absl::Status SimEventChannels::Unmask(EvtchnPort port) { return handle_->Unmask(port); }
 

@@ -34,7 +34,8 @@ class SimEventChannels : public EventChannels {
   absl::Status Unmask(EvtchnPort port) override;
 
  private:
-  explicit SimEventChannels(std::unique_ptr<sim::hv::HvEvtchn> handle) : handle_(std::move(handle)) {}
+  explicit SimEventChannels(std::unique_ptr<sim::hv::HvEvtchn> handle)
+      : handle_(std::move(handle)) {}
   const std::unique_ptr<sim::hv::HvEvtchn> handle_;
 };
 

@@ -26,7 +26,7 @@ class SimGrantTables : public GrantTables {
   static absl::StatusOr<std::unique_ptr<SimGrantTables>> Create(std::string hypervisor_socket);
 
   absl::StatusOr<std::unique_ptr<GrantMapping>> Map(uint32_t domid, uint32_t ref,
-                                                     bool writable) override;
+                                                    bool writable) override;
 
  private:
   explicit SimGrantTables(std::unique_ptr<sim::hv::HvConnection> conn) : conn_(std::move(conn)) {}

@@ -28,7 +28,7 @@ class XenGrantTables : public GrantTables {
   static absl::StatusOr<std::unique_ptr<XenGrantTables>> Create(uint32_t max_grants = 1024);
 
   absl::StatusOr<std::unique_ptr<GrantMapping>> Map(uint32_t domid, uint32_t ref,
-                                                     bool writable) override;
+                                                    bool writable) override;
 
  private:
   explicit XenGrantTables(std::shared_ptr<xen_internal::GnttabHandle> handle)

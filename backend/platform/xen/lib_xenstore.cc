@@ -54,10 +54,10 @@ absl::StatusOr<std::unique_ptr<LibXenStore>> LibXenStore::Open(const std::string
       }
     }
     if (h == nullptr) {
-      return absl::UnavailableError(absl::StrCat(
-          "cannot connect to xenstored at ",
-          socket_path.empty() ? std::string("its default socket") : socket_path, ": ",
-          strerror(err)));
+      return absl::UnavailableError(
+          absl::StrCat("cannot connect to xenstored at ",
+                       socket_path.empty() ? std::string("its default socket") : socket_path, ": ",
+                       strerror(err)));
     }
   }
   return std::unique_ptr<LibXenStore>(new LibXenStore(h));
@@ -91,7 +91,7 @@ absl::Status LibXenStore::Remove(XsTransaction t, const std::string& path) {
 }
 
 absl::StatusOr<std::vector<std::string>> LibXenStore::Directory(XsTransaction t,
-                                                                 const std::string& path) {
+                                                                const std::string& path) {
   unsigned int num = 0;
   std::unique_ptr<char*, FreeDeleter> entries(xs_directory(h_, t, path.c_str(), &num));
   if (!entries) return XsErrnoToStatus(errno, absl::StrCat("directory ", path));
@@ -112,14 +112,15 @@ absl::Status LibXenStore::SetPermissions(XsTransaction t, const std::string& pat
 }
 
 absl::StatusOr<std::vector<XsPermission>> LibXenStore::GetPermissions(XsTransaction t,
-                                                                       const std::string& path) {
+                                                                      const std::string& path) {
   unsigned int num = 0;
   std::unique_ptr<xs_permissions, FreeDeleter> raw(xs_get_permissions(h_, t, path.c_str(), &num));
   if (!raw) return XsErrnoToStatus(errno, absl::StrCat("get permissions of ", path));
   std::vector<XsPermission> perms;
   for (unsigned int i = 0; i < num; ++i) {
     const xs_permissions& p = raw.get()[i];
-    perms.push_back(XsPermission{p.id, static_cast<XsPermission::Access>(p.perms & (XS_PERM_READ | XS_PERM_WRITE))});
+    perms.push_back(XsPermission{
+        p.id, static_cast<XsPermission::Access>(p.perms & (XS_PERM_READ | XS_PERM_WRITE))});
   }
   return perms;
 }

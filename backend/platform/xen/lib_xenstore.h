@@ -33,11 +33,11 @@ class LibXenStore final : public XenStore {
   absl::Status Mkdir(XsTransaction t, const std::string& path) override;
   absl::Status Remove(XsTransaction t, const std::string& path) override;
   absl::StatusOr<std::vector<std::string>> Directory(XsTransaction t,
-                                                      const std::string& path) override;
+                                                     const std::string& path) override;
   absl::Status SetPermissions(XsTransaction t, const std::string& path,
                               const std::vector<XsPermission>& perms) override;
   absl::StatusOr<std::vector<XsPermission>> GetPermissions(XsTransaction t,
-                                                            const std::string& path) override;
+                                                           const std::string& path) override;
   absl::StatusOr<XsTransaction> StartTransaction() override;
   absl::Status EndTransaction(XsTransaction t, bool commit) override;
   absl::Status Watch(const std::string& path, const std::string& token) override;

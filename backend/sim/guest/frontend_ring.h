@@ -41,8 +41,8 @@ absl::StatusOr<size_t> WriteOutRing(xencons_interface* intf, const char* data, s
 
 // A snapshot of the in ring (backend -> guest).
 struct InRingView {
-  uint32_t cons = 0;       // in_cons as read
-  size_t available = 0;    // in_prod - in_cons, <= kInRingSize
+  uint32_t cons = 0;     // in_cons as read
+  size_t available = 0;  // in_prod - in_cons, <= kInRingSize
 };
 
 // Reads the in-ring indices once. INVALID_ARGUMENT on illegal indices.

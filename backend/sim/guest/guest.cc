@@ -47,8 +47,7 @@ Guest::~Guest() {
 }
 
 void Guest::Log(const std::string& message) {
-  absl::FPrintF(stderr, "xensim guest %s (domid %d): %s\n", options_.name, options_.domid,
-                message);
+  absl::FPrintF(stderr, "xensim guest %s (domid %d): %s\n", options_.name, options_.domid, message);
 }
 
 // ---------------------------------------------------------------------------

@@ -55,8 +55,7 @@ void SendAll(int fd, const std::string& data) {
 absl::Status Guest::ListenControl() {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  if (options_.control_socket.empty() ||
-      options_.control_socket.size() >= sizeof(addr.sun_path)) {
+  if (options_.control_socket.empty() || options_.control_socket.size() >= sizeof(addr.sun_path)) {
     return absl::InvalidArgumentError(
         absl::StrCat("bad control socket path: '", options_.control_socket, "'"));
   }

@@ -56,8 +56,8 @@ struct Hvc {
   int index = -1;
   int vtermno = 0;
   std::unique_ptr<Pty> pty;
-  std::string link;       // <root>/dev/hvcM
-  std::string name_link;  // <root>/dev/xen-channel/<name>, or empty
+  std::string link;             // <root>/dev/hvcM
+  std::string name_link;        // <root>/dev/xen-channel/<name>, or empty
   bool output_blocked = false;  // out ring full: not reading the pty
   bool input_blocked = false;   // pty would not take more ring input
   bool reported_illegal = false;
@@ -82,9 +82,9 @@ struct ConsInfo {
 
 // A xenbus_device of the frontend bus.
 struct XenbusDevice {
-  std::string nodename;  // "device/console/N"
-  std::string type;      // "console"
-  uint64_t seq = 0;      // registration order
+  std::string nodename;            // "device/console/N"
+  std::string type;                // "console"
+  uint64_t seq = 0;                // registration order
   int state = kStateInitialising;  // dev->state (the last state switched to)
   bool bound = false;              // the driver's probe succeeded
   uint32_t otherend_id = 0;

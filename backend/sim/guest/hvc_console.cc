@@ -100,8 +100,7 @@ absl::StatusOr<std::unique_ptr<Hvc>> Guest::HvcAlloc(int vtermno, const std::str
   hvc->index = index;
   hvc->vtermno = vtermno;
   hvc->pty = *std::move(pty);
-  hvc->inotify_wd =
-      inotify_add_watch(inotify_, hvc->pty->slave_path().c_str(), IN_OPEN | IN_CLOSE);
+  hvc->inotify_wd = inotify_add_watch(inotify_, hvc->pty->slave_path().c_str(), IN_OPEN | IN_CLOSE);
   if (hvc->inotify_wd < 0) {
     const int err = errno;
     return absl::InternalError(

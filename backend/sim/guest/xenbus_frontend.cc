@@ -276,7 +276,8 @@ void Guest::DevError(XenbusDevice* dev, int err, const std::string& message) {
   Log(absl::StrCat(dev->nodename, ": ", text));
   absl::Status s =
       xs_->Write(kNoTransaction, absl::StrCat("error/", dev->nodename, "/error"), text);
-  if (!s.ok()) Log(absl::StrCat("failed to write error node for ", dev->nodename, ": ", s.ToString()));
+  if (!s.ok())
+    Log(absl::StrCat("failed to write error node for ", dev->nodename, ": ", s.ToString()));
 }
 
 // xenbus_dev_fatal: the error node, then Closing.

@@ -150,8 +150,7 @@ absl::StatusOr<std::unique_ptr<HvConnection>> HvConnection::Connect(
 absl::StatusOr<uint32_t> HvConnection::GrantPage(int memfd, uint32_t to_domid, bool readonly) {
   if (memfd < 0) return absl::InvalidArgumentError("GrantPage: no memfd");
   uint32_t ref = 0;
-  absl::Status status =
-      channel_->Call(kGrant, to_domid, readonly ? 1 : 0, 0, memfd, &ref, nullptr);
+  absl::Status status = channel_->Call(kGrant, to_domid, readonly ? 1 : 0, 0, memfd, &ref, nullptr);
   if (!status.ok()) return status;
   return ref;
 }
@@ -161,13 +160,13 @@ absl::Status HvConnection::EndAccess(uint32_t ref) {
 }
 
 absl::StatusOr<std::unique_ptr<HvMapping>> HvConnection::MapGrant(uint32_t domid, uint32_t ref,
-                                                                   bool writable) {
+                                                                  bool writable) {
   uint32_t id = 0;
   UniqueFd page;
   absl::Status status = channel_->Call(kMap, domid, ref, writable ? 1 : 0, -1, &id, &page);
   if (!status.ok()) return status;
-  void* addr = mmap(nullptr, kPageSize, writable ? PROT_READ | PROT_WRITE : PROT_READ,
-                    MAP_SHARED, page.get(), 0);
+  void* addr = mmap(nullptr, kPageSize, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED,
+                    page.get(), 0);
   if (addr == MAP_FAILED) {
     int err = errno;
     (void)channel_->Call(kUnmap, id, 0, 0, -1, nullptr, nullptr);

@@ -52,8 +52,8 @@ class RpcChannel {
 
   // Sends a request (with `fd` attached unless negative) and waits for its
   // reply. `value` and `reply_fd` may be null when unused.
-  absl::Status Call(uint32_t type, uint32_t a0, uint32_t a1, uint32_t a2, int fd,
-                    uint32_t* value, UniqueFd* reply_fd) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Call(uint32_t type, uint32_t a0, uint32_t a1, uint32_t a2, int fd, uint32_t* value,
+                    UniqueFd* reply_fd) ABSL_LOCKS_EXCLUDED(mu_);
   // Sends a request that has no reply (kNotify).
   absl::Status Send(uint32_t type, uint32_t a0) ABSL_LOCKS_EXCLUDED(mu_);
 

@@ -91,7 +91,8 @@ Hypervisor::~Hypervisor() {
     Domain& domain = entry.second;
     if (!domain.socket_path.empty()) {
       unlink(domain.socket_path.c_str());
-      if (entry.first != 0) rmdir(absl::StrCat(options_.domain_socket_dir, "/", entry.first).c_str());
+      if (entry.first != 0)
+        rmdir(absl::StrCat(options_.domain_socket_dir, "/", entry.first).c_str());
     }
   }
   domains_.clear();

@@ -61,15 +61,15 @@ class Hypervisor {
   };
 
   struct DomainInfo {
-    bool exists = false;  // created and not yet gone (includes dying)
-    bool dying = false;   // destroyed but some page still mapped by others
+    bool exists = false;                // created and not yet gone (includes dying)
+    bool dying = false;                 // destroyed but some page still mapped by others
     size_t mapped_pages_by_others = 0;  // live mappings of its grants
   };
 
   // Binds the dom0 socket and starts the server thread. Domain 0 exists from
   // the start. Raises the process's RLIMIT_NOFILE soft limit to its hard
-  // limit, since every live grant holds an open memfd. INVALID_ARGUMENT for empty or too long paths; the errno's code
-  // if a socket or directory cannot be made.
+  // limit, since every live grant holds an open memfd. INVALID_ARGUMENT for empty or too long
+  // paths; the errno's code if a socket or directory cannot be made.
   static absl::StatusOr<std::unique_ptr<Hypervisor>> Create(Options options);
 
   ~Hypervisor();
@@ -97,9 +97,9 @@ class Hypervisor {
   struct Port {
     enum class State { kUnbound, kInterdomain };
     State state = State::kUnbound;
-    uint64_t conn = 0;           // owning connection
-    uint32_t remote_domid = 0;   // earmark (unbound) or peer domain
-    uint32_t remote_port = 0;    // peer port when interdomain
+    uint64_t conn = 0;          // owning connection
+    uint32_t remote_domid = 0;  // earmark (unbound) or peer domain
+    uint32_t remote_port = 0;   // peer port when interdomain
     bool pending = false;
     bool masked = false;
   };
@@ -126,7 +126,7 @@ class Hypervisor {
   struct Connection {
     uint32_t domid = 0;
     UniqueFd sock;
-    UniqueFd event_sock;  // server end; invalid until kEvtchnOpen
+    UniqueFd event_sock;         // server end; invalid until kEvtchnOpen
     bool event_blocked = false;  // waiting for EPOLLOUT on event_sock
     bool event_dead = false;     // client end closed; deliveries dropped
     std::map<uint32_t, Mapping> mappings;
@@ -161,8 +161,8 @@ class Hypervisor {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int AllocUnboundLocked(uint64_t conn_id, Connection& conn, const Request& req, uint32_t* port)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  int BindInterdomainLocked(uint64_t conn_id, Connection& conn, const Request& req,
-                            uint32_t* port) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int BindInterdomainLocked(uint64_t conn_id, Connection& conn, const Request& req, uint32_t* port)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int UnbindLocked(Connection& conn, const Request& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void NotifyLocked(Connection& conn, const Request& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int UnmaskLocked(Connection& conn, const Request& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

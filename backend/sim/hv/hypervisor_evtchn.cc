@@ -82,8 +82,7 @@ int Hypervisor::BindInterdomainLocked(uint64_t conn_id, Connection& conn, const 
   if (remote_domain == domains_.end() || remote_domain->second.dying) return ESRCH;
   auto remote = remote_domain->second.ports.find(remote_port);
   if (remote == remote_domain->second.ports.end() ||
-      remote->second.state != Port::State::kUnbound ||
-      remote->second.remote_domid != conn.domid) {
+      remote->second.state != Port::State::kUnbound || remote->second.remote_domid != conn.domid) {
     return EINVAL;
   }
   Domain& domain = domains_.at(conn.domid);

@@ -31,8 +31,8 @@
 //   kEndAccess           [0]=ref                             -         0                -
 //   kMap                 [0]=domid [1]=ref [2]=writable      -         mapping id       page fd
 //   kUnmap               [0]=mapping id                      -         0                -
-//   kEvtchnOpen          -                                   -         0                event socket
-//   kAllocUnbound        [0]=remote_domid                    -         local port       -
+//   kEvtchnOpen          -                                   -         0                event
+//   socket kAllocUnbound        [0]=remote_domid                    -         local port       -
 //   kBindInterdomain     [0]=remote_domid [1]=remote_port    -         local port       -
 //   kUnbind              [0]=port                            -         0                -
 //   kNotify              [0]=port                            -         (no reply)       -
@@ -93,7 +93,7 @@ namespace sim {
 namespace hv {
 
 inline constexpr size_t kPageSize = 4096;
-inline constexpr uint32_t kFirstGrantRef = 8;     // 0..7 are reserved in Xen.
+inline constexpr uint32_t kFirstGrantRef = 8;      // 0..7 are reserved in Xen.
 inline constexpr uint32_t kGrantRefLimit = 65536;  // refs are < this.
 inline constexpr size_t kMaxGrantsPerDomain = 1024;
 inline constexpr size_t kMaxPortsPerDomain = 4096;

@@ -48,10 +48,10 @@ int SendMessage(int sock, const void* data, size_t len, int fd, int flags);
 
 // One received message.
 struct ReceivedMessage {
-  size_t size = 0;         // bytes stored in the buffer; 0 means end of stream
-  bool truncated = false;  // the message was larger than the buffer
+  size_t size = 0;           // bytes stored in the buffer; 0 means end of stream
+  bool truncated = false;    // the message was larger than the buffer
   bool bad_control = false;  // ancillary data truncated, foreign, or > 1 fd
-  UniqueFd fd;             // the one fd that came with it, if any
+  UniqueFd fd;               // the one fd that came with it, if any
 };
 
 // Receives one message from `sock` into `buf` (capacity `cap`). At most one

@@ -12,13 +12,10 @@ std::string ParentOf(const std::string& path) {
   return path.substr(0, slash);
 }
 
-std::string BaseName(const std::string& path) {
-  return path.substr(path.rfind('/') + 1);
-}
+std::string BaseName(const std::string& path) { return path.substr(path.rfind('/') + 1); }
 
 std::string ChildPath(const std::string& parent, const std::string& child) {
-  return parent == "/" ? absl::StrCat("/", child)
-                       : absl::StrCat(parent, "/", child);
+  return parent == "/" ? absl::StrCat("/", child) : absl::StrCat(parent, "/", child);
 }
 
 bool IsChild(const std::string& child, const std::string& parent) {
@@ -27,9 +24,7 @@ bool IsChild(const std::string& child, const std::string& parent) {
   return child.size() == parent.size() || child[parent.size()] == '/';
 }
 
-std::string DomainPath(uint32_t domid) {
-  return absl::StrCat("/local/domain/", domid);
-}
+std::string DomainPath(uint32_t domid) { return absl::StrCat("/local/domain/", domid); }
 
 std::string ResolvePath(uint32_t domid, absl::string_view path) {
   if (!path.empty() && (path[0] == '/' || path[0] == '@')) {
@@ -57,8 +52,7 @@ bool IsValidNodePath(absl::string_view path, size_t max_relative_path) {
   if (path.size() > kAbsolutePathMax) return false;
   for (char ch : path) {
     const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                    (ch >= '0' && ch <= '9') || ch == '-' || ch == '/' ||
-                    ch == '_' || ch == '@';
+                    (ch >= '0' && ch <= '9') || ch == '-' || ch == '/' || ch == '_' || ch == '@';
     if (!ok) return false;
   }
   return true;

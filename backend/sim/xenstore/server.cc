@@ -34,17 +34,14 @@ absl::Status ErrnoStatus(absl::string_view what, int err) {
 XenstoreServer::XenstoreServer(Options options)
     : options_(std::move(options)), store_(options_.store, this) {}
 
-absl::StatusOr<std::unique_ptr<XenstoreServer>> XenstoreServer::Create(
-    Options options) {
+absl::StatusOr<std::unique_ptr<XenstoreServer>> XenstoreServer::Create(Options options) {
   if (options.socket_path.empty()) {
     return absl::InvalidArgumentError("xenstored: socket_path is required");
   }
   if (options.state_dir.empty() && !options.domain_socket_path) {
-    return absl::InvalidArgumentError(
-        "xenstored: state_dir or domain_socket_path is required");
+    return absl::InvalidArgumentError("xenstored: state_dir or domain_socket_path is required");
   }
-  std::unique_ptr<XenstoreServer> server(
-      new XenstoreServer(std::move(options)));
+  std::unique_ptr<XenstoreServer> server(new XenstoreServer(std::move(options)));
   server->epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   if (server->epoll_fd_ < 0) return ErrnoStatus("epoll_create1", errno);
   server->wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -55,8 +52,8 @@ absl::StatusOr<std::unique_ptr<XenstoreServer>> XenstoreServer::Create(
   if (epoll_ctl(server->epoll_fd_, EPOLL_CTL_ADD, server->wake_fd_, &ev) != 0) {
     return ErrnoStatus("epoll_ctl", errno);
   }
-  absl::StatusOr<uint64_t> tag = server->AddListener(
-      server->options_.socket_path, /*domid=*/0, /*privileged=*/true);
+  absl::StatusOr<uint64_t> tag =
+      server->AddListener(server->options_.socket_path, /*domid=*/0, /*privileged=*/true);
   if (!tag.ok()) return tag.status();
   server->thread_ = std::thread([s = server.get()] { s->Run(); });
   return server;
@@ -83,8 +80,7 @@ XenstoreServer::~XenstoreServer() {
 
 std::string XenstoreServer::DomainSocketPath(uint32_t domid) const {
   if (options_.domain_socket_path) return options_.domain_socket_path(domid);
-  return absl::StrCat(options_.state_dir, "/domains/", domid,
-                      "/xenstored.sock");
+  return absl::StrCat(options_.state_dir, "/domains/", domid, "/xenstored.sock");
 }
 
 void XenstoreServer::Inspect(const std::function<void(const Store&)>& fn) {
@@ -97,8 +93,7 @@ XenstoreServer::Stats XenstoreServer::GetStats() {
     stats.connections = conns_.size();
     stats.domain_sockets = domain_listeners_.size();
     for (const auto& entry : conns_) {
-      stats.max_output_queued =
-          std::max(stats.max_output_queued, entry.second->out_bytes);
+      stats.max_output_queued = std::max(stats.max_output_queued, entry.second->out_bytes);
       stats.max_input_buffered =
           std::max(stats.max_input_buffered, entry.second->parser.buffered());
     }
@@ -125,15 +120,13 @@ void XenstoreServer::RunOnLoop(const std::function<void()>& task) {
   while (!done) done_cv.Wait(&done_mu);
 }
 
-absl::StatusOr<uint64_t> XenstoreServer::AddListener(const std::string& path,
-                                                     uint32_t domid,
+absl::StatusOr<uint64_t> XenstoreServer::AddListener(const std::string& path, uint32_t domid,
                                                      bool privileged) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof(addr.sun_path)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("socket path longer than ", sizeof(addr.sun_path) - 1,
-                     " bytes: ", path));
+        absl::StrCat("socket path longer than ", sizeof(addr.sun_path) - 1, " bytes: ", path));
   }
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   struct stat st;
@@ -230,11 +223,9 @@ void XenstoreServer::RunTasks() {
 void XenstoreServer::Accept(uint64_t tag) {
   const Listener listener = listeners_.at(tag);
   while (true) {
-    const int fd = accept4(listener.fd, nullptr, nullptr,
-                           SOCK_NONBLOCK | SOCK_CLOEXEC);
+    const int fd = accept4(listener.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-          errno == ENOMEM) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
         // Out of descriptors: stop polling the listeners (they would stay
         // readable and spin the loop) until a connection closes.
         for (auto& entry : listeners_) {
@@ -310,8 +301,7 @@ void XenstoreServer::ProcessInput(Conn& conn) {
 void XenstoreServer::Flush(Conn& conn) {
   while (!conn.out.empty() && !conn.closing) {
     const std::string& front = conn.out.front();
-    const ssize_t n = send(conn.fd, front.data() + conn.out_offset,
-                           front.size() - conn.out_offset,
+    const ssize_t n = send(conn.fd, front.data() + conn.out_offset, front.size() - conn.out_offset,
                            MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EAGAIN || errno == EINTR) break;
@@ -360,8 +350,7 @@ void XenstoreServer::Send(ConnId conn_id, std::string frame) {
   // ProcessInput here: we may be inside Store::Handle.)
   while (!conn.out.empty()) {
     const std::string& front = conn.out.front();
-    const ssize_t n = send(conn.fd, front.data() + conn.out_offset,
-                           front.size() - conn.out_offset,
+    const ssize_t n = send(conn.fd, front.data() + conn.out_offset, front.size() - conn.out_offset,
                            MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EAGAIN || errno == EINTR) break;
@@ -390,8 +379,7 @@ absl::Status XenstoreServer::DomainIntroduced(uint32_t domid) {
   return absl::OkStatus();
 }
 
-void XenstoreServer::DomainReleased(uint32_t domid,
-                                    const std::vector<ConnId>& conns) {
+void XenstoreServer::DomainReleased(uint32_t domid, const std::vector<ConnId>& conns) {
   for (ConnId id : conns) {
     auto tag = conn_tags_.find(id);
     if (tag != conn_tags_.end()) ScheduleClose(tag->second);

@@ -86,8 +86,7 @@ class XenstoreServer : private Store::Delegate {
   // INVALID_ARGUMENT (missing option, path too long for a Unix socket),
   // FAILED_PRECONDITION (path taken by a non-socket file), INTERNAL or
   // UNAVAILABLE for system call failures.
-  static absl::StatusOr<std::unique_ptr<XenstoreServer>> Create(
-      Options options);
+  static absl::StatusOr<std::unique_ptr<XenstoreServer>> Create(Options options);
 
   // Stops the thread, closes every connection, unlinks every socket.
   ~XenstoreServer() override;
@@ -103,15 +102,14 @@ class XenstoreServer : private Store::Delegate {
   // Runs `fn` on the server thread with the store, and waits for it. For
   // tests and diagnostics: `fn` must only read, and must not block. Must
   // not be called from the server thread (it would deadlock).
-  void Inspect(const std::function<void(const Store&)>& fn)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  void Inspect(const std::function<void(const Store&)>& fn) ABSL_LOCKS_EXCLUDED(mu_);
 
   // I/O counters, to check the bounds on misbehaving clients.
   struct Stats {
-    size_t connections = 0;           // Open client connections.
-    size_t max_output_queued = 0;     // Largest reply queue (bytes) now.
-    size_t max_input_buffered = 0;    // Largest unparsed input (bytes) now.
-    size_t domain_sockets = 0;        // Per-domain sockets listening.
+    size_t connections = 0;         // Open client connections.
+    size_t max_output_queued = 0;   // Largest reply queue (bytes) now.
+    size_t max_input_buffered = 0;  // Largest unparsed input (bytes) now.
+    size_t domain_sockets = 0;      // Per-domain sockets listening.
   };
   // Blocks until the server thread has taken the numbers. Same calling rule
   // as Inspect().
@@ -140,13 +138,11 @@ class XenstoreServer : private Store::Delegate {
   // Store::Delegate (server thread).
   void Send(ConnId conn, std::string frame) override;
   absl::Status DomainIntroduced(uint32_t domid) override;
-  void DomainReleased(uint32_t domid,
-                      const std::vector<ConnId>& conns) override;
+  void DomainReleased(uint32_t domid, const std::vector<ConnId>& conns) override;
 
   // Server thread.
   void Run();
-  absl::StatusOr<uint64_t> AddListener(const std::string& path,
-                                       uint32_t domid, bool privileged);
+  absl::StatusOr<uint64_t> AddListener(const std::string& path, uint32_t domid, bool privileged);
   void CloseListener(uint64_t tag);
   void Accept(uint64_t tag);
   void OnConnEvent(uint64_t tag, uint32_t events);

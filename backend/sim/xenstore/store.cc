@@ -21,8 +21,7 @@ Store::Store(const StoreOptions& options, Delegate* delegate)
     : options_(options), delegate_(delegate) {
   // What xenstored's setup_structure() makes: "/", "/tool",
   // "/tool/xenstored", owned by dom0 with no access for others.
-  auto make = [this](const std::string& path,
-                     std::vector<std::string> children) {
+  auto make = [this](const std::string& path, std::vector<std::string> children) {
     Node n;
     n.children = std::move(children);
     n.perms = {Perm{0, kPermNone}};
@@ -83,9 +82,7 @@ void Store::Handle(ConnId conn_id, const Message& req) {
   Connection* conn = it->second.get();
   Ctx c{conn, nullptr, &req};
 
-  auto fail = [&](int err) {
-    delegate_->Send(conn_id, EncodeError(req.req_id, req.tx_id, err));
-  };
+  auto fail = [&](int err) { delegate_->Send(conn_id, EncodeError(req.req_id, req.tx_id, err)); };
 
   bool privileged_only = false;
   bool uses_tx = true;
@@ -134,27 +131,69 @@ void Store::Handle(ConnId conn_id, const Message& req) {
 
   int err = 0;
   switch (req.type) {
-    case XS_CONTROL: err = DoControl(c); break;
-    case XS_DIRECTORY: err = DoDirectory(c, /*part=*/false); break;
-    case XS_READ: err = DoRead(c); break;
-    case XS_GET_PERMS: err = DoGetPerms(c); break;
-    case XS_WATCH: err = DoWatch(c); break;
-    case XS_UNWATCH: err = DoUnwatch(c); break;
-    case XS_TRANSACTION_START: err = DoTransactionStart(c); break;
-    case XS_TRANSACTION_END: err = DoTransactionEnd(c); break;
-    case XS_INTRODUCE: err = DoIntroduce(c); break;
-    case XS_RELEASE: err = DoRelease(c); break;
-    case XS_GET_DOMAIN_PATH: err = DoGetDomainPath(c); break;
-    case XS_WRITE: err = DoWrite(c); break;
-    case XS_MKDIR: err = DoMkdir(c); break;
-    case XS_RM: err = DoRm(c); break;
-    case XS_SET_PERMS: err = DoSetPerms(c); break;
-    case XS_IS_DOMAIN_INTRODUCED: err = DoIsDomainIntroduced(c); break;
-    case XS_RESUME: err = DoResume(c); break;
-    case XS_SET_TARGET: err = DoSetTarget(c); break;
-    case XS_RESET_WATCHES: err = DoResetWatches(c); break;
-    case XS_DIRECTORY_PART: err = DoDirectory(c, /*part=*/true); break;
-    default: err = ENOSYS; break;
+    case XS_CONTROL:
+      err = DoControl(c);
+      break;
+    case XS_DIRECTORY:
+      err = DoDirectory(c, /*part=*/false);
+      break;
+    case XS_READ:
+      err = DoRead(c);
+      break;
+    case XS_GET_PERMS:
+      err = DoGetPerms(c);
+      break;
+    case XS_WATCH:
+      err = DoWatch(c);
+      break;
+    case XS_UNWATCH:
+      err = DoUnwatch(c);
+      break;
+    case XS_TRANSACTION_START:
+      err = DoTransactionStart(c);
+      break;
+    case XS_TRANSACTION_END:
+      err = DoTransactionEnd(c);
+      break;
+    case XS_INTRODUCE:
+      err = DoIntroduce(c);
+      break;
+    case XS_RELEASE:
+      err = DoRelease(c);
+      break;
+    case XS_GET_DOMAIN_PATH:
+      err = DoGetDomainPath(c);
+      break;
+    case XS_WRITE:
+      err = DoWrite(c);
+      break;
+    case XS_MKDIR:
+      err = DoMkdir(c);
+      break;
+    case XS_RM:
+      err = DoRm(c);
+      break;
+    case XS_SET_PERMS:
+      err = DoSetPerms(c);
+      break;
+    case XS_IS_DOMAIN_INTRODUCED:
+      err = DoIsDomainIntroduced(c);
+      break;
+    case XS_RESUME:
+      err = DoResume(c);
+      break;
+    case XS_SET_TARGET:
+      err = DoSetTarget(c);
+      break;
+    case XS_RESET_WATCHES:
+      err = DoResetWatches(c);
+      break;
+    case XS_DIRECTORY_PART:
+      err = DoDirectory(c, /*part=*/true);
+      break;
+    default:
+      err = ENOSYS;
+      break;
   }
   if (err != 0) fail(err);
 }
@@ -164,19 +203,15 @@ void Store::Reply(const Ctx& c, uint32_t type, absl::string_view payload) {
     delegate_->Send(c.conn->id, EncodeError(c.req->req_id, c.req->tx_id, E2BIG));
     return;
   }
-  delegate_->Send(c.conn->id,
-                  EncodeMessage(type, c.req->req_id, c.req->tx_id, payload));
+  delegate_->Send(c.conn->id, EncodeMessage(type, c.req->req_id, c.req->tx_id, payload));
 }
 
 // ---------------------------------------------------------------------------
 // Paths as a connection sees them (rules in paths.h).
 
-std::string Store::ImplicitPath(const Connection& conn) const {
-  return DomainPath(conn.domid);
-}
+std::string Store::ImplicitPath(const Connection& conn) const { return DomainPath(conn.domid); }
 
-std::string Store::Canonicalize(const Connection& conn,
-                                absl::string_view path) const {
+std::string Store::Canonicalize(const Connection& conn, absl::string_view path) const {
   return ResolvePath(conn.domid, path);
 }
 

@@ -124,8 +124,7 @@ class Store {
     virtual absl::Status DomainIntroduced(uint32_t domid) = 0;
     // XS_RELEASE: the Store has already forgotten `conns` (that domain's
     // connections); close them and the domain's socket.
-    virtual void DomainReleased(uint32_t domid,
-                                const std::vector<ConnId>& conns) = 0;
+    virtual void DomainReleased(uint32_t domid, const std::vector<ConnId>& conns) = 0;
   };
 
   // `delegate` must outlive the Store.
@@ -156,7 +155,7 @@ class Store {
 
  private:
   struct Watch {
-    std::string node;    // Absolute path or "@..." special.
+    std::string node;  // Absolute path or "@..." special.
     std::string token;
     bool relative = false;
   };
@@ -230,24 +229,19 @@ class Store {
   void Put(Ctx& c, const std::string& path, Node node);
   void Erase(Ctx& c, const std::string& path);
   // xenstored get_node(): the node if `perm` is granted, else errno in *err.
-  const Node* GetChecked(Ctx& c, const std::string& path, uint32_t perm,
-                         int* err);
-  int ErrnoFromParents(Ctx& c, const std::string& path, int err,
-                       uint32_t perm);
+  const Node* GetChecked(Ctx& c, const std::string& path, uint32_t perm, int* err);
+  int ErrnoFromParents(Ctx& c, const std::string& path, int err, uint32_t perm);
   int CreateNode(Ctx& c, const std::string& path, std::string data);
   int CheckNodeSize(const Ctx& c, const Node& node) const;
   int OwnedInView(const Ctx& c, uint32_t domid) const;
   int RemoveTree(Ctx& c, const std::string& path);
 
   // Watches.
-  void FireWatches(Ctx* c, const std::string& path, bool exact,
-                   const std::vector<Perm>* old_perms);
-  void FireNow(const std::string& path, bool exact,
-               const std::vector<Perm>* old_perms);
+  void FireWatches(Ctx* c, const std::string& path, bool exact, const std::vector<Perm>* old_perms);
+  void FireNow(const std::string& path, bool exact, const std::vector<Perm>* old_perms);
   bool WatchPermitted(const Connection& conn, const std::string& path,
                       const std::vector<Perm>* old_perms) const;
-  void SendEvent(const Connection& conn, const Watch& w,
-                 const std::string& path);
+  void SendEvent(const Connection& conn, const Watch& w, const std::string& path);
   int WatchCountForDomain(uint32_t domid) const;
 
   void ReleaseDomainNodes(uint32_t domid);

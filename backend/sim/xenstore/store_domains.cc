@@ -2,8 +2,6 @@
 // domain's connections, removing the nodes it owns, ignoring perms entries
 // naming it), XS_RESUME, XS_GET_DOMAIN_PATH, XS_IS_DOMAIN_INTRODUCED and
 // XS_SET_TARGET.
-#include "backend/sim/xenstore/store.h"
-
 #include <errno.h>
 #include <stdint.h>
 #include <xen/io/xs_wire.h>
@@ -11,6 +9,7 @@
 #include <utility>
 
 #include "backend/sim/xenstore/paths.h"
+#include "backend/sim/xenstore/store.h"
 
 namespace xenchan::sim::xenstore {
 namespace {
@@ -132,10 +131,8 @@ int Store::DoIsDomainIntroduced(Ctx& c) {
   std::optional<absl::string_view> arg = OneArg(c.req->payload);
   if (!arg) return EINVAL;
   const int64_t domid = AtoiLike(*arg);
-  const bool introduced =
-      domid == kDomidSelf ||
-      (domid >= 0 && domid < kDomidFirstReserved &&
-       IsIntroduced(static_cast<uint32_t>(domid)));
+  const bool introduced = domid == kDomidSelf || (domid >= 0 && domid < kDomidFirstReserved &&
+                                                  IsIntroduced(static_cast<uint32_t>(domid)));
   Reply(c, XS_IS_DOMAIN_INTRODUCED, absl::string_view(introduced ? "T" : "F", 2));
   return 0;
 }
@@ -146,14 +143,12 @@ int Store::DoSetTarget(Ctx& c) {
   const int64_t domid = AtoiLike(split.strings[0]);
   const int64_t target = AtoiLike(split.strings[1]);
   for (int64_t d : {domid, target}) {
-    if (d < 0 || d >= kDomidFirstReserved ||
-        !IsIntroduced(static_cast<uint32_t>(d))) {
+    if (d < 0 || d >= kDomidFirstReserved || !IsIntroduced(static_cast<uint32_t>(d))) {
       return ENOENT;
     }
   }
   if (domid == 0) return EINVAL;  // dom0 is privileged anyway.
-  introduced_[static_cast<uint32_t>(domid)].target =
-      static_cast<uint32_t>(target);
+  introduced_[static_cast<uint32_t>(domid)].target = static_cast<uint32_t>(target);
   Ack(c, XS_SET_TARGET);
   return 0;
 }

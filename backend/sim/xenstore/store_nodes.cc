@@ -3,8 +3,6 @@
 // parents under the node and size quotas, subtree removal with its watch
 // events, and XS_DIRECTORY / XS_DIRECTORY_PART / XS_READ / XS_WRITE /
 // XS_MKDIR / XS_RM.
-#include "backend/sim/xenstore/store.h"
-
 #include <errno.h>
 #include <stdint.h>
 #include <xen/io/xs_wire.h>
@@ -14,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "backend/sim/xenstore/paths.h"
+#include "backend/sim/xenstore/store.h"
 
 namespace xenchan::sim::xenstore {
 namespace {
@@ -23,17 +22,14 @@ namespace {
 constexpr int kRecordHeaderSize = 24;
 constexpr int kPermRecordSize = 8;
 
-std::string JoinChildren(const Node& node) {
-  return JoinWithNuls(node.children);
-}
+std::string JoinChildren(const Node& node) { return JoinWithNuls(node.children); }
 
 }  // namespace
 
 // ---------------------------------------------------------------------------
 // Checked access, creation and removal.
 
-int Store::ErrnoFromParents(Ctx& c, const std::string& path, int err,
-                            uint32_t perm) {
+int Store::ErrnoFromParents(Ctx& c, const std::string& path, int err, uint32_t perm) {
   std::string p = path;
   const Node* parent = nullptr;
   while (p != "/") {
@@ -45,8 +41,7 @@ int Store::ErrnoFromParents(Ctx& c, const std::string& path, int err,
   return (PermFor(*c.conn, parent->perms) & perm) ? err : EACCES;
 }
 
-const Node* Store::GetChecked(Ctx& c, const std::string& path, uint32_t perm,
-                              int* err) {
+const Node* Store::GetChecked(Ctx& c, const std::string& path, uint32_t perm, int* err) {
   if (!IsValidPath(path)) {
     *err = EINVAL;
     return nullptr;
@@ -63,8 +58,7 @@ const Node* Store::GetChecked(Ctx& c, const std::string& path, uint32_t perm,
 
 int Store::CheckNodeSize(const Ctx& c, const Node& node) const {
   if (c.conn->privileged) return 0;
-  size_t size = kRecordHeaderSize + kPermRecordSize * node.perms.size() +
-                node.data.size();
+  size_t size = kRecordHeaderSize + kPermRecordSize * node.perms.size() + node.data.size();
   for (const std::string& child : node.children) size += child.size() + 1;
   return size >= static_cast<size_t>(options_.max_node_size) ? ENOSPC : 0;
 }
@@ -90,9 +84,8 @@ int Store::CreateNode(Ctx& c, const std::string& path, std::string data) {
     parent = Get(c, parent_path);
   }
   const bool unprivileged = !c.conn->privileged;
-  if (unprivileged && OwnedInView(c, c.conn->domid) +
-                              static_cast<int>(names.size()) >
-                          options_.nodes_per_domain) {
+  if (unprivileged &&
+      OwnedInView(c, c.conn->domid) + static_cast<int>(names.size()) > options_.nodes_per_domain) {
     return ENOSPC;
   }
   // Build everything first so that a quota failure changes nothing.
@@ -148,8 +141,7 @@ int Store::RemoveTree(Ctx& c, const std::string& path) {
   if (parent != nullptr) {
     Node p = *parent;
     const std::string base = BaseName(path);
-    p.children.erase(std::remove(p.children.begin(), p.children.end(), base),
-                     p.children.end());
+    p.children.erase(std::remove(p.children.begin(), p.children.end(), base), p.children.end());
     Put(c, parent_path, std::move(p));
   }
   return 0;
@@ -208,8 +200,7 @@ int Store::DoRead(Ctx& c) {
   std::optional<absl::string_view> arg = OneArg(c.req->payload);
   if (!arg) return EINVAL;
   int err = 0;
-  const Node* node =
-      GetChecked(c, Canonicalize(*c.conn, *arg), kPermRead, &err);
+  const Node* node = GetChecked(c, Canonicalize(*c.conn, *arg), kPermRead, &err);
   if (node == nullptr) return err;
   Reply(c, XS_READ, node->data);
   return 0;

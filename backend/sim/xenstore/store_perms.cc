@@ -2,8 +2,6 @@
 // access a connection has to a node (owner, target, listed domains, ignored
 // entries of released domains), and XS_GET_PERMS / XS_SET_PERMS, including
 // the perms of the "@introduceDomain" / "@releaseDomain" specials.
-#include "backend/sim/xenstore/store.h"
-
 #include <errno.h>
 #include <stdint.h>
 #include <xen/io/xs_wire.h>
@@ -12,6 +10,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "backend/sim/xenstore/store.h"
 
 namespace xenchan::sim::xenstore {
 
@@ -19,11 +18,20 @@ std::optional<Perm> ParsePerm(absl::string_view s) {
   if (s.size() < 2) return std::nullopt;
   Perm p;
   switch (s[0]) {
-    case 'n': p.perms = kPermNone; break;
-    case 'r': p.perms = kPermRead; break;
-    case 'w': p.perms = kPermWrite; break;
-    case 'b': p.perms = kPermRead | kPermWrite; break;
-    default: return std::nullopt;
+    case 'n':
+      p.perms = kPermNone;
+      break;
+    case 'r':
+      p.perms = kPermRead;
+      break;
+    case 'w':
+      p.perms = kPermWrite;
+      break;
+    case 'b':
+      p.perms = kPermRead | kPermWrite;
+      break;
+    default:
+      return std::nullopt;
   }
   absl::string_view id = s.substr(1);
   for (char ch : id) {
@@ -36,16 +44,23 @@ std::optional<Perm> ParsePerm(absl::string_view s) {
 std::string FormatPerm(const Perm& perm) {
   char letter = 'n';
   switch (perm.perms & (kPermRead | kPermWrite)) {
-    case kPermRead: letter = 'r'; break;
-    case kPermWrite: letter = 'w'; break;
-    case kPermRead | kPermWrite: letter = 'b'; break;
-    default: letter = 'n'; break;
+    case kPermRead:
+      letter = 'r';
+      break;
+    case kPermWrite:
+      letter = 'w';
+      break;
+    case kPermRead | kPermWrite:
+      letter = 'b';
+      break;
+    default:
+      letter = 'n';
+      break;
   }
   return absl::StrCat(std::string(1, letter), perm.id);
 }
 
-uint32_t Store::PermFor(const Connection& conn,
-                        const std::vector<Perm>& perms) const {
+uint32_t Store::PermFor(const Connection& conn, const std::vector<Perm>& perms) const {
   constexpr uint32_t kAll = kPermRead | kPermWrite | kPermOwner;
   if (conn.privileged || perms.empty()) return kAll;
   std::optional<uint32_t> target;
@@ -67,8 +82,7 @@ int Store::DoGetPerms(Ctx& c) {
   std::optional<absl::string_view> arg = OneArg(c.req->payload);
   if (!arg) return EINVAL;
   int err = 0;
-  const Node* node =
-      GetChecked(c, Canonicalize(*c.conn, *arg), kPermRead, &err);
+  const Node* node = GetChecked(c, Canonicalize(*c.conn, *arg), kPermRead, &err);
   if (node == nullptr) return err;
   std::vector<std::string> strings;
   for (const Perm& p : node->perms) strings.push_back(FormatPerm(p));
@@ -95,8 +109,7 @@ int Store::DoSetPerms(Ctx& c) {
     if (path == "@introduceDomain") special = &introduce_perms_;
     if (path == "@releaseDomain") special = &release_perms_;
     if (special == nullptr) return EINVAL;
-    if ((PermFor(*c.conn, *special) & (kPermWrite | kPermOwner)) !=
-        (kPermWrite | kPermOwner)) {
+    if ((PermFor(*c.conn, *special) & (kPermWrite | kPermOwner)) != (kPermWrite | kPermOwner)) {
       return EACCES;
     }
     *special = std::move(perms);

@@ -3,8 +3,6 @@
 // with the generation and perms they had then), and XS_TRANSACTION_START /
 // XS_TRANSACTION_END, which commits atomically unless a node accessed in the
 // transaction changed meanwhile (EAGAIN), then fires the queued watches.
-#include "backend/sim/xenstore/store.h"
-
 #include <errno.h>
 #include <stdint.h>
 #include <xen/io/xs_wire.h>
@@ -13,6 +11,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "backend/sim/xenstore/store.h"
 
 namespace xenchan::sim::xenstore {
 
@@ -82,8 +81,8 @@ void Store::Erase(Ctx& c, const std::string& path) {
 int Store::DoTransactionStart(Ctx& c) {
   if (c.tx != nullptr) return EBUSY;  // No nested transactions.
   Connection& conn = *c.conn;
-  if (!conn.privileged && static_cast<int>(conn.transactions.size()) >
-                              options_.transactions_per_connection) {
+  if (!conn.privileged &&
+      static_cast<int>(conn.transactions.size()) > options_.transactions_per_connection) {
     return ENOSPC;
   }
   uint32_t id = conn.next_transaction_id++;
@@ -115,8 +114,7 @@ int Store::DoTransactionEnd(Ctx& c) {
     if (!c.conn->privileged) {
       for (const auto& delta : tx->owned_delta) {
         if (delta.second > 0 &&
-            OwnedNodeCount(delta.first) + delta.second >
-                options_.nodes_per_domain) {
+            OwnedNodeCount(delta.first) + delta.second > options_.nodes_per_domain) {
           return ENOSPC;
         }
       }

@@ -2,8 +2,6 @@
 // or firing them now, who may see an event (read access to the node, its old
 // perms or its parent; the "@" specials' own perms), relative watch paths,
 // the per-domain watch quota, and XS_WATCH / XS_UNWATCH / XS_RESET_WATCHES.
-#include "backend/sim/xenstore/store.h"
-
 #include <errno.h>
 #include <stdint.h>
 #include <xen/io/xs_wire.h>
@@ -12,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "backend/sim/xenstore/paths.h"
+#include "backend/sim/xenstore/store.h"
 
 namespace xenchan::sim::xenstore {
 
@@ -53,8 +52,7 @@ bool Store::WatchPermitted(const Connection& conn, const std::string& path,
   return (PermFor(conn, parent->second.perms) & kPermRead) != 0;
 }
 
-void Store::SendEvent(const Connection& conn, const Watch& w,
-                      const std::string& path) {
+void Store::SendEvent(const Connection& conn, const Watch& w, const std::string& path) {
   absl::string_view shown = path;
   if (w.relative) {
     const std::string prefix = ImplicitPath(conn);
@@ -73,8 +71,7 @@ void Store::SendEvent(const Connection& conn, const Watch& w,
   delegate_->Send(conn.id, EncodeMessage(XS_WATCH_EVENT, 0, 0, payload));
 }
 
-void Store::FireNow(const std::string& path, bool exact,
-                    const std::vector<Perm>* old_perms) {
+void Store::FireNow(const std::string& path, bool exact, const std::vector<Perm>* old_perms) {
   const bool special = !path.empty() && path[0] == '@';
   const std::vector<Perm>* special_perms = nullptr;
   if (special) {
@@ -84,8 +81,7 @@ void Store::FireNow(const std::string& path, bool exact,
   for (auto& entry : conns_) {
     const Connection& conn = *entry.second;
     if (special) {
-      if (special_perms == nullptr ||
-          !(PermFor(conn, *special_perms) & kPermRead)) {
+      if (special_perms == nullptr || !(PermFor(conn, *special_perms) & kPermRead)) {
         continue;
       }
     } else if (!WatchPermitted(conn, path, old_perms)) {
@@ -130,8 +126,7 @@ int Store::DoWatch(Ctx& c) {
   for (const Watch& existing : c.conn->watches) {
     if (existing.node == w.node && existing.token == w.token) return EEXIST;
   }
-  if (!c.conn->privileged &&
-      WatchCountForDomain(c.conn->domid) > options_.watches_per_domain) {
+  if (!c.conn->privileged && WatchCountForDomain(c.conn->domid) > options_.watches_per_domain) {
     return E2BIG;
   }
   c.conn->watches.push_back(w);

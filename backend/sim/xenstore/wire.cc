@@ -30,8 +30,7 @@ absl::StatusOr<std::optional<Message>> FrameParser::Next() {
   std::memcpy(&hdr, buffer_.data() + consumed_, kHeaderSize);
   if (hdr.len > kPayloadMax) {
     return absl::InvalidArgumentError(
-        absl::StrCat("xenstore message payload of ", hdr.len,
-                     " bytes exceeds ", kPayloadMax));
+        absl::StrCat("xenstore message payload of ", hdr.len, " bytes exceeds ", kPayloadMax));
   }
   if (avail < kHeaderSize + hdr.len) return std::optional<Message>();
   Message msg;

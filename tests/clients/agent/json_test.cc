@@ -36,11 +36,40 @@ TEST(JsonTest, StringEscapesAndUnicode) {
 
 TEST(JsonTest, RefusesWhatIsNotStrictJson) {
   for (const char* bad : {
-           "", " ", "{", "}", "[1,]", "{\"a\":1,}", "{'a':1}", "{\"a\" 1}", "01", "1.", ".5",
-           "+1", "1e", "-", "tru", "nul", "\"abc", "\"a\nb\"", "\"\\x\"", "\"\\u12\"",
-           "\"\\ud800\"", "\"\\udc00\"", "\"\\ud800\\u0041\"", "\"\xC0\xAF\"", "\"\xED\xA0\x80\"",
-           "\"\xF5\x80\x80\x80\"", "\"\xE2\x82\"", "1 2", "{} x", "{\"a\":1,\"a\":2}", "1e999",
-           "NaN", "Infinity", "[1]]",
+           "",
+           " ",
+           "{",
+           "}",
+           "[1,]",
+           "{\"a\":1,}",
+           "{'a':1}",
+           "{\"a\" 1}",
+           "01",
+           "1.",
+           ".5",
+           "+1",
+           "1e",
+           "-",
+           "tru",
+           "nul",
+           "\"abc",
+           "\"a\nb\"",
+           "\"\\x\"",
+           "\"\\u12\"",
+           "\"\\ud800\"",
+           "\"\\udc00\"",
+           "\"\\ud800\\u0041\"",
+           "\"\xC0\xAF\"",
+           "\"\xED\xA0\x80\"",
+           "\"\xF5\x80\x80\x80\"",
+           "\"\xE2\x82\"",
+           "1 2",
+           "{} x",
+           "{\"a\":1,\"a\":2}",
+           "1e999",
+           "NaN",
+           "Infinity",
+           "[1]]",
        }) {
     EXPECT_FALSE(Parse(bad).ok()) << bad;
   }
@@ -74,7 +103,10 @@ TEST(JsonTest, SerializeIsCompactOneLineAndRoundTrips) {
 }
 
 TEST(JsonTest, SerializeReplacesInvalidUtf8) {
-  EXPECT_EQ(Serialize(Value::String("a\xFF" "b")), "\"a\xEF\xBF\xBD" "b\"");
+  EXPECT_EQ(Serialize(Value::String("a\xFF"
+                                    "b")),
+            "\"a\xEF\xBF\xBD"
+            "b\"");
   EXPECT_TRUE(Parse(Serialize(Value::String("\xC3\x28\xE2\x82"))).ok());
 }
 

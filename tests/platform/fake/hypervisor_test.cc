@@ -79,8 +79,7 @@ TEST_F(FakeHypervisorTest, BindRaisesThePortAndNotifiesBothWaysMaskedUntilUnmask
 TEST_F(FakeHypervisorTest, BindNeedsAnUnboundPortEarmarkedForUs) {
   auto gport = guest_->AllocUnbound(7);  // for someone else
   ASSERT_TRUE(gport.ok());
-  EXPECT_EQ(dom0_->BindInterdomain(1, *gport).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(dom0_->BindInterdomain(1, *gport).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(dom0_->BindInterdomain(1, 99).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(dom0_->BindInterdomain(42, 1).status().code(), absl::StatusCode::kNotFound);
   auto ours = guest_->AllocUnbound(0);

@@ -113,8 +113,7 @@ TEST_F(FakeXenStoreTest, GuestIsHeldToPermissionsAndLosesItsConnectionOnRelease)
   EXPECT_EQ(guest->Write(kNoTransaction, "/local/domain/5/ro", "x").code(),
             absl::StatusCode::kPermissionDenied);
   ASSERT_TRUE(dom0_->Write(kNoTransaction, "/secret", "s").ok());
-  ASSERT_TRUE(
-      dom0_->SetPermissions(kNoTransaction, "/secret", {{0, XsPermission::kNone}}).ok());
+  ASSERT_TRUE(dom0_->SetPermissions(kNoTransaction, "/secret", {{0, XsPermission::kNone}}).ok());
   EXPECT_EQ(guest->Read(kNoTransaction, "/secret").status().code(),
             absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(guest->IntroduceDomain(6).code(), absl::StatusCode::kPermissionDenied);

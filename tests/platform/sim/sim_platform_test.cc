@@ -103,8 +103,7 @@ TEST_F(SimPlatformTest, GrantTablesStatusCodes) {
   EXPECT_EQ((*tables)->Map(42, *for_two, false).status().code(), absl::StatusCode::kNotFound);
   // Once the hypervisor is gone: UNAVAILABLE.
   hv_.reset();
-  EXPECT_EQ((*tables)->Map(1, *read_only, false).status().code(),
-            absl::StatusCode::kUnavailable);
+  EXPECT_EQ((*tables)->Map(1, *read_only, false).status().code(), absl::StatusCode::kUnavailable);
 }
 
 TEST_F(SimPlatformTest, GrantTablesMapFromManyThreads) {
@@ -155,8 +154,7 @@ TEST_F(SimPlatformTest, EventChannelsBindNotifyUnmaskAndRebind) {
   ASSERT_TRUE(backend.Notify(*port).ok());
   EXPECT_EQ(sim::hv::WaitEvent(*guest), *gport);
 
-  EXPECT_EQ(backend.BindInterdomain(1, *gport).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(backend.BindInterdomain(1, *gport).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(backend.BindInterdomain(9, 1).status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(backend.Unbind(999).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(backend.Notify(999).code(), absl::StatusCode::kInvalidArgument);

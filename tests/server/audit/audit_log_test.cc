@@ -388,7 +388,8 @@ TEST(AuditLogTest, QueueOverflowIsCountedAndReported) {
   uint64_t reported = 0;
   for (const Struct& r : records) {
     if (Str(r, "event") == "lifecycle") ++lifecycle;
-    if (Str(r, "event") == "audit_records_dropped") reported += static_cast<uint64_t>(Num(r, "count"));
+    if (Str(r, "event") == "audit_records_dropped")
+      reported += static_cast<uint64_t>(Num(r, "count"));
   }
   EXPECT_EQ(lifecycle, stats.records_queued);
   EXPECT_EQ(reported, stats.records_dropped);
@@ -421,7 +422,8 @@ TEST(AuditLogTest, ConcurrentWritersLoseNothing) {
   uint64_t reported = 0;
   for (const Struct& r : records) {
     if (Str(r, "event") == "session_close") ++sessions;
-    if (Str(r, "event") == "audit_records_dropped") reported += static_cast<uint64_t>(Num(r, "count"));
+    if (Str(r, "event") == "audit_records_dropped")
+      reported += static_cast<uint64_t>(Num(r, "count"));
   }
   EXPECT_EQ(sessions, stats.records_queued);
   EXPECT_EQ(reported, stats.records_dropped);

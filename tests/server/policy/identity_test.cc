@@ -10,8 +10,8 @@ namespace policy {
 namespace {
 
 TEST(IdentityTest, CertificateSansWinOverCommonName) {
-  Identity id = Identity::FromCertificate({"spiffe://example.org/controller"},
-                                          {"Ctl.Example.ORG"}, "ignored-cn");
+  Identity id = Identity::FromCertificate({"spiffe://example.org/controller"}, {"Ctl.Example.ORG"},
+                                          "ignored-cn");
   ASSERT_EQ(id.principals.size(), 2u);
   EXPECT_EQ(id.principals[0].kind, Principal::Kind::kUri);
   EXPECT_EQ(id.principals[0].ToString(), "spiffe://example.org/controller");

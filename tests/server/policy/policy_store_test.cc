@@ -100,8 +100,7 @@ TEST(PolicyStoreTest, CreateRefusesBadOrMissingFiles) {
   options.path = dir + "/missing.conf";
   EXPECT_EQ(PolicyStore::Create(options).status().code(), absl::StatusCode::kNotFound);
   options.path = dir;
-  EXPECT_EQ(PolicyStore::Create(options).status().code(),
-            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(PolicyStore::Create(options).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 TEST(PolicyStoreTest, UnopenablePathsGetTheSharedErrnoCodes) {

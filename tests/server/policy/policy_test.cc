@@ -66,8 +66,8 @@ TEST(PolicyTest, GrantsExactlyTheListedVerbs) {
   // Channel outside the pattern.
   EXPECT_FALSE(policy.Allows(ctl, dom, "com.other.agent", Verb::kRead));
   // Another identity.
-  EXPECT_FALSE(policy.Allows(Spiffe("spiffe://example.org/other"), dom, "org.example.agent",
-                             Verb::kRead));
+  EXPECT_FALSE(
+      policy.Allows(Spiffe("spiffe://example.org/other"), dom, "org.example.agent", Verb::kRead));
   // Unauthenticated.
   EXPECT_FALSE(policy.Allows(Identity{}, dom, "org.example.agent", Verb::kRead));
   EXPECT_EQ(policy.VerbsOn(ctl, dom, "org.example.agent").ToString(), "read,call");
@@ -75,11 +75,12 @@ TEST(PolicyTest, GrantsExactlyTheListedVerbs) {
 }
 
 TEST(PolicyTest, DomainsByUuidNameAndGlob) {
-  Policy policy = MustParse(absl::StrCat(
-      "[identity cn:ops]\n"
-      "allow verbs=read domain=uuid:", absl::AsciiStrToUpper(kUuid), " channel=*\n",
-      "allow verbs=write domain=name:web-[0-9]* channel=*\n"
-      "allow verbs=manage domain=name:db channel=*\n"));
+  Policy policy =
+      MustParse(absl::StrCat("[identity cn:ops]\n"
+                             "allow verbs=read domain=uuid:",
+                             absl::AsciiStrToUpper(kUuid), " channel=*\n",
+                             "allow verbs=write domain=name:web-[0-9]* channel=*\n"
+                             "allow verbs=manage domain=name:db channel=*\n"));
   const Identity ops = Cn("ops");
   EXPECT_TRUE(policy.Allows(ops, Domain("anything", kUuid), "c", Verb::kRead));
   EXPECT_FALSE(policy.Allows(ops, Domain("anything", kOtherUuid), "c", Verb::kRead));
@@ -242,7 +243,7 @@ TEST(PolicyErrorTest, BadIdentityForms) {
   EXPECT_THAT(ParseError("[identity unix:uid=4294967296]\n"), HasSubstr("p:1:20:"));
   EXPECT_THAT(ParseError("[identity unix:uid=007]\n"), HasSubstr("p:1:20:"));
   EXPECT_THAT(ParseError("[identity cn:]\n"), HasSubstr("p:1:11: identity pattern `cn:` has "
-                                                         "nothing after its prefix"));
+                                                        "nothing after its prefix"));
   EXPECT_THAT(ParseError("[identity spiffe://]\n"), HasSubstr("nothing after `://`"));
   EXPECT_THAT(ParseError("[identity]\n"), HasSubstr("p:1:10: missing identity pattern"));
   EXPECT_THAT(ParseError("[identity cn:a\n"), HasSubstr("p:1:15: expected `]`"));
@@ -253,9 +254,9 @@ TEST(PolicyErrorTest, BadIdentityForms) {
 TEST(PolicyErrorTest, BadDomainForms) {
   EXPECT_THAT(ParseError("[identity cn:a]\nallow verbs=read domain=web-1 channel=*\n"),
               HasSubstr("p:2:25: bad domain `web-1`: expected `*`, `uuid:UUID` or `name:GLOB`"));
-  EXPECT_THAT(ParseError(absl::StrCat("[identity cn:a]\nallow verbs=read domain=", kUuid,
-                                      " channel=*\n")),
-              HasSubstr("did you mean `uuid:"));
+  EXPECT_THAT(
+      ParseError(absl::StrCat("[identity cn:a]\nallow verbs=read domain=", kUuid, " channel=*\n")),
+      HasSubstr("did you mean `uuid:"));
   EXPECT_THAT(ParseError("[identity cn:a]\nallow verbs=read domain=uuid:1234 channel=*\n"),
               HasSubstr("p:2:30: bad domain UUID `1234`"));
   EXPECT_THAT(ParseError("[identity cn:a]\nallow verbs=read domain=name: channel=*\n"),
@@ -288,9 +289,9 @@ TEST(PolicyErrorTest, RuleShape) {
 }
 
 TEST(PolicyErrorTest, ControlCharactersAndSize) {
-  EXPECT_THAT(ParseError(std::string("[identity cn:a]\nallow verbs=read\0 domain=* channel=*\n",
-                                     54)),
-              HasSubstr("p:2:17: control character 0x00"));
+  EXPECT_THAT(
+      ParseError(std::string("[identity cn:a]\nallow verbs=read\0 domain=* channel=*\n", 54)),
+      HasSubstr("p:2:17: control character 0x00"));
   EXPECT_THAT(ParseError("[identity cn:a\x1b]\n"), HasSubstr("p:1:15: control character 0x1b"));
   EXPECT_THAT(ParseError(std::string(Policy::kMaxBytes + 1, '#')),
               HasSubstr("more than the limit"));
@@ -306,8 +307,7 @@ TEST(PolicyExampleTest, DeployExample) {
   EXPECT_EQ(policy.section_count(), 5u);
 
   const Identity ctl = Spiffe("spiffe://example.org/controller");
-  EXPECT_EQ(policy.VerbsOn(ctl, Domain("any"), "any.channel").ToString(),
-            "read,write,call,manage");
+  EXPECT_EQ(policy.VerbsOn(ctl, Domain("any"), "any.channel").ToString(), "read,write,call,manage");
   EXPECT_EQ(policy.VerbsOn(Identity::FromUnixPeer(0, {0}), Domain("any"), "x").ToString(),
             "read,write,call,manage,admin");
   EXPECT_EQ(policy.VerbsOn(Identity::FromUnixPeer(1000, {1001}), Domain("any"), "x").ToString(),
@@ -320,10 +320,10 @@ TEST(PolicyExampleTest, DeployExample) {
   EXPECT_TRUE(policy.VerbsOn(prov, Domain("web-3"), "org.qemu.guest_agent.0").empty());
   EXPECT_EQ(policy.VerbsOn(prov, Domain("db-1", kUuid), "org.qemu.guest_agent.0").ToString(),
             "read");
-  EXPECT_TRUE(policy.Allows(Dns("probe1.mon.example.org"), Domain("x"), "org.example.log.v1",
-                            Verb::kRead));
-  EXPECT_FALSE(policy.Allows(Dns("probe1.mon.example.org"), Domain("x"), "org.example.log.v2",
-                             Verb::kRead));
+  EXPECT_TRUE(
+      policy.Allows(Dns("probe1.mon.example.org"), Domain("x"), "org.example.log.v1", Verb::kRead));
+  EXPECT_FALSE(
+      policy.Allows(Dns("probe1.mon.example.org"), Domain("x"), "org.example.log.v2", Verb::kRead));
 }
 
 }  // namespace

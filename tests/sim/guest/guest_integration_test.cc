@@ -261,9 +261,12 @@ class GuestTest : public ::testing::Test {
       ASSERT_TRUE(xs_->Write(*t, fe + "/backend-id", "0").ok());
       ASSERT_TRUE(xs_->Write(*t, fe + "/state", "1").ok());
       ASSERT_TRUE(xs_->Write(*t, fe + "/protocol", "vt100").ok());
-      for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
-               {"name", name}, {"limit", "1048576"}, {"type", "xenchan"}, {"output", "pty"},
-               {"tty", ""}}) {
+      for (const auto& [key, value] :
+           std::vector<std::pair<std::string, std::string>>{{"name", name},
+                                                            {"limit", "1048576"},
+                                                            {"type", "xenchan"},
+                                                            {"output", "pty"},
+                                                            {"tty", ""}}) {
         ASSERT_TRUE(xs_->Write(*t, fe + "/" + key, value).ok());
         ASSERT_TRUE(xs_->SetPermissions(*t, fe + "/" + key,
                                         {{0, XsPermission::kNone}, {kDomid, XsPermission::kRead}})
@@ -338,7 +341,8 @@ class GuestTest : public ::testing::Test {
   }
 
   int OpenChannel(const std::string& name, bool raw) {
-    const int fd = open((root_ + "/dev/xen-channel/" + name).c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);
+    const int fd =
+        open((root_ + "/dev/xen-channel/" + name).c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);
     EXPECT_GE(fd, 0) << strerror(errno);
     if (fd >= 0 && raw) {
       termios t;
@@ -617,9 +621,7 @@ TEST_F(GuestTest, WriterBlocksWhileOutRingIsFullAndResumesWhenDrained) {
       sent.append(buf, n);
     }
   };
-  auto ring_full = [&] {
-    return Load(&c->intf()->out_prod) - Load(&c->intf()->out_cons) == 2048;
-  };
+  auto ring_full = [&] { return Load(&c->intf()->out_prod) - Load(&c->intf()->out_cons) == 2048; };
   // The guest fills the out ring and then stops reading the pty, so the
   // writer ends up blocked for good: the tty stays unwritable.
   bool blocked = false;
@@ -841,8 +843,8 @@ TEST_F(GuestTest, IllegalRingIndicesFromTheBackend) {
   const uint32_t in_cons = Load(&c->intf()->in_cons);
   Store(&c->intf()->in_prod, in_cons + 2000);
   ASSERT_TRUE(evtchn_->Notify(c->local_port).ok());
-  EXPECT_FALSE(ServeUntil([&] { return Load(&c->intf()->in_cons) != in_cons; },
-                          absl::Milliseconds(300)));
+  EXPECT_FALSE(
+      ServeUntil([&] { return Load(&c->intf()->in_cons) != in_cons; }, absl::Milliseconds(300)));
   char b;
   EXPECT_EQ(read(fd, &b, 1), -1);
   // Once the backend repairs the indices, data flows again.

@@ -75,7 +75,8 @@ class Peer {
     }
     if (cmd == "poke" || cmd == "peek") {
       auto it = pages_.find(a);
-      if (it == pages_.end() || b >= xenchan::sim::hv::kPageSize) return "err INVALID_ARGUMENT page";
+      if (it == pages_.end() || b >= xenchan::sim::hv::kPageSize)
+        return "err INVALID_ARGUMENT page";
       if (cmd == "poke") {
         it->second.data[b] = static_cast<unsigned char>(c);
         return "ok";
@@ -97,7 +98,8 @@ class Peer {
     }
     if (cmd == "mpoke" || cmd == "mpeek") {
       auto it = mappings_.find(static_cast<int>(a));
-      if (it == mappings_.end() || b >= xenchan::sim::hv::kPageSize) return "err INVALID_ARGUMENT map";
+      if (it == mappings_.end() || b >= xenchan::sim::hv::kPageSize)
+        return "err INVALID_ARGUMENT map";
       auto* bytes = static_cast<unsigned char*>(it->second->data());
       if (cmd == "mpoke") {
         bytes[b] = static_cast<unsigned char>(c);
@@ -109,8 +111,8 @@ class Peer {
       if (mappings_.erase(static_cast<int>(a)) == 0) return "err INVALID_ARGUMENT map";
       return "ok";
     }
-    if (cmd == "alloc" || cmd == "bind" || cmd == "notify" || cmd == "unmask" ||
-        cmd == "unbind" || cmd == "wait") {
+    if (cmd == "alloc" || cmd == "bind" || cmd == "notify" || cmd == "unmask" || cmd == "unbind" ||
+        cmd == "wait") {
       if (evtchn_ == nullptr) {
         auto evtchn = HvEvtchn::Open(socket_);
         if (!evtchn.ok()) return Err(evtchn.status());

@@ -82,8 +82,7 @@ TEST_F(HvTest, OnlyTheGranteeCanMap) {
   auto ref = guest->GrantPage(page->fd.get(), 0, false);
   ASSERT_TRUE(ref.ok());
   auto other = Conn(2);
-  EXPECT_EQ(other->MapGrant(1, *ref, false).status().code(),
-            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(other->MapGrant(1, *ref, false).status().code(), absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(Conn(0)->MapGrant(1, *ref + 1, false).status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(Conn(0)->MapGrant(9, *ref, false).status().code(), absl::StatusCode::kNotFound);
@@ -99,8 +98,7 @@ TEST_F(HvTest, ReadOnlyGrantCannotBeMappedWritable) {
   page->data[0] = 42;
   auto ref = guest->GrantPage(page->fd.get(), 0, /*readonly=*/true);
   ASSERT_TRUE(ref.ok());
-  EXPECT_EQ(backend->MapGrant(1, *ref, true).status().code(),
-            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(backend->MapGrant(1, *ref, true).status().code(), absl::StatusCode::kPermissionDenied);
   auto mapping = backend->MapGrant(1, *ref, false);
   ASSERT_TRUE(mapping.ok()) << mapping.status();
   EXPECT_FALSE((*mapping)->writable());
@@ -269,8 +267,7 @@ TEST_F(HvTest, UnbindRevertsPeerToUnboundForTheCloser) {
   ASSERT_TRUE(guest->Notify(*gport).ok());
   // Still earmarked for dom0: domain 2 cannot take it, dom0 can.
   auto other = Evtchn(2);
-  EXPECT_EQ(other->BindInterdomain(1, *gport).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(other->BindInterdomain(1, *gport).status().code(), absl::StatusCode::kInvalidArgument);
   auto backend = Evtchn(0);
   absl::Time deadline = absl::Now() + absl::Seconds(10);
   absl::StatusOr<uint32_t> rebound = backend->BindInterdomain(1, *gport);
@@ -527,8 +524,8 @@ TEST_F(HvTest, HostileMessagesGetErrorsAndServerKeepsServing) {
     EXPECT_TRUE(raw.Closed());
   }
   // Short, long and empty messages close the connection.
-  for (size_t size : {size_t{0}, size_t{1}, sizeof(Request) - 1, sizeof(Request) + 1,
-                      size_t{4096}}) {
+  for (size_t size :
+       {size_t{0}, size_t{1}, sizeof(Request) - 1, sizeof(Request) + 1, size_t{4096}}) {
     RawClient raw(Socket(1));
     ASSERT_TRUE(raw.connected());
     std::string junk(size, '\x07');

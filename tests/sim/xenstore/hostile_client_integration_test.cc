@@ -30,8 +30,7 @@ using testing::ShortTempDir;
 std::string Z(absl::string_view s) { return absl::StrCat(s, std::string(1, '\0')); }
 
 std::string ErrName(const Message& m) {
-  return m.type == XS_ERROR ? std::string(OneArg(m.payload).value_or("?"))
-                            : "";
+  return m.type == XS_ERROR ? std::string(OneArg(m.payload).value_or("?")) : "";
 }
 
 class HostileTest : public ::testing::Test {
@@ -71,8 +70,7 @@ TEST_F(HostileTest, OversizedLengthClosesTheConnection) {
   RawClient c(server_->socket_path());
   ASSERT_TRUE(c.connected());
   xsd_sockmsg hdr{XS_WRITE, 1, 0, 4097};
-  ASSERT_TRUE(c.SendAll(
-      absl::string_view(reinterpret_cast<const char*>(&hdr), sizeof(hdr))));
+  ASSERT_TRUE(c.SendAll(absl::string_view(reinterpret_cast<const char*>(&hdr), sizeof(hdr))));
   EXPECT_TRUE(c.WaitClosed());
   ExpectServing();
   // Exactly the maximum is fine (and gets a normal answer).
@@ -110,9 +108,8 @@ TEST_F(HostileTest, TruncatedMessagesWaitAndCloseMidMessageIsDropped) {
 
 TEST_F(HostileTest, UnknownTypesAndBadPayloadsGetErrors) {
   RawClient c(server_->socket_path());
-  for (uint32_t type : {uint32_t{XS_WATCH_EVENT}, uint32_t{XS_ERROR},
-                        uint32_t{20}, uint32_t{XS_TYPE_COUNT}, 1000u,
-                        0xffffffffu}) {
+  for (uint32_t type : {uint32_t{XS_WATCH_EVENT}, uint32_t{XS_ERROR}, uint32_t{20},
+                        uint32_t{XS_TYPE_COUNT}, 1000u, 0xffffffffu}) {
     ASSERT_TRUE(c.Send(type, Z("/"), type));
     std::optional<Message> reply = c.Receive();
     ASSERT_TRUE(reply.has_value()) << type;
@@ -125,11 +122,11 @@ TEST_F(HostileTest, UnknownTypesAndBadPayloadsGetErrors) {
     std::string err;
   };
   const std::vector<Case> cases = {
-      {XS_READ, "/tool", "EINVAL"},              // No NUL.
-      {XS_READ, "", "EINVAL"},                   // Empty.
-      {XS_READ, Z("/a\x01"), "EINVAL"},          // Bad character.
-      {XS_WRITE, "/x", "EINVAL"},                // Path not terminated.
-      {XS_WATCH, Z("/x"), "EINVAL"},             // No token.
+      {XS_READ, "/tool", "EINVAL"},      // No NUL.
+      {XS_READ, "", "EINVAL"},           // Empty.
+      {XS_READ, Z("/a\x01"), "EINVAL"},  // Bad character.
+      {XS_WRITE, "/x", "EINVAL"},        // Path not terminated.
+      {XS_WATCH, Z("/x"), "EINVAL"},     // No token.
       {XS_SET_PERMS, Z("/tool") + Z("z0"), "EINVAL"},
       {XS_TRANSACTION_END, Z("T"), "ENOENT"},
       {XS_DIRECTORY_PART, Z("/tool"), "EINVAL"},
@@ -194,8 +191,7 @@ TEST_F(HostileTest, FloodWithoutReadingIsBoundedAndOthersStillServed) {
   for (int i = 0; i < 500; ++i) batch += frame;
   size_t sent_bytes = 0;
   for (int i = 0; i < 100000; ++i) {
-    const ssize_t n = send(flood.fd(), batch.data(), batch.size(),
-                           MSG_DONTWAIT | MSG_NOSIGNAL);
+    const ssize_t n = send(flood.fd(), batch.data(), batch.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n < 0) {
       ASSERT_EQ(errno, EAGAIN);
       break;
@@ -217,8 +213,7 @@ TEST_F(HostileTest, FloodWithoutReadingIsBoundedAndOthersStillServed) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
   XenstoreServer::Stats stats = server_->GetStats();
   const XenstoreServer::Options defaults;
-  EXPECT_LE(stats.max_output_queued,
-            defaults.output_soft_limit + kHeaderSize + kPayloadMax);
+  EXPECT_LE(stats.max_output_queued, defaults.output_soft_limit + kHeaderSize + kPayloadMax);
   EXPECT_LE(stats.max_input_buffered, 16 * 1024 + kHeaderSize + kPayloadMax);
 
   // Reading resumes it: every request is answered, in order.
@@ -229,8 +224,8 @@ TEST_F(HostileTest, FloodWithoutReadingIsBoundedAndOthersStillServed) {
     pollfd p{flood.fd(), static_cast<short>(POLLIN | (pending.empty() ? 0 : POLLOUT)), 0};
     if (poll(&p, 1, 1000) <= 0) continue;
     if ((p.revents & POLLOUT) && !pending.empty()) {
-      const ssize_t n = send(flood.fd(), pending.data(), pending.size(),
-                             MSG_DONTWAIT | MSG_NOSIGNAL);
+      const ssize_t n =
+          send(flood.fd(), pending.data(), pending.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
       if (n > 0) pending.erase(0, n);
     }
     if (p.revents & POLLIN) {

@@ -53,8 +53,7 @@ std::optional<std::string> Read(xs_handle* h, const std::string& path,
 
 bool Write(xs_handle* h, const std::string& path, const std::string& value,
            xs_transaction_t t = XBT_NULL) {
-  return xs_write(h, t, path.c_str(), value.data(),
-                  static_cast<unsigned int>(value.size()));
+  return xs_write(h, t, path.c_str(), value.data(), static_cast<unsigned int>(value.size()));
 }
 
 std::vector<std::string> Directory(xs_handle* h, const std::string& path) {
@@ -75,8 +74,7 @@ std::optional<std::pair<std::string, std::string>> NextEvent(
   while (true) {
     char** ev = xs_check_watch(h);
     if (ev != nullptr) {
-      std::pair<std::string, std::string> out(ev[XS_WATCH_PATH],
-                                               ev[XS_WATCH_TOKEN]);
+      std::pair<std::string, std::string> out(ev[XS_WATCH_PATH], ev[XS_WATCH_TOKEN]);
       free(ev);
       return out;
     }
@@ -241,8 +239,8 @@ TEST_F(LibXenstoreTest, IntroduceGuestPermissionsAndRelease) {
   EXPECT_EQ(Read(guest.get(), "name").value_or("?"), "guest");
   ASSERT_TRUE(Write(guest.get(), "device/console/1/ring-ref", "8"));
   unsigned int num = 0;
-  xs_permissions* got = xs_get_permissions(
-      h, XBT_NULL, "/local/domain/5/device/console/1/ring-ref", &num);
+  xs_permissions* got =
+      xs_get_permissions(h, XBT_NULL, "/local/domain/5/device/console/1/ring-ref", &num);
   ASSERT_NE(got, nullptr);
   EXPECT_EQ(got[0].id, 5u);
   free(got);
@@ -292,13 +290,11 @@ TEST_F(LibXenstoreTest, InspectSeesTheTree) {
 
 TEST(XenstoreServerTest, CreateValidatesOptions) {
   XenstoreServer::Options none;
-  EXPECT_EQ(XenstoreServer::Create(none).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(XenstoreServer::Create(none).status().code(), absl::StatusCode::kInvalidArgument);
   XenstoreServer::Options too_long;
   too_long.socket_path = "/tmp/" + std::string(200, 'x');
   too_long.state_dir = "/tmp";
-  EXPECT_EQ(XenstoreServer::Create(too_long).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(XenstoreServer::Create(too_long).status().code(), absl::StatusCode::kInvalidArgument);
   ShortTempDir dir;
   XenstoreServer::Options file;
   file.socket_path = dir.path() + "/regular";
@@ -306,8 +302,7 @@ TEST(XenstoreServerTest, CreateValidatesOptions) {
   FILE* f = fopen(file.socket_path.c_str(), "w");
   ASSERT_NE(f, nullptr);
   fclose(f);
-  EXPECT_EQ(XenstoreServer::Create(file).status().code(),
-            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(XenstoreServer::Create(file).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 TEST(XenstoreServerTest, DestructorRemovesSockets) {

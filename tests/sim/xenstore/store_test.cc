@@ -37,8 +37,7 @@ class Recorder : public Store::Delegate {
       SplitPayload split = SplitStrings(msg->payload);
       ASSERT_EQ(split.strings.size(), 2u);
       ASSERT_TRUE(split.rest.empty());
-      events[conn].emplace_back(std::string(split.strings[0]),
-                                std::string(split.strings[1]));
+      events[conn].emplace_back(std::string(split.strings[0]), std::string(split.strings[1]));
     } else {
       replies[conn].push_back(*std::move(msg));
     }
@@ -47,8 +46,7 @@ class Recorder : public Store::Delegate {
     introduced.push_back(domid);
     return introduce_status;
   }
-  void DomainReleased(uint32_t domid,
-                      const std::vector<ConnId>& conns) override {
+  void DomainReleased(uint32_t domid, const std::vector<ConnId>& conns) override {
     released.emplace_back(domid, conns);
   }
 
@@ -63,12 +61,10 @@ std::string Z(absl::string_view s) { return absl::StrCat(s, std::string(1, '\0')
 
 class StoreTest : public ::testing::Test {
  protected:
-  explicit StoreTest(StoreOptions options = StoreOptions())
-      : store_(options, &rec_) {}
+  explicit StoreTest(StoreOptions options = StoreOptions()) : store_(options, &rec_) {}
 
   // Sends a request and returns its one reply.
-  Message Call(ConnId conn, uint32_t type, const std::string& payload,
-               uint32_t tx = 0) {
+  Message Call(ConnId conn, uint32_t type, const std::string& payload, uint32_t tx = 0) {
     Message req;
     req.type = type;
     req.req_id = ++req_id_;
@@ -89,8 +85,7 @@ class StoreTest : public ::testing::Test {
     if (m.type != XS_ERROR) return "";
     return std::string(OneArg(m.payload).value_or("<malformed>"));
   }
-  std::string Write(ConnId c, absl::string_view path, absl::string_view data,
-                    uint32_t tx = 0) {
+  std::string Write(ConnId c, absl::string_view path, absl::string_view data, uint32_t tx = 0) {
     Message m = Call(c, XS_WRITE, absl::StrCat(Z(path), data), tx);
     if (m.type == XS_WRITE) {
       EXPECT_EQ(m.payload, Z("OK"));
@@ -104,12 +99,11 @@ class StoreTest : public ::testing::Test {
     EXPECT_EQ(m.type, uint32_t{XS_READ});
     return m.payload;
   }
-  std::string Simple(ConnId c, uint32_t type, absl::string_view path,
-                     uint32_t tx = 0) {
+  std::string Simple(ConnId c, uint32_t type, absl::string_view path, uint32_t tx = 0) {
     return Err(Call(c, type, Z(path), tx));
   }
-  std::string SetPerms(ConnId c, absl::string_view path,
-                       std::vector<std::string> perms, uint32_t tx = 0) {
+  std::string SetPerms(ConnId c, absl::string_view path, std::vector<std::string> perms,
+                       uint32_t tx = 0) {
     std::string payload = Z(path);
     for (const auto& p : perms) payload += Z(p);
     return Err(Call(c, XS_SET_PERMS, payload, tx));
@@ -139,8 +133,7 @@ class StoreTest : public ::testing::Test {
     return out;
   }
   std::string Introduce(ConnId c, uint32_t domid) {
-    return Err(Call(c, XS_INTRODUCE,
-                    Z(absl::StrCat(domid)) + Z("4660") + Z("7")));
+    return Err(Call(c, XS_INTRODUCE, Z(absl::StrCat(domid)) + Z("4660") + Z("7")));
   }
   // Makes /local/domain/<domid> owned by the domain, as a toolstack does.
   void MakeDomainDir(uint32_t domid) {
@@ -202,7 +195,7 @@ TEST_F(StoreTest, MkdirAndRmSemantics) {
   EXPECT_EQ(Simple(dom0_, XS_MKDIR, "/d/e"), "");
   EXPECT_EQ(Simple(dom0_, XS_MKDIR, "/d/e"), "");  // Existing is fine.
   EXPECT_EQ(Write(dom0_, "/d/e/f", "1"), "");
-  EXPECT_EQ(Simple(dom0_, XS_RM, "/d/zz"), "");     // Parent exists: OK.
+  EXPECT_EQ(Simple(dom0_, XS_RM, "/d/zz"), "");  // Parent exists: OK.
   EXPECT_EQ(Simple(dom0_, XS_RM, "/q/zz"), "ENOENT");
   EXPECT_EQ(Simple(dom0_, XS_RM, "/"), "EINVAL");
   EXPECT_EQ(Simple(dom0_, XS_RM, "/d"), "");  // Recursive.
@@ -243,11 +236,8 @@ TEST_F(StoreTest, PermissionsOwnerDefaultAndAcl) {
   // Bad perm strings, too many entries for a guest.
   EXPECT_EQ(SetPerms(d5, "device/x", {"x5"}), "EINVAL");
   EXPECT_EQ(SetPerms(d5, "device/x", {"n5", "r"}), "EINVAL");
-  EXPECT_EQ(SetPerms(d5, "device/x", {"n5", "r1", "r2", "r3", "r4", "r6"}),
-            "ENOSPC");
-  EXPECT_EQ(SetPerms(dom0_, "/local/domain/5/device/x",
-                     {"n5", "r1", "r2", "r3", "r4", "r6"}),
-            "");
+  EXPECT_EQ(SetPerms(d5, "device/x", {"n5", "r1", "r2", "r3", "r4", "r6"}), "ENOSPC");
+  EXPECT_EQ(SetPerms(dom0_, "/local/domain/5/device/x", {"n5", "r1", "r2", "r3", "r4", "r6"}), "");
   // dom0 ignores perms entirely.
   EXPECT_EQ(SetPerms(dom0_, "/local/domain/5/device/x", {"n5"}), "");
   EXPECT_EQ(Read(dom0_, "/local/domain/5/device/x"), "w7");
@@ -275,8 +265,7 @@ TEST_F(StoreTest, WatchFiresOnRegistrationAndChangesBelow) {
   EXPECT_EQ(Write(dom0_, "/c", "1"), "");
   EXPECT_EQ(SetPerms(dom0_, "/a/b", {"r0"}), "");
   EXPECT_EQ(Simple(dom0_, XS_MKDIR, "/a/b"), "");  // Exists: no event.
-  EXPECT_THAT(TakeEvents(dom0_),
-              ElementsAre(Pair("/a/b", "tok"), Pair("/a/b", "tok")));
+  EXPECT_THAT(TakeEvents(dom0_), ElementsAre(Pair("/a/b", "tok"), Pair("/a/b", "tok")));
   EXPECT_EQ(Err(Call(dom0_, XS_UNWATCH, Z("/a") + Z("tok"))), "");
   EXPECT_EQ(Err(Call(dom0_, XS_UNWATCH, Z("/a") + Z("tok"))), "ENOENT");
   EXPECT_EQ(Write(dom0_, "/a/b", "2"), "");
@@ -291,8 +280,7 @@ TEST_F(StoreTest, RecursiveRemoveFiresTopAndExactDescendants) {
   TakeEvents(dom0_);
   EXPECT_EQ(Simple(dom0_, XS_RM, "/a"), "");
   std::vector<Event> ev = TakeEvents(dom0_);
-  EXPECT_THAT(ev, ElementsAre(Pair("/a/b/c", "leaf"), Pair("/a", "top"),
-                              Pair("/a", "root")));
+  EXPECT_THAT(ev, ElementsAre(Pair("/a/b/c", "leaf"), Pair("/a", "top"), Pair("/a", "root")));
 }
 
 TEST_F(StoreTest, WatchEventsRespectReadPermission) {
@@ -316,11 +304,9 @@ TEST_F(StoreTest, RelativeWatchesGetRelativePaths) {
   EXPECT_EQ(Watch(d5, "device", "dev"), "");
   EXPECT_THAT(TakeEvents(d5), ElementsAre(Pair("device", "dev")));
   EXPECT_EQ(Write(dom0_, "/local/domain/5/device/console/1/state", "1"), "");
-  EXPECT_THAT(TakeEvents(d5),
-              ElementsAre(Pair("device/console/1/state", "dev")));
+  EXPECT_THAT(TakeEvents(d5), ElementsAre(Pair("device/console/1/state", "dev")));
   EXPECT_EQ(Watch(d5, "/local/domain/5/device", "abs"), "");
-  EXPECT_THAT(TakeEvents(d5),
-              ElementsAre(Pair("/local/domain/5/device", "abs")));
+  EXPECT_THAT(TakeEvents(d5), ElementsAre(Pair("/local/domain/5/device", "abs")));
   EXPECT_EQ(Err(Call(d5, XS_UNWATCH, Z("device") + Z("dev"))), "");
 }
 
@@ -337,8 +323,7 @@ TEST_F(StoreTest, TransactionIsolatesAndFiresOnCommit) {
   EXPECT_THAT(TakeEvents(other), IsEmpty());
   EXPECT_EQ(TxEnd(dom0_, tx, true), "");
   EXPECT_EQ(Read(other, "/t/port"), "3");
-  EXPECT_THAT(TakeEvents(other),
-              ElementsAre(Pair("/t/ring-ref", "w"), Pair("/t/port", "w")));
+  EXPECT_THAT(TakeEvents(other), ElementsAre(Pair("/t/ring-ref", "w"), Pair("/t/port", "w")));
   // The id is gone.
   EXPECT_EQ(Read(dom0_, "/t/port", tx), "!ENOENT");
   EXPECT_EQ(TxEnd(dom0_, tx, true), "ENOENT");
@@ -454,8 +439,7 @@ TEST_F(StoreTest, DirectoryPartListsLargeDirectories) {
   uint32_t off = 0;
   int parts = 0;
   while (true) {
-    Message m = Call(dom0_, XS_DIRECTORY_PART,
-                     Z("/big") + Z(absl::StrCat(off)));
+    Message m = Call(dom0_, XS_DIRECTORY_PART, Z("/big") + Z(absl::StrCat(off)));
     ASSERT_EQ(m.type, uint32_t{XS_DIRECTORY_PART}) << Err(m);
     ASSERT_LE(m.payload.size(), kPayloadMax);
     const std::string g = m.payload.substr(0, m.payload.find('\0'));
@@ -491,8 +475,7 @@ TEST_F(StoreTest, IntroduceAndReleaseDomain) {
   EXPECT_EQ(Introduce(dom0_, 5), "");  // Again: no new socket, no event.
   EXPECT_THAT(rec_.introduced, ElementsAre(5u));
   EXPECT_EQ(Call(dom0_, XS_IS_DOMAIN_INTRODUCED, Z("5")).payload, Z("T"));
-  EXPECT_EQ(Call(dom0_, XS_GET_DOMAIN_PATH, Z("5")).payload,
-            Z("/local/domain/5"));
+  EXPECT_EQ(Call(dom0_, XS_GET_DOMAIN_PATH, Z("5")).payload, Z("/local/domain/5"));
 
   MakeDomainDir(5);
   const ConnId d5 = store_.AddConnection(5, false);

@@ -50,8 +50,8 @@ class ShortTempDir {
   std::string path_;
 };
 
-inline std::unique_ptr<XenstoreServer> StartServer(
-    const std::string& dir, XenstoreServer::Options options = {}) {
+inline std::unique_ptr<XenstoreServer> StartServer(const std::string& dir,
+                                                   XenstoreServer::Options options = {}) {
   options.socket_path = dir + "/xenstored.sock";
   options.state_dir = dir;
   auto server = XenstoreServer::Create(std::move(options));
@@ -67,8 +67,7 @@ class RawClient {
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-    connected_ =
-        connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
   }
   ~RawClient() { Close(); }
   void Close() {
@@ -89,8 +88,7 @@ class RawClient {
     }
     return true;
   }
-  bool Send(uint32_t type, absl::string_view payload, uint32_t req_id = 1,
-            uint32_t tx_id = 0) {
+  bool Send(uint32_t type, absl::string_view payload, uint32_t req_id = 1, uint32_t tx_id = 0) {
     return SendAll(EncodeMessage(type, req_id, tx_id, payload));
   }
   // The next message, or nullopt on EOF, error or timeout.
@@ -222,8 +220,7 @@ class Child {
 };
 
 // Runs a tool to completion; returns its exit code and output.
-inline int RunTool(std::vector<std::string> argv, const std::string& socket,
-                   std::string* output) {
+inline int RunTool(std::vector<std::string> argv, const std::string& socket, std::string* output) {
   Child child(std::move(argv), socket);
   return child.Finish(output);
 }

@@ -31,9 +31,7 @@ class ToolsTest : public ::testing::Test {
     socket_ = server_->socket_path();
   }
   // Runs a tool on the dom0 socket; returns "<exit code>:<output>".
-  std::string Run(std::vector<std::string> argv) {
-    return RunOn(socket_, std::move(argv));
-  }
+  std::string Run(std::vector<std::string> argv) { return RunOn(socket_, std::move(argv)); }
   std::string RunOn(const std::string& socket, std::vector<std::string> argv) {
     std::string out;
     const int rc = RunTool(std::move(argv), socket, &out);
@@ -46,8 +44,7 @@ class ToolsTest : public ::testing::Test {
 };
 
 TEST_F(ToolsTest, WriteReadLsListExistsRm) {
-  EXPECT_EQ(Run({"xenstore-write", "/tools/a", "1", "/tools/b", "two words"}),
-            "0:");
+  EXPECT_EQ(Run({"xenstore-write", "/tools/a", "1", "/tools/b", "two words"}), "0:");
   EXPECT_EQ(Run({"xenstore-read", "/tools/a", "/tools/b"}), "0:1\ntwo words\n");
   EXPECT_EQ(Run({"xenstore-ls", "/tools"}), "0:a = \"1\"\nb = \"two words\"\n");
   EXPECT_EQ(Run({"xenstore-list", "/tools"}), "0:a\nb\n");
@@ -101,8 +98,7 @@ TEST_F(ToolsTest, ToolsOnAGuestSocketActAsTheGuest) {
   EXPECT_EQ(RunOn(guest, {"xenstore-read", "data/x"}), "0:1\n");
   EXPECT_EQ(Run({"xenstore-read", "/local/domain/4/data/x"}), "0:1\n");
   EXPECT_TRUE(absl::StartsWith(RunOn(guest, {"xenstore-read", "/secret"}), "1:"));
-  EXPECT_TRUE(
-      absl::StartsWith(RunOn(guest, {"xenstore-write", "/secret", "x"}), "1:"));
+  EXPECT_TRUE(absl::StartsWith(RunOn(guest, {"xenstore-write", "/secret", "x"}), "1:"));
   EXPECT_EQ(Run({"xenstore-read", "/secret"}), "0:s\n");
 }
 

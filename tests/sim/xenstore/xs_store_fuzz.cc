@@ -54,9 +54,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   options.nodes_per_domain = 50;  // Reach the quotas with small inputs.
   options.watches_per_domain = 8;
   Store store(options, &delegate);
-  const std::vector<ConnId> conns = {
-      store.AddConnection(0, true), store.AddConnection(5, false),
-      store.AddConnection(7, false), store.AddConnection(0, true)};
+  const std::vector<ConnId> conns = {store.AddConnection(0, true), store.AddConnection(5, false),
+                                     store.AddConnection(7, false), store.AddConnection(0, true)};
   FrameParser parser;
   parser.Append(absl::string_view(reinterpret_cast<const char*>(data), size));
   for (int n = 0; n < 2000; ++n) {

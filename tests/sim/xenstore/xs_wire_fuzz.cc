@@ -28,8 +28,7 @@ void Check(bool ok) {
 
 // Parses `bytes` in chunks of `chunk`; returns the messages and whether the
 // stream broke.
-std::vector<Message> ParseAll(const std::string& bytes, size_t chunk,
-                              bool* broken) {
+std::vector<Message> ParseAll(const std::string& bytes, size_t chunk, bool* broken) {
   FrameParser parser;
   std::vector<Message> out;
   *broken = false;
@@ -54,8 +53,8 @@ void CheckPayload(const Message& m) {
   const std::string frame = EncodeMessage(m.type, m.req_id, m.tx_id, m.payload);
   auto back = DecodeMessage(frame);
   Check(back.ok());
-  Check(back->type == m.type && back->req_id == m.req_id &&
-        back->tx_id == m.tx_id && back->payload == m.payload);
+  Check(back->type == m.type && back->req_id == m.req_id && back->tx_id == m.tx_id &&
+        back->payload == m.payload);
   auto split = SplitStrings(m.payload);
   size_t total = split.rest.size();
   for (auto s : split.strings) {
