@@ -54,10 +54,20 @@ TEST_F(EngineFakeHostileTest, ScribbledRingIndicesAreCountedAndIgnored) {
   ExpectRoundTrip(good, *good_writer, "before");
 
   xencons_interface* page = bad.ring();
-  const uint32_t saved_out = page->out_prod;
-  const uint32_t saved_in = page->in_prod;
-  page->out_prod = page->out_cons + 100000;     // more than the ring holds
-  page->in_cons = page->in_prod + 5000;         // consumer ahead of producer
+  // Every scribble goes through GuestWritePage: the guest's CPU, not ours.
+  auto set_index = [page](XENCONS_RING_IDX xencons_interface::*index, uint32_t value) {
+    const size_t offset =
+        reinterpret_cast<const char*>(&(page->*index)) - reinterpret_cast<const char*>(page);
+    FakeConsoleFrontend::GuestWritePage(page, offset, &value, sizeof(value));
+  };
+  auto get_index = [page](XENCONS_RING_IDX xencons_interface::*index) {
+    return __atomic_load_n(&(page->*index), __ATOMIC_ACQUIRE);
+  };
+  const uint32_t saved_out = get_index(&xencons_interface::out_prod);
+  const uint32_t saved_in = get_index(&xencons_interface::in_prod);
+  // More than the ring holds, and a consumer ahead of its producer.
+  set_index(&xencons_interface::out_prod, get_index(&xencons_interface::out_cons) + 100000);
+  set_index(&xencons_interface::in_cons, saved_in + 5000);
   ASSERT_TRUE(bad_writer->Write("poke").ok());  // makes the engine look
   ASSERT_TRUE(WaitCounters("bad", "victim",
                            [](const ChannelCounters& c) { return c.bad_ring_rounds > 0; }));
@@ -69,14 +79,17 @@ TEST_F(EngineFakeHostileTest, ScribbledRingIndicesAreCountedAndIgnored) {
   // Garbage everywhere, many times over, while the engine keeps servicing.
   std::mt19937 rng(42);
   for (int i = 0; i < 200; ++i) {
-    auto* bytes = reinterpret_cast<unsigned char*>(page);
-    for (size_t j = 0; j < sizeof(xencons_interface); ++j) bytes[j] = rng() & 0xff;
+    unsigned char bytes[sizeof(xencons_interface)];
+    for (unsigned char& b : bytes) b = rng() & 0xff;
+    FakeConsoleFrontend::GuestWritePage(page, 0, bytes, sizeof(bytes));
     (void)bad.Notify();
   }
   ExpectRoundTrip(good, *good_writer, "after garbage");
   // Sane indices again: the channel is still connected and moves data.
-  page->out_cons = page->out_prod = saved_out;
-  page->in_cons = page->in_prod = saved_in;
+  set_index(&xencons_interface::out_cons, saved_out);
+  set_index(&xencons_interface::out_prod, saved_out);
+  set_index(&xencons_interface::in_cons, saved_in);
+  set_index(&xencons_interface::in_prod, saved_in);
   EXPECT_EQ(Info("bad", "victim").state, ChannelState::kConnected);
   ASSERT_TRUE(bad.WriteAll("sane again").ok());
   EXPECT_EQ(ReadSession(*bad_writer, 10, absl::Seconds(10)), "sane again");

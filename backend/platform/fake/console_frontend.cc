@@ -7,6 +7,7 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/base/attributes.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "backend/sim/guest/frontend_ring.h"
@@ -91,11 +92,20 @@ absl::Status FakeConsoleFrontend::ConnectRing() {
   return SetState(kInitialised);
 }
 
+ABSL_ATTRIBUTE_NOINLINE void FakeConsoleFrontend::GuestWritePage(void* page, size_t offset,
+                                                                 const void* src, size_t len) {
+  if (offset >= kXenPageSize) return;
+  len = std::min(len, kXenPageSize - offset);
+  std::memcpy(static_cast<unsigned char*>(page) + offset, src, len);
+}
+
 absl::Status FakeConsoleFrontend::Resume() {
   if (page_ == nullptr) return absl::FailedPreconditionError("the frontend was never probed");
   if (absl::Status s = ReadBackend(); !s.ok()) return s;
   last_backend_ = -1;  // the re-registered otherend watch fires at once
-  std::memset(page_->bytes, 0, sizeof(page_->bytes));
+  // hvc_xen's resume zeroes the whole page (xencons_resume).
+  static const FakePage kZero{};
+  GuestWritePage(page_->bytes, 0, kZero.bytes, sizeof(kZero.bytes));
   (void)evtchn_->Unbind(port_);
   (void)host_.hypervisor().EndAccess(domid_, ring_ref_);  // fails while mapped: kept
   return ConnectRing();

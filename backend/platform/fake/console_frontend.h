@@ -110,7 +110,17 @@ class FakeConsoleFrontend {
   // unmasks every fired port. False on timeout.
   bool WaitEvent(absl::Duration timeout);
   // The raw shared page, for misbehaving on purpose. Valid after Probe.
+  // Scribble on it only through GuestWritePage.
   xencons_interface* ring() const;
+  // Writes `len` bytes of `src` at `offset` into the shared page (one
+  // kXenPageSize page at `page`) as
+  // the guest does: from another domain's CPU, with no lock the backend
+  // could take. The engine's defence against such writes is its
+  // read-once-then-validate ring protocol (backend/ring), which the hostile
+  // tests and fuzzers check; ThreadSanitizer, which would report every such
+  // write that meets an engine read, is told so for this function alone
+  // (tools/tsan/suppressions.cc). Out-of-page ranges are clipped.
+  static void GuestWritePage(void* page, size_t offset, const void* src, size_t len);
 
   // --- Identity, and xenstore as the guest. ---
   XenStore& xs() { return *xs_; }
