@@ -12,7 +12,9 @@
 // refused with INVALID_ARGUMENT.
 //
 // Verbs served by xensim: create (name, uuid?, channel*, output?), destroy
-// (domain), list (output?), suspend / resume / shutdown / kill (domain).
+// (domain), list (output?), suspend / resume / shutdown / kill (domain),
+// reboot (domain, output?), save (domain, file), restore (file, output?),
+// migrate (domain, to: the destination's state dir).
 // `domain` is a name or a domid; `output` is "text" (default) or "json".
 #ifndef XENCHAN_BACKEND_SIM_CONTROL_H_
 #define XENCHAN_BACKEND_SIM_CONTROL_H_

@@ -42,6 +42,30 @@
 // still mapped by someone stays in the list as `dying` until the hypervisor
 // reports it gone.
 //
+// Life cycle (host_lifecycle.cc; libxl_domain.c, xl_saverestore.c,
+// xl_migrate.c):
+//  * reboot: as `xl reboot` (libxl_domain_reboot, then xl's restart on
+//    SHUTDOWN_reboot): a running guest shuts its devices down as for
+//    poweroff, the domain is destroyed as above, and a new incarnation is
+//    created from the domain's own configuration (name, UUID, xl.cfg
+//    channels; devices others hot-added are not re-created) with a new
+//    domid; the guest boots afresh (new boot id, new ttys).
+//  * save: the guest is suspended and hands over its state (guest.h), the
+//    image (save_image.h: configuration + guest state) is written, and the
+//    domain is destroyed. A failure before the image is written resumes the
+//    guest and leaves the domain running.
+//  * restore: as libxl's domain_create with a restore stream: the domain is
+//    created (paused: no guest process yet) with a new domid and the saved
+//    UUID and name, the devices of its own configuration are added in the
+//    create order above, the saved state is handed over, and the guest is
+//    unpaused and resumes (it does not boot). Returns once the guest runs.
+//  * migrate: to another xensim host (its state dir) on this machine, as
+//    `xl migrate`: the receiver is contacted first (UNAVAILABLE, nothing
+//    changed, if it does not answer); the domain is saved into an image
+//    the receiver restores (new domid there, same UUID); only then is the
+//    source destroyed. If the receiver fails, the source guest is resumed
+//    and keeps running here.
+//
 // States: running; suspended (after `suspend`, until `resume`); crashed (the
 // guest process died without a shutdown: `kill` or a crash; the domain stays
 // until destroyed, as with on_crash=preserve); shutdown (after a graceful
@@ -72,6 +96,7 @@
 #include "backend/sim/channel_spec.h"
 #include "backend/sim/control.h"
 #include "backend/sim/hv/hypervisor.h"
+#include "backend/sim/save_image.h"
 #include "backend/sim/xenstore/server.h"
 #include "backend/util/mutex.h"
 
@@ -138,6 +163,21 @@ class Host {
   // SIGKILLs the guest process; the domain becomes `crashed`.
   absl::Status KillDomain(const std::string& domain) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // See "Life cycle" above. `file`/`dest_state_dir` are paths on this
+  // machine. NOT_FOUND for an unknown domain; FAILED_PRECONDITION for one
+  // that is suspended (or, for save and migrate, not running);
+  // INVALID_ARGUMENT for a file that is not a save image; ALREADY_EXISTS
+  // when restoring a name or UUID that is in use; UNAVAILABLE when the
+  // destination host does not answer.
+  absl::StatusOr<DomainStatus> RebootDomain(const std::string& domain) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status SaveDomain(const std::string& domain, const std::string& file)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<DomainStatus> RestoreDomain(const std::string& file) ABSL_LOCKS_EXCLUDED(mu_);
+  // Returns the destination's reply (the new domid there, "\n"-terminated).
+  absl::StatusOr<std::string> MigrateDomain(const std::string& domain,
+                                            const std::string& dest_state_dir)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
   // Domain-0 first, then the guests by domid (including dying ones).
   std::vector<DomainStatus> ListDomains() ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -158,6 +198,7 @@ class Host {
     std::string name;
     std::string uuid;
     std::vector<ChannelSpec> channels;
+    std::vector<std::string> channel_texts;  // the xl.cfg specs as given
     pid_t guest_pid = -1;
     pid_t qemu_pid = -1;
     State state = State::kRunning;
@@ -171,6 +212,20 @@ class Host {
   // Notices guests that died on their own (reaps them; state crashed).
   void ReapLocked(Domain& d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status DestroyLocked(Domain& d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // ALREADY_EXISTS if a live domain has `name` or `uuid`.
+  absl::Status CheckFreeLocked(const std::string& name, const std::string& uuid)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Creates a domain from validated configuration (the steps of the file
+  // comment); with `restore_state` (a file of the guest's saved state) the
+  // guest resumes from it instead of booting.
+  absl::StatusOr<DomainStatus> CreateLocked(const std::string& name, const std::string& uuid,
+                                            const std::vector<ChannelSpec>& specs,
+                                            const std::vector<std::string>& channel_texts,
+                                            const std::string& restore_state)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Suspends the guest and collects the save image; on failure the guest is
+  // resumed. The domain is left in place (suspended).
+  absl::Status SaveLocked(Domain& d, SaveImage* image) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status WriteDomainEntries(uint32_t domid, const std::string& name, const std::string& uuid);
   absl::Status WriteChannel(uint32_t domid, uint32_t devid, const ChannelSpec& spec);
   // Waits until QEMU has moved every channel's backend out of state 1;
@@ -189,6 +244,13 @@ class Host {
   std::map<uint32_t, Domain> domains_ ABSL_GUARDED_BY(mu_);
   uint32_t next_domid_ ABSL_GUARDED_BY(mu_) = 1;
 };
+
+// Validates xl.cfg channel specs (INVALID_ARGUMENT naming the bad one,
+// duplicate names or socket paths, too many). Pure.
+absl::StatusOr<std::vector<ChannelSpec>> ParseChannelSpecs(const std::vector<std::string>& texts);
+// Validates a domain name and canonicalises `uuid` (a new random one if
+// empty). INVALID_ARGUMENT otherwise.
+absl::StatusOr<std::string> CheckNameAndUuid(const std::string& name, const std::string& uuid);
 
 // Text and JSON renderings used by the control replies. Pure.
 std::string FormatDomainsText(const std::vector<DomainStatus>& domains);

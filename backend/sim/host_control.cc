@@ -1,6 +1,7 @@
 // How the simulated toolstack is commanded: the control verbs (control.h)
 // served by Host::HandleRequest, the guest commands sent to a domain's
-// guest.sock (suspend, resume, shutdown; see guest.h) and `kill`, and the
+// guest.sock (suspend, resume, shutdown; see guest.h) and `kill`, the life
+// cycle verbs (reboot, save, restore, migrate; host_lifecycle.cc), and the
 // `domain list` view with its text and JSON renderings.
 #include <errno.h>
 #include <poll.h>
@@ -244,10 +245,31 @@ absl::StatusOr<std::string> Host::HandleRequest(const ControlRequest& req) {
     if (!d.ok()) return d.status();
     return json ? FormatDomainJson(*d) + "\n" : absl::StrCat(d->domid, "\n");
   }
+  if (req.verb == "restore") {
+    auto file = req.Get("file");
+    if (!file.has_value()) return absl::InvalidArgumentError("restore: missing file");
+    auto d = RestoreDomain(*file);
+    if (!d.ok()) return d.status();
+    return json ? FormatDomainJson(*d) + "\n" : absl::StrCat(d->domid, "\n");
+  }
   auto domain = req.Get("domain");
   if (!domain.has_value()) return absl::InvalidArgumentError(req.verb + ": missing domain");
+  if (req.verb == "reboot") {
+    auto d = RebootDomain(*domain);
+    if (!d.ok()) return d.status();
+    return json ? FormatDomainJson(*d) + "\n" : absl::StrCat(d->domid, "\n");
+  }
+  if (req.verb == "migrate") {
+    auto to = req.Get("to");
+    if (!to.has_value()) return absl::InvalidArgumentError("migrate: missing to");
+    return MigrateDomain(*domain, *to);
+  }
   absl::Status s;
-  if (req.verb == "destroy") {
+  if (req.verb == "save") {
+    auto file = req.Get("file");
+    if (!file.has_value()) return absl::InvalidArgumentError("save: missing file");
+    s = SaveDomain(*domain, *file);
+  } else if (req.verb == "destroy") {
     s = DestroyDomain(*domain);
   } else if (req.verb == "suspend") {
     s = SuspendDomain(*domain);

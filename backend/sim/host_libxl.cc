@@ -220,25 +220,10 @@ absl::Status Host::WaitForBackends(uint32_t domid, size_t channels, pid_t qemu) 
   }
 }
 
-absl::StatusOr<DomainStatus> Host::CreateDomain(const std::string& name, const std::string& uuid_in,
-                                                const std::vector<std::string>& channel_specs) {
-  if (!IsValidDomainName(name) || name == "Domain-0") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("invalid domain name '", name, "': want [A-Za-z0-9._-]{1,64}"));
-  }
-  std::string uuid;
-  if (uuid_in.empty()) {
-    uuid = NewUuid();
-  } else {
-    std::optional<std::string> u = CanonicalUuid(uuid_in);
-    if (!u.has_value()) {
-      return absl::InvalidArgumentError(absl::StrCat("invalid uuid '", uuid_in, "'"));
-    }
-    uuid = *std::move(u);
-  }
+absl::StatusOr<std::vector<ChannelSpec>> ParseChannelSpecs(const std::vector<std::string>& texts) {
   std::vector<ChannelSpec> specs;
   std::set<std::string> names, paths;
-  for (const std::string& text : channel_specs) {
+  for (const std::string& text : texts) {
     auto parsed = ParseChannelSpec(text);
     if (!parsed.ok()) {
       return absl::InvalidArgumentError(
@@ -253,19 +238,51 @@ absl::StatusOr<DomainStatus> Host::CreateDomain(const std::string& name, const s
     specs.push_back(parsed->spec);
   }
   if (specs.size() > kMaxChannels) return absl::InvalidArgumentError("too many channels");
+  return specs;
+}
 
-  MutexLock lock(&mu_);
+absl::StatusOr<std::string> CheckNameAndUuid(const std::string& name, const std::string& uuid_in) {
+  if (!IsValidDomainName(name) || name == "Domain-0") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid domain name '", name, "': want [A-Za-z0-9._-]{1,64}"));
+  }
+  if (uuid_in.empty()) return NewUuid();
+  std::optional<std::string> u = CanonicalUuid(uuid_in);
+  if (!u.has_value()) return absl::InvalidArgumentError(absl::StrCat("invalid uuid '", uuid_in, "'"));
+  return *std::move(u);
+}
+
+absl::Status Host::CheckFreeLocked(const std::string& name, const std::string& uuid) {
   for (auto& [id, d] : domains_) {
     if (d.state == State::kDying) continue;
     if (d.name == name) return absl::AlreadyExistsError(absl::StrCat("domain ", name, " exists"));
     if (d.uuid == uuid) return absl::AlreadyExistsError(absl::StrCat("uuid ", uuid, " in use"));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<DomainStatus> Host::CreateDomain(const std::string& name, const std::string& uuid_in,
+                                                const std::vector<std::string>& channel_specs) {
+  absl::StatusOr<std::string> uuid = CheckNameAndUuid(name, uuid_in);
+  if (!uuid.ok()) return uuid.status();
+  absl::StatusOr<std::vector<ChannelSpec>> specs = ParseChannelSpecs(channel_specs);
+  if (!specs.ok()) return specs.status();
+  MutexLock lock(&mu_);
+  if (absl::Status s = CheckFreeLocked(name, *uuid); !s.ok()) return s;
+  return CreateLocked(name, *uuid, *specs, channel_specs, "");
+}
+
+absl::StatusOr<DomainStatus> Host::CreateLocked(const std::string& name, const std::string& uuid,
+                                                const std::vector<ChannelSpec>& specs,
+                                                const std::vector<std::string>& channel_texts,
+                                                const std::string& restore_state) {
   const uint32_t domid = next_domid_++;
   Domain dom;
   dom.domid = domid;
   dom.name = name;
   dom.uuid = uuid;
   dom.channels = specs;
+  dom.channel_texts = channel_texts;
 
   const std::string dom_path = absl::StrCat("/local/domain/", domid);
   absl::Status s = WriteDomainEntries(domid, name, uuid);
@@ -325,8 +342,14 @@ absl::StatusOr<DomainStatus> Host::CreateDomain(const std::string& name, const s
   }
   const std::string root = absl::StrCat(dir, "/guests/", name, "/root");
   if (!(s = MakeDirs(root + "/dev", 0755)).ok()) return fail(s);
-  auto guest = SpawnChild({options_.xensim_binary, "guest", "--state-dir", dir, "--domid",
-                           absl::StrCat(domid), "--name", name});
+  // Unpause: the guest boots, or (restore) resumes from its saved state.
+  std::vector<std::string> argv = {options_.xensim_binary, "guest", "--state-dir", dir, "--domid",
+                                   absl::StrCat(domid), "--name", name};
+  if (!restore_state.empty()) {
+    argv.push_back("--restore-state");
+    argv.push_back(restore_state);
+  }
+  auto guest = SpawnChild(argv);
   if (!guest.ok()) return fail(guest.status());
   d.guest_pid = *guest;
   return StatusLocked(d);

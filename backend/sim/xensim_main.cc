@@ -13,7 +13,16 @@
 //   xensim --state-dir DIR domain list [--output text|json]
 //   xensim --state-dir DIR domain destroy|suspend|resume|shutdown|kill DOMAIN
 //       DOMAIN is a name or a domid (host.h documents each operation).
-//   xensim guest --state-dir DIR --domid D --name N      (spawned by serve)
+//   xensim --state-dir DIR domain reboot DOMAIN [--output text|json]
+//       Prints the new domid.
+//   xensim --state-dir DIR domain save DOMAIN FILE
+//   xensim --state-dir DIR domain restore FILE [--output text|json]
+//       Prints the new domid.
+//   xensim --state-dir DIR domain migrate DOMAIN --to DEST_STATE_DIR
+//       DEST_STATE_DIR is another `xensim serve`'s state dir on this
+//       machine; prints the domid on the destination.
+//   xensim guest --state-dir DIR --domid D --name N [--restore-state F]
+//                                                        (spawned by serve)
 //   xensim qemu --state-dir DIR --domid D                (spawned by serve)
 //
 // Options may come before or after the command words, as `--opt VALUE` or
@@ -48,7 +57,11 @@ constexpr char kUsage[] =
     "  xensim --state-dir DIR domain create --name N [--uuid U] [--channel SPEC]... "
     "[--output text|json]\n"
     "  xensim --state-dir DIR domain list [--output text|json]\n"
-    "  xensim --state-dir DIR domain destroy|suspend|resume|shutdown|kill NAME|DOMID\n";
+    "  xensim --state-dir DIR domain destroy|suspend|resume|shutdown|kill NAME|DOMID\n"
+    "  xensim --state-dir DIR domain reboot NAME|DOMID [--output text|json]\n"
+    "  xensim --state-dir DIR domain save NAME|DOMID FILE\n"
+    "  xensim --state-dir DIR domain restore FILE [--output text|json]\n"
+    "  xensim --state-dir DIR domain migrate NAME|DOMID --to DEST_STATE_DIR\n";
 
 struct Args {
   std::vector<std::string> words;
@@ -112,6 +125,14 @@ bool CheckOptions(const Args& args, std::initializer_list<const char*> allowed,
     }
   }
   return true;
+}
+
+// `path` made absolute against the current directory (serve has its own).
+std::string Absolute(const std::string& path) {
+  if (path.empty() || path[0] == '/') return path;
+  char cwd[PATH_MAX];
+  if (getcwd(cwd, sizeof(cwd)) == nullptr) return path;
+  return absl::StrCat(cwd, "/", path);
 }
 
 int Serve(const std::string& state_dir_in) {
@@ -191,6 +212,25 @@ int Domain(const Args& args) {
     if (!CheckOptions(args, {"state-dir"}, &error)) return Usage(error);
     if (args.words.size() != 3) return Usage(absl::StrCat("domain ", cmd, " needs NAME|DOMID"));
     req.args.emplace_back("domain", args.words[2]);
+  } else if (cmd == "reboot") {
+    if (!CheckOptions(args, {"state-dir", "output"}, &error)) return Usage(error);
+    if (args.words.size() != 3) return Usage("domain reboot needs NAME|DOMID");
+    req.args.emplace_back("domain", args.words[2]);
+  } else if (cmd == "save") {
+    if (!CheckOptions(args, {"state-dir"}, &error)) return Usage(error);
+    if (args.words.size() != 4) return Usage("domain save needs NAME|DOMID FILE");
+    req.args.emplace_back("domain", args.words[2]);
+    req.args.emplace_back("file", Absolute(args.words[3]));
+  } else if (cmd == "restore") {
+    if (!CheckOptions(args, {"state-dir", "output"}, &error)) return Usage(error);
+    if (args.words.size() != 3) return Usage("domain restore needs FILE");
+    req.args.emplace_back("file", Absolute(args.words[2]));
+  } else if (cmd == "migrate") {
+    if (!CheckOptions(args, {"state-dir", "to"}, &error)) return Usage(error);
+    if (args.words.size() != 3) return Usage("domain migrate needs NAME|DOMID");
+    if (args.Get("to").empty()) return Usage("domain migrate needs --to DEST_STATE_DIR");
+    req.args.emplace_back("domain", args.words[2]);
+    req.args.emplace_back("to", Absolute(args.Get("to")));
   } else {
     return Usage(absl::StrCat("unknown domain command '", cmd, "'"));
   }
@@ -237,6 +277,7 @@ int Main(int argc, char** argv) {
       o.xenstore_socket = dom_dir + "/xenstored.sock";
       o.hypervisor_socket = dom_dir + "/hypervisor.sock";
       o.control_socket = dom_dir + "/guest.sock";
+      o.restore_state = args.Get("restore-state");
       s = RunGuest(o);
     } else {
       s = RunQemu({state_dir, domid});

@@ -24,6 +24,7 @@
 #include "backend/sim/guest/guest_internal.h"
 #include "backend/util/errno_status.h"
 #include "backend/util/make_dirs.h"
+#include "backend/util/uuid.h"
 
 namespace xenchan {
 namespace sim {
@@ -64,7 +65,11 @@ absl::Status Guest::Setup() {
   if (absl::Status s = ListenControl(); !s.ok()) return s;
 
   // xenbus_probe_frontend: watch the bus root, then enumerate what is there.
+  // A resuming guest re-registers its watch (xs_resume) and resumes the
+  // devices it knows instead (guest_save.cc); it does not enumerate.
   if (absl::Status s = xs_->Watch("device", kFrontendWatchToken); !s.ok()) return s;
+  if (!options_.restore_state.empty()) return RestoreAndResume();
+  boot_id_ = NewUuid();
   ProbeDevices();
   return absl::OkStatus();
 }

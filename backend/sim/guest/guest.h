@@ -58,6 +58,29 @@
 //                  (state 5, wait up to 5 s for backend 5, which moves the
 //                  frontend to 6), then "ok shutdown <nodename>=<closed|
 //                  timeout>:<ms> ..." and RunGuest returns OK.
+//     info      -> "ok {"boot_id":..,"resumes":..,"restored":..}": the boot
+//                  id is new on every boot and survives save/restore.
+//     save PATH -> only while suspended: writes the guest's state
+//                  (guest_state.h) to PATH, then "ok saved <n>" (n devices).
+//                  The guest stays suspended; the toolstack destroys it.
+//
+// Save and restore (xl save / xl restore, migration; guest_save.cc)
+//   A guest started with GuestOptions::restore_state does not boot: it
+//   rebuilds the device list it had (each bound console gets its zeroed
+//   ring page back from the image and a tty on its old line), then runs
+//   xenbus_dev_resume + xencons_resume for each bound device in
+//   registration order, as Linux's resume does after the toolstack has
+//   re-created the domain's configured devices and unpaused it. A device
+//   whose frontend directory the new domain lacks fails talk_to_otherend
+//   (xenbus_dev_fatal: error node, a state switch that finds no `state`
+//   node and writes nothing) and stays registered with its old tty, ring
+//   page and no port or grant; since Linux neither re-enumerates the bus on
+//   resume nor probes a node whose device is still registered, such a node
+//   written later is not probed until it has first been removed (a watch
+//   event that finds it gone unregisters the stale device). Devices the new
+//   domain has but the guest never knew are not probed either, until an
+//   event under their node arrives. The re-registered `device` watch fires
+//   once for the root, which xenbus_dev_changed ignores.
 #ifndef XENCHAN_BACKEND_SIM_GUEST_GUEST_H_
 #define XENCHAN_BACKEND_SIM_GUEST_GUEST_H_
 
@@ -84,6 +107,10 @@ struct GuestOptions {
   // Where the guest listens for control commands
   // (<state_dir>/domains/<domid>/guest.sock).
   std::string control_socket;
+  // Empty: the guest boots (enumerates the devices it finds). Otherwise a
+  // file holding the state a `save` wrote (guest_state.h): the guest resumes
+  // from it in a new domain instead of booting (see "Save and restore").
+  std::string restore_state;
 };
 
 // Runs the guest until a `shutdown` command (returns OK) or until xenstored

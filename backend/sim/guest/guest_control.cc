@@ -1,7 +1,8 @@
 // How the simulated guest process is driven: its control socket (see
 // "Control socket" in guest.h), one command per line, and the commands it
-// serves: status, suspend, resume (xenbus_dev_resume for each bound device)
-// and shutdown (xenbus_frontend_dev_shutdown for each Connected device).
+// serves: status, suspend, resume (xenbus_dev_resume for each bound device),
+// shutdown (xenbus_frontend_dev_shutdown for each Connected device), info,
+// and save (guest_save.cc).
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
@@ -119,6 +120,10 @@ bool Guest::ServeControl(ControlClient* client) {
       reply = suspended_ ? Resume() : "error not suspended\n";
     } else if (line == "shutdown") {
       reply = Shutdown();
+    } else if (line == "info") {
+      reply = Info();
+    } else if (line.rfind("save ", 0) == 0 && line.size() > 5) {
+      reply = suspended_ ? Save(line.substr(5)) : "error not suspended\n";
     } else {
       reply = absl::StrCat("error unknown command '", absl::CHexEscape(line), "'\n");
     }
@@ -158,8 +163,14 @@ std::string Guest::Status() {
   return out;
 }
 
+std::string Guest::Info() {
+  return absl::StrCat("ok {\"boot_id\":", JsonString(boot_id_), ",\"resumes\":", resumes_,
+                      ",\"restored\":", restored_ ? "true" : "false", "}\n");
+}
+
 std::string Guest::Resume() {
   suspended_ = false;
+  ++resumes_;
   std::vector<XenbusDevice*> devs;
   for (auto& [nodename, dev] : devices_) {
     if (dev->bound) devs.push_back(dev.get());

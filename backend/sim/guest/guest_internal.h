@@ -10,6 +10,8 @@
 //   hvc_console.cc      drivers/tty/hvc/hvc_console.c (the tty side: ptys the
 //                       in-guest programs open, hvc_poll, the primary console)
 //   guest_control.cc    the control socket that drives the guest process
+//   guest_save.cc       save into and resume from a save image (the
+//                       suspend/resume path of drivers/xen/manage.c)
 //   guest.cc            set-up, teardown and the poll loop
 #ifndef XENCHAN_BACKEND_SIM_GUEST_GUEST_INTERNAL_H_
 #define XENCHAN_BACKEND_SIM_GUEST_GUEST_INTERNAL_H_
@@ -153,7 +155,10 @@ class Guest {
   // before any channel, and starts the inotify instance that counts tty
   // opens.
   absl::Status HvcInit(const std::string& guest_dir);
-  absl::StatusOr<std::unique_ptr<Hvc>> HvcAlloc(int vtermno, const std::string& nodename);
+  // `want_index` >= 0 asks for that tty line (a restored device's old one)
+  // when it is free; otherwise the first free line is taken.
+  absl::StatusOr<std::unique_ptr<Hvc>> HvcAlloc(int vtermno, const std::string& nodename,
+                                                int want_index = -1);
   void HvcRemove(std::unique_ptr<Hvc>& hvc);
   void PollHvc(Hvc* hvc, bool readable);
   void PollAllHvcs();
@@ -168,6 +173,12 @@ class Guest {
   std::string Status();
   std::string Resume();
   std::string Shutdown();
+  std::string Info();
+
+  // --- save / restore (guest_save.cc) ---
+  std::string Save(const std::string& path);
+  // Rebuilds the devices of options_.restore_state and resumes them.
+  absl::Status RestoreAndResume();
 
   void Log(const std::string& message);
 
@@ -186,6 +197,9 @@ class Guest {
   int control_listen_ = -1;
   std::vector<ControlClient> control_clients_;
 
+  std::string boot_id_;  // new at boot, kept across save/restore
+  uint64_t resumes_ = 0;
+  bool restored_ = false;
   bool suspended_ = false;
   bool shutting_down_ = false;
   bool done_ = false;

@@ -82,9 +82,13 @@ absl::Status Guest::HvcInit(const std::string& guest_dir) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<Hvc>> Guest::HvcAlloc(int vtermno, const std::string& nodename) {
+absl::StatusOr<std::unique_ptr<Hvc>> Guest::HvcAlloc(int vtermno, const std::string& nodename,
+                                                     int want_index) {
   int index = -1;
-  for (int i = 0; i < kHvcTtyAdapters; ++i) {
+  if (want_index > 0 && want_index < kHvcTtyAdapters && hvc_slots_[want_index] == nullptr) {
+    index = want_index;
+  }
+  for (int i = 0; i < kHvcTtyAdapters && index < 0; ++i) {
     if (hvc_slots_[i] == nullptr) {
       index = i;
       break;
