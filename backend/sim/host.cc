@@ -87,12 +87,24 @@ void Host::DestroyAllDomains() {
 }
 
 void Host::OnDomainGone(uint32_t domid) {
-  MutexLock lock(&mu_);
-  auto it = domains_.find(domid);
-  if (it != domains_.end() && it->second.state == State::kDying) domains_.erase(it);
+  MutexLock lock(&gone_mu_);
+  gone_.push_back(domid);
+}
+
+void Host::SweepGoneLocked() {
+  std::vector<uint32_t> gone;
+  {
+    MutexLock lock(&gone_mu_);
+    gone.swap(gone_);
+  }
+  for (uint32_t domid : gone) {
+    auto it = domains_.find(domid);
+    if (it != domains_.end() && it->second.state == State::kDying) domains_.erase(it);
+  }
 }
 
 absl::StatusOr<Host::Domain*> Host::FindLocked(const std::string& domain) {
+  SweepGoneLocked();
   uint32_t domid;
   const bool numeric = absl::SimpleAtoi(domain, &domid);
   for (auto& [id, d] : domains_) {

@@ -233,7 +233,12 @@ class Host {
   absl::Status WaitForBackends(uint32_t domid, size_t channels, pid_t qemu);
   absl::StatusOr<std::string> GuestCommand(const Domain& d, const std::string& command);
   DomainStatus StatusLocked(const Domain& d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void OnDomainGone(uint32_t domid) ABSL_LOCKS_EXCLUDED(mu_);
+  // Called on the hypervisor's loop thread: only records the domid (taking
+  // mu_ there would stall the hypervisor while a long operation, e.g. a
+  // reboot waiting for the new QEMU, holds mu_ and needs the hypervisor).
+  void OnDomainGone(uint32_t domid) ABSL_LOCKS_EXCLUDED(gone_mu_);
+  // Forgets the dying domains the hypervisor has reported gone.
+  void SweepGoneLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) ABSL_LOCKS_EXCLUDED(gone_mu_);
 
   const HostOptions options_;
   std::unique_ptr<xenstore::XenstoreServer> xenstored_;
@@ -243,6 +248,9 @@ class Host {
   Mutex mu_;
   std::map<uint32_t, Domain> domains_ ABSL_GUARDED_BY(mu_);
   uint32_t next_domid_ ABSL_GUARDED_BY(mu_) = 1;
+
+  Mutex gone_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  std::vector<uint32_t> gone_ ABSL_GUARDED_BY(gone_mu_);
 };
 
 // Validates xl.cfg channel specs (INVALID_ARGUMENT naming the bad one,

@@ -213,6 +213,7 @@ DomainStatus Host::StatusLocked(const Domain& d) {
 
 std::vector<DomainStatus> Host::ListDomains() {
   MutexLock lock(&mu_);
+  SweepGoneLocked();
   std::vector<DomainStatus> out;
   DomainStatus dom0;
   dom0.domid = 0;
