@@ -54,11 +54,15 @@
 //    image (save_image.h: configuration + guest state) is written, and the
 //    domain is destroyed. A failure before the image is written resumes the
 //    guest and leaves the domain running.
-//  * restore: as libxl's domain_create with a restore stream: the domain is
-//    created (paused: no guest process yet) with a new domid and the saved
-//    UUID and name, the devices of its own configuration are added in the
-//    create order above, the saved state is handed over, and the guest is
-//    unpaused and resumes (it does not boot). Returns once the guest runs.
+//  * restore: as libxl's domain_create with a restore stream: the image is
+//    read and checked first (libxl reads the memory stream into the paused
+//    domain after libxl__build_pre, before libxl__build_post and any device:
+//    domcreate_bootloader_done -> domcreate_stream_done ->
+//    domcreate_rebuild_done), then the domain is created with a new domid
+//    and the saved UUID and name, paused (no guest process yet), the
+//    devices of its own configuration are added in the create order above,
+//    and the guest is unpaused with its saved state and resumes (it does
+//    not boot). Returns once the guest runs.
 //  * migrate: to another xensim host (its state dir) on this machine, as
 //    `xl migrate`: the receiver is contacted first (UNAVAILABLE, nothing
 //    changed, if it does not answer); the domain is saved into an image
