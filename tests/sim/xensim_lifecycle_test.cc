@@ -205,14 +205,16 @@ void ExpectGuestToHost(Host& h, uint32_t domid, int devid, const std::string& na
 TEST(XensimLifecycleTest, RebootIsANewIncarnationWithOnlyTheConfiguredChannels) {
   auto h = StartHost();
   ASSERT_NE(h, nullptr);
+  const std::string sock = h->proc().scratch_dir() + "/cfg1.sock";
   ProcessResult create = h->Cli({"domain", "create", "--name", "vm", "--channel",
-                                 "name=org.cfg.0,connection=pty"});
+                                 "name=org.cfg.0,connection=pty", "--channel",
+                                 "name=org.cfg.1,connection=socket,path=" + sock});
   ASSERT_EQ(create.exit_code, 0) << create.err;
   ASSERT_EQ(Domid(create), 1u);
   const std::string uuid = h->Read("/vm/" + h->Read("/local/domain/1/vm").substr(4) + "/uuid");
   ASSERT_TRUE(h->WaitState(1, 1, "4"));
-  h->HotAdd(1, 2, "org.hot.0");
-  ASSERT_TRUE(h->WaitState(1, 2, "3"));
+  h->HotAdd(1, 3, "org.hot.0");
+  ASSERT_TRUE(h->WaitState(1, 3, "3"));
   const std::string boot1 = h->BootId(1);
   ASSERT_EQ(boot1.size(), 36u) << boot1;
   const int old_tty = OpenRawTty(h->proc().guest_root("vm") + "/dev/xen-channel/org.cfg.0");
@@ -226,10 +228,12 @@ TEST(XensimLifecycleTest, RebootIsANewIncarnationWithOnlyTheConfiguredChannels) 
   EXPECT_EQ(h->Read("/local/domain/2/name"), "vm");
   EXPECT_EQ(h->Read("/vm/" + uuid + "/name"), "vm");
   // The xl.cfg channel comes back; the hot-added one does not.
-  EXPECT_THAT(h->Dir("/local/domain/2/device/console"), ElementsAre("1"));
-  EXPECT_THAT(h->Dir("/libxl/2/device/console"), ElementsAre("1"));
+  EXPECT_THAT(h->Dir("/local/domain/2/device/console"), ElementsAre("1", "2"));
+  EXPECT_THAT(h->Dir("/libxl/2/device/console"), ElementsAre("1", "2"));
   EXPECT_EQ(h->Read("/local/domain/2/device/console/1/name"), "org.cfg.0");
+  EXPECT_EQ(h->Read("/local/domain/0/backend/console/2/2/path"), sock);
   ASSERT_TRUE(h->WaitState(2, 1, "4"));
+  ASSERT_TRUE(h->WaitState(2, 2, "4"));
   // The guest booted afresh: new boot id, its old tty hung up.
   const std::string boot2 = h->BootId(2);
   EXPECT_EQ(boot2.size(), 36u) << boot2;
@@ -238,6 +242,19 @@ TEST(XensimLifecycleTest, RebootIsANewIncarnationWithOnlyTheConfiguredChannels) 
   EXPECT_TRUE(HungUp(old_tty));
   close(old_tty);
   ExpectGuestToHost(*h, 2, 1, "org.cfg.0", "hello after reboot\n");
+  // The socket channel's new QEMU listens on the same path again.
+  const int client = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, sock.c_str(), sizeof(addr.sun_path) - 1);
+  ASSERT_EQ(connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0)
+      << std::strerror(errno);
+  const int guest = OpenRawTty(h->proc().guest_root("vm") + "/dev/xen-channel/org.cfg.1");
+  ASSERT_GE(guest, 0);
+  ASSERT_TRUE(WriteAll(guest, "socket after reboot\n"));
+  EXPECT_THAT(ReadUntil(client, "reboot\n", kTimeout), HasSubstr("socket after reboot\n"));
+  close(guest);
+  close(client);
   ProcessResult list = h->Cli({"domain", "list"});
   EXPECT_THAT(list.out, HasSubstr(absl::StrCat("2\tvm\t", uuid, "\trunning")));
 }
