@@ -309,8 +309,14 @@ TEST(XensimLifecycleTest, SaveRestoreKeepsGuestStateAndUuidWithANewDomid) {
   h->HotAdd(2, 4, "org.new");
   ASSERT_TRUE(h->WaitState(2, 4, "3"));
   EXPECT_EQ(h->Read("/local/domain/2/device/console/3/state"), "1");
-  // Removed and added again, it is probed afresh.
+  // Removed and added again, it is probed afresh, provided the guest saw
+  // the removal first (an event it handles after the node is back finds it
+  // present and keeps the stale device, on Linux too). Barrier: a new device
+  // probed after the removal's event.
   ASSERT_TRUE(h->xs().Remove(kNoTransaction, "/local/domain/2/device/console/3").ok());
+  h->HotAdd(2, 5, "org.barrier");
+  ASSERT_TRUE(h->WaitState(2, 5, "3"));
+  EXPECT_EQ(h->DeviceStatus(2, "device/console/3"), "");
   h->HotAdd(2, 3, "org.hot");
   ASSERT_TRUE(h->WaitState(2, 3, "3"));
   ExpectGuestToHost(*h, 2, 1, "org.a", "after restore\n");
