@@ -68,7 +68,9 @@
 //    changed, if it does not answer); the domain is saved into an image
 //    the receiver restores (new domid there, same UUID); only then is the
 //    source destroyed. If the receiver fails, the source guest is resumed
-//    and keeps running here.
+//    and keeps running here. The source holds its lock while the receiver
+//    restores: two hosts migrating to each other at once both fail after
+//    the control timeout (2 min) and keep their domains.
 //
 // States: running; suspended (after `suspend`, until `resume`); crashed (the
 // guest process died without a shutdown: `kill` or a crash; the domain stays

@@ -129,7 +129,10 @@ absl::StatusOr<DomainStatus> Host::RestoreDomain(const std::string& file) {
   if (absl::Status s = WriteFileAtomically(restore_state, image->guest_state); !s.ok()) return s;
   absl::StatusOr<DomainStatus> st =
       CreateLocked(image->name, *uuid, *specs, image->channels, restore_state);
-  if (!st.ok()) return st.status();
+  if (!st.ok()) {
+    unlink(restore_state.c_str());
+    return st.status();
+  }
   // Returns once the guest has resumed (it answers only after that).
   auto found = FindLocked(absl::StrCat(st->domid));
   if (!found.ok()) return found.status();
