@@ -248,7 +248,8 @@ absl::StatusOr<std::string> CheckNameAndUuid(const std::string& name, const std:
   }
   if (uuid_in.empty()) return NewUuid();
   std::optional<std::string> u = CanonicalUuid(uuid_in);
-  if (!u.has_value()) return absl::InvalidArgumentError(absl::StrCat("invalid uuid '", uuid_in, "'"));
+  if (!u.has_value())
+    return absl::InvalidArgumentError(absl::StrCat("invalid uuid '", uuid_in, "'"));
   return *std::move(u);
 }
 
@@ -343,8 +344,8 @@ absl::StatusOr<DomainStatus> Host::CreateLocked(const std::string& name, const s
   const std::string root = absl::StrCat(dir, "/guests/", name, "/root");
   if (!(s = MakeDirs(root + "/dev", 0755)).ok()) return fail(s);
   // Unpause: the guest boots, or (restore) resumes from its saved state.
-  std::vector<std::string> argv = {options_.xensim_binary, "guest", "--state-dir", dir, "--domid",
-                                   absl::StrCat(domid), "--name", name};
+  std::vector<std::string> argv = {options_.xensim_binary, "guest",  "--state-dir", dir, "--domid",
+                                   absl::StrCat(domid),    "--name", name};
   if (!restore_state.empty()) {
     argv.push_back("--restore-state");
     argv.push_back(restore_state);

@@ -25,10 +25,10 @@ TEST(HostConfigTest, ParsesChannelSpecsInOrder) {
 TEST(HostConfigTest, RejectsBadOrDuplicateChannels) {
   EXPECT_THAT(std::string(ParseChannelSpecs({"name=a"}).status().message()),
               HasSubstr("channel 'name=a'"));
-  EXPECT_THAT(std::string(ParseChannelSpecs({"name=a,connection=pty", "name=a,connection=pty"})
-                              .status()
-                              .message()),
-              HasSubstr("duplicate channel name a"));
+  EXPECT_THAT(
+      std::string(
+          ParseChannelSpecs({"name=a,connection=pty", "name=a,connection=pty"}).status().message()),
+      HasSubstr("duplicate channel name a"));
   EXPECT_THAT(std::string(ParseChannelSpecs({"name=a,connection=socket,path=/p",
                                              "name=b,connection=socket,path=/p"})
                               .status()

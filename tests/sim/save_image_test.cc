@@ -45,8 +45,8 @@ TEST(SaveImageTest, RejectsGarbageAndTruncation) {
   image.uuid = "u";
   const std::string text = EncodeSaveImage(image);
   EXPECT_FALSE(DecodeSaveImage(text.substr(0, text.size() - 4)).ok());  // no "end"
-  EXPECT_FALSE(DecodeSaveImage("xensim-save 1\nname zz\n").ok());     // bad hex
-  EXPECT_FALSE(DecodeSaveImage(text + "name 6162\n").ok());           // after end
+  EXPECT_FALSE(DecodeSaveImage("xensim-save 1\nname zz\n").ok());       // bad hex
+  EXPECT_FALSE(DecodeSaveImage(text + "name 6162\n").ok());             // after end
   EXPECT_FALSE(DecodeSaveImage("xensim-save 2\n").ok());
 }
 

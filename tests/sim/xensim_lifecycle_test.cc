@@ -88,8 +88,7 @@ class Host {
   // One command to the guest's control socket; the reply's first line plus
   // the n JSON lines of a `status` reply.
   std::string Guest(uint32_t domid, const std::string& command) {
-    const std::string path =
-        absl::StrCat(p_->state_dir(), "/domains/", domid, "/guest.sock");
+    const std::string path = absl::StrCat(p_->state_dir(), "/domains/", domid, "/guest.sock");
     const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
@@ -138,12 +137,22 @@ class Host {
       ASSERT_TRUE(t.ok());
       ASSERT_TRUE(xs_->Write(*t, be + "/frontend", fe).ok());
       ASSERT_TRUE(xs_->Write(*t, be + "/state", "1").ok());
-      ASSERT_TRUE(xs_->SetPermissions(*t, be, {{0, XsPermission::kNone}, {domid, XsPermission::kRead}}).ok());
+      ASSERT_TRUE(
+          xs_->SetPermissions(*t, be, {{0, XsPermission::kNone}, {domid, XsPermission::kRead}})
+              .ok());
       ASSERT_TRUE(xs_->Mkdir(*t, fe).ok());
-      ASSERT_TRUE(xs_->SetPermissions(*t, fe, {{domid, XsPermission::kNone}, {0, XsPermission::kRead}}).ok());
-      for (const auto& [k, v] : std::vector<std::pair<std::string, std::string>>{
-               {"backend", be}, {"backend-id", "0"}, {"state", "1"}, {"protocol", "vt100"},
-               {"name", name}, {"type", "xenchan"}, {"output", "pty"}, {"tty", ""}}) {
+      ASSERT_TRUE(
+          xs_->SetPermissions(*t, fe, {{domid, XsPermission::kNone}, {0, XsPermission::kRead}})
+              .ok());
+      for (const auto& [k, v] :
+           std::vector<std::pair<std::string, std::string>>{{"backend", be},
+                                                            {"backend-id", "0"},
+                                                            {"state", "1"},
+                                                            {"protocol", "vt100"},
+                                                            {"name", name},
+                                                            {"type", "xenchan"},
+                                                            {"output", "pty"},
+                                                            {"tty", ""}}) {
         ASSERT_TRUE(xs_->Write(*t, fe + "/" + k, v).ok());
       }
       absl::Status s = xs_->EndTransaction(*t, true);
@@ -206,9 +215,9 @@ TEST(XensimLifecycleTest, RebootIsANewIncarnationWithOnlyTheConfiguredChannels) 
   auto h = StartHost();
   ASSERT_NE(h, nullptr);
   const std::string sock = h->proc().scratch_dir() + "/cfg1.sock";
-  ProcessResult create = h->Cli({"domain", "create", "--name", "vm", "--channel",
-                                 "name=org.cfg.0,connection=pty", "--channel",
-                                 "name=org.cfg.1,connection=socket,path=" + sock});
+  ProcessResult create =
+      h->Cli({"domain", "create", "--name", "vm", "--channel", "name=org.cfg.0,connection=pty",
+              "--channel", "name=org.cfg.1,connection=socket,path=" + sock});
   ASSERT_EQ(create.exit_code, 0) << create.err;
   ASSERT_EQ(Domid(create), 1u);
   const std::string uuid = h->Read("/vm/" + h->Read("/local/domain/1/vm").substr(4) + "/uuid");
@@ -333,15 +342,14 @@ TEST(XensimLifecycleTest, MigrateMovesTheDomainToAnotherHost) {
   ASSERT_NE(src, nullptr);
   ASSERT_NE(dst, nullptr);
   ASSERT_EQ(dst->Cli({"domain", "create", "--name", "other"}).exit_code, 0);  // domid 1 there
-  ProcessResult create = src->Cli(
-      {"domain", "create", "--name", "vm", "--channel", "name=org.m,connection=pty"});
+  ProcessResult create =
+      src->Cli({"domain", "create", "--name", "vm", "--channel", "name=org.m,connection=pty"});
   ASSERT_EQ(create.exit_code, 0) << create.err;
   const std::string uuid = src->Read("/local/domain/1/vm").substr(4);
   ASSERT_TRUE(src->WaitState(1, 1, "4"));
   const std::string boot = src->BootId(1);
 
-  ProcessResult migrate =
-      src->Cli({"domain", "migrate", "vm", "--to", dst->proc().state_dir()});
+  ProcessResult migrate = src->Cli({"domain", "migrate", "vm", "--to", dst->proc().state_dir()});
   ASSERT_EQ(migrate.exit_code, 0) << migrate.err;
   EXPECT_EQ(Domid(migrate), 2u);
   // Gone from the source, toolstack entries and all.
