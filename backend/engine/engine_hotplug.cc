@@ -216,7 +216,7 @@ void Engine::DoCreate(CreateChannelRequest request,
   // The devid is chosen and both ends written in one transaction, run again
   // on a conflict; a validate-only create stops after the choice and drops
   // the transaction.
-  const absl::Status status = RunInTransaction(
+  absl::Status status = RunInTransaction(
       xs,
       [&](XsTransaction t) -> absl::Status {
         if (!xs.Read(t, DomainNamePath(D)).ok()) {
@@ -238,7 +238,7 @@ void Engine::DoCreate(CreateChannelRequest request,
         return WriteConsoleDevice(xs, t, device);
       },
       kTransactionAttempts);
-  if (!status.ok()) return done(status);
+  if (!status.ok()) return done(std::move(status));  // one owner, no shared rep
   if (request.validate_only) {
     ChannelInfo preview;
     preview.channel_id = request.channel_id;

@@ -31,6 +31,8 @@
 //     on a real host) meet the engine's reads. That is the protocol working
 //     as designed against a hostile peer, not a race in our code; every
 //     scribble in tests goes through this one function.
+// absl::Status's reference count is not suppressed but made visible: see
+// status_refcount.cc.
 // `deadlock:` and `signal:` cover lock-order and signal reports that start
 // in libgrpc or Abseil for the same reason.
 //
