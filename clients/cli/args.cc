@@ -13,7 +13,7 @@ namespace cli {
 
 bool IsSwitch(const std::string& k) {
   return k == "domains" || k == "wait" || k == "validate-only" || k == "observer" ||
-         k == "takeover" || k == "follow" || k == "fail-fast" || k == "help";
+         k == "takeover" || k == "follow" || k == "fail-fast" || k == "durable" || k == "help";
 }
 
 absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv) {
@@ -111,6 +111,35 @@ absl::StatusOr<v1::OverflowPolicy> ParseOverflowPolicy(const std::string& name) 
   if (name == "block") return v1::OVERFLOW_POLICY_BLOCK;
   if (name == "drop-oldest") return v1::OVERFLOW_POLICY_DROP_OLDEST;
   return absl::InvalidArgumentError("bad --overflow");
+}
+
+absl::Status ParseChannelConfig(const Args& args, v1::ChannelConfig* config) {
+  if (args.Has("buffer-limit")) {
+    uint64_t v;
+    if (!absl::SimpleAtoi(args.Get("buffer-limit"), &v)) {
+      return absl::InvalidArgumentError("bad --buffer-limit");
+    }
+    config->set_buffer_limit_bytes(v);
+  }
+  if (args.Has("write-queue-limit")) {
+    uint64_t v;
+    if (!absl::SimpleAtoi(args.Get("write-queue-limit"), &v)) {
+      return absl::InvalidArgumentError("bad --write-queue-limit");
+    }
+    config->set_write_queue_limit_bytes(v);
+  }
+  if (args.Has("overflow")) {
+    absl::StatusOr<v1::OverflowPolicy> policy = ParseOverflowPolicy(args.Get("overflow"));
+    if (!policy.ok()) return policy.status();
+    config->set_overflow_policy(*policy);
+  }
+  if (args.Has("framing")) {
+    if (!ParseFraming(args.Get("framing"), config->mutable_default_framing()).ok()) {
+      return absl::InvalidArgumentError("bad --framing");
+    }
+  }
+  if (args.Has("durable")) config->set_lifetime(v1::CHANNEL_LIFETIME_DURABLE);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<v1::AckLevel> ParseAckLevel(const std::string& name) {

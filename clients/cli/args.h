@@ -89,6 +89,14 @@ absl::StatusOr<v1::ChannelState> ParseChannelState(const std::string& name);
 // `block` or `drop-oldest`; INVALID_ARGUMENT "bad --overflow".
 absl::StatusOr<v1::OverflowPolicy> ParseOverflowPolicy(const std::string& name);
 
+// The channel settings of `create` into `config`: --buffer-limit N,
+// --write-queue-limit N, --overflow block|drop-oldest, --framing SPEC (see
+// ParseFraming) and --durable (CHANNEL_LIFETIME_DURABLE; without it the
+// lifetime is left unset, i.e. the server's INCARNATION default). Flags not
+// given leave their fields unset. INVALID_ARGUMENT "bad --FLAG" naming the
+// first malformed flag.
+absl::Status ParseChannelConfig(const Args& args, v1::ChannelConfig* config);
+
 // `accepted`, `delivered` or `consumed`; INVALID_ARGUMENT "bad --ack".
 absl::StatusOr<v1::AckLevel> ParseAckLevel(const std::string& name);
 

@@ -45,8 +45,9 @@ int ReadCommand(const CommandContext& ctx) {
       std::fprintf(stderr, "[gap: %llu bytes lost]\n",
                    static_cast<unsigned long long>(r.gap().length()));
     } else if (r.has_epoch_change()) {
-      std::fprintf(stderr, "[epoch %llu]\n",
-                   static_cast<unsigned long long>(r.epoch_change().epoch()));
+      std::fprintf(stderr, "[epoch %llu%s]\n",
+                   static_cast<unsigned long long>(r.epoch_change().epoch()),
+                   Output::ReasonSuffix(r.epoch_change().reason()).c_str());
     }
     return true;
   });
@@ -127,8 +128,9 @@ int AttachCommand(const CommandContext& ctx) {
         std::fprintf(stderr, "\r\n[gap: %llu bytes lost]\r\n",
                      static_cast<unsigned long long>(m.gap().length()));
       } else if (m.has_epoch_change() && tty) {
-        std::fprintf(stderr, "\r\n[guest reconnected: epoch %llu]\r\n",
-                     static_cast<unsigned long long>(m.epoch_change().epoch()));
+        std::fprintf(stderr, "\r\n[guest reconnected: epoch %llu%s]\r\n",
+                     static_cast<unsigned long long>(m.epoch_change().epoch()),
+                     Output::ReasonSuffix(m.epoch_change().reason()).c_str());
       } else if (m.has_write_rejection()) {
         std::fprintf(stderr, "\r\n[write rejected: %s]\r\n", m.write_rejection().message().c_str());
       } else if (m.has_lease_lost()) {

@@ -1,12 +1,12 @@
 // xenchanctl's channel lifecycle commands: `create` (hot-add a channel,
-// optionally waiting until the guest connects) and `delete` (unplug and
-// remove one, forcing after a grace period).
+// optionally waiting until the guest connects, optionally durable) and
+// `delete` (unplug and remove one, forcing after a grace period; for a
+// durable channel also its declaration).
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <string>
 
-#include "absl/strings/numbers.h"
 #include "absl/time/time.h"
 #include "clients/cli/commands.h"
 #include "clients/cli/usage.h"
@@ -33,29 +33,8 @@ int CreateCommand(const CommandContext& ctx) {
     }
     req.mutable_connect_timeout()->set_seconds(absl::ToInt64Seconds(connect_timeout));
   }
-  v1::ChannelConfig* config = req.mutable_config();
-  if (args.Has("buffer-limit")) {
-    uint64_t v;
-    if (!absl::SimpleAtoi(args.Get("buffer-limit"), &v)) return out.Usage("bad --buffer-limit");
-    config->set_buffer_limit_bytes(v);
-  }
-  if (args.Has("write-queue-limit")) {
-    uint64_t v;
-    if (!absl::SimpleAtoi(args.Get("write-queue-limit"), &v)) {
-      return out.Usage("bad --write-queue-limit");
-    }
-    config->set_write_queue_limit_bytes(v);
-  }
-  if (args.Has("overflow")) {
-    absl::StatusOr<v1::OverflowPolicy> policy = ParseOverflowPolicy(args.Get("overflow"));
-    if (!policy.ok()) return out.Usage(std::string(policy.status().message()));
-    config->set_overflow_policy(*policy);
-  }
-  if (args.Has("framing")) {
-    if (!ParseFraming(args.Get("framing"), config->mutable_default_framing()).ok()) {
-      return out.Usage("bad --framing");
-    }
-  }
+  absl::Status config = ParseChannelConfig(args, req.mutable_config());
+  if (!config.ok()) return out.Usage(std::string(config.message()));
   const absl::Duration t =
       args.Has("wait") ? std::max(ctx.timeout, connect_timeout + absl::Seconds(5)) : ctx.timeout;
   auto c = ctx.client.CreateChannel(req, t);
@@ -63,8 +42,9 @@ int CreateCommand(const CommandContext& ctx) {
   if (out.json()) {
     out.PrintJson(*c);
   } else {
-    std::printf("%s %s (devid %u)\n", req.validate_only() ? "would create" : "created",
-                c->name().empty() ? req.channel_id().c_str() : c->name().c_str(), c->devid());
+    std::printf("%s %s (devid %u, %s)\n", req.validate_only() ? "would create" : "created",
+                c->name().empty() ? req.channel_id().c_str() : c->name().c_str(), c->devid(),
+                Output::Lifetime(c->config().lifetime()).c_str());
   }
   return kOk;
 }

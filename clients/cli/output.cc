@@ -72,10 +72,21 @@ std::string Output::State(v1::ChannelState s) {
   return Short(s, v1::ChannelState_Name(s), "CHANNEL_STATE_");
 }
 
+std::string Output::Lifetime(v1::ChannelLifetime l) {
+  return Short(l, v1::ChannelLifetime_Name(l), "CHANNEL_LIFETIME_");
+}
+
+std::string Output::ReasonSuffix(v1::EpochChangeReason r) {
+  if (r == v1::EPOCH_CHANGE_REASON_UNSPECIFIED) return "";
+  return " (" + Short(r, v1::EpochChangeReason_Name(r), "EPOCH_CHANGE_REASON_") + ")";
+}
+
 void Output::PrintChannelRow(const v1::Channel& c) const {
-  std::printf("%-36s %-32s %-5u %-18s %-8llu %s\n", c.domain_uuid().c_str(), c.channel_id().c_str(),
-              c.devid(), State(c.state()).c_str(), static_cast<unsigned long long>(c.epoch()),
-              Short(c.transport(), v1::Transport_Name(c.transport()), "TRANSPORT_").c_str());
+  std::printf("%-36s %-32s %-5u %-18s %-8llu %-16s %s\n", c.domain_uuid().c_str(),
+              c.channel_id().c_str(), c.devid(), State(c.state()).c_str(),
+              static_cast<unsigned long long>(c.epoch()),
+              Short(c.transport(), v1::Transport_Name(c.transport()), "TRANSPORT_").c_str(),
+              Lifetime(c.config().lifetime()).c_str());
 }
 
 void Output::PrintChannel(const v1::Channel& c) const {
@@ -85,6 +96,7 @@ void Output::PrintChannel(const v1::Channel& c) const {
   std::printf("domid:       %u  devid: %u\n", c.domid(), c.devid());
   std::printf("transport:   %s\n",
               Short(c.transport(), v1::Transport_Name(c.transport()), "TRANSPORT_").c_str());
+  std::printf("lifetime:    %s\n", Lifetime(c.config().lifetime()).c_str());
   std::printf("state:       %s (frontend %d, backend %d)\n", State(c.state()).c_str(),
               c.frontend_state(), c.backend_state());
   std::printf("epoch:       %llu\n", static_cast<unsigned long long>(c.epoch()));
@@ -109,25 +121,27 @@ void Output::PrintChannel(const v1::Channel& c) const {
 }
 
 void Output::PrintChannelHeader() const {
-  std::printf("%-36s %-32s %-5s %-18s %-8s %s\n", "DOMAIN", "CHANNEL", "DEVID", "STATE", "EPOCH",
-              "TRANSPORT");
+  std::printf("%-36s %-32s %-5s %-18s %-8s %-16s %s\n", "DOMAIN", "CHANNEL", "DEVID", "STATE",
+              "EPOCH", "TRANSPORT", "LIFETIME");
 }
 
 void Output::PrintDomainHeader() const {
-  std::printf("%-36s %-24s %-6s %-8s %s\n", "UUID", "NAME", "DOMID", "STATE", "CHANNELS");
+  std::printf("%-36s %-24s %-6s %-11s %s\n", "UUID", "NAME", "DOMID", "STATE", "CHANNELS");
 }
 
 void Output::PrintDomainRow(const v1::Domain& d) const {
-  std::printf("%-36s %-24s %-6u %-8s %u\n", d.uuid().c_str(), d.display_name().c_str(), d.domid(),
+  std::printf("%-36s %-24s %-6u %-11s %u\n", d.uuid().c_str(), d.display_name().c_str(), d.domid(),
               Short(d.state(), v1::DomainState_Name(d.state()), "DOMAIN_STATE_").c_str(),
               d.channel_count());
 }
 
 void Output::PrintDomain(const v1::Domain& d) const {
   if (json_) return PrintJson(d);
-  std::printf("name:     %s\nuuid:     %s\ndisplay:  %s\ndomid:    %u\nchannels: %u\n",
-              d.name().c_str(), d.uuid().c_str(), d.display_name().c_str(), d.domid(),
-              d.channel_count());
+  std::printf(
+      "name:     %s\nuuid:     %s\ndisplay:  %s\ndomid:    %u\nstate:    %s\nchannels: %u\n",
+      d.name().c_str(), d.uuid().c_str(), d.display_name().c_str(), d.domid(),
+      Short(d.state(), v1::DomainState_Name(d.state()), "DOMAIN_STATE_").c_str(),
+      d.channel_count());
 }
 
 }  // namespace cli

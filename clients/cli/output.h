@@ -46,6 +46,11 @@ class Output {
   // ("CHANNEL_STATE_CONNECTED" -> "connected").
   static std::string Short(int value, const std::string& full, const std::string& prefix);
   static std::string State(v1::ChannelState s);
+  // "incarnation" or "durable".
+  static std::string Lifetime(v1::ChannelLifetime l);
+  // " (domain_rebooted)" and the like, or "" for an unspecified reason: the
+  // suffix of the epoch change notices of read and attach.
+  static std::string ReasonSuffix(v1::EpochChangeReason r);
 
  private:
   const bool json_;

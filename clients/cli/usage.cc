@@ -18,8 +18,11 @@ Commands:
   create DOMAIN CHANNEL [--wait] [--connect-timeout D] [--buffer-limit N]
          [--overflow block|drop-oldest] [--write-queue-limit N]
          [--framing newline|length-prefix|qemu-guest-agent|delimiter:STR]
-         [--validate-only]                    hot-add a channel
-  delete DOMAIN/CHANNEL [--force-after D]     unplug and remove a channel
+         [--durable] [--validate-only]        hot-add a channel; --durable: declare it
+                                              for the domain's UUID, re-created in every
+                                              reboot, restore and migration
+  delete DOMAIN/CHANNEL [--force-after D]     unplug and remove a channel (and its
+                                              durable declaration)
   watch [DOMAIN] [--from REVISION]            stream lifecycle events (Ctrl-C stops)
   attach DOMAIN/CHANNEL [--observer] [--takeover] [--from earliest|next|EPOCH:OFFSET]
                                               interactive terminal on the channel when

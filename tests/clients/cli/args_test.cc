@@ -5,6 +5,7 @@
 
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -51,7 +52,7 @@ TEST(ParseArgsTest, EmptyCommandLine) {
 
 TEST(ParseArgsTest, SwitchesTakeNoValue) {
   for (const char* name : {"domains", "wait", "validate-only", "observer", "takeover", "follow",
-                           "fail-fast", "help"}) {
+                           "fail-fast", "durable", "help"}) {
     EXPECT_TRUE(IsSwitch(name)) << name;
     Args args = MustParse({std::string("--") + name, "next"});
     EXPECT_EQ(args.Get(name), "true") << name;
@@ -230,6 +231,57 @@ TEST(ParseChannelStateTest, UnknownStateIsNamed) {
   EXPECT_EQ(state.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(state.status().message(), "unknown state 'asleep'");
   EXPECT_FALSE(ParseChannelState("CHANNEL_STATE_CONNECTED").ok());
+}
+
+TEST(ParseChannelStateTest, DomainDown) {
+  EXPECT_EQ(*ParseChannelState("domain_down"), v1::CHANNEL_STATE_DOMAIN_DOWN);
+}
+
+TEST(ParseChannelConfigTest, NoFlagsLeaveEverythingUnset) {
+  v1::ChannelConfig config;
+  ASSERT_TRUE(ParseChannelConfig(MustParse({"create", "guest1", "org.example.cli"}), &config).ok());
+  EXPECT_EQ(config.ByteSizeLong(), 0u);
+  EXPECT_EQ(config.lifetime(), v1::CHANNEL_LIFETIME_UNSPECIFIED);  // the server's INCARNATION
+}
+
+TEST(ParseChannelConfigTest, EveryFlag) {
+  v1::ChannelConfig config;
+  ASSERT_TRUE(ParseChannelConfig(MustParse({"create", "guest1", "org.example.cli", "--durable",
+                                            "--buffer-limit", "65536", "--write-queue-limit=131072",
+                                            "--overflow", "drop-oldest", "--framing", "qga"}),
+                                 &config)
+                  .ok());
+  EXPECT_EQ(config.lifetime(), v1::CHANNEL_LIFETIME_DURABLE);
+  EXPECT_EQ(config.buffer_limit_bytes(), 65536u);
+  EXPECT_EQ(config.write_queue_limit_bytes(), 131072u);
+  EXPECT_EQ(config.overflow_policy(), v1::OVERFLOW_POLICY_DROP_OLDEST);
+  EXPECT_TRUE(config.default_framing().has_qemu_guest_agent());
+}
+
+TEST(ParseChannelConfigTest, DurableIsASwitch) {
+  // `--durable` takes no value: the channel id after it stays positional.
+  Args args = MustParse({"create", "guest1", "--durable", "org.example.cli"});
+  EXPECT_THAT(args.positional, ElementsAre("create", "guest1", "org.example.cli"));
+  v1::ChannelConfig config;
+  ASSERT_TRUE(ParseChannelConfig(args, &config).ok());
+  EXPECT_EQ(config.lifetime(), v1::CHANNEL_LIFETIME_DURABLE);
+}
+
+TEST(ParseChannelConfigTest, MalformedFlagsAreNamed) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--buffer-limit", "1MiB"}, "bad --buffer-limit"},
+      {{"--write-queue-limit", "-1"}, "bad --write-queue-limit"},
+      {{"--overflow", "drop-newest"}, "bad --overflow"},
+      {{"--framing", "xml"}, "bad --framing"},
+  };
+  for (const auto& [flags, message] : cases) {
+    std::vector<std::string> argv = {"create", "guest1", "org.example.cli"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    v1::ChannelConfig config;
+    absl::Status s = ParseChannelConfig(MustParse(argv), &config);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << message;
+    EXPECT_EQ(s.message(), message);
+  }
 }
 
 TEST(ParseOverflowPolicyTest, GoodAndBad) {
