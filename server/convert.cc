@@ -39,6 +39,8 @@ v1::ChannelState ToProto(ChannelState s) {
       return v1::CHANNEL_STATE_CLOSED;
     case ChannelState::kFailed:
       return v1::CHANNEL_STATE_FAILED;
+    case ChannelState::kDomainDown:
+      return v1::CHANNEL_STATE_DOMAIN_DOWN;
   }
   return v1::CHANNEL_STATE_UNSPECIFIED;
 }
@@ -59,6 +61,41 @@ std::optional<ChannelState> FromProto(v1::ChannelState s) {
       return ChannelState::kClosed;
     case v1::CHANNEL_STATE_FAILED:
       return ChannelState::kFailed;
+    case v1::CHANNEL_STATE_DOMAIN_DOWN:
+      return ChannelState::kDomainDown;
+    default:
+      return std::nullopt;
+  }
+}
+
+v1::DomainState ToProto(DomainState s) {
+  switch (s) {
+    case DomainState::kRunning:
+      return v1::DOMAIN_STATE_RUNNING;
+    case DomainState::kDying:
+      return v1::DOMAIN_STATE_DYING;
+    case DomainState::kNotRunning:
+      return v1::DOMAIN_STATE_NOT_RUNNING;
+  }
+  return v1::DOMAIN_STATE_UNSPECIFIED;
+}
+
+v1::ChannelLifetime ToProto(ChannelLifetime l) {
+  switch (l) {
+    case ChannelLifetime::kIncarnation:
+      return v1::CHANNEL_LIFETIME_INCARNATION;
+    case ChannelLifetime::kDurable:
+      return v1::CHANNEL_LIFETIME_DURABLE;
+  }
+  return v1::CHANNEL_LIFETIME_UNSPECIFIED;
+}
+
+std::optional<ChannelLifetime> FromProto(v1::ChannelLifetime l) {
+  switch (l) {
+    case v1::CHANNEL_LIFETIME_INCARNATION:
+      return ChannelLifetime::kIncarnation;
+    case v1::CHANNEL_LIFETIME_DURABLE:
+      return ChannelLifetime::kDurable;
     default:
       return std::nullopt;
   }
@@ -163,6 +200,12 @@ v1::EpochChangeReason ToProto(EpochChangeReason r) {
       return v1::EPOCH_CHANGE_REASON_TRANSPORT_REOPENED;
     case EpochChangeReason::kServerRestarted:
       return v1::EPOCH_CHANGE_REASON_SERVER_RESTARTED;
+    case EpochChangeReason::kDomainRebooted:
+      return v1::EPOCH_CHANGE_REASON_DOMAIN_REBOOTED;
+    case EpochChangeReason::kDomainRestored:
+      return v1::EPOCH_CHANGE_REASON_DOMAIN_RESTORED;
+    case EpochChangeReason::kDomainMigrated:
+      return v1::EPOCH_CHANGE_REASON_DOMAIN_MIGRATED;
   }
   return v1::EPOCH_CHANGE_REASON_UNSPECIFIED;
 }
@@ -232,8 +275,7 @@ void ToProto(const DomainInfo& d, v1::Domain* out) {
   out->set_uuid(d.uuid);
   out->set_display_name(d.name);
   out->set_domid(d.domid);
-  out->set_state(d.state == DomainState::kDying ? v1::DOMAIN_STATE_DYING
-                                                : v1::DOMAIN_STATE_RUNNING);
+  out->set_state(ToProto(d.state));
   out->set_channel_count(d.channel_count);
 }
 
@@ -274,6 +316,28 @@ Framing FromProto(const v1::Framing& f) {
   return out;
 }
 
+void ToProto(const ChannelConfig& c, v1::ChannelConfig* out) {
+  out->set_buffer_limit_bytes(c.buffer_limit_bytes);
+  out->set_overflow_policy(ToProto(c.overflow_policy.value_or(OverflowPolicy::kBlock)));
+  out->set_write_queue_limit_bytes(c.write_queue_limit_bytes);
+  ToProto(c.default_framing.value_or(Framing{}), out->mutable_default_framing());
+  out->set_lifetime(ToProto(c.lifetime.value_or(ChannelLifetime::kIncarnation)));
+}
+
+ChannelConfig FromProto(const v1::ChannelConfig& c) {
+  ChannelConfig out;
+  out.buffer_limit_bytes = c.buffer_limit_bytes();
+  out.write_queue_limit_bytes = c.write_queue_limit_bytes();
+  if (c.overflow_policy() == v1::OVERFLOW_POLICY_BLOCK) {
+    out.overflow_policy = OverflowPolicy::kBlock;
+  } else if (c.overflow_policy() == v1::OVERFLOW_POLICY_DROP_OLDEST) {
+    out.overflow_policy = OverflowPolicy::kDropOldest;
+  }
+  if (c.has_default_framing()) out.default_framing = FromProto(c.default_framing());
+  out.lifetime = FromProto(c.lifetime());
+  return out;
+}
+
 void ToProto(const ChannelInfo& c, v1::Channel* out) {
   out->set_name(FormatChannelName(c.domain_uuid, c.channel_id));
   out->set_uid(c.uid);
@@ -286,11 +350,7 @@ void ToProto(const ChannelInfo& c, v1::Channel* out) {
   out->set_frontend_state(ToProto(c.frontend_state));
   out->set_backend_state(ToProto(c.backend_state));
   out->set_epoch(c.epoch);
-  v1::ChannelConfig* config = out->mutable_config();
-  config->set_buffer_limit_bytes(c.config.buffer_limit_bytes);
-  config->set_overflow_policy(ToProto(c.config.overflow_policy.value_or(OverflowPolicy::kBlock)));
-  config->set_write_queue_limit_bytes(c.config.write_queue_limit_bytes);
-  ToProto(c.config.default_framing.value_or(Framing{}), config->mutable_default_framing());
+  ToProto(c.config, out->mutable_config());
   out->set_max_ack_level(ToProto(c.max_ack_level));
   out->set_stalled(c.stalled);
   if (c.stalled) SetTimeIfKnown(c.stall_start_time, out, &v1::Channel::mutable_stall_start_time);

@@ -33,6 +33,8 @@ void SetTimeIfKnown(absl::Time t, Msg* msg, google::protobuf::Timestamp* (Msg::*
 absl::Duration FromProto(const google::protobuf::Duration& d);
 
 v1::ChannelState ToProto(ChannelState s);
+v1::DomainState ToProto(DomainState s);
+v1::ChannelLifetime ToProto(ChannelLifetime l);
 v1::XenbusState ToProto(XenbusState s);
 v1::Transport ToProto(Transport t);
 v1::AckLevel ToProto(AckLevel a);
@@ -44,6 +46,9 @@ v1::ChannelEventType ToProto(ChannelEventType t);
 v1::RemovalReason ToProto(RemovalReason r);
 std::optional<ChannelState> FromProto(v1::ChannelState s);
 std::optional<Transport> FromProto(v1::Transport t);
+// nullopt for CHANNEL_LIFETIME_UNSPECIFIED (the engine default applies) and
+// for values outside the enum.
+std::optional<ChannelLifetime> FromProto(v1::ChannelLifetime l);
 
 void ToProto(const Position& p, v1::Position* out);
 void ToProto(const LeaseHolder& h, v1::LeaseHolder* out);
@@ -52,6 +57,13 @@ void ToProto(const DomainInfo& d, v1::Domain* out);
 // The channel's default framing is c.config.default_framing (newline if
 // unset).
 void ToProto(const ChannelInfo& c, v1::Channel* out);
+// The effective configuration: unset engine fields are reported as their
+// defaults (BLOCK, newline framing, INCARNATION), never as UNSPECIFIED.
+void ToProto(const ChannelConfig& c, v1::ChannelConfig* out);
+// The engine configuration of a (validated) CreateChannel config: proto
+// defaults (0, *_UNSPECIFIED, no framing) become unset engine fields, so
+// that the engine's defaults apply.
+ChannelConfig FromProto(const v1::ChannelConfig& c);
 void ToProto(const Framing& f, v1::Framing* out);
 // The engine framing of a (validated) proto framing.
 Framing FromProto(const v1::Framing& f);

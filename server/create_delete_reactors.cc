@@ -58,31 +58,25 @@ class CreateReactor : public AsyncUnary {
         core_->authz.Authorize(call_state_.identity(), call_state_.method(), parent->domain,
                                request_.channel_id(), Verb::kManage);
     if (!allowed.ok()) return allowed;
-    const v1::ChannelConfig& c = request_.config();
-    if (c.has_default_framing()) {
-      engine_request_.config.default_framing = FromProto(c.default_framing());
-    }
     absl::Duration connect_timeout = absl::Seconds(30);
     if (request_.wait_until_connected() && request_.has_connect_timeout()) {
       connect_timeout = FromProto(request_.connect_timeout());
     }
     auto domain = core_->engine->GetDomain(parent->domain);
     if (!domain.ok()) return EngineErrors::DomainNotFound(parent->domain);
-    if (domain->state == DomainState::kDying) {
+    // A domain known only by its durable channels has no incarnation to
+    // hot-add to, just like a dying one.
+    if (domain->state == DomainState::kDying || domain->state == DomainState::kNotRunning) {
+      const char* why = domain->state == DomainState::kDying ? " is dying" : " is not running";
       return ApiError(StatusCode::kUnavailable, v1::ERROR_REASON_DOMAIN_GONE,
-                      absl::StrCat("domain ", domain->name, " is dying"))
+                      absl::StrCat("domain ", domain->name, why))
           .Metadata("domain", FormatDomainName(domain->uuid));
     }
     domain_ = *domain;
     engine_request_.domain = domain->uuid.empty() ? parent->domain : domain->uuid;
     engine_request_.channel_id = request_.channel_id();
-    engine_request_.config.buffer_limit_bytes = c.buffer_limit_bytes();
-    engine_request_.config.write_queue_limit_bytes = c.write_queue_limit_bytes();
-    if (c.overflow_policy() == v1::OVERFLOW_POLICY_BLOCK) {
-      engine_request_.config.overflow_policy = OverflowPolicy::kBlock;
-    } else if (c.overflow_policy() == v1::OVERFLOW_POLICY_DROP_OLDEST) {
-      engine_request_.config.overflow_policy = OverflowPolicy::kDropOldest;
-    }
+    // Every config field, lifetime included (server/convert.cc).
+    engine_request_.config = FromProto(request_.config());
     engine_request_.validate_only = request_.validate_only();
     engine_request_.wait_until_connected = request_.wait_until_connected();
     if (request_.wait_until_connected()) {

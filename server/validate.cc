@@ -162,6 +162,9 @@ absl::Status ValidateRequest(const v1::CreateChannelRequest& request) {
     s = ValidateFraming(c.default_framing(), "config.default_framing");
     if (!s.ok()) return s;
   }
+  if (!v1::ChannelLifetime_IsValid(c.lifetime())) {
+    return InvalidOption("config.lifetime", "unknown channel lifetime");
+  }
   if (request.wait_until_connected() && request.has_connect_timeout()) {
     const absl::Duration t = FromDurationProto(request.connect_timeout());
     if (t < absl::Seconds(1) || t > absl::Minutes(10)) {

@@ -1,5 +1,6 @@
 // Unit tests of xenchand's pieces that need no engine: the status conversion
-// (server/status.h), resource names and page tokens, and the configuration.
+// (server/status.h), resource names and page tokens, request validation
+// (server/validate.h) and the configuration.
 #include <cstdlib>
 #include <string>
 
@@ -132,6 +133,37 @@ TEST(ResourceNamesTest, PageTokensAreBoundToTheirRequest) {
   EXPECT_EQ(ReasonOf(DecodePageToken(t, "fp2", "page_token").status()),
             v1::ERROR_REASON_INVALID_PAGE_TOKEN);
   EXPECT_FALSE(DecodePageToken("!!", "fp1", "page_token").ok());
+}
+
+TEST(ValidateTest, CreateAcceptsEveryChannelLifetime) {
+  v1::CreateChannelRequest create;
+  create.set_parent("domains/guest1");
+  create.set_channel_id("org.example.agent.0");
+  for (v1::ChannelLifetime l : {v1::CHANNEL_LIFETIME_UNSPECIFIED, v1::CHANNEL_LIFETIME_INCARNATION,
+                                v1::CHANNEL_LIFETIME_DURABLE}) {
+    create.mutable_config()->set_lifetime(l);
+    EXPECT_TRUE(ValidateRequest(create).ok()) << v1::ChannelLifetime_Name(l);
+  }
+}
+
+TEST(ValidateTest, CreateRefusesAnUnknownChannelLifetime) {
+  v1::CreateChannelRequest create;
+  create.set_parent("domains/guest1");
+  create.set_channel_id("org.example.agent.0");
+  create.mutable_config()->set_lifetime(static_cast<v1::ChannelLifetime>(99));
+  absl::Status s = ValidateRequest(create);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReasonOf(s), v1::ERROR_REASON_INVALID_OPTION);
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("config.lifetime"));
+}
+
+TEST(ValidateTest, ListFiltersOnDomainDownButNotOnUnknownStates) {
+  v1::ListChannelsRequest list;
+  list.set_parent("domains/-");
+  list.add_states(v1::CHANNEL_STATE_DOMAIN_DOWN);
+  EXPECT_TRUE(ValidateRequest(list).ok());
+  list.add_states(static_cast<v1::ChannelState>(99));
+  EXPECT_EQ(ReasonOf(ValidateRequest(list)), v1::ERROR_REASON_INVALID_OPTION);
 }
 
 TEST(ConfigTest, FileThenFlagsAndListenRules) {
