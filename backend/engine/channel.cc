@@ -415,6 +415,21 @@ void Channel::SetDomainName(const std::string& name) {
   info_.domain_name = name;
 }
 
+void Channel::SetDomainDown() {
+  SetState(ChannelState::kDomainDown, XenbusState::kUnknown, XenbusState::kUnknown, std::nullopt);
+  DiscardQueuedWrites();
+}
+
+void Channel::Rebind(uint32_t domid, uint32_t devid, const std::string& domain_name) {
+  MutexLock lock(&mu_);
+  identity_.domid = domid;
+  identity_.devid = devid;
+  info_.domid = domid;
+  info_.devid = devid;
+  info_.domain_name = domain_name;
+  memory_.MoveToDomain(domid);
+}
+
 void Channel::SetToolstackEndpoint(const std::string& endpoint) {
   MutexLock lock(&mu_);
   info_.toolstack_endpoint = endpoint;

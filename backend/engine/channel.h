@@ -74,7 +74,8 @@ struct SessionRecord {
 
 enum class SessionRole { kObserver, kWriter };
 
-// Immutable identity of a channel.
+// Identity of a channel. Only `domid` and `devid` ever change: a durable
+// channel is re-created in each new incarnation of its domain (Rebind).
 struct ChannelIdentity {
   uint64_t serial = 0;  // engine-unique, never reused within a process
   std::string uid;
@@ -98,6 +99,9 @@ class Channel {
           size_t max_readers, std::shared_ptr<Wakeup> wakeup, std::shared_ptr<EventLog> log,
           absl::Time now, std::shared_ptr<MemoryBudget> budget = nullptr, size_t memory_floor = 0);
 
+  // `domid` and `devid` change only in Rebind, which the engine calls on its
+  // thread holding both its registry lock and this channel's lock: read them
+  // on the engine thread or under either lock.
   const ChannelIdentity& identity() const { return identity_; }
   const ChannelConfig& config() const { return config_; }
   uint64_t serial() const { return identity_.serial; }
@@ -178,6 +182,15 @@ class Channel {
   void MarkRemoved(absl::Status status) ABSL_LOCKS_EXCLUDED(mu_);
   bool removed() const ABSL_LOCKS_EXCLUDED(mu_);
   void SetDomainName(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
+  // A durable channel's domain is not running: state DOMAIN_DOWN (every
+  // session gets a state notice), undelivered writes discarded, the buffer
+  // and the sessions (and the write lease) kept.
+  void SetDomainDown() ABSL_LOCKS_EXCLUDED(mu_);
+  // A durable channel is re-created as device `devid` of a new incarnation
+  // `domid` of its domain: identity, reported fields and memory charges move
+  // there. Engine thread, with the engine's registry lock held.
+  void Rebind(uint32_t domid, uint32_t devid, const std::string& domain_name)
+      ABSL_LOCKS_EXCLUDED(mu_);
   void SetToolstackEndpoint(const std::string& endpoint) ABSL_LOCKS_EXCLUDED(mu_);
   void SetMaxAckLevel(AckLevel level) ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -220,7 +233,7 @@ class Channel {
   std::optional<LeaseChange> GrantToWaiterLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static void RunCallbacks(std::vector<std::function<void()>>& callbacks);
 
-  const ChannelIdentity identity_;
+  ChannelIdentity identity_;  // domid and devid: see identity()
   const ChannelConfig config_;
   const size_t max_readers_;
   const std::shared_ptr<Wakeup> wakeup_;

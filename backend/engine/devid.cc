@@ -18,7 +18,8 @@ constexpr uint32_t kMaxListedDevid = 1000000;
 absl::StatusOr<uint32_t> ChooseDevid(const ConsoleDirectories& dirs,
                                      const std::set<uint32_t>& recently_released,
                                      uint32_t max_channels_per_domain,
-                                     absl::string_view domain_name) {
+                                     absl::string_view domain_name,
+                                     std::optional<uint32_t> preferred) {
   std::set<uint32_t> used;
   size_t consoles = 0;
   for (const std::vector<std::string>* dir : {&dirs.frontend, &dirs.libxl, &dirs.backend}) {
@@ -34,8 +35,12 @@ absl::StatusOr<uint32_t> ChooseDevid(const ConsoleDirectories& dirs,
     return absl::ResourceExhaustedError(absl::StrCat("domain ", domain_name, " already has ",
                                                      consoles, " console devices (the limit)"));
   }
+  auto free = [&](uint32_t n) { return used.count(n) == 0 && recently_released.count(n) == 0; };
+  if (preferred.has_value() && *preferred >= 1 && *preferred <= kMaxRingDevid && free(*preferred)) {
+    return *preferred;
+  }
   for (uint32_t n = 1; n <= kMaxRingDevid; ++n) {
-    if (used.count(n) == 0 && recently_released.count(n) == 0) return n;
+    if (free(n)) return n;
   }
   return absl::ResourceExhaustedError(
       absl::StrCat("no free console devid 1..9 in domain ", domain_name));

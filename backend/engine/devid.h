@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -43,11 +44,14 @@ struct ConsoleDirectories {
 // decimal numbers (like our xenchan-released directory) are ignored.
 // RESOURCE_EXHAUSTED if the frontend directory already lists
 // `max_channels_per_domain` consoles besides devid 0, or if no devid 1..9 is
-// free. `domain_name` only goes into the messages.
+// free. `domain_name` only goes into the messages. `preferred` (a durable
+// channel's devid in the domain's previous incarnation) is taken instead of
+// the lowest when it is free by the same rules.
 absl::StatusOr<uint32_t> ChooseDevid(const ConsoleDirectories& dirs,
                                      const std::set<uint32_t>& recently_released,
                                      uint32_t max_channels_per_domain,
-                                     absl::string_view domain_name);
+                                     absl::string_view domain_name,
+                                     std::optional<uint32_t> preferred = std::nullopt);
 
 // Devids released by unplugs, per domain, with the time of their release. A
 // released devid is blocked for `reuse_delay` after it. The engine persists

@@ -93,8 +93,10 @@ absl::Status Engine::Init() {
                  kToolstackBackendsToken);
   }
   if (!s.ok()) return s;
+  if (absl::Status loaded = LoadDeclarations(); !loaded.ok()) return loaded;
   ScanDomains();
   RecoverRingChannels();
+  RestoreDeclaredChannels();
   ScanToolstackChannels();
   return absl::OkStatus();
 }
@@ -227,6 +229,9 @@ void Engine::HandleWatch(const XsWatchEvent& event, std::set<uint64_t>* frontend
     case WatchTarget::Kind::kDomainName:
       ReadDomainName(static_cast<uint32_t>(target.id));
       break;
+    case WatchTarget::Kind::kDomainShutdown:
+      ReadShutdownRequest(static_cast<uint32_t>(target.id));
+      break;
     case WatchTarget::Kind::kUnknown:
       break;
   }
@@ -238,7 +243,10 @@ void Engine::ReapFinished() {
       ++it;
       continue;
     }
-    {
+    // A durable channel whose domain went stays, DOMAIN_DOWN, for the
+    // domain's next incarnation.
+    const bool waits = durable_serials_.count(it->first) != 0 && !it->second->channel().removed();
+    if (!waits) {
       MutexLock lock(&mu_);
       channels_.erase(it->first);
     }
@@ -261,7 +269,7 @@ void Engine::ReapFinished() {
 }
 
 void Engine::AddRingChannel(std::shared_ptr<Channel> channel, RingParams params,
-                            XenbusState backend_state) {
+                            XenbusState backend_state, ChannelEventType event) {
   const uint64_t serial = channel->serial();
   {
     MutexLock lock(&mu_);
@@ -277,7 +285,7 @@ void Engine::AddRingChannel(std::shared_ptr<Channel> channel, RingParams params,
         ChannelError{ChannelErrorKind::kXenstore,
                      absl::StrCat("watching the frontend: ", s.message()), absl::Now()});
   }
-  channel->Emit(ChannelEventType::kAppeared);
+  channel->Emit(event);
 }
 
 // ---------------------------------------------------------------------------
@@ -288,8 +296,7 @@ absl::StatusOr<std::shared_ptr<Channel>> Engine::FindChannel(const ChannelRef& r
   auto dom = ResolveDomainLocked(ref.domain);
   if (!dom.ok()) return dom.status();
   for (const auto& [serial, ch] : channels_) {
-    if (ch->identity().domid == dom->domid && ch->identity().channel_id == ref.channel_id &&
-        !ch->removed()) {
+    if (BelongsTo(*ch, *dom) && ch->identity().channel_id == ref.channel_id && !ch->removed()) {
       return ch;
     }
   }
@@ -305,7 +312,7 @@ absl::StatusOr<DomainInfo> Engine::GetDomain(const std::string& domain) const {
   if (!dom.ok()) return dom.status();
   DomainInfo info = *dom;
   for (const auto& [serial, ch] : channels_) {
-    if (ch->identity().domid == info.domid && !ch->removed()) ++info.channel_count;
+    if (BelongsTo(*ch, info) && !ch->removed()) ++info.channel_count;
   }
   return info;
 }
@@ -327,7 +334,19 @@ EngineSnapshot Engine::Snapshot() const {
     for (const auto& [domid, rec] : domains_) {
       DomainInfo info = rec.info;
       for (const auto& [serial, ch] : channels_) {
-        if (ch->identity().domid == domid && !ch->removed()) ++info.channel_count;
+        if (BelongsTo(*ch, info) && !ch->removed()) ++info.channel_count;
+      }
+      snap.domains.push_back(info);
+    }
+    // Not running, known by their durable channels (domid 0: after the
+    // running ones).
+    for (const auto& [uuid, down] : down_domains_) {
+      DomainInfo info;
+      info.uuid = uuid;
+      info.name = down.name;
+      info.state = DomainState::kNotRunning;
+      for (const auto& [serial, ch] : channels_) {
+        if (BelongsTo(*ch, info) && !ch->removed()) ++info.channel_count;
       }
       snap.domains.push_back(info);
     }

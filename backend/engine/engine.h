@@ -51,6 +51,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "backend/engine/channel.h"
+#include "backend/engine/console_device.h"
 #include "backend/engine/devid.h"
 #include "backend/engine/event_log.h"
 #include "backend/engine/memory_budget.h"
@@ -62,6 +63,7 @@
 #include "backend/platform/event_channels.h"
 #include "backend/platform/grant_tables.h"
 #include "backend/platform/xenstore.h"
+#include "backend/store/declaration_store.h"
 #include "backend/util/api_limits.h"
 #include "backend/util/mutex.h"
 
@@ -115,6 +117,12 @@ struct EngineOptions {
   uint32_t max_channels_per_domain = kMaxChannelsPerDomain;
   // Discover and serve xl.cfg channels (QEMU's) as toolstack channels.
   bool serve_toolstack_channels = true;
+
+  // Where durable channels are declared (engine_durable.cc). Optional:
+  // without it a durable create is FAILED_PRECONDITION. The engine thread is
+  // its only user; a store change is one SQLite transaction (an fsync),
+  // taken only by lifecycle events, never by the data path.
+  std::unique_ptr<DeclarationStore> declarations;
 
   // Memory (memory_budget.h): every channel buffer, write queue, session
   // and the event log's retention is charged to one budget that is never
@@ -236,6 +244,13 @@ class Engine {
   struct DomainRecord {
     DomainInfo info;
     std::string name_token;
+    std::string shutdown_token;
+  };
+  // A domain that is not running but has durable channels declared: known
+  // by its UUID until it returns or its last declaration is deleted.
+  struct DownDomain {
+    std::string name;  // the last name it had
+    std::string shutdown_request;
   };
 
   explicit Engine(EngineOptions options);
@@ -249,8 +264,11 @@ class Engine {
   void HandleWatch(const XsWatchEvent& event, std::set<uint64_t>* frontends);
   void ReapFinished();
   // Starts serving a ring channel (created or recovered).
+  // Announces it with `event` (APPEARED; a re-created durable channel is
+  // not new: STATE_CHANGED).
   void AddRingChannel(std::shared_ptr<Channel> channel, RingParams params,
-                      XenbusState backend_state);
+                      XenbusState backend_state,
+                      ChannelEventType event = ChannelEventType::kAppeared);
   // A new Channel charged to the engine's memory budget.
   std::shared_ptr<Channel> NewChannel(ChannelIdentity id, ChannelConfig config,
                                       const std::string& domain_name, absl::Time now);
@@ -281,6 +299,37 @@ class Engine {
   // devid_reuse_delay, forgets (removes) the others.
   void LoadReleasedDevids(uint32_t domid, absl::Time now);
 
+  // Durable channels (engine_durable.cc).
+  // Declares the channel of `device` for domain `uuid`; the generation.
+  absl::StatusOr<int64_t> Declare(const std::string& uuid, const NewConsoleDevice& device,
+                                  absl::Time now);
+  absl::Status Undeclare(const std::string& uuid, const std::string& channel_id);
+  // Records the devid the channel has now; the new generation.
+  absl::StatusOr<int64_t> RecordDeclaredDevid(const std::string& uuid,
+                                              const std::string& channel_id, uint32_t devid);
+  // The first epoch of a durable channel's incarnation whose declaration
+  // took `generation` sits above every epoch of its earlier incarnations.
+  static uint64_t EpochFloor(int64_t generation);
+  // Reads every declaration (Init; a store that cannot be read stops the
+  // engine from starting).
+  absl::Status LoadDeclarations();
+  // After recovery: each declared channel without a recovered ring is
+  // re-created if its domain runs, or waits DOMAIN_DOWN.
+  void RestoreDeclaredChannels();
+  // Re-creates the DOMAIN_DOWN durable channels of the running domain
+  // `domid` (ScanDomains, RemoveDomain).
+  void RecreateDurableChannels(uint32_t domid, EpochChangeReason reason);
+  // Why a domain with durable channels appeared again as `domid`.
+  EpochChangeReason DomainReturnReason(uint32_t domid, const std::string& uuid)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Deletes a DOMAIN_DOWN channel: its declaration, then the channel.
+  void DeleteDownChannel(const std::shared_ptr<Channel>& channel,
+                         std::function<void(absl::StatusOr<DeleteResult>)> done);
+  // The toolstack's control/shutdown request of `domid` was written.
+  void ReadShutdownRequest(uint32_t domid);
+  // True if `ch` belongs to the domain `info` (by UUID when it has one).
+  static bool BelongsTo(const Channel& ch, const DomainInfo& info);
+
   // Toolstack channels (engine_toolstack.cc).
   void ScanToolstackChannels();
   void RefreshToolstack(uint64_t serial, absl::Time now);
@@ -303,6 +352,7 @@ class Engine {
   // Shared registry.
   mutable Mutex mu_;
   std::map<uint32_t, DomainRecord> domains_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, DownDomain> down_domains_ ABSL_GUARDED_BY(mu_);  // by UUID
   // serial -> channel
   std::map<uint64_t, std::shared_ptr<Channel>> channels_ ABSL_GUARDED_BY(mu_);
   std::deque<std::function<void()>> commands_ ABSL_GUARDED_BY(mu_);
@@ -315,6 +365,10 @@ class Engine {
   std::map<std::pair<uint32_t, uint32_t>, uint64_t> toolstack_devices_;  // (domid, devid) -> serial
   // Devids unplugs released lately, by domain (§2.5; see RecordRelease).
   ReleasedDevids released_devids_;
+  // Durable channels by serial, and their declarations by (domain UUID,
+  // channel id) with the last generation this engine wrote or read.
+  std::set<uint64_t> durable_serials_;
+  std::map<std::pair<std::string, std::string>, ChannelDeclaration> declarations_;
 };
 
 }  // namespace xenchan

@@ -1,7 +1,10 @@
 // Engine: domain discovery. Domains are learnt from xenstore watches only
 // (@introduceDomain, @releaseDomain, each domain's name node), never by
-// polling; a domain that dies takes its channels with it. Also the lookup of
-// a domain by UUID or name that every request starts with.
+// polling; a domain that dies takes its channels with it, except durable
+// ones, which wait DOMAIN_DOWN for its next incarnation (engine_durable.cc).
+// Also the lookup of a domain by UUID or name that every request starts
+// with, which knows not-running domains with durable channels too.
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,14 +50,34 @@ void Engine::ScanDomains() {
     rec.info.name = *name;
     rec.info.uuid = absl::AsciiStrToLower(uuid);
     rec.name_token = DomainNameWatchToken(*domid);
+    rec.shutdown_token = DomainShutdownWatchToken(*domid);
+    std::optional<EpochChangeReason> returned;
     {
       MutexLock lock(&mu_);
       domains_[*domid] = rec;
+      if (!rec.info.uuid.empty() && down_domains_.count(rec.info.uuid) != 0) {
+        returned = DomainReturnReason(*domid, rec.info.uuid);
+        down_domains_.erase(rec.info.uuid);
+      }
     }
     (void)xs.Watch(NodePath(base, kDomainNameNode), rec.name_token);
+    (void)xs.Watch(DomainShutdownPath(*domid), rec.shutdown_token);
+    // As early as the toolstack lets us: the domain was just introduced, so
+    // a rebooting guest finds its channels at boot and a restored one (still
+    // paused while libxl adds its devices) when it resumes.
+    if (returned.has_value()) RecreateDurableChannels(*domid, *returned);
     added = true;
   }
   if (added) ScanToolstackChannels();
+}
+
+void Engine::ReadShutdownRequest(uint32_t domid) {
+  auto request = options_.xenstore->Read(kNoTransaction, DomainShutdownPath(domid));
+  if (!request.ok() || request->empty()) return;  // the guest's acknowledgement
+  MutexLock lock(&mu_);
+  auto it = domains_.find(domid);
+  // Guest-writable: kept only as a short word (DomainReturnReason compares it).
+  if (it != domains_.end()) it->second.info.shutdown_request = request->substr(0, 16);
 }
 
 void Engine::ReadDomainName(uint32_t domid) {
@@ -90,32 +113,49 @@ void Engine::RemoveDomain(uint32_t domid) {
     if (ts->channel().identity().domid == domid) ts->Remove(RemovalReason::kDomainGone);
   }
   std::vector<RingChannel*> gone;
+  std::vector<RingChannel*> down;  // durable: kept, DOMAIN_DOWN
   for (auto& [serial, ring] : rings_) {
     if (ring->channel().identity().domid == domid && !ring->finished()) {
       ring->ReleaseForDomainGone();
-      gone.push_back(ring.get());
+      (durable_serials_.count(serial) != 0 ? down : gone).push_back(ring.get());
     }
   }
   XenStore& xs = *options_.xenstore;
   (void)xs.Remove(kNoTransaction,
                   BackendDomainDir(options_.backend_domid, options_.backend_type, domid));
-  std::string token;
+  std::string name_token;
+  std::string shutdown_token;
+  std::optional<uint32_t> successor;  // a running domain with the same UUID (migration)
   {
     // Forget the domain and its channels before anyone hears of it.
     MutexLock lock(&mu_);
     auto it = domains_.find(domid);
     if (it != domains_.end()) {
-      token = it->second.name_token;
+      name_token = it->second.name_token;
+      shutdown_token = it->second.shutdown_token;
+      const DomainInfo& info = it->second.info;
+      if (!down.empty() && !info.uuid.empty()) {
+        for (const auto& [other, rec] : domains_) {
+          if (other != domid && rec.info.uuid == info.uuid) successor = other;
+        }
+        if (!successor.has_value()) {
+          down_domains_[info.uuid] = DownDomain{info.name, info.shutdown_request};
+        }
+      }
       domains_.erase(it);
     }
     for (RingChannel* ring : gone) channels_.erase(ring->channel().serial());
   }
   for (RingChannel* ring : gone) ring->ReportDomainGone();
-  if (!token.empty()) {
-    (void)xs.Unwatch(DomainNamePath(domid), token);
-  }
+  for (RingChannel* ring : down) ring->ReportDomainDown();
+  if (!name_token.empty()) (void)xs.Unwatch(DomainNamePath(domid), name_token);
+  if (!shutdown_token.empty()) (void)xs.Unwatch(DomainShutdownPath(domid), shutdown_token);
   released_devids_.ForgetDomain(domid);
   ReapFinished();
+  // Same-host migration: the incoming domain was running before the
+  // outgoing one went; the channels follow it now.
+  if (successor.has_value())
+    RecreateDurableChannels(*successor, EpochChangeReason::kDomainMigrated);
 }
 
 absl::StatusOr<DomainInfo> Engine::ResolveDomainLocked(const std::string& domain) const {
@@ -128,10 +168,18 @@ absl::StatusOr<DomainInfo> Engine::ResolveDomainLocked(const std::string& domain
     }
     if (rec.info.name == domain && by_name == nullptr) by_name = &rec;
   }
-  if (by_name == nullptr) {
-    return absl::NotFoundError(absl::StrCat("no domain '", domain, "'"));
+  if (by_name != nullptr) return by_name->info;
+  // Not running, known by its durable channels.
+  for (const auto& [uuid, down] : down_domains_) {
+    if (uuid == lower || (!down.name.empty() && down.name == domain)) {
+      DomainInfo info;
+      info.uuid = uuid;
+      info.name = down.name;
+      info.state = DomainState::kNotRunning;
+      return info;
+    }
   }
-  return by_name->info;
+  return absl::NotFoundError(absl::StrCat("no domain '", domain, "'"));
 }
 
 }  // namespace xenchan

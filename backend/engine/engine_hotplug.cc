@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "backend/engine/channel_record.h"
+#include "backend/engine/console_device.h"
 #include "backend/engine/devid.h"
 #include "backend/engine/engine.h"
 #include "backend/engine/names.h"
@@ -21,8 +22,6 @@
 
 namespace xenchan {
 namespace {
-
-constexpr int kTransactionAttempts = 16;
 
 // Blocks a caller until a value arrives from the engine thread.
 template <typename T>
@@ -44,75 +43,6 @@ class Waiter {
   CondVar cv_;
   std::optional<T> value_ ABSL_GUARDED_BY(mu_);
 };
-
-absl::Status IgnoreNotFound(absl::Status s) {
-  return s.code() == absl::StatusCode::kNotFound ? absl::OkStatus() : s;
-}
-
-// The console device of a new ring channel.
-struct NewConsoleDevice {
-  uint32_t backend_domid = 0;
-  std::string backend_type;
-  uint32_t domid = 0;
-  uint32_t devid = 0;
-  std::string channel_id;
-  std::string uid;
-  ChannelConfig config;  // every field set (Engine::EffectiveConfig)
-};
-
-// Writes both ends of `device` in transaction `t` (§2.5): our backend
-// directory (libxl's keys and our record of the channel, dom0's with the
-// guest allowed to read) before the guest-owned frontend directory with
-// libxl's keys (some read-only to the guest). Replaces what was left at
-// either path. The first error, if any (the caller aborts `t`).
-absl::Status WriteConsoleDevice(XenStore& xs, XsTransaction t, const NewConsoleDevice& device) {
-  const uint32_t B = device.backend_domid;
-  const uint32_t D = device.domid;
-  const std::string fe = FrontendPath(D, device.devid);
-  const std::string be = BackendPath(B, device.backend_type, D, device.devid);
-  const std::vector<XsPermission> be_perms = {{B, XsPermission::kNone}, {D, XsPermission::kRead}};
-  const std::vector<XsPermission> fe_perms = {{D, XsPermission::kNone}, {B, XsPermission::kRead}};
-  const std::vector<XsPermission> ro_perms = be_perms;
-  const std::string initialising = absl::StrCat(static_cast<int>(XenbusState::kInitialising));
-  absl::Status status = absl::OkStatus();
-  auto write = [&](const std::string& dir, absl::string_view node, const std::string& value,
-                   const std::vector<XsPermission>* perms) {
-    if (!status.ok()) return;
-    const std::string path = NodePath(dir, node);
-    status = xs.Write(t, path, value);
-    if (status.ok() && perms != nullptr) status = xs.SetPermissions(t, path, *perms);
-  };
-  // Backend directory first: it must exist before the guest can see state 1.
-  status = IgnoreNotFound(xs.Remove(t, be));
-  if (status.ok()) status = xs.Mkdir(t, be);
-  if (status.ok()) status = xs.SetPermissions(t, be, be_perms);
-  write(be, kFrontendNode, fe, nullptr);
-  write(be, kFrontendIdNode, absl::StrCat(D), nullptr);
-  write(be, kOnlineNode, "1", nullptr);
-  write(be, kStateNode, initialising, nullptr);
-  write(be, kProtocolNode, kConsoleProtocol, nullptr);
-  write(be, kNameNode, device.channel_id, nullptr);
-  write(be, kUidNode, device.uid, nullptr);
-  write(be, kEpochNode, "0", nullptr);
-  for (const auto& [node, value] : ChannelConfigNodes(device.config)) {
-    write(be, node, value, nullptr);
-  }
-  // Frontend directory, guest-owned, with libxl's keys.
-  if (status.ok()) status = IgnoreNotFound(xs.Remove(t, fe));
-  if (status.ok()) status = xs.Mkdir(t, fe);
-  if (status.ok()) status = xs.SetPermissions(t, fe, fe_perms);
-  write(fe, kBackendNode, be, &fe_perms);
-  write(fe, kBackendIdNode, absl::StrCat(B), &fe_perms);
-  write(fe, kStateNode, initialising, &fe_perms);
-  write(fe, kProtocolNode, kConsoleProtocol, &fe_perms);
-  // Read-only to the guest.
-  write(fe, kNameNode, device.channel_id, &ro_perms);
-  write(fe, kTypeNode, device.backend_type, &ro_perms);
-  write(fe, kLimitNode, absl::StrCat(device.config.buffer_limit_bytes), &ro_perms);
-  write(fe, kOutputNode, device.backend_type, &ro_perms);
-  write(fe, kTtyNode, "", &ro_perms);
-  return status;
-}
 
 }  // namespace
 
@@ -182,6 +112,9 @@ void Engine::DoCreate(CreateChannelRequest request,
     auto resolved = ResolveDomainLocked(request.domain);
     if (!resolved.ok()) return done(resolved.status());
     dom = *resolved;
+    if (dom.state == DomainState::kNotRunning) {
+      return done(absl::UnavailableError(absl::StrCat("domain ", dom.name, " is not running")));
+    }
     for (const auto& [serial, ch] : channels_) {
       if (ch->identity().domid == dom.domid && ch->identity().channel_id == request.channel_id &&
           !ch->removed()) {
@@ -206,6 +139,15 @@ void Engine::DoCreate(CreateChannelRequest request,
         absl::StrCat("the memory budget has no room for another channel's ",
                      options_.channel_memory_reserve_bytes, "-byte reserve in domain ", dom.name)));
   }
+  const bool durable = config.lifetime == ChannelLifetime::kDurable;
+  if (durable && options_.declarations == nullptr) {
+    return done(absl::FailedPreconditionError(
+        "durable channels need a declaration store (xenchand's state directory)"));
+  }
+  if (durable && dom.uuid.empty()) {
+    return done(absl::FailedPreconditionError(
+        absl::StrCat("domain ", dom.name, " has no UUID to declare a durable channel for")));
+  }
   NewConsoleDevice device;
   device.backend_domid = B;
   device.backend_type = options_.backend_type;
@@ -213,32 +155,27 @@ void Engine::DoCreate(CreateChannelRequest request,
   device.channel_id = request.channel_id;
   device.uid = NewUuid();
   device.config = config;
-  // The devid is chosen and both ends written in one transaction, run again
-  // on a conflict; a validate-only create stops after the choice and drops
-  // the transaction.
-  absl::Status status = RunInTransaction(
-      xs,
-      [&](XsTransaction t) -> absl::Status {
-        if (!xs.Read(t, DomainNamePath(D)).ok()) {
-          return absl::UnavailableError(absl::StrCat("domain ", dom.name, " is going away"));
-        }
-        ConsoleDirectories dirs;
-        auto list = [&](const std::string& dir, std::vector<std::string>* entries) {
-          auto listed = xs.Directory(t, dir);
-          if (listed.ok()) *entries = *std::move(listed);
-        };
-        list(FrontendDir(D), &dirs.frontend);
-        list(LibxlConsoleDir(D), &dirs.libxl);
-        list(BackendDomainDir(B, options_.backend_type, D), &dirs.backend);
-        absl::StatusOr<uint32_t> devid =
-            ChooseDevid(dirs, recently_released, options_.max_channels_per_domain, dom.name);
-        if (!devid.ok()) return devid.status();
-        device.devid = *devid;
-        if (request.validate_only) return DiscardTransaction();
-        return WriteConsoleDevice(xs, t, device);
-      },
-      kTransactionAttempts);
-  if (!status.ok()) return done(std::move(status));  // one owner, no shared rep
+  DevidChoice choice;
+  choice.recently_released = recently_released;
+  choice.max_channels_per_domain = options_.max_channels_per_domain;
+  choice.domain_name = dom.name;
+  // A durable channel is declared before its device exists: if this engine
+  // dies in between, the next one finds the declaration and re-creates it.
+  int64_t generation = 0;
+  if (durable && !request.validate_only) {
+    auto declared = Declare(dom.uuid, device, now);
+    if (!declared.ok()) return done(std::move(declared).status());
+    generation = *declared;
+    device.epoch = EpochFloor(generation);
+  }
+  // The devid is chosen and both ends written in one transaction; a
+  // validate-only create stops after the choice.
+  absl::StatusOr<uint32_t> devid = AddConsoleDevice(xs, device, choice, request.validate_only);
+  if (!devid.ok()) {
+    if (generation != 0) (void)Undeclare(dom.uuid, request.channel_id);
+    return done(std::move(devid).status());  // one owner, no shared rep
+  }
+  device.devid = *devid;
   if (request.validate_only) {
     ChannelInfo preview;
     preview.channel_id = request.channel_id;
@@ -250,6 +187,7 @@ void Engine::DoCreate(CreateChannelRequest request,
     preview.config = config;
     return done(preview);
   }
+  if (generation != 0) (void)RecordDeclaredDevid(dom.uuid, request.channel_id, device.devid);
 
   ChannelIdentity id;
   id.serial = next_serial_++;
@@ -260,7 +198,10 @@ void Engine::DoCreate(CreateChannelRequest request,
   id.devid = device.devid;
   id.transport = Transport::kRing;
   auto channel = NewChannel(id, config, dom.name, now);
-  AddRingChannel(channel, NewRingParams(D, device.devid, id.serial), XenbusState::kInitialising);
+  RingParams params = NewRingParams(D, device.devid, id.serial);
+  params.persisted_epoch = device.epoch;
+  if (durable) durable_serials_.insert(id.serial);
+  AddRingChannel(channel, std::move(params), XenbusState::kInitialising);
   if (!request.wait_until_connected) return done(channel->Info());
   RingChannel* ring = rings_[id.serial].get();
   ring->WaitConnected(
@@ -287,7 +228,22 @@ void Engine::DoDelete(ChannelRef ref, absl::Duration force_after,
         "toolstack channels are managed by xl.cfg, not deleted through xenchan"));
   }
   auto it = rings_.find((*channel)->serial());
-  if (it == rings_.end()) return done(absl::NotFoundError("channel was removed"));
+  if (it == rings_.end() || it->second->finished()) {
+    if (durable_serials_.count((*channel)->serial()) != 0) {
+      return DeleteDownChannel(*channel, std::move(done));
+    }
+    return done(absl::NotFoundError("channel was removed"));
+  }
+  if (durable_serials_.count((*channel)->serial()) != 0) {
+    // The declaration goes first: from here on the channel is an ordinary
+    // one being unplugged, and an engine that dies now does not bring it
+    // back.
+    const ChannelIdentity& id = (*channel)->identity();
+    if (absl::Status s = Undeclare(id.domain_uuid, id.channel_id); !s.ok()) {
+      return done(std::move(s));
+    }
+    durable_serials_.erase(id.serial);
+  }
   it->second->Unplug(force_after, std::move(done), absl::Now());
   ReapFinished();
 }

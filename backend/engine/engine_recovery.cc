@@ -65,7 +65,14 @@ void Engine::RecoverRingChannels() {
       // Our own keys (the guest can read but not write them), still parsed
       // strictly and within the limits a create would accept; anything else
       // takes the defaults.
-      const ChannelConfig asked = ParseChannelConfigNodes(read);
+      ChannelConfig asked = ParseChannelConfigNodes(read);
+      // Durable if declared (the store is the truth, engine_durable.cc).
+      auto declared = declarations_.find({dom.uuid, name});
+      const bool durable = declared != declarations_.end();
+      if (durable) {
+        asked.lifetime = ChannelLifetime::kDurable;
+        uid = declared->second.uid;
+      }
       uint64_t epoch = 0;
       (void)absl::SimpleAtoi(read(kEpochNode), &epoch);
       const XenbusState be_state =
@@ -92,6 +99,7 @@ void Engine::RecoverRingChannels() {
       params.persisted_epoch = epoch;
       params.recovered = true;
       params.resume_unplug_deadline = unplug_deadline;
+      if (durable && !unplug_deadline.has_value()) durable_serials_.insert(id.serial);
       AddRingChannel(std::move(channel), std::move(params), be_state);
     }
   }

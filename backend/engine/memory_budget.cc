@@ -67,6 +67,19 @@ void MemoryBudget::Release(uint32_t domain, size_t n) {
   for (uint64_t w : waiters) notify_(w);
 }
 
+void MemoryBudget::MoveCharge(uint32_t from, uint32_t to, size_t n) {
+  if (n == 0 || from == to) return;
+  MutexLock lock(&mu_);
+  if (from != kHostWide) {
+    auto it = by_domain_.find(from);
+    if (it == by_domain_.end()) return;
+    n = std::min(n, it->second);
+    it->second -= n;
+    if (it->second == 0) by_domain_.erase(it);
+  }
+  if (to != kHostWide) by_domain_[to] += n;
+}
+
 size_t MemoryBudget::Headroom(uint32_t domain, MemoryTier tier) const {
   MutexLock lock(&mu_);
   return HeadroomLocked(domain, tier);
@@ -160,6 +173,11 @@ bool MemoryAccount::Resize(size_t n) {
   if (n >= used_) return Charge(n - used_);
   Release(used_ - n);
   return true;
+}
+
+void MemoryAccount::MoveToDomain(uint32_t domain) {
+  if (budget_ != nullptr) budget_->MoveCharge(domain_, domain, Charged());
+  domain_ = domain;
 }
 
 size_t MemoryAccount::Headroom(MemoryTier tier) const {

@@ -109,6 +109,10 @@ class MemoryBudget {
   // Bytes `domain` may still charge now in `tier`.
   size_t Headroom(uint32_t domain, MemoryTier tier = MemoryTier::kData) const
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Moves `n` bytes charged to `from` over to `to` (a durable channel's
+  // domain came back with a new domid). The total does not change; `to` may
+  // end above its cap, as its channels already hold the bytes.
+  void MoveCharge(uint32_t from, uint32_t to, size_t n) ABSL_LOCKS_EXCLUDED(mu_);
   // A consumer of `domain` was held back (it wanted `wanted` more bytes than
   // it could charge): counted like a refused charge, with a reclaim request,
   // and `waiter` is notified at the next release.
@@ -166,6 +170,8 @@ class MemoryAccount {
   bool Resize(size_t n);
   // How many more bytes Charge could take now.
   size_t Headroom(MemoryTier tier = MemoryTier::kData) const;
+  // Charges this account's bytes to `domain` from now on (MoveCharge).
+  void MoveToDomain(uint32_t domain);
 
   size_t used() const { return used_; }
   size_t floor() const { return floor_; }
@@ -176,7 +182,7 @@ class MemoryAccount {
   size_t Charged() const { return used_ > floor_ ? used_ : floor_; }
 
   const std::shared_ptr<MemoryBudget> budget_;
-  const uint32_t domain_;
+  uint32_t domain_;
   const uint64_t waiter_;
   size_t used_ = 0;
   size_t floor_ = 0;

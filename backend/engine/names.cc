@@ -37,6 +37,8 @@ const char* ToString(ChannelState state) {
       return "CLOSED";
     case ChannelState::kFailed:
       return "FAILED";
+    case ChannelState::kDomainDown:
+      return "DOMAIN_DOWN";
   }
   return "?";
 }

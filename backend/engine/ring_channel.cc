@@ -279,6 +279,9 @@ void RingChannel::Connect(EpochChangeReason reason, absl::Time now) {
   if (reason == EpochChangeReason::kGuestResumed && !was_connected) {
     reason = EpochChangeReason::kGuestConnected;
   }
+  if (!ever_connected_ && params_.first_connect_reason.has_value()) {
+    reason = *params_.first_connect_reason;
+  }
   EpochChange change = channel_->BeginEpoch(epoch, reason, now);
   if (be_state_ != XenbusState::kConnected) SetBackendState(XenbusState::kConnected);
   data_active_ = true;
@@ -438,6 +441,9 @@ void RingChannel::FinishUnplug(bool forced, absl::Time now) {
 
 void RingChannel::ReleaseForDomainGone() {
   if (finished_) return;
+  // What the guest wrote last (a "shutting down" line, say) is still in the
+  // page we map: one last drain, as far as the buffer takes it, keeps it.
+  if (data_active_ && ring_.has_value()) Service(absl::Now());
   Disconnect();  // at once: a live mapping keeps the domain a zombie (§4.5)
   (void)host_->xs().Unwatch(params_.frontend_path, params_.watch_token);
   finished_ = true;
@@ -457,6 +463,18 @@ void RingChannel::ReportDomainGone() {
   std::vector<UnplugDone> waiters;
   waiters.swap(unplug_waiters_);
   for (auto& done : waiters) done(result);
+}
+
+void RingChannel::ReportDomainDown() {
+  if (!domain_gone_) return;
+  domain_gone_ = false;
+  state_ = ChannelState::kDomainDown;
+  channel_->SetDomainDown();
+  channel_->Emit(ChannelEventType::kStateChanged);
+  ResolveConnectWaiters(absl::UnavailableError("the domain went away"));
+  std::vector<UnplugDone> waiters;
+  waiters.swap(unplug_waiters_);
+  for (auto& done : waiters) done(absl::UnavailableError("the domain went away"));
 }
 
 }  // namespace xenchan

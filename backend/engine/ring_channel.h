@@ -15,7 +15,9 @@
 //   FE 6 or gone -> unmap, unbind, BE 6 (DISCONNECTED)
 //   BE 6, FE 1   -> (kexec reset) cleared, BE 2 (WAITING_FOR_GUEST)
 //   domain gone  -> unmap, unbind at once (REMOVED; the engine removes our
-//                   backend directory)
+//                   backend directory). A durable channel is not removed
+//                   but left DOMAIN_DOWN; the engine re-creates it, with a
+//                   new RingChannel, in the domain's next incarnation
 //   unplug       -> persist the intent (kUnpluggingNode in our backend dir,
 //                   holding the force deadline), BE 5, wait for FE 6 (or
 //                   force at the deadline), unmap, unbind, BE 6, record the
@@ -125,6 +127,9 @@ struct RingParams {
   absl::Duration connect_timeout = absl::Seconds(30);
   uint64_t persisted_epoch = 0;  // highest epoch ever used by this channel
   bool recovered = false;        // found by a restarted engine
+  // A durable channel re-created in a new incarnation of its domain: the
+  // reason its first connection reports.
+  std::optional<EpochChangeReason> first_connect_reason;
   // Recovered with kUnpluggingNode set: resume the unplug, forced at this
   // deadline.
   std::optional<absl::Time> resume_unplug_deadline;
@@ -165,11 +170,15 @@ class RingChannel {
   // (FAILED_PRECONDITION), removed (UNAVAILABLE/NOT_FOUND) or at `deadline`
   // (DEADLINE_EXCEEDED).
   void WaitConnected(absl::Time deadline, ConnectDone done);
-  // The domain died: unmap and unbind at once (ReleaseForDomainGone), then,
+  // The domain died: drain its out ring one last time, unmap and unbind at
+  // once (ReleaseForDomainGone), then,
   // once the engine has removed our backend directory, report the removal
   // (ReportDomainGone).
   void ReleaseForDomainGone();
   void ReportDomainGone();
+  // As ReportDomainGone for a durable channel: it is not removed but waits,
+  // DOMAIN_DOWN, for the domain's next incarnation (a new RingChannel).
+  void ReportDomainDown();
 
   bool finished() const { return finished_; }
   Channel& channel() { return *channel_; }

@@ -31,6 +31,13 @@ enum class ChannelState {
   kClosing,          // an operator unplug is in progress
   kClosed,           // unplugged (the final state of a removed channel)
   kFailed,           // connecting failed (bad ring info, map or bind error)
+  kDomainDown,       // durable: its domain is not running; re-created when it returns
+};
+
+// How long a ring channel lives (proto ChannelLifetime).
+enum class ChannelLifetime {
+  kIncarnation,  // removed when the domain's current incarnation ends
+  kDurable,      // declared for the domain's UUID: re-created in every incarnation
 };
 
 // xenbus states (xen/io/xenbus.h); 0 also stands for "node missing".
@@ -78,6 +85,8 @@ struct ChannelConfig {
   // `xenchan-framing`, see FramingSpec) so that it survives a restart.
   // Unset: newline.
   std::optional<Framing> default_framing;
+  // Unset: kIncarnation.
+  std::optional<ChannelLifetime> lifetime;
 };
 
 struct GuestToHostStatus {
@@ -157,7 +166,9 @@ struct ChannelInfo {
   std::string toolstack_endpoint;  // socket path or pty of toolstack channels
 };
 
-enum class DomainState { kRunning, kDying };
+// kNotRunning: a domain known only by the durable channels declared for its
+// UUID (it rebooted, was saved, migrated away or powered off); domid is 0.
+enum class DomainState { kRunning, kDying, kNotRunning };
 
 struct DomainInfo {
   uint32_t domid = 0;
@@ -165,6 +176,11 @@ struct DomainInfo {
   std::string uuid;
   DomainState state = DomainState::kRunning;
   uint32_t channel_count = 0;
+  // The toolstack's last request in control/shutdown ("reboot", "suspend",
+  // "poweroff", ...; empty if none was seen). The guest clears the node as
+  // it acts, so the engine records it when it is written: it tells what the
+  // domain's next incarnation is (DOMAIN_REBOOTED or DOMAIN_RESTORED).
+  std::string shutdown_request;
 };
 
 enum class EpochChangeReason {
@@ -173,6 +189,10 @@ enum class EpochChangeReason {
   kGuestResumed,
   kTransportReopened,
   kServerRestarted,
+  // A durable channel's domain came back as a new incarnation (new domid):
+  kDomainRebooted,  // it booted afresh (reboot, or powered off and started again)
+  kDomainRestored,  // it resumed from a saved image (xl save / xl restore)
+  kDomainMigrated,  // it arrived by migration
 };
 
 struct EpochChange {

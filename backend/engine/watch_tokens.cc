@@ -10,12 +10,17 @@ namespace xenchan {
 namespace {
 
 constexpr absl::string_view kDomainNamePrefix = "name/";
+constexpr absl::string_view kDomainShutdownPrefix = "shutdown/";
 constexpr absl::string_view kToolstackChannelPrefix = "ts/";
 constexpr absl::string_view kRingFrontendPrefix = "fe/";
 
 }  // namespace
 
 std::string DomainNameWatchToken(uint32_t domid) { return absl::StrCat(kDomainNamePrefix, domid); }
+
+std::string DomainShutdownWatchToken(uint32_t domid) {
+  return absl::StrCat(kDomainShutdownPrefix, domid);
+}
 
 std::string ToolstackChannelWatchToken(uint64_t serial) {
   return absl::StrCat(kToolstackChannelPrefix, serial);
@@ -42,6 +47,12 @@ WatchTarget ParseWatchToken(absl::string_view token) {
     uint32_t domid;
     if (absl::SimpleAtoi(token, &domid)) {
       target.kind = Kind::kDomainName;
+      target.id = domid;
+    }
+  } else if (absl::ConsumePrefix(&token, kDomainShutdownPrefix)) {
+    uint32_t domid;
+    if (absl::SimpleAtoi(token, &domid)) {
+      target.kind = Kind::kDomainShutdown;
       target.id = domid;
     }
   }

@@ -24,6 +24,7 @@ inline constexpr char kToolstackBackendsToken[] = "ts";
 
 // "name/<domid>"
 std::string DomainNameWatchToken(uint32_t domid);
+std::string DomainShutdownWatchToken(uint32_t domid);
 // "ts/<serial>"
 std::string ToolstackChannelWatchToken(uint64_t serial);
 // "fe/<serial>"
@@ -36,6 +37,7 @@ struct WatchTarget {
     kIntroduceDomain,    // a domain may have appeared
     kReleaseDomain,      // a domain may have died
     kDomainName,         // `id` is the domid
+    kDomainShutdown,     // `id` is the domid
     kToolstackBackends,  // a toolstack channel may have appeared
     kToolstackChannel,   // `id` is the channel's serial
     kRingFrontend,       // `id` is the channel's serial

@@ -45,6 +45,9 @@ std::string NodePath(absl::string_view dir, absl::string_view node);
 std::string DomainPath(uint32_t domid);
 // /local/domain/D/name
 std::string DomainNamePath(uint32_t domid);
+// /local/domain/D/control/shutdown: the toolstack's request to the guest
+// ("reboot", "suspend", "poweroff", ...), cleared by the guest as it acts.
+std::string DomainShutdownPath(uint32_t domid);
 
 // --- Console devices. ---
 // The backend type libxl gives QEMU-served consoles, which is where the

@@ -1,0 +1,275 @@
+// Engine: durable channels (issue 12). A durable channel is declared for its
+// domain's UUID in the DeclarationStore before its device exists. When the
+// domain's incarnation ends, the channel is not removed: it waits,
+// DOMAIN_DOWN, with its buffer, sessions and write lease, and is re-created
+// (same channel id and uid, the same devid where free, new domid) as soon as
+// a domain with that UUID is introduced; its first connection there starts a
+// new epoch whose reason says how the domain came back.
+//
+// Epochs: an incarnation's epochs start at EpochFloor(generation), the
+// generation the declaration took when the channel was (re-)created there.
+// Generations only grow, so a new incarnation's epochs sit above every
+// earlier one's, even when the engine lost everything in between.
+//
+// The store is read at start (a store that cannot be read stops xenchand
+// with its error) and written on the engine thread only by lifecycle events.
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "backend/engine/engine.h"
+#include "backend/engine/xenstore_layout.h"
+
+namespace xenchan {
+namespace {
+
+constexpr int kEpochsPerIncarnationBits = 20;  // 1M connections before epochs could overlap
+
+DeclaredChannelConfig ToDeclared(const ChannelConfig& c) {
+  DeclaredChannelConfig d;
+  d.buffer_limit_bytes = c.buffer_limit_bytes;
+  d.overflow = c.overflow_policy.value_or(OverflowPolicy::kBlock) == OverflowPolicy::kDropOldest
+                   ? DeclaredChannelConfig::Overflow::kDropOldest
+                   : DeclaredChannelConfig::Overflow::kBlock;
+  d.write_queue_limit_bytes = c.write_queue_limit_bytes;
+  d.default_framing = FramingSpec(c.default_framing.value_or(Framing{}));
+  return d;
+}
+
+// The store validated every field when it read the row (DATA_LOSS
+// otherwise), framing included.
+ChannelConfig FromDeclared(const DeclaredChannelConfig& d) {
+  ChannelConfig c;
+  c.buffer_limit_bytes = d.buffer_limit_bytes;
+  c.overflow_policy = d.overflow == DeclaredChannelConfig::Overflow::kDropOldest
+                          ? OverflowPolicy::kDropOldest
+                          : OverflowPolicy::kBlock;
+  c.write_queue_limit_bytes = d.write_queue_limit_bytes;
+  auto framing = ParseFramingSpec(d.default_framing);
+  if (framing.ok()) c.default_framing = *framing;
+  c.lifetime = ChannelLifetime::kDurable;
+  return c;
+}
+
+}  // namespace
+
+uint64_t Engine::EpochFloor(int64_t generation) {
+  return static_cast<uint64_t>(std::max<int64_t>(generation, 0)) << kEpochsPerIncarnationBits;
+}
+
+bool Engine::BelongsTo(const Channel& ch, const DomainInfo& info) {
+  const ChannelIdentity& id = ch.identity();
+  if (!info.uuid.empty() && !id.domain_uuid.empty()) return id.domain_uuid == info.uuid;
+  return id.domid == info.domid;
+}
+
+absl::StatusOr<int64_t> Engine::Declare(const std::string& uuid, const NewConsoleDevice& device,
+                                        absl::Time now) {
+  ChannelDeclaration d;
+  d.domain_uuid = uuid;
+  d.channel_id = device.channel_id;
+  d.uid = device.uid;
+  d.config = ToDeclared(device.config);
+  d.create_time = now;
+  absl::StatusOr<int64_t> generation = options_.declarations->Put(d);
+  if (!generation.ok()) return generation.status();
+  d.generation = *generation;
+  declarations_[{uuid, device.channel_id}] = std::move(d);
+  return generation;
+}
+
+absl::Status Engine::Undeclare(const std::string& uuid, const std::string& channel_id) {
+  absl::Status s = options_.declarations->Delete(uuid, channel_id);
+  if (!s.ok() && s.code() != absl::StatusCode::kNotFound) return s;
+  declarations_.erase({uuid, channel_id});
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> Engine::RecordDeclaredDevid(const std::string& uuid,
+                                                    const std::string& channel_id, uint32_t devid) {
+  auto it = declarations_.find({uuid, channel_id});
+  if (it == declarations_.end()) return absl::NotFoundError("no declaration");
+  DeclarationUpdate update;
+  update.last_devid = devid;
+  absl::StatusOr<int64_t> generation =
+      options_.declarations->Update(uuid, channel_id, it->second.generation, update);
+  if (!generation.ok()) return generation.status();
+  it->second.generation = *generation;
+  it->second.last_devid = devid;
+  return generation;
+}
+
+absl::Status Engine::LoadDeclarations() {
+  if (options_.declarations == nullptr) return absl::OkStatus();
+  auto all = options_.declarations->ListAll();
+  if (!all.ok()) return all.status();
+  for (ChannelDeclaration& d : *all) {
+    auto key = std::make_pair(d.domain_uuid, d.channel_id);
+    declarations_[key] = std::move(d);
+  }
+  return absl::OkStatus();
+}
+
+void Engine::RestoreDeclaredChannels() {
+  const absl::Time now = absl::Now();
+  std::vector<uint32_t> running;  // domains with declared channels to re-create
+  for (const auto& [key, d] : declarations_) {
+    std::shared_ptr<Channel> found;
+    DomainInfo dom;
+    bool domain_runs = false;
+    {
+      MutexLock lock(&mu_);
+      for (const auto& [serial, ch] : channels_) {
+        if (ch->identity().domain_uuid == d.domain_uuid &&
+            ch->identity().channel_id == d.channel_id && !ch->removed()) {
+          found = ch;
+        }
+      }
+      for (const auto& [domid, rec] : domains_) {
+        if (rec.info.uuid == d.domain_uuid) {
+          dom = rec.info;
+          domain_runs = true;
+        }
+      }
+    }
+    if (found != nullptr) continue;  // recovered with its ring (RecoverRingChannels)
+    ChannelIdentity id;
+    id.serial = next_serial_++;
+    id.uid = d.uid;
+    id.channel_id = d.channel_id;
+    id.domain_uuid = d.domain_uuid;
+    id.devid = d.last_devid.value_or(0);
+    id.transport = Transport::kRing;
+    auto channel = NewChannel(id, EffectiveConfig(FromDeclared(d.config)), dom.name, now);
+    channel->SetDomainDown();
+    durable_serials_.insert(id.serial);
+    {
+      MutexLock lock(&mu_);
+      channels_[id.serial] = channel;
+      if (!domain_runs) down_domains_.emplace(d.domain_uuid, DownDomain{});
+    }
+    channel->Emit(ChannelEventType::kAppeared);
+    if (domain_runs) running.push_back(dom.domid);
+  }
+  std::sort(running.begin(), running.end());
+  running.erase(std::unique(running.begin(), running.end()), running.end());
+  // The domain came back while no engine ran: this engine has none of the
+  // channel's buffers, as after any restart.
+  for (uint32_t domid : running) {
+    RecreateDurableChannels(domid, EpochChangeReason::kServerRestarted);
+  }
+}
+
+EpochChangeReason Engine::DomainReturnReason(uint32_t domid, const std::string& uuid) {
+  auto dom = domains_.find(domid);
+  // xl migrate's receiver names the domain so until the stream is in.
+  if (dom != domains_.end() && absl::EndsWith(dom->second.info.name, "--incoming")) {
+    return EpochChangeReason::kDomainMigrated;
+  }
+  auto down = down_domains_.find(uuid);
+  if (down != down_domains_.end() && down->second.shutdown_request == "suspend") {
+    return EpochChangeReason::kDomainRestored;
+  }
+  return EpochChangeReason::kDomainRebooted;
+}
+
+void Engine::RecreateDurableChannels(uint32_t domid, EpochChangeReason reason) {
+  DomainInfo dom;
+  std::vector<std::shared_ptr<Channel>> waiting;
+  {
+    MutexLock lock(&mu_);
+    auto it = domains_.find(domid);
+    if (it == domains_.end()) return;
+    dom = it->second.info;
+    for (const auto& [serial, ch] : channels_) {
+      if (durable_serials_.count(serial) != 0 && rings_.count(serial) == 0 && BelongsTo(*ch, dom) &&
+          !ch->removed()) {
+        waiting.push_back(ch);
+      }
+    }
+  }
+  XenStore& xs = *options_.xenstore;
+  const absl::Time now = absl::Now();
+  for (const std::shared_ptr<Channel>& ch : waiting) {
+    const ChannelIdentity id = ch->identity();
+    auto decl = declarations_.find({id.domain_uuid, id.channel_id});
+    if (decl == declarations_.end()) continue;
+    const std::optional<uint32_t> preferred =
+        id.devid != 0 ? std::optional<uint32_t>(id.devid) : decl->second.last_devid;
+    auto fail = [&](const absl::Status& s) {
+      ch->SetState(ChannelState::kDomainDown, XenbusState::kUnknown, XenbusState::kUnknown,
+                   ChannelError{ChannelErrorKind::kXenstore,
+                                absl::StrCat("re-creating the channel in domain ", dom.name,
+                                             " failed: ", s.message()),
+                                now});
+      ch->Emit(ChannelEventType::kStateChanged);
+    };
+    // A fresh generation first: this incarnation's epochs start above it.
+    absl::StatusOr<int64_t> generation =
+        RecordDeclaredDevid(id.domain_uuid, id.channel_id, preferred.value_or(1));
+    if (!generation.ok()) {
+      fail(generation.status());
+      continue;
+    }
+    NewConsoleDevice device;
+    device.backend_domid = options_.backend_domid;
+    device.backend_type = options_.backend_type;
+    device.domid = domid;
+    device.channel_id = id.channel_id;
+    device.uid = id.uid;
+    device.config = ch->config();
+    device.epoch = std::max(EpochFloor(*generation), ch->Info().epoch);
+    DevidChoice choice;
+    choice.recently_released = released_devids_.Blocked(domid);
+    choice.max_channels_per_domain = options_.max_channels_per_domain;
+    choice.preferred = preferred;
+    choice.domain_name = dom.name;
+    absl::StatusOr<uint32_t> devid = AddConsoleDevice(xs, device, choice, false);
+    if (!devid.ok()) {
+      fail(devid.status());
+      continue;
+    }
+    if (*devid != preferred.value_or(1)) {
+      (void)RecordDeclaredDevid(id.domain_uuid, id.channel_id, *devid);
+    }
+    {
+      MutexLock lock(&mu_);
+      ch->Rebind(domid, *devid, dom.name);
+    }
+    RingParams params = NewRingParams(domid, *devid, id.serial);
+    params.persisted_epoch = device.epoch;
+    params.first_connect_reason = reason;
+    AddRingChannel(ch, std::move(params), XenbusState::kInitialising,
+                   ChannelEventType::kStateChanged);
+  }
+}
+
+void Engine::DeleteDownChannel(const std::shared_ptr<Channel>& channel,
+                               std::function<void(absl::StatusOr<DeleteResult>)> done) {
+  const ChannelIdentity id = channel->identity();
+  if (absl::Status s = Undeclare(id.domain_uuid, id.channel_id); !s.ok()) {
+    return done(std::move(s));
+  }
+  durable_serials_.erase(id.serial);
+  channel->SetState(ChannelState::kClosed, XenbusState::kUnknown, XenbusState::kUnknown,
+                    std::nullopt);
+  channel->MarkRemoved(absl::NotFoundError("the channel was deleted"));
+  channel->Emit(ChannelEventType::kRemoved, std::nullopt, std::nullopt, std::nullopt,
+                RemovalReason::kDeleted);
+  {
+    MutexLock lock(&mu_);
+    channels_.erase(id.serial);
+    bool more = false;
+    for (const auto& [serial, ch] : channels_) {
+      more = more || ch->identity().domain_uuid == id.domain_uuid;
+    }
+    if (!more) down_domains_.erase(id.domain_uuid);
+  }
+  done(DeleteResult{channel->Info(), false});
+}
+
+}  // namespace xenchan
