@@ -238,6 +238,10 @@ class Host {
   // UNAVAILABLE at once if QEMU exits first, DEADLINE_EXCEEDED after 20 s.
   absl::Status WaitForBackends(uint32_t domid, size_t channels, pid_t qemu);
   absl::StatusOr<std::string> GuestCommand(const Domain& d, const std::string& command);
+  // What libxl writes to the guest's control/shutdown before it asks the
+  // guest to act ("reboot", "suspend", "poweroff"); the guest clears it as
+  // Linux's shutdown_handler does.
+  void WriteShutdownRequest(const Domain& d, const char* request);
   DomainStatus StatusLocked(const Domain& d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Called on the hypervisor's loop thread: only records the domid (taking
   // mu_ there would stall the hypervisor while a long operation, e.g. a

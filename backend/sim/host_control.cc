@@ -76,6 +76,11 @@ std::string FormatDomainsJson(const std::vector<DomainStatus>& domains) {
   return absl::StrCat("[", absl::StrJoin(items, ","), "]\n");
 }
 
+void Host::WriteShutdownRequest(const Domain& d, const char* request) {
+  (void)xs_->Write(kNoTransaction, absl::StrCat("/local/domain/", d.domid, "/control/shutdown"),
+                   request);
+}
+
 absl::StatusOr<std::string> Host::GuestCommand(const Domain& d, const std::string& command) {
   const std::string path = absl::StrCat(options_.state_dir, "/domains/", d.domid, "/guest.sock");
   sockaddr_un addr{};
@@ -134,6 +139,7 @@ absl::Status Host::SuspendDomain(const std::string& domain) {
     return absl::FailedPreconditionError(
         absl::StrCat("domain ", (*d)->name, " is ", StateName(static_cast<int>((*d)->state))));
   }
+  WriteShutdownRequest(**d, "suspend");
   auto r = GuestCommand(**d, "suspend");
   if (!r.ok()) return r.status();
   (*d)->state = State::kSuspended;
@@ -163,6 +169,7 @@ absl::Status Host::ShutdownDomain(const std::string& domain) {
     return absl::FailedPreconditionError(
         absl::StrCat("domain ", (*d)->name, " is ", StateName(static_cast<int>((*d)->state))));
   }
+  WriteShutdownRequest(**d, "poweroff");
   auto r = GuestCommand(**d, "shutdown");
   if (!r.ok()) return r.status();
   (*d)->state = State::kShutdown;

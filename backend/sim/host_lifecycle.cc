@@ -47,6 +47,7 @@ absl::StatusOr<DomainStatus> Host::RebootDomain(const std::string& domain) {
   if (d.state == State::kRunning) {
     // The guest's reboot path shuts its devices down as poweroff does; the
     // domain then shuts down with reason reboot.
+    WriteShutdownRequest(d, "reboot");
     auto r = GuestCommand(d, "shutdown");
     if (!r.ok()) return r.status();
     KillAndReap(d.guest_pid, 0);  // it exits by itself once it replied
@@ -69,6 +70,7 @@ absl::Status Host::SaveLocked(Domain& d, SaveImage* image) {
     return absl::FailedPreconditionError(absl::StrCat("domain ", d.name, " is not running"));
   }
   // libxl__domain_suspend: the guest suspends itself on request.
+  WriteShutdownRequest(d, "suspend");
   auto r = GuestCommand(d, "suspend");
   if (!r.ok()) return r.status();
   d.state = State::kSuspended;

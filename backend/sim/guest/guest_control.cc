@@ -110,6 +110,7 @@ bool Guest::ServeControl(ControlClient* client) {
     if (line == "status") {
       reply = Status();
     } else if (line == "suspend") {
+      AcknowledgeShutdownRequest();
       if (suspended_) {
         reply = "error already suspended\n";
       } else {
@@ -119,6 +120,7 @@ bool Guest::ServeControl(ControlClient* client) {
     } else if (line == "resume") {
       reply = suspended_ ? Resume() : "error not suspended\n";
     } else if (line == "shutdown") {
+      AcknowledgeShutdownRequest();
       reply = Shutdown();
     } else if (line == "info") {
       reply = Info();
@@ -187,6 +189,12 @@ std::string Guest::Resume() {
                         absl::StrJoin(failed, ","), "\n");
   }
   return absl::StrCat("ok resumed ", devs.size(), "\n");
+}
+
+// manage.c's shutdown_handler reads control/shutdown and writes it empty
+// before it acts.
+void Guest::AcknowledgeShutdownRequest() {
+  (void)xs_->Write(kNoTransaction, "control/shutdown", "");
 }
 
 // xenbus_frontend_dev_shutdown for each Connected device, newest first (the

@@ -173,6 +173,7 @@ class Guest {
   std::string Status();
   std::string Resume();
   std::string Shutdown();
+  void AcknowledgeShutdownRequest();
   std::string Info();
 
   // --- save / restore (guest_save.cc) ---
