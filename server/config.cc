@@ -57,6 +57,8 @@ absl::Status ApplySetting(ServerConfig* c, const std::string& key, const std::st
     c->platform = value;
   } else if (key == "sim-state-dir") {
     c->sim_state_dir = value;
+  } else if (key == "state-dir") {
+    c->state_dir = value;
   } else if (key == "listen") {
     c->listen.push_back(value);
   } else if (key == "metrics-listen") {
@@ -254,6 +256,14 @@ absl::StatusOr<ListenAddress> ParseListenAddress(const std::string& target) {
   return a;
 }
 
+std::string StateDir(const ServerConfig& config) {
+  if (!config.state_dir.empty()) return config.state_dir;
+  if (config.platform == "sim" && !config.sim_state_dir.empty()) {
+    return config.sim_state_dir + "/xenchand";
+  }
+  return kDefaultStateDir;
+}
+
 absl::Status Validate(const ServerConfig& config) {
   if (config.platform == "sim" && config.sim_state_dir.empty()) {
     return absl::InvalidArgumentError("--platform=sim needs --sim-state-dir=DIR");
@@ -296,6 +306,8 @@ Usage: xenchand [--config FILE] [--key=value ...]
                              deploy/xenchand.conf); flags override it
   --platform xen|sim         real Xen host, or a running xensim (default xen)
   --sim-state-dir DIR        state directory of `xensim serve` (platform sim)
+  --state-dir DIR            xenchand's state: durable channel declarations
+                             (default /var/lib/xenchan; sim: SIM-STATE-DIR/xenchand)
   --listen TARGET            gRPC listener; repeatable (PORT 0: any free port):
                                unix:///path      Unix socket, callers known
                                                  by uid/gid (SO_PEERCRED)

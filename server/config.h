@@ -10,6 +10,10 @@
 // Keys / flags:
 //   platform                  xen | sim                      (default xen)
 //   sim-state-dir             DIR of a running `xensim serve` (platform sim)
+//   state-dir                 xenchand's own state: the declarations of
+//                             durable channels (declarations.db, SQLite)
+//                             (/var/lib/xenchan; platform sim:
+//                             SIM-STATE-DIR/xenchand)
 //   listen                    gRPC listener, repeatable (PORT 0 picks a free
 //                             port; it is logged):
 //                               unix:///path (or unix:/path)  Unix socket;
@@ -71,6 +75,7 @@ namespace server {
 struct ServerConfig {
   std::string platform = "xen";
   std::string sim_state_dir;
+  std::string state_dir;            // empty: DefaultStateDir
   std::vector<std::string> listen;  // empty: the default Unix socket
   std::string metrics_listen;
   absl::Duration max_call_time = absl::Seconds(60);
@@ -104,6 +109,10 @@ struct ServerConfig {
 };
 
 inline constexpr char kDefaultListen[] = "unix:///run/xenchan/xenchand.sock";
+inline constexpr char kDefaultStateDir[] = "/var/lib/xenchan";
+
+// config.state_dir, or its default for the platform.
+std::string StateDir(const ServerConfig& config);
 
 // Sets one key. INVALID_ARGUMENT for an unknown key or a bad value. `listen`
 // appends.

@@ -97,10 +97,19 @@ absl::Status Server::Start(ServerOptions options) {
                                  " on the Unix socket; nothing to anyone else")}});
   }
 
+  const bool platform_given = options.platform.has_value();
   absl::StatusOr<EngineOptions> engine_options =
       options.platform.has_value() ? *std::move(options.platform) : OpenPlatform(config);
   if (!engine_options.ok()) return Failed("platform unavailable", engine_options.status());
   ApplyEngineLimits(config, &*engine_options);
+  // An in-process server with its own platform keeps declarations only if
+  // it was given a state directory.
+  if (!platform_given || !config.state_dir.empty()) {
+    auto declarations = OpenDeclarations(config);
+    if (!declarations.ok()) return Failed("declaration store unusable", declarations.status());
+    Log("info", "declarations", {{"path", (*declarations)->path()}});
+    engine_options->declarations = *std::move(declarations);
+  }
   ChannelServiceOptions service_options = ServiceOptionsFrom(config);
   service_options.max_channels_per_domain = engine_options->max_channels_per_domain;
   auto engine = Engine::Create(*std::move(engine_options));

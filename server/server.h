@@ -79,6 +79,7 @@ struct ServerOptions {
   // grant_tables set), e.g. a test's simulated host. The engine's limits
   // still come from `config`. Unset: the platform is opened as
   // config.platform says (Xen, or the xensim at config.sim_state_dir).
+  // With it, durable channels are kept only if config.state_dir is set.
   std::optional<EngineOptions> platform;
 };
 

@@ -68,6 +68,10 @@ void ApplyEngineLimits(const ServerConfig& config, EngineOptions* o) {
   o->channel_memory_reserve_bytes = config.channel_memory_reserve_bytes;
 }
 
+absl::StatusOr<std::unique_ptr<DeclarationStore>> OpenDeclarations(const ServerConfig& config) {
+  return DeclarationStore::Open(StateDir(config) + "/declarations.db");
+}
+
 ChannelServiceOptions ServiceOptionsFrom(const ServerConfig& config) {
   ChannelServiceOptions o;
   o.max_call_time = config.max_call_time;

@@ -30,6 +30,12 @@ absl::StatusOr<EngineOptions> OpenPlatform(const ServerConfig& config);
 // budget) from `config`.
 void ApplyEngineLimits(const ServerConfig& config, EngineOptions* options);
 
+// Opens the declaration store of durable channels in StateDir(config)
+// (declarations.db, created with its directory if missing). A store that is
+// corrupt, unreadable, newer or held by another xenchand is an error:
+// xenchand must not start and silently forget declarations.
+absl::StatusOr<std::unique_ptr<DeclarationStore>> OpenDeclarations(const ServerConfig& config);
+
 // The service's settings (call time, workers, watch backlog, quotas) from
 // `config`.
 ChannelServiceOptions ServiceOptionsFrom(const ServerConfig& config);
