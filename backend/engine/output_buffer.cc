@@ -62,6 +62,13 @@ size_t OutputBuffer::TrimHanded(size_t max) {
   return n;
 }
 
+size_t OutputBuffer::SetLimit(size_t limit) {
+  limit_ = std::max<size_t>(limit, 1);
+  const size_t excess = retained_bytes() > limit_ ? retained_bytes() - limit_ : 0;
+  Evict(excess);
+  return excess;
+}
+
 void OutputBuffer::Evict(size_t n) {
   n = std::min(n, retained_bytes());
   if (n == 0) return;

@@ -108,6 +108,13 @@ class OutputBuffer {
   // handed (replay-only data; a slower reader gets a gap for them). Returns
   // the number evicted.
   size_t TrimHanded(size_t max);
+  // Changes the limit (at least 1) at once (UpdateChannel). Below the bytes
+  // retained, the oldest are evicted as DROP_OLDEST evicts them: readers
+  // that had not reached them get a gap and they count in bytes_dropped().
+  // Returns the number evicted.
+  size_t SetLimit(size_t limit);
+  // Changes the overflow policy for the appends that follow.
+  void SetPolicy(OverflowPolicy policy) { policy_ = policy; }
 
   // Where a reader starting "now" or "from the oldest retained byte" stands.
   ReadCursor TailCursor() const;
@@ -151,8 +158,8 @@ class OutputBuffer {
   // Forgets epochs that ended before the oldest retained byte.
   void PruneEpochs();
 
-  const size_t limit_;
-  const OverflowPolicy policy_;
+  size_t limit_;
+  OverflowPolicy policy_;
   std::deque<char> bytes_;  // bytes [start_seq_, end_seq_)
   uint64_t start_seq_ = 0;
   uint64_t end_seq_ = 0;

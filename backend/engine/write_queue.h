@@ -61,9 +61,13 @@ class WriteQueue {
   size_t queued() const { return bytes_.size(); }
   size_t room() const { return queued() >= limit_ ? 0 : limit_ - queued(); }
   size_t limit() const { return limit_; }
+  // Changes the limit for the writes that follow (UpdateChannel).
+  // FAILED_PRECONDITION, nothing changed, if `limit` is below queued(): the
+  // queue never drops bytes it accepted.
+  absl::Status SetLimit(size_t limit);
 
  private:
-  const size_t limit_;
+  size_t limit_;
   std::deque<char> bytes_;
   uint64_t epoch_ = 0;
   uint64_t accepted_ = 0;

@@ -140,5 +140,53 @@ TEST(OutputBufferTest, MemoryStaysWithinTheLimitUnderAFlood) {
   EXPECT_EQ(buf.bytes_dropped(), 700u * 1000 - buf.retained_bytes());
 }
 
+TEST(OutputBufferTest, GrowingTheLimitUnderBlockGivesSpaceAtOnce) {
+  OutputBuffer buf(10, OverflowPolicy::kBlock);
+  ASSERT_TRUE(buf.Append("0123456789").ok());
+  EXPECT_TRUE(buf.stalled());
+  EXPECT_EQ(buf.SetLimit(16), 0u);
+  EXPECT_EQ(buf.limit(), 16u);
+  EXPECT_FALSE(buf.stalled());
+  EXPECT_EQ(buf.Space(), 6u);
+  ASSERT_TRUE(buf.Append("abcdef").ok());
+  EXPECT_EQ(buf.bytes_dropped(), 0u);
+  ReadCursor c = buf.OldestCursor();
+  EXPECT_EQ(DataOf(buf.Read(&c, 100)), "0123456789abcdef");
+}
+
+TEST(OutputBufferTest, ShrinkingTheLimitEvictsTheOldestBytesWithAGap) {
+  OutputBuffer buf(10, OverflowPolicy::kBlock);
+  ReadCursor fast = buf.OldestCursor();
+  ReadCursor slow = buf.OldestCursor();
+  ASSERT_TRUE(buf.Append("0123456789").ok());
+  EXPECT_EQ(DataOf(buf.Read(&fast, 2)), "01");
+  EXPECT_EQ(buf.SetLimit(4), 6u);
+  EXPECT_EQ(buf.retained_bytes(), 4u);
+  EXPECT_EQ(buf.earliest(), (Position{1, 6}));
+  // Only the bytes no reader had been handed count as dropped.
+  EXPECT_EQ(buf.bytes_dropped(), 4u);
+  auto records = buf.Read(&slow, 100);
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[0].kind, Kind::kGap);
+  EXPECT_EQ(records[0].lost, 6u);
+  EXPECT_EQ(records[1].data, "6789");
+  EXPECT_EQ(buf.SetLimit(0), 3u);  // at least one byte
+  EXPECT_EQ(buf.limit(), 1u);
+}
+
+TEST(OutputBufferTest, SwitchingBlockToDropOldestEndsTheStall) {
+  OutputBuffer buf(4, OverflowPolicy::kBlock);
+  ASSERT_TRUE(buf.Append("abcd").ok());
+  EXPECT_TRUE(buf.stalled());
+  buf.SetPolicy(OverflowPolicy::kDropOldest);
+  EXPECT_EQ(buf.policy(), OverflowPolicy::kDropOldest);
+  EXPECT_FALSE(buf.stalled());
+  ASSERT_TRUE(buf.Append("ef").ok());
+  EXPECT_EQ(buf.bytes_dropped(), 2u);
+  buf.SetPolicy(OverflowPolicy::kBlock);
+  EXPECT_TRUE(buf.stalled());
+  EXPECT_EQ(buf.Append("g").code(), absl::StatusCode::kFailedPrecondition);
+}
+
 }  // namespace
 }  // namespace xenchan

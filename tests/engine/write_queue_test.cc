@@ -61,5 +61,20 @@ TEST(WriteQueue, DiscardKeepsOffsetsSoLossIsVisible) {
   EXPECT_EQ(q.queued(), 0u);
 }
 
+TEST(WriteQueue, SetLimitChangesTheRoomButNeverDropsQueuedBytes) {
+  WriteQueue q(10);
+  q.Reset(1);
+  ASSERT_TRUE(q.Append("abcdef").ok());
+  EXPECT_EQ(q.SetLimit(5).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(q.limit(), 10u);
+  ASSERT_TRUE(q.SetLimit(6).ok());
+  EXPECT_EQ(q.room(), 0u);
+  EXPECT_EQ(q.Append("g").status().code(), absl::StatusCode::kResourceExhausted);
+  ASSERT_TRUE(q.SetLimit(20).ok());
+  EXPECT_EQ(q.room(), 14u);
+  ASSERT_TRUE(q.Append("ghij").ok());
+  EXPECT_EQ(q.queued(), 10u);
+}
+
 }  // namespace
 }  // namespace xenchan
