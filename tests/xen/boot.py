@@ -8,13 +8,15 @@ IMAGES_DIR holds xen, vmlinuz and dom0.cpio.gz (build-images.sh). Every
 serial line goes to SERIAL_LOG with the host time since QEMU started. Lines
 the lane defines are echoed to stdout as they arrive:
 
-  SCENARIO <n> <name> PASS|FAIL <detail>   one scenario's result
+  SCENARIO <n> <name> PASS|FAIL|SKIP <detail>   one scenario's result
   RESULT <name> key=value ...              a measured figure
   LANE <text>                              progress (stage marks, versions)
   LANE-END rc=<n>                          dom0's scenario script finished
 
-The run passes when LANE-END rc=0 arrived, every SCENARIO line said PASS and
-at least one did. A timeout, a Xen or kernel panic, or QEMU exiting early is
+The run passes when LANE-END rc=0 arrived, no SCENARIO line said FAIL and
+at least one said PASS. SKIP (a scenario this machine cannot run, with the
+reason in its detail) counts in neither number of LANE-SUMMARY (whose format
+.ci/run reads); the summary's scenario lines list it. A timeout, a Xen or kernel panic, or QEMU exiting early is
 a failure, and the tail of the serial log is printed to explain it. Exit
 status 0 on a pass, 1 otherwise. The last stdout line is
 "LANE-SUMMARY passed=N failed=N".
@@ -51,7 +53,7 @@ class Report:
             return False
         if body.startswith("SCENARIO "):
             parts = body.split(None, 4)
-            if len(parts) >= 4 and parts[3] in ("PASS", "FAIL"):
+            if len(parts) >= 4 and parts[3] in ("PASS", "FAIL", "SKIP"):
                 self.scenarios.append((parts[1], parts[2], parts[3],
                                        parts[4] if len(parts) > 4 else ""))
         elif body.startswith("RESULT "):

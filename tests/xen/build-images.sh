@@ -108,7 +108,8 @@ for m in xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs/xenfs; do
 done
 install -m 0755 "$LANE/dom0/init" "$R/init"
 install -m 0755 "$LANE/dom0/scenarios.sh" "$R/lane/scenarios.sh"
-install -m 0644 "$LANE/dom0/lane1.cfg" "$LANE/dom0/lane2.cfg" "$R/lane/"
+install -m 0644 "$LANE/dom0/lane1.cfg" "$LANE/dom0/lane2.cfg" "$LANE/dom0/lane3.cfg" "$R/lane/"
+install -m 0755 "$LANE/dom0/durable.sh" "$R/lane/durable.sh"
 cp "$VMLINUZ" "$R/lane/vmlinuz"
 cp "$OUT/guest.cpio.gz" "$R/lane/guest.cpio.gz"
 

@@ -38,6 +38,11 @@ check panic 1 "LANE-SUMMARY passed=1 failed=1" "SCENARIO 1 a PASS x
 Kernel panic - not syncing: VFS
 LANE-END rc=0"
 
+# A SKIP is neither passed nor failed, and does not fail the run.
+check skip 0 "LANE-SUMMARY passed=1 failed=0" "SCENARIO 1 a PASS x
+SCENARIO 2 b SKIP cannot be done here: why
+LANE-END rc=0"
+
 # A word that merely contains a token is not a report line.
 check embedded 1 "LANE-SUMMARY passed=0 failed=1" "XSCENARIO 1 a PASS x
 LANE-END rc=0"

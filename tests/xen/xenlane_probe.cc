@@ -8,7 +8,13 @@
 //       the same through xenchand's Attach stream
 //   xenlane_probe watch-states SECONDS PATH...
 //       prints "<ms> <path> <value>" (or "<gone>") for every xenstore change
-//       at or below each PATH, for SECONDS or until SIGTERM
+//       at or below each PATH, for SECONDS or until SIGTERM; a special path
+//       (@introduceDomain, @releaseDomain) prints "<event>". <ms> is the boot
+//       clock (CLOCK_BOOTTIME, the clock of /proc/uptime) in milliseconds, so
+//       traces compare with the scenario script's own stamps
+//   xenlane_probe stamp
+//       copies stdin to stdout, each line prefixed with the boot clock in ms
+//       (xl's log lines, timed as they are written)
 //   xenlane_probe ring-peek DOMID GRANT_REF
 //       maps a channel's ring page read-only and prints its four indices and
 //       the bytes waiting in each direction
@@ -23,6 +29,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 extern "C" {
@@ -234,6 +241,14 @@ int AttachEcho(const std::string& server, const std::string& channel, const Echo
 
 volatile sig_atomic_t g_stop = 0;
 
+// Milliseconds of CLOCK_BOOTTIME: /proc/uptime's clock, which the lane's
+// scripts stamp their own events with.
+long long BootMs() {
+  timespec ts{};
+  clock_gettime(CLOCK_BOOTTIME, &ts);
+  return static_cast<long long>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
 int WatchStates(int seconds, const std::vector<std::string>& paths) {
   signal(SIGTERM, [](int) { g_stop = 1; });
   signal(SIGINT, [](int) { g_stop = 1; });
@@ -243,18 +258,20 @@ int WatchStates(int seconds, const std::vector<std::string>& paths) {
     absl::Status s = (*xs)->Watch(paths[i], absl::StrCat("w", i));
     if (!s.ok()) Die(s.ToString());
   }
-  const absl::Time start = absl::Now();
-  const absl::Time end = start + absl::Seconds(seconds);
-  std::printf("0 watching %zu paths\n", paths.size());
+  const absl::Time end = absl::Now() + absl::Seconds(seconds);
+  std::printf("%lld watching %zu paths\n", BootMs(), paths.size());
   std::fflush(stdout);
   while (!g_stop && absl::Now() < end) {
     pollfd p{(*xs)->WatchFd(), POLLIN, 0};
     poll(&p, 1, 200);
     while (auto ev = (*xs)->ReadWatch()) {
+      if (!ev->path.empty() && ev->path[0] == '@') {
+        std::printf("%lld %s <event>\n", BootMs(), ev->path.c_str());
+        continue;
+      }
       auto v = (*xs)->Read(xenchan::kNoTransaction, ev->path);
-      std::printf("%lld %s %s\n",
-                  static_cast<long long>(absl::ToInt64Milliseconds(absl::Now() - start)),
-                  ev->path.c_str(), v.ok() ? (v->empty() ? "<empty>" : v->c_str()) : "<gone>");
+      std::printf("%lld %s %s\n", BootMs(), ev->path.c_str(),
+                  v.ok() ? (v->empty() ? "<empty>" : v->c_str()) : "<gone>");
     }
     std::fflush(stdout);
   }
@@ -276,12 +293,28 @@ int RingPeek(uint32_t domid, uint32_t ref) {
   return 0;
 }
 
+int Stamp() {
+  std::string line;
+  int c;
+  while ((c = std::getchar()) != EOF) {
+    if (c != '\n') {
+      line.push_back(static_cast<char>(c));
+      continue;
+    }
+    std::printf("%lld %s\n", BootMs(), line.c_str());
+    line.clear();
+  }
+  if (!line.empty()) std::printf("%lld %s\n", BootMs(), line.c_str());
+  return 0;
+}
+
 int Usage() {
   std::fputs(
       "usage: xenlane_probe sock-echo SOCKET [--pings N] [--size B] [--bytes T]\n"
       "       xenlane_probe attach-echo SERVER DOMAIN/CHANNEL [--pings N] [--size B] [--bytes T]\n"
       "       xenlane_probe watch-states SECONDS PATH...\n"
-      "       xenlane_probe ring-peek DOMID GRANT_REF\n",
+      "       xenlane_probe ring-peek DOMID GRANT_REF\n"
+      "       xenlane_probe stamp\n",
       stderr);
   return 2;
 }
@@ -307,6 +340,7 @@ int main(int argc, char** argv) {
     if (!absl::SimpleAtoi(argv[2], &secs) || secs <= 0) return Usage();
     return WatchStates(secs, std::vector<std::string>(argv + 3, argv + argc));
   }
+  if (mode == "stamp" && argc == 2) return Stamp();
   if (mode == "ring-peek" && argc == 4) {
     uint32_t domid = 0, ref = 0;
     if (!absl::SimpleAtoi(argv[2], &domid) || !absl::SimpleAtoi(argv[3], &ref)) return Usage();
