@@ -137,6 +137,7 @@ void Engine::Run() {
   while (!stop_) {
     absl::Time next = absl::InfiniteFuture();
     for (auto& [serial, ring] : rings_) next = std::min(next, ring->NextDeadline());
+    for (const auto& [serial, check] : resume_checks_) next = std::min(next, check.first);
     int timeout_ms = -1;
     if (next != absl::InfiniteFuture()) {
       const absl::Duration left = next - absl::Now();
@@ -206,6 +207,7 @@ void Engine::Run() {
     for (auto& [serial, ring] : rings_) {
       if (ring->NextDeadline() <= now) ring->OnTimer(now);
     }
+    CheckResumeProbes(now);
     ReapFinished();
   }
 }

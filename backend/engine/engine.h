@@ -30,8 +30,9 @@
 // thread's loop, queries, events, sessions), engine_domains.cc (domain
 // discovery), engine_hotplug.cc (hot-add and unplug of ring channels; the
 // devid choice itself is devid.h), engine_recovery.cc (taking over the ring
-// channels of a previous engine process) and engine_toolstack.cc (xl.cfg
-// channels). Every xenstore path comes from xenstore_layout.h.
+// channels of a previous engine process), engine_durable.cc (durable
+// channels), engine_update.cc (UpdateChannel) and engine_toolstack.cc
+// (xl.cfg channels). Every xenstore path comes from xenstore_layout.h.
 #ifndef XENCHAN_BACKEND_ENGINE_ENGINE_H_
 #define XENCHAN_BACKEND_ENGINE_ENGINE_H_
 
@@ -41,6 +42,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -123,6 +125,13 @@ struct EngineOptions {
   // its only user; a store change is one SQLite transaction (an fsync),
   // taken only by lifecycle events, never by the data path.
   std::unique_ptr<DeclarationStore> declarations;
+  // A durable channel re-created in a restored or migrated domain whose
+  // guest has not begun to connect it (frontend still Initialising) after
+  // this long is moved once to another devid: the guest resumed before the
+  // device existed and holds a stale device at the old devid, which Linux
+  // does not probe again, while a device written after the resume is probed
+  // (docs/PROTOCOL-NOTES.md, issue 12).
+  absl::Duration resume_probe_timeout = absl::Seconds(5);
 
   // Memory (memory_budget.h): every channel buffer, write queue, session
   // and the event log's retention is charged to one budget that is never
@@ -146,6 +155,17 @@ struct CreateChannelRequest {
   bool wait_until_connected = false;
   absl::Duration connect_timeout = absl::Seconds(30);
   bool validate_only = false;
+};
+
+// What Engine::UpdateChannel changes: the fields that are set, each to its
+// value, which is checked as a create checks it. A 0 limit means the
+// engine's default, as in a create.
+struct ChannelUpdate {
+  std::optional<size_t> buffer_limit_bytes;
+  std::optional<OverflowPolicy> overflow_policy;
+  std::optional<size_t> write_queue_limit_bytes;
+  std::optional<Framing> default_framing;
+  std::optional<ChannelLifetime> lifetime;
 };
 
 // A consistent view: `channels` reflect at least every event up to
@@ -228,10 +248,38 @@ class Engine {
   void DeleteChannel(const ChannelRef& ref, absl::Duration force_after,
                      std::function<void(absl::StatusOr<DeleteResult>)> done);
 
+  // Changes the settings of a ring channel in place (engine_update.cc);
+  // `done` gets the channel as it is after the update (with
+  // `validate_only`, as it would be; nothing changes). Semantics:
+  //  - buffer limit, overflow policy, write-queue limit and framing take
+  //    effect at once. A buffer limit below the bytes retained evicts the
+  //    oldest as DROP_OLDEST does (readers get a gap; a GAP event reports the
+  //    bytes no reader had reached).
+  //  - lifetime INCARNATION -> DURABLE declares the channel for its domain's
+  //    UUID; DURABLE -> INCARNATION removes the declaration, so the channel
+  //    goes with its domain's current incarnation.
+  //  - a DOMAIN_DOWN durable channel takes new settings for its re-creation.
+  //  - the channel's backend record (channel_record.h) is rewritten, and a
+  //    durable channel's declaration updated, before the change is applied,
+  //    so that neither a restarted engine nor the store is ever behind what
+  //    was answered. The guest's frontend `limit` key is left alone.
+  //  - watchers get a STATE_CHANGED event with the new config.
+  // Errors: INVALID_ARGUMENT (no field set, a value a create would refuse);
+  // NOT_FOUND (unknown or removed channel); FAILED_PRECONDITION (a toolstack
+  // channel; a channel being unplugged; a write-queue limit below the bytes
+  // queued now; DURABLE without a declaration store or for a domain without
+  // a UUID; INCARNATION for a DOMAIN_DOWN channel, which has no incarnation
+  // to live in: delete it instead); the store's or xenstore's error (then
+  // nothing changed).
+  void UpdateChannel(const ChannelRef& ref, ChannelUpdate update, bool validate_only,
+                     std::function<void(absl::StatusOr<ChannelInfo>)> done);
+
   // Blocking wrappers for callers that may block (tests, CLIs).
   absl::StatusOr<ChannelInfo> CreateChannelAndWait(CreateChannelRequest request);
   absl::StatusOr<DeleteResult> DeleteChannelAndWait(const ChannelRef& ref,
                                                     absl::Duration force_after);
+  absl::StatusOr<ChannelInfo> UpdateChannelAndWait(const ChannelRef& ref, ChannelUpdate update,
+                                                   bool validate_only = false);
 
   // Opens a session (see Session::Open for its errors); NOT_FOUND for an
   // unknown channel.
@@ -317,8 +365,12 @@ class Engine {
   // re-created if its domain runs, or waits DOMAIN_DOWN.
   void RestoreDeclaredChannels();
   // Re-creates the DOMAIN_DOWN durable channels of the running domain
-  // `domid` (ScanDomains, RemoveDomain).
-  void RecreateDurableChannels(uint32_t domid, EpochChangeReason reason);
+  // `domid` (ScanDomains, RemoveDomain). `moved`: a second attempt after a
+  // stale device (CheckResumeProbes), not checked again.
+  void RecreateDurableChannels(uint32_t domid, EpochChangeReason reason, bool moved = false);
+  // Moves the re-created channels whose guest resumed without probing them
+  // (see resume_probe_timeout) whose check is due at `now`.
+  void CheckResumeProbes(absl::Time now);
   // Why a domain with durable channels appeared again as `domid`.
   EpochChangeReason DomainReturnReason(uint32_t domid, const std::string& uuid)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -329,6 +381,16 @@ class Engine {
   void ReadShutdownRequest(uint32_t domid);
   // True if `ch` belongs to the domain `info` (by UUID when it has one).
   static bool BelongsTo(const Channel& ch, const DomainInfo& info);
+
+  // In-place updates (engine_update.cc).
+  void DoUpdate(const ChannelRef& ref, const ChannelUpdate& update, bool validate_only,
+                std::function<void(absl::StatusOr<ChannelInfo>)> done);
+  // Persists the new settings `config` of `channel` (running ring `ring`,
+  // or nullptr while its domain is down) before they are applied: its
+  // backend record, then its declaration (written, changed or removed as
+  // `durable` says). On an error nothing is left changed.
+  absl::Status PersistUpdate(const std::shared_ptr<Channel>& channel, RingChannel* ring,
+                             const ChannelConfig& config, bool durable, absl::Time now);
 
   // Toolstack channels (engine_toolstack.cc).
   void ScanToolstackChannels();
@@ -368,6 +430,9 @@ class Engine {
   // Durable channels by serial, and their declarations by (domain UUID,
   // channel id) with the last generation this engine wrote or read.
   std::set<uint64_t> durable_serials_;
+  // Re-created channels to check for a stale device: serial -> (deadline,
+  // the reason their domain came back).
+  std::map<uint64_t, std::pair<absl::Time, EpochChangeReason>> resume_checks_;
   std::map<std::pair<std::string, std::string>, ChannelDeclaration> declarations_;
 };
 

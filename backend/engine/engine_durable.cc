@@ -6,10 +6,16 @@
 // a domain with that UUID is introduced; its first connection there starts a
 // new epoch whose reason says how the domain came back.
 //
-// Epochs: an incarnation's epochs start at EpochFloor(generation), the
-// generation the declaration took when the channel was (re-)created there.
-// Generations only grow, so a new incarnation's epochs sit above every
-// earlier one's, even when the engine lost everything in between.
+// Epochs: an incarnation's epochs start at EpochFloor(g + 1), g being the
+// generation the declaration had when the channel was re-created there (the
+// store update that follows takes g + 1 or more). Generations only grow, so
+// a new incarnation's epochs sit above every earlier one's, even when the
+// engine lost everything in between.
+//
+// A restored or migrated guest that resumed before the device was written
+// keeps a stale device at that devid and never probes ours: after
+// resume_probe_timeout the channel is moved once to another devid
+// (CheckResumeProbes).
 //
 // The store is read at start (a store that cannot be read stops xenchand
 // with its error) and written on the engine thread only by lifecycle events.
@@ -177,7 +183,7 @@ EpochChangeReason Engine::DomainReturnReason(uint32_t domid, const std::string& 
   return EpochChangeReason::kDomainRebooted;
 }
 
-void Engine::RecreateDurableChannels(uint32_t domid, EpochChangeReason reason) {
+void Engine::RecreateDurableChannels(uint32_t domid, EpochChangeReason reason, bool moved) {
   DomainInfo dom;
   std::vector<std::shared_ptr<Channel>> waiting;
   {
@@ -208,13 +214,11 @@ void Engine::RecreateDurableChannels(uint32_t domid, EpochChangeReason reason) {
                                 now});
       ch->Emit(ChannelEventType::kStateChanged);
     };
-    // A fresh generation first: this incarnation's epochs start above it.
-    absl::StatusOr<int64_t> generation =
-        RecordDeclaredDevid(id.domain_uuid, id.channel_id, preferred.value_or(1));
-    if (!generation.ok()) {
-      fail(generation.status());
-      continue;
-    }
+    // The device first, the store after it: the guest may be about to
+    // resume. This incarnation's epochs start above the next generation,
+    // which the store update below takes (only this thread writes it); an
+    // engine that dies before that update raises the generation when it
+    // recovers the channel (RecoverRingChannels), so no epoch is reused.
     NewConsoleDevice device;
     device.backend_domid = options_.backend_domid;
     device.backend_type = options_.backend_type;
@@ -222,7 +226,7 @@ void Engine::RecreateDurableChannels(uint32_t domid, EpochChangeReason reason) {
     device.channel_id = id.channel_id;
     device.uid = id.uid;
     device.config = ch->config();
-    device.epoch = std::max(EpochFloor(*generation), ch->Info().epoch);
+    device.epoch = std::max(EpochFloor(decl->second.generation + 1), ch->Info().epoch);
     DevidChoice choice;
     choice.recently_released = released_devids_.Blocked(domid);
     choice.max_channels_per_domain = options_.max_channels_per_domain;
@@ -233,9 +237,7 @@ void Engine::RecreateDurableChannels(uint32_t domid, EpochChangeReason reason) {
       fail(devid.status());
       continue;
     }
-    if (*devid != preferred.value_or(1)) {
-      (void)RecordDeclaredDevid(id.domain_uuid, id.channel_id, *devid);
-    }
+    (void)RecordDeclaredDevid(id.domain_uuid, id.channel_id, *devid);
     {
       MutexLock lock(&mu_);
       ch->Rebind(domid, *devid, dom.name);
@@ -245,6 +247,55 @@ void Engine::RecreateDurableChannels(uint32_t domid, EpochChangeReason reason) {
     params.first_connect_reason = reason;
     AddRingChannel(ch, std::move(params), XenbusState::kInitialising,
                    ChannelEventType::kStateChanged);
+    if (!moved && (reason == EpochChangeReason::kDomainRestored ||
+                   reason == EpochChangeReason::kDomainMigrated)) {
+      resume_checks_[id.serial] = {absl::Now() + options_.resume_probe_timeout, reason};
+    }
+  }
+}
+
+void Engine::CheckResumeProbes(absl::Time now) {
+  std::vector<std::pair<uint64_t, EpochChangeReason>> due;
+  for (auto it = resume_checks_.begin(); it != resume_checks_.end();) {
+    if (it->second.first > now) {
+      ++it;
+      continue;
+    }
+    due.emplace_back(it->first, it->second.second);
+    it = resume_checks_.erase(it);
+  }
+  for (const auto& [serial, reason] : due) {
+    auto ring = rings_.find(serial);
+    if (ring == rings_.end() || ring->second->finished()) continue;
+    const ChannelInfo info = ring->second->channel().Info();
+    const bool unprobed = info.state == ChannelState::kWaitingForGuest &&
+                          (info.frontend_state == XenbusState::kInitialising ||
+                           info.frontend_state == XenbusState::kUnknown);
+    if (!unprobed) continue;
+    // The guest resumed with a stale device at this devid: drop ours there
+    // (its removal lets the guest clean the stale one up), keep the devid
+    // from being handed out again for a while, and write the channel anew
+    // at another devid, which the resumed guest probes.
+    const uint32_t domid = info.domid;
+    const uint32_t old_devid = info.devid;
+    ring->second->ReleaseForDomainGone();  // nothing is mapped yet: only the watch goes
+    XenStore& xs = *options_.xenstore;
+    (void)xs.Remove(kNoTransaction, FrontendPath(domid, old_devid));
+    (void)xs.Remove(kNoTransaction,
+                    BackendPath(options_.backend_domid, options_.backend_type, domid, old_devid));
+    RecordRelease(domid, old_devid, now);
+    std::shared_ptr<Channel> channel = ring->second->shared_channel();
+    ReapFinished();
+    RecreateDurableChannels(domid, reason, /*moved=*/true);
+    const ChannelInfo moved = channel->Info();
+    channel->SetState(
+        moved.state, moved.frontend_state, moved.backend_state,
+        ChannelError{ChannelErrorKind::kGuestNotConnecting,
+                     absl::StrCat("the resumed guest did not probe devid ", old_devid, " within ",
+                                  absl::FormatDuration(options_.resume_probe_timeout),
+                                  " (a stale device): moved to devid ", moved.devid),
+                     now});
+    channel->Emit(ChannelEventType::kStateChanged);
   }
 }
 

@@ -99,7 +99,12 @@ void Engine::RecoverRingChannels() {
       params.persisted_epoch = epoch;
       params.recovered = true;
       params.resume_unplug_deadline = unplug_deadline;
-      if (durable && !unplug_deadline.has_value()) durable_serials_.insert(id.serial);
+      if (durable && !unplug_deadline.has_value()) {
+        durable_serials_.insert(id.serial);
+        // Takes a new generation: a re-creation the previous engine did not
+        // record used epochs from the one after the recorded generation.
+        (void)RecordDeclaredDevid(dom.uuid, name, *devid);
+      }
       AddRingChannel(std::move(channel), std::move(params), be_state);
     }
   }

@@ -39,8 +39,9 @@ class EngineDurableTest : public testing_fake::FakeEngineTest {
 
   std::string StorePath() const { return dir_ + "/declarations.db"; }
 
-  void StartWithStore() {
-    StartEngine([this](EngineOptions& o) {
+  void StartWithStore(absl::Duration resume_probe_timeout = absl::Seconds(5)) {
+    StartEngine([this, resume_probe_timeout](EngineOptions& o) {
+      o.resume_probe_timeout = resume_probe_timeout;
       auto store = DeclarationStore::Open(StorePath());
       ASSERT_TRUE(store.ok()) << store.status();
       o.declarations = *std::move(store);
@@ -154,6 +155,42 @@ TEST_F(EngineDurableTest, ASuspendRequestMakesTheNextIncarnationARestore) {
   Destroy(first);
   const uint32_t second = Boot();
   Reconnect(second);
+  auto change = waiter_->WaitFor([](const ChannelEvent& e) {
+    return e.type == ChannelEventType::kConnected && e.epoch_change.has_value() &&
+           e.epoch_change->reason == EpochChangeReason::kDomainRestored;
+  });
+  EXPECT_TRUE(change.has_value());
+}
+
+TEST_F(EngineDurableTest, AGuestThatResumedBeforeTheDeviceGetsItAtAnotherDevid) {
+  StartWithStore(absl::Milliseconds(200));
+  const uint32_t first = Boot();
+  ASSERT_TRUE(CreateDurable().ok());
+  const uint32_t old_devid = Info(kUuid, kAgent).devid;
+  Probe(first, old_devid);
+  ASSERT_TRUE(WaitState(kUuid, kAgent, ChannelState::kConnected));
+  ASSERT_TRUE(host_->xs()
+                  .Write(kNoTransaction, absl::StrCat("/local/domain/", first, "/control/shutdown"),
+                         "suspend")
+                  .ok());
+  ASSERT_TRUE(Until([&] {
+    auto d = engine_->GetDomain(kUuid);
+    return d.ok() && d->shutdown_request == "suspend";
+  }));
+  Destroy(first);
+  // The restored guest never probes the device at the old devid (it holds a
+  // stale one there): the engine moves the channel.
+  const uint32_t second = Boot();
+  ASSERT_TRUE(Until([&] {
+    ChannelInfo info = Info(kUuid, kAgent);
+    return info.domid == second && info.devid != old_devid &&
+           info.state == ChannelState::kWaitingForGuest;
+  }));
+  EXPECT_EQ(Read(absl::StrCat("/local/domain/", second, "/device/console/", old_devid)),
+            "<NOT_FOUND>");
+  Frontend& fe = Probe(second, Info(kUuid, kAgent).devid);
+  ASSERT_TRUE(fe.FollowUntil(Frontend::kConnected).ok());
+  ASSERT_TRUE(WaitState(kUuid, kAgent, ChannelState::kConnected));
   auto change = waiter_->WaitFor([](const ChannelEvent& e) {
     return e.type == ChannelEventType::kConnected && e.epoch_change.has_value() &&
            e.epoch_change->reason == EpochChangeReason::kDomainRestored;
