@@ -29,7 +29,6 @@ Channel::Channel(ChannelIdentity identity, ChannelConfig effective_config, std::
                  size_t max_readers, std::shared_ptr<Wakeup> wakeup, std::shared_ptr<EventLog> log,
                  absl::Time now, std::shared_ptr<MemoryBudget> budget, size_t memory_floor)
     : identity_(std::move(identity)),
-      config_(effective_config),
       max_readers_(max_readers),
       wakeup_(std::move(wakeup)),
       log_(std::move(log)),
@@ -48,11 +47,16 @@ Channel::Channel(ChannelIdentity identity, ChannelConfig effective_config, std::
   info_.domid = identity_.domid;
   info_.devid = identity_.devid;
   info_.transport = identity_.transport;
-  info_.config = config_;
+  info_.config = effective_config;
   info_.max_ack_level =
       identity_.transport == Transport::kRing ? AckLevel::kConsumed : AckLevel::kDelivered;
   info_.create_time = now;
   info_.counters.start_time = now;
+}
+
+ChannelConfig Channel::config() const {
+  MutexLock lock(&mu_);
+  return info_.config;
 }
 
 ChannelInfo Channel::Info() const {
@@ -433,6 +437,34 @@ void Channel::Rebind(uint32_t domid, uint32_t devid, const std::string& domain_n
 void Channel::SetToolstackEndpoint(const std::string& endpoint) {
   MutexLock lock(&mu_);
   info_.toolstack_endpoint = endpoint;
+}
+
+absl::Status Channel::CheckConfig(const ChannelConfig& config) const {
+  MutexLock lock(&mu_);
+  if (config.write_queue_limit_bytes < queue_.queued()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "a write queue limit of ", config.write_queue_limit_bytes, " bytes is below the ",
+        queue_.queued(), " bytes queued for the guest now; retry once they are delivered"));
+  }
+  return absl::OkStatus();
+}
+
+void Channel::UpdateConfig(const ChannelConfig& config) {
+  std::vector<std::function<void()>> callbacks;
+  {
+    MutexLock lock(&mu_);
+    queue_.SetLimit(config.write_queue_limit_bytes);
+    const Position earliest = buffer_.earliest();
+    const uint64_t dropped_before = buffer_.bytes_dropped();
+    buffer_.SetPolicy(config.overflow_policy.value_or(OverflowPolicy::kBlock));
+    if (buffer_.SetLimit(config.buffer_limit_bytes) > 0) SyncMemoryLocked();
+    if (buffer_.bytes_dropped() > dropped_before && !drop_first_.has_value()) {
+      drop_first_ = earliest;
+    }
+    info_.config = config;
+    WakeSessionsLocked(&callbacks);
+  }
+  RunCallbacks(callbacks);
 }
 
 void Channel::SetMaxAckLevel(AckLevel level) {

@@ -103,7 +103,10 @@ class Channel {
   // thread holding both its registry lock and this channel's lock: read them
   // on the engine thread or under either lock.
   const ChannelIdentity& identity() const { return identity_; }
-  const ChannelConfig& config() const { return config_; }
+  // The effective settings (every field set). They change only in
+  // UpdateConfig, under the lock: this is a copy taken under it (InfoLocked
+  // has the same).
+  ChannelConfig config() const ABSL_LOCKS_EXCLUDED(mu_);
   uint64_t serial() const { return identity_.serial; }
 
   Mutex& mu() ABSL_LOCK_RETURNED(mu_) { return mu_; }
@@ -192,6 +195,18 @@ class Channel {
   void Rebind(uint32_t domid, uint32_t devid, const std::string& domain_name)
       ABSL_LOCKS_EXCLUDED(mu_);
   void SetToolstackEndpoint(const std::string& endpoint) ABSL_LOCKS_EXCLUDED(mu_);
+  // UpdateChannel: checks that `config` (every field set) can be applied
+  // now. FAILED_PRECONDITION if its write-queue limit is below the bytes
+  // queued for the guest (the queue never drops bytes it accepted).
+  absl::Status CheckConfig(const ChannelConfig& config) const ABSL_LOCKS_EXCLUDED(mu_);
+  // Applies `config` (every field set) at once: the buffer's limit (a shrink below the bytes
+  // retained evicts the oldest as DROP_OLDEST does; readers get a gap and TakeDropReport reports
+  // the bytes no reader had reached), the overflow policy, the write-queue
+  // limit (if writers queued more since CheckConfig, the queue keeps it and
+  // takes no more until the guest has taken the excess), and the recorded
+  // framing and lifetime. Sessions are woken (a writer may have room now).
+  // The caller services the ring (which re-evaluates the stall).
+  void UpdateConfig(const ChannelConfig& config) ABSL_LOCKS_EXCLUDED(mu_);
   void SetMaxAckLevel(AckLevel level) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
@@ -234,7 +249,6 @@ class Channel {
   static void RunCallbacks(std::vector<std::function<void()>>& callbacks);
 
   ChannelIdentity identity_;  // domid and devid: see identity()
-  const ChannelConfig config_;
   const size_t max_readers_;
   const std::shared_ptr<Wakeup> wakeup_;
   const std::shared_ptr<EventLog> log_;
@@ -247,7 +261,8 @@ class Channel {
   bool output_reservation_open_ ABSL_GUARDED_BY(mu_) = false;
   size_t session_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // kSessionMemory per session
   bool writers_wait_for_memory_ ABSL_GUARDED_BY(mu_) = false;
-  ChannelInfo info_ ABSL_GUARDED_BY(mu_);                       // lifecycle fields and counters
+  // Lifecycle fields, counters and the effective config (info_.config).
+  ChannelInfo info_ ABSL_GUARDED_BY(mu_);
   std::deque<EpochChange> epoch_changes_ ABSL_GUARDED_BY(mu_);  // recent ones
   std::map<uint64_t, SessionSlot> sessions_ ABSL_GUARDED_BY(mu_);
   uint64_t next_session_ ABSL_GUARDED_BY(mu_) = 1;

@@ -36,4 +36,16 @@ ChannelConfig ParseChannelConfigNodes(const std::function<std::string(absl::stri
   return asked;
 }
 
+DeclaredChannelConfig DeclaredConfig(const ChannelConfig& config) {
+  DeclaredChannelConfig d;
+  d.buffer_limit_bytes = config.buffer_limit_bytes;
+  d.overflow =
+      config.overflow_policy.value_or(OverflowPolicy::kBlock) == OverflowPolicy::kDropOldest
+          ? DeclaredChannelConfig::Overflow::kDropOldest
+          : DeclaredChannelConfig::Overflow::kBlock;
+  d.write_queue_limit_bytes = config.write_queue_limit_bytes;
+  d.default_framing = FramingSpec(config.default_framing.value_or(Framing{}));
+  return d;
+}
+
 }  // namespace xenchan

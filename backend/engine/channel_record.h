@@ -1,7 +1,9 @@
 // The settings of a ring channel that the engine keeps in the channel's own
 // backend directory (xenchan-* nodes, xenstore_layout.h) so that a restarted
-// engine recovers the channel with the settings it was created with: how
-// they are written at hot-add and read back at recovery, in one place.
+// engine recovers the channel with the settings it was created or last
+// updated with: how they are written at hot-add and UpdateChannel and read
+// back at recovery, in one place; and their form in a durable channel's
+// declaration.
 // Pure functions; thread-safe.
 #ifndef XENCHAN_BACKEND_ENGINE_CHANNEL_RECORD_H_
 #define XENCHAN_BACKEND_ENGINE_CHANNEL_RECORD_H_
@@ -14,6 +16,7 @@
 
 #include "absl/strings/string_view.h"
 #include "backend/engine/types.h"
+#include "backend/store/declaration.h"
 
 namespace xenchan {
 
@@ -29,6 +32,10 @@ std::vector<XsNode> ChannelConfigNodes(const ChannelConfig& config);
 // write them), still parsed strictly and within the limits a create would
 // accept; anything missing or invalid is left unset, to take the defaults.
 ChannelConfig ParseChannelConfigNodes(const std::function<std::string(absl::string_view)>& read);
+
+// The settings of `config` (every field set) as a durable channel's
+// declaration records them (backend/store/declaration.h).
+DeclaredChannelConfig DeclaredConfig(const ChannelConfig& config);
 
 }  // namespace xenchan
 

@@ -35,16 +35,6 @@ absl::StatusOr<WriteQueue::Range> WriteQueue::Append(absl::string_view data) {
   return r;
 }
 
-absl::Status WriteQueue::SetLimit(size_t limit) {
-  if (limit < queued()) {
-    return absl::FailedPreconditionError(absl::StrCat("a write queue limit of ", limit,
-                                                      " bytes is below the ", queued(),
-                                                      " bytes queued for the guest now"));
-  }
-  limit_ = limit;
-  return absl::OkStatus();
-}
-
 size_t WriteQueue::Peek(char* dst, size_t max) const {
   const size_t n = std::min(max, bytes_.size());
   std::copy(bytes_.begin(), bytes_.begin() + n, dst);

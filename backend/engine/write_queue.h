@@ -61,10 +61,10 @@ class WriteQueue {
   size_t queued() const { return bytes_.size(); }
   size_t room() const { return queued() >= limit_ ? 0 : limit_ - queued(); }
   size_t limit() const { return limit_; }
-  // Changes the limit for the writes that follow (UpdateChannel).
-  // FAILED_PRECONDITION, nothing changed, if `limit` is below queued(): the
-  // queue never drops bytes it accepted.
-  absl::Status SetLimit(size_t limit);
+  // Changes the limit for the writes that follow (UpdateChannel). Below
+  // queued() nothing is dropped (the queue never drops bytes it accepted):
+  // it has no room until the guest has taken the excess.
+  void SetLimit(size_t limit) { limit_ = limit; }
 
  private:
   size_t limit_;

@@ -65,15 +65,17 @@ TEST(WriteQueue, SetLimitChangesTheRoomButNeverDropsQueuedBytes) {
   WriteQueue q(10);
   q.Reset(1);
   ASSERT_TRUE(q.Append("abcdef").ok());
-  EXPECT_EQ(q.SetLimit(5).code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(q.limit(), 10u);
-  ASSERT_TRUE(q.SetLimit(6).ok());
+  q.SetLimit(4);  // below what is queued: kept, no room until delivered
+  EXPECT_EQ(q.limit(), 4u);
+  EXPECT_EQ(q.queued(), 6u);
   EXPECT_EQ(q.room(), 0u);
   EXPECT_EQ(q.Append("g").status().code(), absl::StatusCode::kResourceExhausted);
-  ASSERT_TRUE(q.SetLimit(20).ok());
-  EXPECT_EQ(q.room(), 14u);
+  q.MarkDelivered(3);
+  EXPECT_EQ(q.room(), 1u);
+  q.SetLimit(20);
+  EXPECT_EQ(q.room(), 17u);
   ASSERT_TRUE(q.Append("ghij").ok());
-  EXPECT_EQ(q.queued(), 10u);
+  EXPECT_EQ(q.queued(), 7u);
 }
 
 }  // namespace
