@@ -89,6 +89,12 @@ grpc::ServerUnaryReactor* ChannelService::CreateChannel(grpc::CallbackServerCont
   return StartCreateChannel(core_, context, request, response);
 }
 
+grpc::ServerUnaryReactor* ChannelService::UpdateChannel(grpc::CallbackServerContext* context,
+                                                        const v1::UpdateChannelRequest* request,
+                                                        v1::UpdateChannelResponse* response) {
+  return StartUpdateChannel(core_, context, request, response);
+}
+
 grpc::ServerUnaryReactor* ChannelService::DeleteChannel(grpc::CallbackServerContext* context,
                                                         const v1::DeleteChannelRequest* request,
                                                         v1::DeleteChannelResponse* response) {

@@ -9,8 +9,9 @@
 //    details in one place (server/engine_errors.h), and converted to the wire
 //    exactly once (server/status.h).
 //  - Unary queries (List*, Get*) answer inline (server/queries.h): engine
-//    queries only take short locks. CreateChannel, DeleteChannel and Call are
-//    posted to the engine and answered from its callbacks.
+//    queries only take short locks. CreateChannel, UpdateChannel,
+//    DeleteChannel and Call are posted to the engine and answered from its
+//    callbacks.
 //  - One reactor object per stream. Reactions never block and never run
 //    stream work themselves: they post to the service's Scheduler and return.
 //    Engine sessions signal new data through on_ready, which also only posts.
@@ -124,6 +125,9 @@ class ChannelService final : public v1::ChannelService::CallbackService {
   grpc::ServerUnaryReactor* CreateChannel(grpc::CallbackServerContext* context,
                                           const v1::CreateChannelRequest* request,
                                           v1::CreateChannelResponse* response) override;
+  grpc::ServerUnaryReactor* UpdateChannel(grpc::CallbackServerContext* context,
+                                          const v1::UpdateChannelRequest* request,
+                                          v1::UpdateChannelResponse* response) override;
   grpc::ServerUnaryReactor* DeleteChannel(grpc::CallbackServerContext* context,
                                           const v1::DeleteChannelRequest* request,
                                           v1::DeleteChannelResponse* response) override;

@@ -338,6 +338,31 @@ ChannelConfig FromProto(const v1::ChannelConfig& c) {
   return out;
 }
 
+ChannelUpdate FromProto(const v1::ChannelConfig& c, const google::protobuf::FieldMask& mask) {
+  ChannelUpdate out;
+  for (const std::string& path : mask.paths()) {
+    const bool all = path == "config";
+    if (all || path == "config.buffer_limit_bytes") {
+      out.buffer_limit_bytes = c.buffer_limit_bytes();
+    }
+    if (all || path == "config.overflow_policy") {
+      out.overflow_policy = c.overflow_policy() == v1::OVERFLOW_POLICY_DROP_OLDEST
+                                ? OverflowPolicy::kDropOldest
+                                : OverflowPolicy::kBlock;
+    }
+    if (all || path == "config.write_queue_limit_bytes") {
+      out.write_queue_limit_bytes = c.write_queue_limit_bytes();
+    }
+    if (all || path == "config.default_framing") {
+      out.default_framing = c.has_default_framing() ? FromProto(c.default_framing()) : Framing{};
+    }
+    if (all || path == "config.lifetime") {
+      out.lifetime = FromProto(c.lifetime()).value_or(ChannelLifetime::kIncarnation);
+    }
+  }
+  return out;
+}
+
 void ToProto(const ChannelInfo& c, v1::Channel* out) {
   out->set_name(FormatChannelName(c.domain_uuid, c.channel_id));
   out->set_uid(c.uid);

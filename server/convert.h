@@ -7,9 +7,11 @@
 
 #include "absl/time/time.h"
 #include "backend/engine/channel.h"
+#include "backend/engine/engine.h"
 #include "backend/engine/types.h"
 #include "backend/framing/framing.h"
 #include "google/protobuf/duration.pb.h"
+#include "google/protobuf/field_mask.pb.h"
 #include "google/protobuf/timestamp.pb.h"
 #include "xenchan/v1/channel_service.pb.h"
 
@@ -64,6 +66,12 @@ void ToProto(const ChannelConfig& c, v1::ChannelConfig* out);
 // defaults (0, *_UNSPECIFIED, no framing) become unset engine fields, so
 // that the engine's defaults apply.
 ChannelConfig FromProto(const v1::ChannelConfig& c);
+// The engine update of an UpdateChannel request (already validated): each
+// field `mask` names (validate.h kUpdatableChannelPaths) at its value in
+// `c`, unset values at their documented defaults (0 limits: the engine's;
+// UNSPECIFIED overflow: BLOCK; no framing: newline; UNSPECIFIED lifetime:
+// INCARNATION).
+ChannelUpdate FromProto(const v1::ChannelConfig& c, const google::protobuf::FieldMask& mask);
 void ToProto(const Framing& f, v1::Framing* out);
 // The engine framing of a (validated) proto framing.
 Framing FromProto(const v1::Framing& f);

@@ -162,6 +162,31 @@ absl::Status EngineErrors::CreateChannel(const absl::Status& s, const DomainInfo
   }
 }
 
+absl::Status EngineErrors::UpdateChannel(const absl::Status& s, const ChannelName& name,
+                                         const std::string& channel) const {
+  switch (s.code()) {
+    case StatusCode::kInvalidArgument:
+      return InvalidOption("channel.config", std::string(s.message()));
+    case StatusCode::kNotFound:
+      return ChannelNotFound(name);
+    case StatusCode::kFailedPrecondition: {
+      ApiError e(StatusCode::kFailedPrecondition, v1::ERROR_REASON_UPDATE_NOT_POSSIBLE,
+                 std::string(s.message()));
+      e.Metadata("channel", channel);
+      auto info = engine_->GetChannel(ChannelRef{name.domain, name.channel_id});
+      if (info.ok()) e.Detail(ChannelProto(*info));
+      return e;
+    }
+    case StatusCode::kUnavailable:
+      return ChannelGone(s, channel);
+    default:
+      return ApiError(StatusCode::kUnavailable, v1::ERROR_REASON_TRANSPORT_UNAVAILABLE,
+                      absl::StrCat("the update could not be recorded: ", s.message()))
+          .Metadata("channel", channel)
+          .RetryAfter(absl::Seconds(1));
+  }
+}
+
 absl::Status EngineErrors::DeleteChannel(const absl::Status& s, const ChannelName& name,
                                          const std::string& channel) const {
   switch (s.code()) {

@@ -78,6 +78,15 @@ class EngineErrors {
   absl::Status CreateChannel(const absl::Status& s, const DomainInfo& domain,
                              const std::string& channel_id) const;
 
+  // Errors of Engine::UpdateChannel of `name` (`channel` its resource
+  // name): INVALID_ARGUMENT (INVALID_OPTION), NOT_FOUND
+  // (DOMAIN/CHANNEL_NOT_FOUND), FAILED_PRECONDITION (UPDATE_NOT_POSSIBLE,
+  // with the channel as it is), UNAVAILABLE as ChannelGone; a store or
+  // xenstore failure is UNAVAILABLE (TRANSPORT_UNAVAILABLE) with a retry
+  // delay (nothing changed).
+  absl::Status UpdateChannel(const absl::Status& s, const ChannelName& name,
+                             const std::string& channel) const;
+
   // Errors of Engine::DeleteChannel of `name`.
   absl::Status DeleteChannel(const absl::Status& s, const ChannelName& name,
                              const std::string& channel) const;

@@ -2,6 +2,7 @@
 // Start* makes one reactor object for the call, starts it and returns it to
 // gRPC. One file per family:
 //   create_delete_reactors.cc  CreateChannel, DeleteChannel (engine callbacks)
+//   update_reactor.cc          UpdateChannel (engine callback)
 //   watch_reactor.cc           WatchChannels (the lifecycle event log)
 //   read_reactor.cc            Read (one observer session)
 //   attach_reactor.cc          Attach (observer or writer, acknowledgements)
@@ -26,6 +27,10 @@ grpc::ServerUnaryReactor* StartCreateChannel(std::shared_ptr<ServiceCore> core,
                                              grpc::CallbackServerContext* context,
                                              const v1::CreateChannelRequest* request,
                                              v1::CreateChannelResponse* response);
+grpc::ServerUnaryReactor* StartUpdateChannel(std::shared_ptr<ServiceCore> core,
+                                             grpc::CallbackServerContext* context,
+                                             const v1::UpdateChannelRequest* request,
+                                             v1::UpdateChannelResponse* response);
 grpc::ServerUnaryReactor* StartDeleteChannel(std::shared_ptr<ServiceCore> core,
                                              grpc::CallbackServerContext* context,
                                              const v1::DeleteChannelRequest* request,

@@ -133,6 +133,34 @@ absl::Status ValidateRequest(const v1::GetChannelRequest& request) {
   return ParseChannelName(request.name(), "name").status();
 }
 
+// The ranges of a ChannelConfig's fields (CreateChannel, UpdateChannel),
+// named `prefix`.<field> in errors.
+absl::Status ValidateConfig(const v1::ChannelConfig& c, const std::string& prefix) {
+  absl::Status s;
+  if (c.buffer_limit_bytes() != 0 && (c.buffer_limit_bytes() < kMinBufferLimitBytes ||
+                                      c.buffer_limit_bytes() > kMaxBufferLimitBytes)) {
+    return InvalidOption(prefix + ".buffer_limit_bytes",
+                         Allowed(kMinBufferLimitBytes, kMaxBufferLimitBytes));
+  }
+  if (!v1::OverflowPolicy_IsValid(c.overflow_policy())) {
+    return InvalidOption(prefix + ".overflow_policy", "unknown overflow policy");
+  }
+  if (c.write_queue_limit_bytes() != 0 &&
+      (c.write_queue_limit_bytes() < kMinWriteQueueLimitBytes ||
+       c.write_queue_limit_bytes() > kMaxWriteQueueLimitBytes)) {
+    return InvalidOption(prefix + ".write_queue_limit_bytes",
+                         Allowed(kMinWriteQueueLimitBytes, kMaxWriteQueueLimitBytes));
+  }
+  if (c.has_default_framing()) {
+    s = ValidateFraming(c.default_framing(), prefix + ".default_framing");
+    if (!s.ok()) return s;
+  }
+  if (!v1::ChannelLifetime_IsValid(c.lifetime())) {
+    return InvalidOption(prefix + ".lifetime", "unknown channel lifetime");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateRequest(const v1::CreateChannelRequest& request) {
   absl::Status s = ParseDomainName(request.parent(), "parent", /*allow_all=*/false).status();
   if (!s.ok()) return s;
@@ -143,28 +171,8 @@ absl::Status ValidateRequest(const v1::CreateChannelRequest& request) {
                     absl::StrCat("channel_id ", QuoteClientValue(request.channel_id()), ": ", why))
         .Field("channel_id", why);
   }
-  const v1::ChannelConfig& c = request.config();
-  if (c.buffer_limit_bytes() != 0 && (c.buffer_limit_bytes() < kMinBufferLimitBytes ||
-                                      c.buffer_limit_bytes() > kMaxBufferLimitBytes)) {
-    return InvalidOption("config.buffer_limit_bytes",
-                         Allowed(kMinBufferLimitBytes, kMaxBufferLimitBytes));
-  }
-  if (!v1::OverflowPolicy_IsValid(c.overflow_policy())) {
-    return InvalidOption("config.overflow_policy", "unknown overflow policy");
-  }
-  if (c.write_queue_limit_bytes() != 0 &&
-      (c.write_queue_limit_bytes() < kMinWriteQueueLimitBytes ||
-       c.write_queue_limit_bytes() > kMaxWriteQueueLimitBytes)) {
-    return InvalidOption("config.write_queue_limit_bytes",
-                         Allowed(kMinWriteQueueLimitBytes, kMaxWriteQueueLimitBytes));
-  }
-  if (c.has_default_framing()) {
-    s = ValidateFraming(c.default_framing(), "config.default_framing");
-    if (!s.ok()) return s;
-  }
-  if (!v1::ChannelLifetime_IsValid(c.lifetime())) {
-    return InvalidOption("config.lifetime", "unknown channel lifetime");
-  }
+  s = ValidateConfig(request.config(), "config");
+  if (!s.ok()) return s;
   if (request.wait_until_connected() && request.has_connect_timeout()) {
     const absl::Duration t = FromDurationProto(request.connect_timeout());
     if (t < absl::Seconds(1) || t > absl::Minutes(10)) {
@@ -172,6 +180,39 @@ absl::Status ValidateRequest(const v1::CreateChannelRequest& request) {
     }
   }
   return absl::OkStatus();
+}
+
+bool IsUpdatableChannelPath(const std::string& path) {
+  for (const char* p : kUpdatableChannelPaths) {
+    if (path == p) return true;
+  }
+  return false;
+}
+
+absl::Status ValidateRequest(const v1::UpdateChannelRequest& request) {
+  absl::Status s = ParseChannelName(request.channel().name(), "channel.name").status();
+  if (!s.ok()) return s;
+  if (request.update_mask().paths_size() == 0) {
+    return InvalidOption("update_mask",
+                         "required: name the fields to change (config.lifetime, "
+                         "config.buffer_limit_bytes, config.overflow_policy, "
+                         "config.write_queue_limit_bytes, config.default_framing, or config); "
+                         "there is no implicit \"every set field\"");
+  }
+  for (const std::string& path : request.update_mask().paths()) {
+    if (!IsUpdatableChannelPath(path)) {
+      return InvalidOption(
+          "update_mask", absl::StrCat("path ", QuoteClientValue(path),
+                                      " cannot be updated: only config.lifetime, "
+                                      "config.buffer_limit_bytes, config.overflow_policy, "
+                                      "config.write_queue_limit_bytes and "
+                                      "config.default_framing change in place; the other "
+                                      "fields of a Channel are output only or fixed at creation"));
+    }
+  }
+  // Fields the mask does not name are ignored, so only the named ones are
+  // checked (`config` names them all).
+  return ValidateConfig(request.channel().config(), "channel.config");
 }
 
 absl::Status ValidateRequest(const v1::DeleteChannelRequest& request) {

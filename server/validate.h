@@ -39,6 +39,20 @@ ApiError PayloadTooLarge(const std::string& field, size_t size);
 absl::StatusOr<int32_t> PageSize(int32_t page_size);
 absl::Status ValidateFilter(const v1::ChannelFilter& filter, const std::string& field);
 absl::Status ValidateFraming(const v1::Framing& framing, const std::string& field);
+// The ranges of every field of `config`, named `prefix`.<field> in errors.
+absl::Status ValidateConfig(const v1::ChannelConfig& config, const std::string& prefix);
+
+// UpdateChannel's update_mask paths (relative to Channel): the fields that
+// change in place, and "config" for all of them.
+inline constexpr const char* kUpdatableChannelPaths[] = {
+    "config",
+    "config.lifetime",
+    "config.buffer_limit_bytes",
+    "config.overflow_policy",
+    "config.write_queue_limit_bytes",
+    "config.default_framing",
+};
+bool IsUpdatableChannelPath(const std::string& path);
 absl::Status ValidateStart(const v1::ReadStart& start, const std::string& field);
 // The fingerprint binding a ListChannels page token to its request.
 std::string ListFingerprint(const v1::ListChannelsRequest& request);
@@ -50,6 +64,7 @@ absl::Status ValidateRequest(const v1::GetDomainRequest& request);
 absl::Status ValidateRequest(const v1::ListChannelsRequest& request);
 absl::Status ValidateRequest(const v1::GetChannelRequest& request);
 absl::Status ValidateRequest(const v1::CreateChannelRequest& request);
+absl::Status ValidateRequest(const v1::UpdateChannelRequest& request);
 absl::Status ValidateRequest(const v1::DeleteChannelRequest& request);
 absl::Status ValidateRequest(const v1::WatchChannelsRequest& request);
 absl::Status ValidateRequest(const v1::ReadRequest& request);

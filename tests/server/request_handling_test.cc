@@ -368,6 +368,21 @@ TEST_F(RequestHandlingTest, CreateChannelRefusalsAreClassified) {
   EXPECT_EQ(ReasonOf(xenstore), v1::ERROR_REASON_TRANSPORT_UNAVAILABLE);
 }
 
+TEST_F(RequestHandlingTest, UpdateChannelRefusalsAreClassified) {
+  const ChannelName a{"web", "org.example.a"};
+  const absl::Status bad = errors_.UpdateChannel(absl::InvalidArgumentError("x"), a, "c");
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReasonOf(bad), v1::ERROR_REASON_INVALID_OPTION);
+  EXPECT_EQ(ReasonOf(errors_.UpdateChannel(absl::NotFoundError("x"), {"web", "zz"}, "c")),
+            v1::ERROR_REASON_CHANNEL_NOT_FOUND);
+  const absl::Status refused = errors_.UpdateChannel(absl::FailedPreconditionError("x"), a, "c");
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ReasonOf(refused), v1::ERROR_REASON_UPDATE_NOT_POSSIBLE);
+  const absl::Status store = errors_.UpdateChannel(absl::DataLossError("x"), a, "c");
+  EXPECT_EQ(store.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(ReasonOf(store), v1::ERROR_REASON_TRANSPORT_UNAVAILABLE);
+}
+
 TEST_F(RequestHandlingTest, DeleteChannelRefusalsAreClassified) {
   const ChannelName a{"web", "org.example.a"};
   EXPECT_EQ(ReasonOf(errors_.DeleteChannel(absl::NotFoundError("x"), {"web", "zz"}, "c")),

@@ -113,6 +113,76 @@ TEST_F(ServerTest, CreatesListsGetsAndDeletesAChannel) {
   EXPECT_EQ(ReasonOf(gone), "CHANNEL_NOT_FOUND");
 }
 
+TEST_F(ServerTest, UpdatesAChannelThroughAFieldMask) {
+  auto created = s_->CreateConnected(kGuest, "org.example.u");
+  ASSERT_TRUE(created.ok()) << created.status();
+  auto update = [&](const v1::UpdateChannelRequest& request, v1::UpdateChannelResponse* out) {
+    grpc::ClientContext context;
+    SetTimeout(&context, absl::Seconds(30));
+    return stub().UpdateChannel(&context, request, out);
+  };
+  v1::UpdateChannelRequest request;
+  request.mutable_channel()->set_name(ChannelName(kGuest, "org.example.u"));
+  request.mutable_channel()->mutable_config()->set_buffer_limit_bytes(65536);
+  request.mutable_channel()->mutable_config()->set_overflow_policy(v1::OVERFLOW_POLICY_DROP_OLDEST);
+  // Not in the mask: ignored.
+  request.mutable_channel()->mutable_config()->set_write_queue_limit_bytes(65536);
+  request.mutable_update_mask()->add_paths("config.buffer_limit_bytes");
+  request.mutable_update_mask()->add_paths("config.overflow_policy");
+  v1::UpdateChannelResponse response;
+
+  // validate_only answers with the result and changes nothing.
+  request.set_validate_only(true);
+  grpc::Status s = update(request, &response);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(response.channel().config().buffer_limit_bytes(), 65536u);
+  grpc::ClientContext get_context;
+  v1::GetChannelRequest get;
+  get.set_name(ChannelName(kGuest, "org.example.u"));
+  v1::GetChannelResponse got;
+  ASSERT_TRUE(stub().GetChannel(&get_context, get, &got).ok());
+  EXPECT_EQ(got.channel().config().buffer_limit_bytes(), created->config().buffer_limit_bytes());
+
+  request.set_validate_only(false);
+  s = update(request, &response);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(response.channel().config().buffer_limit_bytes(), 65536u);
+  EXPECT_EQ(response.channel().config().overflow_policy(), v1::OVERFLOW_POLICY_DROP_OLDEST);
+  EXPECT_EQ(response.channel().config().write_queue_limit_bytes(),
+            created->config().write_queue_limit_bytes());
+  EXPECT_EQ(response.channel().uid(), created->uid());
+
+  // The mask is required, and names only what can change.
+  v1::UpdateChannelRequest no_mask = request;
+  no_mask.clear_update_mask();
+  s = update(no_mask, &response);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(ReasonOf(s), "INVALID_OPTION");
+  EXPECT_THAT(s.error_message(), HasSubstr("update_mask"));
+  v1::UpdateChannelRequest bad_path = request;
+  bad_path.mutable_update_mask()->add_paths("uid");
+  s = update(bad_path, &response);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("path 'uid'"));
+  EXPECT_THAT(s.error_message(), HasSubstr("output only or fixed at creation"));
+  // Values are checked as CreateChannel checks them.
+  v1::UpdateChannelRequest too_small = request;
+  too_small.mutable_channel()->mutable_config()->set_buffer_limit_bytes(10);
+  s = update(too_small, &response);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("channel.config.buffer_limit_bytes"));
+  v1::UpdateChannelRequest missing = request;
+  missing.mutable_channel()->set_name(ChannelName(kGuest, "org.example.none"));
+  s = update(missing, &response);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(ReasonOf(s), "CHANNEL_NOT_FOUND");
+  v1::UpdateChannelRequest no_name = request;
+  no_name.mutable_channel()->clear_name();
+  s = update(no_name, &response);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(ReasonOf(s), "INVALID_NAME");
+}
+
 TEST_F(ServerTest, CallRoundTrip) {
   ASSERT_TRUE(s_->CreateConnected(kGuest, "org.example.call").ok());
   const int tty = Tty("org.example.call");
