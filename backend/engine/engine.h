@@ -293,12 +293,18 @@ class Engine {
     DomainInfo info;
     std::string name_token;
     std::string shutdown_token;
+    // Events of the control/shutdown watch: its registration fires one, a
+    // request and the guest's acknowledgement two more. The guest clears
+    // the node at once, so the request's value may be gone when read.
+    int shutdown_events = 0;
   };
   // A domain that is not running but has durable channels declared: known
   // by its UUID until it returns or its last declaration is deleted.
   struct DownDomain {
     std::string name;  // the last name it had
-    std::string shutdown_request;
+    // Its last incarnation ended in a suspend (xl save, or the sending side
+    // of a migration): the next one is a restore.
+    bool suspended = false;
   };
 
   explicit Engine(EngineOptions options);

@@ -73,11 +73,14 @@ void Engine::ScanDomains() {
 
 void Engine::ReadShutdownRequest(uint32_t domid) {
   auto request = options_.xenstore->Read(kNoTransaction, DomainShutdownPath(domid));
-  if (!request.ok() || request->empty()) return;  // the guest's acknowledgement
+  if (!request.ok()) return;  // the domain is being torn down
   MutexLock lock(&mu_);
   auto it = domains_.find(domid);
-  // Guest-writable: kept only as a short word (DomainReturnReason compares it).
-  if (it != domains_.end()) it->second.info.shutdown_request = request->substr(0, 16);
+  if (it == domains_.end()) return;
+  ++it->second.shutdown_events;
+  // Empty: the registration, or the guest's acknowledgement (it clears the
+  // node as it acts). Guest-writable: kept only as a short word.
+  if (!request->empty()) it->second.info.shutdown_request = request->substr(0, 16);
 }
 
 void Engine::ReadDomainName(uint32_t domid) {
@@ -114,10 +117,18 @@ void Engine::RemoveDomain(uint32_t domid) {
   }
   std::vector<RingChannel*> gone;
   std::vector<RingChannel*> down;  // durable: kept, DOMAIN_DOWN
+  // A guest that suspends leaves its devices connected; one that shuts down
+  // or reboots closes them first.
+  bool all_connected = true;
   for (auto& [serial, ring] : rings_) {
     if (ring->channel().identity().domid == domid && !ring->finished()) {
+      const bool durable = durable_serials_.count(serial) != 0;
+      if (durable) {
+        all_connected = all_connected && ring->channel().Info().frontend_state ==
+                                             XenbusState::kConnected;
+      }
       ring->ReleaseForDomainGone();
-      (durable_serials_.count(serial) != 0 ? down : gone).push_back(ring.get());
+      (durable ? down : gone).push_back(ring.get());
     }
   }
   XenStore& xs = *options_.xenstore;
@@ -139,7 +150,13 @@ void Engine::RemoveDomain(uint32_t domid) {
           if (other != domid && rec.info.uuid == info.uuid) successor = other;
         }
         if (!successor.has_value()) {
-          down_domains_[info.uuid] = DownDomain{info.name, info.shutdown_request};
+          // The request's value if it was caught; otherwise a request was
+          // made (and acknowledged) and the devices stayed connected.
+          const int events = it->second.shutdown_events;
+          const bool suspended =
+              info.shutdown_request == "suspend" ||
+              (info.shutdown_request.empty() && events >= 2 && all_connected);
+          down_domains_[info.uuid] = DownDomain{info.name, suspended};
         }
       }
       domains_.erase(it);

@@ -177,7 +177,7 @@ EpochChangeReason Engine::DomainReturnReason(uint32_t domid, const std::string& 
     return EpochChangeReason::kDomainMigrated;
   }
   auto down = down_domains_.find(uuid);
-  if (down != down_domains_.end() && down->second.shutdown_request == "suspend") {
+  if (down != down_domains_.end() && down->second.suspended) {
     return EpochChangeReason::kDomainRestored;
   }
   return EpochChangeReason::kDomainRebooted;

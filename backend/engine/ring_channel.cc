@@ -140,6 +140,15 @@ void RingChannel::Publish(ChannelState state, std::optional<ChannelError> error,
 }
 
 void RingChannel::Disconnect() {
+  // What the guest wrote last (a "shutting down" line, say) may still be in
+  // the page: one last drain, as far as the buffer takes it, keeps it,
+  // whatever ends the data path (the guest closing, its frontend removed,
+  // its domain gone, a resume).
+  if (data_active_ && ring_.has_value() && !final_drain_) {
+    final_drain_ = true;
+    Service(absl::Now());
+    final_drain_ = false;
+  }
   if (local_port_.has_value()) {
     host_->RoutePort(*local_port_, nullptr);
     (void)host_->evtchn().Unbind(*local_port_);  // the peer may be gone already
@@ -197,7 +206,8 @@ void RingChannel::HandleFrontendChange(absl::Time now) {
       break;
     }
     case XenbusState::kClosing:
-      data_active_ = false;  // keep the mapping until FE=6
+      if (data_active_ && ring_.has_value()) Service(now);  // its last words
+      data_active_ = false;                                 // keep the mapping until FE=6
       if (be_state_ != XenbusState::kClosing) SetBackendState(XenbusState::kClosing);
       Publish(ChannelState::kDisconnected, std::nullopt, was_connected);
       break;
@@ -441,10 +451,7 @@ void RingChannel::FinishUnplug(bool forced, absl::Time now) {
 
 void RingChannel::ReleaseForDomainGone() {
   if (finished_) return;
-  // What the guest wrote last (a "shutting down" line, say) is still in the
-  // page we map: one last drain, as far as the buffer takes it, keeps it.
-  if (data_active_ && ring_.has_value()) Service(absl::Now());
-  Disconnect();  // at once: a live mapping keeps the domain a zombie (§4.5)
+  Disconnect();  // at once (after a last drain): a live mapping keeps the domain a zombie (§4.5)
   (void)host_->xs().Unwatch(params_.frontend_path, params_.watch_token);
   finished_ = true;
   domain_gone_ = true;

@@ -170,8 +170,8 @@ class RingChannel {
   // (FAILED_PRECONDITION), removed (UNAVAILABLE/NOT_FOUND) or at `deadline`
   // (DEADLINE_EXCEEDED).
   void WaitConnected(absl::Time deadline, ConnectDone done);
-  // The domain died: drain its out ring one last time, unmap and unbind at
-  // once (ReleaseForDomainGone), then,
+  // The domain died: unmap and unbind at once, after a last drain of its
+  // out ring, as every disconnect does (ReleaseForDomainGone), then,
   // once the engine has removed our backend directory, report the removal
   // (ReportDomainGone).
   void ReleaseForDomainGone();
@@ -224,7 +224,8 @@ class RingChannel {
   RingInfo connected_info_;
   bool data_active_ = false;
   bool ever_connected_ = false;
-  uint64_t in_base_ = 0;  // ring in_produced at the epoch's start
+  bool final_drain_ = false;  // Disconnect's last Service is running
+  uint64_t in_base_ = 0;      // ring in_produced at the epoch's start
 
   RateLimiter spurious_limiter_;   // spurious events only
   RateLimiter cap_limiter_;        // every event
