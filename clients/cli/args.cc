@@ -13,7 +13,8 @@ namespace cli {
 
 bool IsSwitch(const std::string& k) {
   return k == "domains" || k == "wait" || k == "validate-only" || k == "observer" ||
-         k == "takeover" || k == "follow" || k == "fail-fast" || k == "durable" || k == "help";
+         k == "takeover" || k == "follow" || k == "fail-fast" || k == "durable" ||
+         k == "incarnation" || k == "help";
 }
 
 absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv) {
@@ -139,6 +140,33 @@ absl::Status ParseChannelConfig(const Args& args, v1::ChannelConfig* config) {
     }
   }
   if (args.Has("durable")) config->set_lifetime(v1::CHANNEL_LIFETIME_DURABLE);
+  return absl::OkStatus();
+}
+
+absl::Status ParseChannelUpdate(const Args& args, v1::UpdateChannelRequest* request) {
+  if (args.Has("durable") && args.Has("incarnation")) {
+    return absl::InvalidArgumentError("give one of --durable and --incarnation");
+  }
+  v1::ChannelConfig* config = request->mutable_channel()->mutable_config();
+  absl::Status s = ParseChannelConfig(args, config);
+  if (!s.ok()) return s;
+  if (args.Has("incarnation")) config->set_lifetime(v1::CHANNEL_LIFETIME_INCARNATION);
+  const std::pair<const char*, const char*> fields[] = {
+      {"buffer-limit", "config.buffer_limit_bytes"},
+      {"write-queue-limit", "config.write_queue_limit_bytes"},
+      {"overflow", "config.overflow_policy"},
+      {"framing", "config.default_framing"},
+      {"durable", "config.lifetime"},
+      {"incarnation", "config.lifetime"},
+  };
+  for (const auto& [flag, path] : fields) {
+    if (args.Has(flag)) request->mutable_update_mask()->add_paths(path);
+  }
+  if (request->update_mask().paths_size() == 0) {
+    return absl::InvalidArgumentError(
+        "update needs a setting to change: --buffer-limit, --overflow, --write-queue-limit, "
+        "--framing, --durable or --incarnation");
+  }
   return absl::OkStatus();
 }
 

@@ -97,6 +97,14 @@ absl::StatusOr<v1::OverflowPolicy> ParseOverflowPolicy(const std::string& name);
 // first malformed flag.
 absl::Status ParseChannelConfig(const Args& args, v1::ChannelConfig* config);
 
+// The settings of `update` into `request`: the flags of ParseChannelConfig
+// plus --incarnation (CHANNEL_LIFETIME_INCARNATION), each given flag also
+// naming its field in request->update_mask (in the order above), so that
+// only what the caller named changes. INVALID_ARGUMENT "bad --FLAG" as
+// ParseChannelConfig; also if no setting is given, or both --durable and
+// --incarnation.
+absl::Status ParseChannelUpdate(const Args& args, v1::UpdateChannelRequest* request);
+
 // `accepted`, `delivered` or `consumed`; INVALID_ARGUMENT "bad --ack".
 absl::StatusOr<v1::AckLevel> ParseAckLevel(const std::string& name);
 

@@ -31,6 +31,7 @@ int ListCommand(const CommandContext& ctx);
 int GetCommand(const CommandContext& ctx);
 int WatchCommand(const CommandContext& ctx);
 int CreateCommand(const CommandContext& ctx);
+int UpdateCommand(const CommandContext& ctx);
 int DeleteCommand(const CommandContext& ctx);
 int ReadCommand(const CommandContext& ctx);
 int WriteCommand(const CommandContext& ctx);

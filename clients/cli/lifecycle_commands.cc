@@ -1,7 +1,7 @@
 // xenchanctl's channel lifecycle commands: `create` (hot-add a channel,
-// optionally waiting until the guest connects, optionally durable) and
-// `delete` (unplug and remove one, forcing after a grace period; for a
-// durable channel also its declaration).
+// optionally waiting until the guest connects, optionally durable),
+// `update` (change its settings in place, only those named) and `delete` (unplug and remove one,
+// forcing after a grace period; for a durable channel also its declaration).
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -44,6 +44,29 @@ int CreateCommand(const CommandContext& ctx) {
   } else {
     std::printf("%s %s (devid %u, %s)\n", req.validate_only() ? "would create" : "created",
                 c->name().empty() ? req.channel_id().c_str() : c->name().c_str(), c->devid(),
+                Output::Lifetime(c->config().lifetime()).c_str());
+  }
+  return kOk;
+}
+
+int UpdateCommand(const CommandContext& ctx) {
+  const Args& args = ctx.args;
+  const Output& out = ctx.out;
+  if (args.positional.size() != 2) return out.Usage("update needs DOMAIN/CHANNEL");
+  v1::UpdateChannelRequest req;
+  req.mutable_channel()->set_name(ChannelName(args.positional[1]));
+  req.set_validate_only(args.Has("validate-only"));
+  absl::Status parsed = ParseChannelUpdate(args, &req);
+  if (!parsed.ok()) return out.Usage(std::string(parsed.message()));
+  auto c = ctx.client.UpdateChannel(req, ctx.timeout);
+  if (!c.ok()) return out.Fail(c.status());
+  if (out.json()) {
+    out.PrintJson(*c);
+  } else {
+    std::printf("%s %s (buffer limit %llu, write queue limit %llu, %s)\n",
+                req.validate_only() ? "would update" : "updated", c->name().c_str(),
+                static_cast<unsigned long long>(c->config().buffer_limit_bytes()),       // NOLINT
+                static_cast<unsigned long long>(c->config().write_queue_limit_bytes()),  // NOLINT
                 Output::Lifetime(c->config().lifetime()).c_str());
   }
   return kOk;

@@ -21,6 +21,10 @@ Commands:
          [--durable] [--validate-only]        hot-add a channel; --durable: declare it
                                               for the domain's UUID, re-created in every
                                               reboot, restore and migration
+  update DOMAIN/CHANNEL [--buffer-limit N] [--overflow block|drop-oldest]
+         [--write-queue-limit N] [--framing SPEC] [--durable|--incarnation]
+         [--validate-only]                    change a channel's settings in place; only
+                                              the settings given change
   delete DOMAIN/CHANNEL [--force-after D]     unplug and remove a channel (and its
                                               durable declaration)
   watch [DOMAIN] [--from REVISION]            stream lifecycle events (Ctrl-C stops)

@@ -30,9 +30,10 @@ struct Command {
 };
 
 constexpr Command kCommands[] = {
-    {"list", ListCommand},     {"get", GetCommand},     {"create", CreateCommand},
-    {"delete", DeleteCommand}, {"watch", WatchCommand}, {"attach", AttachCommand},
-    {"read", ReadCommand},     {"write", WriteCommand}, {"call", CallCommand},
+    {"list", ListCommand},     {"get", GetCommand},       {"create", CreateCommand},
+    {"update", UpdateCommand}, {"delete", DeleteCommand}, {"watch", WatchCommand},
+    {"attach", AttachCommand}, {"read", ReadCommand},     {"write", WriteCommand},
+    {"call", CallCommand},
 };
 
 int Dispatch(const CommandContext& ctx) {

@@ -176,6 +176,16 @@ absl::StatusOr<v1::Channel> Client::CreateChannel(const v1::CreateChannelRequest
   return response.channel();
 }
 
+absl::StatusOr<v1::Channel> Client::UpdateChannel(const v1::UpdateChannelRequest& request,
+                                                  absl::Duration timeout) {
+  grpc::ClientContext context;
+  Prepare(&context, timeout > absl::ZeroDuration() ? timeout : options_.unary_timeout);
+  v1::UpdateChannelResponse response;
+  absl::Status s = FromGrpc(stub_->UpdateChannel(&context, request, &response));
+  if (!s.ok()) return s;
+  return response.channel();
+}
+
 absl::StatusOr<v1::DeleteChannelResponse> Client::DeleteChannel(
     const v1::DeleteChannelRequest& request, absl::Duration timeout) {
   grpc::ClientContext context;

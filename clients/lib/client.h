@@ -124,6 +124,8 @@ class Client {
   // `timeout` bounds the call (zero: unary_timeout).
   absl::StatusOr<v1::Channel> CreateChannel(const v1::CreateChannelRequest& request,
                                             absl::Duration timeout = absl::ZeroDuration());
+  absl::StatusOr<v1::Channel> UpdateChannel(const v1::UpdateChannelRequest& request,
+                                            absl::Duration timeout = absl::ZeroDuration());
   absl::StatusOr<v1::DeleteChannelResponse> DeleteChannel(
       const v1::DeleteChannelRequest& request, absl::Duration timeout = absl::ZeroDuration());
   absl::StatusOr<v1::CallResponse> Call(const v1::CallRequest& request, absl::Duration timeout);

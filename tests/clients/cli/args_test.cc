@@ -95,6 +95,45 @@ TEST(ParseArgsTest, ValueFlagAtTheEndIsAnError) {
   EXPECT_EQ(args.status().message(), "--from needs a value");
 }
 
+TEST(ParseChannelUpdateTest, TheMaskNamesExactlyTheFlagsGiven) {
+  v1::UpdateChannelRequest req;
+  ASSERT_TRUE(ParseChannelUpdate(MustParse({"update", "vm/c", "--overflow", "drop-oldest",
+                                            "--buffer-limit", "65536", "--incarnation"}),
+                                 &req)
+                  .ok());
+  EXPECT_THAT(req.update_mask().paths(), ElementsAre("config.buffer_limit_bytes",
+                                                     "config.overflow_policy", "config.lifetime"));
+  EXPECT_EQ(req.channel().config().buffer_limit_bytes(), 65536u);
+  EXPECT_EQ(req.channel().config().overflow_policy(), v1::OVERFLOW_POLICY_DROP_OLDEST);
+  EXPECT_EQ(req.channel().config().lifetime(), v1::CHANNEL_LIFETIME_INCARNATION);
+  EXPECT_EQ(req.channel().config().write_queue_limit_bytes(), 0u);
+
+  v1::UpdateChannelRequest framing;
+  ASSERT_TRUE(ParseChannelUpdate(MustParse({"update", "vm/c", "--framing", "length-prefix",
+                                            "--write-queue-limit", "70000", "--durable"}),
+                                 &framing)
+                  .ok());
+  EXPECT_THAT(
+      framing.update_mask().paths(),
+      ElementsAre("config.write_queue_limit_bytes", "config.default_framing", "config.lifetime"));
+  EXPECT_EQ(framing.channel().config().lifetime(), v1::CHANNEL_LIFETIME_DURABLE);
+}
+
+TEST(ParseChannelUpdateTest, RefusesNothingToChangeConflictsAndBadValues) {
+  v1::UpdateChannelRequest req;
+  EXPECT_EQ(ParseChannelUpdate(MustParse({"update", "vm/c"}), &req).code(),
+            absl::StatusCode::kInvalidArgument);
+  v1::UpdateChannelRequest both;
+  EXPECT_EQ(
+      ParseChannelUpdate(MustParse({"update", "vm/c", "--durable", "--incarnation"}), &both).code(),
+      absl::StatusCode::kInvalidArgument);
+  v1::UpdateChannelRequest bad;
+  const absl::Status s =
+      ParseChannelUpdate(MustParse({"update", "vm/c", "--buffer-limit", "lots"}), &bad);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "bad --buffer-limit");
+}
+
 TEST(GlobalOptionsTest, Defaults) {
   absl::StatusOr<GlobalOptions> options = ParseGlobalOptions(MustParse({"list"}), FakeEnv({}));
   ASSERT_TRUE(options.ok()) << options.status();

@@ -37,7 +37,7 @@ TEST(ExitCodeOfTest, EverythingElseIsAnOtherError) {
 TEST(UsageTest, HelpTextListsEveryCommandAndTheUsageExitCode) {
   const std::string usage = kUsage;
   for (const char* command :
-       {"list", "get", "create", "delete", "watch", "attach", "read", "write", "call"}) {
+       {"list", "get", "create", "update", "delete", "watch", "attach", "read", "write", "call"}) {
     EXPECT_NE(usage.find(std::string("\n  ") + command + " "), std::string::npos) << command;
   }
   EXPECT_NE(usage.find("2  usage error"), std::string::npos);
