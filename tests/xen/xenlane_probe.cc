@@ -11,7 +11,9 @@
 //       at or below each PATH, for SECONDS or until SIGTERM; a special path
 //       (@introduceDomain, @releaseDomain) prints "<event>". <ms> is the boot
 //       clock (CLOCK_BOOTTIME, the clock of /proc/uptime) in milliseconds, so
-//       traces compare with the scenario script's own stamps
+//       traces compare with the scenario script's own stamps, taken when the
+//       event is taken off the queue; the value is read after (it may be
+//       newer than the event)
 //   xenlane_probe stamp
 //       copies stdin to stdout, each line prefixed with the boot clock in ms
 //       (xl's log lines, timed as they are written)
@@ -44,6 +46,7 @@ extern "C" {
 #include <functional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -264,13 +267,18 @@ int WatchStates(int seconds, const std::vector<std::string>& paths) {
   while (!g_stop && absl::Now() < end) {
     pollfd p{(*xs)->WatchFd(), POLLIN, 0};
     poll(&p, 1, 200);
-    while (auto ev = (*xs)->ReadWatch()) {
-      if (!ev->path.empty() && ev->path[0] == '@') {
-        std::printf("%lld %s <event>\n", BootMs(), ev->path.c_str());
+    // Every queued event is stamped as it is taken, before any value is
+    // read: under TCG each read takes tens of ms, which would otherwise
+    // delay the stamps of the events behind it.
+    std::vector<std::pair<long long, std::string>> batch;
+    while (auto ev = (*xs)->ReadWatch()) batch.emplace_back(BootMs(), ev->path);
+    for (const auto& [ms, path] : batch) {
+      if (!path.empty() && path[0] == '@') {
+        std::printf("%lld %s <event>\n", ms, path.c_str());
         continue;
       }
-      auto v = (*xs)->Read(xenchan::kNoTransaction, ev->path);
-      std::printf("%lld %s %s\n", BootMs(), ev->path.c_str(),
+      auto v = (*xs)->Read(xenchan::kNoTransaction, path);
+      std::printf("%lld %s %s\n", ms, path.c_str(),
                   v.ok() ? (v->empty() ? "<empty>" : v->c_str()) : "<gone>");
     }
     std::fflush(stdout);

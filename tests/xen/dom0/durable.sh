@@ -10,6 +10,8 @@
 # of its incarnations:
 #   8  xl reboot                 -> [epoch N (domain_rebooted)]
 #   9  xl save + xl restore      -> [epoch N (domain_restored)]
+#   11 xl save + xl restore -p, unpaused once xenchand's nodes are there
+#                                -> [epoch N (domain_restored)]
 #   10 xl migrate to this host   -> [epoch N (domain_migrated)]
 # Each time the channel must be CONNECTED again in the new domid, the agent
 # must answer, and the follow output must hold the bytes from before the
@@ -94,6 +96,19 @@ timeline() {
   t_fe4=$(at "$1" "$FE_/state" 4)
   echo "intro_at=${t_intro:-?} intro_to_nodes_ms=$(minus "$t_nodes" "$t_intro") intro_to_guest_ring_ms=$(minus "$t_ring" "$t_intro") intro_to_backend_connected_ms=$(minus "$t_be4" "$t_intro") intro_to_connected_ms=$(minus "$t_fe4" "$t_intro")"
 }
+# diagnose: what explains a durable scenario's failure beyond explain():
+# xenchand's log without the rpc lines, and the guest's kernel log (written
+# to its console, which xenconsoled logs in dom0).
+diagnose() {
+  echo "---- xenchand log, not rpc (last 30)"
+  grep -v "msg=rpc" "$XENCHAND_LOG" | tail -n 30 | sed 's/^/  | /'
+  gcmd lane3 20 'dmesg | tail -n 60 | sed "s/^/GUEST-DMESG /" > /dev/console' > /dev/null
+  sleep 1
+  echo "---- lane3 kernel log (last 60)"
+  grep GUEST-DMESG "$CONSOLE_DIR/guest-lane3.log" | tail -n 60 | sed 's/^/  | /'
+}
+# nodes_there DOMID: xenchand has written the agent channel's frontend.
+nodes_there() { n=$(devid_of "$1" $AGENT) && xenstore-exists "/local/domain/$1/device/console/$n/state"; }
 # follow_has ID: the follow output holds the agent's answer to ID.
 follow_has() { grep -q "\"id\":$1[,}]" /tmp/follow.out; }
 
@@ -132,7 +147,7 @@ if [ $c3 -eq 0 ] && [ $p1 -eq 0 ] && [ $rb -eq 0 ] && [ $nd -eq 0 ] && [ $cn -eq
 else
   echo "---- reboot trace (our paths)"; grep -e @ -e "console/${N3B:-x}" -e "xenchan/${D3B:-x}" /tmp/reboot.trace | sed 's/^/  | /'
   echo "---- follow output"; sed 's/^/  | /' /tmp/follow.out
-  explain
+  explain; diagnose
   scenario 8 durable-reboot FAIL "create rc=$c3 ($created3); ping before rc=$p1 ($pong1); xl reboot rc=$rb; new domid rc=$nd (dom$D3B, uuid $U3B vs $U3); connected rc=$cn; ping after rc=$p2 ($pong2); provision rc=$pv ($prov)"
 fi
 
@@ -161,7 +176,7 @@ t1=$(now_ms)
 rs=$(sed -n 's/^[0-9]* XL-EXIT //p' /tmp/xl-restore.log)
 t_restored=$(now_ms)
 D3C=$(xl domid lane3 2>/dev/null)
-wait_for 60 connected_in "lane3/$AGENT" "$D3C"; cn=$?
+wait_for 45 connected_in "lane3/$AGENT" "$D3C"; cn=$?
 t_polled=$(now_ms)
 N3C=$(devid_of "$D3C" $AGENT)
 pong4=$(agent_ping lane3 902); p4=$?
@@ -183,9 +198,10 @@ grep -i -e unpause -e "domain_create" -e "complete" -e "resume" -e "introduce" /
 errnode=$(xenstore-read "/local/domain/$D3C/error/device/console/$NE/error" 2>&1)
 fenode=$(xenstore-ls "/local/domain/$D3C/device/console/$NE" 2>&1 | tr '\n' ' ')
 gdmesg=$(gcmd lane3 20 "dmesg | grep -i -e 'console-$NE' -e talk_to_otherend -e 'xenbus' | tail -n 6")
-gopen=$(gcmd lane3 20 "if (: < /dev/$hvce) 2>/dev/null; then echo opens; else echo enodev; fi; ls -l /sys/bus/xen/devices/ | grep -c console-$NE")
+gopen=$(gcmd lane3 20 "if (: < /dev/$hvce) 2>/dev/null; then echo opens; else echo enodev; fi")
+gkept=$(gcmd lane3 20 "ls /sys/bus/xen/devices/ | grep -c console-$NE")
 hang1=$(grep -c "ECHO-HANGUP $ECHO" "$CONSOLE_DIR/guest-lane3.log")
-echo "RESULT durable_restore_missing_frontend devid=$NE tty=$hvce tty_after_resume=$(echo "$gopen" | head -n 1) xenbus_device_kept=$(echo "$gopen" | tail -n 1) echo_peer_hung_up=$([ "$hang1" -gt "$hang0" ] && echo yes || echo no)"
+echo "RESULT durable_restore_missing_frontend devid=$NE tty=$hvce tty_after_resume=$gopen xenbus_device_kept=$gkept echo_peer_hung_up=$([ "$hang1" -gt "$hang0" ] && echo yes || echo no)"
 lane "restore: missing frontend devid $NE: error node '$errnode'; frontend dir '$fenode'; guest dmesg: $(echo "$gdmesg" | tr '\n' '|')"
 # Trace excerpt: introduction, our nodes, the guest's first writes.
 grep -e @introduceDomain -e "console/${N3C:-x}/state" -e "console/${N3C:-x}/ring-ref" -e "error/device" -e "xenchan/${D3C:-x}/${N3C:-x}/state" /tmp/restore.trace |
@@ -200,14 +216,64 @@ else
   echo "---- xl save"; sed 's/^/  | /' /tmp/xl-save.log
   echo "---- xl restore (tail)"; tail -n 30 /tmp/xl-restore.log | sed 's/^/  | /'
   echo "---- follow output"; sed 's/^/  | /' /tmp/follow.out
-  explain
+  explain; diagnose
   scenario 9 durable-save-restore FAIL "echo create rc=$cer ($ce) call '$echoe'; ping before rc=$p3 ($pong3); xl save rc=$sv; DOMAIN_DOWN rc=$dd; xl restore rc=${rs:-?}; dom$D3C connected rc=$cn; ping after rc=$p4 ($pong4); earliest has pre-save pong: $(echo "$earliest" | grep -c '"id":901')"
+fi
+
+# A guest that 9 left without its channel gets a clean start (a reboot,
+# which 8 showed brings the channel back), so that 11 and 10 begin alike.
+if ! connected_in "lane3/$AGENT" "$(xl domid lane3 2>/dev/null)"; then
+  lane "scenario 9 left the channel unconnected: rebooting lane3 before 11 and 10"
+  D=$(xl domid lane3 2>/dev/null)
+  timeout 60 xl reboot lane3
+  wait_for 120 renewed lane3 "$D"
+  wait_for 120 connected_in "lane3/$AGENT" "$(xl domid lane3 2>/dev/null)"
+fi
+
+# ------------------------------------------- 11 save/restore, paused restore
+# The open question of issue 12 item 2, asked directly: does a resuming
+# Linux guest reconnect a console device whose frontend directory was
+# re-created before it resumed? xl restore -p leaves the domain paused;
+# dom0 unpauses it only once xenchand's nodes are there.
+D=$(xl domid lane3 2>/dev/null)
+pong7=$(agent_ping lane3 1101); p7=$?
+wait_for 20 follow_has 1101
+trace_start /tmp/restorep.trace
+timeout 180 xl save lane3 /tmp/lane3.save > /tmp/xl-save2.log 2>&1; sv=$?
+wait_for 30 state_is lane3/$AGENT CHANNEL_STATE_DOMAIN_DOWN; dd=$?
+t1=$(now_ms)
+timeout 180 xl restore -p /tmp/lane3.save > /tmp/xl-restore2.log 2>&1; rs=$?
+rm -f /tmp/lane3.save
+D3E=$(xl domid lane3 2>/dev/null)
+wait_for 60 nodes_there "$D3E"; nt=$?
+timeout 30 xl unpause lane3; up=$?
+t_unp=$(now_ms)
+wait_for 45 connected_in "lane3/$AGENT" "$D3E"; cn=$?
+N3E=$(devid_of "$D3E" $AGENT)
+pong8=$(agent_ping lane3 1102); p8=$?
+wait_for 20 follow_has 1102
+trace_stop
+tl=$(timeline "$t1" "$D3E" "${N3E:-$N3}")
+t_ring=$(at "$t_unp" "/local/domain/$D3E/device/console/${N3E:-$N3}/ring-ref")
+t_fe4=$(at "$t_unp" "/local/domain/$D3E/device/console/${N3E:-$N3}/state" 4)
+stale=$(awk -v t="$t1" -v p="/local/domain/$D3E/error/device/console/" '$1 > t && index($2, p) == 1' /tmp/restorep.trace | tr '\n' ' ')
+echo "RESULT durable_restore_paused $tl unpause_to_guest_ring_ms=$(minus "$t_ring" "$t_unp") unpause_to_connected_ms=$(minus "$t_fe4" "$t_unp")"
+if [ $p7 -eq 0 ] && [ $sv -eq 0 ] && [ $dd -eq 0 ] && [ $rs -eq 0 ] && [ $nt -eq 0 ] && [ $up -eq 0 ] &&
+   [ $cn -eq 0 ] && [ $p8 -eq 0 ] && [ -z "$stale" ] &&
+   in_order /tmp/follow.out '"id":1101' '(domain_restored)]' '"id":1102'; then
+  scenario 11 durable-restore-paused PASS "dom$D -> dom$D3E restored paused; xenchand's nodes (devid $N3E) $(echo "$tl" | field intro_to_nodes_ms) ms after @introduceDomain; after xl unpause the resumed guest wrote its new ring-ref in $(minus "$t_ring" "$t_unp") ms and was CONNECTED in $(minus "$t_fe4" "$t_unp") ms, no error node; agent answered; follow: domain_restored between the pongs"
+else
+  echo "---- paused-restore trace (our paths)"; grep -e @ -e "console/" -e "xenchan/${D3E:-x}" /tmp/restorep.trace | awk -v t="$t1" '$1 > t' | head -n 60 | sed 's/^/  | /'
+  echo "---- xl restore -p"; tail -n 20 /tmp/xl-restore2.log | sed 's/^/  | /'
+  echo "---- follow output"; sed 's/^/  | /' /tmp/follow.out
+  explain; diagnose
+  scenario 11 durable-restore-paused FAIL "ping before rc=$p7 ($pong7); xl save rc=$sv; DOMAIN_DOWN rc=$dd; xl restore -p rc=$rs; nodes before unpause rc=$nt; xl unpause rc=$up; connected rc=$cn; ping after rc=$p8 ($pong8); error nodes: '$stale'"
 fi
 
 # ---------------------------------------------------------------- 10 migrate
 # xl migrate -s "" runs HOST itself in place of "ssh HOST xl migrate-receive"
 # (xl(1)), so HOST = "xl migrate-receive" migrates to this host over a pipe.
-D=$D3C
+D=$(xl domid lane3 2>/dev/null)
 pong5=$(agent_ping lane3 1001); p5=$?
 wait_for 20 follow_has 1001
 trace_start /tmp/migrate.trace
@@ -232,7 +298,7 @@ grep -v '^[0-9]* *$' /tmp/xl-migrate.log | tail -n 12 | sed 's/^/  | /'
 grep -e @ -e "console/${N3D:-x}/state" -e "console/${N3D:-x}/ring-ref" -e "error/device" -e "xenchan/${D3D:-x}/${N3D:-x}/state" /tmp/migrate.trace |
   awk -v t="$t0" '$1 > t' | head -n 20 | sed 's/^/  | /'
 if [ "$mg" != 0 ]; then
-  explain
+  explain; diagnose
   scenario 10 durable-migrate FAIL "xl migrate -s '' lane3 'xl migrate-receive' rc=${mg:-?}: $(grep -v XL-EXIT /tmp/xl-migrate.log | tail -n 3 | cut -d' ' -f2- | tr '\n' '|')"
 elif [ $p5 -eq 0 ] && [ $cn -eq 0 ] && [ $p6 -eq 0 ] &&
      in_order /tmp/follow.out '"id":1001' '(domain_migrated)]' '"id":1002'; then
@@ -240,12 +306,12 @@ elif [ $p5 -eq 0 ] && [ $cn -eq 0 ] && [ $p6 -eq 0 ] &&
 else
   echo "---- migrate trace (our paths)"; grep -e @ -e "console/" -e "xenchan/" /tmp/migrate.trace | awk -v t="$t0" '$1 > t' | head -n 60 | sed 's/^/  | /'
   echo "---- follow output"; sed 's/^/  | /' /tmp/follow.out
-  explain
+  explain; diagnose
   scenario 10 durable-migrate FAIL "ping before rc=$p5 ($pong5); dom$D3D connected rc=$cn; ping after rc=$p6 ($pong6); follow order: $(grep -c domain_migrated /tmp/follow.out) domain_migrated line(s)"
 fi
 
 follow_alive=no
 kill -0 "$FPID" 2>/dev/null && follow_alive=yes
 kill "$FPID" 2>/dev/null; wait "$FPID" 2>/dev/null
-lane "one read --follow across dom$D3 dom$D3B dom$D3C dom${D3D:-?}: still running at the end: $follow_alive; epoch lines: $(grep '^\[epoch' /tmp/follow.out | tr '\n' ' ')"
+lane "one read --follow across dom$D3 dom$D3B dom$D3C dom${D3E:-?} dom${D3D:-?}: still running at the end: $follow_alive; epoch lines: $(grep '^\[epoch' /tmp/follow.out | tr '\n' ' ')"
 timeout 60 xl destroy lane3 2>/dev/null
