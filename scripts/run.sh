@@ -2,8 +2,9 @@
 # The README's main-job command: sets up, builds everything, then starts
 # xenchand on the embedded simulated Xen host (xensim) with a demo guest
 # running xenchan-agent, and shows with real output how to list channels,
-# hot-add one, and provision the guest with xenchanctl. It keeps running
-# until Ctrl-C.
+# hot-add a durable one, provision the guest with xenchanctl, and reboot the
+# guest with the channel coming back by itself. It keeps running until
+# Ctrl-C.
 #
 #   scripts/run.sh                      # state in a fresh temp dir
 #   XENCHAN_STATE_DIR=/tmp/x scripts/run.sh
@@ -75,7 +76,8 @@ PIDS+=($!)
 
 echo
 echo "== hot-add the channel with xenchanctl (xenchan is its backend: ring, grant, event channel)"
-run "$XENCHANCTL" create demo org.xenchan.agent.0 --wait
+echo "   --durable: declared for the VM's UUID, it follows the VM through reboot and save/restore"
+run "$XENCHANCTL" create demo org.xenchan.agent.0 --wait --durable
 echo
 run "$XENCHANCTL" list
 echo
@@ -89,6 +91,19 @@ echo
 echo "== what the agent wrote inside the guest"
 run cat "$GUEST_ROOT/etc/hostname"
 run cat "$GUEST_ROOT/root/.ssh/authorized_keys"
+echo
+echo "== reboot the guest (new domid): xenchand re-creates the channel as the domain appears"
+"$XENCHANCTL" read --follow demo/org.xenchan.agent.0 > "$STATE/follow.log" 2>&1 &
+PIDS+=($!)
+run "$XENSIM" --state-dir "$STATE" domain reboot demo
+for _ in $(seq 200); do
+  "$XENCHANCTL" list 2>/dev/null | grep -q "org.xenchan.agent.0 .* connected" && break
+  sleep 0.1
+done
+run "$XENCHANCTL" list
+run "$XENCHANCTL" call demo/org.xenchan.agent.0 '{"op":"ping"}'
+echo "== a 'read --follow' started before the reboot read on across it:"
+run cat "$STATE/follow.log"
 echo
 cat <<TXT
 == running: xensim, xenchand and the agent (state and logs in $STATE). In another shell:
