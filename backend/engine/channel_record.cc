@@ -48,4 +48,29 @@ DeclaredChannelConfig DeclaredConfig(const ChannelConfig& config) {
   return d;
 }
 
+ChannelConfig ConfigFromDeclared(const DeclaredChannelConfig& declared) {
+  ChannelConfig c;
+  c.buffer_limit_bytes = declared.buffer_limit_bytes;
+  c.overflow_policy = declared.overflow == DeclaredChannelConfig::Overflow::kDropOldest
+                          ? OverflowPolicy::kDropOldest
+                          : OverflowPolicy::kBlock;
+  c.write_queue_limit_bytes = declared.write_queue_limit_bytes;
+  auto framing = ParseFramingSpec(declared.default_framing);
+  if (framing.ok()) c.default_framing = *framing;
+  c.lifetime = ChannelLifetime::kDurable;
+  return c;
+}
+
+absl::Status ValidateConfigLimits(const ChannelConfig& config) {
+  if (config.buffer_limit_bytes > kMaxBufferLimitBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("buffer limit above ", kMaxBufferLimitBytes, " bytes"));
+  }
+  if (config.write_queue_limit_bytes > kMaxWriteQueueLimitBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("write queue limit above ", kMaxWriteQueueLimitBytes, " bytes"));
+  }
+  return ValidateFraming(config.default_framing.value_or(Framing{}));
+}
+
 }  // namespace xenchan

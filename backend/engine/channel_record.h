@@ -36,6 +36,14 @@ ChannelConfig ParseChannelConfigNodes(const std::function<std::string(absl::stri
 // The settings of `config` (every field set) as a durable channel's
 // declaration records them (backend/store/declaration.h).
 DeclaredChannelConfig DeclaredConfig(const ChannelConfig& config);
+// The inverse, for a durable channel (lifetime set): the store validated
+// every field when it read the row (DATA_LOSS otherwise), framing included.
+ChannelConfig ConfigFromDeclared(const DeclaredChannelConfig& declared);
+
+// OK if the effective `config` is within the API's limits (api_limits.h)
+// and its framing is valid; INVALID_ARGUMENT naming what is not. What a
+// create and an update both check.
+absl::Status ValidateConfigLimits(const ChannelConfig& config);
 
 }  // namespace xenchan
 

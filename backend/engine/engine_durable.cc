@@ -27,6 +27,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "backend/engine/channel_record.h"
 #include "backend/engine/engine.h"
 #include "backend/engine/xenstore_layout.h"
 
@@ -34,32 +35,6 @@ namespace xenchan {
 namespace {
 
 constexpr int kEpochsPerIncarnationBits = 20;  // 1M connections before epochs could overlap
-
-DeclaredChannelConfig ToDeclared(const ChannelConfig& c) {
-  DeclaredChannelConfig d;
-  d.buffer_limit_bytes = c.buffer_limit_bytes;
-  d.overflow = c.overflow_policy.value_or(OverflowPolicy::kBlock) == OverflowPolicy::kDropOldest
-                   ? DeclaredChannelConfig::Overflow::kDropOldest
-                   : DeclaredChannelConfig::Overflow::kBlock;
-  d.write_queue_limit_bytes = c.write_queue_limit_bytes;
-  d.default_framing = FramingSpec(c.default_framing.value_or(Framing{}));
-  return d;
-}
-
-// The store validated every field when it read the row (DATA_LOSS
-// otherwise), framing included.
-ChannelConfig FromDeclared(const DeclaredChannelConfig& d) {
-  ChannelConfig c;
-  c.buffer_limit_bytes = d.buffer_limit_bytes;
-  c.overflow_policy = d.overflow == DeclaredChannelConfig::Overflow::kDropOldest
-                          ? OverflowPolicy::kDropOldest
-                          : OverflowPolicy::kBlock;
-  c.write_queue_limit_bytes = d.write_queue_limit_bytes;
-  auto framing = ParseFramingSpec(d.default_framing);
-  if (framing.ok()) c.default_framing = *framing;
-  c.lifetime = ChannelLifetime::kDurable;
-  return c;
-}
 
 }  // namespace
 
@@ -79,7 +54,7 @@ absl::StatusOr<int64_t> Engine::Declare(const std::string& uuid, const NewConsol
   d.domain_uuid = uuid;
   d.channel_id = device.channel_id;
   d.uid = device.uid;
-  d.config = ToDeclared(device.config);
+  d.config = DeclaredConfig(device.config);
   d.create_time = now;
   absl::StatusOr<int64_t> generation = options_.declarations->Put(d);
   if (!generation.ok()) return generation.status();
@@ -150,7 +125,7 @@ void Engine::RestoreDeclaredChannels() {
     id.domain_uuid = d.domain_uuid;
     id.devid = d.last_devid.value_or(0);
     id.transport = Transport::kRing;
-    auto channel = NewChannel(id, EffectiveConfig(FromDeclared(d.config)), dom.name, now);
+    auto channel = NewChannel(id, EffectiveConfig(ConfigFromDeclared(d.config)), dom.name, now);
     channel->SetDomainDown();
     durable_serials_.insert(id.serial);
     {

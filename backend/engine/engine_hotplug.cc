@@ -97,15 +97,7 @@ void Engine::DoCreate(CreateChannelRequest request,
   absl::Status valid = ValidateChannelId(request.channel_id);
   if (!valid.ok()) return done(valid);
   const ChannelConfig config = EffectiveConfig(request.config);
-  if (config.buffer_limit_bytes > kMaxBufferLimitBytes) {
-    return done(absl::InvalidArgumentError(
-        absl::StrCat("buffer limit above ", kMaxBufferLimitBytes, " bytes")));
-  }
-  if (config.write_queue_limit_bytes > kMaxWriteQueueLimitBytes) {
-    return done(absl::InvalidArgumentError(
-        absl::StrCat("write queue limit above ", kMaxWriteQueueLimitBytes, " bytes")));
-  }
-  if (absl::Status s = ValidateFraming(*config.default_framing); !s.ok()) return done(s);
+  if (absl::Status s = ValidateConfigLimits(config); !s.ok()) return done(std::move(s));
   DomainInfo dom;
   {
     MutexLock lock(&mu_);

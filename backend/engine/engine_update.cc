@@ -44,18 +44,6 @@ bool IsEmpty(const ChannelUpdate& u) {
 }
 
 // The checks of a create (engine_hotplug.cc DoCreate) on effective values.
-absl::Status CheckValues(const ChannelConfig& config) {
-  if (config.buffer_limit_bytes > kMaxBufferLimitBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("buffer limit above ", kMaxBufferLimitBytes, " bytes"));
-  }
-  if (config.write_queue_limit_bytes > kMaxWriteQueueLimitBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("write queue limit above ", kMaxWriteQueueLimitBytes, " bytes"));
-  }
-  return ValidateFraming(config.default_framing.value_or(Framing{}));
-}
-
 // Rewrites the xenchan-* nodes of the backend directory `be` in one
 // transaction, only while the directory is still there (NOT_FOUND if not).
 absl::Status WriteConfigRecord(XenStore& xs, const std::string& be, const ChannelConfig& config) {
@@ -123,7 +111,7 @@ void Engine::DoUpdate(const ChannelRef& ref, const ChannelUpdate& update, bool v
         "toolstack channels take their settings from QEMU and xl.cfg, not from xenchan"));
   }
   const ChannelConfig config = EffectiveConfig(Updated(channel->config(), update));
-  if (absl::Status s = CheckValues(config); !s.ok()) return done(s);
+  if (absl::Status s = ValidateConfigLimits(config); !s.ok()) return done(std::move(s));
 
   auto it = rings_.find(id.serial);
   RingChannel* ring = it != rings_.end() && !it->second->finished() ? it->second.get() : nullptr;
