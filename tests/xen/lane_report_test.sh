@@ -43,6 +43,11 @@ check skip 0 "LANE-SUMMARY passed=1 failed=0" "SCENARIO 1 a PASS x
 SCENARIO 2 b SKIP cannot be done here: why
 LANE-END rc=0"
 
+# A guest's kernel warning quoted by the lane is evidence, not a panic.
+check guest_dmesg 0 "LANE-SUMMARY passed=1 failed=0" "SCENARIO 1 a PASS x
+  | GUEST-DMESG [   79.03] ------------[ cut here ]------------
+LANE-END rc=0"
+
 # A word that merely contains a token is not a report line.
 check embedded 1 "LANE-SUMMARY passed=0 failed=1" "XSCENARIO 1 a PASS x
 LANE-END rc=0"

@@ -90,11 +90,12 @@ timeline() {
   FE_=/local/domain/$2/device/console/$3
   BE_=$BE_BASE/$2/$3
   t_intro=$(at "$1" @introduceDomain)
+  t_first=$(at_prefix "$1" "/local/domain/$2/device/console")
   t_nodes=$(at_prefix "$1" "$FE_")
   t_ring=$(at "$1" "$FE_/ring-ref")
   t_be4=$(at "$1" "$BE_/state" 4)
   t_fe4=$(at "$1" "$FE_/state" 4)
-  echo "intro_at=${t_intro:-?} intro_to_nodes_ms=$(minus "$t_nodes" "$t_intro") intro_to_guest_ring_ms=$(minus "$t_ring" "$t_intro") intro_to_backend_connected_ms=$(minus "$t_be4" "$t_intro") intro_to_connected_ms=$(minus "$t_fe4" "$t_intro")"
+  echo "intro_at=${t_intro:-?} intro_to_first_nodes_ms=$(minus "$t_first" "$t_intro") intro_to_nodes_ms=$(minus "$t_nodes" "$t_intro") intro_to_guest_ring_ms=$(minus "$t_ring" "$t_intro") intro_to_backend_connected_ms=$(minus "$t_be4" "$t_intro") intro_to_connected_ms=$(minus "$t_fe4" "$t_intro")"
 }
 # diagnose: what explains a durable scenario's failure beyond explain():
 # xenchand's log without the rpc lines, and the guest's kernel log (written
