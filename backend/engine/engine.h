@@ -355,12 +355,14 @@ class Engine {
 
   // Durable channels (engine_durable.cc).
   // Declares the channel of `device` for domain `uuid`; the generation.
-  absl::StatusOr<int64_t> Declare(const std::string& uuid, const NewConsoleDevice& device,
-                                  absl::Time now);
+  absl::StatusOr<int64_t> Declare(const std::string& uuid, const std::string& domain_name,
+                                  const NewConsoleDevice& device, absl::Time now);
   absl::Status Undeclare(const std::string& uuid, const std::string& channel_id);
-  // Records the devid the channel has now; the new generation.
+  // Records the devid the channel has now and, if not empty, its domain's
+  // name; the new generation.
   absl::StatusOr<int64_t> RecordDeclaredDevid(const std::string& uuid,
-                                              const std::string& channel_id, uint32_t devid);
+                                              const std::string& channel_id, uint32_t devid,
+                                              const std::string& domain_name = "");
   // The first epoch of a durable channel's incarnation whose declaration
   // took `generation` sits above every epoch of its earlier incarnations.
   static uint64_t EpochFloor(int64_t generation);

@@ -27,6 +27,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "backend/engine/channel_record.h"
 #include "backend/engine/engine.h"
 #include "backend/engine/xenstore_layout.h"
@@ -35,6 +36,17 @@ namespace xenchan {
 namespace {
 
 constexpr int kEpochsPerIncarnationBits = 20;  // 1M connections before epochs could overlap
+
+// The name a declaration keeps for its domain: the toolstack's name without
+// xl migrate's temporary suffix; "" if the store could not keep it.
+std::string DeclarableName(absl::string_view name) {
+  absl::ConsumeSuffix(&name, "--incoming");
+  if (name.size() > kMaxDeclaredDomainNameBytes) return "";
+  for (char c : name) {
+    if (c < 0x20 || c > 0x7e) return "";
+  }
+  return std::string(name);
+}
 
 }  // namespace
 
@@ -48,14 +60,15 @@ bool Engine::BelongsTo(const Channel& ch, const DomainInfo& info) {
   return id.domid == info.domid;
 }
 
-absl::StatusOr<int64_t> Engine::Declare(const std::string& uuid, const NewConsoleDevice& device,
-                                        absl::Time now) {
+absl::StatusOr<int64_t> Engine::Declare(const std::string& uuid, const std::string& domain_name,
+                                        const NewConsoleDevice& device, absl::Time now) {
   ChannelDeclaration d;
   d.domain_uuid = uuid;
   d.channel_id = device.channel_id;
   d.uid = device.uid;
   d.config = DeclaredConfig(device.config);
   d.create_time = now;
+  d.domain_name = DeclarableName(domain_name);
   absl::StatusOr<int64_t> generation = options_.declarations->Put(d);
   if (!generation.ok()) return generation.status();
   d.generation = *generation;
@@ -71,11 +84,14 @@ absl::Status Engine::Undeclare(const std::string& uuid, const std::string& chann
 }
 
 absl::StatusOr<int64_t> Engine::RecordDeclaredDevid(const std::string& uuid,
-                                                    const std::string& channel_id, uint32_t devid) {
+                                                    const std::string& channel_id, uint32_t devid,
+                                                    const std::string& domain_name) {
   auto it = declarations_.find({uuid, channel_id});
   if (it == declarations_.end()) return absl::NotFoundError("no declaration");
   DeclarationUpdate update;
   update.last_devid = devid;
+  const std::string name = DeclarableName(domain_name);
+  if (!name.empty()) update.domain_name = name;
   absl::StatusOr<int64_t> generation =
       options_.declarations->Update(uuid, channel_id, it->second.generation, update);
   if (!generation.ok()) return generation.status();
@@ -125,13 +141,14 @@ void Engine::RestoreDeclaredChannels() {
     id.domain_uuid = d.domain_uuid;
     id.devid = d.last_devid.value_or(0);
     id.transport = Transport::kRing;
-    auto channel = NewChannel(id, EffectiveConfig(ConfigFromDeclared(d.config)), dom.name, now);
+    auto channel = NewChannel(id, EffectiveConfig(ConfigFromDeclared(d.config)),
+                              domain_runs ? dom.name : d.domain_name, now);
     channel->SetDomainDown();
     durable_serials_.insert(id.serial);
     {
       MutexLock lock(&mu_);
       channels_[id.serial] = channel;
-      if (!domain_runs) down_domains_.emplace(d.domain_uuid, DownDomain{});
+      if (!domain_runs) down_domains_.emplace(d.domain_uuid, DownDomain{d.domain_name, false});
     }
     channel->Emit(ChannelEventType::kAppeared);
     if (domain_runs) running.push_back(dom.domid);
@@ -212,7 +229,7 @@ void Engine::RecreateDurableChannels(uint32_t domid, EpochChangeReason reason, b
       fail(devid.status());
       continue;
     }
-    (void)RecordDeclaredDevid(id.domain_uuid, id.channel_id, *devid);
+    (void)RecordDeclaredDevid(id.domain_uuid, id.channel_id, *devid, dom.name);
     {
       MutexLock lock(&mu_);
       ch->Rebind(domid, *devid, dom.name);

@@ -155,7 +155,7 @@ void Engine::DoCreate(CreateChannelRequest request,
   // dies in between, the next one finds the declaration and re-creates it.
   int64_t generation = 0;
   if (durable && !request.validate_only) {
-    auto declared = Declare(dom.uuid, device, now);
+    auto declared = Declare(dom.uuid, dom.name, device, now);
     if (!declared.ok()) return done(std::move(declared).status());
     generation = *declared;
     device.epoch = EpochFloor(generation);
@@ -179,7 +179,9 @@ void Engine::DoCreate(CreateChannelRequest request,
     preview.config = config;
     return done(preview);
   }
-  if (generation != 0) (void)RecordDeclaredDevid(dom.uuid, request.channel_id, device.devid);
+  if (generation != 0) {
+    (void)RecordDeclaredDevid(dom.uuid, request.channel_id, device.devid, dom.name);
+  }
 
   ChannelIdentity id;
   id.serial = next_serial_++;

@@ -198,11 +198,12 @@ absl::Status Engine::PersistUpdate(const std::shared_ptr<Channel>& channel, Ring
     device.channel_id = id.channel_id;
     device.uid = id.uid;
     device.config = config;
-    absl::StatusOr<int64_t> generation = Declare(id.domain_uuid, device, now);
+    const std::string domain_name = channel->Info().domain_name;
+    absl::StatusOr<int64_t> generation = Declare(id.domain_uuid, domain_name, device, now);
     if (generation.ok() && id.devid != 0) {
       // Best effort, as at a create: a declaration without it re-creates
       // the channel at the devid it has now anyway (RecreateDurableChannels).
-      (void)RecordDeclaredDevid(id.domain_uuid, id.channel_id, id.devid);
+      (void)RecordDeclaredDevid(id.domain_uuid, id.channel_id, id.devid, domain_name);
     }
     stored = generation.status();
   } else if (was_durable) {

@@ -81,6 +81,15 @@ absl::Status ValidateDeclaration(const ChannelDeclaration& declaration) {
     status = ValidateRange("last_devid", *declaration.last_devid, 1, kMaxDevid);
     if (!status.ok()) return status;
   }
+  if (declaration.domain_name.size() > kMaxDeclaredDomainNameBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("domain_name is longer than ", kMaxDeclaredDomainNameBytes, " bytes"));
+  }
+  for (char c : declaration.domain_name) {
+    if (c < 0x20 || c > 0x7e) {
+      return absl::InvalidArgumentError("domain_name holds a byte that is not printable ASCII");
+    }
+  }
   // int64 nanoseconds reach to 2262; ToUnixNanos saturates beyond.
   const int64_t nanos = absl::ToUnixNanos(declaration.create_time);
   if (nanos <= 0 || nanos == std::numeric_limits<int64_t>::max()) {

@@ -63,6 +63,11 @@ struct ChannelDeclaration {
   // The devid the channel had last (1..kMaxDevid), preferred when it is
   // re-created; unset until it has had one.
   std::optional<uint32_t> last_devid;
+  // The domain's name when it was last seen (xenstore's
+  // /local/domain/D/name), so that a restarted xenchand finds a not-running
+  // domain by name too; empty if unknown (schema version 1 had no name). At
+  // most kMaxDeclaredDomainNameBytes printable ASCII bytes.
+  std::string domain_name;
   // When the channel was declared; after the Unix epoch, kept to the
   // nanosecond.
   absl::Time create_time = absl::InfinitePast();
@@ -75,12 +80,15 @@ struct ChannelDeclaration {
   friend bool operator==(const ChannelDeclaration& a, const ChannelDeclaration& b) {
     return a.domain_uuid == b.domain_uuid && a.channel_id == b.channel_id && a.uid == b.uid &&
            a.config == b.config && a.last_devid == b.last_devid && a.create_time == b.create_time &&
-           a.generation == b.generation;
+           a.generation == b.generation && a.domain_name == b.domain_name;
   }
   friend bool operator!=(const ChannelDeclaration& a, const ChannelDeclaration& b) {
     return !(a == b);
   }
 };
+
+// The longest domain name a declaration keeps (longer names are not kept).
+inline constexpr size_t kMaxDeclaredDomainNameBytes = 256;
 
 // "BLOCK" or "DROP_OLDEST".
 const char* OverflowName(DeclaredChannelConfig::Overflow overflow);
@@ -93,6 +101,7 @@ absl::Status ValidateDeclaredConfig(const DeclaredChannelConfig& config);
 
 // OK if `declaration` could be stored as it is: canonical lower-case UUIDs,
 // a valid channel id and configuration, last_devid (if set) in 1..kMaxDevid,
+// a domain name of printable ASCII within kMaxDeclaredDomainNameBytes,
 // a create_time after the Unix epoch that fits in int64 nanoseconds.
 // `generation` is not checked (the store assigns it). INVALID_ARGUMENT naming
 // the first field that is wrong.

@@ -75,7 +75,7 @@ const std::array<const char*, kDeclarationColumnCount>& DeclarationColumnNames()
       "domain_uuid",        "channel_id",      "uid",
       "buffer_limit_bytes", "overflow_policy", "write_queue_limit_bytes",
       "default_framing",    "last_devid",      "create_time_unix_nanos",
-      "generation",
+      "generation",         "domain_name",
   };
   return kNames;
 }
@@ -97,6 +97,7 @@ StoredRow EncodeDeclarationRow(const ChannelDeclaration& declaration) {
   row[kColumnCreateTimeUnixNanos] =
       StoredValue::Integer(absl::ToUnixNanos(declaration.create_time));
   row[kColumnGeneration] = StoredValue::Integer(declaration.generation);
+  row[kColumnDomainName] = StoredValue::Text(declaration.domain_name);
   return row;
 }
 
@@ -147,6 +148,9 @@ absl::StatusOr<ChannelDeclaration> DecodeDeclarationRow(const StoredRow& row) {
   number = IntegerIn(row, kColumnGeneration, 1, INT64_MAX);
   if (!number.ok()) return number.status();
   d.generation = *number;
+  text = Text(row, kColumnDomainName);
+  if (!text.ok()) return text.status();
+  d.domain_name = *std::move(text);
 
   const absl::Status valid = ValidateDeclaration(d);
   if (!valid.ok()) return absl::DataLossError(valid.message());

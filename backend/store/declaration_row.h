@@ -57,6 +57,7 @@ enum DeclarationColumn : size_t {
   kColumnLastDevid,             // INTEGER 1..kMaxDevid, or NULL
   kColumnCreateTimeUnixNanos,   // INTEGER > 0
   kColumnGeneration,            // INTEGER > 0
+  kColumnDomainName,            // TEXT, printable ASCII, may be empty (schema version 2)
   kDeclarationColumnCount,
 };
 

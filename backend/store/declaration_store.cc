@@ -289,7 +289,8 @@ absl::StatusOr<int64_t> DeclarationStore::Update(absl::string_view domain_uuid,
                                                  const DeclarationUpdate& update) {
   absl::StatusOr<std::string> uuid = CheckKey(domain_uuid, channel_id);
   if (!uuid.ok()) return uuid.status();
-  if (!update.config.has_value() && !update.last_devid.has_value()) {
+  if (!update.config.has_value() && !update.last_devid.has_value() &&
+      !update.domain_name.has_value()) {
     return absl::InvalidArgumentError("the update changes nothing");
   }
   MutexLock lock(&mu_);
@@ -320,6 +321,7 @@ absl::StatusOr<int64_t> DeclarationStore::UpdateLocked(const std::string& domain
   }
   if (update.config.has_value()) declaration.config = *update.config;
   if (update.last_devid.has_value()) declaration.last_devid = *update.last_devid;
+  if (update.domain_name.has_value()) declaration.domain_name = *update.domain_name;
   absl::Status valid = ValidateDeclaration(declaration);
   if (!valid.ok()) return valid;
   return PutLocked(declaration);

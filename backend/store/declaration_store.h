@@ -72,6 +72,7 @@ namespace xenchan {
 struct DeclarationUpdate {
   std::optional<DeclaredChannelConfig> config;
   std::optional<uint32_t> last_devid;  // 1..kMaxDevid
+  std::optional<std::string> domain_name;
 };
 
 class DeclarationStore {

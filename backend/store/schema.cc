@@ -39,6 +39,12 @@ CREATE TABLE declarations (
 CREATE UNIQUE INDEX declarations_by_uid ON declarations (uid);
 )sql";
 
+// Version 2: the domain's last known name, so that a restarted xenchand
+// finds a not-running domain by name. Rows from version 1 get "" (unknown).
+constexpr char kSchemaV2[] = R"sql(
+ALTER TABLE declarations ADD COLUMN domain_name TEXT NOT NULL DEFAULT '';
+)sql";
+
 // Prefixes a status from the file's first reads with what it means.
 absl::Status FirstReadError(const absl::Status& status, const std::string& path) {
   if (status.code() != absl::StatusCode::kDataLoss) return status;
@@ -77,7 +83,7 @@ absl::Status CheckIntegrity(SqliteDb* db) {
 
 const std::vector<MigrationStep>& DeclarationSchema() {
   static const std::vector<MigrationStep>* const kSteps =
-      new std::vector<MigrationStep>{{1, kSchemaV1}};
+      new std::vector<MigrationStep>{{1, kSchemaV1}, {2, kSchemaV2}};
   return *kSteps;
 }
 

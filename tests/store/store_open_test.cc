@@ -33,14 +33,20 @@ using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-// The test's version 2: a column added and filled from the old rows.
-std::vector<MigrationStep> SchemaV2() {
+// The schema version this build writes.
+int64_t Current() { return DeclarationSchema().back().to_version; }
+
+// A version after this build's: a column added and filled from the old rows.
+std::vector<MigrationStep> SchemaNext() {
   std::vector<MigrationStep> steps = DeclarationSchema();
-  steps.push_back({2,
+  steps.push_back({Current() + 1,
                    "ALTER TABLE declarations ADD COLUMN note TEXT NOT NULL DEFAULT '';"
-                   "UPDATE declarations SET note = 'from v1 ' || channel_id;"});
+                   "UPDATE declarations SET note = 'from before ' || channel_id;"});
   return steps;
 }
+
+// Only version 1, as the first xenchand with a store wrote it.
+std::vector<MigrationStep> SchemaV1() { return {DeclarationSchema().front()}; }
 
 class StoreOpenTest : public ::testing::Test {
  protected:
@@ -83,7 +89,7 @@ class StoreOpenTest : public ::testing::Test {
 
 TEST_F(StoreOpenTest, ANewFileIsAVersionedWalDatabaseWithXenchansId) {
   Fill({});
-  EXPECT_EQ(RawQueryInt(path_, "PRAGMA user_version").value(), 1);
+  EXPECT_EQ(RawQueryInt(path_, "PRAGMA user_version").value(), Current());
   EXPECT_EQ(RawQueryInt(path_, "PRAGMA application_id").value(), kDeclarationStoreApplicationId);
   EXPECT_EQ(RawQueryText(path_, "PRAGMA journal_mode").value(), "wal");
 }
@@ -152,8 +158,10 @@ TEST_F(StoreOpenTest, ANewerSchemaIsRefusedNamingBothVersions) {
   Fill({"a"});
   ASSERT_TRUE(RawExec(path_, "PRAGMA user_version = 7").ok());
   absl::Status status = ExpectRefused(absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(status.message(), HasSubstr("schema version 7, newer than the newest this "
-                                          "xenchand knows (1)"));
+  EXPECT_THAT(status.message(),
+              HasSubstr(absl::StrCat("schema version 7, newer than the newest this "
+                                     "xenchand knows (",
+                                     Current(), ")")));
   EXPECT_EQ(RawQueryInt(path_, "PRAGMA user_version").value(), 7);
   // The refusal released the lock: the next attempt meets the same refusal.
   status = ExpectRefused(absl::StatusCode::kFailedPrecondition);
@@ -207,26 +215,58 @@ TEST_F(StoreOpenTest, AnUpgradeKeepsEveryRow) {
   Fill({"a", "b", "c"});
   const std::vector<ChannelDeclaration> before = ListAll();
   ASSERT_EQ(before.size(), 3u);
-  const std::vector<MigrationStep> v2 = SchemaV2();
+  const std::vector<MigrationStep> next = SchemaNext();
   {
-    absl::StatusOr<std::unique_ptr<DeclarationStore>> store = DeclarationStore::Open(path_, v2);
+    absl::StatusOr<std::unique_ptr<DeclarationStore>> store = DeclarationStore::Open(path_, next);
     ASSERT_TRUE(store.ok()) << store.status();
     EXPECT_EQ((*store)->ListAll().value(), before);
     EXPECT_TRUE((*store)->Put(SampleDeclaration(2, "d")).ok());  // works on the new shape
   }
-  EXPECT_EQ(RawQueryInt(path_, "PRAGMA user_version").value(), 2);
+  EXPECT_EQ(RawQueryInt(path_, "PRAGMA user_version").value(), Current() + 1);
   EXPECT_EQ(RawQueryText(path_, "SELECT note FROM declarations WHERE channel_id = 'b'").value(),
-            "from v1 b");
-  // A build that knows only version 1 refuses the upgraded file.
+            "from before b");
+  // This build refuses the upgraded file.
   absl::Status status = ExpectRefused(absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(status.message(), HasSubstr("schema version 2, newer than the newest this "
-                                          "xenchand knows (1)"));
+  EXPECT_THAT(
+      status.message(),
+      HasSubstr(absl::StrCat("schema version ", Current() + 1,
+                             ", newer than the newest this xenchand knows (", Current(), ")")));
+}
+
+TEST_F(StoreOpenTest, AVersion1FileGainsTheDomainNameColumn) {
+  // A file as the first xenchand with a store left it: version 1, one row.
+  // (An empty file is a valid empty SQLite database.)
+  ASSERT_EQ(mkdir(path_.substr(0, path_.rfind('/')).c_str(), 0700), 0);
+  ASSERT_TRUE(testcommon::WriteFileAtomically(path_, ""));
+  ASSERT_TRUE(
+      RawExec(path_, absl::StrCat(SchemaV1().front().sql, "PRAGMA user_version = 1; ",
+                                  "PRAGMA application_id = ", kDeclarationStoreApplicationId))
+          .ok());
+  ASSERT_TRUE(RawExec(path_,
+                      "INSERT INTO declarations (domain_uuid, channel_id, uid, buffer_limit_bytes, "
+                      "overflow_policy, write_queue_limit_bytes, default_framing, last_devid, "
+                      "create_time_unix_nanos, generation) VALUES ('" +
+                          storetest::DomainUuid(1) +
+                          "', 'a', '0b8f5c2e-1d3a-4e5f-8a9b-0c1d2e3f4a5b', 1048576, 'BLOCK', "
+                          "262144, 'newline', 3, 1000, 1); "
+                          "UPDATE meta SET value = 1 WHERE key = 'last_generation'")
+                  .ok());
+  absl::StatusOr<std::unique_ptr<DeclarationStore>> store = DeclarationStore::Open(path_);
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ(RawQueryInt(path_, "PRAGMA user_version").value(), 2);
+  absl::StatusOr<ChannelDeclaration> a = (*store)->Get(storetest::DomainUuid(1), "a");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->domain_name, "");
+  EXPECT_EQ(a->last_devid, 3u);
+  DeclarationUpdate named;
+  named.domain_name = "web-01";
+  ASSERT_TRUE((*store)->Update(storetest::DomainUuid(1), "a", a->generation, named).ok());
+  EXPECT_EQ((*store)->Get(storetest::DomainUuid(1), "a")->domain_name, "web-01");
 }
 
 TEST_F(StoreOpenTest, ANewFileTakesEveryStepAtOnce) {
-  const std::vector<MigrationStep> v2 = SchemaV2();
-  ASSERT_TRUE(DeclarationStore::Open(path_, v2).ok());
-  EXPECT_EQ(RawQueryInt(path_, "PRAGMA user_version").value(), 2);
+  ASSERT_TRUE(DeclarationStore::Open(path_, SchemaNext()).ok());
+  EXPECT_EQ(RawQueryInt(path_, "PRAGMA user_version").value(), Current() + 1);
   EXPECT_EQ(RawQueryInt(path_,
                         "SELECT count(*) FROM pragma_table_info('declarations') "
                         "WHERE name = 'note'")
@@ -238,12 +278,13 @@ TEST_F(StoreOpenTest, AFailingStepLeavesTheFileAsItWas) {
   Fill({"a", "b"});
   const std::vector<ChannelDeclaration> before = ListAll();
   std::vector<MigrationStep> broken = DeclarationSchema();
-  broken.push_back({2,
+  broken.push_back({Current() + 1,
                     "ALTER TABLE declarations ADD COLUMN note TEXT;"
                     "UPDATE declarations SET note = no_such_function(channel_id);"});
   absl::Status status = ExpectRefused(absl::StatusCode::kInternal, broken);
-  EXPECT_THAT(status.message(), HasSubstr("migrate the schema to version 2 (from 1)"));
-  EXPECT_EQ(RawQueryInt(path_, "PRAGMA user_version").value(), 1);
+  EXPECT_THAT(status.message(), HasSubstr(absl::StrCat("migrate the schema to version ",
+                                                       Current() + 1, " (from ", Current(), ")")));
+  EXPECT_EQ(RawQueryInt(path_, "PRAGMA user_version").value(), Current());
   EXPECT_EQ(RawQueryInt(path_,
                         "SELECT count(*) FROM pragma_table_info('declarations') "
                         "WHERE name = 'note'")
@@ -254,10 +295,10 @@ TEST_F(StoreOpenTest, AFailingStepLeavesTheFileAsItWas) {
 
 TEST_F(StoreOpenTest, AMisnumberedStepListIsABug) {
   std::vector<MigrationStep> skipped = DeclarationSchema();
-  skipped.push_back({3, "SELECT 1"});
+  skipped.push_back({Current() + 2, "SELECT 1"});
   EXPECT_EQ(DeclarationStore::Open(path_, skipped).status().code(), absl::StatusCode::kInternal);
   EXPECT_EQ(DeclarationStore::Open(path_, {}).status().code(), absl::StatusCode::kInternal);
-  EXPECT_TRUE(ValidateMigrationSteps(SchemaV2()).ok());
+  EXPECT_TRUE(ValidateMigrationSteps(SchemaNext()).ok());
 }
 
 }  // namespace
