@@ -124,8 +124,8 @@ void Engine::RemoveDomain(uint32_t domid) {
     if (ring->channel().identity().domid == domid && !ring->finished()) {
       const bool durable = durable_serials_.count(serial) != 0;
       if (durable) {
-        all_connected = all_connected && ring->channel().Info().frontend_state ==
-                                             XenbusState::kConnected;
+        all_connected =
+            all_connected && ring->channel().Info().frontend_state == XenbusState::kConnected;
       }
       ring->ReleaseForDomainGone();
       (durable ? down : gone).push_back(ring.get());
@@ -153,9 +153,8 @@ void Engine::RemoveDomain(uint32_t domid) {
           // The request's value if it was caught; otherwise a request was
           // made (and acknowledged) and the devices stayed connected.
           const int events = it->second.shutdown_events;
-          const bool suspended =
-              info.shutdown_request == "suspend" ||
-              (info.shutdown_request.empty() && events >= 2 && all_connected);
+          const bool suspended = info.shutdown_request == "suspend" ||
+                                 (info.shutdown_request.empty() && events >= 2 && all_connected);
           down_domains_[info.uuid] = DownDomain{info.name, suspended};
         }
       }
