@@ -303,6 +303,40 @@ TEST_F(EngineDurableTest, WithoutAStoreADurableCreateIsRefused) {
   EXPECT_EQ(created.status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
+TEST_F(EngineDurableTest, ChannelsOfDomainsThatNeverReturnHoldNoMoreThanTheirBudget) {
+  // Room for the event log and three channels' reserves, not a fourth.
+  StartEngine([this](EngineOptions& o) {
+    auto store = DeclarationStore::Open(StorePath());
+    ASSERT_TRUE(store.ok()) << store.status();
+    o.declarations = *std::move(store);
+    o.event_retention = 16;
+    o.channel_memory_reserve_bytes = size_t{1} << 20;
+    o.memory_budget_bytes = (size_t{3} << 20) + (size_t{1} << 19);
+  });
+  std::vector<std::string> uuids;
+  for (int i = 0; i < 3; ++i) {
+    const std::string uuid = absl::StrCat("6c4d5d4e-5d7a-4b8e-9a51-2f1e0c9d7b2", i);
+    auto d = host_->CreateDomain(absl::StrCat("gone", i), uuid);
+    ASSERT_TRUE(d.ok()) << d.status();
+    ASSERT_TRUE(Until([&] { return engine_->GetDomain(uuid).ok(); }));
+    ChannelConfig config;
+    config.lifetime = ChannelLifetime::kDurable;
+    ASSERT_TRUE(Create(uuid, kAgent, config).ok());
+    ASSERT_TRUE(host_->DestroyDomain(d->domid).ok());
+    ASSERT_TRUE(WaitState(uuid, kAgent, ChannelState::kDomainDown));
+    uuids.push_back(uuid);
+  }
+  // The waiting channels keep their reserves: a fourth channel anywhere is
+  // refused rather than over-committing memory.
+  const uint32_t live = Boot();
+  ASSERT_NE(live, 0u);
+  EXPECT_EQ(Create(kUuid, kAgent).status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_LE(engine_->memory().usage.used, (size_t{3} << 20) + (size_t{1} << 19));
+  // Deleting one declaration gives its memory back.
+  ASSERT_TRUE(engine_->DeleteChannelAndWait(ChannelRef{uuids[0], kAgent}, absl::Seconds(1)).ok());
+  EXPECT_TRUE(Create(kUuid, kAgent).ok());
+}
+
 TEST_F(EngineDurableTest, AnIncarnationChannelGoesWithItsDomain) {
   StartWithStore();
   const uint32_t first = Boot();
