@@ -30,6 +30,7 @@
 #include "absl/strings/strip.h"
 #include "backend/engine/channel_record.h"
 #include "backend/engine/engine.h"
+#include "backend/engine/names.h"
 #include "backend/engine/xenstore_layout.h"
 
 namespace xenchan {
@@ -221,6 +222,14 @@ void Engine::RecreateDurableChannels(uint32_t domid, EpochChangeReason reason, b
     device.epoch = std::max(EpochFloor(decl->second.generation + 1), ch->Info().epoch);
     DevidChoice choice;
     choice.recently_released = released_devids_.Blocked(domid);
+    // Devids whose device the guest reported broken (a stale device after a
+    // resume): it never probes them again. Guest-written: only entries that
+    // parse as a devid count.
+    auto broken = xs.Directory(kNoTransaction, ConsoleErrorDir(domid));
+    for (const std::string& e : broken.ok() ? *broken : std::vector<std::string>()) {
+      std::optional<uint32_t> n = ParseDecimal(e, kMaxRingDevid);
+      if (n.has_value() && *n != 0) choice.recently_released.insert(*n);
+    }
     choice.max_channels_per_domain = options_.max_channels_per_domain;
     choice.preferred = preferred;
     choice.domain_name = dom.name;

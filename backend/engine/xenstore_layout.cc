@@ -13,6 +13,10 @@ std::string DomainPath(uint32_t domid) { return absl::StrCat(kLocalDomainDir, "/
 
 std::string DomainNamePath(uint32_t domid) { return NodePath(DomainPath(domid), kDomainNameNode); }
 
+std::string ConsoleErrorDir(uint32_t domid) {
+  return absl::StrCat(DomainPath(domid), "/error/device/console");
+}
+
 std::string DomainShutdownPath(uint32_t domid) {
   return absl::StrCat(DomainPath(domid), "/control/shutdown");
 }

@@ -48,6 +48,11 @@ std::string DomainNamePath(uint32_t domid);
 // /local/domain/D/control/shutdown: the toolstack's request to the guest
 // ("reboot", "suspend", "poweroff", ...), cleared by the guest as it acts.
 std::string DomainShutdownPath(uint32_t domid);
+// /local/domain/D/error/device/console: where a guest's xenbus reports a
+// console device it could not bring up (xenbus_dev_fatal), one entry per
+// devid; a resumed guest that found our frontend missing leaves one there
+// and keeps that devid's device stale.
+std::string ConsoleErrorDir(uint32_t domid);
 
 // --- Console devices. ---
 // The backend type libxl gives QEMU-served consoles, which is where the

@@ -179,13 +179,23 @@ TEST_F(EngineDurableTest, AGuestThatResumedBeforeTheDeviceGetsItAtAnotherDevid) 
   }));
   Destroy(first);
   // The restored guest never probes the device at the old devid (it holds a
-  // stale one there): the engine moves the channel.
+  // stale one there), and reports that one and the devid after it (another
+  // channel's, say) broken: the engine moves the channel to neither.
   const uint32_t second = Boot();
+  for (uint32_t stale : {old_devid, old_devid + 1}) {
+    ASSERT_TRUE(host_->xs()
+                    .Write(kNoTransaction,
+                           absl::StrCat("/local/domain/", second, "/error/device/console/", stale,
+                                        "/error"),
+                           "2 reading other end details")
+                    .ok());
+  }
   ASSERT_TRUE(Until([&] {
     ChannelInfo info = Info(kUuid, kAgent);
     return info.domid == second && info.devid != old_devid &&
            info.state == ChannelState::kWaitingForGuest;
   }));
+  EXPECT_NE(Info(kUuid, kAgent).devid, old_devid + 1);
   EXPECT_EQ(Read(absl::StrCat("/local/domain/", second, "/device/console/", old_devid)),
             "<NOT_FOUND>");
   Frontend& fe = Probe(second, Info(kUuid, kAgent).devid);
