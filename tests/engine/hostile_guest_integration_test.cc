@@ -445,8 +445,11 @@ TEST_F(HostileGuestTest, EventStormWithoutDataIsThrottledAndAQuietGuestStaysResp
   EXPECT_GT(after->counters.rate_limited_periods, 0u);
   EXPECT_EQ(after->counters.bytes_from_guest, 0u);
   EXPECT_EQ(after->state, ChannelState::kConnected);
-  // The quiet guest never waits for the storm.
-  EXPECT_LT(worst, absl::Milliseconds(150)) << worst;
+  // The quiet guest is never starved by the storm. A bound for starvation
+  // (a round trip that waits for the storm would take the storm's second),
+  // not a latency figure: on a loaded 2-vCPU machine a single round trip
+  // can take 150 ms without anything wrong (ring_bench measures latency).
+  EXPECT_LT(worst, absl::Milliseconds(600)) << worst;
   auto quiet = engine_->GetChannel({"quiet", "calm"});
   EXPECT_EQ(quiet->counters.rate_limited_periods, 0u);
 }
