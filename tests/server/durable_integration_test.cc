@@ -64,12 +64,9 @@ class Follower {
   // Waits until the data read so far ends with `tail`.
   bool WaitForTail(const std::string& tail, absl::Duration timeout = absl::Seconds(30)) {
     absl::MutexLock lock(&mu_);
-    auto done = [&] {
-      return ended_ || (data_.size() >= tail.size() &&
-                        data_.compare(data_.size() - tail.size(), tail.size(), tail) == 0);
-    };
-    mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
-    return !ended_ && done();
+    tail_ = tail;
+    mu_.AwaitWithTimeout(absl::Condition(this, &Follower::TailOrEndLocked), timeout);
+    return !ended_ && TailOrEndLocked();
   }
   std::string data() {
     absl::MutexLock lock(&mu_);
@@ -85,9 +82,15 @@ class Follower {
   }
 
  private:
+  bool TailOrEndLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return ended_ || (data_.size() >= tail_.size() &&
+                      data_.compare(data_.size() - tail_.size(), tail_.size(), tail_) == 0);
+  }
+
   grpc::ClientContext context_;
   absl::Mutex mu_;
   std::string data_ ABSL_GUARDED_BY(mu_);
+  std::string tail_ ABSL_GUARDED_BY(mu_);  // what WaitForTail waits for
   std::vector<v1::EpochChangeReason> reasons_ ABSL_GUARDED_BY(mu_);
   int gaps_ ABSL_GUARDED_BY(mu_) = 0;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
