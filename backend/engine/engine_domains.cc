@@ -117,16 +117,15 @@ void Engine::RemoveDomain(uint32_t domid) {
   }
   std::vector<RingChannel*> gone;
   std::vector<RingChannel*> down;  // durable: kept, DOMAIN_DOWN
-  // A guest that suspends leaves its devices connected; one that shuts down
-  // or reboots closes them first.
-  bool all_connected = true;
+  // A guest that suspends leaves its devices alone; one that shuts down or
+  // reboots closes them first. (Whether they were still connected at the
+  // end does not tell: the toolstack may remove the frontend directories
+  // before the domain goes.)
+  bool none_closed = true;
   for (auto& [serial, ring] : rings_) {
     if (ring->channel().identity().domid == domid && !ring->finished()) {
       const bool durable = durable_serials_.count(serial) != 0;
-      if (durable) {
-        all_connected =
-            all_connected && ring->channel().Info().frontend_state == XenbusState::kConnected;
-      }
+      if (durable) none_closed = none_closed && !ring->guest_closed();
       ring->ReleaseForDomainGone();
       (durable ? down : gone).push_back(ring.get());
     }
@@ -151,10 +150,10 @@ void Engine::RemoveDomain(uint32_t domid) {
         }
         if (!successor.has_value()) {
           // The request's value if it was caught; otherwise a request was
-          // made (and acknowledged) and the devices stayed connected.
+          // made (and acknowledged) and the guest did not close its devices.
           const int events = it->second.shutdown_events;
           const bool suspended = info.shutdown_request == "suspend" ||
-                                 (info.shutdown_request.empty() && events >= 2 && all_connected);
+                                 (info.shutdown_request.empty() && events >= 2 && none_closed);
           down_domains_[info.uuid] = DownDomain{info.name, suspended};
         }
       }

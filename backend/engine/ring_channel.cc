@@ -195,6 +195,9 @@ void RingChannel::HandleFrontendChange(absl::Time now) {
   switch (fe_state_) {
     case XenbusState::kUnknown:
     case XenbusState::kClosed: {
+      // The guest itself closed the device (its shutdown or reboot path);
+      // a frontend directory that vanished (the toolstack removed it) is not.
+      if (fe_state_ == XenbusState::kClosed) guest_closed_ = true;
       Disconnect();
       if (be_state_ != XenbusState::kClosed) SetBackendState(XenbusState::kClosed);
       std::optional<ChannelError> error;
@@ -206,6 +209,7 @@ void RingChannel::HandleFrontendChange(absl::Time now) {
       break;
     }
     case XenbusState::kClosing:
+      guest_closed_ = true;
       if (data_active_ && ring_.has_value()) Service(now);  // its last words
       data_active_ = false;                                 // keep the mapping until FE=6
       if (be_state_ != XenbusState::kClosing) SetBackendState(XenbusState::kClosing);

@@ -181,6 +181,9 @@ class RingChannel {
   void ReportDomainDown();
 
   bool finished() const { return finished_; }
+  // The guest moved this device to Closing or Closed itself (it shuts its
+  // devices down before a poweroff or reboot, not before a suspend).
+  bool guest_closed() const { return guest_closed_; }
   Channel& channel() { return *channel_; }
   const std::shared_ptr<Channel>& shared_channel() const { return channel_; }
   const RingParams& params() const { return params_; }
@@ -224,8 +227,9 @@ class RingChannel {
   RingInfo connected_info_;
   bool data_active_ = false;
   bool ever_connected_ = false;
-  bool final_drain_ = false;  // Disconnect's last Service is running
-  uint64_t in_base_ = 0;      // ring in_produced at the epoch's start
+  bool final_drain_ = false;
+  bool guest_closed_ = false;  // Disconnect's last Service is running
+  uint64_t in_base_ = 0;       // ring in_produced at the epoch's start
 
   RateLimiter spurious_limiter_;   // spurious events only
   RateLimiter cap_limiter_;        // every event
