@@ -82,6 +82,19 @@ class EngineDurableTest : public testing_fake::FakeEngineTest {
     return fe;
   }
 
+  // xl save: libxl asks the guest through control/shutdown; waits until
+  // the engine has seen the request.
+  void RequestSuspend(uint32_t domid) {
+    ASSERT_TRUE(host_->xs()
+                    .Write(kNoTransaction,
+                           absl::StrCat("/local/domain/", domid, "/control/shutdown"), "suspend")
+                    .ok());
+    ASSERT_TRUE(Until([&] {
+      auto d = engine_->GetDomain(kUuid);
+      return d.ok() && d->shutdown_request == "suspend";
+    }));
+  }
+
   std::string dir_;
 };
 
@@ -143,15 +156,7 @@ TEST_F(EngineDurableTest, ASuspendRequestMakesTheNextIncarnationARestore) {
   ASSERT_TRUE(CreateDurable().ok());
   Probe(first, Info(kUuid, kAgent).devid);
   ASSERT_TRUE(WaitState(kUuid, kAgent, ChannelState::kConnected));
-  // xl save: libxl asks the guest through control/shutdown.
-  ASSERT_TRUE(host_->xs()
-                  .Write(kNoTransaction, absl::StrCat("/local/domain/", first, "/control/shutdown"),
-                         "suspend")
-                  .ok());
-  ASSERT_TRUE(Until([&] {
-    auto d = engine_->GetDomain(kUuid);
-    return d.ok() && d->shutdown_request == "suspend";
-  }));
+  ASSERT_NO_FATAL_FAILURE(RequestSuspend(first));
   Destroy(first);
   const uint32_t second = Boot();
   Reconnect(second);
@@ -169,14 +174,7 @@ TEST_F(EngineDurableTest, AGuestThatResumedBeforeTheDeviceGetsItAtAnotherDevid) 
   const uint32_t old_devid = Info(kUuid, kAgent).devid;
   Probe(first, old_devid);
   ASSERT_TRUE(WaitState(kUuid, kAgent, ChannelState::kConnected));
-  ASSERT_TRUE(host_->xs()
-                  .Write(kNoTransaction, absl::StrCat("/local/domain/", first, "/control/shutdown"),
-                         "suspend")
-                  .ok());
-  ASSERT_TRUE(Until([&] {
-    auto d = engine_->GetDomain(kUuid);
-    return d.ok() && d->shutdown_request == "suspend";
-  }));
+  ASSERT_NO_FATAL_FAILURE(RequestSuspend(first));
   Destroy(first);
   // The restored guest never probes the device at the old devid (it holds a
   // stale one there), and reports that one and the devid after it (another
