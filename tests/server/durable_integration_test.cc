@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "backend/util/mutex.h"
 #include "clients/lib/client.h"
 #include "gtest/gtest.h"
 #include "tests/common/io.h"
@@ -41,21 +41,23 @@ class Follower {
       absl::Status s = client->Read(
           request,
           [this](const v1::ReadResponse& m) {
-            absl::MutexLock lock(&mu_);
+            MutexLock lock(&mu_);
             if (m.has_data()) data_ += m.data().data();
             if (m.has_gap()) ++gaps_;
             if (m.has_epoch_change()) reasons_.push_back(m.epoch_change().reason());
+            cv_.SignalAll();
             return !stop_;
           },
           &context_);
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       status_ = s;
       ended_ = true;
+      cv_.SignalAll();
     });
   }
   ~Follower() {
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       stop_ = true;
     }
     context_.TryCancel();
@@ -63,21 +65,24 @@ class Follower {
   }
   // Waits until the data read so far ends with `tail`.
   bool WaitForTail(const std::string& tail, absl::Duration timeout = absl::Seconds(30)) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     tail_ = tail;
-    mu_.AwaitWithTimeout(absl::Condition(this, &Follower::TailOrEndLocked), timeout);
+    const absl::Time deadline = absl::Now() + timeout;
+    while (!TailOrEndLocked()) {
+      if (cv_.WaitWithDeadline(&mu_, deadline)) break;  // timed out
+    }
     return !ended_ && TailOrEndLocked();
   }
   std::string data() {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return data_;
   }
   std::vector<v1::EpochChangeReason> reasons() {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return reasons_;
   }
   int gaps() {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return gaps_;
   }
 
@@ -88,7 +93,10 @@ class Follower {
   }
 
   grpc::ClientContext context_;
-  absl::Mutex mu_;
+  // The project's Mutex (std::mutex underneath), which TSan sees; Abseil's
+  // is an uninstrumented system library here.
+  Mutex mu_;
+  CondVar cv_;
   std::string data_ ABSL_GUARDED_BY(mu_);
   std::string tail_ ABSL_GUARDED_BY(mu_);  // what WaitForTail waits for
   std::vector<v1::EpochChangeReason> reasons_ ABSL_GUARDED_BY(mu_);
