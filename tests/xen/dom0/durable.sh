@@ -55,18 +55,22 @@ agent_provision() {
   echo "guest files: $w"
   return 1
 }
-# in_order FILE A B C: the first lines holding the fixed strings A, B and C
-# come in that order.
+# in_order FILE A B C: a line holding the fixed string A, then a later one
+# holding B, then a later one holding C (earlier scenarios' lines before A
+# do not count).
 in_order() {
   awk -v a="$2" -v b="$3" -v c="$4" '
-    index($0, a) && !x { x = NR } index($0, b) && !y { y = NR } index($0, c) && !z { z = NR }
-    END { exit !(x && y && z && x < y && y < z) }' "$1"
+    !x { if (index($0, a)) x = NR; next }
+    !y { if (index($0, b)) y = NR; next }
+    !z { if (index($0, c)) z = NR }
+    END { exit !z }' "$1"
 }
-# in_order2 FILE A B: the first lines holding A and B come in that order.
+# in_order2 FILE A B: a line holding A, then a later one holding B.
 in_order2() {
   awk -v a="$2" -v b="$3" '
-    index($0, a) && !x { x = NR } index($0, b) && !y { y = NR }
-    END { exit !(x && y && x < y) }' "$1"
+    !x { if (index($0, a)) x = NR; next }
+    !y { if (index($0, b)) y = NR }
+    END { exit !y }' "$1"
 }
 # trace_start FILE / trace_stop: a xenstore trace of introductions,
 # releases and everything under /local/domain.
