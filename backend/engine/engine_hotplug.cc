@@ -15,36 +15,14 @@
 #include "backend/engine/devid.h"
 #include "backend/engine/engine.h"
 #include "backend/engine/names.h"
+#include "backend/engine/waiter.h"
 #include "backend/engine/watch_tokens.h"
 #include "backend/engine/xenstore_layout.h"
 #include "backend/platform/xenstore.h"
 #include "backend/util/uuid.h"
 
 namespace xenchan {
-namespace {
-
-// Blocks a caller until a value arrives from the engine thread.
-template <typename T>
-class Waiter {
- public:
-  void Set(T value) {
-    MutexLock lock(&mu_);
-    value_.emplace(std::move(value));
-    cv_.SignalAll();
-  }
-  T Wait() {
-    MutexLock lock(&mu_);
-    while (!value_.has_value()) cv_.Wait(&mu_);
-    return std::move(*value_);
-  }
-
- private:
-  Mutex mu_;
-  CondVar cv_;
-  std::optional<T> value_ ABSL_GUARDED_BY(mu_);
-};
-
-}  // namespace
+namespace {}  // namespace
 
 ChannelConfig Engine::EffectiveConfig(const ChannelConfig& asked) const {
   ChannelConfig c = asked;

@@ -14,6 +14,7 @@
 #include "backend/engine/channel_record.h"
 #include "backend/engine/console_device.h"
 #include "backend/engine/engine.h"
+#include "backend/engine/waiter.h"
 #include "backend/engine/xenstore_layout.h"
 #include "backend/platform/xenstore.h"
 
@@ -61,26 +62,6 @@ absl::Status WriteConfigRecord(XenStore& xs, const std::string& be, const Channe
       kRecordAttempts);
 }
 
-// Blocks a caller until the engine thread answers.
-class UpdateWaiter {
- public:
-  void Set(absl::StatusOr<ChannelInfo> value) {
-    MutexLock lock(&mu_);
-    value_.emplace(std::move(value));
-    cv_.SignalAll();
-  }
-  absl::StatusOr<ChannelInfo> Wait() {
-    MutexLock lock(&mu_);
-    while (!value_.has_value()) cv_.Wait(&mu_);
-    return std::move(*value_);
-  }
-
- private:
-  Mutex mu_;
-  CondVar cv_;
-  std::optional<absl::StatusOr<ChannelInfo>> value_ ABSL_GUARDED_BY(mu_);
-};
-
 }  // namespace
 
 void Engine::UpdateChannel(const ChannelRef& ref, ChannelUpdate update, bool validate_only,
@@ -92,7 +73,7 @@ void Engine::UpdateChannel(const ChannelRef& ref, ChannelUpdate update, bool val
 
 absl::StatusOr<ChannelInfo> Engine::UpdateChannelAndWait(const ChannelRef& ref,
                                                          ChannelUpdate update, bool validate_only) {
-  auto waiter = std::make_shared<UpdateWaiter>();
+  auto waiter = std::make_shared<Waiter<absl::StatusOr<ChannelInfo>>>();
   UpdateChannel(ref, std::move(update), validate_only,
                 [waiter](absl::StatusOr<ChannelInfo> r) { waiter->Set(std::move(r)); });
   return waiter->Wait();
