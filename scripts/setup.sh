@@ -31,6 +31,10 @@ PACKAGES=(
   libsqlite3-dev                           # SQLite: xenchand's crash-safe store of durable channel declarations
   nodejs npm                               # to install buf (proto lint) and buildifier
   shellcheck clang-format                  # the lint tests (tests/lint): shell scripts, C++ format
+  golang-go                                # Go 1.19: the Go SDK (clients/go) and the provisioner
+  golang-google-grpc-dev golang-google-genproto-dev  # gRPC Go and google.rpc error details, under /usr/share/gocode/src
+  golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev  # the Go protobuf runtime (1.28) and the APIv1 shim gRPC 1.33 calls
+  protoc-gen-go protoc-gen-go-grpc         # the Go code generators (clients/go/generate.sh and its diff test)
 )
 # The real-Xen lane (tests/xen/run-lane.sh): QEMU, Xen 4.17's hypervisor and
 # tools, QEMU's Xen device model (serves xl.cfg channels), busybox and cpio
