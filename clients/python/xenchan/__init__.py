@@ -1,21 +1,37 @@
-"""xenchan: the Python SDK of the xenchan.v1 API (xenchand, the gRPC control plane for Xen PV channels).
+"""xenchan: the Python SDK of the xenchan.v1 API (xenchand, the gRPC control plane for Xen PV
+channels). Synchronous client here, asyncio client in xenchan.aio.
 
     import xenchan
     with xenchan.connect("unix:///run/xenchan/xenchand.sock") as client:
         for ch in client.list_channels():
             print(ch.name, xenchan.v1.resources_pb2.ChannelState.Name(ch.state))
-        reply = client.call("domains/vm1/channels/org.xenchan.agent.0", b'{"op":"ping"}')
+        reply = client.call_json("vm1/org.xenchan.agent.0", {"op": "ping"})
 
 `xenchan.v1` holds the modules generated from proto/xenchan/v1 (`channel_service_pb2`,
 `channel_service_pb2_grpc`, `resources_pb2`, `errors_pb2`): every message and field is documented
-in those protos. `Client` wraps the common calls; `client.stub` is the raw generated stub for
-everything else. Errors are raised as `XenchanError` (a `grpc.RpcError` with the stable reason
-decoded from the server's google.rpc.ErrorInfo).
+in those protos. Failures raise subclasses of XenchanError (a grpc.RpcError) named after the gRPC
+code, with the stable reason and the typed details (xenchan.errors).
 """
 
 from xenchan import v1
-from xenchan.client import Client, channel_name, connect
-from xenchan.errors import XenchanError
+from xenchan._common import RetryPolicy
+from xenchan.client import DEFAULT_TARGET, Client, connect
+from xenchan.connection import TlsFiles, unix_target
+from xenchan.errors import (AbortedError, AlreadyExistsError, CancelledError, DataLossError,
+                            DeadlineExceededError, FailedPreconditionError, GuestAgentError,
+                            InternalError, InvalidArgumentError, NotFoundError, OutOfRangeError,
+                            PermissionDeniedError, ResourceExhaustedError, UnauthenticatedError,
+                            UnavailableError, UnimplementedError, UnknownError, XenchanError)
+from xenchan.names import (ALL_DOMAINS, ChannelRef, channel_name, domain_name, parse_channel_name,
+                           parse_domain_name)
 
-__all__ = ["Client", "XenchanError", "channel_name", "connect", "v1"]
-__version__ = "0.1.0"
+__all__ = [
+    "ALL_DOMAINS", "AbortedError", "AlreadyExistsError", "CancelledError", "ChannelRef", "Client",
+    "DEFAULT_TARGET", "DataLossError", "DeadlineExceededError", "FailedPreconditionError",
+    "GuestAgentError", "InternalError", "InvalidArgumentError", "NotFoundError", "OutOfRangeError",
+    "PermissionDeniedError", "ResourceExhaustedError", "RetryPolicy", "TlsFiles",
+    "UnauthenticatedError", "UnavailableError", "UnimplementedError", "UnknownError",
+    "XenchanError", "channel_name", "connect", "domain_name", "parse_channel_name",
+    "parse_domain_name", "unix_target", "v1",
+]
+__version__ = "0.2.0"
