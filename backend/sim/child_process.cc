@@ -22,7 +22,7 @@
 namespace xenchan {
 namespace sim {
 
-absl::StatusOr<pid_t> SpawnChild(const std::vector<std::string>& args) {
+absl::StatusOr<pid_t> SpawnChild(const std::vector<std::string>& args, bool start_stopped) {
   std::vector<char*> argv;
   for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
@@ -38,8 +38,20 @@ absl::StatusOr<pid_t> SpawnChild(const std::vector<std::string>& args) {
     if (getppid() != parent) _exit(127);
     const int devnull = open("/dev/null", O_RDONLY);
     if (devnull >= 0) dup2(devnull, 0);
+    if (start_stopped) raise(SIGSTOP);
     execv(argv[0], argv.data());
     _exit(127);
+  }
+  if (start_stopped) {
+    // Stopped before exec, so that a SIGCONT sent from now on is never lost.
+    int status = 0;
+    pid_t r;
+    while ((r = waitpid(pid, &status, WUNTRACED)) < 0 && errno == EINTR) {
+    }
+    if (r != pid || !WIFSTOPPED(status)) {
+      if (r != pid) KillAndReap(pid, SIGKILL);
+      return absl::InternalError("the child did not stop before exec");
+    }
   }
   return pid;
 }

@@ -21,9 +21,11 @@ namespace sim {
 
 // Forks and execs args[0] with `args`; stdin is /dev/null, the signal mask is
 // cleared, and the child gets SIGKILL if the calling thread exits
-// (PR_SET_PDEATHSIG). A child whose exec fails exits 127. INTERNAL if fork
-// fails.
-absl::StatusOr<pid_t> SpawnChild(const std::vector<std::string>& args);
+// (PR_SET_PDEATHSIG). A child whose exec fails exits 127. `start_stopped`:
+// the child stops itself (SIGSTOP) before exec and is returned stopped; it
+// runs on SIGCONT. INTERNAL if fork fails or the child died before it
+// stopped.
+absl::StatusOr<pid_t> SpawnChild(const std::vector<std::string>& args, bool start_stopped = false);
 
 // Reaps child `pid` if it has exited; true then (the pid is gone). Does not
 // block.

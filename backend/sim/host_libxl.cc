@@ -350,9 +350,14 @@ absl::StatusOr<DomainStatus> Host::CreateLocked(const std::string& name, const s
     argv.push_back("--restore-state");
     argv.push_back(restore_state);
   }
-  auto guest = SpawnChild(argv);
+  // The guest process plays the domain's vCPUs: it runs only while the
+  // domain's pause count is 0, and a dom0 daemon may hold it (xenchand does
+  // until a returning domain's durable channels exist).
+  auto guest = SpawnChild(argv, /*start_stopped=*/true);
   if (!guest.ok()) return fail(guest.status());
   d.guest_pid = *guest;
+  if (!(s = hypervisor_->AttachVcpuProcess(domid, d.guest_pid)).ok()) return fail(s);
+  if (!(s = hypervisor_->Unpause(domid)).ok()) return fail(s);
   return StatusLocked(d);
 }
 

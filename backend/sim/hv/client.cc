@@ -159,6 +159,14 @@ absl::Status HvConnection::EndAccess(uint32_t ref) {
   return channel_->Call(kEndAccess, ref, 0, 0, -1, nullptr, nullptr);
 }
 
+absl::Status HvConnection::PauseDomain(uint32_t domid) {
+  return channel_->Call(kPauseDomain, domid, 0, 0, -1, nullptr, nullptr);
+}
+
+absl::Status HvConnection::UnpauseDomain(uint32_t domid) {
+  return channel_->Call(kUnpauseDomain, domid, 0, 0, -1, nullptr, nullptr);
+}
+
 absl::StatusOr<std::unique_ptr<HvMapping>> HvConnection::MapGrant(uint32_t domid, uint32_t ref,
                                                                   bool writable) {
   uint32_t id = 0;

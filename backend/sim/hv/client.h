@@ -109,6 +109,12 @@ class HvConnection {
   absl::Status EndAccess(uint32_t ref);
   // Maps grant `ref` of `domid`, read-write if `writable`.
   absl::StatusOr<std::unique_ptr<HvMapping>> MapGrant(uint32_t domid, uint32_t ref, bool writable);
+  // dom0 only (PERMISSION_DENIED otherwise): adds to / takes from domain
+  // `domid`'s controller pause count (protocol.h, "Domain pause").
+  // NOT_FOUND if no such live domain; INVALID_ARGUMENT for domain 0 or an
+  // unpause of a domain nobody paused; OUT_OF_RANGE at the bound.
+  absl::Status PauseDomain(uint32_t domid);
+  absl::Status UnpauseDomain(uint32_t domid);
 
  private:
   explicit HvConnection(std::shared_ptr<internal::RpcChannel> channel)

@@ -168,6 +168,7 @@ absl::Status Hypervisor::DestroyDomain(uint32_t domid) {
     unlink(domain.socket_path.c_str());
     rmdir(absl::StrCat(options_.domain_socket_dir, "/", domid).c_str());
     domain.socket_path.clear();
+    domain.vcpu_process = -1;  // the toolstack kills it
   }
   std::vector<uint64_t> ids(it->second.conns.begin(), it->second.conns.end());
   for (uint64_t id : ids) CloseConnectionLocked(id);
@@ -193,6 +194,7 @@ Hypervisor::DomainInfo Hypervisor::Info(uint32_t domid) const {
   info.exists = true;
   info.dying = it->second.dying;
   info.mapped_pages_by_others = it->second.mapped_pages;
+  info.pause_count = it->second.pause_count;
   return info;
 }
 

@@ -14,6 +14,8 @@
 #ifndef XENCHAN_BACKEND_SIM_HV_HYPERVISOR_H_
 #define XENCHAN_BACKEND_SIM_HV_HYPERVISOR_H_
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -64,6 +66,7 @@ class Hypervisor {
     bool exists = false;                // created and not yet gone (includes dying)
     bool dying = false;                 // destroyed but some page still mapped by others
     size_t mapped_pages_by_others = 0;  // live mappings of its grants
+    uint32_t pause_count = 0;           // controller pauses (protocol.h); runs at 0
   };
 
   // Binds the dom0 socket and starts the server thread. Domain 0 exists from
@@ -89,6 +92,20 @@ class Hypervisor {
   absl::Status DestroyDomain(uint32_t domid) ABSL_LOCKS_EXCLUDED(mu_);
 
   DomainInfo Info(uint32_t domid) const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The toolstack's pause and unpause of `domid` (protocol.h, "Domain
+  // pause"): the count every controller shares, which a new domain starts
+  // at 1. NOT_FOUND if no such live domain; INVALID_ARGUMENT for domain 0 or
+  // an unpause at 0; OUT_OF_RANGE at the bound.
+  absl::Status Pause(uint32_t domid) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Unpause(uint32_t domid) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Names the process that plays `domid`'s vCPUs, started stopped
+  // (SIGSTOP): it gets SIGCONT whenever the domain's pause count reaches 0
+  // (at once if it is 0) and SIGSTOP whenever it leaves 0, so a paused
+  // domain really does not run. Forgotten when the domain is destroyed.
+  // NOT_FOUND if no such live domain.
+  absl::Status AttachVcpuProcess(uint32_t domid, pid_t pid) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Where domain `domid`'s socket is (or would be).
   std::string DomainSocketPath(uint32_t domid) const;
@@ -118,6 +135,8 @@ class Hypervisor {
     size_t mapped_pages = 0;  // sum of map_count over grants
     std::map<uint32_t, Port> ports;
     std::set<uint64_t> conns;
+    uint32_t pause_count = 1;  // created paused
+    pid_t vcpu_process = -1;   // AttachVcpuProcess
   };
   struct Mapping {
     uint32_t domid = 0;
@@ -166,6 +185,11 @@ class Hypervisor {
   int UnbindLocked(Connection& conn, const Request& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void NotifyLocked(Connection& conn, const Request& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int UnmaskLocked(Connection& conn, const Request& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Pause and unpause (hypervisor_pause.cc); errno results.
+  int PauseLocked(uint32_t domid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int UnpauseLocked(uint32_t domid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int PauseRequestLocked(const Connection& conn, const Request& req)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Lowest free port of `domain`, or 0 if it has kMaxPortsPerDomain.
   static uint32_t FreePort(const Domain& domain);

@@ -177,6 +177,10 @@ bool Hypervisor::HandleRequestLocked(uint64_t conn_id, const Request& req, Uniqu
       case kUnmask:
         reply.error = UnmaskLocked(conn, req);
         break;
+      case kPauseDomain:
+      case kUnpauseDomain:
+        reply.error = PauseRequestLocked(conn, req);
+        break;
       default:
         reply.error = EINVAL;
         break;

@@ -37,6 +37,8 @@
 //   kUnbind              [0]=port                            -         0                -
 //   kNotify              [0]=port                            -         (no reply)       -
 //   kUnmask              [0]=port                            -         0                -
+//   kPauseDomain         [0]=domid                           -         0                -
+//   kUnpauseDomain       [0]=domid                           -         0                -
 //
 //   Unused args must be zero (EINVAL otherwise).
 //
@@ -77,6 +79,18 @@
 //   closes ports: the remote end of an interdomain port reverts to UNBOUND
 //   earmarked for the closer's domid, so a restarted peer can bind it again.
 //
+// Domain pause
+//   As Xen's XEN_DOMCTL_pausedomain/unpausedomain (xc_domain_pause/unpause):
+//   a controller pause count per domain, which starts at 1 (a domain is
+//   created paused; the toolstack unpauses it when it has built it). The
+//   domain runs only while the count is 0. Only domain 0 may pause or
+//   unpause (EPERM for others); domain 0 itself cannot be (EINVAL); ESRCH if
+//   the domain does not exist or is dying; kUnpauseDomain of a domain whose
+//   count is 0 is EINVAL; the count is bounded by kMaxControllerPauses
+//   (EOVERFLOW beyond it). Every controller shares the one count, as in Xen:
+//   a daemon that pauses a domain the toolstack is still building keeps it
+//   paused after the toolstack's unpause, until its own.
+//
 // Hostile clients
 //   A message of the wrong size, a truncated message or truncated ancillary
 //   data closes the connection. Unknown types, bad args, an fd where none is
@@ -101,6 +115,8 @@ inline constexpr size_t kMaxMappingsPerConnection = 4096;
 inline constexpr size_t kMaxConnectionsPerDomain = 256;
 // Domain ids at or above this are reserved by Xen (DOMID_FIRST_RESERVED).
 inline constexpr uint32_t kDomidLimit = 0x7FF0;
+// Bound of a domain's controller pause count (Xen refuses to wrap it too).
+inline constexpr uint32_t kMaxControllerPauses = 255;
 
 enum MsgType : uint32_t {
   kGrant = 1,
@@ -113,6 +129,8 @@ enum MsgType : uint32_t {
   kUnbind = 8,
   kNotify = 9,
   kUnmask = 10,
+  kPauseDomain = 11,
+  kUnpauseDomain = 12,
   kReply = 100,
 };
 
