@@ -56,6 +56,10 @@ std::unique_ptr<FakeGrantTables> FakeHost::OpenGrantTables(uint32_t domid) {
   return std::make_unique<FakeGrantTables>(hypervisor_, domid);
 }
 
+std::unique_ptr<FakeDomainControl> FakeHost::OpenDomainControl() {
+  return std::make_unique<FakeDomainControl>(hypervisor_);
+}
+
 absl::Status FakeHost::WriteDomainEntries(const Domain& d) {
   const std::string dom = absl::StrCat("/local/domain/", d.domid);
   const std::string vm = absl::StrCat("/vm/", d.uuid);
@@ -90,7 +94,7 @@ absl::Status FakeHost::WriteDomainEntries(const Domain& d) {
 }
 
 absl::StatusOr<FakeHost::Domain> FakeHost::CreateDomain(const std::string& name,
-                                                        const std::string& uuid) {
+                                                        const std::string& uuid, bool paused) {
   if (name.empty()) return absl::InvalidArgumentError("empty domain name");
   std::optional<std::string> canonical = CanonicalUuid(uuid);
   if (!uuid.empty() && !canonical.has_value()) {
@@ -108,6 +112,8 @@ absl::StatusOr<FakeHost::Domain> FakeHost::CreateDomain(const std::string& name,
   absl::Status s = WriteDomainEntries(d);
   if (s.ok()) s = hypervisor_->CreateDomain(d.domid);
   if (s.ok()) s = xs_->IntroduceDomain(d.domid);
+  // Built: the toolstack's unpause (others' pauses still hold it).
+  if (s.ok() && !paused) s = hypervisor_->Unpause(d.domid);
   if (!s.ok()) {
     (void)hypervisor_->DestroyDomain(d.domid);
     for (const std::string& path :

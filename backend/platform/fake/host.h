@@ -10,8 +10,9 @@
 // `memory` dirs [0:none, D:read] and the guest-owned `data`, `error`,
 // `drivers`, `feature`, `attr`, `control/shutdown` [D:none]; /vm/<uuid>
 // [0:none, D:read] with `uuid` and `name`; /libxl/D and /libxl/D/device
-// [0:none]; then the hypervisor domain; then XS_INTRODUCE (fires
-// @introduceDomain).
+// [0:none]; then the hypervisor domain (created paused); then XS_INTRODUCE
+// (fires @introduceDomain); then the toolstack's unpause, unless the test
+// plays a toolstack that is still building the domain (`paused`).
 //
 // Domain destroy (libxl__destroy_domid, as xensim's host does it): remove
 // the devices libxl recorded under /libxl/D/device (none here: channels the
@@ -29,6 +30,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "backend/platform/fake/domain_control.h"
 #include "backend/platform/fake/event_channels.h"
 #include "backend/platform/fake/grant_tables.h"
 #include "backend/platform/fake/hypervisor.h"
@@ -60,8 +62,10 @@ class FakeHost {
   // domid (StableUuid), so runs are repeatable.
   // INVALID_ARGUMENT for an empty name or a malformed uuid; ALREADY_EXISTS
   // for a live domain's name.
-  absl::StatusOr<Domain> CreateDomain(const std::string& name, const std::string& uuid = "")
-      ABSL_LOCKS_EXCLUDED(mu_);
+  // `paused`: the toolstack's unpause is left to the test
+  // (hypervisor().Unpause), as while libxl adds devices to a restored domain.
+  absl::StatusOr<Domain> CreateDomain(const std::string& name, const std::string& uuid = "",
+                                      bool paused = false) ABSL_LOCKS_EXCLUDED(mu_);
   // Destroys and releases a domain. NOT_FOUND if no such live domain.
   absl::Status DestroyDomain(uint32_t domid) ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -70,6 +74,8 @@ class FakeHost {
   // NOT_FOUND if `domid` is not a live domain.
   absl::StatusOr<std::unique_ptr<FakeEventChannels>> OpenEventChannels(uint32_t domid);
   std::unique_ptr<FakeGrantTables> OpenGrantTables(uint32_t domid);
+  // dom0's domain control (pause and unpause).
+  std::unique_ptr<FakeDomainControl> OpenDomainControl();
 
   // dom0's connection for the toolstack and for tests' own reads.
   FakeXenStore& xs() { return *xs_; }

@@ -75,7 +75,38 @@ FakeHypervisor::DomainInfo FakeHypervisor::Info(uint32_t domid) const {
   info.exists = true;
   info.dying = it->second.dying;
   info.mapped_pages_by_others = it->second.mapped_pages;
+  info.pause_count = it->second.pause_count;
   return info;
+}
+
+absl::Status FakeHypervisor::Pause(uint32_t domid) {
+  if (domid == 0) return absl::InvalidArgumentError("domain 0 cannot be paused");
+  MutexLock lock(&mu_);
+  auto it = domains_.find(domid);
+  if (it == domains_.end() || it->second.dying) {
+    return absl::NotFoundError(absl::StrCat("no live domain ", domid));
+  }
+  if (it->second.pause_count >= 255) {
+    return absl::OutOfRangeError(absl::StrCat("domain ", domid, " has 255 pauses"));
+  }
+  ++it->second.pause_count;
+  trace_->Add(absl::StrCat("domain pause ", domid));
+  return absl::OkStatus();
+}
+
+absl::Status FakeHypervisor::Unpause(uint32_t domid) {
+  if (domid == 0) return absl::InvalidArgumentError("domain 0 cannot be unpaused");
+  MutexLock lock(&mu_);
+  auto it = domains_.find(domid);
+  if (it == domains_.end() || it->second.dying) {
+    return absl::NotFoundError(absl::StrCat("no live domain ", domid));
+  }
+  if (it->second.pause_count == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("domain ", domid, " is not paused"));
+  }
+  --it->second.pause_count;
+  trace_->Add(absl::StrCat("domain unpause ", domid));
+  return absl::OkStatus();
 }
 
 void FakeHypervisor::MaybeReapLocked(uint32_t domid) {

@@ -24,6 +24,10 @@
 //    dead (their calls fail UNAVAILABLE), drops its unmapped grants, and
 //    leaves it dying (a zombie, as Xen does) until the last mapping of one
 //    of its pages by another domain is released.
+//  * Pause: one controller pause count per domain (as Xen's, see
+//    backend/platform/domain_control.h), 1 at creation; the fake host's
+//    toolstack unpauses a domain once built. Nothing runs in a fake domain,
+//    so the count is only recorded (and traced) for tests to check.
 //
 // Handles: each event-channel handle (FakeEventChannels) registers an
 // eventfd; the hypervisor makes it readable while the handle has a fired
@@ -67,6 +71,7 @@ class FakeHypervisor {
     bool exists = false;  // created and not yet gone (includes dying)
     bool dying = false;   // destroyed, some page still mapped by others
     size_t mapped_pages_by_others = 0;
+    uint32_t pause_count = 0;
   };
   struct PortInfo {
     bool exists = false;
@@ -86,6 +91,10 @@ class FakeHypervisor {
   // NOT_FOUND if no such live domain; INVALID_ARGUMENT for domain 0.
   absl::Status DestroyDomain(uint32_t domid) ABSL_LOCKS_EXCLUDED(mu_);
   DomainInfo Info(uint32_t domid) const ABSL_LOCKS_EXCLUDED(mu_);
+  // DomainControl's codes: NOT_FOUND (no such live domain), INVALID_ARGUMENT
+  // (domain 0, or an unpause at 0), OUT_OF_RANGE (255 pauses).
+  absl::Status Pause(uint32_t domid) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Unpause(uint32_t domid) ABSL_LOCKS_EXCLUDED(mu_);
 
   // --- Grants. ---
   // The granter's side: grants `page` to `to_domid`. NOT_FOUND for a dead
@@ -144,6 +153,7 @@ class FakeHypervisor {
     uint32_t next_ref = kFirstGrantRef;
     size_t mapped_pages = 0;  // sum of map_count over grants
     std::map<EvtchnPort, PortState> ports;
+    uint32_t pause_count = 1;  // created paused
   };
   struct Handle {
     uint32_t domid = 0;

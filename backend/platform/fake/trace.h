@@ -23,7 +23,8 @@ namespace xenchan {
 //   "gnttab map <domid>:<ref> by <mapper>", "gnttab unmap <domid>:<ref> by <mapper>"
 //   "evtchn bind <domid>:<port> <remote domid>:<remote port>",
 //   "evtchn close <domid>:<port>"
-//   "domain create <domid>", "domain destroy <domid>", "domain gone <domid>"
+//   "domain create <domid>", "domain destroy <domid>", "domain gone <domid>",
+//   "domain pause <domid>", "domain unpause <domid>"
 //
 // Ownership: shared by the fake host's facilities. Thread-safe; Add takes a
 // short lock and never blocks otherwise.
