@@ -8,8 +8,10 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "backend/platform/sim/domain_control.h"
 #include "backend/platform/sim/event_channels.h"
 #include "backend/platform/sim/grant_tables.h"
+#include "backend/platform/xen/domain_control.h"
 #include "backend/platform/xen/event_channels.h"
 #include "backend/platform/xen/grant_tables.h"
 #include "backend/platform/xen/lib_xenstore.h"
@@ -41,9 +43,12 @@ absl::StatusOr<EngineOptions> OpenPlatform(const ServerConfig& config) {
     if (!ev.ok()) return ev.status();
     auto gt = SimGrantTables::Create(dir + "/hypervisor.sock");
     if (!gt.ok()) return gt.status();
+    auto dc = SimDomainControl::Create(dir + "/hypervisor.sock");
+    if (!dc.ok()) return dc.status();
     o.xenstore = *std::move(xs);
     o.event_channels = *std::move(ev);
     o.grant_tables = *std::move(gt);
+    o.domain_control = *std::move(dc);
   } else {
     auto xs = LibXenStore::Open("");
     if (!xs.ok()) return xs.status();
@@ -54,6 +59,15 @@ absl::StatusOr<EngineOptions> OpenPlatform(const ServerConfig& config) {
     o.xenstore = *std::move(xs);
     o.event_channels = *std::move(ev);
     o.grant_tables = *std::move(gt);
+    // Without /dev/xen/privcmd durable channels still work; only a restored
+    // guest may resume before its channels exist (engine_hold.cc).
+    auto dc = XenDomainControl::Create();
+    if (dc.ok()) {
+      o.domain_control = *std::move(dc);
+    } else {
+      Log("warning", "no domain control: returning domains are not held for their channels",
+          {{"error", dc.status().ToString()}});
+    }
   }
   return o;
 }

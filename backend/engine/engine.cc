@@ -97,6 +97,7 @@ absl::Status Engine::Init() {
   ScanDomains();
   RecoverRingChannels();
   RestoreDeclaredChannels();
+  ReleaseRecordedHolds();
   ScanToolstackChannels();
   return absl::OkStatus();
 }
@@ -105,6 +106,10 @@ Engine::~Engine() {
   stop_ = true;
   wakeup_->Poke();
   if (thread_.joinable()) thread_.join();
+  // A domain held now would stay paused until the next engine starts.
+  std::vector<uint32_t> held;
+  for (const auto& [domid, deadline] : held_) held.push_back(domid);
+  for (uint32_t domid : held) ReleaseHold(domid);
   // Commands posted but not run yet are answered UNAVAILABLE (see DoCreate
   // and DoDelete), so no caller waits forever.
   std::deque<std::function<void()>> commands;
@@ -138,6 +143,7 @@ void Engine::Run() {
     absl::Time next = absl::InfiniteFuture();
     for (auto& [serial, ring] : rings_) next = std::min(next, ring->NextDeadline());
     for (const auto& [serial, check] : resume_checks_) next = std::min(next, check.first);
+    for (const auto& [domid, deadline] : held_) next = std::min(next, deadline);
     int timeout_ms = -1;
     if (next != absl::InfiniteFuture()) {
       const absl::Duration left = next - absl::Now();
@@ -208,6 +214,7 @@ void Engine::Run() {
       if (ring->NextDeadline() <= now) ring->OnTimer(now);
     }
     CheckResumeProbes(now);
+    CheckHolds(now);
     ReapFinished();
   }
 }

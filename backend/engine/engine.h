@@ -62,6 +62,7 @@
 #include "backend/engine/toolstack_channel.h"
 #include "backend/engine/types.h"
 #include "backend/engine/wakeup.h"
+#include "backend/platform/domain_control.h"
 #include "backend/platform/event_channels.h"
 #include "backend/platform/grant_tables.h"
 #include "backend/platform/xenstore.h"
@@ -132,6 +133,15 @@ struct EngineOptions {
   // does not probe again, while a device written after the resume is probed
   // (docs/PROTOCOL-NOTES.md, issue 12).
   absl::Duration resume_probe_timeout = absl::Seconds(5);
+  // Holding a returning domain (engine_hold.cc). Optional: without it the
+  // engine never pauses a domain. With it, a domain with durable channels
+  // that is introduced again (reboot, restore, incoming migration) is
+  // paused from @introduceDomain until its channels' devices exist, so that
+  // the guest finds them when it boots or resumes rather than racing them;
+  // Xen counts pauses, so the toolstack's own unpause does not end the
+  // hold. A hold never lasts longer than `domain_hold_limit`.
+  std::unique_ptr<DomainControl> domain_control;
+  absl::Duration domain_hold_limit = absl::Seconds(30);
 
   // Memory (memory_budget.h): every channel buffer, write queue, session
   // and the event log's retention is charged to one budget that is never
@@ -382,6 +392,20 @@ class Engine {
   // Why a domain with durable channels appeared again as `domid`.
   EpochChangeReason DomainReturnReason(uint32_t domid, const std::string& uuid)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Holds (engine_hold.cc): pauses `domid`, which has durable channels
+  // under `uuid`, until ReleaseHold or `deadline`; records the hold in
+  // xenstore (HeldDomainPath) so that an engine that dies holding it lets
+  // the domain go when it restarts. Does nothing without a DomainControl
+  // or if the domain is held already.
+  void HoldDomain(uint32_t domid, const std::string& uuid, absl::Time deadline);
+  // Ends the hold of `domid`, if any: the record first, then the unpause.
+  void ReleaseHold(uint32_t domid);
+  // Ends the holds whose deadline is at or before `now`.
+  void CheckHolds(absl::Time now);
+  // At start: ends the holds an earlier engine recorded and did not end.
+  void ReleaseRecordedHolds();
+  // True if some channel is declared durable for `uuid`.
+  bool HasDeclarations(const std::string& uuid) const;
   // Deletes a DOMAIN_DOWN channel: its declaration, then the channel.
   void DeleteDownChannel(const std::shared_ptr<Channel>& channel,
                          std::function<void(absl::StatusOr<DeleteResult>)> done);
@@ -442,6 +466,9 @@ class Engine {
   // the reason their domain came back).
   std::map<uint64_t, std::pair<absl::Time, EpochChangeReason>> resume_checks_;
   std::map<std::pair<std::string, std::string>, ChannelDeclaration> declarations_;
+  // Domains this engine holds paused: domid -> when the hold ends at the
+  // latest.
+  std::map<uint32_t, absl::Time> held_;
 };
 
 }  // namespace xenchan

@@ -52,20 +52,33 @@ void Engine::ScanDomains() {
     rec.name_token = DomainNameWatchToken(*domid);
     rec.shutdown_token = DomainShutdownWatchToken(*domid);
     std::optional<EpochChangeReason> returned;
+    bool incoming = false;  // its UUID runs here already: a same-host migration
     {
       MutexLock lock(&mu_);
+      if (!rec.info.uuid.empty()) {
+        for (const auto& [other, other_rec] : domains_) incoming |= other_rec.info.uuid == rec.info.uuid;
+      }
       domains_[*domid] = rec;
       if (!rec.info.uuid.empty() && down_domains_.count(rec.info.uuid) != 0) {
         returned = DomainReturnReason(*domid, rec.info.uuid);
         down_domains_.erase(rec.info.uuid);
       }
     }
+    // Hold it until its channels exist (engine_hold.cc). An incoming
+    // migration's channels follow it only when the outgoing domain goes
+    // (RemoveDomain), which releases the hold then.
+    if (returned.has_value() || (incoming && HasDeclarations(rec.info.uuid))) {
+      HoldDomain(*domid, rec.info.uuid, absl::Now() + options_.domain_hold_limit);
+    }
     (void)xs.Watch(NodePath(base, kDomainNameNode), rec.name_token);
     (void)xs.Watch(DomainShutdownPath(*domid), rec.shutdown_token);
     // As early as the toolstack lets us: the domain was just introduced, so
     // a rebooting guest finds its channels at boot and a restored one (still
     // paused while libxl adds its devices) when it resumes.
-    if (returned.has_value()) RecreateDurableChannels(*domid, *returned);
+    if (returned.has_value()) {
+      RecreateDurableChannels(*domid, *returned);
+      ReleaseHold(*domid);
+    }
     added = true;
   }
   if (added) ScanToolstackChannels();
@@ -167,10 +180,13 @@ void Engine::RemoveDomain(uint32_t domid) {
   if (!shutdown_token.empty()) (void)xs.Unwatch(DomainShutdownPath(domid), shutdown_token);
   released_devids_.ForgetDomain(domid);
   ReapFinished();
-  // Same-host migration: the incoming domain was running before the
-  // outgoing one went; the channels follow it now.
-  if (successor.has_value())
+  ReleaseHold(domid);  // it went while held: only the record is left
+  // Same-host migration: the incoming domain was running (or held) before
+  // the outgoing one went; the channels follow it now.
+  if (successor.has_value()) {
     RecreateDurableChannels(*successor, EpochChangeReason::kDomainMigrated);
+    ReleaseHold(*successor);
+  }
 }
 
 absl::StatusOr<DomainInfo> Engine::ResolveDomainLocked(const std::string& domain) const {

@@ -41,6 +41,14 @@ std::string BackendTypeDir(uint32_t backend_domid, absl::string_view type) {
   return absl::StrCat(DomainPath(backend_domid), "/backend/", type);
 }
 
+std::string HeldDomainsDir(uint32_t backend_domid, absl::string_view type) {
+  return absl::StrCat(DomainPath(backend_domid), "/", type, "/held");
+}
+
+std::string HeldDomainPath(uint32_t backend_domid, absl::string_view type, uint32_t domid) {
+  return absl::StrCat(HeldDomainsDir(backend_domid, type), "/", domid);
+}
+
 std::string BackendDomainDir(uint32_t backend_domid, absl::string_view type, uint32_t domid) {
   return absl::StrCat(BackendTypeDir(backend_domid, type), "/", domid);
 }

@@ -76,6 +76,14 @@ std::string BackendDomainDir(uint32_t backend_domid, absl::string_view type, uin
 std::string BackendPath(uint32_t backend_domid, absl::string_view type, uint32_t domid,
                         uint32_t devid);
 
+// --- The engine's own records. ---
+// /local/domain/B/<type>/held: the domains the engine holds paused, one
+// node per domid whose value is the domain's UUID (engine_hold.cc). Under
+// the backend domain's own directory, which guests cannot read.
+std::string HeldDomainsDir(uint32_t backend_domid, absl::string_view type);
+// /local/domain/B/<type>/held/D
+std::string HeldDomainPath(uint32_t backend_domid, absl::string_view type, uint32_t domid);
+
 // Nodes of both ends of a device.
 inline constexpr char kStateNode[] = "state";        // xenbus state, "0".."8"
 inline constexpr char kProtocolNode[] = "protocol";  // kConsoleProtocol
