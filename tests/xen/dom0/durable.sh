@@ -65,13 +65,6 @@ in_order() {
     !z { if (index($0, c)) z = NR }
     END { exit !z }' "$1"
 }
-# in_order2 FILE A B: a line holding A, then a later one holding B.
-in_order2() {
-  awk -v a="$2" -v b="$3" '
-    !x { if (index($0, a)) x = NR; next }
-    !y { if (index($0, b)) y = NR }
-    END { exit !y }' "$1"
-}
 # trace_start FILE / trace_stop: a xenstore trace of introductions,
 # releases and everything under /local/domain.
 trace_start() {
@@ -202,7 +195,8 @@ tl=$(timeline "$t1" "$D3C" "${N3C:-$N3}")
 t_unpause=$(grep -v XL-EXIT /tmp/xl-restore.log | grep -i -e unpause | head -n 1 | cut -d' ' -f1)
 [ -n "$t_unpause" ] || t_unpause=$(grep -v XL-EXIT /tmp/xl-restore.log | tail -n 1 | cut -d' ' -f1)
 t_intro=$(echo "$tl" | field intro_at)
-echo "RESULT durable_restore $tl intro_to_unpause_ms=$(minus "$t_unpause" "$t_intro") polled_connected_ms=$(minus "$t_polled" "$t_intro") save_ms=$((t_saved - t0)) restore_cmd_ms=$((t_restored - t1))"
+held=$(grep -q "xenchan/held/${D3C:-x}" /tmp/restore.trace && echo yes || echo no)
+echo "RESULT durable_restore $tl held=$held intro_to_unpause_ms=$(minus "$t_unpause" "$t_intro") polled_connected_ms=$(minus "$t_polled" "$t_intro") save_ms=$((t_saved - t0)) restore_cmd_ms=$((t_restored - t1))"
 lane "xl restore log (stamped), lines about the domain's start:"
 grep -i -e unpause -e "domain_create" -e "complete" -e "resume" -e "introduce" /tmp/xl-restore.log | tail -n 20 | sed 's/^/  | /'
 # The non-durable channel, missing at resume: what the guest made of it.
@@ -218,27 +212,21 @@ lane "restore: missing frontend devid $NE: error node '$errnode'; frontend dir '
 grep -e @introduceDomain -e "console/${N3C:-x}/state" -e "console/${N3C:-x}/ring-ref" -e "error/device" -e "xenchan/${D3C:-x}/${N3C:-x}/state" /tmp/restore.trace |
   awk -v t="$t1" '$1 > t' | head -n 20 | sed 's/^/  | /'
 if [ $cer -eq 0 ] && [ "$echoe" = "echo-before-save" ] && [ $p3 -eq 0 ] && [ $sv -eq 0 ] && [ $dd -eq 0 ] &&
-   [ "$rs" = 0 ] && [ $cn -eq 0 ] && [ $p4 -eq 0 ] &&
+   [ "$rs" = 0 ] && [ $cn -eq 0 ] && [ $p4 -eq 0 ] && [ "$N3C" = "${N3B:-$N3}" ] &&
    in_order /tmp/follow.out '"id":901' '(domain_restored)]' '"id":902' &&
    echo "$earliest" | grep -q '"id":901'; then
-  scenario 9 durable-save-restore PASS "dom$D -> dom$D3C, devid $N3C; CONNECTED $(echo "$tl" | field intro_to_connected_ms) ms after @introduceDomain (nodes after $(echo "$tl" | field intro_to_nodes_ms) ms, unpause after $(minus "$t_unpause" "$t_intro") ms); agent answered; follow: pre-save pong, domain_restored, new pong; read --from earliest still has the pre-save pong"
-elif [ $cer -eq 0 ] && [ $p3 -eq 0 ] && [ $sv -eq 0 ] && [ $dd -eq 0 ] && [ "$rs" = 0 ] &&
-   [ $cn -eq 0 ] && [ $p4 -ne 0 ] && in_order2 /tmp/follow.out '"id":901' '(domain_restored)]' &&
-   echo "$earliest" | grep -q '"id":901'; then
-  # Known gap (issue 12 stays open): plain xl restore unpauses before
-  # xenchand's nodes exist, the guest keeps a stale device (its tty is not
-  # hung up), xenchand moves the channel to a fresh devid and it connects,
-  # but the agent still holds the stale tty and never reopens it. Holding
-  # the domain paused until the channels exist is the fix, not built yet.
-  scenario 9 durable-save-restore SKIP "KNOWN GAP, issue 12 open: the channel came back (CONNECTED $(echo "$tl" | field intro_to_connected_ms) ms after @introduceDomain, moved to devid $N3C after the guest resumed $(minus "$t_unpause" "$t_intro") ms after the introduction with a stale device), domain_restored and the pre-save bytes are in the follow output, but the agent holds the stale tty and did not answer (ping rc=$p4)"
-  clean_start=1
+  # xenchand held the restored domain paused from @introduceDomain until
+  # the channel's device existed (engine_hold.cc), so the guest resumed
+  # with it in place, at the same devid, and the agent's tty stayed good.
+  scenario 9 durable-save-restore PASS "dom$D -> dom$D3C, same devid $N3C; held paused: $held; CONNECTED $(echo "$tl" | field intro_to_connected_ms) ms after @introduceDomain (nodes after $(echo "$tl" | field intro_to_nodes_ms) ms, unpause after $(minus "$t_unpause" "$t_intro") ms); agent answered; follow: pre-save pong, domain_restored, new pong; read --from earliest still has the pre-save pong"
 else
   echo "---- restore trace (our paths)"; grep -e @ -e "console/" -e "xenchan/${D3C:-x}" /tmp/restore.trace | awk -v t="$t0" '$1 > t' | head -n 60 | sed 's/^/  | /'
   echo "---- xl save"; sed 's/^/  | /' /tmp/xl-save.log
   echo "---- xl restore (tail)"; tail -n 30 /tmp/xl-restore.log | sed 's/^/  | /'
   echo "---- follow output"; sed 's/^/  | /' /tmp/follow.out
   explain; diagnose
-  scenario 9 durable-save-restore FAIL "echo create rc=$cer ($ce) call '$echoe'; ping before rc=$p3 ($pong3); xl save rc=$sv; DOMAIN_DOWN rc=$dd; xl restore rc=${rs:-?}; dom$D3C connected rc=$cn; ping after rc=$p4 ($pong4); earliest has pre-save pong: $(echo "$earliest" | grep -c '"id":901')"
+  [ $p4 -eq 0 ] || clean_start=1  # the agent may hold a stale tty
+  scenario 9 durable-save-restore FAIL "echo create rc=$cer ($ce) call '$echoe'; ping before rc=$p3 ($pong3); xl save rc=$sv; DOMAIN_DOWN rc=$dd; xl restore rc=${rs:-?}; dom$D3C connected rc=$cn, devid ${N3B:-$N3} -> $N3C, held paused: $held; ping after rc=$p4 ($pong4); earliest has pre-save pong: $(echo "$earliest" | grep -c '"id":901')"
 fi
 
 # A guest that 9 left without its channel gets a clean start (a reboot,
