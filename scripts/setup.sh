@@ -35,6 +35,11 @@ PACKAGES=(
   golang-google-grpc-dev golang-google-genproto-dev  # gRPC Go and google.rpc error details, under /usr/share/gocode/src
   golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev  # the Go protobuf runtime (1.28) and the APIv1 shim gRPC 1.33 calls
   protoc-gen-go protoc-gen-go-grpc         # the Go code generators (clients/go/generate.sh and its diff test)
+  dpkg-dev debhelper dh-python             # scripts/package.sh: dpkg-buildpackage, dh (debian/rules), dh_python3
+  lintian                                  # scripts/package.sh: the packages must be lintian clean
+  groff-base                               # tests/man: renders the generated man pages
+  mmdebstrap                               # tests/deploy/package_test.sh: a minimal Debian 12 root to install into
+  systemd                                  # systemd-analyze verify of the units (tests/deploy)
 )
 # The real-Xen lane (tests/xen/run-lane.sh): QEMU, Xen 4.17's hypervisor and
 # tools, QEMU's Xen device model (serves xl.cfg channels), busybox and cpio
