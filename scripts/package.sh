@@ -32,7 +32,7 @@ t0=$(date +%s)
 XENCHAN_DEB_DIR=$out dpkg-buildpackage -b --no-sign --post-clean \
   --changes-file="$changes" --buildinfo-file="$out/xenchan_${version}_${arch}.buildinfo" \
   --changes-option=-u"$out" --buildinfo-option=-u"$out"
-echo "package: built $(cd "$out" && ls ./*.deb | tr '\n' ' ')in $(( $(date +%s) - t0 )) s"
+echo "package: built $(cd "$out" && echo ./*.deb) in $(( $(date +%s) - t0 )) s"
 
 if [ "${XENCHAN_LINTIAN:-1}" != 0 ]; then
   t0=$(date +%s)
