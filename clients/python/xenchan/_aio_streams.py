@@ -70,6 +70,7 @@ class ReadStream(_Resumable):
         self._cursor = _common.ReadCursor(request)
         self._skip_lost = skip_lost
         super().__init__(retry, timeout)
+        self._call = stub.Read(request, timeout=timeout)  # open now: "next" means now
 
     @property
     def position(self) -> Optional[res.Position]:
@@ -82,8 +83,8 @@ class ReadStream(_Resumable):
     async def _run(self) -> AsyncIterator[pb.ReadResponse]:
         attempt, resumed = 0, False
         while not self._cursor.done and not self._closed:
-            request = self._cursor.resume_request() if resumed else self._cursor.request
-            self._call = self._stub.Read(request, timeout=self._timeout)
+            if resumed:
+                self._call = self._stub.Read(self._cursor.resume_request(), timeout=self._timeout)
             try:
                 async for resp in self._call:
                     attempt = 0
@@ -112,6 +113,7 @@ class WatchStream(_Resumable):
         self._cursor = _common.WatchCursor(request)
         self._relist = relist
         super().__init__(retry, timeout)
+        self._call = stub.WatchChannels(request, timeout=timeout)
 
     @property
     def revision(self) -> int:
@@ -124,8 +126,9 @@ class WatchStream(_Resumable):
     async def _run(self) -> AsyncIterator[pb.WatchChannelsResponse]:
         attempt, resumed = 0, False
         while not self._closed:
-            request = self._cursor.resume_request() if resumed else self._cursor.request
-            self._call = self._stub.WatchChannels(request, timeout=self._timeout)
+            if resumed:
+                self._call = self._stub.WatchChannels(self._cursor.resume_request(),
+                                                      timeout=self._timeout)
             try:
                 async for event in self._call:
                     attempt = 0

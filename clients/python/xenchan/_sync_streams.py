@@ -103,9 +103,6 @@ class _Resumable:
         self.resumes += 1
         return not self._stop.wait(delay)
 
-    def _open(self, request: Any) -> Any:
-        raise NotImplementedError
-
     def _run(self) -> Iterator[Any]:
         raise NotImplementedError
 
@@ -125,6 +122,7 @@ class ReadStream(_Resumable):
         self._cursor = _common.ReadCursor(request)
         self._skip_lost = skip_lost
         super().__init__(retry, timeout)
+        self._call = stub.Read(request, timeout=timeout)  # open now: "next" means now
 
     @property
     def position(self) -> Optional[res.Position]:
@@ -139,8 +137,8 @@ class ReadStream(_Resumable):
     def _run(self) -> Iterator[pb.ReadResponse]:
         attempt, resumed = 0, False
         while not self._cursor.done and not self._stop.is_set():
-            request = self._cursor.resume_request() if resumed else self._cursor.request
-            self._call = self._stub.Read(request, timeout=self._timeout)
+            if resumed:
+                self._call = self._stub.Read(self._cursor.resume_request(), timeout=self._timeout)
             try:
                 for resp in self._call:
                     attempt = 0
@@ -179,6 +177,7 @@ class WatchStream(_Resumable):
         self._cursor = _common.WatchCursor(request)
         self._relist = relist
         super().__init__(retry, timeout)
+        self._call = stub.WatchChannels(request, timeout=timeout)
 
     @property
     def revision(self) -> int:
@@ -193,8 +192,9 @@ class WatchStream(_Resumable):
     def _run(self) -> Iterator[pb.WatchChannelsResponse]:
         attempt, resumed = 0, False
         while not self._stop.is_set():
-            request = self._cursor.resume_request() if resumed else self._cursor.request
-            self._call = self._stub.WatchChannels(request, timeout=self._timeout)
+            if resumed:
+                self._call = self._stub.WatchChannels(self._cursor.resume_request(),
+                                                      timeout=self._timeout)
             try:
                 for event in self._call:
                     attempt = 0
