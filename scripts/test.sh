@@ -5,6 +5,7 @@
 #
 #   scripts/test.sh                  # default (gcc), ASan/UBSan and TSan
 #   XENCHAN_TEST_CONFIGS="default" scripts/test.sh   # a quicker subset
+#   XENCHAN_TEST_PACKAGES=0 scripts/test.sh          # without the Debian packages
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
@@ -37,6 +38,36 @@ for config in "${configs[@]}"; do
   echo "--- $config: $p passed, $f failed"
   passed=$((passed + p))
   failed=$((failed + f))
+  # The Debian packages, once, right after the default configuration: their
+  # Bazel build is that configuration's, so it only reuses what the suite
+  # just compiled (the sanitizer configurations write the same output tree).
+  # Two tests: the build with lintian, and the install/upgrade/purge test.
+  if [ "$config" = default ] && [ "${XENCHAN_TEST_PACKAGES:-1}" != 0 ]; then
+    echo "=== Debian packages: scripts/package.sh, tests/deploy/package_test.sh ==="
+    if [ "$(id -u)" -eq 0 ]; then as_root=(); else as_root=(sudo); fi
+    pkg_dir=$(mktemp -d)
+    if scripts/package.sh "$pkg_dir" >"$log_dir/package.log" 2>&1; then
+      tail -n 3 "$log_dir/package.log"
+      echo "packages PASSED"
+      passed=$((passed + 1))
+      if "${as_root[@]}" tests/deploy/package_test.sh "$pkg_dir" >"$log_dir/package_test.log" 2>&1; then
+        tail -n 1 "$log_dir/package_test.log"
+        echo "package_test PASSED"
+        passed=$((passed + 1))
+      else
+        grep -v '^ok ' "$log_dir/package_test.log" | tail -n 40
+        echo "package_test FAILED"
+        failed=$((failed + 1))
+        status=1
+      fi
+    else
+      tail -n 40 "$log_dir/package.log"
+      echo "packages FAILED (the install test did not run)"
+      failed=$((failed + 2))
+      status=1
+    fi
+    rm -rf "$pkg_dir"
+  fi
 done
 rm -rf "$log_dir"
 echo "$passed passed, $failed failed"
