@@ -1,5 +1,5 @@
 // Request handling of xenchan-agent: hello, ping, facts, provision (see
-// handler.h for the protocol).
+// handler.h for the protocol; the provisioned record is provision_record.h).
 #include "clients/agent/handler.h"
 
 #include <sys/utsname.h>
@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "clients/agent/provision_record.h"
 
 namespace xenchan {
 namespace agent {
@@ -309,15 +310,27 @@ absl::StatusOr<Value> Handler::Facts(const Value& request) {
     if (!parts.empty() && absl::SimpleAtod(parts[0], &seconds)) uptime = Value::Double(seconds);
   }
   reply.Set("uptime_seconds", std::move(uptime));
+  std::optional<ProvisionRecord> record = ReadProvisionRecord(*target_);
+  reply.Set("provisioned", record.has_value() ? RecordToJson(*record) : Value());
   return AgentIdentity(std::move(reply));
 }
 
 absl::StatusOr<Value> Handler::Provision(const Value& request) {
-  if (absl::Status s = CheckMembers(request, {"hostname", "ssh_authorized_keys", "user", "files"});
+  if (absl::Status s =
+          CheckMembers(request, {"hostname", "ssh_authorized_keys", "user", "files", "spec_id"});
       !s.ok()) {
     return s;
   }
   // Validate everything first: a bad request writes nothing.
+  std::optional<std::string> spec_id;
+  if (const Value* id = request.Find("spec_id")) {
+    if (!id->is_string()) return Fail(kInvalidRequest, "spec_id must be a string");
+    if (!IsValidSpecId(id->string_value())) {
+      return Fail(kInvalidArgument, absl::StrCat("spec_id must be 1 to ", kMaxSpecIdBytes,
+                                                 " bytes of printable ASCII without spaces"));
+    }
+    spec_id = id->string_value();
+  }
   std::optional<std::string> hostname;
   if (const Value* h = request.Find("hostname")) {
     if (!h->is_string()) return Fail(kInvalidRequest, "hostname must be a string");
@@ -394,6 +407,9 @@ absl::StatusOr<Value> Handler::Provision(const Value& request) {
     account = *std::move(a);
   }
 
+  // The record no longer holds once anything changes: remove it first, so
+  // that an interrupted provision leaves no record rather than a stale one.
+  if (absl::Status s = ClearProvisionRecord(*target_); !s.ok()) return s;
   Value written = Value::MakeArray();
   for (const PlannedFile& f : files) {
     if (absl::Status s = target_->WriteFile(f.path, f.content, f.mode); !s.ok()) return s;
@@ -421,6 +437,11 @@ absl::StatusOr<Value> Handler::Provision(const Value& request) {
   reply.Set("ok", Value::Bool(true));
   reply.Set("op", Value::String("provisioned"));
   reply.Set("written", std::move(written));
+  if (spec_id.has_value()) {
+    const ProvisionRecord record{*spec_id, FormatRecordTime(options_.now())};
+    if (absl::Status s = WriteProvisionRecord(*target_, record); !s.ok()) return s;
+    reply.Set("provisioned", RecordToJson(record));
+  }
   return reply;
 }
 

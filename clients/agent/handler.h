@@ -19,12 +19,17 @@
 //   {"op":"facts"}  -> {"ok":true,"op":"facts","hostname":H,"os":{"id":..,
 //                       "name":..,"version_id":..,"pretty_name":..} or null,
 //                       "kernel":{"sysname","release","version","machine"},
-//                       "uptime_seconds":S,"agent":..,"version":V}
+//                       "uptime_seconds":S,"provisioned":{"spec_id":I,
+//                       "at":T} or null,"agent":..,"version":V}
 //       hostname and kernel from uname(2), os from <root>/etc/os-release (or
-//       <root>/usr/lib/os-release), uptime from /proc/uptime (null if absent).
+//       <root>/usr/lib/os-release), uptime from /proc/uptime (null if absent),
+//       provisioned from the target's record (provision_record.h; null if
+//       there is none or it is not valid).
 //   {"op":"provision", "hostname":H?, "ssh_authorized_keys":[K...]?,
-//    "user":U?, "files":[{"path":P,"content":B64,"mode":M?}...]?}
-//                   -> {"ok":true,"op":"provisioned","written":[paths]}
+//    "user":U?, "files":[{"path":P,"content":B64,"mode":M?}...]?,
+//    "spec_id":I?}
+//                   -> {"ok":true,"op":"provisioned","written":[paths],
+//                       "provisioned":{"spec_id":I,"at":T} (with spec_id)}
 //       Writes into the target root (see target_root.h for confinement and
 //       atomicity): each file (mode an integer such as 420 or an octal string
 //       such as "0644", at most 0777; default 0644); the keys, one per line,
@@ -32,7 +37,9 @@
 //       when the agent runs as root; U defaults to "root", homes come from
 //       <target>/etc/passwd, root's defaults to /root); the hostname (RFC 1123)
 //       to /etc/hostname. Everything is validated before anything is written;
-//       "written" lists the paths in the order written.
+//       "written" lists the paths in the order written. The provisioned
+//       record is removed before the first write and, with a spec_id (1-128
+//       bytes of printable ASCII without spaces), written after the last.
 //
 // Errors: {"ok":false,"error":{"code":C,"message":M}} (plus "id" if the
 // request had one). Stable codes:
@@ -53,6 +60,7 @@
 #ifndef XENCHAN_CLIENTS_AGENT_HANDLER_H_
 #define XENCHAN_CLIENTS_AGENT_HANDLER_H_
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -60,6 +68,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "clients/agent/json.h"
 #include "clients/agent/target_root.h"
 
@@ -68,7 +78,8 @@ namespace agent {
 
 inline constexpr char kAgentName[] = "xenchan-agent";
 inline constexpr char kAgentVersion[] = "0.1.0";
-inline constexpr int kProtocolVersion = 1;
+// 2: provision's spec_id and facts' provisioned (1 had neither).
+inline constexpr int kProtocolVersion = 2;
 inline constexpr size_t kDefaultMaxLineBytes = 1 << 20;
 
 // Stable error codes of the protocol.
@@ -102,6 +113,8 @@ class Handler {
     std::string target_root = "/";
     // Advertised in hello.
     size_t max_line_bytes = kDefaultMaxLineBytes;
+    // The clock of the provisioned record's "at".
+    std::function<absl::Time()> now = absl::Now;
   };
 
   // FAILED_PRECONDITION / NOT_FOUND if the target root cannot be opened.

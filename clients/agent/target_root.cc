@@ -215,6 +215,21 @@ absl::Status TargetRoot::EnsureDirectory(absl::string_view path, mode_t mode,
   return absl::OkStatus();
 }
 
+absl::Status TargetRoot::RemoveFile(absl::string_view path) {
+  absl::StatusOr<std::vector<std::string>> parts = SplitPath(path);
+  if (!parts.ok()) return parts.status();
+  const std::string name = parts->back();
+  parts->pop_back();
+  absl::StatusOr<int> dir_fd = OpenDirectory(*parts, /*create=*/false, 0, std::nullopt);
+  if (!dir_fd.ok()) return dir_fd.status();
+  Fd dir(*dir_fd);
+  if (unlinkat(dir.get(), name.c_str(), 0) != 0) {
+    return ErrnoStatus(errno, std::string(path));
+  }
+  if (fsync(dir.get()) != 0) return ErrnoStatus(errno, absl::StrCat("fsync directory of ", path));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::string> TargetRoot::ReadFile(absl::string_view path, size_t max_bytes) const {
   absl::StatusOr<std::vector<std::string>> parts = SplitPath(path);
   if (!parts.ok()) return parts.status();

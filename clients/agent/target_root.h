@@ -82,6 +82,12 @@ class TargetRoot {
   absl::Status EnsureDirectory(absl::string_view path, mode_t mode,
                                const std::optional<FileOwner>& owner = std::nullopt);
 
+  // Removes the file at `path` (a symlink at the final name is removed, not
+  // followed), then fsyncs its directory. NOT_FOUND if it or a directory on
+  // the way does not exist; FAILED_PRECONDITION for a directory; otherwise
+  // the errors of WriteFile.
+  absl::Status RemoveFile(absl::string_view path);
+
   // Reads at most `max_bytes` of the regular file at `path`, with the same
   // confinement (the final name must not be a symlink either). NOT_FOUND if
   // it does not exist, RESOURCE_EXHAUSTED if it is larger.

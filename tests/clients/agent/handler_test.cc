@@ -1,7 +1,8 @@
 // Unit tests of the agent protocol handler: every op, the stable error codes,
 // id echo, and provisioning into a temporary target root (files with modes,
 // SSH keys for root and for a user from the target's /etc/passwd, hostname),
-// with escape attempts refused and invalid requests writing nothing.
+// with escape attempts refused and invalid requests writing nothing; the
+// provisioned record a spec_id leaves, reported by facts.
 #include "clients/agent/handler.h"
 
 #include <dirent.h>
@@ -14,6 +15,7 @@
 
 #include "absl/strings/escaping.h"
 #include "clients/agent/json.h"
+#include "clients/agent/provision_record.h"
 #include "gtest/gtest.h"
 #include "tests/common/files.h"
 
@@ -62,6 +64,7 @@ class HandlerTest : public ::testing::Test {
     o.root = root_;
     o.target_root = target_;
     o.max_line_bytes = 4096;
+    o.now = [] { return absl::FromUnixSeconds(1714564800); };  // 2024-05-01T12:00:00Z
     auto h = Handler::Create(o);
     ASSERT_TRUE(h.ok()) << h.status();
     handler_ = *std::move(h);
@@ -136,6 +139,14 @@ TEST_F(HandlerTest, ProtocolErrorsHaveStableCodes) {
   EXPECT_EQ(ErrorCode(Call(R"({"op":"provision","ssh_authorized_keys":["a\nb"]})")),
             kInvalidArgument);
   EXPECT_EQ(ErrorCode(Call(R"({"op":"provision","user":"root"})")), kInvalidRequest);
+  EXPECT_EQ(ErrorCode(Call(R"({"op":"provision","spec_id":7})")), kInvalidRequest);
+  EXPECT_EQ(ErrorCode(Call(R"({"op":"provision","spec_id":""})")), kInvalidArgument);
+  EXPECT_EQ(ErrorCode(Call(R"({"op":"provision","spec_id":"a b"})")), kInvalidArgument);
+  EXPECT_EQ(ErrorCode(Call(R"({"op":"provision","spec_id":"a\u0001"})")), kInvalidArgument);
+  EXPECT_EQ(ErrorCode(Call(R"({"op":"provision","spec_id":")" + std::string(129, 'x') + "\"}")),
+            kInvalidArgument);
+  EXPECT_EQ(ErrorCode(Call(R"({"op":"provision","spec_id":"ok","hostname":"-bad"})")),
+            kInvalidArgument);
   EXPECT_EQ(ErrorCode(Call(R"({"op":"provision","files":[{"path":"/a","content":"***"}]})")),
             kInvalidArgument);
   EXPECT_EQ(
@@ -216,6 +227,42 @@ TEST_F(HandlerTest, ProvisionEscapesAreRefused) {
   ASSERT_EQ(symlink(outside.c_str(), (target_ + "/root").c_str()), 0);
   EXPECT_EQ(ErrorCode(Call(R"({"op":"provision","ssh_authorized_keys":["k"]})")), kPathNotAllowed);
   EXPECT_EQ(CountFiles(outside), 0);
+}
+
+TEST_F(HandlerTest, SpecIdIsRecordedAfterSuccessAndReportedByFacts) {
+  EXPECT_TRUE(Call(R"({"op":"facts"})").Find("provisioned")->is_null());
+  Value reply = Call(R"({"op":"provision","id":1,"spec_id":"sha:abc","hostname":"h1"})");
+  ASSERT_TRUE(reply.Find("ok")->bool_value()) << json::Serialize(reply);
+  EXPECT_EQ(json::Serialize(*reply.Find("provisioned")),
+            R"({"spec_id":"sha:abc","at":"2024-05-01T12:00:00Z"})");
+  EXPECT_EQ(json::Serialize(*reply.Find("written")), R"(["/etc/hostname"])");
+  EXPECT_EQ(json::Serialize(*Call(R"({"op":"facts"})").Find("provisioned")),
+            R"({"spec_id":"sha:abc","at":"2024-05-01T12:00:00Z"})");
+  EXPECT_EQ(ModeOf(target_ + kProvisionRecordPath), 0644u);
+  // A provision without a spec_id removes the record: what is applied is no
+  // longer what the id names.
+  ASSERT_TRUE(Call(R"({"op":"provision","hostname":"h2"})").Find("ok")->bool_value());
+  EXPECT_TRUE(Call(R"({"op":"facts"})").Find("provisioned")->is_null());
+  EXPECT_EQ(testcommon::ReadFileOrEmpty(target_ + "/etc/hostname"), "h2\n");
+}
+
+TEST_F(HandlerTest, FailedProvisionLeavesNoRecord) {
+  ASSERT_TRUE(
+      Call(R"({"op":"provision","spec_id":"v1","hostname":"h1"})").Find("ok")->bool_value());
+  // The hostname's directory becomes a link out of the target: writing
+  // fails after validation, and the old record must not survive it.
+  const std::string outside = base_ + "/outside";
+  ASSERT_EQ(mkdir(outside.c_str(), 0755), 0);
+  ASSERT_EQ(rename((target_ + "/etc").c_str(), (base_ + "/old-etc").c_str()), 0);
+  ASSERT_EQ(symlink(outside.c_str(), (target_ + "/etc").c_str()), 0);
+  EXPECT_EQ(ErrorCode(Call(R"({"op":"provision","spec_id":"v2","hostname":"h2"})")),
+            kPathNotAllowed);
+  EXPECT_TRUE(Call(R"({"op":"facts"})").Find("provisioned")->is_null());
+  // A tampered record reads as none.
+  ASSERT_EQ(unlink((target_ + "/etc").c_str()), 0);
+  ASSERT_TRUE(testcommon::WriteFileAtomically(target_ + kProvisionRecordPath,
+                                              R"({"spec_id":"v 1","at":"now"})"));
+  EXPECT_TRUE(Call(R"({"op":"facts"})").Find("provisioned")->is_null());
 }
 
 TEST(HandlerHelpersTest, Hostnames) {

@@ -134,6 +134,25 @@ TEST_F(TargetRootTest, FinalSymlinkIsReplacedNotFollowed) {
   EXPECT_EQ(root_->ReadFile("/peek", 100).status().code(), absl::StatusCode::kPermissionDenied);
 }
 
+TEST_F(TargetRootTest, RemoveFileIsConfinedAndRemovesLinksNotTargets) {
+  ASSERT_TRUE(root_->WriteFile("/var/lib/a/record", "x", 0644).ok());
+  ASSERT_TRUE(root_->RemoveFile("/var/lib/a/record").ok());
+  EXPECT_FALSE(Exists(dir_ + "/var/lib/a/record"));
+  EXPECT_EQ(root_->RemoveFile("/var/lib/a/record").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(root_->RemoveFile("/no/such/dir/x").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(root_->RemoveFile("/var/lib").code(), absl::StatusCode::kFailedPrecondition);
+  // A symlink in the directory part is refused; one at the final name is
+  // removed itself, its target stays.
+  ASSERT_TRUE(testcommon::WriteFileAtomically(outside_ + "/keep", "keep"));
+  ASSERT_EQ(symlink(outside_.c_str(), (dir_ + "/escape").c_str()), 0);
+  EXPECT_EQ(root_->RemoveFile("/escape/keep").code(), absl::StatusCode::kPermissionDenied);
+  ASSERT_EQ(symlink((outside_ + "/keep").c_str(), (dir_ + "/link").c_str()), 0);
+  ASSERT_TRUE(root_->RemoveFile("/link").ok());
+  EXPECT_FALSE(Exists(dir_ + "/link"));
+  EXPECT_EQ(testcommon::ReadFileOrEmpty(outside_ + "/keep"), "keep");
+  EXPECT_EQ(root_->RemoveFile("/../outside/keep").code(), absl::StatusCode::kPermissionDenied);
+}
+
 TEST_F(TargetRootTest, WrongTypesFailCleanly) {
   ASSERT_TRUE(root_->WriteFile("/file", "x", 0644).ok());
   EXPECT_EQ(root_->WriteFile("/file/child", "x", 0644).code(),
