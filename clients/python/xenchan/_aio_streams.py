@@ -159,13 +159,36 @@ async def _write(call: Any, message: Any) -> None:
         await _raise_status(call)
 
 
-async def _raise_status(call: Any) -> None:
+class _FinishedCall(grpc.RpcError):
+    """The status of a finished grpc.aio call, in the shape from_rpc_error reads."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, trailers: Any) -> None:
+        super().__init__(details)
+        self._code, self._details, self._trailers = code, details, trailers
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+    def trailing_metadata(self) -> Any:
+        return self._trailers
+
+
+async def _status_error(call: Any) -> Optional[XenchanError]:
+    """The typed error a finished call ended with, or None if it ended OK."""
     code = await call.code()
-    if code != grpc.StatusCode.OK:
-        try:
-            await call
-        except grpc.RpcError as e:
-            raise from_rpc_error(e) from None
+    if code == grpc.StatusCode.OK:
+        return None
+    return from_rpc_error(_FinishedCall(code, await call.details(),
+                                        await call.trailing_metadata()))
+
+
+async def _raise_status(call: Any) -> None:
+    err = await _status_error(call)
+    if err is not None:
+        raise err
     raise RuntimeError("the stream already ended")
 
 
@@ -240,10 +263,9 @@ class AttachSession:
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
         if msg is grpc_aio.EOF:
-            try:
-                await self._call
-            except grpc.RpcError as e:
-                raise from_rpc_error(e) from None
+            err = await _status_error(self._call)
+            if err is not None:
+                raise err
             return None
         kind = msg.WhichOneof("event")
         if kind == "write_ack":
