@@ -26,6 +26,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and benchmarks
   prometheus-cpp-dev                       # xenchand's /metrics
   python3 python3-grpcio python3-protobuf  # the generated Python SDK and its test
+  python3-pip python3-setuptools python3-wheel python3-venv  # `pip install ./clients/python` (offline, no build isolation) and its test
   qemu-guest-agent                         # a real peer for Call with the QEMU guest agent framing
   openssl libssl-dev                       # test certificate authorities for mTLS tests; X.509 parsing in xenchand
   libsqlite3-dev                           # SQLite: xenchand's crash-safe store of durable channel declarations
