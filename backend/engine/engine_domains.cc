@@ -56,7 +56,8 @@ void Engine::ScanDomains() {
     {
       MutexLock lock(&mu_);
       if (!rec.info.uuid.empty()) {
-        for (const auto& [other, other_rec] : domains_) incoming |= other_rec.info.uuid == rec.info.uuid;
+        for (const auto& [other, other_rec] : domains_)
+          incoming |= other_rec.info.uuid == rec.info.uuid;
       }
       domains_[*domid] = rec;
       if (!rec.info.uuid.empty() && down_domains_.count(rec.info.uuid) != 0) {

@@ -109,7 +109,8 @@ TEST_F(EngineHoldTest, AHoldEndsAtItsLimit) {
   auto incoming = host_->CreateDomain("vm1--incoming", kUuid, /*paused=*/true);
   ASSERT_TRUE(incoming.ok()) << incoming.status();
   const uint32_t target = incoming->domid;
-  ASSERT_TRUE(Until([&] { return host_->trace().Find(absl::StrCat("domain pause ", target)) >= 0; }));
+  ASSERT_TRUE(
+      Until([&] { return host_->trace().Find(absl::StrCat("domain pause ", target)) >= 0; }));
   // The outgoing domain never goes: the hold ends anyway.
   ASSERT_TRUE(Until([&] { return PauseCount(target) == 1; }));
   EXPECT_EQ(HeldRecord(target), "<NOT_FOUND>");

@@ -27,8 +27,7 @@ class SimDomainControl : public DomainControl {
   absl::Status Unpause(uint32_t domid) override { return conn_->UnpauseDomain(domid); }
 
  private:
-  explicit SimDomainControl(std::unique_ptr<sim::hv::HvConnection> conn)
-      : conn_(std::move(conn)) {}
+  explicit SimDomainControl(std::unique_ptr<sim::hv::HvConnection> conn) : conn_(std::move(conn)) {}
   const std::unique_ptr<sim::hv::HvConnection> conn_;
 };
 

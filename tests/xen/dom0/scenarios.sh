@@ -136,7 +136,7 @@ if [ -z "$e_at" ]; then
 elif [ "$e_at" -lt "$t_late" ]; then
   QEMU_NOCLIENT=delivered-on-connect
 elif [ -n "$l_at" ] && [ "$e_at" -le "$l_at" ]; then
-  QEMU_NOCLIENT=held-until-next-guest-write
+  QEMU_NOCLIENT="held-until-next-guest-write"
 else
   QEMU_NOCLIENT=other
 fi
