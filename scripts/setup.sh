@@ -30,6 +30,8 @@ PACKAGES=(
   qemu-guest-agent                         # a real peer for Call with the QEMU guest agent framing
   openssl libssl-dev                       # test certificate authorities for mTLS tests; X.509 parsing in xenchand
   libsqlite3-dev                           # SQLite: xenchand's crash-safe store of durable channel declarations
+  etcd-server etcd-client                  # etcd 3.4: the fleet's store (issue 13); real members in tests
+  golang-etcd-server-dev golang-github-gogo-protobuf-dev  # etcd's v3 API protos, compiled to C++ by the build
   nodejs npm                               # to install buf (proto lint) and buildifier
   shellcheck clang-format                  # the lint tests (tests/lint): shell scripts, C++ format
   golang-go                                # Go 1.19: the Go SDK (clients/go) and the provisioner
