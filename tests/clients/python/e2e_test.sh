@@ -9,6 +9,7 @@ test_py="$PWD/$1"
 export XENSIM="$PWD/$2" XENCHAND="$PWD/$3" XENCHAN_AGENT="$PWD/$4"
 shift 4
 first=$1  # .../sdk/xenchan/__init__.py
-export PYTHONPATH="$PWD/${first%/xenchan/*}:$(dirname "$test_py")"
+test_dir=$(dirname "$test_py")
+export PYTHONPATH="$PWD/${first%/xenchan/*}:$test_dir"
 export PYTHONDONTWRITEBYTECODE=1
 exec /usr/bin/python3 "$test_py" -v
