@@ -1,18 +1,16 @@
-// The controller: watch agent channels, provision each connected guest once,
-// with bounded concurrency and retries.
+// The controller: watch agent channels, provision each connected guest once
+// (once per spec, as the guest's agent records it), with bounded concurrency
+// and retries.
 
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
 
-	"google.golang.org/grpc/codes"
 	"xenchan.dev/go/xenchan"
 	"xenchan.dev/go/xenchanpb"
 )
@@ -23,7 +21,6 @@ type Controller struct {
 	Parent      string // domains/- or one domain
 	ChannelID   string // the agent's channel, org.xenchan.agent.0
 	SpecDir     string
-	State       State
 	Concurrency int
 	Retry       xenchan.RetryPolicy
 	CallTimeout time.Duration
@@ -133,19 +130,9 @@ func (c *Controller) provisionWithRetries(ctx context.Context, ch *xenchanpb.Cha
 	}
 }
 
-// agentReply is the part of an agent reply the controller reads.
-type agentReply struct {
-	OK      *bool           `json:"ok"` // absent in an echo of the request
-	Op      string          `json:"op"`
-	ID      json.RawMessage `json:"id"`
-	Written []string        `json:"written"`
-	Error   *struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
-
-// provision applies the domain's spec unless the state says it is applied.
+// provision applies the domain's spec unless the guest's agent says, in its
+// facts, that this spec is applied: the guest is the source of truth, so a
+// restarted, reinstalled or second controller never provisions twice.
 func (c *Controller) provision(ctx context.Context, ch *xenchanpb.Channel) error {
 	uuid := ch.GetDomainUuid()
 	dom, err := c.Client.GetDomain(ctx, xenchan.DomainName(uuid))
@@ -161,103 +148,33 @@ func (c *Controller) provision(ctx context.Context, ch *xenchanpb.Channel) error
 		return nil
 	}
 	digest := spec.Digest()
-	rec, err := c.State.Get(uuid)
-	if err != nil {
-		return fmt.Errorf("%w: state: %v", errPermanent, err)
+	agent := &agentConn{client: c.Client, channel: ch.GetName(), timeout: c.CallTimeout}
+	// hello first: it waits out a guest tty still in cooked mode (which
+	// would echo a request; clients/agent/README.md, "A known window") and
+	// checks that the agent records spec ids.
+	if err := agent.hello(ctx); err != nil {
+		if errors.Is(err, errAgentTooOld) {
+			return fmt.Errorf("%w: %v", errPermanent, err)
+		}
+		return err
 	}
-	if rec != nil && rec.Digest == digest && rec.Done {
-		c.Log.Info("already provisioned", "domain", uuid, "digest", digest)
+	applied, invalid, err := agent.facts(ctx)
+	if err != nil {
+		return err
+	}
+	if invalid {
+		c.Log.Warn("the guest reported an invalid provisioned record; provisioning", "domain", uuid)
+	}
+	if applied != nil && applied.SpecID == digest {
+		c.Log.Info("already provisioned", "domain", uuid, "digest", digest, "at", applied.At)
 		return nil
 	}
-	if rec != nil && rec.Digest == digest {
-		// Asked before, answer not recorded: is the reply in the channel's
-		// retained output?
-		if reply := c.findReply(ctx, ch.GetName(), rec); reply != nil && *reply.OK {
-			rec.Done = true
-			c.Log.Info("provisioned before the restart (reply found in the channel)", "domain", uuid, "request", rec.RequestID)
-			return c.State.Put(uuid, rec)
-		}
-	}
-	now, err := c.Client.GetChannel(ctx, ch.GetName())
-	if err != nil {
-		return err
-	}
-	next := now.GetFromGuest().GetNextPosition()
-	id := fmt.Sprintf("prov-%s-%d", digest, time.Now().UnixNano())
-	rec = &Record{Digest: digest, RequestID: id, Epoch: next.GetEpoch(), Offset: next.GetOffset()}
-	if err := c.State.Put(uuid, rec); err != nil {
-		return fmt.Errorf("%w: state: %v", errPermanent, err)
-	}
-	req, err := spec.Request(id)
-	if err != nil {
-		return fmt.Errorf("%w: %v", errPermanent, err)
-	}
-	cctx, cancel := context.WithTimeout(ctx, c.CallTimeout)
-	defer cancel()
 	start := time.Now()
-	resp, err := c.Client.Call(cctx, ch.GetName(), req)
+	written, err := agent.provision(ctx, spec, digest)
 	if err != nil {
 		return err
 	}
-	var reply agentReply
-	if json.Unmarshal(resp.GetResponse(), &reply) != nil || string(reply.ID) != fmt.Sprintf("%q", id) || reply.OK == nil {
-		// A late reply to something else, or the echo of our request by a
-		// guest tty still in cooked mode (the agent had not opened it yet;
-		// clients/agent/README.md, "A known window"): the next attempt looks
-		// for the real reply in the channel first.
-		return fmt.Errorf("unexpected reply %.200q", resp.GetResponse())
-	}
-	if !*reply.OK {
-		code := ""
-		if reply.Error != nil {
-			code = reply.Error.Code + ": " + reply.Error.Message
-		}
-		if reply.Error != nil && reply.Error.Code == "IO_ERROR" {
-			return errors.New(code)
-		}
-		return fmt.Errorf("%w: the agent refused %s: %s", errPermanent, path, code)
-	}
-	rec.Done = true
-	if err := c.State.Put(uuid, rec); err != nil {
-		return fmt.Errorf("%w: state: %v", errPermanent, err)
-	}
-	c.Log.Info("provisioned", "domain", uuid, "name", dom.GetDisplayName(), "spec", path,
-		"written", len(reply.Written), "ms", time.Since(start).Milliseconds())
+	c.Log.Info("provisioned", "domain", uuid, "name", dom.GetDisplayName(), "spec", path, "digest", digest,
+		"written", written, "ms", time.Since(start).Milliseconds())
 	return nil
-}
-
-// findReply scans the channel's retained output after the recorded
-// position for the reply to the recorded request; nil if it is not there
-// (or no longer retained).
-func (c *Controller) findReply(ctx context.Context, channel string, rec *Record) *agentReply {
-	rctx, cancel := context.WithTimeout(ctx, c.CallTimeout)
-	defer cancel()
-	start := &xenchanpb.ReadStart{Point: &xenchanpb.ReadStart_Position{Position: &xenchanpb.Position{Epoch: rec.Epoch, Offset: rec.Offset}}}
-	it := c.Client.Read(rctx, channel, xenchan.ReadOptions{Start: start, FailOnLoss: true})
-	defer it.Close()
-	var buf []byte
-	for {
-		item, err := it.Next()
-		if err != nil {
-			if err != xenchan.Done && xenchan.CodeOf(err) != codes.OutOfRange {
-				c.Log.Warn("reading for an earlier reply", "channel", channel, "error", err)
-			}
-			return nil
-		}
-		if item.EpochChange != nil {
-			return nil // the guest started over: the request died with its epoch
-		}
-		buf = append(buf, item.Data.GetData()...)
-		for {
-			nl := bytes.IndexByte(buf, '\n')
-			if nl < 0 {
-				break
-			}
-			var r agentReply
-			if json.Unmarshal(bytes.TrimSpace(buf[:nl]), &r) == nil && string(r.ID) == fmt.Sprintf("%q", rec.RequestID) && r.OK != nil {
-				return &r
-			}
-			buf = buf[nl+1:]
-		}
-	}
 }

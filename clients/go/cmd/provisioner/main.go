@@ -2,10 +2,11 @@
 // xenchan-agent. It watches the agent channels (org.xenchan.agent.0) of a
 // xenchand host; whenever one is connected it applies the guest's spec from
 // SPEC_DIR ({uuid}.json or {name}.json: hostname, SSH keys, files) with the
-// agent's `provision` op, once: what was applied is recorded per domain UUID
-// in STATE_DIR (README.md, "Provisioner", says why there).
+// agent's `provision` op, once: the agent records the spec's digest and
+// reports it in `facts`, which the controller asks first (README.md,
+// "Provisioner", says why the guest and not a local state file).
 //
-//	provisioner --target unix:///run/xenchan/xenchand.sock --specs DIR --state DIR
+//	provisioner --target unix:///run/xenchan/xenchand.sock --specs DIR
 //	            [--tls-ca F --tls-cert F --tls-key F] [--concurrency 4]
 //
 // Exit status: 0 after SIGTERM or SIGINT, 1 if the watch fails for good, 2
@@ -27,7 +28,6 @@ import (
 func main() {
 	target := flag.String("target", "unix:///run/xenchan/xenchand.sock", "xenchand: unix:///path or host:port (mutual TLS)")
 	specs := flag.String("specs", "", "directory of per-VM specs, {uuid}.json or {name}.json")
-	state := flag.String("state", "", "directory of the per-domain records of what was applied")
 	channel := flag.String("channel", "org.xenchan.agent.0", "the agent's channel id")
 	parent := flag.String("parent", xenchan.AllDomains, "domains to watch: domains/- or domains/{domain}")
 	concurrency := flag.Int("concurrency", 4, "guests provisioned at once")
@@ -36,16 +36,12 @@ func main() {
 	tlsCert := flag.String("tls-cert", "", "client certificate (TCP targets)")
 	tlsKey := flag.String("tls-key", "", "client key (TCP targets)")
 	flag.Parse()
-	if *specs == "" || *state == "" || *concurrency < 1 || flag.NArg() != 0 {
-		fmt.Fprintln(os.Stderr, "provisioner: --specs and --state are required; --concurrency must be at least 1")
+	if *specs == "" || *concurrency < 1 || flag.NArg() != 0 {
+		fmt.Fprintln(os.Stderr, "provisioner: --specs is required; --concurrency must be at least 1")
 		flag.Usage()
 		os.Exit(2)
 	}
 	log := &Logger{w: os.Stderr}
-	if err := os.MkdirAll(*state, 0o700); err != nil {
-		log.Error("state directory", "error", err)
-		os.Exit(1)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	retry := xenchan.DefaultRetryPolicy
@@ -61,7 +57,7 @@ func main() {
 	}
 	defer client.Close()
 	c := &Controller{
-		Client: client, Parent: *parent, ChannelID: *channel, SpecDir: *specs, State: State{dir: *state},
+		Client: client, Parent: *parent, ChannelID: *channel, SpecDir: *specs,
 		Concurrency: *concurrency, Retry: xenchan.RetryPolicy{InitialBackoff: 200 * time.Millisecond,
 			MaxBackoff: 10 * time.Second, Multiplier: 2, MaxAttempts: 8},
 		CallTimeout: *callTimeout, Log: log,

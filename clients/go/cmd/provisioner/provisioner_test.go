@@ -1,7 +1,10 @@
 // End to end: 20 simulated guests with xenchan-agent, the real xenchand,
 // and the provisioner binary, killed (SIGKILL) mid-way and restarted; every
 // guest must be provisioned exactly once, counted by the agent's
-// `provisioned` replies retained in each channel.
+// `provisioned` replies retained in each channel. Then a new controller
+// (another working directory and copy of the specs: nothing of the old one)
+// provisions nothing, and one with a changed spec and a reinstalled guest
+// provisions exactly those two again.
 
 package main
 
@@ -63,7 +66,7 @@ func TestProvisionsTwentyGuestsExactlyOnceAcrossRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	specs, state := t.TempDir(), t.TempDir()
+	specs := t.TempDir()
 	names := make([]string, guests)
 	targets := make([]string, guests)
 	chans := make([]string, guests)
@@ -104,7 +107,7 @@ func TestProvisionsTwentyGuestsExactlyOnceAcrossRestarts(t *testing.T) {
 		}
 	}
 	run := func() *xenchantest.Process {
-		return xenchantest.Start(t, []string{bin, "--target", "unix://" + h.Socket, "--specs", specs, "--state", state, "--concurrency", "3"})
+		return xenchantest.Start(t, []string{bin, "--target", "unix://" + h.Socket, "--specs", specs, "--concurrency", "3"})
 	}
 	provisioned := func() int {
 		n := 0
@@ -142,33 +145,106 @@ func TestProvisionsTwentyGuestsExactlyOnceAcrossRestarts(t *testing.T) {
 	}
 	second := run()
 	waitFor(guests, second)
-	// A third run (a restart after everything is done) provisions nothing.
 	second.Stop()
 	if code := second.ExitCode(); code != 0 {
 		t.Errorf("SIGTERM: exit %d", code)
 	}
-	third := run()
-	if !third.WaitForLog("msg=\"synced\"", time.Minute) {
-		t.Fatalf("third run did not sync:\n%s", third.Log())
-	}
-	deadline := time.Now().Add(time.Minute)
-	for strings.Count(third.Log(), "already provisioned") < guests && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	// A new controller host: its own working directory and a copy of the
+	// specs, nothing else. The guests' facts say what is applied.
+	specs = copyDir(t, specs)
+	third := runIn(t, bin, h.Socket, specs)
+	waitForLogCount(t, third, "already provisioned", guests)
 	third.Stop()
 	for i := range chans {
 		if n := replies(t, c, chans[i]); n != 1 {
-			t.Errorf("%s provisioned %d times; logs:\n%s\n%s", names[i], n, first.Log(), second.Log())
+			t.Errorf("%s provisioned %d times; logs:\n%s\n%s\n%s", names[i], n, first.Log(), second.Log(), third.Log())
 		}
 		motd, err := os.ReadFile(filepath.Join(targets[i], "etc/motd"))
 		if err != nil || string(motd) != fmt.Sprintf("welcome to %s\n", names[i]) {
 			t.Errorf("%s motd %q, %v", names[i], motd, err)
 		}
 	}
-	if n := strings.Count(third.Log(), "already provisioned"); n != guests {
-		t.Errorf("third run: %d already provisioned, want %d:\n%s", n, guests, third.Log())
-	}
 	if strings.Contains(third.Log(), "msg=\"provisioned\"") {
-		t.Errorf("third run provisioned again:\n%s", third.Log())
+		t.Errorf("the new controller provisioned again:\n%s", third.Log())
 	}
+
+	// vm00's spec changes and vm01 is reinstalled (its agent's record is
+	// gone): exactly those two are provisioned once more.
+	key0 := names[0]
+	if _, err := os.Stat(filepath.Join(specs, key0+".json")); err != nil {
+		d, err := c.GetDomain(ctx, xenchan.DomainName(names[0]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		key0 = d.GetUuid()
+	}
+	changed := `{"hostname":"host-00-v2"}`
+	if err := os.WriteFile(filepath.Join(specs, key0+".json"), []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(targets[1], "var/lib/xenchan-agent/provisioned.json")); err != nil {
+		t.Fatal(err)
+	}
+	fourth := runIn(t, bin, h.Socket, specs)
+	waitForLogCount(t, fourth, "msg=\"provisioned\"", 2)
+	waitForLogCount(t, fourth, "already provisioned", guests-2)
+	fourth.Stop()
+	for i := range chans {
+		want := 1
+		if i < 2 {
+			want = 2
+		}
+		if n := replies(t, c, chans[i]); n != want {
+			t.Errorf("%s provisioned %d times, want %d; log:\n%s", names[i], n, want, fourth.Log())
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(targets[0], "etc/hostname")); string(b) != "host-00-v2\n" {
+		t.Errorf("vm00 hostname %q after the spec changed", b)
+	}
+	if n := strings.Count(fourth.Log(), "msg=\"provisioned\""); n != 2 {
+		t.Errorf("fourth run provisioned %d guests, want 2:\n%s", n, fourth.Log())
+	}
+}
+
+// runIn starts the provisioner in a fresh working directory.
+func runIn(t *testing.T, bin, socket, specs string) *xenchantest.Process {
+	t.Helper()
+	p := xenchantest.StartIn(t, t.TempDir(), []string{bin, "--target", "unix://" + socket, "--specs", specs, "--concurrency", "3"})
+	if !p.WaitForLog("msg=\"synced\"", time.Minute) {
+		t.Fatalf("the provisioner did not sync:\n%s", p.Log())
+	}
+	return p
+}
+
+// waitForLogCount waits (at most a minute) until text appears n times in
+// p's log; fewer fails the test.
+func waitForLogCount(t *testing.T, p *xenchantest.Process, text string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for strings.Count(p.Log(), text) < n && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond) // polling a log with a deadline
+	}
+	if got := strings.Count(p.Log(), text); got < n {
+		t.Fatalf("%q %d times, want %d:\n%s", text, got, n, p.Log())
+	}
+}
+
+// copyDir copies the regular files of dir into a new temporary directory.
+func copyDir(t *testing.T, dir string) string {
+	t.Helper()
+	out := t.TempDir()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(out, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
 }

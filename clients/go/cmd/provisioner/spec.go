@@ -70,19 +70,30 @@ func LoadSpec(dir, uuid, name string) (*Spec, string, error) {
 	return nil, "", nil
 }
 
-// Digest identifies a spec's content: a changed spec is a new provisioning.
+// Digest identifies a spec's content (the first 128 bits of the SHA-256 of
+// its JSON, in hex): the spec_id the agent records, so a changed spec is a
+// new provisioning.
 func (s *Spec) Digest() string {
 	b, _ := json.Marshal(s)
 	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:8])
+	return hex.EncodeToString(sum[:16])
 }
 
-// Request is the agent request applying the spec, tagged with id.
-func (s *Spec) Request(id string) ([]byte, error) {
+// Request is the agent request applying the spec, tagged with id, recorded
+// by the agent under specID once it is applied.
+func (s *Spec) Request(id, specID string) ([]byte, error) {
 	type request struct {
-		Op string `json:"op"`
-		ID string `json:"id"`
+		Op     string `json:"op"`
+		ID     string `json:"id"`
+		SpecID string `json:"spec_id"`
 		*Spec
 	}
-	return json.Marshal(request{Op: "provision", ID: id, Spec: s})
+	b, err := json.Marshal(request{Op: "provision", ID: id, SpecID: specID, Spec: s})
+	if err == nil && len(b) > maxRequestBytes {
+		err = fmt.Errorf("the provision request is %d bytes; a Call carries at most %d", len(b), maxRequestBytes)
+	}
+	return b, err
 }
+
+// maxRequestBytes is what one Call may carry (CallRequest.request).
+const maxRequestBytes = 64 << 10

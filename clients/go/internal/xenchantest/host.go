@@ -74,7 +74,15 @@ type Process struct {
 // Start runs argv with its output collected.
 func Start(t testing.TB, argv []string, env ...string) *Process {
 	t.Helper()
+	return StartIn(t, "", argv, env...)
+}
+
+// StartIn runs argv in working directory dir ("": the test's) with its
+// output collected.
+func StartIn(t testing.TB, dir string, argv []string, env ...string) *Process {
+	t.Helper()
 	p := &Process{cmd: exec.Command(argv[0], argv[1:]...), exit: make(chan struct{})}
+	p.cmd.Dir = dir
 	p.cond = sync.NewCond(&p.mu)
 	p.cmd.Env = append(os.Environ(), env...)
 	r, w, err := os.Pipe()
