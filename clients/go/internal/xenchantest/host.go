@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -176,8 +177,9 @@ type Host struct {
 }
 
 // StartHost starts xensim and xenchand (--platform=sim, on a Unix socket in
-// a fresh /tmp directory: TEST_TMPDIR paths are too long for sockets).
-func StartHost(t testing.TB) *Host {
+// a fresh /tmp directory: TEST_TMPDIR paths are too long for sockets), with
+// extra xenchand flags.
+func StartHost(t testing.TB, extra ...string) *Host {
 	t.Helper()
 	bin := FindBinaries(t)
 	dir, err := os.MkdirTemp("/tmp", "xcgo-")
@@ -190,8 +192,19 @@ func StartHost(t testing.TB) *Host {
 	if !h.Sim.WaitForLog("xensim: ready", 30*time.Second) {
 		t.Fatalf("xensim did not start:\n%s", h.Sim.Log())
 	}
-	h.StartServer()
+	h.StartServer(extra...)
 	return h
+}
+
+var tcpListening = regexp.MustCompile(`msg=listening address=(\S+) transport=tcp`)
+
+// TCPAddress is the HOST:PORT xenchand's first TCP listener bound ("" if it
+// has none): its log names the port chosen for a `:0` listener.
+func (h *Host) TCPAddress() string {
+	if m := tcpListening.FindStringSubmatch(h.Server.Log()); m != nil {
+		return m[1]
+	}
+	return ""
 }
 
 // StartServer starts xenchand (again) with extra flags.
