@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
-# Builds the lane's boot images from this machine's Debian packages and the
-# project's binaries (already built by run-lane.sh):
+# Builds the lane's boot images from this machine's Debian packages, the
+# project's packages and the lane's tools (already built by run-lane.sh):
 #
-#   tests/xen/build-images.sh WORK_DIR BIN_DIR
+#   tests/xen/build-images.sh WORK_DIR BIN_DIR DEB_DIR
 #
-# BIN_DIR holds xenchand, xenchanctl, xenchan-agent, xenlane_probe and
-# guest_echo. Output in WORK_DIR/out: xen (the unpacked hypervisor; QEMU's
+# BIN_DIR holds the lane's tools xenlane_probe and guest_echo; DEB_DIR the
+# packages scripts/package.sh built: xenchand_*.deb is unpacked into dom0's
+# root and xenchan-agent_*.deb into the guest's (dpkg-deb -x: the busybox
+# roots have no dpkg), so the lane runs exactly the installed files, with
+# their libraries copied in beside them. Output in WORK_DIR/out: xen (the unpacked hypervisor; QEMU's
 # multiboot loader refuses the .gz), vmlinuz (dom0's kernel), dom0.cpio.gz
 # (which carries the guest kernel and guest.cpio.gz), and versions.txt. The
 # kernel .deb is fetched with apt-get download once per version and cached in
 # WORK_DIR/kernel-<package>.
 set -euo pipefail
-WORK=${1:?usage: build-images.sh WORK_DIR BIN_DIR}
-BIN=${2:?usage: build-images.sh WORK_DIR BIN_DIR}
+WORK=${1:?usage: build-images.sh WORK_DIR BIN_DIR DEB_DIR}
+BIN=${2:?usage: build-images.sh WORK_DIR BIN_DIR DEB_DIR}
+DEBS=${3:?usage: build-images.sh WORK_DIR BIN_DIR DEB_DIR}
 LANE=$(cd "$(dirname "$0")" && pwd)
-REPO=$(cd "$LANE/../.." && pwd)
 OUT=$WORK/out
 XEN_LIB=/usr/lib/xen-4.17
 mkdir -p "$OUT"
@@ -24,9 +27,17 @@ for f in /boot/xen-4.17-amd64.gz "$XEN_LIB/bin/xl" /usr/libexec/xen-qemu-system-
          /bin/busybox /usr/bin/xenstore /usr/share/qemu/keymaps/en-us; do
   [ -e "$f" ] || die "$f is missing: run scripts/setup.sh --xen-lane"
 done
-for b in xenchand xenchanctl xenchan-agent xenlane_probe guest_echo; do
+for b in xenlane_probe guest_echo; do
   [ -x "$BIN/$b" ] || die "$BIN/$b is missing"
 done
+deb_of() {  # deb_of PACKAGE: the one DEB_DIR/PACKAGE_*.deb
+  local f
+  f=$(find "$DEBS" -maxdepth 1 -name "${1}_*.deb" | sort | tail -n 1)
+  [ -n "$f" ] || die "no $DEBS/${1}_*.deb: run scripts/package.sh $DEBS"
+  echo "$f"
+}
+XENCHAND_DEB=$(deb_of xenchand)
+AGENT_DEB=$(deb_of xenchan-agent)
 
 # ---- kernel: vmlinuz and the Xen driver modules of Debian's current kernel
 KPKG=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
@@ -45,16 +56,35 @@ fi
 VMLINUZ=$(find "$KDIR/boot" -maxdepth 1 -name "vmlinuz-*" | sort | head -n 1)
 KVER=${VMLINUZ##*/vmlinuz-}
 
-# copy_with_libs ROOT FILE [DEST]: FILE (dereferenced) plus its shared-library
-# closure (ldd lists it transitively) into ROOT.
-copy_with_libs() {
-  local root=$1 file=$2 dest=${3:-$2}
-  mkdir -p "$root$(dirname "$dest")"
-  cp -L "$file" "$root$dest"
+# copy_libs ROOT FILE: FILE's shared-library closure (ldd lists it
+# transitively, from this machine) into ROOT.
+copy_libs() {
+  local root=$1 file=$2
   ldd "$file" 2>/dev/null | awk '/=> \//{print $3} /^\t\/lib/{print $1}' | while read -r lib; do
     [ -e "$root$lib" ] && continue
     mkdir -p "$root$(dirname "$lib")"
     cp -L "$lib" "$root$lib"
+  done
+}
+
+# copy_with_libs ROOT FILE [DEST]: FILE (dereferenced) plus its shared-library
+# closure into ROOT.
+copy_with_libs() {
+  local root=$1 file=$2 dest=${3:-$2}
+  mkdir -p "$root$(dirname "$dest")"
+  cp -L "$file" "$root$dest"
+  copy_libs "$root" "$file"
+}
+
+# install_deb ROOT DEB BINARY...: DEB's files into ROOT, and the libraries
+# of its BINARYs (paths inside ROOT).
+install_deb() {
+  local root=$1 deb=$2 b
+  shift 2
+  dpkg-deb -x "$deb" "$root" || die "dpkg-deb -x $deb failed"
+  for b in "$@"; do
+    [ -x "$root$b" ] || die "$deb has no $b"
+    copy_libs "$root" "$root$b"
   done
 }
 
@@ -64,18 +94,22 @@ pack() {  # pack ROOT OUTPUT LEVEL
 
 # ---- guest root: busybox init, the agent, the echo peer, xenstore tools
 G=$WORK/guestroot
-rm -rf "$G" && mkdir -p "$G"/{bin,sbin,etc/init.d,proc,sys,dev,run,tmp,root,lib/xenlane,usr/lib/udev}
+rm -rf "$G" && mkdir -p "$G"/{bin,sbin,etc/init.d,proc,sys,dev,run,tmp,root,lib/xenlane,lib/udev,usr/lib}
 cp /bin/busybox "$G/bin/busybox"
 for a in $(/bin/busybox --list); do [ -e "$G/bin/$a" ] || ln -s busybox "$G/bin/$a"; done
 ln -s bin/busybox "$G/init"
 mknod -m 0600 "$G/dev/console" c 5 1   # init's stdio before devtmpfs is mounted
 ln -s ../bin/busybox "$G/sbin/poweroff"   # the kernel's orderly_poweroff runs /sbin/poweroff
-copy_with_libs "$G" "$BIN/xenchan-agent" /bin/xenchan-agent
+# The agent package: /usr/sbin/xenchan-agent and /lib/udev/xen-channel-name
+# (found as /usr/lib/udev/... too: usr/lib/udev links to /lib/udev, as on a
+# merged-/usr Debian 12), its unit and udev rule (unused: busybox init).
+install_deb "$G" "$AGENT_DEB" /usr/sbin/xenchan-agent
+ln -s ../../lib/udev "$G/usr/lib/udev"
 copy_with_libs "$G" "$BIN/guest_echo" /bin/guest_echo
 copy_with_libs "$G" /usr/bin/xenstore
 for n in read write exists ls rm watch list; do ln -s xenstore "$G/usr/bin/xenstore-$n"; done
 [ -e "$G/lib64/ld-linux-x86-64.so.2" ] || { mkdir -p "$G/lib64"; cp -L /lib64/ld-linux-x86-64.so.2 "$G/lib64/"; }
-install -m 0755 "$REPO/deploy/guest/xen-channel-name" "$G/usr/lib/udev/xen-channel-name"
+[ -x "$G/lib/udev/xen-channel-name" ] || die "$AGENT_DEB has no /lib/udev/xen-channel-name"
 install -m 0755 "$LANE/guest/rcS" "$G/etc/init.d/rcS"
 install -m 0755 "$LANE/guest/control" "$G/lib/xenlane/control"
 install -m 0644 "$LANE/guest/inittab" "$G/etc/inittab"
@@ -96,7 +130,9 @@ copy_with_libs "$R" /usr/bin/xenstore
 for n in read write exists ls rm watch list chmod; do ln -s xenstore "$R/usr/bin/xenstore-$n"; done
 copy_with_libs "$R" /usr/libexec/xen-qemu-system-i386
 copy_with_libs "$R" /usr/bin/socat
-for b in xenchand xenchanctl xenlane_probe; do copy_with_libs "$R" "$BIN/$b" "/bin/$b"; done
+# The server package: /usr/sbin/xenchand, /usr/bin/xenchanctl, /etc/xenchan.
+install_deb "$R" "$XENCHAND_DEB" /usr/sbin/xenchand /usr/bin/xenchanctl
+copy_with_libs "$R" "$BIN/xenlane_probe" /bin/xenlane_probe
 [ -e "$R/lib64/ld-linux-x86-64.so.2" ] || cp -L /lib64/ld-linux-x86-64.so.2 "$R/lib64/"
 # libxl starts QEMU with -vnc none, which still loads the en-us keymap.
 mkdir -p "$R/usr/share/qemu/keymaps" && cp /usr/share/qemu/keymaps/en-us "$R/usr/share/qemu/keymaps/"
@@ -120,6 +156,7 @@ cp "$OUT/guest.cpio.gz" "$R/lane/guest.cpio.gz"
   done
   echo "$KPKG=$(cat "$KDIR/VERSION" 2>/dev/null || echo unknown)"
   echo "kernel-release=$KVER"
+  for d in "$XENCHAND_DEB" "$AGENT_DEB"; do echo "$(dpkg-deb -f "$d" Package)=$(dpkg-deb -f "$d" Version)"; done
 } > "$OUT/versions.txt"
 cp "$OUT/versions.txt" "$R/lane/versions.txt"
 pack "$R" "$OUT/dom0.cpio.gz" 1
