@@ -124,6 +124,33 @@ absl::Status ApplySetting(ServerConfig* c, const std::string& key, const std::st
     return SetSize(key, value, 0, size_t{1} << 40, &c->quota_bytes_per_second);
   } else if (key == "quota-queued-bytes") {
     return SetSize(key, value, 0, size_t{1} << 40, &c->quota_queued_bytes);
+  } else if (key == "fleet-etcd") {
+    c->fleet_etcd = absl::StrSplit(value, ',', absl::SkipEmpty());
+    if (c->fleet_etcd.empty()) return Bad(key, value, "no endpoint");
+  } else if (key == "fleet-etcd-ca") {
+    c->fleet_etcd_ca = value;
+  } else if (key == "fleet-etcd-cert") {
+    c->fleet_etcd_cert = value;
+  } else if (key == "fleet-etcd-key") {
+    c->fleet_etcd_key = value;
+  } else if (key == "fleet-prefix") {
+    c->fleet_prefix = value;
+  } else if (key == "fleet-host-id") {
+    c->fleet_host_id = value;
+  } else if (key == "fleet-advertise") {
+    c->fleet_advertise = value;
+  } else if (key == "fleet-lease-ttl") {
+    absl::Status s = SetDuration(key, value, &c->fleet_lease_ttl);
+    if (s.ok() && (c->fleet_lease_ttl < absl::Seconds(2) || c->fleet_lease_ttl > absl::Hours(1))) {
+      return Bad(key, value, "2s..1h");
+    }
+    return s;
+  } else if (key == "fleet-timeout") {
+    absl::Status s = SetDuration(key, value, &c->fleet_timeout);
+    if (s.ok() && (c->fleet_timeout < absl::Milliseconds(100) || c->fleet_timeout > absl::Minutes(1))) {
+      return Bad(key, value, "100ms..1m");
+    }
+    return s;
   } else {
     return absl::InvalidArgumentError(absl::StrCat("unknown setting '", key, "'"));
   }
@@ -360,6 +387,24 @@ Usage: xenchand [--config FILE] [--key=value ...]
   --quota-queued-bytes N     a caller's Write bytes accepted and not yet
                              delivered to guests, over its streams (8388608)
   Quotas answer RESOURCE_EXHAUSTED QUOTA_EXCEEDED; 0 turns one off.
+
+Fleet (docs/FLEET.md; off unless --fleet-etcd is given):
+  --fleet-etcd URLS          etcd endpoints, comma-separated: unix:///PATH,
+                             http://HOST:PORT or https://HOST:PORT
+  --fleet-etcd-ca FILE       the CA of the etcd members' certificates (https)
+  --fleet-etcd-cert FILE     our client certificate for etcd, and its key:
+  --fleet-etcd-key FILE      production etcd clusters require them
+  --fleet-prefix PREFIX      where in etcd this fleet lives (/xenchan/v1/)
+  --fleet-host-id ID         this host's id ([a-z0-9-], at most 63; default:
+                             the hostname, lower-cased)
+  --fleet-advertise ADDR     the API address clients of other hosts should
+                             use (default: the first TCP --listen address,
+                             else the first one)
+  --fleet-lease-ttl DUR      the host's etcd lease; its records go this long
+                             after a crash (10s; 2s..1h)
+  --fleet-timeout DUR        every etcd call's deadline (2s); etcd never
+                             blocks serving: when it is away the fleet is
+                             reported degraded and re-synced later
 
 Logs are key=value lines on stderr; `msg=listening address=...` names every
 bound address (with the chosen port), `msg=ready` follows once serving.

@@ -106,6 +106,16 @@ struct ServerConfig {
   size_t quota_observers_per_channel = 0;
   size_t quota_bytes_per_second = size_t{32} << 20;
   size_t quota_queued_bytes = size_t{8} << 20;
+  // The fleet (docs/FLEET.md); off while fleet_etcd is empty.
+  std::vector<std::string> fleet_etcd;  // etcd endpoints
+  std::string fleet_etcd_ca;
+  std::string fleet_etcd_cert;
+  std::string fleet_etcd_key;
+  std::string fleet_prefix = "/xenchan/v1/";
+  std::string fleet_host_id;    // empty: the machine's hostname, lower-cased
+  std::string fleet_advertise;  // empty: the first TCP listen address, else the first
+  absl::Duration fleet_lease_ttl = absl::Seconds(10);
+  absl::Duration fleet_timeout = absl::Seconds(2);
 };
 
 inline constexpr char kDefaultListen[] = "unix:///run/xenchan/xenchand.sock";
