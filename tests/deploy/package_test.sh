@@ -169,6 +169,14 @@ done
 # ---- the programs run (their libraries resolve from the Depends alone)
 check "xenchand --help runs" in_root /usr/sbin/xenchand --help
 check "xenchanctl --help runs" in_root /usr/bin/xenchanctl --help
+# The installed configuration and policy are accepted: xenchand reads both,
+# then stops at the platform (no Xen in the root). Own network namespace: it
+# must not reach the host's ports.
+unshare --net --mount --pid --fork --mount-proc="$R/proc" chroot "$R" /usr/sbin/xenchand \
+  --config /etc/xenchan/xenchand.conf --platform sim --sim-state-dir /nonexistent >"$T/start" 2>&1
+check "xenchand accepts the installed xenchand.conf and policy.conf" bash -c '
+  cat "$1"; grep -q "msg=policy path=/etc/xenchan/policy.conf sections=1 rules=1" "$1" &&
+    grep -q "platform unavailable" "$1"' _ "$T/start"
 is "xenchan-agent --version is the package's version" "$(in_root /usr/sbin/xenchan-agent --version 2>&1)" \
   "xenchan-agent $version"
 # The SDK keeps its own version (clients/python/xenchan/__init__.py).
