@@ -147,7 +147,8 @@ absl::Status ApplySetting(ServerConfig* c, const std::string& key, const std::st
     return s;
   } else if (key == "fleet-timeout") {
     absl::Status s = SetDuration(key, value, &c->fleet_timeout);
-    if (s.ok() && (c->fleet_timeout < absl::Milliseconds(100) || c->fleet_timeout > absl::Minutes(1))) {
+    if (s.ok() &&
+        (c->fleet_timeout < absl::Milliseconds(100) || c->fleet_timeout > absl::Minutes(1))) {
       return Bad(key, value, "100ms..1m");
     }
     return s;
