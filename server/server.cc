@@ -17,6 +17,7 @@
 #include "prometheus/registry.h"
 #include "server/audit/audit_log.h"
 #include "server/channel_service.h"
+#include "server/fleet/fleet.h"
 #include "server/identity.h"
 #include "server/log.h"
 #include "server/metrics.h"
@@ -217,6 +218,17 @@ absl::Status Server::Start(ServerOptions options) {
   }
   started_ = true;
   grpc_server_->GetHealthCheckService()->SetServingStatus(true);
+  if (!config.fleet_etcd.empty()) {
+    // Health service "xenchan.fleet": SERVING while etcd answers. Serving
+    // itself never depends on it.
+    grpc::HealthCheckServiceInterface* health = grpc_server_->GetHealthCheckService();
+    health->SetServingStatus(kFleetHealthService, false);
+    auto fleet = fleet::Fleet::Start(config, engine_.get(), addresses_, [health](bool connected) {
+      health->SetServingStatus(kFleetHealthService, connected);
+    });
+    if (!fleet.ok()) return Failed("bad fleet settings", fleet.status());
+    fleet_ = *std::move(fleet);
+  }
   return absl::OkStatus();
 }
 
@@ -253,6 +265,8 @@ void Server::Shutdown(absl::string_view reason) {
   shut_down_ = true;
   for (auto& listener : unix_listeners_) listener->Stop();
   if (grpc_server_ != nullptr) grpc_server_->GetHealthCheckService()->SetServingStatus(false);
+  // Leave the fleet first: the host's records go at once (lease revoked).
+  if (fleet_ != nullptr) fleet_->Stop(/*graceful=*/true);
   if (service_ != nullptr) service_->BeginShutdown();
   if (grpc_server_ != nullptr) {
     grpc_server_->Shutdown(std::chrono::system_clock::now() +
@@ -265,6 +279,7 @@ void Server::Shutdown(absl::string_view reason) {
   // re-bind).
   grpc_server_.reset();
   service_.reset();
+  fleet_.reset();  // reads the engine
   engine_.reset();
   unix_listeners_.clear();
   policy_watcher_.reset();

@@ -63,7 +63,14 @@ class PolicyWatcher;
 }  // namespace policy
 }  // namespace server
 
+namespace fleet {
+class Fleet;
+}  // namespace fleet
+
 namespace server {
+
+// The health-check service name that reports the fleet's etcd connection.
+inline constexpr char kFleetHealthService[] = "xenchan.fleet";
 
 class Authenticator;
 class ChannelService;
@@ -139,6 +146,7 @@ class Server {
   std::unique_ptr<ChannelService> service_;
   std::vector<std::unique_ptr<UnixListener>> unix_listeners_;
   std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<fleet::Fleet> fleet_;  // with --fleet-etcd
   std::vector<std::string> addresses_;
   int metrics_port_ = 0;
 

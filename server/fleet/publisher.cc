@@ -91,6 +91,7 @@ void Publisher::Failed(const absl::Status& status, const std::string& what) {
   if (was_connected) {
     server::Log("warning", "fleet: etcd unreachable, degraded (serving goes on)",
                 {{"while", what}, {"error", status.ToString()}});
+    if (options_.on_connection_change) options_.on_connection_change(false);
   }
 }
 

@@ -21,6 +21,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -59,6 +60,8 @@ struct PublisherOptions {
   absl::Duration scan_interval = absl::Milliseconds(200);
   // The longest wait between attempts while etcd is away.
   absl::Duration max_backoff = absl::Seconds(5);
+  // Runs on the publisher's thread when etcd is reached or lost (optional).
+  std::function<void(bool connected)> on_connection_change;
 };
 
 // Counters, for metrics and tests.

@@ -1,0 +1,56 @@
+// Fleet: xenchand's membership in a fleet (docs/FLEET.md), built from its
+// --fleet-* settings: the etcd client, the publisher, and the view of the
+// engine it publishes. Started after the gRPC server is listening (the host
+// record carries the bound address); stopped before the engine goes.
+//
+// Thread safety: Stop and connected() may be called from any thread.
+#ifndef XENCHAN_SERVER_FLEET_FLEET_H_
+#define XENCHAN_SERVER_FLEET_FLEET_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "backend/engine/engine.h"
+#include "server/config.h"
+#include "server/etcd/client.h"
+#include "server/fleet/publisher.h"
+
+namespace xenchan {
+namespace fleet {
+
+class Fleet {
+ public:
+  // `addresses`: the server's bound listen addresses (for the default
+  // advertised address). `on_connection_change(connected)` runs on the
+  // publisher's thread when etcd is reached or lost. INVALID_ARGUMENT for
+  // bad settings (host id, prefix, endpoints, TLS files). etcd being down
+  // is not an error: the fleet starts degraded.
+  static absl::StatusOr<std::unique_ptr<Fleet>> Start(
+      const server::ServerConfig& config, Engine* engine, const std::vector<std::string>& addresses,
+      std::function<void(bool)> on_connection_change);
+  ~Fleet();
+
+  // Leaves the fleet: `graceful` revokes the host's lease.
+  void Stop(bool graceful);
+  PublisherStats stats() const { return publisher_->stats(); }
+  const std::shared_ptr<etcd::Client>& etcd() const { return etcd_; }
+  const std::string& host_id() const { return host_id_; }
+
+ private:
+  Fleet() = default;
+  std::shared_ptr<etcd::Client> etcd_;
+  std::unique_ptr<Publisher> publisher_;
+  std::string host_id_;
+};
+
+// The engine as the publisher sees it: running domains with a UUID, and
+// durable channels. Never blocks (the engine's registry lock only).
+std::unique_ptr<LocalView> NewEngineView(Engine* engine);
+
+}  // namespace fleet
+}  // namespace xenchan
+
+#endif  // XENCHAN_SERVER_FLEET_FLEET_H_
