@@ -99,6 +99,7 @@ absl::Status Engine::Init() {
   RestoreDeclaredChannels();
   ReleaseRecordedHolds();
   ScanToolstackChannels();
+  started_ = true;
   return absl::OkStatus();
 }
 

@@ -142,6 +142,14 @@ struct EngineOptions {
   // hold. A hold never lasts longer than `domain_hold_limit`.
   std::unique_ptr<DomainControl> domain_control;
   absl::Duration domain_hold_limit = absl::Seconds(30);
+  // The fleet (engine_adopt.cc). Optional. Called on the engine thread when
+  // a domain with a UUID is introduced after start and no channel is
+  // declared here for that UUID: a domain that may have arrived from another
+  // host with durable channels declared in the fleet. Returns true if the
+  // caller will answer with AdoptDeclarations (then the engine holds the
+  // domain paused meanwhile, at most `adoption_hold_limit`). Must not block.
+  std::function<bool(uint32_t domid, const std::string& uuid)> on_domain_arrival;
+  absl::Duration adoption_hold_limit = absl::Seconds(5);
 
   // Memory (memory_budget.h): every channel buffer, write queue, session
   // and the event log's retention is charged to one budget that is never
@@ -297,6 +305,14 @@ class Engine {
                                                        SessionOptions options)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // The answer to on_domain_arrival: declares `declarations` (durable
+  // channels declared for `uuid` elsewhere in the fleet, each checked like
+  // a create's settings; those already declared here are skipped), re-creates
+  // them in `domid` as for a migration, and ends the hold. An empty list
+  // just ends the hold. Thread-safe; does not wait.
+  void AdoptDeclarations(uint32_t domid, const std::string& uuid,
+                         std::vector<ChannelDeclaration> declarations);
+
  private:
   class Host;  // RingHost over this engine
   struct DomainRecord {
@@ -406,6 +422,13 @@ class Engine {
   void ReleaseRecordedHolds();
   // True if some channel is declared durable for `uuid`.
   bool HasDeclarations(const std::string& uuid) const;
+  // Adoption (engine_adopt.cc): see AdoptDeclarations.
+  void DoAdopt(uint32_t domid, const std::string& uuid,
+               std::vector<ChannelDeclaration> declarations);
+  // A DOMAIN_DOWN channel for declaration `d`, registered (channels_,
+  // durable_serials_) and announced; `name` its domain's name.
+  std::shared_ptr<Channel> AddWaitingChannel(const ChannelDeclaration& d, const std::string& name,
+                                             absl::Time now);
   // Deletes a DOMAIN_DOWN channel: its declaration, then the channel.
   void DeleteDownChannel(const std::shared_ptr<Channel>& channel,
                          std::function<void(absl::StatusOr<DeleteResult>)> done);
@@ -469,6 +492,9 @@ class Engine {
   // Domains this engine holds paused: domid -> when the hold ends at the
   // latest.
   std::map<uint32_t, absl::Time> held_;
+  // Set once Init has scanned the domains that ran before: only domains
+  // introduced after that are arrivals (on_domain_arrival).
+  bool started_ = false;
 };
 
 }  // namespace xenchan

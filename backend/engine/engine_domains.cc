@@ -70,6 +70,11 @@ void Engine::ScanDomains() {
     // (RemoveDomain), which releases the hold then.
     if (returned.has_value() || (incoming && HasDeclarations(rec.info.uuid))) {
       HoldDomain(*domid, rec.info.uuid, absl::Now() + options_.domain_hold_limit);
+    } else if (started_ && !rec.info.uuid.empty() && !HasDeclarations(rec.info.uuid) &&
+               options_.on_domain_arrival && options_.on_domain_arrival(*domid, rec.info.uuid)) {
+      // Maybe from another host of the fleet, with channels declared there:
+      // held until the fleet answers (AdoptDeclarations).
+      HoldDomain(*domid, rec.info.uuid, absl::Now() + options_.adoption_hold_limit);
     }
     (void)xs.Watch(NodePath(base, kDomainNameNode), rec.name_token);
     (void)xs.Watch(DomainShutdownPath(*domid), rec.shutdown_token);

@@ -135,23 +135,11 @@ void Engine::RestoreDeclaredChannels() {
       }
     }
     if (found != nullptr) continue;  // recovered with its ring (RecoverRingChannels)
-    ChannelIdentity id;
-    id.serial = next_serial_++;
-    id.uid = d.uid;
-    id.channel_id = d.channel_id;
-    id.domain_uuid = d.domain_uuid;
-    id.devid = d.last_devid.value_or(0);
-    id.transport = Transport::kRing;
-    auto channel = NewChannel(id, EffectiveConfig(ConfigFromDeclared(d.config)),
-                              domain_runs ? dom.name : d.domain_name, now);
-    channel->SetDomainDown();
-    durable_serials_.insert(id.serial);
-    {
+    if (!domain_runs) {
       MutexLock lock(&mu_);
-      channels_[id.serial] = channel;
-      if (!domain_runs) down_domains_.emplace(d.domain_uuid, DownDomain{d.domain_name, false});
+      down_domains_.emplace(d.domain_uuid, DownDomain{d.domain_name, false});
     }
-    channel->Emit(ChannelEventType::kAppeared);
+    AddWaitingChannel(d, domain_runs ? dom.name : d.domain_name, now);
     if (domain_runs) running.push_back(dom.domid);
   }
   std::sort(running.begin(), running.end());
@@ -161,6 +149,26 @@ void Engine::RestoreDeclaredChannels() {
   for (uint32_t domid : running) {
     RecreateDurableChannels(domid, EpochChangeReason::kServerRestarted);
   }
+}
+
+std::shared_ptr<Channel> Engine::AddWaitingChannel(const ChannelDeclaration& d,
+                                                   const std::string& name, absl::Time now) {
+  ChannelIdentity id;
+  id.serial = next_serial_++;
+  id.uid = d.uid;
+  id.channel_id = d.channel_id;
+  id.domain_uuid = d.domain_uuid;
+  id.devid = d.last_devid.value_or(0);
+  id.transport = Transport::kRing;
+  auto channel = NewChannel(id, EffectiveConfig(ConfigFromDeclared(d.config)), name, now);
+  channel->SetDomainDown();
+  durable_serials_.insert(id.serial);
+  {
+    MutexLock lock(&mu_);
+    channels_[id.serial] = channel;
+  }
+  channel->Emit(ChannelEventType::kAppeared);
+  return channel;
 }
 
 EpochChangeReason Engine::DomainReturnReason(uint32_t domid, const std::string& uuid) {

@@ -5,10 +5,13 @@
 // hold limit; a restarted engine ends the holds a dead one recorded, and only
 // those of the incarnation it paused.
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "backend/engine/engine.h"
 #include "backend/engine/xenstore_layout.h"
+#include "backend/util/mutex.h"
 #include "gtest/gtest.h"
 #include "tests/engine/durable_fixture.h"
 
@@ -149,6 +152,81 @@ TEST_F(EngineHoldTest, ARestartedEngineEndsOnlyTheHoldsItsPredecessorRecorded) {
   auto left = host_->xs().Directory(kNoTransaction, HeldDomainsDir(0, "xenchan"));
   ASSERT_TRUE(left.ok());
   EXPECT_TRUE(left->empty());
+}
+
+TEST_F(EngineHoldTest, ADomainFromAnotherHostIsHeldUntilTheFleetAnswersAndGetsItsChannels) {
+  Mutex mu;
+  std::vector<std::pair<uint32_t, std::string>> arrivals;
+  StartWithStore(absl::Seconds(5), [&](EngineOptions& o) {
+    o.domain_control = host_->OpenDomainControl();
+    o.on_domain_arrival = [&](uint32_t domid, const std::string& uuid) {
+      MutexLock lock(&mu);
+      arrivals.emplace_back(domid, uuid);
+      return true;
+    };
+  });
+  // Introduced after start with a UUID no channel is declared for here.
+  auto incoming = host_->CreateDomain("vm1", kUuid, /*paused=*/true);
+  ASSERT_TRUE(incoming.ok()) << incoming.status();
+  const uint32_t domid = incoming->domid;
+  ASSERT_TRUE(Until([&] {
+    MutexLock lock(&mu);
+    return arrivals.size() == 1;
+  }));
+  EXPECT_EQ(arrivals[0], std::make_pair(domid, std::string(kUuid)));
+  ASSERT_TRUE(Until([&] { return PauseCount(domid) == 2; }));  // the toolstack's and ours
+  // What the fleet found for the UUID, declared on the host it came from.
+  ChannelDeclaration d;
+  d.domain_uuid = kUuid;
+  d.channel_id = kAgent;
+  d.uid = "0b1e2c4d-1111-4222-8333-444455556666";
+  d.last_devid = 3;
+  ChannelDeclaration foreign = d;  // another domain's: ignored
+  foreign.domain_uuid = "00000000-0000-4000-8000-000000000001";
+  engine_->AdoptDeclarations(domid, kUuid, {d, foreign});
+  ASSERT_TRUE(Until([&] {
+    auto info = engine_->GetChannel(ChannelRef{kUuid, kAgent});
+    return info.ok() && info->domid == domid && info->state == ChannelState::kWaitingForGuest &&
+           PauseCount(domid) == 1;
+  }));
+  ChannelInfo info = Info(kUuid, kAgent);
+  EXPECT_EQ(info.uid, d.uid);
+  EXPECT_EQ(info.devid, 3u);
+  EXPECT_EQ(info.config.lifetime, ChannelLifetime::kDurable);
+  EXPECT_EQ(HeldRecord(domid), "<NOT_FOUND>");
+  // Declared here now: it survives this engine's restart.
+  ASSERT_TRUE(host_->hypervisor().Unpause(domid).ok());
+  Reconnect(domid);
+  auto change = waiter_->WaitFor([](const ChannelEvent& e) {
+    return e.type == ChannelEventType::kConnected && e.epoch_change.has_value() &&
+           e.epoch_change->reason == EpochChangeReason::kDomainMigrated;
+  });
+  EXPECT_TRUE(change.has_value());
+  StopEngine();
+  StartWithStore();
+  EXPECT_EQ(Info(kUuid, kAgent).uid, d.uid);
+}
+
+TEST_F(EngineHoldTest, AnEmptyAnswerEndsTheHoldAndKnownDomainsAreNoArrivals) {
+  auto before = host_->CreateDomain("before", "00000000-0000-4000-8000-0000000000aa");
+  ASSERT_TRUE(before.ok());
+  Mutex mu;
+  std::vector<uint32_t> arrivals;
+  StartWithStore(absl::Seconds(5), [&](EngineOptions& o) {
+    o.domain_control = host_->OpenDomainControl();
+    o.on_domain_arrival = [&](uint32_t domid, const std::string&) {
+      MutexLock lock(&mu);
+      arrivals.push_back(domid);
+      return true;
+    };
+  });
+  auto fresh = host_->CreateDomain("fresh", "", /*paused=*/true);
+  ASSERT_TRUE(fresh.ok());
+  ASSERT_TRUE(Until([&] { return PauseCount(fresh->domid) == 2; }));
+  engine_->AdoptDeclarations(fresh->domid, engine_->GetDomain("fresh")->uuid, {});
+  ASSERT_TRUE(Until([&] { return PauseCount(fresh->domid) == 1; }));
+  MutexLock lock(&mu);
+  EXPECT_EQ(arrivals, std::vector<uint32_t>{fresh->domid});
 }
 
 }  // namespace
