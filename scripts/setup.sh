@@ -28,6 +28,7 @@ PACKAGES=(
   python3 python3-grpcio python3-protobuf  # the generated Python SDK and its test
   python3-pip python3-setuptools python3-wheel python3-venv  # `pip install ./clients/python` (offline, no build isolation) and its test
   qemu-guest-agent                         # a real peer for Call with the QEMU guest agent framing
+  ansible-core                             # the Ansible connection plugin (clients/ansible) and its playbook tests
   openssl libssl-dev                       # test certificate authorities for mTLS tests; X.509 parsing in xenchand
   libsqlite3-dev                           # SQLite: xenchand's crash-safe store of durable channel declarations
   etcd-server etcd-client                  # etcd 3.4: the fleet's store (issue 13); real members in tests
