@@ -168,8 +168,9 @@ void FleetView::Put(const etcd::KeyValue& kv) {
     DomainEntry entry{*std::move(record), kv.mod_revision};
     if (it == domains_.end()) {
       if (domains_.size() >= limits_.max_domains) {
-        on_refused_(kv.key, absl::ResourceExhaustedError(absl::StrCat(
-                                "more than ", limits_.max_domains, " domains: this one is ignored")));
+        on_refused_(kv.key,
+                    absl::ResourceExhaustedError(absl::StrCat("more than ", limits_.max_domains,
+                                                              " domains: this one is ignored")));
         return;
       }
       domains_[uuid] = entry;

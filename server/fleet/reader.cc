@@ -127,8 +127,9 @@ void FleetReader::NoteCompaction(const absl::Status& status) {
 
 bool FleetReader::LoadSnapshot() {
   // One transaction, so that hosts and domains are read at one revision.
-  auto read = client_->Txn({}, {etcd::Op::Get(DomainsPrefix(prefix_), /*prefix=*/true),
-                                etcd::Op::Get(HostsPrefix(prefix_), /*prefix=*/true)},
+  auto read = client_->Txn({},
+                           {etcd::Op::Get(DomainsPrefix(prefix_), /*prefix=*/true),
+                            etcd::Op::Get(HostsPrefix(prefix_), /*prefix=*/true)},
                            {});
   if (!read.ok()) {
     SetConnected(false, read.status());

@@ -77,8 +77,7 @@ class FleetReader {
   bool WaitForRevision(int64_t revision, absl::Duration timeout) const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  FleetReader(std::shared_ptr<etcd::Client> client, std::string prefix,
-              FleetReaderOptions options);
+  FleetReader(std::shared_ptr<etcd::Client> client, std::string prefix, FleetReaderOptions options);
   void Run();
   // One full read; false if etcd did not answer.
   bool LoadSnapshot();
