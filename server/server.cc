@@ -111,6 +111,12 @@ absl::Status Server::Start(ServerOptions options) {
     Log("info", "declarations", {{"path", (*declarations)->path()}});
     engine_options->declarations = *std::move(declarations);
   }
+  if (!config.fleet_etcd.empty()) {
+    auto fleet = fleet::Fleet::Create(config);
+    if (!fleet.ok()) return Failed("bad fleet settings", fleet.status());
+    fleet_ = *std::move(fleet);
+    engine_options->on_domain_arrival = fleet_->ArrivalHandler();
+  }
   ChannelServiceOptions service_options = ServiceOptionsFrom(config);
   service_options.max_channels_per_domain = engine_options->max_channels_per_domain;
   auto engine = Engine::Create(*std::move(engine_options));
@@ -218,16 +224,14 @@ absl::Status Server::Start(ServerOptions options) {
   }
   started_ = true;
   grpc_server_->GetHealthCheckService()->SetServingStatus(true);
-  if (!config.fleet_etcd.empty()) {
+  if (fleet_ != nullptr) {
     // Health service "xenchan.fleet": SERVING while etcd answers. Serving
     // itself never depends on it.
     grpc::HealthCheckServiceInterface* health = grpc_server_->GetHealthCheckService();
     health->SetServingStatus(kFleetHealthService, false);
-    auto fleet = fleet::Fleet::Start(config, engine_.get(), addresses_, [health](bool connected) {
+    fleet_->Start(engine_.get(), addresses_, [health](bool connected) {
       health->SetServingStatus(kFleetHealthService, connected);
     });
-    if (!fleet.ok()) return Failed("bad fleet settings", fleet.status());
-    fleet_ = *std::move(fleet);
   }
   return absl::OkStatus();
 }

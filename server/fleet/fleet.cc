@@ -79,9 +79,7 @@ std::unique_ptr<LocalView> NewEngineView(Engine* engine) {
   return std::make_unique<EngineView>(engine);
 }
 
-absl::StatusOr<std::unique_ptr<Fleet>> Fleet::Start(
-    const server::ServerConfig& config, Engine* engine, const std::vector<std::string>& addresses,
-    std::function<void(bool)> on_connection_change) {
+absl::StatusOr<std::unique_ptr<Fleet>> Fleet::Create(const server::ServerConfig& config) {
   if (absl::Status s = ValidatePrefix(config.fleet_prefix); !s.ok()) return s;
   const std::string host_id = config.fleet_host_id.empty() ? DefaultHostId() : config.fleet_host_id;
   if (absl::Status s = ValidateHostId(host_id); !s.ok()) {
@@ -98,30 +96,49 @@ absl::StatusOr<std::unique_ptr<Fleet>> Fleet::Start(
   auto client = etcd::Client::Create(options);
   if (!client.ok()) return client.status();
   std::unique_ptr<Fleet> fleet(new Fleet());
+  fleet->config_ = config;
   fleet->etcd_ = std::shared_ptr<etcd::Client>(*std::move(client));
   fleet->host_id_ = host_id;
+  ChannelConfig defaults;
+  defaults.buffer_limit_bytes = config.buffer_limit_bytes;
+  defaults.write_queue_limit_bytes = config.write_queue_limit_bytes;
+  fleet->adopter_ = std::make_shared<Adopter>(fleet->etcd_, config.fleet_prefix, defaults);
+  return fleet;
+}
+
+std::function<bool(uint32_t, const std::string&)> Fleet::ArrivalHandler() {
+  std::shared_ptr<Adopter> adopter = adopter_;
+  return [adopter](uint32_t domid, const std::string& uuid) { return adopter->Offer(domid, uuid); };
+}
+
+void Fleet::Start(Engine* engine, const std::vector<std::string>& addresses,
+                  std::function<void(bool)> on_connection_change) {
   PublisherOptions p;
-  p.prefix = config.fleet_prefix;
-  p.host.set_host_id(host_id);
-  p.host.set_api_address(config.fleet_advertise.empty() ? DefaultAdvertise(addresses)
-                                                        : config.fleet_advertise);
+  p.prefix = config_.fleet_prefix;
+  p.host.set_host_id(host_id_);
+  p.host.set_api_address(config_.fleet_advertise.empty() ? DefaultAdvertise(addresses)
+                                                         : config_.fleet_advertise);
   p.host.set_xenchan_version(kXenchanVersion);
   p.host.set_started_at_unix_ms(absl::ToUnixMillis(absl::Now()));
-  p.lease_ttl = config.fleet_lease_ttl;
+  p.lease_ttl = config_.fleet_lease_ttl;
   p.on_connection_change = std::move(on_connection_change);
-  fleet->publisher_ =
-      std::make_unique<Publisher>(fleet->etcd_, std::move(p), NewEngineView(engine));
-  fleet->publisher_->Start();
+  publisher_ = std::make_unique<Publisher>(etcd_, std::move(p), NewEngineView(engine));
+  publisher_->Start();
+  adopter_->Start(engine);
   server::Log("info", "fleet",
-              {{"host", host_id},
-               {"etcd", absl::StrJoin(config.fleet_etcd, ",")},
-               {"prefix", config.fleet_prefix}});
-  return fleet;
+              {{"host", host_id_},
+               {"etcd", absl::StrJoin(config_.fleet_etcd, ",")},
+               {"prefix", config_.fleet_prefix}});
+}
+
+PublisherStats Fleet::stats() const {
+  return publisher_ != nullptr ? publisher_->stats() : PublisherStats{};
 }
 
 Fleet::~Fleet() { Stop(false); }
 
 void Fleet::Stop(bool graceful) {
+  adopter_->Stop();
   if (publisher_ != nullptr) publisher_->Stop(graceful);
 }
 

@@ -1,7 +1,9 @@
 // Fleet: xenchand's membership in a fleet (docs/FLEET.md), built from its
-// --fleet-* settings: the etcd client, the publisher, and the view of the
-// engine it publishes. Started after the gRPC server is listening (the host
-// record carries the bound address); stopped before the engine goes.
+// --fleet-* settings: the etcd client, the publisher (with the view of the
+// engine it publishes) and the adopter of arriving domains' channels.
+// Created before the engine (which calls ArrivalHandler), started after the
+// gRPC server is listening (the host record carries the bound address),
+// stopped before the engine goes.
 //
 // Thread safety: Stop and connected() may be called from any thread.
 #ifndef XENCHAN_SERVER_FLEET_FLEET_H_
@@ -16,6 +18,7 @@
 #include "backend/engine/engine.h"
 #include "server/config.h"
 #include "server/etcd/client.h"
+#include "server/fleet/adopter.h"
 #include "server/fleet/publisher.h"
 
 namespace xenchan {
@@ -23,25 +26,36 @@ namespace fleet {
 
 class Fleet {
  public:
-  // `addresses`: the server's bound listen addresses (for the default
-  // advertised address). `on_connection_change(connected)` runs on the
-  // publisher's thread when etcd is reached or lost. INVALID_ARGUMENT for
-  // bad settings (host id, prefix, endpoints, TLS files). etcd being down
-  // is not an error: the fleet starts degraded.
-  static absl::StatusOr<std::unique_ptr<Fleet>> Start(
-      const server::ServerConfig& config, Engine* engine, const std::vector<std::string>& addresses,
-      std::function<void(bool)> on_connection_change);
+  // Checks the settings and makes the etcd client (before the engine, which
+  // takes ArrivalHandler). INVALID_ARGUMENT for bad settings (host id,
+  // prefix, endpoints, TLS files). etcd being down is not an error: the
+  // fleet starts degraded.
+  static absl::StatusOr<std::unique_ptr<Fleet>> Create(const server::ServerConfig& config);
   ~Fleet();
 
+  // For EngineOptions::on_domain_arrival: hands arrivals to the adopter
+  // (declined until Start).
+  std::function<bool(uint32_t, const std::string&)> ArrivalHandler();
+
+  // Joins: publishes `engine` (which outlives this object) and adopts
+  // arriving domains' channels. `addresses`: the server's bound listen
+  // addresses (for the default advertised address).
+  // `on_connection_change(connected)` runs on the publisher's thread when
+  // etcd is reached or lost.
+  void Start(Engine* engine, const std::vector<std::string>& addresses,
+             std::function<void(bool)> on_connection_change);
   // Leaves the fleet: `graceful` revokes the host's lease.
   void Stop(bool graceful);
-  PublisherStats stats() const { return publisher_->stats(); }
+
+  PublisherStats stats() const;
   const std::shared_ptr<etcd::Client>& etcd() const { return etcd_; }
   const std::string& host_id() const { return host_id_; }
 
  private:
   Fleet() = default;
+  server::ServerConfig config_;
   std::shared_ptr<etcd::Client> etcd_;
+  std::shared_ptr<Adopter> adopter_;
   std::unique_ptr<Publisher> publisher_;
   std::string host_id_;
 };
