@@ -18,6 +18,7 @@
 #include "server/audit/audit_log.h"
 #include "server/channel_service.h"
 #include "server/fleet/fleet.h"
+#include "server/fleet_service.h"
 #include "server/identity.h"
 #include "server/log.h"
 #include "server/metrics.h"
@@ -148,6 +149,10 @@ absl::Status Server::Start(ServerOptions options) {
   access.audit = audit_log_.get();
   service_ =
       std::make_unique<ChannelService>(engine_.get(), metrics_.get(), service_options, access);
+  auto fleet_service = FleetService::Create(fleet_ != nullptr ? fleet_->etcd() : nullptr,
+                                            config.fleet_prefix, access);
+  if (!fleet_service.ok()) return Failed("fleet service", fleet_service.status());
+  fleet_service_ = *std::move(fleet_service);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -194,6 +199,7 @@ absl::Status Server::Start(ServerOptions options) {
     builder.AddListeningPort(a.target, credentials, tcp.back().port.get());
   }
   builder.RegisterService(service_.get());
+  builder.RegisterService(fleet_service_.get());
   grpc_server_ = builder.BuildAndStart();
   if (grpc_server_ == nullptr) {
     return Failed("cannot listen",
@@ -272,6 +278,7 @@ void Server::Shutdown(absl::string_view reason) {
   // Leave the fleet first: the host's records go at once (lease revoked).
   if (fleet_ != nullptr) fleet_->Stop(/*graceful=*/true);
   if (service_ != nullptr) service_->BeginShutdown();
+  if (fleet_service_ != nullptr) fleet_service_->BeginShutdown();
   if (grpc_server_ != nullptr) {
     grpc_server_->Shutdown(std::chrono::system_clock::now() +
                            absl::ToChronoMilliseconds(config_.shutdown_grace));
@@ -283,6 +290,7 @@ void Server::Shutdown(absl::string_view reason) {
   // re-bind).
   grpc_server_.reset();
   service_.reset();
+  fleet_service_.reset();
   fleet_.reset();  // reads the engine
   engine_.reset();
   unix_listeners_.clear();

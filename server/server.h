@@ -74,6 +74,7 @@ inline constexpr char kFleetHealthService[] = "xenchan.fleet";
 
 class Authenticator;
 class ChannelService;
+class FleetService;
 class ServerMetrics;
 class UnixListener;
 class UnixPeerRegistry;
@@ -144,6 +145,7 @@ class Server {
   std::unique_ptr<UnixPeerRegistry> unix_peers_;
   std::unique_ptr<Authenticator> authenticator_;
   std::unique_ptr<ChannelService> service_;
+  std::unique_ptr<FleetService> fleet_service_;  // answers FAILED_PRECONDITION without a fleet
   std::vector<std::unique_ptr<UnixListener>> unix_listeners_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<fleet::Fleet> fleet_;  // with --fleet-etcd
