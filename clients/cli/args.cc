@@ -64,6 +64,7 @@ absl::StatusOr<GlobalOptions> ParseGlobalOptions(const Args& args, const Getenv&
   options.tls_cert_file = flag_or_env("cert", "XENCHAN_CERT");
   options.tls_key_file = flag_or_env("key", "XENCHAN_KEY");
   options.tls_server_name = args.Get("server-name");
+  options.fleet = flag_or_env("fleet", "XENCHAN_FLEET");
   return options;
 }
 

@@ -66,6 +66,9 @@ struct GlobalOptions {
   std::string tls_key_file;   // --key, $XENCHAN_KEY
   // --server-name; empty: the target's host.
   std::string tls_server_name;
+  // --fleet TARGET, else $XENCHAN_FLEET: a xenchand of a fleet through which
+  // domains are located and commands routed to their hosts; empty: none.
+  std::string fleet;
 };
 
 inline constexpr char kDefaultServer[] = "unix:///run/xenchan/xenchand.sock";

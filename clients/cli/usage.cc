@@ -6,7 +6,8 @@ namespace cli {
 
 const char kUsage[] = R"(xenchanctl: talk to xenchand, the Xen PV channel server.
 
-Usage: xenchanctl [--server TARGET] [--output human|json] [--timeout D] COMMAND [ARGS]
+Usage: xenchanctl [--server TARGET | --fleet TARGET] [--output human|json] [--timeout D]
+                  COMMAND [ARGS]
 
 Channels are named DOMAIN/CHANNEL (DOMAIN is a name or UUID) or by their full
 resource name domains/DOMAIN/channels/CHANNEL.
@@ -38,6 +39,14 @@ Commands:
                                               send --data, or stdin, to the guest
   call DOMAIN/CHANNEL REQUEST [--framing ...] send one request, print the response
 
+Fleet (with --fleet TARGET, any xenchand of a fleet):
+  hosts                                       the fleet's hosts
+  domains                                     every domain of the fleet and its host
+  list                                        the channels of every host
+  any command above naming a DOMAIN           runs on the host that runs DOMAIN
+                                              (located through TARGET), with the same
+                                              TLS options
+
 Global flags:
   --server TARGET   unix:///path, HOST:PORT (default $XENCHAN_SERVER, else
                     unix:///run/xenchan/xenchand.sock)
@@ -46,6 +55,8 @@ Global flags:
   --cert FILE       TLS: PEM client certificate ($XENCHAN_CERT)
   --key FILE        TLS: PEM client private key ($XENCHAN_KEY)
   --server-name N   TLS: name to check in the server's certificate
+  --fleet TARGET    locate domains through this xenchand and route commands
+                    to their hosts ($XENCHAN_FLEET)
   --output FORMAT   human (default) or json (one JSON object per line)
   --timeout D       deadline of unary calls, write and call (default 30s;
                     0 means none)

@@ -4,6 +4,9 @@
 // `--output json` for scripts, and exit codes by gRPC status class (see
 // kUsage in usage.cc and the README).
 //
+// With --fleet, commands are located and routed through the fleet
+// (fleet_commands.h).
+//
 // main() only parses the global options, connects and dispatches: argument
 // parsing is args.h, output formatting output.h, terminal handling
 // terminal.h and the commands commands.h.
@@ -16,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "clients/cli/args.h"
 #include "clients/cli/commands.h"
+#include "clients/cli/fleet_commands.h"
 #include "clients/cli/output.h"
 #include "clients/cli/usage.h"
 #include "clients/lib/client.h"
@@ -72,12 +76,19 @@ int Main(int argc, char** argv) {
   options.tls_cert_file = global->tls_cert_file;
   options.tls_key_file = global->tls_key_file;
   options.tls_server_name = global->tls_server_name;
+  const Output out(global->json);
+  const std::string& command = args->positional[0];
+  if (!global->fleet.empty()) {
+    return RunFleetCommand(*args, global->fleet, options, global->timeout, out, Dispatch);
+  }
+  if (command == "hosts" || command == "domains") {
+    return out.Usage(command + " needs --fleet TARGET");
+  }
   auto c = client::Client::Connect(global->server, options);
   if (!c.ok()) {
     std::fprintf(stderr, "xenchanctl: %s\n", std::string(c.status().message()).c_str());
     return kUsageError;
   }
-  const Output out(global->json);
   return Dispatch(CommandContext{*args, **c, out, global->timeout});
 }
 

@@ -62,8 +62,8 @@ Client::Client(std::shared_ptr<grpc::Channel> channel, ConnectOptions options)
       stub_(v1::ChannelService::NewStub(channel_)),
       options_(options) {}
 
-absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const std::string& target,
-                                                        ConnectOptions options) {
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const std::string& target,
+                                                           const ConnectOptions& options) {
   if (target.empty()) return absl::InvalidArgumentError("empty server target");
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS,
@@ -99,7 +99,14 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const std::string& targe
   }
   auto channel = grpc::CreateCustomChannel(target, credentials, args);
   if (channel == nullptr) return absl::InvalidArgumentError("cannot create a channel to " + target);
-  return std::unique_ptr<Client>(new Client(std::move(channel), options));
+  return channel;
+}
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const std::string& target,
+                                                        ConnectOptions options) {
+  auto channel = MakeChannel(target, options);
+  if (!channel.ok()) return channel.status();
+  return std::unique_ptr<Client>(new Client(*std::move(channel), options));
 }
 
 bool Client::WaitForConnected(absl::Duration timeout) {

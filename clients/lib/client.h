@@ -82,6 +82,12 @@ struct ConnectOptions {
   std::string tls_server_name;
 };
 
+// A channel to `target` with `options` (keepalive, TLS), lazily connected.
+// INVALID_ARGUMENT for an empty target or inconsistent TLS options,
+// NOT_FOUND for TLS files that cannot be read.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const std::string& target,
+                                                           const ConnectOptions& options);
+
 // An open Attach stream.
 class AttachStream {
  public:
