@@ -71,3 +71,13 @@ def xenchan_integration_test(name, srcs, deps = [], size = "medium", tags = [], 
         tags = _with(tags, ["integration"]),
         **kwargs
     )
+
+# target_compatible_with for tests that run in the default configuration
+# only: code the sanitizers do not instrument (Go, Python, Ansible, shell
+# rigs over the default binaries) gains nothing from running again under
+# --config=asan|tsan, which skip them.
+DEFAULT_CONFIG_ONLY = select({
+    "//tests/common:asan_build": ["//tests:never"],
+    "//tests/common:tsan_build": ["//tests:never"],
+    "//conditions:default": [],
+})
