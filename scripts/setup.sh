@@ -32,7 +32,6 @@ PACKAGES=(
   openssl libssl-dev                       # test certificate authorities for mTLS tests; X.509 parsing in xenchand
   libsqlite3-dev                           # SQLite: xenchand's crash-safe store of durable channel declarations
   etcd-server etcd-client                  # etcd 3.4: the fleet's store (issue 13); real members in tests
-  golang-etcd-server-dev golang-github-gogo-protobuf-dev  # etcd's v3 API protos, compiled to C++ by the build
   nodejs npm                               # to install buf (proto lint) and buildifier
   shellcheck clang-format                  # the lint tests (tests/lint): shell scripts, C++ format
   golang-go                                # Go 1.19: the Go SDK (clients/go) and the provisioner
@@ -77,6 +76,29 @@ if [ "$XEN_LANE" = 1 ] &&
    ! apt-cache depends linux-image-amd64 2>/dev/null | grep -q 'Depends: linux-image-[0-9]'; then
   echo "setup: apt-get update (the Xen lane downloads linux-image-amd64's kernel)"
   "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+fi
+
+# etcd's v3 API protos (//third_party/etcd_api compiles them to C++): taken
+# from Debian's golang-etcd-server-dev and golang-github-gogo-protobuf-dev
+# with `apt-get download` and unpacked (the .proto files only) under
+# $TOOLS_DIR/etcd-api, not installed: golang-etcd-server-dev depends on the
+# old Go protobuf 1.3 packages, which Debian 12 cannot install beside the
+# 1.5 ones the Go SDK needs (apt removes one set to install the other).
+ETCD_API_DIR=$TOOLS_DIR/etcd-api
+if [ ! -f "$ETCD_API_DIR/go.etcd.io/etcd/etcdserver/etcdserverpb/rpc.proto" ] ||
+   [ ! -f "$ETCD_API_DIR/github.com/gogo/protobuf/gogoproto/gogo.proto" ]; then
+  echo "setup: fetching etcd's API protos into $ETCD_API_DIR"
+  fetch=$(mktemp -d)
+  chmod 755 "$fetch"  # apt's download sandbox user writes here
+  if ! (cd "$fetch" && apt-get download -qq golang-etcd-server-dev golang-github-gogo-protobuf-dev); then
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    (cd "$fetch" && apt-get download -qq golang-etcd-server-dev golang-github-gogo-protobuf-dev)
+  fi
+  for deb in "$fetch"/*.deb; do dpkg-deb -x "$deb" "$fetch/root"; done
+  "${SUDO[@]}" mkdir -p "$ETCD_API_DIR"
+  (cd "$fetch/root/usr/share/gocode/src" && find . -name '*.proto' -print0 |
+    "${SUDO[@]}" xargs -0 cp --parents -t "$ETCD_API_DIR")
+  rm -rf "$fetch"
 fi
 
 if [ ! -x "$TOOLS_DIR/node_modules/.bin/buf" ] ||
