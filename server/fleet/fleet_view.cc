@@ -73,7 +73,8 @@ bool FleetView::Load(const etcd::KeyValue& kv, std::map<std::string, HostEntry>*
                               "more than ", limits_.max_hosts, " hosts: this one is ignored")));
       return false;
     }
-    (*hosts)[record->host_id()] = HostEntry{*std::move(record), kv.mod_revision};
+    const std::string id = record->host_id();
+    (*hosts)[id] = HostEntry{*std::move(record), kv.mod_revision};
     return true;
   }
   if (absl::StartsWith(kv.key, domains_prefix_)) {
@@ -87,7 +88,8 @@ bool FleetView::Load(const etcd::KeyValue& kv, std::map<std::string, HostEntry>*
                               "more than ", limits_.max_domains, " domains: this one is ignored")));
       return false;
     }
-    (*domains)[record->uuid()] = DomainEntry{*std::move(record), kv.mod_revision};
+    const std::string uuid = record->uuid();
+    (*domains)[uuid] = DomainEntry{*std::move(record), kv.mod_revision};
     return true;
   }
   return true;  // not ours (declarations/, unknown keys): ignored

@@ -140,6 +140,9 @@ bool FleetReader::LoadSnapshot() {
   for (auto& range : read->gets) {
     for (auto& kv : range) kvs.push_back(std::move(kv));
   }
+  // Before the view changes, so that a WatchFleet refusing an old revision
+  // can say whether etcd compacted it.
+  ProbeCompaction();
   {
     MutexLock lock(&mu_);
     view_.Reset(kvs, read->revision);
@@ -174,7 +177,6 @@ void FleetReader::Run() {
         continue;
       }
       need_snapshot = false;
-      ProbeCompaction();
     }
     if (watch == nullptr) {
       int64_t from;

@@ -64,7 +64,8 @@ class FleetReader {
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // The highest revision etcd reported as compacted (0: none seen). Learnt
-  // after each full read and whenever the watch hits a compaction.
+  // with each full read (before the view changes) and whenever the watch
+  // hits a compaction.
   int64_t compacted_revision() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // `on_change` runs after every change of the view. Returns an id for
