@@ -75,6 +75,7 @@ absl::Status FleetWatchLogic::Begin() {
   const int64_t compacted = fleet_.reader->compacted_revision();
   absl::Status result;
   absl::Status read = fleet_.reader->Read([&](const fleet::FleetView& view) {
+    mu_.AssertHeld();  // runs within this function's locked scope
     if (start == 0) {
       for (const auto& [key, host] : view.hosts()) {
         v1::WatchFleetResponse r;
@@ -128,6 +129,7 @@ absl::Status FleetWatchLogic::Fetch() {
   int64_t current = 0;
   absl::Status range;
   absl::Status read = fleet_.reader->Read([&](const fleet::FleetView& view) {
+    mu_.AssertHeld();  // runs within this function's locked scope
     range = view.EventsAfter(cursor_, kBatch, &events);
     current = view.revision();
   });

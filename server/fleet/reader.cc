@@ -44,7 +44,7 @@ FleetReader::FleetReader(std::shared_ptr<etcd::Client> client, std::string prefi
     : client_(std::move(client)),
       prefix_(std::move(prefix)),
       options_(options),
-      view_(prefix_, options.limits, [this](const std::string& key, const absl::Status& why) {
+      view_(prefix_, options.limits, [](const std::string& key, const absl::Status& why) {
         Log("warning", "fleet: refused etcd value",
             {{"key", key}, {"error", std::string(why.message())}});
       }) {}
