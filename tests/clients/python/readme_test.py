@@ -114,6 +114,7 @@ class PythonBlocksTest(unittest.TestCase):
 
 
 class ReadmeTest(unittest.TestCase):
+    longMessage = False  # the messages below already show the output
     @classmethod
     def setUpClass(cls):
         with open(README, encoding="utf-8") as f:
@@ -186,19 +187,21 @@ class ReadmeTest(unittest.TestCase):
         script = os.path.join(tmp, "readme_%d.py" % b.line)
         with open(script, "w", encoding="utf-8") as f:
             f.write(b.source.replace(xenchan.DEFAULT_TARGET, self.host.target))
-        try:
-            r = subprocess.run([sys.executable, script], capture_output=True, text=True,
-                               timeout=BLOCK_TIMEOUT, cwd=tmp)
-        except subprocess.TimeoutExpired as e:
-            self.fail("README.md:%d did not finish within %gs\noutput:\n%s\n%s\nthe block:\n%s"
-                      % (b.line, BLOCK_TIMEOUT, e.stdout, e.stderr, b.source))
-        self.assertEqual(r.returncode, 0, "README.md:%d failed (exit %d)\nstdout:\n%s\nstderr:\n"
-                         "%s\nthe block:\n%s" % (b.line, r.returncode, r.stdout, r.stderr,
-                                                 b.source))
+        with subprocess.Popen([sys.executable, script], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=tmp) as proc:
+            try:
+                out, err = proc.communicate(timeout=BLOCK_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()  # e.g. a loop over a followed stream that never ends
+                out, err = proc.communicate()
+                self.fail("README.md:%d did not finish within %gs\nstdout:\n%s\nstderr:\n%s\n"
+                          "the block:\n%s" % (b.line, BLOCK_TIMEOUT, out, err, b.source))
+        self.assertEqual(proc.returncode, 0, "README.md:%d failed (exit %d)\nstdout:\n%s\n"
+                         "stderr:\n%s\nthe block:\n%s" % (b.line, proc.returncode, out, err,
+                                                           b.source))
         for want in b.prints:
-            self.assertIn(want, r.stdout, "README.md:%d printed %r, without %r"
-                          % (b.line, r.stdout, want))
-        print("README.md:%d ran:\n%s" % (b.line, r.stdout), file=sys.stderr)
+            self.assertIn(want, out, "README.md:%d printed %r, without %r" % (b.line, out, want))
+        print("README.md:%d ran:\n%s" % (b.line, out), file=sys.stderr)
 
 
 if __name__ == "__main__":
