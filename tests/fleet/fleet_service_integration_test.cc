@@ -372,6 +372,24 @@ TEST_F(FleetServiceTest, WatchFleetSnapshotThenLiveThenResume) {
   resumed.OnDone([&](uint64_t id) { reader_->Unsubscribe(id); });
 }
 
+TEST_F(FleetServiceTest, WatchFleetEndsUnavailableAtShutdown) {
+  RecordingPort port;
+  FleetWatchLogic logic(Context(), Uid(0), v1::WatchFleetRequest(), &port);
+  logic.Start([&](std::function<void()> f) { return reader_->Subscribe(std::move(f)); },
+              [&logic] { logic.OnChange(); });
+  for (;;) {
+    auto m = port.Next(logic);
+    ASSERT_TRUE(m.has_value());
+    if (m->type() == v1::FLEET_EVENT_TYPE_SYNCED) break;
+  }
+  logic.OnShutdown();
+  EXPECT_FALSE(port.Next(logic, absl::Seconds(5)).has_value());
+  const absl::Status end = port.finished().value_or(absl::OkStatus());
+  EXPECT_EQ(end.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(ReasonOf(end), v1::ERROR_REASON_SHUTTING_DOWN);
+  logic.OnDone([&](uint64_t id) { reader_->Unsubscribe(id); });
+}
+
 TEST_F(FleetServiceTest, WatchFleetRefusesRevisionsItCannotResumeFrom) {
   auto refused = [&](int64_t start) {
     RecordingPort port;
