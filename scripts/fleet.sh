@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # A real local fleet (issue 13, docs/FLEET.md) in one command: a 3-member
 # etcd cluster (Debian's etcd, members on Unix sockets in the state dir),
-# three simulated Xen hosts (xensim), each with its xenchand in the fleet, a
-# demo guest on each with xenchan-agent and a durable channel. It shows the
+# three simulated Xen hosts (xensim), each with its xenchand in the fleet
+# (advertising its Unix socket: all three run on this machine; a real fleet
+# advertises its mTLS address), a demo guest on each with xenchan-agent and a
+# durable channel. It shows the
 # fleet's records in etcd, migrates a guest from host1 to host2 and shows its
 # channel coming back there by itself, then keeps running until Ctrl-C.
 #
@@ -79,7 +81,8 @@ for h in host1 host2 host3; do
   wait_for "$STATE/$h/xensim.log" "xensim: ready" "${PIDS[-1]}"
   "$BIN/server/xenchand" --platform=sim --sim-state-dir="$STATE/$h" \
     --listen="unix://$STATE/$h/xenchand.sock" --listen=insecure-tcp://127.0.0.1:0 \
-    --fleet-etcd="$ETCD" --fleet-host-id="$h" > "$STATE/$h/xenchand.log" 2>&1 &
+    --fleet-etcd="$ETCD" --fleet-host-id="$h" \
+    --fleet-advertise="unix://$STATE/$h/xenchand.sock" > "$STATE/$h/xenchand.log" 2>&1 &
   PIDS+=($!)
   wait_for "$STATE/$h/xenchand.log" "msg=ready" "${PIDS[-1]}"
   grep -h "fleet: registered" "$STATE/$h/xenchand.log" | head -n 1
@@ -118,6 +121,15 @@ show "etcdctl get /xenchan/v1/hosts/host2"
 etcdctl_ get /xenchan/v1/hosts/host2 --print-value-only
 
 echo
+echo "== one view of the fleet from any xenchand (--fleet): hosts, domains, a call routed to the owner"
+show "xenchanctl --fleet host1 hosts"
+"$XENCHANCTL" --fleet "unix://$STATE/host1/xenchand.sock" hosts
+show "xenchanctl --fleet host1 domains"
+"$XENCHANCTL" --fleet "unix://$STATE/host1/xenchand.sock" domains
+show "xenchanctl --fleet host1 call db-1/$CHANNEL '{\"op\":\"ping\"}'   # db-1 runs on host3"
+"$XENCHANCTL" --fleet "unix://$STATE/host1/xenchand.sock" call "db-1/$CHANNEL" '{"op":"ping"}'
+
+echo
 echo "== migrate web-1 from host1 to host2: host2's xenchand adopts its channel from etcd"
 UUID=$(ctl host1 --output json get web-1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["uuid"])')
 show "xensim --state-dir host1 domain migrate web-1 --to host2"
@@ -131,6 +143,9 @@ ctl host2 call "web-1/$CHANNEL" '{"op":"ping"}'
 show "etcdctl get /xenchan/v1/domains/$UUID"
 until_ok sh -c "ETCDCTL_API=3 etcdctl --endpoints '$ETCD' get /xenchan/v1/domains/$UUID --print-value-only | grep -q host2"
 etcdctl_ get "/xenchan/v1/domains/$UUID" --print-value-only
+show "xenchanctl --fleet host3 call web-1/$CHANNEL '{\"op\":\"ping\"}'   # routed to host2 now"
+until_ok sh -c "'$XENCHANCTL' --fleet 'unix://$STATE/host3/xenchand.sock' domains | grep -q 'web-1 .*host2'"
+"$XENCHANCTL" --fleet "unix://$STATE/host3/xenchand.sock" call "web-1/$CHANNEL" '{"op":"ping"}'
 show "xenchanctl (on host1) get $UUID/$CHANNEL   # it waits there, DOMAIN_DOWN, with its buffer"
 ctl host1 get "$UUID/$CHANNEL"
 
