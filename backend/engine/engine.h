@@ -88,21 +88,23 @@ struct EngineOptions {
   OverflowPolicy overflow_policy = OverflowPolicy::kBlock;
   size_t write_queue_limit_bytes = kDefaultWriteQueueLimitBytes;
 
-  // Per-channel event rate limits (ring_channel.h, docs/PROTOCOL-NOTES.md).
-  // Spurious events (the guest kicked, but no index moved and no input was
-  // consumed) are held to xenconsoled's rule: `event_allowance` per
-  // `event_period`, then the port stays masked until the period ends.
+  // Per-channel event rate limits (ring_channel.h, docs/PROTOCOL-NOTES.md),
+  // token buckets that mask the port only until their debt is repaid.
+  // Spurious events (the guest moved no index since its previous event) are
+  // held to xenconsoled's rate: `event_allowance` per `event_period`, with a
+  // burst of `event_allowance`.
   uint32_t event_allowance = 30;
   absl::Duration event_period = absl::Milliseconds(200);
-  // Every event counts against this cap, which bounds the engine's work per
-  // channel (one event costs a ring pass, an unmask and usually a notify).
-  // Chosen from ring_bench on the simulated host: an unthrottled channel
-  // takes 17k-22k events/s at its peak (20-35 MB/s) and the whole process
-  // spends 20-40 us of CPU per event, so 2000 per 200 ms (10k/s) holds one
-  // channel to roughly a third of a core at most while it still moves
-  // 10-20 MB/s (30-60 times xenconsoled's rule; Xen itself calls channels
-  // low-bandwidth, XEN-CHANNELS §6.21). Setting event_cap to event_allowance
-  // restores xenconsoled's policy (every event counts, ~0.3 MB/s).
+  // Every event is charged to this cap, which bounds the engine's work per
+  // channel (one event costs a ring pass, an unmask and usually a notify):
+  // a whole event for one that moved nothing, 1/32 of an event less per
+  // byte moved, nothing for one that moved 32 bytes or more (its data pays
+  // for it), so a guest moving a byte per event is held to about `event_cap`
+  // per `event_cap_period` and a bulk transfer is never held. Chosen from
+  // ring_bench on the simulated host: the whole process spends 20-40 us of
+  // CPU per event, so 2000 per 200 ms (10k/s) holds one channel's unpaid
+  // events to roughly a third of a core. Setting event_cap to event_allowance
+  // holds a byte-per-event guest to xenconsoled's rate too.
   uint32_t event_cap = 2000;
   absl::Duration event_cap_period = absl::Milliseconds(200);
   // After this long without the guest connecting, the channel reports

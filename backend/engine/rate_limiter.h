@@ -2,9 +2,9 @@
 // RATE_LIMIT_ALLOWANCE / RATE_LIMIT_PERIOD): `allowance` counted events are
 // allowed in each `period`; past that the caller keeps the port masked until
 // the period ends, so the counted events cost the engine at most `allowance`
-// wake-ups per period and cannot starve quiet channels. Each ring channel has
-// two: one for spurious events only (strict) and one for all events (a
-// generous cap); see ring_channel.h.
+// wake-ups per period and cannot starve quiet channels. Ring channels hold
+// their frontend (xenstore) changes to one; their events go through token
+// buckets instead (token_bucket.h, ring_channel.h).
 #ifndef XENCHAN_BACKEND_ENGINE_RATE_LIMITER_H_
 #define XENCHAN_BACKEND_ENGINE_RATE_LIMITER_H_
 

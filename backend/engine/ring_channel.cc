@@ -21,8 +21,8 @@ RingChannel::RingChannel(RingHost* host, std::shared_ptr<Channel> channel, RingP
     : host_(host),
       channel_(std::move(channel)),
       params_(std::move(params)),
-      spurious_limiter_(params_.event_allowance, params_.event_period),
-      cap_limiter_(params_.event_cap, params_.event_cap_period),
+      spurious_bucket_(params_.event_allowance, params_.event_period),
+      cap_bucket_(uint64_t{params_.event_cap} * kCapUnitsPerEvent, params_.event_cap_period),
       frontend_limiter_(params_.frontend_change_allowance, params_.frontend_change_period) {}
 
 RingChannel::~RingChannel() {
@@ -284,6 +284,8 @@ void RingChannel::Connect(EpochChangeReason reason, absl::Time now) {
   host_->RoutePort(*local_port_, this);
   in_base_ = ring_->in_produced();
   in_consumed_seen_ = 0;
+  event_progress_seen_ = 0;  // a new ring counts from zero
+  duplicate_units_.reset();
 
   // A new epoch, never reused for this channel (persisted before use).
   const uint64_t epoch = params_.persisted_epoch + 1;

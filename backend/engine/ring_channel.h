@@ -41,25 +41,38 @@
 // Ring I/O on every event and after (re)connecting: drain `out` into the
 // channel's OutputBuffer as far as its Space() allows, fill `in` from the
 // write queue, notify only when an index moved, then unmask unless the
-// channel is over one of its two event rate limits (then the port stays
-// masked until that limit's period ends). Corrupt indices are counted and
+// channel is in debt with one of its two event token buckets (then the port
+// stays masked until that debt is repaid). Corrupt indices are counted and
 // the round is ignored.
 //
 // Event rate limits (XEN-CHANNELS §3.5.3 / §5.1 count every event against
 // xenconsoled's 30 per 200 ms; we deliberately do not, see
-// docs/PROTOCOL-NOTES.md):
-//  - a *spurious* event is one whose service moved no index and observed no
-//    progress: no `out` bytes drained, no `in` bytes written, `in_cons` not
-//    moved since we last looked (and a corrupt ring or an inactive data path
-//    counts as nothing done). Only spurious events count against the strict
-//    allowance (event_allowance per event_period, 30 / 200 ms by default):
-//    a guest that kicks without reason gets xenconsoled's treatment;
-//  - every event counts against the generous cap (event_cap per
+// docs/PROTOCOL-NOTES.md). What an event moved is the guest's progress since
+// its previous event: bytes it produced into `out` that we drained plus bytes
+// of `in` it consumed (monotonic counters of ConsoleRing, checked against the
+// ring sizes; a corrupt ring or an inactive data path moves nothing). Work
+// done between events (a session wrote, memory was released) does not take
+// that credit away, so the second notify of an echo round trip, whose data a
+// pass in between already drained, is not spurious.
+//  - a *spurious* event is one whose guest moved nothing since its previous
+//    event, unless that event moved data (a guest notifies once per move,
+//    and one pass may cover two: its consumed input and its answer; so an
+//    event that moved data leaves credit for one more, charged as it was).
+//    Spurious events are
+//    charged to a strict bucket (event_allowance
+//    per event_period, 30 / 200 ms by default, as a burst of 30): a guest
+//    that kicks without reason gets xenconsoled's treatment;
+//  - every event is charged to a generous cap bucket (event_cap events per
 //    event_cap_period, 2000 / 200 ms by default), which bounds the engine
-//    thread's work per channel whatever the guest does, even one that moves
-//    a single byte per event.
-// Counting every event strictly would cap a busy channel at 30 x 2 KiB per
-// 200 ms (~0.3 MB/s), far below what the ring can carry.
+//    thread's work per channel whatever the guest does: an event costs
+//    kCapUnitsPerEvent units less one per byte moved, so a spurious event or
+//    one that moved a byte costs a whole event, and one that moved 32 bytes
+//    or more is paid for by its data. A guest that moves a byte per event is
+//    held to the cap; a bulk transfer whose every event moves data never is.
+// A bucket in debt masks the port only until the debt is repaid (one event's
+// refill time: 6.7 ms for the strict bucket, 100 us for the cap), not for the
+// rest of a window. Counting every event strictly would cap a busy channel at
+// 30 x 2 KiB per 200 ms (~0.3 MB/s), far below what the ring can carry.
 //
 // Thread safety: engine thread only (the Channel it updates is thread-safe).
 //
@@ -80,6 +93,7 @@
 #include "absl/time/time.h"
 #include "backend/engine/channel.h"
 #include "backend/engine/rate_limiter.h"
+#include "backend/engine/token_bucket.h"
 #include "backend/engine/types.h"
 #include "backend/platform/event_channels.h"
 #include "backend/platform/grant_tables.h"
@@ -231,10 +245,18 @@ class RingChannel {
   bool guest_closed_ = false;  // Disconnect's last Service is running
   uint64_t in_base_ = 0;       // ring in_produced at the epoch's start
 
-  RateLimiter spurious_limiter_;   // spurious events only
-  RateLimiter cap_limiter_;        // every event
-  uint64_t limited_seen_ = 0;      // limited periods of both, last counted
-  uint64_t in_consumed_seen_ = 0;  // ring InConsumed() at the last look
+  // Units of the cap bucket one event costs when it moved nothing; each byte
+  // the guest moved pays for one of them.
+  static constexpr uint64_t kCapUnitsPerEvent = 32;
+
+  TokenBucket spurious_bucket_;        // spurious events only
+  TokenBucket cap_bucket_;             // every event, kCapUnitsPerEvent units each
+  uint64_t limited_seen_ = 0;          // limited episodes of both, last counted
+  uint64_t in_consumed_seen_ = 0;      // ring InConsumed() at the last look
+  uint64_t event_progress_seen_ = 0;   // guest progress at the previous event
+  // The previous event moved data: one more event without progress is not
+  // spurious and costs the cap what that event cost.
+  std::optional<uint64_t> duplicate_units_;
   bool masked_ = false;
   absl::Time unmask_at_ = absl::InfiniteFuture();
 

@@ -112,25 +112,48 @@ void RingChannel::MaybeEmitGap(absl::Time now) {
 
 void RingChannel::OnPortEvent(absl::Time now) {
   channel_->CountEvent(/*from_guest=*/true);
-  const bool useful = Service(now);
-  if (!useful) channel_->CountSpuriousEvent();
+  Service(now);
+  // What the guest moved since its previous event: bytes it produced into
+  // `out` that we drained, plus bytes of `in` it consumed (both monotonic
+  // and checked against the ring size, so scribbled indices count for
+  // nothing). Service passes that did not come from an event (a session
+  // wrote, memory was released) do not take this credit away.
+  const uint64_t progress_now = ring_.has_value() ? ring_->out_consumed() + in_consumed_seen_ : 0;
+  const uint64_t progress =
+      progress_now > event_progress_seen_ ? progress_now - event_progress_seen_ : 0;
+  event_progress_seen_ = progress_now;
+  // A guest notifies once per move, and one pass may have covered two
+  // moves (consumed input and the answer to it): an event that moved data
+  // leaves credit for one more event without progress, charged as it was.
+  // See the header: a spurious event is charged to both buckets; one that
+  // moved data only for the part of an event its bytes do not pay for.
+  uint64_t cap_units = kCapUnitsPerEvent;
+  bool spurious = false;
+  if (progress > 0) {
+    cap_units -= std::min<uint64_t>(progress, kCapUnitsPerEvent);
+    duplicate_units_ = cap_units;
+  } else if (duplicate_units_.has_value()) {
+    cap_units = *duplicate_units_;
+    duplicate_units_.reset();
+  } else {
+    spurious = true;
+  }
+  if (spurious) channel_->CountSpuriousEvent();
   if (!local_port_.has_value()) return;
-  // Every event counts against the cap; only spurious ones against the
-  // strict allowance (see the header).
-  bool allow = cap_limiter_.Allow(now);
-  absl::Time until = allow ? absl::InfinitePast() : cap_limiter_.period_end();
-  if (!useful && !spurious_limiter_.Allow(now)) {
+  bool allow = cap_units == 0 || cap_bucket_.Charge(now, cap_units);
+  absl::Time until = allow ? absl::InfinitePast() : cap_bucket_.ready_at();
+  if (spurious && !spurious_bucket_.Charge(now, 1)) {
     allow = false;
-    until = std::max(until, spurious_limiter_.period_end());
+    until = std::max(until, spurious_bucket_.ready_at());
   }
   if (allow) {
     (void)host_->evtchn().Unmask(*local_port_);
     return;
   }
-  // Over a limit: leave the port masked until its period ends.
+  // In debt: leave the port masked until the debt is repaid.
   masked_ = true;
   unmask_at_ = until;
-  const uint64_t limited = cap_limiter_.limited_periods() + spurious_limiter_.limited_periods();
+  const uint64_t limited = cap_bucket_.limited_episodes() + spurious_bucket_.limited_episodes();
   if (limited != limited_seen_) {
     limited_seen_ = limited;
     channel_->CountRateLimited();
