@@ -12,16 +12,24 @@
 //                      byte back) -> the same way back;
 //       engine_echo    the same guest and agent driven through the engine's
 //                      API in this process (xenchand stopped; the engine
-//                      recovers the channels), i.e. without gRPC.
-//     p50 and p99, and the ratios attach/grpc and attach/engine.
+//                      recovers the channels), i.e. without gRPC;
+//       floor_echo     the sim-floor echo: the same guest and agent behind a
+//                      minimal backend loop (sim_floor.h: map, bind, fill,
+//                      drain, notify; the engine stopped), the floor of the
+//                      path below gRPC.
+//     p50 and p99, each run --repeats times (min/median/max of the runs),
+//     the ratios attach/grpc, attach/engine and attach/(grpc + floor), and
+//     per round trip the CPU time and context switches of every process
+//     with the CPUs their threads ran on (proc_stats.h).
 //  2. Write throughput to a guest whose agent drains its tty: the Write RPC
 //     with ack level DELIVERED (in the ring) and CONSUMED (taken by the
 //     guest), and the engine-only figure (a writer session, the same wait).
 //
 // Rate limits: the engine limits guest events per channel (EngineOptions
-// event_allowance / event_cap); a fast ping-pong can reach them, and then
-// the limit, not gRPC, dominates. The options are printed, and the channel's
-// rate_limited_periods are reported per phase.
+// event_allowance / event_cap); a fast ping-pong must never reach them
+// (goal: 0 rate-limited periods). The options are printed, and the
+// channel's rate_limited_periods are reported per phase. The goals of
+// issue 14 are printed with their ratios before the RESULT lines.
 //
 // Usage: e2e_bench [--pings N] [--warmup N] [--message_bytes N] [--write_bytes N]
 // Prints how it was run, the figures, then one `RESULT name=value` line each.
@@ -37,6 +45,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -56,6 +65,8 @@
 #include "clients/lib/client.h"
 #include "echo/echo.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
+#include "tests/bench/proc_stats.h"
+#include "tests/bench/sim_floor.h"
 #include "tests/server/xenchand_process.h"
 #include "tests/sim/xensim_process.h"
 
@@ -63,6 +74,7 @@ ABSL_FLAG(int32_t, pings, 2000, "round trips measured per echo run");
 ABSL_FLAG(int32_t, warmup, 100, "round trips before measuring");
 ABSL_FLAG(int32_t, message_bytes, 32, "bytes per ping");
 ABSL_FLAG(int64_t, write_bytes, 8 << 20, "bytes per Write throughput run");
+ABSL_FLAG(int32_t, repeats, 3, "echo runs per figure (each of --pings round trips)");
 ABSL_FLAG(std::string, guest_agent, "", "internal: run as the in-guest agent (echo|drain)");
 ABSL_FLAG(std::string, tty, "", "internal: the agent's channel tty");
 
@@ -85,6 +97,14 @@ void Result(const std::string& name, double value, const char* unit) {
 [[noreturn]] void Die(const std::string& what) {
   fprintf(stderr, "e2e_bench: %s\n", what.c_str());
   exit(1);
+}
+
+// One goal of issue 14: the figure, the bound and whether it is met.
+std::vector<std::string> g_goals;
+void Goal(const std::string& what, double figure, double bound, bool at_most) {
+  const bool met = at_most ? figure <= bound : figure >= bound;
+  g_goals.push_back(absl::StrFormat("  %-58s %10.4g %s %-8.4g %s", what, figure,
+                                    at_most ? "<=" : ">=", bound, met ? "met" : "MISSED"));
 }
 
 std::string SelfPath() {
@@ -188,6 +208,45 @@ Latency MeasureEcho(int warmup, int pings, RoundTrip rt) {
   return Percentiles(std::move(us));
 }
 
+// Runs `MeasureEcho` --repeats times: the median run's p50 and p99 (and
+// prints min/median/max of both), with per-round-trip process figures.
+struct EchoFigures {
+  Latency median;
+  double switches_per_rt = 0;         // whole system
+  std::map<std::string, double> own;  // context switches per round trip, by process
+};
+template <class RoundTrip>
+EchoFigures RepeatEcho(const std::string& name, int repeats, int warmup, int pings,
+                       RoundTrip rt) {
+  std::vector<double> p50, p99;
+  const auto before = bench::SampleTree();
+  int base = 0;  // round trips so far: their indices keep increasing across runs
+  for (int r = 0; r < repeats; ++r) {
+    const int w = r == 0 ? warmup : 0;
+    const Latency l = MeasureEcho(w, pings, [&](int i) { rt(base + i); });
+    base += w + pings;
+    p50.push_back(l.p50_us);
+    p99.push_back(l.p99_us);
+  }
+  const auto after = bench::SampleTree();
+  const bench::Spread a = bench::SpreadOf(p50), b = bench::SpreadOf(p99);
+  printf("  %s p50 %.1f us (min %.1f, max %.1f), p99 %.1f us (min %.1f, max %.1f), n=%d x %d\n",
+         name.c_str(), a.median, a.min, a.max, b.median, b.min, b.max, repeats, pings);
+  EchoFigures f;
+  f.median = Latency{a.median, b.median};
+  const double rts = static_cast<double>(repeats) * pings + warmup;
+  f.switches_per_rt = bench::PrintPerMessage("round trip", before, after, rts);
+  for (const auto& [label, c] : after) {
+    bench::ProcCounters b0;
+    if (auto it = before.find(label); it != before.end()) b0 = it->second;
+    f.own[label] = static_cast<double>((c.voluntary + c.nonvoluntary) -
+                                       std::min(c.voluntary + c.nonvoluntary,
+                                                b0.voluntary + b0.nonvoluntary)) /
+                   rts;
+  }
+  return f;
+}
+
 // 1a. The plain gRPC reference.
 class EchoService final : public bench::Echo::CallbackService {
   grpc::ServerBidiReactor<bench::EchoMessage, bench::EchoMessage>* PingPong(
@@ -212,7 +271,7 @@ class EchoService final : public bench::Echo::CallbackService {
   }
 };
 
-Latency GrpcEcho(const std::string& socket, int warmup, int pings, size_t size) {
+EchoFigures GrpcEcho(const std::string& socket, int repeats, int warmup, int pings, size_t size) {
   EchoService service;
   grpc::ServerBuilder builder;
   builder.AddListeningPort("unix://" + socket, grpc::InsecureServerCredentials());
@@ -224,7 +283,7 @@ Latency GrpcEcho(const std::string& socket, int warmup, int pings, size_t size) 
   grpc::ClientContext ctx;
   auto stream = stub->PingPong(&ctx);
   bench::EchoMessage out, in;
-  const Latency l = MeasureEcho(warmup, pings, [&](int i) {
+  const EchoFigures l = RepeatEcho("grpc_echo", repeats, warmup, pings, [&](int i) {
     out.set_data(Payload(size, i));
     if (!stream->Write(out) || !stream->Read(&in) || in.data() != out.data()) {
       Die("grpc echo failed");
@@ -237,8 +296,8 @@ Latency GrpcEcho(const std::string& socket, int warmup, int pings, size_t size) 
 }
 
 // 1b. Attach through xenchand.
-Latency AttachEcho(client::Client& client, const std::string& channel, int warmup, int pings,
-                   size_t size) {
+EchoFigures AttachEcho(client::Client& client, const std::string& channel, int repeats,
+                       int warmup, int pings, size_t size) {
   auto stream = client.Attach(absl::Minutes(10));
   v1::AttachRequest open;
   open.mutable_open()->set_channel(channel);
@@ -247,7 +306,7 @@ Latency AttachEcho(client::Client& client, const std::string& channel, int warmu
   v1::AttachResponse m;
   if (!stream->Receive(&m) || !m.has_opened()) Die("attach: not opened: " + m.DebugString());
   v1::AttachRequest w;
-  const Latency l = MeasureEcho(warmup, pings, [&](int i) {
+  const EchoFigures l = RepeatEcho("attach_echo", repeats, warmup, pings, [&](int i) {
     const std::string data = Payload(size, i);
     w.mutable_write()->set_sequence_id(static_cast<uint64_t>(i) + 1);
     w.mutable_write()->set_data(data);
@@ -303,13 +362,13 @@ void WaitFd(int fd) {
 }
 
 // 1c. The engine directly.
-Latency EngineEcho(Engine& engine, int warmup, int pings, size_t size) {
+EchoFigures EngineEcho(Engine& engine, int repeats, int warmup, int pings, size_t size) {
   SessionOptions so;
   so.role = SessionRole::kWriter;
   so.start.anchor = ReadStart::Anchor::kNext;
   auto session = engine.OpenSession({kGuest, kEcho}, so);
   if (!session.ok()) Die("engine echo: " + session.status().ToString());
-  return MeasureEcho(warmup, pings, [&](int i) {
+  return RepeatEcho("engine_echo", repeats, warmup, pings, [&](int i) {
     const std::string data = Payload(size, i);
     auto w = (*session)->Write(data);
     if (!w.ok()) Die("engine echo write: " + w.status().ToString());
@@ -323,6 +382,13 @@ Latency EngineEcho(Engine& engine, int warmup, int pings, size_t size) {
       if (got.size() < data.size() && recs->empty()) WaitFd((*session)->notify_fd());
     }
     if (got != data) Die("engine echo mismatch");
+  });
+}
+
+// 1d. The sim-floor echo: the same guest and agent, a minimal backend.
+EchoFigures FloorEcho(bench::SimFloor& floor, int repeats, int warmup, int pings, size_t size) {
+  return RepeatEcho("floor_echo", repeats, warmup, pings, [&](int i) {
+    if (!floor.Echo(Payload(size, i))) Die("floor echo failed");
   });
 }
 
@@ -368,17 +434,19 @@ std::string Name(const std::string& channel) {
 int Main() {
   const int pings = std::max(1, absl::GetFlag(FLAGS_pings));
   const int warmup = std::max(0, absl::GetFlag(FLAGS_warmup));
+  const int repeats = std::max(1, absl::GetFlag(FLAGS_repeats));
   const size_t size = static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_message_bytes)));
   const size_t write_bytes =
       static_cast<size_t>(std::max<int64_t>(1, absl::GetFlag(FLAGS_write_bytes)));
   const EngineOptions defaults;
   printf("e2e_bench: how it was run\n");
-  printf("  echo: %d round trips of %zu bytes after %d warm-up; write: %zu bytes per run\n", pings,
-         size, warmup, write_bytes);
   printf(
-      "  cpus: %ld; host: xensim serve (child); guest %s: xensim guest process; agents: this "
-      "binary re-run in the guest (raw tty; echo | drain)\n",
-      sysconf(_SC_NPROCESSORS_ONLN), kGuest);
+      "  echo: %d runs of %d round trips of %zu bytes after %d warm-up; write: %zu bytes per run\n",
+      repeats, pings, size, warmup, write_bytes);
+  printf(
+      "  cpus: %ld (bench main thread on cpu %d); host: xensim serve (child); guest %s: xensim "
+      "guest process; agents: this binary re-run in the guest (raw tty; echo | drain)\n",
+      sysconf(_SC_NPROCESSORS_ONLN), bench::CurrentCpu(), kGuest);
   printf("  xenchand: %s --platform=sim, Unix socket; client: clients/lib (sync stubs)\n",
          servertest::XenchandProcess::BinaryPath().c_str());
   printf("  grpc reference: in-process callback-API echo server, Unix socket, sync client\n");
@@ -394,7 +462,9 @@ int Main() {
   if (!(*sim)->CreateDomain(kGuest).ok()) Die("domain create");
 
   printf("plain gRPC bidirectional ping-pong:\n");
-  const Latency grpc = GrpcEcho((*sim)->scratch_dir() + "/echo.sock", warmup, pings, size);
+  const EchoFigures grpc_figures =
+      GrpcEcho((*sim)->scratch_dir() + "/echo.sock", repeats, warmup, pings, size);
+  const Latency grpc = grpc_figures.median;
   Result("grpc_echo_p50_us", grpc.p50_us, "us");
   Result("grpc_echo_p99_us", grpc.p99_us, "us");
 
@@ -422,12 +492,20 @@ int Main() {
 
   printf("\nxenchand Attach echo through the guest's echo agent:\n");
   const uint64_t limited0 = limited(kEcho);
-  const Latency attach = AttachEcho(**client, Name(kEcho), warmup, pings, size);
+  const EchoFigures attach_figures =
+      AttachEcho(**client, Name(kEcho), repeats, warmup, pings, size);
+  const Latency attach = attach_figures.median;
   Result("attach_echo_p50_us", attach.p50_us, "us");
   Result("attach_echo_p99_us", attach.p99_us, "us");
   Result("attach_vs_grpc_p50_ratio", attach.p50_us / grpc.p50_us, "");
   Result("attach_vs_grpc_p99_ratio", attach.p99_us / grpc.p99_us, "");
-  Result("attach_echo_rate_limited_periods", static_cast<double>(limited(kEcho) - limited0), "");
+  const double attach_limited = static_cast<double>(limited(kEcho) - limited0);
+  Result("attach_echo_rate_limited_periods", attach_limited, "");
+  Result("attach_switches_per_round_trip", attach_figures.switches_per_rt, "");
+  Result("attach_xenchand_switches_per_round_trip", attach_figures.own.count("xenchand") != 0
+                                                        ? attach_figures.own.at("xenchand")
+                                                        : 0.0,
+         "");
 
   printf("\nxenchand Write to the guest's draining agent:\n");
   const uint64_t limited1 = limited(kSink);
@@ -470,20 +548,50 @@ int Main() {
 
   printf("\nengine only (this process), same guest and agents:\n");
   const uint64_t limited2 = engine_limited(kEcho);
-  const Latency eng = EngineEcho(**engine, warmup, pings, size);
+  const Latency eng = EngineEcho(**engine, repeats, warmup, pings, size).median;
   Result("engine_echo_p50_us", eng.p50_us, "us");
   Result("engine_echo_p99_us", eng.p99_us, "us");
   Result("attach_vs_engine_p50_ratio", attach.p50_us / eng.p50_us, "");
-  Result("engine_echo_rate_limited_periods", static_cast<double>(engine_limited(kEcho) - limited2),
-         "");
+  const double engine_echo_limited = static_cast<double>(engine_limited(kEcho) - limited2);
+  Result("engine_echo_rate_limited_periods", engine_echo_limited, "");
   const double engine_delivered = EngineWrite(**engine, write_bytes, AckLevel::kDelivered);
   const double engine_consumed = EngineWrite(**engine, write_bytes, AckLevel::kConsumed);
   Result("engine_write_delivered_mbps", engine_delivered, "MB/s");
   Result("engine_write_consumed_mbps", engine_consumed, "MB/s");
   Result("write_consumed_vs_engine_ratio", write_consumed / engine_consumed, "");
   Result("write_delivered_vs_engine_ratio", write_delivered / engine_delivered, "");
+  auto echo_info = (*engine)->GetChannel({kGuest, kEcho});
+  if (!echo_info.ok()) Die(echo_info.status().ToString());
   engine->reset();
 
+  // The floor: the engine is gone (port unbound, page unmapped, xenstore
+  // kept); a minimal backend serves the echo channel's ring and port.
+  printf("\nsim-floor echo (a minimal backend loop, same guest and agent, no engine):\n");
+  auto fxs = LibXenStore::Open((*sim)->xenstored_socket());
+  auto fev = SimEventChannels::Create((*sim)->hypervisor_socket());
+  auto fgt = SimGrantTables::Create((*sim)->hypervisor_socket());
+  if (!fxs.ok() || !fev.ok() || !fgt.ok()) Die("cannot connect to xensim");
+  auto floor = bench::SimFloor::Attach(**fxs, *std::move(fev), **fgt, echo_info->domid,
+                                       echo_info->devid);
+  if (!floor.ok()) Die("floor: " + floor.status().ToString());
+  const Latency fl = FloorEcho(**floor, repeats, warmup, pings, size).median;
+  Result("floor_echo_p50_us", fl.p50_us, "us");
+  Result("floor_echo_p99_us", fl.p99_us, "us");
+  Result("engine_vs_floor_p50_ratio", eng.p50_us / fl.p50_us, "");
+  const double attach_goal = attach.p50_us / (grpc.p50_us + fl.p50_us);
+  Result("attach_vs_grpc_plus_floor_p50_ratio", attach_goal, "");
+  floor->reset();
+
+  Goal("Attach echo p50 / (gRPC echo p50 + sim-floor echo p50)", attach_goal, 1.2, true);
+  Goal("whole-system context switches per Attach round trip", attach_figures.switches_per_rt, 20,
+       true);
+  Goal("xenchand context switches per Attach round trip",
+       attach_figures.own.count("xenchand") != 0 ? attach_figures.own.at("xenchand") : 0.0, 10,
+       true);
+  Goal("rate-limited periods in the echo runs (Attach + engine)",
+       attach_limited + engine_echo_limited, 0, true);
+  printf("\ngoals (issue 14; ratios from this run, medians):\n");
+  for (const std::string& g : g_goals) printf("%s\n", g.c_str());
   printf("\n");
   for (const auto& [name, value] : g_results) printf("RESULT %s=%s\n", name.c_str(), value.c_str());
   return 0;
