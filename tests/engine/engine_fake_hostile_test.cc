@@ -155,8 +155,8 @@ TEST_F(EngineFakeHostileTest, RewrittenAndDeletedNodesFailOnlyThatChannel) {
 
 // A guest with a ring and a port that sends nothing but kicks its port as
 // fast as it can: spurious events are held to the allowance per period (30
-// per 20 ms here) and the port stays masked for the rest of the period; a
-// quiet guest beside it keeps working.
+// per 20 ms here, a token bucket: the port stays masked until the debt is
+// repaid); a quiet guest beside it keeps working.
 TEST_F(EngineFakeHostileTest, EventStormWithoutDataIsThrottled) {
   NewDomain("storm");
   NewDomain("quiet");

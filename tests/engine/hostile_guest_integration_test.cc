@@ -365,8 +365,8 @@ TEST_F(HostileGuestTest, FrontendStateChurnIsRateLimitedAndTheLastStateWins) {
 // The test plays a guest that has a ring and a port but sends nothing: it
 // kicks its port as fast as the hypervisor takes it. Those events are
 // spurious (no index moves), so the engine services at most the strict
-// allowance per period and leaves the port masked for the rest of it; a
-// quiet guest beside it keeps its round-trip latency.
+// allowance per period and leaves the port masked until its debt is repaid;
+// a quiet guest beside it keeps its round-trip latency.
 TEST_F(HostileGuestTest, EventStormWithoutDataIsThrottledAndAQuietGuestStaysResponsive) {
   const uint32_t D = Domain("storm");
   Domain("quiet");
