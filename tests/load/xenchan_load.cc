@@ -30,12 +30,22 @@
 // channels; read allows up to max-readers-per-channel per channel (the tool
 // raises xenchand's limit when it starts it).
 //
+// Open loop (--rate R): every stream gets R/N messages per second on a fixed
+// schedule (streams offset evenly within the interval); echo and write
+// streams send each message at its scheduled time (at once if late, one at
+// a time) and measure latency from the scheduled time, so a slow answer
+// delays and counts against the messages behind it (no coordinated
+// omission); read channels' guests emit R/N records per second.
+//
 // At the end: writers half-close and must finish OK; readers are cancelled
 // (CANCELLED then is expected, not an error). Errors are counted by gRPC
 // status code and xenchan reason, plus write rejections, gaps, unexpected
 // epoch changes and mismatched data. Peak memory is VmHWM of xenchand's
 // /proc/<pid>/status (pid: the child, SO_PEERCRED of a Unix target, or
 // --server_pid).
+//
+// xenchand's CPU per message is its utime + stime (/proc/<pid>/stat) over
+// the load divided by the messages of every stream.
 //
 // Output: a human-readable report, then one `RESULT name=value` line per
 // figure (what the smoke test parses). Exit status 0 when the run completed
@@ -61,6 +71,7 @@
 #include <deque>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -94,6 +105,9 @@ ABSL_FLAG(int32_t, payload, 64, "bytes per message (read mode: at least 16)");
 ABSL_FLAG(std::string, mode, "echo", "echo | write | read | mix");
 ABSL_FLAG(int32_t, window, 4, "write mode: writes outstanding per stream");
 ABSL_FLAG(int32_t, read_rate, 200, "read mode: records per second per channel (0: unthrottled)");
+ABSL_FLAG(double, rate, 0,
+          "open loop: messages per second in all, spread evenly over the streams (0: closed "
+          "loop, each stream as fast as its answers come)");
 ABSL_FLAG(int32_t, connections, 4, "gRPC connections the streams are spread over");
 ABSL_FLAG(std::string, target, "",
           "attach to this xenchand (loopback only) instead of starting one");
@@ -296,10 +310,33 @@ Percentiles Compute(std::vector<double> v) {
 // ---------------------------------------------------------------------------
 // Streams.
 
+// The open-loop schedule of one stream: message i is due at
+// start + phase + i * interval (CLOCK_MONOTONIC ns).
+class Pacer {
+ public:
+  Pacer(uint64_t start_ns, uint64_t phase_ns, uint64_t interval_ns)
+      : next_(start_ns + phase_ns), interval_(interval_ns) {}
+  // Waits until the next message is due (or `stop`); returns when it was due.
+  uint64_t Wait(const std::atomic<bool>& stop) {
+    const uint64_t due = next_;
+    next_ += interval_;
+    for (uint64_t now = MonoNs(); now < due && !stop.load(std::memory_order_relaxed);
+         now = MonoNs()) {
+      absl::SleepFor(absl::Nanoseconds(std::min<uint64_t>(due - now, 50'000'000)));
+    }
+    return due;
+  }
+
+ private:
+  uint64_t next_;
+  const uint64_t interval_;
+};
+
 struct StreamSpec {
   Kind kind;
   std::string channel;
   v1::ChannelService::Stub* stub;
+  std::optional<Pacer> pacer;  // open loop
 };
 
 std::string EchoPayload(size_t n, uint64_t seq) {
@@ -308,7 +345,7 @@ std::string EchoPayload(size_t n, uint64_t seq) {
   return s.substr(0, n);
 }
 
-void RunEcho(const StreamSpec& spec, size_t payload, const std::atomic<bool>& stop,
+void RunEcho(StreamSpec spec, size_t payload, const std::atomic<bool>& stop,
              absl::Time deadline, Figures* fig) {
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(deadline));
@@ -325,7 +362,8 @@ void RunEcho(const StreamSpec& spec, size_t payload, const std::atomic<bool>& st
     const std::string data = EchoPayload(payload, seq);
     w.mutable_write()->set_sequence_id(seq);
     w.mutable_write()->set_data(data);
-    const uint64_t t0 = MonoNs();
+    const uint64_t t0 = spec.pacer.has_value() ? spec.pacer->Wait(stop) : MonoNs();
+    if (stop.load(std::memory_order_relaxed)) break;
     if (!stream->Write(w)) break;
     std::string got;
     while (got.size() < data.size()) {
@@ -355,7 +393,7 @@ void RunEcho(const StreamSpec& spec, size_t payload, const std::atomic<bool>& st
   fig->Merge(Kind::kEcho, std::move(us), msgs, msgs * static_cast<int64_t>(payload));
 }
 
-void RunWrite(const StreamSpec& spec, size_t payload, size_t window, const std::atomic<bool>& stop,
+void RunWrite(StreamSpec spec, size_t payload, size_t window, const std::atomic<bool>& stop,
               absl::Time deadline, Figures* fig) {
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(deadline));
@@ -374,8 +412,10 @@ void RunWrite(const StreamSpec& spec, size_t payload, size_t window, const std::
   uint64_t seq = 0;
   while (ok) {
     while (!stop.load(std::memory_order_relaxed) && outstanding.size() < window) {
+      const uint64_t due = spec.pacer.has_value() ? spec.pacer->Wait(stop) : MonoNs();
+      if (stop.load(std::memory_order_relaxed)) break;
       w.mutable_write()->set_sequence_id(++seq);
-      outstanding.emplace_back(seq, MonoNs());
+      outstanding.emplace_back(seq, due);
       if (!stream->Write(w)) {
         ok = false;
         break;
@@ -467,6 +507,21 @@ void RunRead(const StreamSpec& spec, size_t payload, grpc::ClientContext* ctx, F
 // ---------------------------------------------------------------------------
 // Server side facts.
 
+// CPU seconds (utime + stime, fields 14 and 15 of /proc/<pid>/stat) a
+// process has used; -1 if unknown.
+double ProcCpuSeconds(int pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t close = stat.rfind(')');
+  if (pid <= 0 || close == std::string::npos) return -1;
+  std::vector<std::string> f = absl::StrSplit(stat.substr(close + 2), ' ');
+  double utime = 0, stime = 0;
+  if (f.size() < 13 || !absl::SimpleAtod(f[11], &utime) || !absl::SimpleAtod(f[12], &stime)) {
+    return -1;
+  }
+  return (utime + stime) / sysconf(_SC_CLK_TCK);
+}
+
 // "VmHWM" / "VmRSS" of a process in kB; -1 if unknown.
 int64_t ProcStatusKb(int pid, const std::string& key) {
   if (pid <= 0) return -1;
@@ -532,7 +587,10 @@ int Main(int argc, char** argv) {
   const absl::Duration duration = absl::GetFlag(FLAGS_duration);
   const size_t payload = static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_payload)));
   const std::string mode = absl::GetFlag(FLAGS_mode);
-  const size_t window = static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_window)));
+  const double rate = std::max(0.0, absl::GetFlag(FLAGS_rate));
+  // Open loop: one message at a time per stream, each at its due time.
+  const size_t window =
+      rate > 0 ? 1 : static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_window)));
   const int connections = std::max(1, absl::GetFlag(FLAGS_connections));
   const std::string target = absl::GetFlag(FLAGS_target);
   std::string state_dir = absl::GetFlag(FLAGS_sim_state_dir);
@@ -551,6 +609,10 @@ int Main(int argc, char** argv) {
   if (mode == "mix" && channels < 3) return usage("--mode=mix needs at least 3 channels");
   if ((mode == "read" || mode == "mix") && payload < 16) {
     return usage("read streams need --payload >= 16 (sequence number and timestamp)");
+  }
+  // Open loop: each read channel's guest emits one stream's share.
+  if (rate > 0) {
+    absl::SetFlag(&FLAGS_read_rate, std::max(1, static_cast<int>(rate / streams + 0.5)));
   }
   if (payload > 65536) return usage("--payload is at most 65536 (the API's message limit)");
   if (mode != "read" && streams > channels) {
@@ -674,6 +736,7 @@ int Main(int argc, char** argv) {
   const absl::Duration setup = absl::Now() - setup_start;
   const int64_t rss_before = ProcStatusKb(server_pid, "VmRSS");
   const int64_t hwm_before = ProcStatusKb(server_pid, "VmHWM");
+  const double cpu_before = ProcCpuSeconds(server_pid);
 
   std::map<Kind, int> stream_kinds;
   for (int j = 0; j < streams; ++j) stream_kinds[kind_of(j % channels)]++;
@@ -687,6 +750,14 @@ int Main(int argc, char** argv) {
       mode.c_str(), channels, guests, streams, stream_kinds[Kind::kEcho],
       stream_kinds[Kind::kWrite], stream_kinds[Kind::kRead], absl::FormatDuration(duration).c_str(),
       payload, window, absl::GetFlag(FLAGS_read_rate), connections);
+  if (rate > 0) {
+    printf(
+        "  open loop: %.0f msgs/s in all, %.2f per stream; latency from each message's scheduled "
+        "send time\n",
+        rate, rate / streams);
+  } else {
+    printf("  closed loop: each stream sends as fast as its answers come\n");
+  }
   printf("  server: xenchand pid %d at %s (%s)%s%s\n", server_pid, server_target.c_str(),
          server ? "started by this tool, --platform=sim" : "attached",
          xenchand_args.empty() ? "" : ", extra args ", absl::StrJoin(xenchand_args, " ").c_str());
@@ -708,9 +779,14 @@ int Main(int argc, char** argv) {
   std::vector<std::unique_ptr<grpc::ClientContext>> read_contexts;
   std::vector<std::thread> threads;
   const absl::Time start = absl::Now();
+  const uint64_t start_ns = MonoNs();
   for (int j = 0; j < streams; ++j) {
     const int c = j % channels;
-    StreamSpec spec{kind_of(c), channel_name(c), stubs[j % connections].get()};
+    StreamSpec spec{kind_of(c), channel_name(c), stubs[j % connections].get(), std::nullopt};
+    if (rate > 0) {
+      const uint64_t interval = static_cast<uint64_t>(1e9 * streams / rate);
+      spec.pacer.emplace(start_ns, interval * j / streams, interval);
+    }
     switch (spec.kind) {
       case Kind::kEcho:
         threads.emplace_back([=, &stop, &fig] { RunEcho(spec, payload, stop, deadline, &fig); });
@@ -736,6 +812,7 @@ int Main(int argc, char** argv) {
   for (std::thread& t : threads) t.join();
   const int64_t rss_after = ProcStatusKb(server_pid, "VmRSS");
   const int64_t hwm_after = ProcStatusKb(server_pid, "VmHWM");
+  const double cpu_after = ProcCpuSeconds(server_pid);
   agents.clear();
 
   // --- Report. ---
@@ -774,6 +851,13 @@ int Main(int argc, char** argv) {
   for (const auto& [k, n] : fig.finished) printf(" %s=%lld", k.c_str(), static_cast<long long>(n));
   printf("\n  errors: %lld", static_cast<long long>(errors));
   for (const auto& [k, n] : fig.errors) printf(" %s=%lld", k.c_str(), static_cast<long long>(n));
+  // xenchand's CPU per message (all its threads; every message the streams
+  // counted, each kind once).
+  const double server_cpu_us_per_msg = cpu_before >= 0 && cpu_after >= 0 && msgs > 0
+                                           ? (cpu_after - cpu_before) * 1e6 / msgs
+                                           : -1;
+  printf("\n  xenchand CPU: %.1f us per message (%.2f s in all)", server_cpu_us_per_msg,
+         cpu_after - cpu_before);
   printf(
       "\n  xenchand memory: VmHWM %lld kB (peak; %lld kB before the load), VmRSS %lld kB "
       "after (%lld kB before)\n\n",
@@ -793,6 +877,7 @@ int Main(int argc, char** argv) {
   for (const auto& [k, n] : fig.errors) result("errors_" + k, static_cast<double>(n));
   result("server_vmhwm_kb", static_cast<double>(hwm_after));
   result("server_vmrss_kb", static_cast<double>(rss_after));
+  result("server_cpu_us_per_msg", server_cpu_us_per_msg);
   for (const auto& [name, value] : results) printf("RESULT %s=%s\n", name.c_str(), value.c_str());
   fflush(stdout);
 
