@@ -171,7 +171,8 @@ class RingChannel {
   void OnPortEvent(absl::Time now);
   // Moves bytes both ways if the data path is active. Returns true if it did
   // anything (an index moved, or the guest consumed input since the last
-  // look); false for a spurious round.
+  // look). Whether an event was spurious is decided by OnPortEvent from the
+  // guest's progress since its previous event, not by this pass.
   bool Service(absl::Time now);
   // Earliest time OnTimer wants to run; InfiniteFuture if none.
   absl::Time NextDeadline() const;
