@@ -250,11 +250,11 @@ class RingChannel {
   // the guest moved pays for one of them.
   static constexpr uint64_t kCapUnitsPerEvent = 32;
 
-  TokenBucket spurious_bucket_;        // spurious events only
-  TokenBucket cap_bucket_;             // every event, kCapUnitsPerEvent units each
-  uint64_t limited_seen_ = 0;          // limited episodes of both, last counted
-  uint64_t in_consumed_seen_ = 0;      // ring InConsumed() at the last look
-  uint64_t event_progress_seen_ = 0;   // guest progress at the previous event
+  TokenBucket spurious_bucket_;       // spurious events only
+  TokenBucket cap_bucket_;            // every event, kCapUnitsPerEvent units each
+  uint64_t limited_seen_ = 0;         // limited episodes of both, last counted
+  uint64_t in_consumed_seen_ = 0;     // ring InConsumed() at the last look
+  uint64_t event_progress_seen_ = 0;  // guest progress at the previous event
   // The previous event moved data: one more event without progress is not
   // spurious and costs the cap what that event cost.
   std::optional<uint64_t> duplicate_units_;

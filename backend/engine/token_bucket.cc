@@ -16,8 +16,7 @@ absl::Duration PerUnit(uint64_t capacity, absl::Duration period) {
 }  // namespace
 
 TokenBucket::TokenBucket(uint64_t capacity, absl::Duration period)
-    : per_unit_(PerUnit(capacity, period)),
-      burst_(capacity == 0 ? absl::ZeroDuration() : period) {}
+    : per_unit_(PerUnit(capacity, period)), burst_(capacity == 0 ? absl::ZeroDuration() : period) {}
 
 bool TokenBucket::Charge(absl::Time now, uint64_t units) {
   if (now < last_now_ && full_at_ != absl::InfinitePast()) {

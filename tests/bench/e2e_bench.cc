@@ -216,8 +216,7 @@ struct EchoFigures {
   std::map<std::string, double> own;  // context switches per round trip, by process
 };
 template <class RoundTrip>
-EchoFigures RepeatEcho(const std::string& name, int repeats, int warmup, int pings,
-                       RoundTrip rt) {
+EchoFigures RepeatEcho(const std::string& name, int repeats, int warmup, int pings, RoundTrip rt) {
   std::vector<double> p50, p99;
   const auto before = bench::SampleTree();
   int base = 0;  // round trips so far: their indices keep increasing across runs
@@ -239,9 +238,9 @@ EchoFigures RepeatEcho(const std::string& name, int repeats, int warmup, int pin
   for (const auto& [label, c] : after) {
     bench::ProcCounters b0;
     if (auto it = before.find(label); it != before.end()) b0 = it->second;
-    f.own[label] = static_cast<double>((c.voluntary + c.nonvoluntary) -
-                                       std::min(c.voluntary + c.nonvoluntary,
-                                                b0.voluntary + b0.nonvoluntary)) /
+    f.own[label] = static_cast<double>(
+                       (c.voluntary + c.nonvoluntary) -
+                       std::min(c.voluntary + c.nonvoluntary, b0.voluntary + b0.nonvoluntary)) /
                    rts;
   }
   return f;
@@ -296,8 +295,8 @@ EchoFigures GrpcEcho(const std::string& socket, int repeats, int warmup, int pin
 }
 
 // 1b. Attach through xenchand.
-EchoFigures AttachEcho(client::Client& client, const std::string& channel, int repeats,
-                       int warmup, int pings, size_t size) {
+EchoFigures AttachEcho(client::Client& client, const std::string& channel, int repeats, int warmup,
+                       int pings, size_t size) {
   auto stream = client.Attach(absl::Minutes(10));
   v1::AttachRequest open;
   open.mutable_open()->set_channel(channel);
@@ -502,10 +501,8 @@ int Main() {
   const double attach_limited = static_cast<double>(limited(kEcho) - limited0);
   Result("attach_echo_rate_limited_periods", attach_limited, "");
   Result("attach_switches_per_round_trip", attach_figures.switches_per_rt, "");
-  Result("attach_xenchand_switches_per_round_trip", attach_figures.own.count("xenchand") != 0
-                                                        ? attach_figures.own.at("xenchand")
-                                                        : 0.0,
-         "");
+  Result("attach_xenchand_switches_per_round_trip",
+         attach_figures.own.count("xenchand") != 0 ? attach_figures.own.at("xenchand") : 0.0, "");
 
   printf("\nxenchand Write to the guest's draining agent:\n");
   const uint64_t limited1 = limited(kSink);
@@ -571,8 +568,8 @@ int Main() {
   auto fev = SimEventChannels::Create((*sim)->hypervisor_socket());
   auto fgt = SimGrantTables::Create((*sim)->hypervisor_socket());
   if (!fxs.ok() || !fev.ok() || !fgt.ok()) Die("cannot connect to xensim");
-  auto floor = bench::SimFloor::Attach(**fxs, *std::move(fev), **fgt, echo_info->domid,
-                                       echo_info->devid);
+  auto floor =
+      bench::SimFloor::Attach(**fxs, *std::move(fev), **fgt, echo_info->domid, echo_info->devid);
   if (!floor.ok()) Die("floor: " + floor.status().ToString());
   const Latency fl = FloorEcho(**floor, repeats, warmup, pings, size).median;
   Result("floor_echo_p50_us", fl.p50_us, "us");

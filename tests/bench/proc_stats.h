@@ -19,10 +19,10 @@ namespace bench {
 
 // One process's counters at one moment.
 struct ProcCounters {
-  double cpu_seconds = 0;      // utime + stime, all threads
-  uint64_t voluntary = 0;      // context switches, all threads
+  double cpu_seconds = 0;  // utime + stime, all threads
+  uint64_t voluntary = 0;  // context switches, all threads
   uint64_t nonvoluntary = 0;
-  std::vector<int> cpus;       // the CPU each thread last ran on
+  std::vector<int> cpus;  // the CPU each thread last ran on
 };
 
 // Counters of this process and every descendant, keyed by a label that

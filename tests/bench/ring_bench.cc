@@ -447,9 +447,11 @@ int Main() {
   printf("ring_bench: how it was run\n");
   printf("  bytes per throughput run: %zu\n  scale: %d guests x %d channels = %d channels\n", bytes,
          guests, per_guest, guests * per_guest);
-  printf("  idle window: %.1f s\n  repeats per figure: %d\n  cpus: %ld (bench main thread on cpu %d)\n  xensim: %s\n",
-         idle_seconds, repeats, sysconf(_SC_NPROCESSORS_ONLN), bench::CurrentCpu(),
-         XensimPath().c_str());
+  printf(
+      "  idle window: %.1f s\n  repeats per figure: %d\n  cpus: %ld (bench main thread on cpu "
+      "%d)\n  xensim: %s\n",
+      idle_seconds, repeats, sysconf(_SC_NPROCESSORS_ONLN), bench::CurrentCpu(),
+      XensimPath().c_str());
   printf(
       "  host: xensim serve (child process); guests: xensim guest processes; engine: this "
       "process over LibXenStore + SimEventChannels + SimGrantTables\n");
@@ -480,8 +482,8 @@ int Main() {
   double floor_up = 0, floor_down = 0;
   {
     EngineOptions o = sim.Options();
-    auto floor = bench::SimFloor::Attach(*o.xenstore, std::move(o.event_channels),
-                                         *o.grant_tables, domid, devid);
+    auto floor = bench::SimFloor::Attach(*o.xenstore, std::move(o.event_channels), *o.grant_tables,
+                                         domid, devid);
     if (!floor.ok()) Die("floor: " + floor.status().ToString());
     printf("\ncomposite floor: the same guest, pty and ring, a minimal backend loop, no engine:\n");
     std::vector<double> up, down;

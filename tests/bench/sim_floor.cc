@@ -15,9 +15,9 @@ namespace xenchan {
 namespace bench {
 
 absl::StatusOr<std::unique_ptr<SimFloor>> SimFloor::Attach(XenStore& xs,
-                                                          std::unique_ptr<EventChannels> evtchn,
-                                                          GrantTables& gnttab, uint32_t domid,
-                                                          uint32_t devid) {
+                                                           std::unique_ptr<EventChannels> evtchn,
+                                                           GrantTables& gnttab, uint32_t domid,
+                                                           uint32_t devid) {
   const std::string fe = FrontendPath(domid, devid);
   auto ref = xs.Read(kNoTransaction, NodePath(fe, "ring-ref"));
   auto port = xs.Read(kNoTransaction, NodePath(fe, "port"));

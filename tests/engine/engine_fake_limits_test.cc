@@ -183,8 +183,7 @@ TEST_F(EngineFakeLimitsTest, ProgressDrainedBetweenEventsStillCountsForTheNextEv
   EXPECT_EQ(first.counters.spurious_events_from_guest, before.counters.spurious_events_from_guest);
   ASSERT_TRUE(fe.Notify().ok());  // its second notify, already covered
   const ChannelInfo second = WaitEvents("echo", "e", first, 1);
-  EXPECT_EQ(second.counters.spurious_events_from_guest,
-            before.counters.spurious_events_from_guest);
+  EXPECT_EQ(second.counters.spurious_events_from_guest, before.counters.spurious_events_from_guest);
   ASSERT_TRUE(fe.Notify().ok());  // nothing moved since: spurious
   const ChannelInfo third = WaitEvents("echo", "e", second, 1);
   EXPECT_EQ(third.counters.spurious_events_from_guest,

@@ -71,8 +71,8 @@
 #include <deque>
 #include <fstream>
 #include <map>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -345,8 +345,8 @@ std::string EchoPayload(size_t n, uint64_t seq) {
   return s.substr(0, n);
 }
 
-void RunEcho(StreamSpec spec, size_t payload, const std::atomic<bool>& stop,
-             absl::Time deadline, Figures* fig) {
+void RunEcho(StreamSpec spec, size_t payload, const std::atomic<bool>& stop, absl::Time deadline,
+             Figures* fig) {
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(deadline));
   auto stream = spec.stub->Attach(&ctx);
@@ -853,9 +853,8 @@ int Main(int argc, char** argv) {
   for (const auto& [k, n] : fig.errors) printf(" %s=%lld", k.c_str(), static_cast<long long>(n));
   // xenchand's CPU per message (all its threads; every message the streams
   // counted, each kind once).
-  const double server_cpu_us_per_msg = cpu_before >= 0 && cpu_after >= 0 && msgs > 0
-                                           ? (cpu_after - cpu_before) * 1e6 / msgs
-                                           : -1;
+  const double server_cpu_us_per_msg =
+      cpu_before >= 0 && cpu_after >= 0 && msgs > 0 ? (cpu_after - cpu_before) * 1e6 / msgs : -1;
   printf("\n  xenchand CPU: %.1f us per message (%.2f s in all)", server_cpu_us_per_msg,
          cpu_after - cpu_before);
   printf(
