@@ -78,7 +78,8 @@ absl::Status CallLogic::Open() {
   sync_id_ = absl::Uniform<uint32_t>(bitgen_, 1, 1u << 30);
   auto encoded = EncodeCallRequest(framing_, request_.request(), sync_id_);
   if (!encoded.ok()) return InvalidOption("request", std::string(encoded.status().message()));
-  out_ = *std::move(encoded);
+  preamble_bytes_ = encoded->preamble.size();
+  out_ = absl::StrCat(encoded->preamble, encoded->request);
   SessionOptions options;
   options.role = SessionRole::kWriter;
   options.kind = SessionKind::kCall;
@@ -154,9 +155,16 @@ void CallLogic::PumpLocked() {
     response_offset_ = info.from_guest.next.epoch == epoch_ ? info.from_guest.next.offset : 0;
     decoder_ = NewResponseDecoder(framing_, sync_id_);
   }
-  // Write what is left of the request.
-  while (written_ < out_.size()) {
-    const size_t n = std::min(Session::kMaxWrite, out_.size() - written_);
+  // The preamble's answer lets the rest of the request go.
+  while (WriteLocked() && ReadLocked()) {
+  }
+}
+
+bool CallLogic::WriteLocked() {
+  // Only the preamble until the decoder has seen it answered.
+  const size_t limit = decoder_->ReadyForRequest() ? out_.size() : preamble_bytes_;
+  while (written_ < limit) {
+    const size_t n = std::min(Session::kMaxWrite, limit - written_);
     auto range = session_->Write(absl::string_view(out_).substr(written_, n), epoch_);
     if (range.ok()) {
       if (written_ == 0) {
@@ -171,28 +179,35 @@ void CallLogic::PumpLocked() {
     const absl::Status& s = range.status();
     if (s.code() == StatusCode::kResourceExhausted) break;  // room frees: on_ready
     if (s.code() == StatusCode::kFailedPrecondition) {
-      return FinishLocked(
+      FinishLocked(
           WithPartial(ApiError(StatusCode::kFailedPrecondition, v1::ERROR_REASON_NOT_CONNECTED,
                                std::string(s.message()))));
+      return false;
     }
-    if (s.code() == StatusCode::kAborted) return FinishLocked(AbortedLocked(s));
-    return FinishLocked(core_.Removed(s, channel_));
+    FinishLocked(s.code() == StatusCode::kAborted ? AbortedLocked(s) : core_.Removed(s, channel_));
+    return false;
   }
-  // Read the response.
+  return true;
+}
+
+bool CallLogic::ReadLocked() {
+  const bool was_ready = decoder_->ReadyForRequest();
   for (;;) {
     auto records = session_->Read(kMaxStreamMessageBytes);
     if (!records.ok()) {
       if (records.status().code() == StatusCode::kAborted) {
-        return FinishLocked(AbortedLocked(records.status()));
+        FinishLocked(AbortedLocked(records.status()));
+        return false;
       }
-      return FinishLocked(WithPartial(ApiError(
+      FinishLocked(WithPartial(ApiError(
           records.status().code() == StatusCode::kNotFound ? StatusCode::kNotFound
                                                            : StatusCode::kUnavailable,
           records.status().code() == StatusCode::kNotFound ? v1::ERROR_REASON_CHANNEL_REMOVED
                                                            : v1::ERROR_REASON_DOMAIN_GONE,
           std::string(records.status().message()))));
+      return false;
     }
-    if (records->empty()) return;
+    if (records->empty()) return false;
     for (SessionRecord& r : *records) {
       switch (r.kind) {
         case SessionRecord::Kind::kData: {
@@ -202,10 +217,11 @@ void CallLogic::PumpLocked() {
           }
           auto done = decoder_->Feed(r.data);
           if (!done.ok()) {
-            return FinishLocked(WithPartial(ApiError(StatusCode::kResourceExhausted,
-                                                     v1::ERROR_REASON_RESPONSE_TOO_LARGE,
-                                                     "the response exceeds 1 MiB")
-                                                .Metadata("limit", "call_response_bytes")));
+            FinishLocked(WithPartial(ApiError(StatusCode::kResourceExhausted,
+                                              v1::ERROR_REASON_RESPONSE_TOO_LARGE,
+                                              "the response exceeds 1 MiB")
+                                         .Metadata("limit", "call_response_bytes")));
+            return false;
           }
           if (done->has_value()) {
             call_.CountOut((*done)->size());
@@ -214,30 +230,35 @@ void CallLogic::PumpLocked() {
             response_->set_epoch(epoch_);
             response_->set_request_offset(request_offset_);
             response_->set_response_offset(response_offset_);
-            return FinishLocked(absl::OkStatus());
+            FinishLocked(absl::OkStatus());
+            return false;
           }
           break;
         }
         case SessionRecord::Kind::kEpochChange:
-          return FinishLocked(WithPartial(EngineErrors::EpochChanged(
+          FinishLocked(WithPartial(EngineErrors::EpochChanged(
               epoch_, r.epoch_change.epoch, "the guest reconnected during the call")));
+          return false;
         case SessionRecord::Kind::kStateChange:
           // CLOSED is the final state of a removed channel; the removal's
           // status follows at once (the domain went away: DOMAIN_GONE;
           // the channel was deleted: CHANNEL_REMOVED) and is read next,
           // now or at the next wake-up.
           if (r.state.state != ChannelState::kConnected && r.state.state != ChannelState::kClosed) {
-            return FinishLocked(WithPartial(ApiError(
+            FinishLocked(WithPartial(ApiError(
                 StatusCode::kFailedPrecondition, v1::ERROR_REASON_NOT_CONNECTED,
                 absl::StrCat("the channel left CONNECTED (", ToString(r.state.state), ")"))));
+            return false;
           }
           break;
         case SessionRecord::Kind::kLeaseLost:
-          return FinishLocked(AbortedLocked(absl::AbortedError("lease taken over")));
+          FinishLocked(AbortedLocked(absl::AbortedError("lease taken over")));
+          return false;
         default:
           break;
       }
     }
+    if (!was_ready && decoder_->ReadyForRequest()) return true;
   }
 }
 

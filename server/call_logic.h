@@ -1,6 +1,7 @@
 // CallLogic: the state machine of one Call, without gRPC: queue for the
-// write lease, write one framed request, decode the response from the
-// guest-to-host bytes that follow (backend/framing). Errors after the
+// write lease, write one framed request (a framing's preamble first, the
+// request itself once the decoder has seen the preamble answered), decode the
+// response from the guest-to-host bytes that follow (backend/framing). Errors after the
 // request was written carry a PartialResponse detail. Its gRPC shell is
 // call_reactor.cc.
 //
@@ -65,6 +66,11 @@ class CallLogic {
   v1::PartialResponse PartialLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status WithPartial(ApiError e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes what may be written of out_ now; false once the call finished.
+  bool WriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reads and decodes what the guest sent; false once the call finished or
+  // nothing more is there, true when the decoder now lets more be written.
+  bool ReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status AbortedLocked(const absl::Status& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReleaseSessionLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -79,7 +85,8 @@ class CallLogic {
   std::string channel_ ABSL_GUARDED_BY(mu_);
   Framing framing_ ABSL_GUARDED_BY(mu_);
   uint32_t sync_id_ ABSL_GUARDED_BY(mu_) = 0;
-  std::string out_ ABSL_GUARDED_BY(mu_);  // the encoded request
+  std::string out_ ABSL_GUARDED_BY(mu_);  // the encoded preamble and request
+  size_t preamble_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // of out_
   size_t written_ ABSL_GUARDED_BY(mu_) = 0;
   std::unique_ptr<Session> session_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<ResponseDecoder> decoder_ ABSL_GUARDED_BY(mu_);

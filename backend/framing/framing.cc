@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -198,6 +199,9 @@ class QemuGuestAgentDecoder : public ResponseDecoder {
   std::string Partial() const override {
     return state_ == State::kWaitResponse || state_ == State::kDone ? scanner_.value() : "";
   }
+  bool ReadyForRequest() const override {
+    return state_ == State::kWaitResponse || state_ == State::kDone;
+  }
 
  private:
   enum class State { kWaitMarker, kWaitSync, kWaitResponse, kDone };
@@ -254,37 +258,52 @@ absl::StatusOr<Framing> ParseFramingSpec(absl::string_view spec) {
   return f;
 }
 
-absl::StatusOr<std::string> EncodeCallRequest(const Framing& framing, absl::string_view request,
+absl::StatusOr<EncodedCall> EncodeCallRequest(const Framing& framing, absl::string_view request,
                                               uint32_t sync_id) {
   if (absl::Status s = ValidateFraming(framing); !s.ok()) return s;
   if (request.size() > kMaxCallRequestBytes) {
     return absl::InvalidArgumentError(absl::StrCat(
         "a Call request is at most ", kMaxCallRequestBytes, " bytes, not ", request.size()));
   }
+  EncodedCall call;
   switch (framing.kind) {
     case Framing::Kind::kNewline:
-      return absl::EndsWith(request, "\n") ? std::string(request) : absl::StrCat(request, "\n");
+      call.request =
+          absl::EndsWith(request, "\n") ? std::string(request) : absl::StrCat(request, "\n");
+      return call;
     case Framing::Kind::kDelimiter:
-      return absl::EndsWith(request, framing.delimiter) ? std::string(request)
-                                                        : absl::StrCat(request, framing.delimiter);
+      call.request = absl::EndsWith(request, framing.delimiter)
+                         ? std::string(request)
+                         : absl::StrCat(request, framing.delimiter);
+      return call;
     case Framing::Kind::kLengthPrefix: {
       const uint32_t n = static_cast<uint32_t>(request.size());
-      std::string out;
-      out.push_back(static_cast<char>(n >> 24));
-      out.push_back(static_cast<char>(n >> 16));
-      out.push_back(static_cast<char>(n >> 8));
-      out.push_back(static_cast<char>(n));
-      out.append(request.data(), request.size());
-      return out;
+      call.request.push_back(static_cast<char>(n >> 24));
+      call.request.push_back(static_cast<char>(n >> 16));
+      call.request.push_back(static_cast<char>(n >> 8));
+      call.request.push_back(static_cast<char>(n));
+      call.request.append(request.data(), request.size());
+      return call;
     }
     case Framing::Kind::kQemuGuestAgent: {
-      if (request.find_first_not_of(" \t\r\n") == absl::string_view::npos) {
+      const absl::string_view command = absl::StripTrailingAsciiWhitespace(request);
+      if (absl::StripLeadingAsciiWhitespace(command).empty()) {
         return absl::InvalidArgumentError("a QEMU guest agent request must be a JSON command");
       }
       // 0xFF resets the agent's JSON parser; the sync reply is then prefixed
       // with the agent's own 0xFF so stale output can be skipped.
-      return absl::StrCat("\xff{\"execute\":\"guest-sync-delimited\",\"arguments\":{\"id\":",
-                          sync_id, "}}\n", request, "\n");
+      call.preamble = absl::StrCat(
+          "\xff{\"execute\":\"guest-sync-delimited\",\"arguments\":{\"id\":", sync_id, "}}\n");
+      // qemu-ga loses a reply it writes while input it has not parsed yet
+      // waits in its read buffer (GLib takes a tty for seekable, and its
+      // write then fails with "Illegal seek"). So the command follows only
+      // once the sync is answered (the preamble), and nothing follows the
+      // command's closing brace, which ends it for the agent's parser; other
+      // input (not an object, qemu-ga answers it with an error) still needs
+      // a newline to end its last token.
+      call.request = absl::EndsWith(command, "}") ? std::string(command)
+                                                  : absl::StrCat(command, "\n");
+      return call;
     }
   }
   return absl::InternalError("unknown framing");

@@ -41,11 +41,19 @@ std::string FramingSpec(const Framing& framing);
 // a delimiter ValidateFraming refuses or upper-case/odd-length hex).
 absl::StatusOr<Framing> ParseFramingSpec(absl::string_view spec);
 
+// The bytes to write for one Call: `preamble` first, then `request` once the
+// Call's decoder says ReadyForRequest().
+struct EncodedCall {
+  // Empty except for kQemuGuestAgent: 0xFF and the guest-sync-delimited.
+  std::string preamble;
+  std::string request;
+};
+
 // The bytes to write for `request`. INVALID_ARGUMENT if the request is larger
 // than kMaxCallRequestBytes or, for the QEMU guest agent, empty.
 // `sync_id` is used only by kQemuGuestAgent: the id of the
-// guest-sync-delimited command sent before the request.
-absl::StatusOr<std::string> EncodeCallRequest(const Framing& framing, absl::string_view request,
+// guest-sync-delimited command sent (as the preamble) before the request.
+absl::StatusOr<EncodedCall> EncodeCallRequest(const Framing& framing, absl::string_view request,
                                               uint32_t sync_id);
 
 // Cuts one response out of the guest's output, fed in arbitrary pieces.
@@ -60,6 +68,9 @@ class ResponseDecoder {
   // What has been received towards the response so far (for DEADLINE_EXCEEDED
   // details); at most kMaxCallResponseBytes.
   virtual std::string Partial() const = 0;
+  // Whether the request may be sent now: true once the preamble has been
+  // answered (always, for framings without one).
+  virtual bool ReadyForRequest() const { return true; }
 };
 
 // A decoder for `framing`; for kQemuGuestAgent it expects the reply to the

@@ -25,8 +25,8 @@ absl::StatusOr<std::optional<std::string>> FeedBytewise(ResponseDecoder& d,
 }
 
 TEST(FramingTest, NewlineRequestAndCookedResponse) {
-  EXPECT_EQ(*EncodeCallRequest(Newline(), "ping", 0), "ping\n");
-  EXPECT_EQ(*EncodeCallRequest(Newline(), "ping\n", 0), "ping\n");
+  EXPECT_EQ(EncodeCallRequest(Newline(), "ping", 0)->request, "ping\n");
+  EXPECT_EQ(EncodeCallRequest(Newline(), "ping\n", 0)->request, "ping\n");
   auto d = NewResponseDecoder(Newline(), 0);
   auto r = FeedBytewise(*d, "pong\r\nextra");
   ASSERT_TRUE(r.ok());
@@ -34,7 +34,7 @@ TEST(FramingTest, NewlineRequestAndCookedResponse) {
 }
 
 TEST(FramingTest, DelimiterSplitAcrossFeeds) {
-  EXPECT_EQ(*EncodeCallRequest(Delim("<END>"), "a", 0), "a<END>");
+  EXPECT_EQ(EncodeCallRequest(Delim("<END>"), "a", 0)->request, "a<END>");
   auto d = NewResponseDecoder(Delim("<END>"), 0);
   EXPECT_FALSE(d->Feed("resp<E")->has_value());
   EXPECT_EQ(d->Partial(), "resp<E");
@@ -52,7 +52,7 @@ TEST(FramingTest, DelimiterMustBeOneToSixteenBytes) {
 
 TEST(FramingTest, LengthPrefixRoundTrip) {
   const std::string body(300, 'b');
-  const std::string wire = *EncodeCallRequest(Prefix(), body, 0);
+  const std::string wire = EncodeCallRequest(Prefix(), body, 0)->request;
   ASSERT_EQ(wire.size(), 304u);
   EXPECT_EQ(wire.substr(0, 4), std::string("\x00\x00\x01\x2c", 4));
   auto d = NewResponseDecoder(Prefix(), 0);
@@ -82,15 +82,21 @@ TEST(FramingTest, NewlineResponseIsBounded) {
 }
 
 TEST(FramingTest, QemuGuestAgentResynchronises) {
-  const std::string wire = *EncodeCallRequest(Qga(), "{\"execute\":\"guest-ping\"}", 4242);
-  EXPECT_EQ(wire,
-            "\xff{\"execute\":\"guest-sync-delimited\",\"arguments\":{\"id\":4242}}\n"
-            "{\"execute\":\"guest-ping\"}\n");
+  const auto call = EncodeCallRequest(Qga(), "{\"execute\":\"guest-ping\"}", 4242);
+  ASSERT_TRUE(call.ok()) << call.status();
+  EXPECT_EQ(call->preamble,
+            "\xff{\"execute\":\"guest-sync-delimited\",\"arguments\":{\"id\":4242}}\n");
+  // Nothing after the closing brace: see EncodeCallRequest.
+  EXPECT_EQ(call->request, "{\"execute\":\"guest-ping\"}");
   auto d = NewResponseDecoder(Qga(), 4242);
-  // Stale output from an earlier command, an old sync reply, then ours.
-  const std::string guest = std::string("{\"return\": {}}\n\xff{\"return\": 17}\n") +
-                            "\xff{\"return\": 4242}\n" +
-                            "{\"return\": {\"version\": \"7.2\", \"s\": \"}\\\"{\"}}\n";
+  // Stale output from an earlier command, an old sync reply, then ours: the
+  // request may go only once ours is in.
+  EXPECT_FALSE(d->ReadyForRequest());
+  EXPECT_FALSE(d->Feed("{\"return\": {}}\n\xff{\"return\": 17}\n\xff{\"return\": 42")->has_value());
+  EXPECT_FALSE(d->ReadyForRequest());
+  EXPECT_FALSE(d->Feed("42}\n")->has_value());
+  EXPECT_TRUE(d->ReadyForRequest());
+  const std::string guest = "{\"return\": {\"version\": \"7.2\", \"s\": \"}\\\"{\"}}\n";
   auto r = FeedBytewise(*d, guest);
   ASSERT_TRUE(r.ok());
   ASSERT_TRUE(r->has_value());
@@ -102,6 +108,22 @@ TEST(FramingTest, QemuGuestAgentErrorRepliesAreResponses) {
   auto r = d->Feed("\xff{\"return\":1}{\"error\": {\"class\": \"CommandNotFound\"}}");
   ASSERT_TRUE(r.ok() && r->has_value());
   EXPECT_EQ(**r, "{\"error\": {\"class\": \"CommandNotFound\"}}");
+}
+
+TEST(FramingTest, QemuGuestAgentRequestEndsAtItsLastToken) {
+  // Trailing whitespace would wait unread in the agent's buffer while it
+  // answers (and lose the answer); a request that is no object still needs a
+  // newline to end its last token.
+  EXPECT_EQ(EncodeCallRequest(Qga(), "{\"execute\":\"guest-ping\"} \r\n", 1)->request,
+            "{\"execute\":\"guest-ping\"}");
+  EXPECT_EQ(EncodeCallRequest(Qga(), "garbage\n\n", 1)->request, "garbage\n");
+}
+
+TEST(FramingTest, OtherFramingsHaveNoPreamble) {
+  for (const Framing& f : {Newline(), Prefix(), Delim("\r\n")}) {
+    EXPECT_EQ(EncodeCallRequest(f, "x", 1)->preamble, "") << FramingSpec(f);
+    EXPECT_TRUE(NewResponseDecoder(f, 1)->ReadyForRequest()) << FramingSpec(f);
+  }
 }
 
 TEST(FramingTest, QemuGuestAgentRejectsEmptyCommand) {

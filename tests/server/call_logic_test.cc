@@ -6,6 +6,9 @@
 #include <string>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/server/logic_test_fixture.h"
@@ -79,6 +82,55 @@ TEST_F(CallLogicTest, ShutdownWhileWaitingEndsUnavailable) {
   const auto status = port.WaitFinish();
   ASSERT_TRUE(status.has_value());
   EXPECT_EQ(status->code(), absl::StatusCode::kUnavailable) << *status;
+  logic.OnDone();
+}
+
+// qemu-ga loses a reply it writes while unparsed input waits in its read
+// buffer (a command behind the guest-sync-delimited, or a newline behind the
+// command): the command goes only once the sync is answered, and nothing
+// follows its closing brace.
+TEST_F(CallLogicTest, QemuGuestAgentCommandWaitsForTheSyncReply) {
+  CallPort port;
+  v1::CallResponse response;
+  auto call = NewCall("Call");
+  v1::CallRequest request;
+  request.set_channel(ChannelName());
+  request.set_request("{\"execute\":\"guest-ping\"}\n");
+  request.mutable_framing()->mutable_qemu_guest_agent();
+  server::CallLogic logic(call.get(), &port, request, &response);
+  WakeupsStopper stop(&wakeups_);
+  logic.Start();
+
+  // The sync line arrives alone: all of it in one read, nothing behind it.
+  std::string sync;
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (sync.find('\n') == std::string::npos && absl::Now() < deadline) {
+    absl::StatusOr<std::string> chunk = fe_->Read(4096);
+    ASSERT_TRUE(chunk.ok()) << chunk.status();
+    sync += *chunk;
+    if (chunk->empty()) fe_->WaitEvent(absl::Milliseconds(50));
+  }
+  const size_t id_at = sync.find("\"id\":");
+  ASSERT_NE(id_at, std::string::npos) << sync;
+  const std::string id = sync.substr(id_at + 5, sync.find('}', id_at) - id_at - 5);
+  EXPECT_EQ(sync, absl::StrCat("\xff{\"execute\":\"guest-sync-delimited\",\"arguments\":{\"id\":",
+                               id, "}}\n"));
+  // Bounded check for an absence: the command must not follow unanswered.
+  EXPECT_EQ(fe_->ReadExactly(1, absl::Milliseconds(200)), "");
+
+  // The agent answers the sync (after the error its 0xFF parser reset causes).
+  ASSERT_TRUE(fe_->WriteAll(absl::StrCat("{\"error\": {\"class\": \"GenericError\"}}\n\xff{\"return\": ",
+                                         id, "}\n"))
+                  .ok());
+  const std::string command = "{\"execute\":\"guest-ping\"}";
+  EXPECT_EQ(fe_->ReadExactly(command.size()), command);
+  ASSERT_TRUE(fe_->WriteAll("{\"return\": {}}\n").ok());
+  const auto status = port.WaitFinish();
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(status->ok()) << *status;
+  EXPECT_EQ(response.response(), "{\"return\": {}}");
+  // Nothing after the command's closing brace.
+  EXPECT_EQ(fe_->ReadExactly(1, absl::Milliseconds(100)), "");
   logic.OnDone();
 }
 

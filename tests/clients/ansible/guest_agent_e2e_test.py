@@ -4,6 +4,7 @@ at the chunk boundaries and of every byte value, exit codes and stderr, timeouts
 process tree, qemu-ga restarting under a command, and the documented failures (no channel, not
 connected, agent refuses, no answer)."""
 
+import base64
 import hashlib
 import os
 import subprocess
@@ -78,6 +79,30 @@ class GuestAgentTest(unittest.TestCase):
         data = bytes(range(256)) * (3 * 4096 + 17)  # 3 MiB + 4352 bytes
         back = self.roundtrip(data)
         self.assertEqual(hashlib.sha256(back).hexdigest(), hashlib.sha256(data).hexdigest())
+
+    def test_big_commands_in_a_row_are_each_answered(self) -> None:
+        # One Call per write chunk, as put() sends them, each with a deadline far above the few
+        # milliseconds it takes: every one is answered. qemu-ga loses a reply it writes while
+        # input it has not parsed waits in its read buffer (GLib fails the write with "Illegal
+        # seek"); when xenchand sent the command right behind its guest-sync-delimited, a big
+        # command's bytes were often waiting there when the sync reply was written, and the Call
+        # ended DEADLINE_EXCEEDED with the command's reply left for the next Call to discard.
+        client, channel = self.h.client, self.agent.channel
+        log_from = len(self.h.agents["g1"].log())
+        handle = client.qga(channel, "guest-file-open", {"path": self.path("big"), "mode": "w"},
+                            timeout=5)
+        chunk = base64.b64encode(os.urandom(ga.WRITE_CHUNK)).decode()
+        for i in range(40):
+            start = time.monotonic()
+            try:
+                reply = client.qga(channel, "guest-file-write",
+                                   {"handle": handle, "buf-b64": chunk}, timeout=5)
+            except xenchan.errors.DeadlineExceededError as e:
+                self.fail("write %d unanswered after %.2fs: %s" % (i, time.monotonic() - start, e))
+            self.assertEqual(reply["count"], ga.WRITE_CHUNK, "write %d" % i)
+        client.qga(channel, "guest-file-close", {"handle": handle}, timeout=5)
+        self.assertEqual(os.path.getsize(self.path("big")), 40 * ga.WRITE_CHUNK)
+        self.assertNotIn("Illegal seek", self.h.agents["g1"].log()[log_from:])
 
     def test_exit_code_stdout_stderr_stdin(self) -> None:
         r = self.agent.run(["/bin/sh", "-c", "cat; echo oops >&2; exit 7"], stdin=b"in\x00\xff")
