@@ -179,9 +179,8 @@ bool CallLogic::WriteLocked() {
     const absl::Status& s = range.status();
     if (s.code() == StatusCode::kResourceExhausted) break;  // room frees: on_ready
     if (s.code() == StatusCode::kFailedPrecondition) {
-      FinishLocked(
-          WithPartial(ApiError(StatusCode::kFailedPrecondition, v1::ERROR_REASON_NOT_CONNECTED,
-                               std::string(s.message()))));
+      FinishLocked(WithPartial(ApiError(StatusCode::kFailedPrecondition,
+                                        v1::ERROR_REASON_NOT_CONNECTED, std::string(s.message()))));
       return false;
     }
     FinishLocked(s.code() == StatusCode::kAborted ? AbortedLocked(s) : core_.Removed(s, channel_));

@@ -85,7 +85,7 @@ class CallLogic {
   std::string channel_ ABSL_GUARDED_BY(mu_);
   Framing framing_ ABSL_GUARDED_BY(mu_);
   uint32_t sync_id_ ABSL_GUARDED_BY(mu_) = 0;
-  std::string out_ ABSL_GUARDED_BY(mu_);  // the encoded preamble and request
+  std::string out_ ABSL_GUARDED_BY(mu_);            // the encoded preamble and request
   size_t preamble_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // of out_
   size_t written_ ABSL_GUARDED_BY(mu_) = 0;
   std::unique_ptr<Session> session_ ABSL_GUARDED_BY(mu_);

@@ -301,8 +301,8 @@ absl::StatusOr<EncodedCall> EncodeCallRequest(const Framing& framing, absl::stri
       // command's closing brace, which ends it for the agent's parser; other
       // input (not an object, qemu-ga answers it with an error) still needs
       // a newline to end its last token.
-      call.request = absl::EndsWith(command, "}") ? std::string(command)
-                                                  : absl::StrCat(command, "\n");
+      call.request =
+          absl::EndsWith(command, "}") ? std::string(command) : absl::StrCat(command, "\n");
       return call;
     }
   }

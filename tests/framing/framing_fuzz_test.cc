@@ -38,8 +38,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto encoded = xenchan::EncodeCallRequest(framing, input, 7);
   // Nothing of the request is lost (the QEMU guest agent's trailing
   // whitespace aside).
-  if (encoded.ok() &&
-      encoded->request.size() < absl::StripTrailingAsciiWhitespace(input).size()) {
+  if (encoded.ok() && encoded->request.size() < absl::StripTrailingAsciiWhitespace(input).size()) {
     abort();
   }
   // The stored form (xenstore `xenchan-framing`): what parses must print back

@@ -113,15 +113,17 @@ TEST_F(CallLogicTest, QemuGuestAgentCommandWaitsForTheSyncReply) {
   const size_t id_at = sync.find("\"id\":");
   ASSERT_NE(id_at, std::string::npos) << sync;
   const std::string id = sync.substr(id_at + 5, sync.find('}', id_at) - id_at - 5);
-  EXPECT_EQ(sync, absl::StrCat("\xff{\"execute\":\"guest-sync-delimited\",\"arguments\":{\"id\":",
-                               id, "}}\n"));
+  EXPECT_EQ(
+      sync,
+      absl::StrCat("\xff{\"execute\":\"guest-sync-delimited\",\"arguments\":{\"id\":", id, "}}\n"));
   // Bounded check for an absence: the command must not follow unanswered.
   EXPECT_EQ(fe_->ReadExactly(1, absl::Milliseconds(200)), "");
 
   // The agent answers the sync (after the error its 0xFF parser reset causes).
-  ASSERT_TRUE(fe_->WriteAll(absl::StrCat("{\"error\": {\"class\": \"GenericError\"}}\n\xff{\"return\": ",
-                                         id, "}\n"))
-                  .ok());
+  ASSERT_TRUE(
+      fe_->WriteAll(absl::StrCat(
+                        "{\"error\": {\"class\": \"GenericError\"}}\n\xff{\"return\": ", id, "}\n"))
+          .ok());
   const std::string command = "{\"execute\":\"guest-ping\"}";
   EXPECT_EQ(fe_->ReadExactly(command.size()), command);
   ASSERT_TRUE(fe_->WriteAll("{\"return\": {}}\n").ok());
