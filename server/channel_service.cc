@@ -51,6 +51,9 @@ ChannelService::~ChannelService() {
   // Workers may still hold reactors, and they read core_->scheduler: join
   // them before the pointer itself changes, then free the scheduler.
   core_->scheduler->Stop();
+  // The gRPC server stopped first (Server::Shutdown), so every OnDone was
+  // delivered; those whose task was still queued were dropped with it.
+  for (auto& r : core_->Live()) r->ReleaseAfterServerStopped();
   core_->scheduler.reset();
 }
 

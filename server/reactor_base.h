@@ -46,6 +46,14 @@ class ReactorBase : public std::enable_shared_from_this<ReactorBase>, public Cal
   // Ends the call with UNAVAILABLE (SHUTTING_DOWN). Runs on the scheduler.
   virtual void Shutdown() = 0;
 
+  // For ChannelService's destructor only, once the gRPC server has stopped
+  // (every OnDone delivered) and the scheduler with it: a reactor whose
+  // OnDone task the stopped scheduler dropped is ended here, as that task
+  // would have ended it, instead of being kept alive by its self reference.
+  void ReleaseAfterServerStopped() {
+    if (self_ != nullptr) Unregister();
+  }
+
   // CallWakeups over the scheduler, each task guarded by a weak pointer.
   std::function<void()> Notifier(std::function<void()> task) override;
   uint64_t RunAt(absl::Time when, std::function<void()> task) override;
