@@ -149,13 +149,20 @@ TEST_F(EngineFakeLimitsTest, ProgressDrainedBetweenEventsStillCountsForTheNextEv
   Frontend& fe = Connect("echo", "e");
   auto writer = Open("echo", "e", SessionRole::kWriter, ReadStart::Anchor::kNext);
   ExpectRoundTrip(fe, *writer, "warm");
-  // Two bare kicks: whatever credit the round trip left is used up.
-  ASSERT_TRUE(fe.Notify().ok());
-  const ChannelInfo settle = WaitEvents("echo", "e", Info("echo", "e"), 1);
-  ASSERT_TRUE(fe.Notify().ok());
-  const ChannelInfo before = WaitEvents("echo", "e", settle, 1);
-  ASSERT_EQ(before.counters.spurious_events_from_guest,
-            settle.counters.spurious_events_from_guest + 1);
+  // Bare kicks until one counts as spurious: whatever credit the round
+  // trip left is used up then. (How many it takes depends on how the round
+  // trip's own notifies were grouped into passes, which the scheduler
+  // decides: one or two.)
+  ChannelInfo before = Info("echo", "e");
+  bool exhausted = false;
+  for (int kick = 0; kick < 4 && !exhausted; ++kick) {
+    ASSERT_TRUE(fe.Notify().ok());
+    const ChannelInfo next = WaitEvents("echo", "e", before, 1);
+    exhausted =
+        next.counters.spurious_events_from_guest > before.counters.spurious_events_from_guest;
+    before = next;
+  }
+  ASSERT_TRUE(exhausted) << "no bare kick counted as spurious";
 
   ASSERT_TRUE(writer->Write("ping").ok());
   xencons_interface* page = fe.ring();
