@@ -166,12 +166,18 @@ TEST_F(EngineFakeLimitsTest, ProgressDrainedBetweenEventsStillCountsForTheNextEv
 
   ASSERT_TRUE(writer->Write("ping").ok());
   xencons_interface* page = fe.ring();
-  ASSERT_TRUE(Until([&] { return page->in_prod - page->in_cons == 4; }));
+  // The engine writes in_prod while this thread reads: atomic loads, as a
+  // guest reads shared memory.
+  ASSERT_TRUE(Until([&] {
+    return __atomic_load_n(&page->in_prod, __ATOMIC_ACQUIRE) -
+               __atomic_load_n(&page->in_cons, __ATOMIC_ACQUIRE) ==
+           4;
+  }));
   // The guest takes the input and publishes its answer, notifying nobody yet.
-  const uint32_t in_cons = page->in_prod;
+  const uint32_t in_cons = __atomic_load_n(&page->in_prod, __ATOMIC_ACQUIRE);
   Frontend::GuestWritePage(page, offsetof(xencons_interface, in_cons), &in_cons, sizeof(in_cons));
   const std::string answer = "answer";
-  const uint32_t prod = page->out_prod;
+  const uint32_t prod = __atomic_load_n(&page->out_prod, __ATOMIC_ACQUIRE);
   for (size_t i = 0; i < answer.size(); ++i) {
     const uint32_t idx = (prod + i) % sizeof(page->out);
     Frontend::GuestWritePage(page, offsetof(xencons_interface, out) + idx, &answer[i], 1);

@@ -173,7 +173,10 @@ TEST_F(EngineHoldTest, ADomainFromAnotherHostIsHeldUntilTheFleetAnswersAndGetsIt
     MutexLock lock(&mu);
     return arrivals.size() == 1;
   }));
-  EXPECT_EQ(arrivals[0], std::make_pair(domid, std::string(kUuid)));
+  {
+    MutexLock lock(&mu);
+    EXPECT_EQ(arrivals[0], std::make_pair(domid, std::string(kUuid)));
+  }
   ASSERT_TRUE(Until([&] { return PauseCount(domid) == 2; }));  // the toolstack's and ours
   // What the fleet found for the UUID, declared on the host it came from.
   ChannelDeclaration d;
