@@ -20,6 +20,9 @@ for config in "${configs[@]}"; do
   flags=()
   [ "$config" = default ] || flags=(--config="$config")
   targets=(//...)
+  # The sanitizer configurations build only what their tests need: the
+  # default configuration already builds every target (tools, benches).
+  [ "$config" = default ] || flags+=(--build_tests_only)
   # Under ASan (which instruments for libFuzzer's coverage too) every fuzz
   # target is also fuzzed for a short, fixed time: the *_fuzz_run tests of
   # tests/fuzz/defs.bzl, tagged manual so that //... leaves them out.
@@ -35,6 +38,11 @@ for config in "${configs[@]}"; do
   p=$(grep -cE '^//[^ ]+ +(\(cached\) )?PASSED' "$log_dir/$config.log")
   f=$(grep -cE '^//[^ ]+ +(\(cached\) )?(FAILED|TIMEOUT|NO STATUS|FLAKY|INCOMPLETE|FAILED TO BUILD)' "$log_dir/$config.log")
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi  # the build itself broke
+  grep -E '^//[^ ]+ +(\(cached\) )?(FAILED|TIMEOUT|NO STATUS|FLAKY|INCOMPLETE|FAILED TO BUILD)' "$log_dir/$config.log" |
+    sed "s/^/FAILED-IN-$config: /" >>"$log_dir/failures"
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 1 ] && ! grep -q "^FAILED-IN-$config: " "$log_dir/failures"; then
+    echo "FAILED-IN-$config: the build (bazel exit $rc)" >>"$log_dir/failures"
+  fi
   echo "--- $config: $p passed, $f failed"
   passed=$((passed + p))
   failed=$((failed + f))
@@ -57,18 +65,22 @@ for config in "${configs[@]}"; do
       else
         grep -v '^ok ' "$log_dir/package_test.log" | tail -n 40
         echo "package_test FAILED"
+        echo "FAILED-IN-default: tests/deploy/package_test.sh" >>"$log_dir/failures"
         failed=$((failed + 1))
         status=1
       fi
     else
       tail -n 40 "$log_dir/package.log"
       echo "packages FAILED (the install test did not run)"
+      echo "FAILED-IN-default: scripts/package.sh" >>"$log_dir/failures"
       failed=$((failed + 2))
       status=1
     fi
     rm -rf "$pkg_dir"
   fi
 done
+# What failed, once more at the end, where a truncated log still shows it.
+[ -s "$log_dir/failures" ] && cat "$log_dir/failures"
 rm -rf "$log_dir"
 echo "$passed passed, $failed failed"
 exit $status
