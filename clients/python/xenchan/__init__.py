@@ -11,6 +11,10 @@ channels). Synchronous client here, asyncio client in xenchan.aio.
 `channel_service_pb2_grpc`, `resources_pb2`, `errors_pb2`): every message and field is documented
 in those protos. Failures raise subclasses of XenchanError (a grpc.RpcError) named after the gRPC
 code, with the stable reason and the typed details (xenchan.errors).
+
+In a fleet (several hosts, each with its xenchand, docs/FLEET.md), xenchan.connect_fleet reaches
+any of them and resolves domains to the host that runs them (xenchan.fleet): list_hosts,
+locate_domain, watch_fleet, connect(domain) and a read that follows a domain from host to host.
 """
 
 from xenchan import v1
@@ -22,16 +26,19 @@ from xenchan.errors import (AbortedError, AlreadyExistsError, CancelledError, Da
                             InternalError, InvalidArgumentError, NotFoundError, OutOfRangeError,
                             PermissionDeniedError, ResourceExhaustedError, UnauthenticatedError,
                             UnavailableError, UnimplementedError, UnknownError, XenchanError)
+from xenchan.fleet import (DomainLocation, Fleet, FleetReadStream, FleetWatchStream,
+                           connect_fleet)
 from xenchan.names import (ALL_DOMAINS, ChannelRef, channel_name, domain_name, parse_channel_name,
                            parse_domain_name)
 
 __all__ = [
     "ALL_DOMAINS", "AbortedError", "AlreadyExistsError", "CancelledError", "ChannelRef", "Client",
-    "DEFAULT_TARGET", "DataLossError", "DeadlineExceededError", "FailedPreconditionError",
+    "DEFAULT_TARGET", "DataLossError", "DeadlineExceededError", "DomainLocation",
+    "FailedPreconditionError", "Fleet", "FleetReadStream", "FleetWatchStream",
     "GuestAgentError", "InternalError", "InvalidArgumentError", "NotFoundError", "OutOfRangeError",
     "PermissionDeniedError", "ResourceExhaustedError", "RetryPolicy", "TlsFiles",
     "UnauthenticatedError", "UnavailableError", "UnimplementedError", "UnknownError",
-    "XenchanError", "channel_name", "connect", "domain_name", "parse_channel_name",
+    "XenchanError", "channel_name", "connect", "connect_fleet", "domain_name", "parse_channel_name",
     "parse_domain_name", "unix_target", "v1",
 ]
 __version__ = "0.2.0"

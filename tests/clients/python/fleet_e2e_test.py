@@ -1,0 +1,196 @@
+"""The Python SDK's fleet resolution end to end (xenchan.connect_fleet, synchronous and asyncio):
+one real etcd, two simulated Xen hosts (host-a runs vm-a, host-b runs vm-b with the real
+xenchan-agent), each with its real xenchand in the fleet, and a third xenchand outside any fleet.
+
+Covered: hosts listed and watched through host A; vm-b located through A and its agent called by
+name on B without naming B; typed errors (unknown domain, a xenchand without --fleet-etcd); a
+following read of a durable channel across `xensim domain migrate` A -> B that continues on B with
+one DOMAIN_MIGRATED epoch change, every byte the guest wrote on either host delivered once, in
+order; the same in asyncio.
+"""
+
+import asyncio
+import os
+import unittest
+
+import grpc
+
+import fleet_harness
+import harness
+import xenchan
+import xenchan.aio
+from xenchan.v1 import channel_service_pb2 as pb
+from xenchan.v1 import fleet_service_pb2 as fpb
+from xenchan.v1 import resources_pb2 as res
+
+AGENT = "org.xenchan.agent.0"
+LOG = "org.xenchan.log.0"
+FAST = xenchan.RetryPolicy(initial_backoff=0.05, max_backoff=0.5, max_attempts=60)
+
+
+class FleetTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.etcd = fleet_harness.Etcd()
+        cls.hosts = []
+        try:
+            cls.a = fleet_harness.FleetHost(cls.etcd, "host-a", ["vm-a", "vm-m", "vm-n"])
+            cls.hosts.append(cls.a)
+            cls.b = fleet_harness.FleetHost(cls.etcd, "host-b", ["vm-b"])
+            cls.hosts.append(cls.b)
+            cls.lone = harness.Host([])  # no --fleet-etcd
+            cls.hosts.append(cls.lone)
+            cls.fleet = xenchan.connect_fleet(cls.a.target, retry=FAST)
+            fleet_harness.wait_for_hosts(cls.fleet, ["host-a", "host-b"])
+            with xenchan.connect(cls.b.target) as client_b:
+                client_b.create_channel("vm-b", AGENT, wait=True)
+            cls.b.start_agent("vm-b")
+        except Exception:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if getattr(cls, "fleet", None) is not None:
+            cls.fleet.close()
+        for host in cls.hosts:
+            host.stop()
+        cls.etcd.stop()
+
+    def locate(self, domain, host_id):
+        """The location of `domain` once the fleet has it on `host_id` (records reach etcd and
+        the entry's view asynchronously)."""
+        def probe():
+            try:
+                where = self.fleet.locate_domain(domain)
+            except xenchan.NotFoundError:
+                return None
+            return where if where.host.host_id == host_id else None
+        return fleet_harness.until(probe, "%s on %s" % (domain, host_id))
+
+    def test_hosts(self):
+        hosts = list(self.fleet.list_hosts(page_size=1))
+        self.assertEqual([h.host_id for h in hosts], ["host-a", "host-b"])
+        self.assertEqual(hosts[1].name, "hosts/host-b")
+        self.assertEqual(hosts[1].api_address, self.b.target)
+        self.assertEqual(hosts[1].identity, "")  # a Unix socket: no certificate
+
+    def test_watch_fleet_snapshot_then_resume(self):
+        with self.fleet.watch_fleet() as watch:
+            seen = []
+            for event in watch:
+                seen.append(event)
+                if event.type == fpb.FLEET_EVENT_TYPE_SYNCED:
+                    break
+            revision = watch.revision
+        self.assertTrue(all(e.type == fpb.FLEET_EVENT_TYPE_EXISTING for e in seen[:-1]))
+        self.assertEqual({e.host.host_id for e in seen if e.HasField("host")},
+                         {"host-a", "host-b"})
+        self.assertIn("vm-b", {e.domain.display_name for e in seen if e.HasField("domain")})
+        self.assertEqual(revision, seen[-1].revision)
+        self.assertGreater(revision, 0)
+        # Resumed after that revision: a domain created meanwhile arrives as APPEARED.
+        self.b.cli("domain", "create", "--name", "vm-w")
+        with self.fleet.watch_fleet(start_revision=revision) as watch:
+            for event in watch:
+                self.assertNotEqual(event.type, fpb.FLEET_EVENT_TYPE_EXISTING)
+                if event.HasField("domain") and event.domain.display_name == "vm-w":
+                    self.assertEqual(event.type, fpb.FLEET_EVENT_TYPE_APPEARED)
+                    self.assertEqual(event.domain.host, "hosts/host-b")
+                    self.assertGreater(event.revision, revision)
+                    break
+
+    def test_locate_on_b_through_a_and_call_its_agent(self):
+        where = self.locate("vm-b", "host-b")
+        self.assertEqual(where.domain.display_name, "vm-b")
+        self.assertEqual(where.domain.name, "domains/" + where.domain.uuid)
+        self.assertEqual(where.host.api_address, self.b.target)
+        self.assertEqual(self.fleet.locate_domain(where.domain.uuid).domain.uuid,
+                         where.domain.uuid)
+        with self.fleet.connect("vm-b") as client:
+            reply = client.call_json("vm-b/" + AGENT, {"op": "ping"})
+        self.assertTrue(reply.get("ok"), reply)
+
+    def test_errors(self):
+        with self.assertRaises(xenchan.NotFoundError) as ctx:
+            self.fleet.locate_domain("no-such-vm")
+        self.assertEqual(ctx.exception.reason, "DOMAIN_NOT_FOUND")
+        with self.assertRaises(xenchan.NotFoundError):
+            self.fleet.connect("no-such-vm")
+        with self.assertRaises(xenchan.InvalidArgumentError) as ctx:
+            self.fleet.locate_domain("domains/a/b")
+        self.assertEqual(ctx.exception.reason, "INVALID_NAME")
+        with xenchan.connect_fleet(self.lone.target) as lone:
+            for attempt in (lambda: lone.locate_domain("vm-b"), lambda: list(lone.list_hosts()),
+                            lambda: next(iter(lone.watch_fleet()))):
+                with self.assertRaises(xenchan.FailedPreconditionError) as ctx:
+                    attempt()
+                self.assertEqual(ctx.exception.reason, "FLEET_NOT_CONFIGURED")
+                self.assertEqual(ctx.exception.code, grpc.StatusCode.FAILED_PRECONDITION)
+
+    def durable_log(self, domain):
+        """A durable LOG channel in `domain` on A, declared in etcd, the guest's tty open."""
+        with xenchan.connect(self.a.target) as client_a:
+            ch = client_a.create_channel(domain, LOG, durable=True, wait=True)
+        fleet_harness.wait_for_declaration(self.etcd, ch.domain_uuid, LOG)
+        self.locate(domain, "host-a")
+        return self.a.open_tty(domain, LOG)
+
+    def test_follow_across_migration(self):
+        fd = self.durable_log("vm-m")
+        os.write(fd, b"one\n")
+        stream = self.fleet.read("vm-m", LOG, follow=True)
+        self.addCleanup(stream.close)
+        got = []
+        data = b""
+        for resp in stream:
+            got.append(resp)
+            if resp.HasField("data"):
+                data += resp.data.data
+            if data == b"one\n":
+                break
+        os.write(fd, b"two\n")
+        for resp in stream:
+            got.append(resp)
+            if resp.HasField("data"):
+                data += resp.data.data
+            if data == b"one\ntwo\n":
+                break
+        first_epoch = stream.position.epoch
+        self.a.migrate("vm-m", self.b)
+        fd_b = fleet_harness.until(lambda: self._open_b("vm-m"), "vm-m's channel on host-b")
+        os.write(fd_b, b"three\n")
+        changes = []
+        for resp in stream:
+            got.append(resp)
+            if resp.HasField("epoch_change"):
+                changes.append(resp.epoch_change)
+            if resp.HasField("data"):
+                data += resp.data.data
+            if data.endswith(b"three\n"):
+                break
+        self.assertEqual(data, b"one\ntwo\nthree\n")
+        self.assertEqual(len(changes), 1, changes)
+        change = changes[0]
+        self.assertEqual(change.reason, pb.EPOCH_CHANGE_REASON_DOMAIN_MIGRATED)
+        self.assertEqual(change.previous_epoch, first_epoch)
+        self.assertEqual(change.previous_end_offset, len(b"one\ntwo\n"))
+        self.assertNotEqual(change.epoch, first_epoch)
+        self.assertEqual(stream.moves, 1)
+        self.assertEqual(stream.location.host.host_id, "host-b")
+        self.assertEqual(stream.position.epoch, change.epoch)
+        self.assertEqual(stream.position.offset, len(b"three\n"))
+
+    def _open_b(self, domain):
+        with xenchan.connect(self.b.target) as client_b:
+            try:
+                ch = client_b.get_channel(domain + "/" + LOG)
+            except xenchan.XenchanError:
+                return None
+        if ch.state != res.CHANNEL_STATE_CONNECTED:
+            return None
+        return self.b.open_tty(domain, LOG)
+
+
+if __name__ == "__main__":
+    unittest.main()
