@@ -24,7 +24,7 @@ mkdir -p "$OUT"
 
 die() { echo "build-images: $*" >&2; exit 1; }
 for f in /boot/xen-4.17-amd64.gz "$XEN_LIB/bin/xl" /usr/libexec/xen-qemu-system-i386 \
-         /bin/busybox /usr/bin/xenstore /usr/share/qemu/keymaps/en-us; do
+         /bin/busybox /usr/bin/xenstore /usr/share/qemu/keymaps/en-us /usr/sbin/qemu-ga; do
   [ -e "$f" ] || die "$f is missing: run scripts/setup.sh --xen-lane"
 done
 for b in xenlane_probe guest_echo; do
@@ -39,17 +39,19 @@ deb_of() {  # deb_of PACKAGE: the one DEB_DIR/PACKAGE_*.deb
 XENCHAND_DEB=$(deb_of xenchand)
 AGENT_DEB=$(deb_of xenchan-agent)
 
-# ---- kernel: vmlinuz and the Xen driver modules of Debian's current kernel
+# ---- kernel: vmlinuz, the Xen driver modules and e1000 (dom0's NIC) of
+# Debian's current kernel
 KPKG=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
 [ -n "$KPKG" ] || die "cannot resolve linux-image-amd64 (apt-get update?)"
 KDIR=$WORK/kernel-$KPKG
-if ! ls "$KDIR"/boot/vmlinuz-* >/dev/null 2>&1; then
+E1000=kernel/drivers/net/ethernet/intel/e1000/e1000.ko
+if ! ls "$KDIR"/boot/vmlinuz-* "$KDIR"/lib/modules/*/$E1000 >/dev/null 2>&1; then
   rm -rf "$KDIR.tmp" && mkdir -p "$KDIR.tmp"
   (cd "$KDIR.tmp" && apt-get download "$KPKG" >/dev/null) || die "apt-get download $KPKG failed"
   deb=$(ls "$KDIR.tmp"/*.deb)
   dpkg-deb -f "$deb" Version > "$KDIR.tmp/VERSION"
   (cd "$KDIR.tmp" && dpkg-deb --fsys-tarfile "$deb" |
-     tar -x --wildcards './boot/vmlinuz-*' './lib/modules/*/kernel/drivers/xen/*')
+     tar -x --wildcards './boot/vmlinuz-*' './lib/modules/*/kernel/drivers/xen/*' "./lib/modules/*/$E1000")
   rm -f "$deb"
   rm -rf "$KDIR" && mv "$KDIR.tmp" "$KDIR"
 fi
@@ -107,6 +109,9 @@ install_deb "$G" "$AGENT_DEB" /usr/sbin/xenchan-agent
 ln -s ../../lib/udev "$G/usr/lib/udev"
 copy_with_libs "$G" "$BIN/guest_echo" /bin/guest_echo
 copy_with_libs "$G" /usr/bin/xenstore
+# Debian's qemu-ga (qemu-guest-agent, on this machine for the suite's tests):
+# scenario 12's Ansible runs its raw tasks through it.
+copy_with_libs "$G" /usr/sbin/qemu-ga
 for n in read write exists ls rm watch list; do ln -s xenstore "$G/usr/bin/xenstore-$n"; done
 [ -e "$G/lib64/ld-linux-x86-64.so.2" ] || { mkdir -p "$G/lib64"; cp -L /lib64/ld-linux-x86-64.so.2 "$G/lib64/"; }
 [ -x "$G/lib/udev/xen-channel-name" ] || die "$AGENT_DEB has no /lib/udev/xen-channel-name"
@@ -142,16 +147,26 @@ printf 'root:x:0:\n' > "$R/etc/group"
 for m in xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs/xenfs; do
   cp "$KDIR/lib/modules/$KVER/kernel/drivers/xen/$m.ko" "$R/lib/modules/"
 done
+cp "$KDIR/lib/modules/$KVER/$E1000" "$R/lib/modules/"
+# A fresh PKI per build (tests/server/make_test_certs.sh) in WORK_DIR/pki:
+# dom0 gets the CA and xenchand's certificate and key, the Ansible host job
+# (host/ansible-raw.sh) uses the client certificates from WORK_DIR/pki.
+rm -rf "$WORK/pki"
+"$LANE/../server/make_test_certs.sh" "$WORK/pki" > "$WORK/pki.log" 2>&1 ||
+  { cat "$WORK/pki.log" >&2; die "making the lane's PKI failed"; }
+mkdir -p "$R/lane/pki"
+cp "$WORK/pki/ca.pem" "$WORK/pki/server.pem" "$WORK/pki/server.key" "$R/lane/pki/"
 install -m 0755 "$LANE/dom0/init" "$R/init"
 install -m 0755 "$LANE/dom0/scenarios.sh" "$R/lane/scenarios.sh"
 install -m 0644 "$LANE/dom0/lane1.cfg" "$LANE/dom0/lane2.cfg" "$LANE/dom0/lane3.cfg" "$R/lane/"
-install -m 0755 "$LANE/dom0/durable.sh" "$R/lane/durable.sh"
+install -m 0755 "$LANE/dom0/durable.sh" "$LANE/dom0/ansible.sh" "$R/lane/"
+install -m 0644 "$LANE/dom0/policy.conf" "$R/lane/policy.conf"
 cp "$VMLINUZ" "$R/lane/vmlinuz"
 cp "$OUT/guest.cpio.gz" "$R/lane/guest.cpio.gz"
 
 # ---- versions, recorded in the image too (dom0 prints them)
 {
-  for p in xen-hypervisor-4.17-amd64 xen-utils-4.17 qemu-system-x86 qemu-system-xen busybox-static; do
+  for p in xen-hypervisor-4.17-amd64 xen-utils-4.17 qemu-system-x86 qemu-system-xen busybox-static qemu-guest-agent; do
     echo "$p=$(dpkg-query -W -f='${Version}' "$p")"
   done
   echo "$KPKG=$(cat "$KDIR/VERSION" 2>/dev/null || echo unknown)"

@@ -48,6 +48,14 @@ check guest_dmesg 0 "LANE-SUMMARY passed=1 failed=0" "SCENARIO 1 a PASS x
   | GUEST-DMESG [   79.03] ------------[ cut here ]------------
 LANE-END rc=0"
 
+# A host job's output (boot.py logs it as "HOST <job> | ...") is never read
+# as the lane's own lines; a LANE-HOST request is neither passed nor failed.
+check host_job 0 "LANE-SUMMARY passed=1 failed=0" "SCENARIO 12 ansible-raw PASS x
+[  12.00] LANE-HOST ansible-raw domain=lane1 uuid=u domid=1 kernel=k
+[  12.50] HOST ansible-raw | SCENARIO 3 fake FAIL printed by a playbook
+[  12.60] HOST ansible-raw | Kernel panic - printed by a playbook
+LANE-END rc=0"
+
 # A word that merely contains a token is not a report line.
 check embedded 1 "LANE-SUMMARY passed=0 failed=1" "XSCENARIO 1 a PASS x
 LANE-END rc=0"

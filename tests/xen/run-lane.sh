@@ -33,6 +33,8 @@ if [ "${XENLANE_SETUP:-1}" != 0 ]; then
   rm -f /tmp/xenlane-setup.$$.log
 fi
 command -v qemu-system-x86_64 >/dev/null || fail "qemu-system-x86_64 is not installed (scripts/setup.sh --xen-lane)"
+# Scenario 12's host job (tests/xen/host/ansible-raw.sh) runs Debian's ansible-core here.
+command -v ansible-playbook >/dev/null || fail "ansible-playbook is not installed (scripts/setup.sh)"
 
 echo "LANE building the Debian packages (scripts/package.sh)"
 DEBS=$WORK/debs
@@ -58,7 +60,8 @@ while read -r v; do echo "LANE version $v"; done < "$WORK/out/versions.txt"
 echo "LANE version $(qemu-system-x86_64 --version | head -n 1)"
 echo "LANE build took $(( $(date +%s) - t_start )) s"
 
-/usr/bin/python3 tests/xen/boot.py "$WORK/out" "$WORK/serial.log" "$TIMEOUT"
+# XENLANE_WORK: where boot.py's host job finds the packages and the PKI.
+XENLANE_WORK=$WORK /usr/bin/python3 tests/xen/boot.py "$WORK/out" "$WORK/serial.log" "$TIMEOUT"
 rc=$?
 echo "LANE wall time $(( $(date +%s) - t_start )) s (serial log: $WORK/serial.log)"
 exit $rc

@@ -12,6 +12,12 @@ SERVER=unix:///run/xenchan/xenchand.sock
 QEMU_SOCK=/run/xenlane/qemu.sock
 CONSOLE_DIR=/var/log/xen/console
 XENCHAND_LOG=/var/log/xenchand.log
+AUDIT_LOG=/var/log/xenchand-audit.log
+# xenchand listens on the Unix socket and, for scenario 12's Ansible run from
+# the lane's host, on mutual TLS (the lane's PKI, made per build by
+# build-images.sh), with the lane's policy and an audit log.
+PKI=/lane/pki
+XENCHAND_TLS="--listen=0.0.0.0:7443 --tls-cert=$PKI/server.pem --tls-key=$PKI/server.key --tls-client-ca=$PKI/ca.pem --policy=/lane/policy.conf --audit-log=$AUDIT_LOG"
 BE_BASE=/local/domain/0/backend/xenchan
 PINGS=${PINGS:-200}
 BYTES=${BYTES:-65536}
@@ -68,7 +74,8 @@ ack_is() { a=$(xenstore-read "/local/domain/$1/data/lane-ack") && [ "${a%% *}" =
 
 start_xenchand() {
   rm -f /run/xenchan/xenchand.sock
-  xenchand --platform=xen --listen=$SERVER >> "$XENCHAND_LOG" 2>&1 &
+  # shellcheck disable=SC2086  # XENCHAND_TLS is a list of flags
+  xenchand --platform=xen --listen=$SERVER $XENCHAND_TLS >> "$XENCHAND_LOG" 2>&1 &
   XPID=$!
   wait_for 60 ctl list --domains || { lane "xenchand did not answer in 60 s"; show "$XENCHAND_LOG"; return 1; }
 }
@@ -275,6 +282,11 @@ else
   explain
   scenario 3 unplug FAIL "delete rc=$drc ($del); order $order; guest tty gone rc=$grc ($gone); hangup seen: $hung; re-add rc=$rrc ($readd) link '$relink'"
 fi
+
+# ---------------------------------------------------------------- 12 ansible
+# ansible-playbook from the lane's host over mTLS: raw tasks in lane1.
+# shellcheck source=tests/xen/dom0/ansible.sh
+. /lane/ansible.sh
 
 # ------------------------------------------------ lane2: 7b and 5 (destroy)
 timeout 120 xl -v create /lane/lane2.cfg > /tmp/xl-create-lane2.log 2>&1; x2=$?
