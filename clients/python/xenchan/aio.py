@@ -13,6 +13,7 @@ iterators and async context managers.
             async for event in session: ...
 
 Method arguments, defaults and errors are those of xenchan.client.Client (documented there).
+In a fleet, xenchan.aio.connect_fleet gives an asyncio xenchan.aio.Fleet (xenchan._aio_fleet).
 """
 
 import asyncio
@@ -233,4 +234,9 @@ class Client:
         return _common.qga_result(reply)
 
 
-__all__ = ["AttachSession", "Client", "ReadStream", "WatchStream", "Writer", "connect"]
+# The fleet client builds on Client and connect above, so it is imported once they exist.
+from xenchan._aio_fleet import (DomainLocation, Fleet, FleetReadStream,  # noqa: E402
+                                FleetWatchStream, connect_fleet)
+
+__all__ = ["AttachSession", "Client", "DomainLocation", "Fleet", "FleetReadStream",
+           "FleetWatchStream", "ReadStream", "WatchStream", "Writer", "connect", "connect_fleet"]

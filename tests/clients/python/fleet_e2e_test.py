@@ -136,50 +136,100 @@ class FleetTest(unittest.TestCase):
         self.locate(domain, "host-a")
         return self.a.open_tty(domain, LOG)
 
-    def test_follow_across_migration(self):
-        fd = self.durable_log("vm-m")
-        os.write(fd, b"one\n")
-        stream = self.fleet.read("vm-m", LOG, follow=True)
-        self.addCleanup(stream.close)
-        got = []
-        data = b""
-        for resp in stream:
-            got.append(resp)
-            if resp.HasField("data"):
-                data += resp.data.data
-            if data == b"one\n":
-                break
-        os.write(fd, b"two\n")
-        for resp in stream:
-            got.append(resp)
-            if resp.HasField("data"):
-                data += resp.data.data
-            if data == b"one\ntwo\n":
-                break
-        first_epoch = stream.position.epoch
-        self.a.migrate("vm-m", self.b)
-        fd_b = fleet_harness.until(lambda: self._open_b("vm-m"), "vm-m's channel on host-b")
-        os.write(fd_b, b"three\n")
-        changes = []
-        for resp in stream:
-            got.append(resp)
-            if resp.HasField("epoch_change"):
-                changes.append(resp.epoch_change)
-            if resp.HasField("data"):
-                data += resp.data.data
-            if data.endswith(b"three\n"):
-                break
+    def until_received(self, domain, count):
+        """Until host A's copy of `domain`'s LOG channel has received `count` bytes."""
+        with xenchan.connect(self.a.target) as client_a:
+            fleet_harness.until(
+                lambda: True if client_a.get_channel(domain + "/" + LOG)
+                .counters.bytes_from_guest == count else None,
+                "%d bytes from %s on host-a" % (count, domain))
+
+    def check_follow(self, got, first_epoch, stream):
+        """`got` (the follower's messages up to "three") is "one", "two" from A, one
+        DOMAIN_MIGRATED epoch change from where A ended, then "three" from B at offset 0."""
+        data = b"".join(r.data.data for r in got if r.HasField("data"))
         self.assertEqual(data, b"one\ntwo\nthree\n")
-        self.assertEqual(len(changes), 1, changes)
-        change = changes[0]
+        changes = [i for i, r in enumerate(got) if r.HasField("epoch_change")]
+        self.assertEqual(len(changes), 1, got)
+        before = b"".join(r.data.data for r in got[:changes[0]] if r.HasField("data"))
+        self.assertEqual(before, b"one\ntwo\n")
+        change = got[changes[0]].epoch_change
         self.assertEqual(change.reason, pb.EPOCH_CHANGE_REASON_DOMAIN_MIGRATED)
         self.assertEqual(change.previous_epoch, first_epoch)
         self.assertEqual(change.previous_end_offset, len(b"one\ntwo\n"))
         self.assertNotEqual(change.epoch, first_epoch)
+        after = [r for r in got[changes[0] + 1:]]
+        self.assertTrue(all(r.HasField("data") and r.data.epoch == change.epoch for r in after))
+        self.assertEqual(after[0].data.offset, 0)
+        self.assertFalse(any(r.HasField("gap") for r in got))
         self.assertEqual(stream.moves, 1)
         self.assertEqual(stream.location.host.host_id, "host-b")
-        self.assertEqual(stream.position.epoch, change.epoch)
-        self.assertEqual(stream.position.offset, len(b"three\n"))
+        self.assertEqual((stream.position.epoch, stream.position.offset),
+                         (change.epoch, len(b"three\n")))
+
+    def test_follow_across_migration(self):
+        """The follower has read "one" on A; "two" reaches A but not the follower before the
+        domain moves: it is delivered from A before the move, "three" from B after it."""
+        fd = self.durable_log("vm-m")
+        os.write(fd, b"one\n")
+        stream = self.fleet.read("vm-m", LOG, follow=True)
+        self.addCleanup(stream.close)
+        got = [next(stream)]
+        self.assertEqual(got[0].data.data, b"one\n")
+        first_epoch = stream.position.epoch
+        os.write(fd, b"two\n")
+        self.until_received("vm-m", 8)
+        self.a.migrate("vm-m", self.b)
+        os.write(fleet_harness.until(lambda: self._open_b("vm-m"), "vm-m's channel on host-b"),
+                 b"three\n")
+        for resp in stream:
+            got.append(resp)
+            if resp.HasField("data") and resp.data.data.endswith(b"three\n"):
+                break
+        self.check_follow(got, first_epoch, stream)
+
+    def test_aio(self):
+        asyncio.run(self.aio_scenario())
+
+    async def aio_scenario(self):
+        async with xenchan.aio.connect_fleet(self.a.target, retry=FAST) as fleet:
+            hosts = [h.host_id async for h in fleet.list_hosts()]
+            self.assertEqual(hosts, ["host-a", "host-b"])
+            where = await fleet.locate_domain("vm-b")
+            self.assertEqual(where.host.host_id, "host-b")
+            client = await fleet.connect("vm-b")
+            async with client:
+                reply = await client.call_json("vm-b/" + AGENT, {"op": "ping"})
+            self.assertTrue(reply.get("ok"), reply)
+            with self.assertRaises(xenchan.NotFoundError) as ctx:
+                await fleet.locate_domain("no-such-vm")
+            self.assertEqual(ctx.exception.reason, "DOMAIN_NOT_FOUND")
+            async with fleet.watch_fleet() as watch:
+                async for event in watch:
+                    if event.type == fpb.FLEET_EVENT_TYPE_SYNCED:
+                        break
+                self.assertGreater(watch.revision, 0)
+            async with xenchan.aio.connect_fleet(self.lone.target) as lone:
+                with self.assertRaises(xenchan.FailedPreconditionError) as ctx:
+                    await lone.locate_domain("vm-b")
+                self.assertEqual(ctx.exception.reason, "FLEET_NOT_CONFIGURED")
+
+            fd = self.durable_log("vm-n")
+            os.write(fd, b"one\n")
+            async with await fleet.read("vm-n", LOG, follow=True) as stream:
+                got = [await stream.__anext__()]
+                self.assertEqual(got[0].data.data, b"one\n")
+                first_epoch = stream.position.epoch
+                os.write(fd, b"two\n")
+                self.until_received("vm-n", 8)
+                self.a.migrate("vm-n", self.b)
+                os.write(fleet_harness.until(lambda: self._open_b("vm-n"),
+                                             "vm-n's channel on host-b"), b"three\n")
+                async for resp in stream:
+                    got.append(resp)
+                    if resp.HasField("data") and resp.data.data.endswith(b"three\n"):
+                        break
+                self.check_follow(got, first_epoch, stream)
 
     def _open_b(self, domain):
         with xenchan.connect(self.b.target) as client_b:
