@@ -181,6 +181,15 @@ type Host struct {
 // extra xenchand flags.
 func StartHost(t testing.TB, extra ...string) *Host {
 	t.Helper()
+	h := startSim(t)
+	h.StartServer(extra...)
+	return h
+}
+
+// startSim starts xensim in a fresh short /tmp directory: a Host without
+// its xenchand yet.
+func startSim(t testing.TB) *Host {
+	t.Helper()
 	bin := FindBinaries(t)
 	dir, err := os.MkdirTemp("/tmp", "xcgo-")
 	if err != nil {
@@ -192,7 +201,6 @@ func StartHost(t testing.TB, extra ...string) *Host {
 	if !h.Sim.WaitForLog("xensim: ready", 30*time.Second) {
 		t.Fatalf("xensim did not start:\n%s", h.Sim.Log())
 	}
-	h.StartServer(extra...)
 	return h
 }
 
