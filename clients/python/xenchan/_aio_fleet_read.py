@@ -80,11 +80,16 @@ class FleetReadStream:
 
     async def aclose(self) -> None:
         """Cancels the stream and the fleet watch behind it."""
+        await self._shutdown()
+        await self._gen.aclose()
+
+    async def _shutdown(self) -> None:
+        """Stops the Read and look-ups in flight, the departure watch and the connection to the
+        owner. Idempotent; also run when the iteration ends."""
         self._closed = True
         for call in (self._call, self._wait_call, self._monitor):
             if call is not None:
                 call.cancel()
-        await self._gen.aclose()
         await self._client.close()
 
     def _open(self, req: pb.ReadRequest) -> Any:
@@ -109,6 +114,13 @@ class FleetReadStream:
         return task is not None and task.cancelling() > 0
 
     async def _run(self) -> AsyncIterator[pb.ReadResponse]:
+        try:
+            async for m in self._stream():
+                yield m
+        finally:
+            await self._shutdown()
+
+    async def _stream(self) -> AsyncIterator[pb.ReadResponse]:
         attempt = 0
         splice: Optional[MoveSplice] = None
         adopt: Optional[OwnerWait] = None

@@ -96,17 +96,24 @@ class FleetReadStream:
 
     def close(self) -> None:
         """Cancels the stream; an iteration in progress (in any thread) ends without error."""
-        self._stop.set()
-        with self._lock:
-            calls = [self._call, self._wait_call, self._monitor]
-        for c in calls:
-            if c is not None:
-                c.cancel() if hasattr(c, "cancel") else c.close()
+        self._shutdown()
         try:
             self._gen.close()
         except ValueError:
             pass  # running in another thread: the cancellation ends it
-        self._client.close()
+
+    def _shutdown(self) -> None:
+        """Stops everything: the Read and the look-ups in flight, the departure watch, the
+        connection to the owner. Idempotent; also run when the iteration ends."""
+        self._stop.set()
+        with self._lock:
+            calls, monitor, client = [self._call, self._wait_call], self._monitor, self._client
+        for call in calls:
+            if call is not None:
+                call.cancel()
+        if monitor is not None:
+            monitor.close()
+        client.close()
 
     def _open(self, req: pb.ReadRequest) -> Any:
         with self._lock:
@@ -115,6 +122,12 @@ class FleetReadStream:
             return self._call
 
     def _run(self) -> Iterator[pb.ReadResponse]:
+        try:
+            yield from self._stream()
+        finally:
+            self._shutdown()
+
+    def _stream(self) -> Iterator[pb.ReadResponse]:
         attempt = 0
         splice: Optional[MoveSplice] = None  # a move waiting for the new owner's first message
         adopt: Optional[OwnerWait] = None  # bounds retries of NOT_FOUND from the new owner
