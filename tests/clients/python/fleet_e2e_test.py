@@ -6,7 +6,7 @@ Covered: hosts listed and watched through host A; vm-b located through A and its
 name on B without naming B; typed errors (unknown domain, a xenchand without --fleet-etcd); a
 following read of a durable channel across `xensim domain migrate` A -> B that continues on B with
 one DOMAIN_MIGRATED epoch change, every byte the guest wrote on either host delivered once, in
-order; the same in asyncio.
+order; the same in asyncio; a following read that rides out a restart of its owner's xenchand.
 """
 
 import asyncio
@@ -230,6 +230,31 @@ class FleetTest(unittest.TestCase):
                     if resp.HasField("data") and resp.data.data.endswith(b"three\n"):
                         break
                 self.check_follow(got, first_epoch, stream)
+
+    def test_restart_of_the_owner(self):
+        """The owner's xenchand restarts under a following read (UNAVAILABLE): the follower waits
+        for the domain's record (the graceful stop revoked the host's lease, so it is gone until
+        the host publishes again), reconnects to the same host and reads what the guest writes
+        after the restart."""
+        with xenchan.connect(self.a.target) as client_a:
+            client_a.create_channel("vm-a", LOG, wait=True)
+        self.locate("vm-a", "host-a")
+        stream = self.fleet.read("vm-a", LOG, follow=True)
+        self.addCleanup(stream.close)
+        self.a.stop_xenchand()
+        self.a.start_xenchand()
+        self.locate("vm-a", "host-a")
+        os.write(self.a.open_tty("vm-a", LOG), b"after restart\n")
+        got = b""
+        for resp in stream:
+            self.assertFalse(resp.HasField("gap"))
+            if resp.HasField("data"):
+                got += resp.data.data
+            if got.endswith(b"\n"):
+                break
+        self.assertEqual(got, b"after restart\n")
+        self.assertEqual(stream.moves, 0)
+        self.assertEqual(stream.location.host.host_id, "host-a")
 
     def _open_b(self, domain):
         with xenchan.connect(self.b.target) as client_b:
