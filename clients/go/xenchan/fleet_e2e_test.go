@@ -170,6 +170,57 @@ func TestFleet(t *testing.T) {
 	})
 
 	t.Run("FollowAcrossMigration", func(t *testing.T) { testFollow(t, etcd, a, b, fleet) })
+	t.Run("FollowThroughOwnerRestart", func(t *testing.T) { testRestart(t, a, fleet) })
+}
+
+// testRestart: the owner's xenchand restarts under a following read
+// (UNAVAILABLE); the follower waits for the domain's record (gone with the
+// revoked lease until the host publishes again), reconnects to the same
+// host and reads what the guest writes after the restart.
+func testRestart(t *testing.T, a *xenchantest.Host, fleet *xenchan.Fleet) {
+	ctx := testContext(t)
+	ca, err := xenchan.DialUnix(ctx, a.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ca.CreateChannel(ctx, &xenchanpb.CreateChannelRequest{Parent: xenchan.DomainName("vm-a"), ChannelId: logChannel, WaitUntilConnected: true}); err != nil {
+		t.Fatal(err)
+	}
+	ca.Close()
+	until(t, "vm-a on host-a in the fleet", func() bool {
+		loc, err := fleet.LocateDomain(ctx, "vm-a")
+		return err == nil && loc.Host.GetHostId() == "host-a"
+	})
+	it, err := fleet.Read(ctx, "vm-a", logChannel, xenchan.FleetReadOptions{Follow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	a.Server.Stop()
+	a.StartServer()
+	until(t, "vm-a on host-a again", func() bool {
+		loc, err := fleet.LocateDomain(ctx, "vm-a")
+		return err == nil && loc.Host.GetHostId() == "host-a"
+	})
+	tty, err := a.OpenGuestTTY("vm-a", logChannel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tty.Write([]byte("after restart\n"))
+	var got strings.Builder
+	for !strings.HasSuffix(got.String(), "\n") {
+		item, err := it.Next()
+		if err != nil {
+			t.Fatalf("after %q: %v", got.String(), err)
+		}
+		if item.Gap != nil {
+			t.Errorf("gap %v", item.Gap)
+		}
+		got.Write(item.Data.GetData())
+	}
+	if got.String() != "after restart\n" || it.Moves() != 0 || it.Location().Host.GetHostId() != "host-a" {
+		t.Errorf("read %q, moves %d, location %v", got.String(), it.Moves(), it.Location())
+	}
 }
 
 // testFollow follows vm-m's durable log channel from host-a across

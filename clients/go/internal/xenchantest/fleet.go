@@ -87,8 +87,8 @@ func StartFleetHost(t testing.TB, e *Etcd, hostID string, domains []string, extr
 	for _, d := range domains {
 		h.CreateDomain(d)
 	}
-	h.StartServer(append([]string{"--fleet-etcd=" + e.Endpoint, "--fleet-host-id=" + hostID,
-		"--fleet-lease-ttl=5s"}, extra...)...)
+	h.Fleet = []string{"--fleet-etcd=" + e.Endpoint, "--fleet-host-id=" + hostID, "--fleet-lease-ttl=5s"}
+	h.StartServer(extra...)
 	return h
 }
 

@@ -174,6 +174,9 @@ type Host struct {
 	Socket   string // xenchand's Unix socket
 	Sim      *Process
 	Server   *Process
+	// Fleet holds the xenchand flags that put the host in a fleet
+	// (StartFleetHost); StartServer always passes them.
+	Fleet []string
 }
 
 // StartHost starts xensim and xenchand (--platform=sim, on a Unix socket in
@@ -219,7 +222,8 @@ func (h *Host) TCPAddress() string {
 func (h *Host) StartServer(extra ...string) {
 	h.t.Helper()
 	args := append([]string{h.Bin.Xenchand, "--platform=sim", "--sim-state-dir=" + h.StateDir,
-		"--listen=unix://" + h.Socket}, extra...)
+		"--listen=unix://" + h.Socket}, h.Fleet...)
+	args = append(args, extra...)
 	h.Server = Start(h.t, args)
 	if !h.Server.WaitForLog("msg=ready", 30*time.Second) {
 		h.t.Fatalf("xenchand did not start:\n%s", h.Server.Log())
