@@ -93,11 +93,6 @@ class FleetWatchCursor:
         self.relists += 1
 
 
-def host_id(host_name: str) -> str:
-    """"hosts/h1" -> "h1"."""
-    return host_name[len("hosts/"):] if host_name.startswith("hosts/") else host_name
-
-
 class Trigger:
     """Why a following read re-resolves its domain, and what record ends the wait.
 
