@@ -1,0 +1,54 @@
+// Per-process CPU, memory, fds and threads from /proc.
+#include "tests/bench/fleet_bench_proc.h"
+
+#include <dirent.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+namespace xenchan {
+namespace bench {
+
+PidSample SamplePid(pid_t pid) {
+  PidSample s;
+  const std::string dir = absl::StrCat("/proc/", pid, "/");
+  {
+    std::ifstream in(dir + "stat");
+    std::stringstream text;
+    text << in.rdbuf();
+    const std::string stat = text.str();
+    // After the command (which may hold spaces): state is field 3; utime
+    // and stime are fields 14 and 15.
+    const size_t close = stat.rfind(')');
+    if (close != std::string::npos) {
+      std::istringstream fields(stat.substr(close + 1));
+      std::vector<std::string> f;
+      for (std::string x; fields >> x;) f.push_back(x);
+      if (f.size() > 12) {
+        s.cpu_seconds = (std::stod(f[11]) + std::stod(f[12])) / sysconf(_SC_CLK_TCK);
+      }
+    }
+  }
+  std::ifstream status(dir + "status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) s.rss_kib = std::atol(line.c_str() + 6);
+    if (line.rfind("Threads:", 0) == 0) s.threads = std::atoi(line.c_str() + 8);
+  }
+  if (DIR* d = opendir((dir + "fd").c_str())) {
+    s.fds = 0;
+    while (dirent* e = readdir(d)) {
+      if (e->d_name[0] != '.') ++s.fds;
+    }
+    closedir(d);
+  }
+  return s;
+}
+
+}  // namespace bench
+}  // namespace xenchan
