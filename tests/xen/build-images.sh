@@ -8,7 +8,9 @@
 # packages scripts/package.sh built: xenchand_*.deb is unpacked into dom0's
 # root and xenchan-agent_*.deb into the guest's (dpkg-deb -x: the busybox
 # roots have no dpkg), so the lane runs exactly the installed files, with
-# their libraries copied in beside them. Output in WORK_DIR/out: xen (the unpacked hypervisor; QEMU's
+# their libraries copied in beside them; the guest also gets this machine's
+# qemu-ga, dom0 the e1000 module and a fresh PKI made in WORK_DIR/pki
+# (scenario 12). Output in WORK_DIR/out: xen (the unpacked hypervisor; QEMU's
 # multiboot loader refuses the .gz), vmlinuz (dom0's kernel), dom0.cpio.gz
 # (which carries the guest kernel and guest.cpio.gz), and versions.txt. The
 # kernel .deb is fetched with apt-get download once per version and cached in
