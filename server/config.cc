@@ -152,6 +152,13 @@ absl::Status ApplySetting(ServerConfig* c, const std::string& key, const std::st
       return Bad(key, value, "100ms..1m");
     }
     return s;
+  } else if (key == "fleet-moved-retention") {
+    absl::Status s = SetDuration(key, value, &c->fleet_moved_retention);
+    if (s.ok() && (c->fleet_moved_retention < absl::Seconds(1) ||
+                   c->fleet_moved_retention > absl::Hours(24))) {
+      return Bad(key, value, "1s..24h");
+    }
+    return s;
   } else {
     return absl::InvalidArgumentError(absl::StrCat("unknown setting '", key, "'"));
   }
@@ -406,6 +413,9 @@ Fleet (docs/FLEET.md; off unless --fleet-etcd is given):
   --fleet-timeout DUR        every etcd call's deadline (2s); etcd never
                              blocks serving: when it is away the fleet is
                              reported degraded and re-synced later
+  --fleet-moved-retention DUR
+                             how long a channel whose domain moved to
+                             another host stays readable here (10m; 1s..24h)
 
 Logs are key=value lines on stderr; `msg=listening address=...` names every
 bound address (with the chosen port), `msg=ready` follows once serving.

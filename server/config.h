@@ -116,6 +116,9 @@ struct ServerConfig {
   std::string fleet_advertise;  // empty: the first TCP listen address, else the first
   absl::Duration fleet_lease_ttl = absl::Seconds(10);
   absl::Duration fleet_timeout = absl::Seconds(2);
+  // How long a channel whose domain moved to another host stays readable
+  // here (docs/FLEET.md, "The source host lets go of a channel that moved").
+  absl::Duration fleet_moved_retention = absl::Minutes(10);
 };
 
 inline constexpr char kDefaultListen[] = "unix:///run/xenchan/xenchand.sock";

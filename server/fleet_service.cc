@@ -128,6 +128,8 @@ void FleetService::BeginShutdown() {
 
 const fleet::FleetReader* FleetService::reader() const { return state_->reader.get(); }
 
+fleet::FleetReader* FleetService::reader() { return state_->reader.get(); }
+
 grpc::ServerUnaryReactor* FleetService::ListHosts(grpc::CallbackServerContext* context,
                                                   const v1::ListHostsRequest* request,
                                                   v1::ListHostsResponse* response) {

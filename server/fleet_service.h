@@ -52,6 +52,8 @@ class FleetService final : public v1::FleetService::CallbackService {
 
   // The reader; null when not part of a fleet. For tests.
   const fleet::FleetReader* reader() const;
+  // The same, for xenchand's fleet membership (departures.h) to follow.
+  fleet::FleetReader* reader();
 
   grpc::ServerUnaryReactor* ListHosts(grpc::CallbackServerContext* context,
                                       const v1::ListHostsRequest* request,

@@ -117,6 +117,8 @@ absl::Status Server::Start(ServerOptions options) {
     if (!fleet.ok()) return Failed("bad fleet settings", fleet.status());
     fleet_ = *std::move(fleet);
     engine_options->on_domain_arrival = fleet_->ArrivalHandler();
+    engine_options->domain_elsewhere = fleet_->ElsewhereLookup();
+    engine_options->moved_channel_retention = config.fleet_moved_retention;
   }
   ChannelServiceOptions service_options = ServiceOptionsFrom(config);
   service_options.max_channels_per_domain = engine_options->max_channels_per_domain;
@@ -235,9 +237,10 @@ absl::Status Server::Start(ServerOptions options) {
     // itself never depends on it.
     grpc::HealthCheckServiceInterface* health = grpc_server_->GetHealthCheckService();
     health->SetServingStatus(kFleetHealthService, false);
-    fleet_->Start(engine_.get(), addresses_, [health](bool connected) {
-      health->SetServingStatus(kFleetHealthService, connected);
-    });
+    fleet_->Start(
+        engine_.get(), addresses_,
+        [health](bool connected) { health->SetServingStatus(kFleetHealthService, connected); },
+        fleet_service_->reader());
   }
   return absl::OkStatus();
 }

@@ -145,6 +145,7 @@ void Engine::Run() {
     for (auto& [serial, ring] : rings_) next = std::min(next, ring->NextDeadline());
     for (const auto& [serial, check] : resume_checks_) next = std::min(next, check.first);
     for (const auto& [domid, deadline] : held_) next = std::min(next, deadline);
+    for (const auto& [serial, copy] : moved_) next = std::min(next, copy.first);
     int timeout_ms = -1;
     if (next != absl::InfiniteFuture()) {
       const absl::Duration left = next - absl::Now();
@@ -216,6 +217,7 @@ void Engine::Run() {
     }
     CheckResumeProbes(now);
     CheckHolds(now);
+    CheckMovedChannels(now);
     ReapFinished();
   }
 }

@@ -31,7 +31,8 @@
 // discovery), engine_hotplug.cc (hot-add and unplug of ring channels; the
 // devid choice itself is devid.h), engine_recovery.cc (taking over the ring
 // channels of a previous engine process), engine_durable.cc (durable
-// channels), engine_update.cc (UpdateChannel) and engine_toolstack.cc
+// channels), engine_adopt.cc and engine_moved.cc (durable channels arriving
+// from and leaving for other hosts of a fleet), engine_update.cc (UpdateChannel) and engine_toolstack.cc
 // (xl.cfg channels). Every xenstore path comes from xenstore_layout.h.
 #ifndef XENCHAN_BACKEND_ENGINE_ENGINE_H_
 #define XENCHAN_BACKEND_ENGINE_ENGINE_H_
@@ -152,6 +153,14 @@ struct EngineOptions {
   // domain paused meanwhile, at most `adoption_hold_limit`). Must not block.
   std::function<bool(uint32_t domid, const std::string& uuid)> on_domain_arrival;
   absl::Duration adoption_hold_limit = absl::Seconds(5);
+  // The fleet (engine_moved.cc). Optional. Called on the engine thread when
+  // a domain with durable channels goes here: the id of the host of the
+  // fleet that runs the domain now, if that is another host (a newer
+  // introduction claimed it), else "". Must not block.
+  std::function<std::string(const std::string& uuid)> domain_elsewhere;
+  // A channel let go because its domain runs on another host
+  // (ReleaseMovedChannels) stays readable this long, then is removed.
+  absl::Duration moved_channel_retention = absl::Minutes(10);
 
   // Memory (memory_budget.h): every channel buffer, write queue, session
   // and the event log's retention is charged to one budget that is never
@@ -315,6 +324,20 @@ class Engine {
   void AdoptDeclarations(uint32_t domid, const std::string& uuid,
                          std::vector<ChannelDeclaration> declarations);
 
+  // The fleet says that these domains (UUID -> host id) run on other hosts
+  // now (engine_moved.cc, docs/FLEET.md). For each that does not run here,
+  // every durable channel of it waiting DOMAIN_DOWN here is let go: a new,
+  // empty epoch with reason kDomainMigrated begins after its last byte (its
+  // readers learn that they have everything this host had), its declaration
+  // here is deleted (the fleet's is the truth), it is reported DOMAIN_DOWN
+  // with lifetime INCARNATION (no longer durable here: a combination no
+  // other channel has, since a non-durable channel goes with its domain),
+  // and it is removed after
+  // moved_channel_retention (or on DeleteChannel, or when the domain is
+  // introduced here again). UUIDs this engine has no such channel for are
+  // ignored. Thread-safe; does not wait.
+  void ReleaseMovedChannels(std::map<std::string, std::string> elsewhere);
+
  private:
   class Host;  // RingHost over this engine
   struct DomainRecord {
@@ -439,6 +462,19 @@ class Engine {
   // True if `ch` belongs to the domain `info` (by UUID when it has one).
   static bool BelongsTo(const Channel& ch, const DomainInfo& info);
 
+  // Channels that moved to another host (engine_moved.cc).
+  void DoReleaseMoved(const std::string& uuid, const std::string& host, absl::Time now);
+  // Removes the let-go copies whose retention ended by `now`.
+  void CheckMovedChannels(absl::Time now);
+  // Removes every let-go copy of `uuid` (its domain is introduced here
+  // again: the fleet's declaration is adopted instead); forgets the down
+  // domain if nothing else of it is left.
+  void RetireMovedChannels(const std::string& uuid);
+  // Removes one let-go copy: readers drain what they had not read, then
+  // see NOT_FOUND (`why`). Announced with `reason`.
+  void RemoveMovedChannel(const std::shared_ptr<Channel>& channel, const std::string& why,
+                          RemovalReason reason);
+
   // In-place updates (engine_update.cc).
   void DoUpdate(const ChannelRef& ref, const ChannelUpdate& update, bool validate_only,
                 std::function<void(absl::StatusOr<ChannelInfo>)> done);
@@ -491,6 +527,9 @@ class Engine {
   // the reason their domain came back).
   std::map<uint64_t, std::pair<absl::Time, EpochChangeReason>> resume_checks_;
   std::map<std::pair<std::string, std::string>, ChannelDeclaration> declarations_;
+  // Let-go copies of channels that moved to another host: serial -> (when
+  // they are removed, the host their domain runs on).
+  std::map<uint64_t, std::pair<absl::Time, std::string>> moved_;
   // Domains this engine holds paused: domid -> when the hold ends at the
   // latest.
   std::map<uint32_t, absl::Time> held_;

@@ -201,6 +201,10 @@ void Engine::DoDelete(ChannelRef ref, absl::Duration force_after,
   }
   auto it = rings_.find((*channel)->serial());
   if (it == rings_.end() || it->second->finished()) {
+    if (moved_.count((*channel)->serial()) != 0) {  // a copy let go (engine_moved.cc)
+      RemoveMovedChannel(*channel, "the channel was deleted", RemovalReason::kDeleted);
+      return done(DeleteResult{(*channel)->Info(), false});
+    }
     if (durable_serials_.count((*channel)->serial()) != 0) {
       return DeleteDownChannel(*channel, std::move(done));
     }

@@ -91,6 +91,11 @@ void Engine::DoUpdate(const ChannelRef& ref, const ChannelUpdate& update, bool v
     return done(absl::FailedPreconditionError(
         "toolstack channels take their settings from QEMU and xl.cfg, not from xenchan"));
   }
+  if (auto moved = moved_.find(id.serial); moved != moved_.end()) {
+    return done(absl::FailedPreconditionError(
+        absl::StrCat("the channel moved with its domain to host ", moved->second.second,
+                     ": update it there (this host keeps a copy for reading only)")));
+  }
   const ChannelConfig config = EffectiveConfig(Updated(channel->config(), update));
   if (absl::Status s = ValidateConfigLimits(config); !s.ok()) return done(std::move(s));
 

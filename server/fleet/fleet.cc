@@ -52,6 +52,21 @@ class EngineView : public LocalView {
     return out;
   }
 
+  // A channel DOMAIN_DOWN without being durable is a copy this host let go
+  // because its domain moved (engine_moved.cc): no other channel waits for
+  // a domain that is not running here.
+  std::vector<std::pair<std::string, std::string>> MovedAway() override {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const ChannelInfo& c : engine_->ListChannels()) {
+      if (c.state != ChannelState::kDomainDown || c.domain_uuid.empty() ||
+          c.config.lifetime == ChannelLifetime::kDurable) {
+        continue;
+      }
+      out.emplace_back(c.domain_uuid, c.channel_id);
+    }
+    return out;
+  }
+
  private:
   Engine* const engine_;
 };
@@ -103,7 +118,12 @@ absl::StatusOr<std::unique_ptr<Fleet>> Fleet::Create(const server::ServerConfig&
   defaults.buffer_limit_bytes = config.buffer_limit_bytes;
   defaults.write_queue_limit_bytes = config.write_queue_limit_bytes;
   fleet->adopter_ = std::make_shared<Adopter>(fleet->etcd_, config.fleet_prefix, defaults);
+  fleet->departures_ = std::make_unique<Departures>(host_id);
   return fleet;
+}
+
+std::function<std::string(const std::string&)> Fleet::ElsewhereLookup() const {
+  return departures_->Lookup();
 }
 
 std::function<bool(uint32_t, const std::string&)> Fleet::ArrivalHandler() {
@@ -112,7 +132,7 @@ std::function<bool(uint32_t, const std::string&)> Fleet::ArrivalHandler() {
 }
 
 void Fleet::Start(Engine* engine, const std::vector<std::string>& addresses,
-                  std::function<void(bool)> on_connection_change) {
+                  std::function<void(bool)> on_connection_change, FleetReader* reader) {
   PublisherOptions p;
   p.prefix = config_.fleet_prefix;
   p.host.set_host_id(host_id_);
@@ -125,6 +145,7 @@ void Fleet::Start(Engine* engine, const std::vector<std::string>& addresses,
   publisher_ = std::make_unique<Publisher>(etcd_, std::move(p), NewEngineView(engine));
   publisher_->Start();
   adopter_->Start(engine);
+  departures_->Start(engine, reader);
   server::Log("info", "fleet",
               {{"host", host_id_},
                {"etcd", absl::StrJoin(config_.fleet_etcd, ",")},
@@ -139,6 +160,7 @@ Fleet::~Fleet() { Stop(false); }
 
 void Fleet::Stop(bool graceful) {
   adopter_->Stop();
+  departures_->Stop();
   if (publisher_ != nullptr) publisher_->Stop(graceful);
 }
 

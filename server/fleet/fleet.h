@@ -1,6 +1,7 @@
 // Fleet: xenchand's membership in a fleet (docs/FLEET.md), built from its
 // --fleet-* settings: the etcd client, the publisher (with the view of the
-// engine it publishes) and the adopter of arriving domains' channels.
+// engine it publishes), the adopter of arriving domains' channels, and the
+// departures that let go of channels whose domain moved to another host.
 // Created before the engine (which calls ArrivalHandler), started after the
 // gRPC server is listening (the host record carries the bound address),
 // stopped before the engine goes.
@@ -19,7 +20,9 @@
 #include "server/config.h"
 #include "server/etcd/client.h"
 #include "server/fleet/adopter.h"
+#include "server/fleet/departures.h"
 #include "server/fleet/publisher.h"
+#include "server/fleet/reader.h"
 
 namespace xenchan {
 namespace fleet {
@@ -36,14 +39,18 @@ class Fleet {
   // For EngineOptions::on_domain_arrival: hands arrivals to the adopter
   // (declined until Start).
   std::function<bool(uint32_t, const std::string&)> ArrivalHandler();
+  // For EngineOptions::domain_elsewhere (departures.h): answers "" until
+  // Start.
+  std::function<std::string(const std::string&)> ElsewhereLookup() const;
 
   // Joins: publishes `engine` (which outlives this object) and adopts
   // arriving domains' channels. `addresses`: the server's bound listen
   // addresses (for the default advertised address).
   // `on_connection_change(connected)` runs on the publisher's thread when
-  // etcd is reached or lost.
+  // etcd is reached or lost. `reader` (FleetService's, which outlives
+  // Stop) tells the engine which domains run on other hosts now.
   void Start(Engine* engine, const std::vector<std::string>& addresses,
-             std::function<void(bool)> on_connection_change);
+             std::function<void(bool)> on_connection_change, FleetReader* reader);
   // Leaves the fleet: `graceful` revokes the host's lease.
   void Stop(bool graceful);
 
@@ -57,6 +64,7 @@ class Fleet {
   std::shared_ptr<etcd::Client> etcd_;
   std::shared_ptr<Adopter> adopter_;
   std::unique_ptr<Publisher> publisher_;
+  std::unique_ptr<Departures> departures_;
   std::string host_id_;
 };
 

@@ -290,13 +290,23 @@ bool Publisher::SyncDeclarations() {
     MutexLock lock(&mu_);
     ++stats_.writes;
   }
+  std::set<std::string> moved;
+  for (const auto& [uuid, channel_id] : view_->MovedAway()) {
+    moved.insert(DeclarationKey(options_.prefix, uuid, channel_id));
+  }
   for (auto it = declarations_.begin(); it != declarations_.end();) {
     if (desired.count(it->first) != 0) {
       ++it;
       continue;
     }
-    // Deleted here (DeleteChannel, or no longer durable): for the fleet too.
-    auto del = etcd_->Delete(it->first);
+    if (moved.count(it->first) != 0) {  // the destination's now: not ours to delete
+      it = declarations_.erase(it);
+      continue;
+    }
+    // Deleted here (DeleteChannel, or no longer durable): for the fleet too,
+    // unless another host wrote it since (the domain moved there).
+    auto del = etcd_->Txn({etcd::Compare::ModRevisionIs(it->first, it->second.mod_revision)},
+                          {etcd::Op::Delete(it->first)}, {});
     if (!del.ok()) {
       Failed(del.status(), "declaration removal");
       return false;

@@ -27,6 +27,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -50,6 +51,10 @@ class LocalView {
   // The durable channels declared on this host (version, host_id set by the
   // publisher).
   virtual std::vector<fleet::v1::DeclarationRecord> Declarations() = 0;
+  // Durable channels this host let go because their domain runs on another
+  // host now (UUID, channel id): their declarations are that host's, so the
+  // publisher forgets them without deleting them.
+  virtual std::vector<std::pair<std::string, std::string>> MovedAway() { return {}; }
 };
 
 struct PublisherOptions {
