@@ -2,15 +2,18 @@
 // fleet_commands.h).
 #include "clients/cli/fleet_commands.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/strip.h"
 #include "clients/cli/usage.h"
 #include "clients/lib/fleet_client.h"
+#include "clients/lib/fleet_follower.h"
 
 namespace xenchan {
 namespace cli {
@@ -90,6 +93,59 @@ int ListEverywhere(client::FleetClient& fleet, const Args& args, absl::Duration 
   return code;
 }
 
+// `read --follow DOMAIN/CHANNEL` across the fleet: FleetFollower reads from
+// the domain's host and moves with it (docs/FLEET.md, "Following a channel
+// across hosts"); the move is printed as the epoch line a single-host read
+// prints, after a `[following on host ...]` line.
+int FollowCommand(client::FleetClient& fleet, const Args& args, const Output& out) {
+  if (args.positional.size() != 2) return out.Usage("read needs DOMAIN/CHANNEL");
+  absl::string_view spec = args.positional[1];
+  const bool full = absl::ConsumePrefix(&spec, kDomainsPrefix);
+  const size_t slash = spec.find('/');
+  if (slash == absl::string_view::npos) return out.Usage("read needs DOMAIN/CHANNEL");
+  const std::string domain(spec.substr(0, slash));
+  absl::string_view channel = spec.substr(slash + 1);
+  if (full && !absl::ConsumePrefix(&channel, "channels/")) {
+    return out.Usage("read needs DOMAIN/CHANNEL");
+  }
+  client::FollowOptions options;
+  if (!ParseStart(args.Get("from"), &options.start)) return out.Usage("bad --from");
+  uint64_t max_bytes = 0;
+  if (args.Has("max-bytes") && !absl::SimpleAtoi(args.Get("max-bytes"), &max_bytes)) {
+    return out.Usage("bad --max-bytes");
+  }
+  bool first_host = true;
+  options.on_host = [&](const client::DomainLocation& where) {
+    if (!first_host && !out.json()) {
+      std::fprintf(stderr, "[following on host %s (%s)]\n", where.host.host_id().c_str(),
+                   where.host.api_address().c_str());
+    }
+    first_host = false;
+  };
+  client::FleetFollower follower(&fleet, domain, std::string(channel), options);
+  uint64_t sent = 0;
+  absl::Status s = follower.Run([&](const v1::ReadResponse& r) {
+    if (out.json()) {
+      out.PrintJson(r);
+    } else if (r.has_data()) {
+      const std::string& data = r.data().data();
+      const size_t n = max_bytes == 0 ? data.size() : std::min<uint64_t>(data.size(), max_bytes - sent);
+      fwrite(data.data(), 1, n, stdout);
+      std::fflush(stdout);
+    } else if (r.has_gap()) {
+      std::fprintf(stderr, "[gap: %llu bytes lost]\n",
+                   static_cast<unsigned long long>(r.gap().length()));
+    } else if (r.has_epoch_change()) {
+      std::fprintf(stderr, "[epoch %llu%s]\n",
+                   static_cast<unsigned long long>(r.epoch_change().epoch()),
+                   Output::ReasonSuffix(r.epoch_change().reason()).c_str());
+    }
+    if (r.has_data()) sent += r.data().data().size();
+    return max_bytes == 0 || sent < max_bytes;
+  });
+  return s.ok() ? kOk : out.Fail(s);
+}
+
 }  // namespace
 
 std::optional<std::string> CommandDomain(const Args& args) {
@@ -125,6 +181,7 @@ int RunFleetCommand(const Args& args, const std::string& fleet_target,
   if (command == "domains" || (command == "list" && args.Has("domains"))) {
     return DomainsCommand(**fleet, out);
   }
+  if (command == "read" && args.Has("follow")) return FollowCommand(**fleet, args, out);
   const std::optional<std::string> domain = CommandDomain(args);
   if (!domain.has_value()) {
     if (command == "list") return ListEverywhere(**fleet, args, timeout, out, dispatch);

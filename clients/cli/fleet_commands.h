@@ -6,6 +6,8 @@
 // through TARGET, then the command runs against the owning host's xenchand
 // at its advertised address, with the same TLS options (checking the host's
 // advertised certificate identity), addressing the domain by its UUID.
+// `read --follow` follows the channel from host to host as its domain moves
+// (client::FleetFollower).
 #ifndef XENCHAN_CLIENTS_CLI_FLEET_COMMANDS_H_
 #define XENCHAN_CLIENTS_CLI_FLEET_COMMANDS_H_
 

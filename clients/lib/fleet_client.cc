@@ -48,7 +48,7 @@ absl::StatusOr<DomainLocation> FleetClient::LocateDomain(const std::string& doma
   v1::LocateDomainResponse response;
   absl::Status s = FromGrpc(stub_->LocateDomain(&context, request, &response));
   if (!s.ok()) return s;
-  return DomainLocation{response.domain(), response.host()};
+  return DomainLocation{response.domain(), response.host(), response.revision()};
 }
 
 absl::StatusOr<std::unique_ptr<Client>> FleetClient::ConnectToHost(const v1::Host& host) const {

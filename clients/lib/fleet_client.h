@@ -12,6 +12,7 @@
 #ifndef XENCHAN_CLIENTS_LIB_FLEET_CLIENT_H_
 #define XENCHAN_CLIENTS_LIB_FLEET_CLIENT_H_
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -30,6 +31,7 @@ namespace client {
 struct DomainLocation {
   v1::FleetDomain domain;
   v1::Host host;
+  int64_t revision = 0;  // the etcd revision the answer reflects (a WatchFleet start)
 };
 
 // A domain's location and a connection to its host.
