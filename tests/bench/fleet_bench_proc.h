@@ -10,7 +10,7 @@ namespace xenchan {
 namespace bench {
 
 struct PidSample {
-  double cpu_seconds = 0;  // utime + stime of every thread
+  double cpu_seconds = 0;  // every live thread's run time (schedstat; else utime + stime)
   long rss_kib = 0;        // VmRSS
   int fds = -1;            // entries of /proc/<pid>/fd (-1: unreadable)
   int threads = 0;
