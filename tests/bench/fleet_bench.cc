@@ -502,13 +502,13 @@ int Main() {
   if (!fleet1.ok()) Die(fleet1.status().ToString());
   for (;;) {
     const KeyCounts k = CountKeys(*etcd);
-    if (k.hosts == hosts.size() && k.domains == total_domains &&
-        k.declarations == total_domains && SnapshotDomains(**fleet1) == total_domains) {
+    if (k.hosts == hosts.size() && k.domains == total_domains && k.declarations == total_domains &&
+        SnapshotDomains(**fleet1) == total_domains) {
       break;
     }
     if (Since(conv0) > 120) {
-      Die(absl::StrCat("the fleet did not converge: ", k.hosts, " hosts, ", k.domains,
-                       " domains, ", k.declarations, " declarations in etcd"));
+      Die(absl::StrCat("the fleet did not converge: ", k.hosts, " hosts, ", k.domains, " domains, ",
+                       k.declarations, " declarations in etcd"));
     }
     absl::SleepFor(absl::Milliseconds(50));  // setup only
   }
@@ -518,8 +518,8 @@ int Main() {
       "(hosts in parallel; slowest host: domain create %.2f s = %.1f ms/domain, durable "
       "CreateChannel until connected %.2f s = %.1f ms/channel); fleet converged in etcd and in "
       "host1's view %.2f s later\n",
-      etcd_s, nhosts, hosts_s, total_domains, pop_s, create_s, create_s * 1e3 / per_host,
-      channel_s, channel_s * 1e3 / per_host, conv_s);
+      etcd_s, nhosts, hosts_s, total_domains, pop_s, create_s, create_s * 1e3 / per_host, channel_s,
+      channel_s * 1e3 / per_host, conv_s);
   Result("setup_seconds", Since(setup0), "s");
   Result("domain_create_ms_per_domain", create_s * 1e3 / per_host, "ms");
   Result("channel_create_ms_per_channel", channel_s * 1e3 / per_host, "ms");
@@ -563,11 +563,11 @@ int Main() {
     auto l = (*fleet1)->ListHosts();
     if (!l.ok() || l->size() != hosts.size()) Die("ListHosts");
   });
-  const Latency list_domains =
-      Repeat("fleet domain list (WatchFleet snapshot to SYNCED)", repeats,
-             std::max(1, locates / 50), [&](int) {
-               if (SnapshotDomains(**fleet1) != total_domains) Die("fleet domain list");
-             });
+  const Latency list_domains = Repeat("fleet domain list (WatchFleet snapshot to SYNCED)", repeats,
+                                      std::max(1, locates / 50), [&](int) {
+                                        if (SnapshotDomains(**fleet1) != total_domains)
+                                          Die("fleet domain list");
+                                      });
   Result("locate_uuid_p50_us", by_uuid.p50.median, "us");
   Result("locate_uuid_p99_us", by_uuid.p99.median, "us");
   Result("locate_uuid_max_us", by_uuid.max, "us");
@@ -580,6 +580,7 @@ int Main() {
   // -- 4. migrations -----------------------------------------------------
   printf("\nmigrations (xensim domain migrate to the next host):\n");
   std::vector<double> cli, connected, located;
+  const uint64_t writes0 = (*counter)->counts().events;
   for (int k = 0; k < migrations; ++k) {
     const MigrationTimes m = Migrate(hosts, k);
     cli.push_back(m.cli_ms);
@@ -592,11 +593,18 @@ int Main() {
     Spread3("migrate_to_located_ms", located, "ms");
   }
   Result("migrations", migrations, "");
+  if (migrations > 0) {
+    // The same counter as the steady-state windows: it does see the fleet's
+    // writes (a domain's claim, the source letting go, the declaration).
+    (*counter)->WaitQuiet(absl::Seconds(quiet), absl::Seconds(120));
+    Result("etcd_writes_per_migration",
+           static_cast<double>((*counter)->counts().events - writes0) / migrations, "");
+  }
 
   // -- 5. steady state after the migrations ------------------------------
   printf("\nsteady state after the migrations (%.1f s):\n", window);
-  const double after = SteadyWindow("after_migration", hosts, **counter, *etcd, endpoints, window,
-                                    quiet, ttl);
+  const double after =
+      SteadyWindow("after_migration", hosts, **counter, *etcd, endpoints, window, quiet, ttl);
   (void)steady;
   (void)after;
 

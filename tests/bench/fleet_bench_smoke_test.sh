@@ -26,6 +26,11 @@ for tag in steady after_migration; do
   echo "$out" | grep -q "^RESULT ${tag}_revisions=0$" ||
     { echo "$tag: the etcd revision moved at steady state" >&2; exit 1; }
 done
+# The counter does see the fleet's writes: a migration makes some.
+echo "$out" | grep -q "^RESULT etcd_writes_per_migration=0$" &&
+  { echo "no etcd write counted for a migration" >&2; exit 1; }
+echo "$out" | grep -q "^RESULT etcd_writes_per_migration=[0-9]" ||
+  { echo "missing RESULT etcd_writes_per_migration" >&2; exit 1; }
 # Keep-alives are counted (a TTL of 3 s renews every second: a 4 s window sees some).
 echo "$out" | grep -q "^RESULT steady_keepalives_per_second_per_host=0$" &&
   { echo "no lease keep-alive counted" >&2; exit 1; }
