@@ -276,7 +276,7 @@ def boot(images, log_path, timeout, qemu):
                 if listener in ready:
                     try:
                         conn, _ = listener.accept()
-                        conn.setblocking(True)
+                        conn.settimeout(30)  # dom0 reads at once; never block the loop long
                         waiting.append(conn)
                     except BlockingIOError:
                         pass
