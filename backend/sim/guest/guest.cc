@@ -135,7 +135,9 @@ absl::Status Guest::Run() {
           if (rev & (POLLHUP | POLLERR | POLLNVAL)) {
             return absl::UnavailableError("hypervisor connection lost");
           }
-          HandleEvents();
+          if (absl::Status s = HandleEvents(); s.code() == absl::StatusCode::kUnavailable) {
+            return absl::UnavailableError(absl::StrCat("hypervisor connection lost: ", s.message()));
+          }
           break;
         case kListen:
           AcceptControl();

@@ -164,7 +164,8 @@ class Guest {
   void PollAllHvcs();
   void PollPrimary();
   void HandleTtyOpens();
-  void HandleEvents();
+  // Services the ports that fired; UNAVAILABLE once the hypervisor is gone.
+  absl::Status HandleEvents();
 
   // --- control (guest_control.cc) ---
   absl::Status ListenControl();

@@ -256,16 +256,28 @@ void Guest::HandleTtyOpens() {
   PollAllHvcs();
 }
 
-void Guest::HandleEvents() {
-  // Each fired port is masked until unmasked; take what is queued now.
+absl::Status Guest::HandleEvents() {
+  // Each fired port is masked until unmasked; take what fired now and poll
+  // only the consoles behind those ports (hvc_xen's interrupt handler runs
+  // hvc_poll for its own tty only).
   std::vector<uint32_t> fired;
+  absl::Status status;
   for (int i = 0; i < 64; ++i) {
     absl::StatusOr<std::optional<uint32_t>> p = hv_->Pending();
-    if (!p.ok() || !p->has_value()) break;
+    if (!p.ok()) {
+      status = p.status();
+      break;
+    }
+    if (!p->has_value()) break;
     fired.push_back(**p);
   }
-  PollAllHvcs();
+  for (uint32_t port : fired) {
+    for (ConsInfo* info : xenconsoles_) {
+      if (info->evtchn == port && info->hvc != nullptr) PollHvc(info->hvc.get(), false);
+    }
+  }
   for (uint32_t port : fired) (void)hv_->Unmask(port);
+  return status;
 }
 
 }  // namespace guest

@@ -8,7 +8,10 @@
 // Status codes: INVALID_ARGUMENT (bad port or ref), RESOURCE_EXHAUSTED (no
 // free grant ref or port), FAILED_PRECONDITION (EndAccess while the grant is
 // mapped), UNAVAILABLE (the hypervisor connection is gone).
-// Blocking: each call is one short round trip to the hypervisor.
+// Blocking: grant operations, AllocUnbound and Unbind are one short round
+// trip to the hypervisor; Notify, Pending and Unmask are local (shared words
+// and wake-up sockets, backend/sim/hv/protocol.h), as they are for a real
+// guest: no exit to the hypervisor beyond the notify's hypercall.
 // Thread safety: not thread-safe; the guest's event loop owns it.
 #ifndef XENCHAN_BACKEND_SIM_GUEST_HYPERCALLS_H_
 #define XENCHAN_BACKEND_SIM_GUEST_HYPERCALLS_H_

@@ -68,7 +68,7 @@ absl::StatusOr<std::shared_ptr<RpcChannel>> RpcChannel::Connect(const std::strin
 }
 
 absl::Status RpcChannel::Call(uint32_t type, uint32_t a0, uint32_t a1, uint32_t a2, int fd,
-                              uint32_t* value, UniqueFd* reply_fd) {
+                              uint32_t* value, UniqueFd* reply_fd, size_t reply_fd_count) {
   MutexLock lock(&mu_);
   if (broken_) return absl::UnavailableError("hypervisor connection is broken");
   Request req;
@@ -85,7 +85,8 @@ absl::Status RpcChannel::Call(uint32_t type, uint32_t a0, uint32_t a1, uint32_t 
   }
   alignas(Reply) char buf[sizeof(Reply) + 1];
   ReceivedMessage msg;
-  err = ReceiveMessage(sock_.get(), buf, sizeof(buf), 0, &msg);
+  err = ReceiveMessage(sock_.get(), buf, sizeof(buf), 0, &msg,
+                       reply_fd != nullptr ? reply_fd_count : 1);
   if (err != 0) {
     broken_ = true;
     return HvErrnoToStatus(err, "receive from hypervisor");
@@ -104,11 +105,12 @@ absl::Status RpcChannel::Call(uint32_t type, uint32_t a0, uint32_t a1, uint32_t 
   if (reply.error != 0) return HvErrnoToStatus(reply.error, "hypervisor");
   if (value != nullptr) *value = reply.value;
   if (reply_fd != nullptr) {
-    if (!msg.fd.valid()) {
+    if (msg.fd_count != reply_fd_count) {
       broken_ = true;
-      return absl::UnavailableError("hypervisor reply lacks its fd");
+      return absl::UnavailableError("hypervisor reply lacks its fds");
     }
-    *reply_fd = std::move(msg.fd);
+    reply_fd[0] = std::move(msg.fd);
+    for (size_t i = 1; i < reply_fd_count; ++i) reply_fd[i] = std::move(msg.more_fds[i - 1]);
   }
   return absl::OkStatus();
 }
@@ -181,83 +183,6 @@ absl::StatusOr<std::unique_ptr<HvMapping>> HvConnection::MapGrant(uint32_t domid
     return HvErrnoToStatus(err, "mmap of granted page");
   }
   return std::unique_ptr<HvMapping>(new HvMapping(channel_, addr, id, writable));
-}
-
-// ---- event channels ----
-
-absl::StatusOr<std::unique_ptr<HvEvtchn>> HvEvtchn::Open(const std::string& socket_path) {
-  auto channel = internal::RpcChannel::Connect(socket_path);
-  if (!channel.ok()) return channel.status();
-  UniqueFd event_fd;
-  absl::Status status = (*channel)->Call(kEvtchnOpen, 0, 0, 0, -1, nullptr, &event_fd);
-  if (!status.ok()) return status;
-  return std::unique_ptr<HvEvtchn>(new HvEvtchn(*std::move(channel), std::move(event_fd)));
-}
-
-absl::StatusOr<uint32_t> HvEvtchn::AllocUnbound(uint32_t remote_domid) {
-  MutexLock lock(&mu_);
-  uint32_t port = 0;
-  absl::Status status = channel_->Call(kAllocUnbound, remote_domid, 0, 0, -1, &port, nullptr);
-  if (!status.ok()) return status;
-  ports_.insert(port);
-  return port;
-}
-
-absl::StatusOr<uint32_t> HvEvtchn::BindInterdomain(uint32_t remote_domid, uint32_t remote_port) {
-  MutexLock lock(&mu_);
-  uint32_t port = 0;
-  absl::Status status =
-      channel_->Call(kBindInterdomain, remote_domid, remote_port, 0, -1, &port, nullptr);
-  if (!status.ok()) return status;
-  ports_.insert(port);
-  return port;
-}
-
-absl::Status HvEvtchn::Unbind(uint32_t port) {
-  MutexLock lock(&mu_);
-  if (ports_.count(port) == 0) {
-    return absl::InvalidArgumentError(absl::StrCat("port ", port, " is not bound here"));
-  }
-  absl::Status status = channel_->Call(kUnbind, port, 0, 0, -1, nullptr, nullptr);
-  if (status.ok()) ports_.erase(port);
-  return status;
-}
-
-absl::Status HvEvtchn::Notify(uint32_t port) {
-  {
-    MutexLock lock(&mu_);
-    if (ports_.count(port) == 0) {
-      return absl::InvalidArgumentError(absl::StrCat("port ", port, " is not bound here"));
-    }
-  }
-  return channel_->Send(kNotify, port);
-}
-
-absl::StatusOr<std::optional<uint32_t>> HvEvtchn::Pending() {
-  MutexLock lock(&mu_);
-  for (;;) {
-    alignas(uint32_t) char buf[sizeof(uint32_t) + 1];
-    ReceivedMessage msg;
-    int err = ReceiveMessage(event_fd_.get(), buf, sizeof(buf), MSG_DONTWAIT, &msg);
-    if (err == EAGAIN || err == EWOULDBLOCK) return std::nullopt;
-    if (err != 0) return HvErrnoToStatus(err, "event socket");
-    if (msg.size == 0) return absl::UnavailableError("hypervisor closed the event socket");
-    if (msg.size != sizeof(uint32_t) || msg.truncated) {
-      return absl::UnavailableError("malformed event from hypervisor");
-    }
-    uint32_t port;
-    std::memcpy(&port, buf, sizeof(port));
-    // An event queued before Unbind is stale; skip it.
-    if (ports_.count(port) != 0) return port;
-  }
-}
-
-absl::Status HvEvtchn::Unmask(uint32_t port) {
-  MutexLock lock(&mu_);
-  if (ports_.count(port) == 0) {
-    return absl::InvalidArgumentError(absl::StrCat("port ", port, " is not bound here"));
-  }
-  return channel_->Call(kUnmask, port, 0, 0, -1, nullptr, nullptr);
 }
 
 }  // namespace hv

@@ -16,7 +16,10 @@
 #ifndef XENCHAN_BACKEND_SIM_HV_CLIENT_H_
 #define XENCHAN_BACKEND_SIM_HV_CLIENT_H_
 
+#include <cstddef>
 #include <cstdint>
+#include <deque>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -26,6 +29,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "backend/sim/hv/evtchn_shared.h"
 #include "backend/sim/hv/protocol.h"
 #include "backend/sim/hv/wire.h"
 #include "backend/util/mutex.h"
@@ -51,9 +55,10 @@ class RpcChannel {
   static absl::StatusOr<std::shared_ptr<RpcChannel>> Connect(const std::string& socket_path);
 
   // Sends a request (with `fd` attached unless negative) and waits for its
-  // reply. `value` and `reply_fd` may be null when unused.
+  // reply. `value` and `reply_fd` may be null when unused; `reply_fd` is an
+  // array of the `reply_fd_count` fds the reply must carry.
   absl::Status Call(uint32_t type, uint32_t a0, uint32_t a1, uint32_t a2, int fd, uint32_t* value,
-                    UniqueFd* reply_fd) ABSL_LOCKS_EXCLUDED(mu_);
+                    UniqueFd* reply_fd, size_t reply_fd_count = 1) ABSL_LOCKS_EXCLUDED(mu_);
   // Sends a request that has no reply (kNotify).
   absl::Status Send(uint32_t type, uint32_t a0) ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -124,14 +129,31 @@ class HvConnection {
 
 // An event-channel handle (its own connection): the simulated counterpart of
 // a xenevtchn handle. Its ports close when it is destroyed or its process
-// dies. Thread-safe; calls block for one round trip except Notify and
-// Pending, which never block.
+// dies.
+//
+// The data path is local (protocol.h, "Event channels"): Notify sets the
+// peer's pending word and wakes its socket unless it is masked, Unmask
+// clears this end's mask and re-delivers if a notify came meanwhile, and
+// Pending takes a port from the wake-up sockets that fired (an epoll set,
+// fd()). Only the
+// binding's set-up and end go through the hypervisor. The shared words are
+// hints from a possibly hostile peer: a port is masked or not by this
+// handle's own state, and a peer that scribbles on them or wakes us at will can only cause spurious events on its own channel, at most one per
+// unmask (a port that fires while masked is taken out of the epoll set until
+// unmasked).
+//
+// Thread-safe; AllocUnbound, BindInterdomain and Unbind block for one round
+// trip; Notify, Pending and Unmask never block (Notify sends one message to
+// the hypervisor when the binding is unknown or ended).
 class HvEvtchn {
  public:
   static absl::StatusOr<std::unique_ptr<HvEvtchn>> Open(const std::string& socket_path);
+  ~HvEvtchn();
+  HvEvtchn(const HvEvtchn&) = delete;
+  HvEvtchn& operator=(const HvEvtchn&) = delete;
 
   // Readable when Pending() may return a port.
-  int fd() const { return event_fd_.get(); }
+  int fd() const { return epoll_fd_.get(); }
   // A new local port, unbound and earmarked for `remote_domid`.
   absl::StatusOr<uint32_t> AllocUnbound(uint32_t remote_domid) ABSL_LOCKS_EXCLUDED(mu_);
   // Binds to `remote_port` of `remote_domid`; the new local port fires once.
@@ -141,18 +163,59 @@ class HvEvtchn {
   // Signals the peer of `port`. INVALID_ARGUMENT if `port` is not ours.
   absl::Status Notify(uint32_t port) ABSL_LOCKS_EXCLUDED(mu_);
   // A fired port of ours (now masked), or nullopt if none is waiting.
+  // UNAVAILABLE once the hypervisor has gone.
   absl::StatusOr<std::optional<uint32_t>> Pending() ABSL_LOCKS_EXCLUDED(mu_);
   // Unmasks `port`; a firing while it was masked is delivered now.
   absl::Status Unmask(uint32_t port) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  HvEvtchn(std::shared_ptr<internal::RpcChannel> channel, UniqueFd event_fd)
-      : channel_(std::move(channel)), event_fd_(std::move(event_fd)) {}
+  // One end of a binding as this handle holds it (protocol.h).
+  struct Binding {
+    Binding() = default;
+    Binding(const Binding&) = delete;
+    Binding& operator=(const Binding&) = delete;
+    ~Binding();
+    uint64_t serial = 0;  // epoll token's high half: tells stale events apart
+    uint32_t side = 0;
+    EvtchnSharedWords* words = nullptr;  // kPageSize bytes, shared
+    UniqueFd read_end;                   // own wake-up socket
+    UniqueFd peer_write_end;             // the peer's
+  };
+  struct LocalPort {
+    bool masked = false;              // authoritative; published in words->mask
+    bool fired_while_masked = false;  // deliver again at unmask
+    bool disarmed = false;            // read end out of the epoll set until unmask
+    std::unique_ptr<Binding> binding;  // null while unbound or not yet known
+  };
+
+  HvEvtchn(std::shared_ptr<internal::RpcChannel> channel, UniqueFd event_sock)
+      : channel_(std::move(channel)), event_sock_(std::move(event_sock)) {}
+  absl::Status Init();
+
+  // Installs a binding from its three fds (page, own read end, peer write
+  // end) for `port`, replacing any other.
+  absl::Status InstallLocked(uint32_t port, uint32_t side, UniqueFd fds[3])
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops `lp`'s binding; a pending word left in it is delivered later.
+  void DropBindingLocked(uint32_t port, LocalPort& lp) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Applies the notices waiting on the event socket.
+  absl::Status ReadNoticesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Queues `port` for delivery by Pending and wakes fd().
+  void RedeliverLocked(uint32_t port) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Delivery of a port that fired: masks it and returns true, or (masked
+  // already) remembers it for the unmask and returns false.
+  bool TakeLocked(uint32_t port) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::shared_ptr<internal::RpcChannel> channel_;
-  const UniqueFd event_fd_;
+  const UniqueFd event_sock_;
+  UniqueFd epoll_fd_;
+  UniqueFd redeliver_fd_;  // private eventfd: RedeliverLocked's wake-up
   Mutex mu_;
-  std::set<uint32_t> ports_ ABSL_GUARDED_BY(mu_);
+  std::map<uint32_t, LocalPort> ports_ ABSL_GUARDED_BY(mu_);
+  std::deque<uint32_t> fired_ ABSL_GUARDED_BY(mu_);       // fetched, not yet taken
+  std::set<uint32_t> redeliver_ ABSL_GUARDED_BY(mu_);     // for RedeliverLocked
+  uint64_t next_serial_ ABSL_GUARDED_BY(mu_) = 1;
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;  // the hypervisor went away
 };
 
 }  // namespace hv

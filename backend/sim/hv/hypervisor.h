@@ -4,8 +4,10 @@
 // The server listens on one SOCK_SEQPACKET Unix socket per domain and speaks
 // the protocol documented in protocol.h; client.h is the matching client
 // library. Grants are memfd pages passed between processes, so a guest and a
-// backend really share ring memory; events travel over a per-handle event
-// socket. The semantics follow Xen where the channel engine can observe them
+// backend really share ring memory; a bound event channel is a shared page of
+// pending and mask words and a wake-up socket per end (protocol.h), so events go from
+// peer to peer without this server, which only sets bindings up and ends
+// them. The semantics follow Xen where the channel engine can observe them
 // (XEN-CHANNELS.md §2.4, §3.4, §4.1, §4.3): bind needs an unbound port
 // earmarked for the binder, a bind marks the new port pending, a closed port's
 // peer reverts to unbound for the closer, and a destroyed domain whose pages
@@ -29,6 +31,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "backend/sim/hv/evtchn_shared.h"
 #include "backend/sim/hv/protocol.h"
 #include "backend/sim/hv/wire.h"
 #include "backend/util/mutex.h"
@@ -111,14 +114,29 @@ class Hypervisor {
   std::string DomainSocketPath(uint32_t domid) const;
 
  private:
+  // The server's side of one bound pair (protocol.h, "Event channels"):
+  // its mapping of the shared page and the wake-up sockets' write ends, for relayed
+  // notifies; the page and side 0's read end until side 0's notice has
+  // carried them. Ending it (destruction) sets the page's closed flag and
+  // closes the server's ends. Lives as long as either port points at it.
+  struct Binding {
+    Binding() = default;
+    Binding(const Binding&) = delete;
+    Binding& operator=(const Binding&) = delete;
+    ~Binding();
+    EvtchnSharedWords* words = nullptr;  // mmap of `page`, kPageSize bytes
+    UniqueFd page;                       // until side 0's notice is sent
+    UniqueFd read_end0;                  // side 0's read end, until then too
+    UniqueFd write_end[2];               // [side]: the write end waking that side
+  };
   struct Port {
     enum class State { kUnbound, kInterdomain };
     State state = State::kUnbound;
     uint64_t conn = 0;          // owning connection
     uint32_t remote_domid = 0;  // earmark (unbound) or peer domain
     uint32_t remote_port = 0;   // peer port when interdomain
-    bool pending = false;
-    bool masked = false;
+    uint32_t side = 0;          // this end's side in `binding`
+    std::shared_ptr<Binding> binding;  // when interdomain
   };
   struct Grant {
     UniqueFd memfd;
@@ -147,7 +165,8 @@ class Hypervisor {
     UniqueFd sock;
     UniqueFd event_sock;         // server end; invalid until kEvtchnOpen
     bool event_blocked = false;  // waiting for EPOLLOUT on event_sock
-    bool event_dead = false;     // client end closed; deliveries dropped
+    bool event_dead = false;     // client end closed; notices dropped
+    std::set<uint32_t> notices;  // ports whose notice is still to be sent
     std::map<uint32_t, Mapping> mappings;
     uint32_t next_mapping_id = 1;
     std::set<uint32_t> ports;
@@ -180,11 +199,11 @@ class Hypervisor {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int AllocUnboundLocked(uint64_t conn_id, Connection& conn, const Request& req, uint32_t* port)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  int BindInterdomainLocked(uint64_t conn_id, Connection& conn, const Request& req, uint32_t* port)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // On success `out` holds the binder's three binding fds (protocol.h).
+  int BindInterdomainLocked(uint64_t conn_id, Connection& conn, const Request& req, uint32_t* port,
+                            UniqueFd out[3]) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int UnbindLocked(Connection& conn, const Request& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void NotifyLocked(Connection& conn, const Request& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  int UnmaskLocked(Connection& conn, const Request& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Pause and unpause (hypervisor_pause.cc); errno results.
   int PauseLocked(uint32_t domid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int UnpauseLocked(uint32_t domid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -195,10 +214,16 @@ class Hypervisor {
   static uint32_t FreePort(const Domain& domain);
   // Closes `port` of `domid`: the interdomain peer reverts to unbound.
   void ClosePortLocked(uint32_t domid, uint32_t port) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Writes `port` to its owner's event socket if pending and unmasked.
-  void DeliverLocked(uint32_t domid, uint32_t port) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Redelivers every deliverable port of a connection whose socket drained.
-  void FlushEventsLocked(uint64_t conn_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A new binding: the sealed shared page, mapped, and both wake-up sockets; the read
+  // end of side 1's goes to `read_end1`. Returns 0 or an errno.
+  static int MakeBinding(std::shared_ptr<Binding>* out, UniqueFd* read_end1);
+  // Marks `side` of `binding` pending and wakes it unless it is masked.
+  static void RaiseLocked(Binding& binding, uint32_t side);
+  // Queues a notice about `port` for its owning connection and sends what
+  // the event socket takes.
+  void QueueNoticeLocked(uint32_t domid, uint32_t port) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sends a connection's queued notices while its event socket takes them.
+  void FlushNoticesLocked(uint64_t conn_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Forgets a dying domain once nothing maps its pages.
   void MaybeReapLocked(uint32_t domid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void WakeLoop();

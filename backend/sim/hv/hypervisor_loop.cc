@@ -75,7 +75,7 @@ void Hypervisor::HandleEventLocked(uint64_t token, uint32_t events) {
       ServeLocked(id);
       break;
     case kEventTag:
-      FlushEventsLocked(id);
+      FlushNoticesLocked(id);
       break;
   }
 }
@@ -138,7 +138,7 @@ bool Hypervisor::HandleRequestLocked(uint64_t conn_id, const Request& req, Uniqu
   reply.request_id = req.request_id;
   reply.error = 0;
   reply.value = 0;
-  UniqueFd out_fd;
+  UniqueFd out_fds[3];  // the reply's fds: one, or a binding's three
   if (req.type == kNotify) {
     // Fire-and-forget even when malformed: a reply would desynchronise the
     // client. A stray fd is simply closed.
@@ -157,25 +157,22 @@ bool Hypervisor::HandleRequestLocked(uint64_t conn_id, const Request& req, Uniqu
         reply.error = EndAccessLocked(conn, req);
         break;
       case kMap:
-        reply.error = MapLocked(conn, req, &reply.value, &out_fd);
+        reply.error = MapLocked(conn, req, &reply.value, &out_fds[0]);
         break;
       case kUnmap:
         reply.error = UnmapLocked(conn, req);
         break;
       case kEvtchnOpen:
-        reply.error = EvtchnOpenLocked(conn_id, conn, &out_fd);
+        reply.error = EvtchnOpenLocked(conn_id, conn, &out_fds[0]);
         break;
       case kAllocUnbound:
         reply.error = AllocUnboundLocked(conn_id, conn, req, &reply.value);
         break;
       case kBindInterdomain:
-        reply.error = BindInterdomainLocked(conn_id, conn, req, &reply.value);
+        reply.error = BindInterdomainLocked(conn_id, conn, req, &reply.value, out_fds);
         break;
       case kUnbind:
         reply.error = UnbindLocked(conn, req);
-        break;
-      case kUnmask:
-        reply.error = UnmaskLocked(conn, req);
         break;
       case kPauseDomain:
       case kUnpauseDomain:
@@ -186,10 +183,18 @@ bool Hypervisor::HandleRequestLocked(uint64_t conn_id, const Request& req, Uniqu
         break;
     }
   }
-  if (reply.error != 0) reply.value = 0;
+  int fds[3];
+  size_t nfds = 0;
+  if (reply.error != 0) {
+    reply.value = 0;
+  } else {
+    for (const UniqueFd& fd : out_fds) {
+      if (fd.valid()) fds[nfds++] = fd.get();
+    }
+  }
   // The client waits for each reply, so its receive buffer always has room;
   // one that does not read its replies is closed rather than queued for.
-  return SendMessage(conn.sock.get(), &reply, sizeof(reply), out_fd.get(), MSG_DONTWAIT) == 0;
+  return SendMessageFds(conn.sock.get(), &reply, sizeof(reply), fds, nfds, MSG_DONTWAIT) == 0;
 }
 
 void Hypervisor::CloseConnectionLocked(uint64_t conn_id) {

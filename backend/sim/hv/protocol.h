@@ -32,11 +32,11 @@
 //   kMap                 [0]=domid [1]=ref [2]=writable      -         mapping id       page fd
 //   kUnmap               [0]=mapping id                      -         0                -
 //   kEvtchnOpen          -                                   -         0                event
-//   socket kAllocUnbound        [0]=remote_domid                    -         local port       -
-//   kBindInterdomain     [0]=remote_domid [1]=remote_port    -         local port       -
+//                                                                                        socket
+//   kAllocUnbound        [0]=remote_domid                    -         local port       -
+//   kBindInterdomain     [0]=remote_domid [1]=remote_port    -         local port       binding
 //   kUnbind              [0]=port                            -         0                -
 //   kNotify              [0]=port                            -         (no reply)       -
-//   kUnmask              [0]=port                            -         0                -
 //   kPauseDomain         [0]=domid                           -         0                -
 //   kUnpauseDomain       [0]=domid                           -         0                -
 //
@@ -64,20 +64,56 @@
 // Event channels
 //   Ports are numbered per domain from 1; at most kMaxPortsPerDomain. A port
 //   belongs to the connection that created it, which must have sent
-//   kEvtchnOpen first (EBADF otherwise). The kEvtchnOpen reply carries one end
-//   of a SOCK_SEQPACKET socketpair: the event socket. When one of the
-//   connection's ports becomes pending while unmasked, the server writes the
-//   port number (a uint32_t, one message) to it and masks the port; kUnmask
-//   unmasks it and delivers it again at once if it became pending meanwhile.
-//   If the event socket is full, the port stays pending and is delivered when
-//   the socket drains. kAllocUnbound makes a port UNBOUND earmarked for
-//   remote_domid. kBindInterdomain needs a remote port that is UNBOUND and
-//   earmarked for the caller's domid (EINVAL otherwise; ESRCH if the remote
-//   domain does not exist); it links both ends and marks the new local port
-//   pending. kNotify marks the remote end pending (ignored for ports that are
-//   not the caller's or not bound). kUnbind, or closing the connection,
-//   closes ports: the remote end of an interdomain port reverts to UNBOUND
-//   earmarked for the closer's domid, so a restarted peer can bind it again.
+//   kEvtchnOpen first (EBADF otherwise). kAllocUnbound makes a port UNBOUND
+//   earmarked for remote_domid. kBindInterdomain needs a remote port that is
+//   UNBOUND and earmarked for the caller's domid (EINVAL otherwise; ESRCH if
+//   the remote domain does not exist); it links both ends and marks the new
+//   local port pending. kUnbind, or closing the connection, closes ports: the
+//   remote end of an interdomain port reverts to UNBOUND earmarked for the
+//   closer's domid, so a restarted peer can bind it again.
+//
+//   The data path does not go through the server. For every bound pair the
+//   server makes a "binding": a sealed memfd page holding EvtchnSharedWords
+//   (evtchn_shared.h: the pending and mask word of each end and a closed
+//   flag) and one wake-up socket per end: a stream socketpair whose first
+//   end ("read end") only that end's owner holds and whose second ("write
+//   end") only the peer and the server hold; a byte sent into it means
+//   "woken", and every send and receive is MSG_DONTWAIT (sends
+//   MSG_NOSIGNAL), so no peer can block or kill another. Side 0 is the port
+//   allocated unbound, side 1 the binder's port. An end receives its binding
+//   as three fds, in this order: the page, its own read end, the peer's
+//   write end. The binder gets it in the
+//   kBindInterdomain reply; the other end's owner in a notice on its event
+//   socket. Then, as Xen's 2-level ABI does with shared_info:
+//     notify   = pending[peer] := 1; if mask[peer] is 0, send one byte into
+//                the peer's write end; then, if closed is set, kNotify instead
+//                (the binding ended under the notifier: the server applies
+//                the notify to whatever the port is bound to now, or drops
+//                it if it is unbound). A port whose binding the client does
+//                not know yet notifies with kNotify too.
+//     deliver  = the owner's read end turned readable: drain it, mask the port
+//                (its own private mask, published in mask[side]) and take
+//                pending[side] := 0; the port is returned by Pending.
+//     unmask   = mask[side] := 0, then if pending[side] is 1 (a notify came
+//                while masked, whose notifier skipped the send), deliver
+//                again. Both ends use sequentially consistent atomics, so a
+//                notify racing an unmask is seen by at least one of them.
+//   kNotify (the relay) marks the peer pending and wakes it the same
+//   way; it is ignored for ports that are not the caller's or not bound.
+//   The server itself keeps every port's state (owner, peer, binding) in its
+//   own memory; the shared page is only hints (see evtchn_shared.h).
+//
+//   The event socket (one end of a SOCK_SEQPACKET socketpair, carried by the
+//   kEvtchnOpen reply) carries EvtchnNotice messages about the caller's
+//   ports whose binding changed without the caller asking: kNoticeBound with
+//   the binding's three fds when a peer bound one of its unbound ports,
+//   kNoticeUnbound when the peer of one of its ports closed it (the port is
+//   unbound again). Each notice states the port's state when it was sent;
+//   notices are sent in order. When the server ends a binding it sets its
+//   closed flag and closes its own socket ends (a read end whose writers
+//   have all gone reads end of file). If the event socket is full,
+//   notices wait in the server (one per port, rebuilt from the port's state
+//   when sent) and go out when the socket drains.
 //
 // Domain pause
 //   As Xen's XEN_DOMCTL_pausedomain/unpausedomain (xc_domain_pause/unpause):
@@ -128,7 +164,7 @@ enum MsgType : uint32_t {
   kBindInterdomain = 7,
   kUnbind = 8,
   kNotify = 9,
-  kUnmask = 10,
+  // 10 was kUnmask: unmasking is local now (see "Event channels").
   kPauseDomain = 11,
   kUnpauseDomain = 12,
   kReply = 100,
@@ -147,7 +183,21 @@ struct Reply {
   uint32_t value;
 };
 
+// A message on the event socket (see "Event channels").
+enum NoticeType : uint32_t {
+  kNoticeBound = 1,    // with 3 fds: page, own read end, peer's write end
+  kNoticeUnbound = 2,  // no fds
+};
+
+struct EvtchnNotice {
+  uint32_t type;  // NoticeType
+  uint32_t port;  // the receiver's local port
+  uint32_t side;  // kNoticeBound: the receiver's side in the binding (always 0)
+  uint32_t reserved;
+};
+
 static_assert(sizeof(Request) == 24, "wire format");
+static_assert(sizeof(EvtchnNotice) == 16, "wire format");
 static_assert(sizeof(Reply) == 16, "wire format");
 
 }  // namespace hv

@@ -16,6 +16,12 @@ void UniqueFd::reset(int fd) {
 }
 
 int SendMessage(int sock, const void* data, size_t len, int fd, int flags) {
+  return SendMessageFds(sock, data, len, &fd, fd >= 0 ? 1 : 0, flags);
+}
+
+int SendMessageFds(int sock, const void* data, size_t len, const int* fds, size_t nfds,
+                   int flags) {
+  if (nfds > kMaxFdsPerMessage) return EINVAL;
   struct iovec iov;
   iov.iov_base = const_cast<void*>(data);
   iov.iov_len = len;
@@ -23,16 +29,16 @@ int SendMessage(int sock, const void* data, size_t len, int fd, int flags) {
   std::memset(&msg, 0, sizeof(msg));
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-  if (fd >= 0) {
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerMessage)];
+  if (nfds > 0) {
     std::memset(control, 0, sizeof(control));
     msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
     struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
     cmsg->cmsg_level = SOL_SOCKET;
     cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+    std::memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * nfds);
   }
   for (;;) {
     ssize_t n = sendmsg(sock, &msg, flags | MSG_NOSIGNAL);
@@ -41,8 +47,10 @@ int SendMessage(int sock, const void* data, size_t len, int fd, int flags) {
   }
 }
 
-int ReceiveMessage(int sock, void* buf, size_t cap, int flags, ReceivedMessage* out) {
+int ReceiveMessage(int sock, void* buf, size_t cap, int flags, ReceivedMessage* out,
+                   size_t max_fds) {
   *out = ReceivedMessage();
+  if (max_fds > kMaxFdsPerMessage) max_fds = kMaxFdsPerMessage;
   struct iovec iov;
   iov.iov_base = buf;
   iov.iov_len = cap;
@@ -74,11 +82,15 @@ int ReceiveMessage(int sock, void* buf, size_t cap, int flags, ReceivedMessage* 
     for (size_t i = 0; i < count; ++i) {
       int fd;
       std::memcpy(&fd, CMSG_DATA(cmsg) + i * sizeof(int), sizeof(int));
-      if (!out->fd.valid()) {
-        out->fd.reset(fd);
-      } else {
+      if (out->fd_count >= max_fds) {
         close(fd);
         out->bad_control = true;
+      } else if (out->fd_count == 0) {
+        out->fd.reset(fd);
+        ++out->fd_count;
+      } else {
+        out->more_fds[out->fd_count - 1].reset(fd);
+        ++out->fd_count;
       }
     }
   }

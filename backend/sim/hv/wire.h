@@ -41,24 +41,35 @@ class UniqueFd {
   int fd_ = -1;
 };
 
+// The most file descriptors one message carries (an event-channel binding:
+// protocol.h).
+inline constexpr size_t kMaxFdsPerMessage = 3;
+
 // Sends `len` bytes as one message on `sock`, with `fd` attached as
 // SCM_RIGHTS unless it is negative. `flags` go to sendmsg (MSG_NOSIGNAL is
 // always added). Returns 0 or the errno; EINTR is retried.
 int SendMessage(int sock, const void* data, size_t len, int fd, int flags);
+// The same with `nfds` (<= kMaxFdsPerMessage) descriptors attached.
+int SendMessageFds(int sock, const void* data, size_t len, const int* fds, size_t nfds, int flags);
 
 // One received message.
 struct ReceivedMessage {
   size_t size = 0;           // bytes stored in the buffer; 0 means end of stream
   bool truncated = false;    // the message was larger than the buffer
-  bool bad_control = false;  // ancillary data truncated, foreign, or > 1 fd
-  UniqueFd fd;               // the one fd that came with it, if any
+  bool bad_control = false;  // ancillary data truncated, foreign, or too many fds
+  UniqueFd fd;               // the first fd that came with it, if any
+  // The second and third, when the receiver accepts more than one.
+  UniqueFd more_fds[kMaxFdsPerMessage - 1];
+  size_t fd_count = 0;  // fds kept: fd, then more_fds
 };
 
-// Receives one message from `sock` into `buf` (capacity `cap`). At most one
-// SCM_RIGHTS fd is accepted; any others are closed and flagged. The fds are
-// received close-on-exec. `flags` go to recvmsg. Returns 0 or the errno
-// (EAGAIN when non-blocking and nothing is there); EINTR is retried.
-int ReceiveMessage(int sock, void* buf, size_t cap, int flags, ReceivedMessage* out);
+// Receives one message from `sock` into `buf` (capacity `cap`). At most
+// `max_fds` (<= kMaxFdsPerMessage) SCM_RIGHTS fds are accepted; any others
+// are closed and flagged. The fds are received close-on-exec. `flags` go to
+// recvmsg. Returns 0 or the errno (EAGAIN when non-blocking and nothing is
+// there); EINTR is retried.
+int ReceiveMessage(int sock, void* buf, size_t cap, int flags, ReceivedMessage* out,
+                   size_t max_fds = 1);
 
 }  // namespace hv
 }  // namespace sim

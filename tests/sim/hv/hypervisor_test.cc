@@ -230,14 +230,17 @@ TEST_F(HvTest, NotifyWhileMaskedIsDeliveredOnceAfterUnmask) {
   auto bport = backend->BindInterdomain(1, *gport);
   ASSERT_TRUE(bport.ok());
   ASSERT_EQ(WaitEvent(*backend), *bport);  // spurious; port now masked
-  // Three notifies while masked. The guest's Unmask round trip afterwards
-  // (on its own port) orders them: the server handled them before replying.
+  // The guest learns its binding from the notice on its event socket.
+  auto none = guest->Pending();
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  // Three notifies while masked: shared-memory writes, done when Notify
+  // returns.
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(guest->Notify(*gport).ok());
-  ASSERT_TRUE(guest->Unmask(*gport).ok());
   auto masked = backend->Pending();
   ASSERT_TRUE(masked.ok());
   EXPECT_FALSE(masked->has_value()) << "delivered while masked";
-  // Unmask: delivered during the Unmask request, before its reply.
+  // Unmask finds the pending word and delivers at once.
   ASSERT_TRUE(backend->Unmask(*bport).ok());
   auto first = backend->Pending();
   ASSERT_TRUE(first.ok());
@@ -487,10 +490,14 @@ TEST_F(HvTest, HostileMessagesGetErrorsAndServerKeepsServing) {
     open.request_id = 7;
     ASSERT_EQ(raw.Send(&open, sizeof(open)), 0);
     EXPECT_EQ(raw.ReplyError(7), EBUSY);
-    // Unmask/unbind of ports that are not ours; out-of-range domid.
-    Request unmask = Req(kUnmask, 8, 12345);
-    ASSERT_EQ(raw.Send(&unmask, sizeof(unmask)), 0);
+    // Unbind of a port that is not ours; the retired kUnmask (10); an
+    // out-of-range domid.
+    Request unbind = Req(kUnbind, 8, 12345);
+    ASSERT_EQ(raw.Send(&unbind, sizeof(unbind)), 0);
     EXPECT_EQ(raw.ReplyError(8), EINVAL);
+    Request unmask = Req(10, 12, 1);
+    ASSERT_EQ(raw.Send(&unmask, sizeof(unmask)), 0);
+    EXPECT_EQ(raw.ReplyError(12), EINVAL);
     Request alloc = Req(kAllocUnbound, 9, 0xffffffff);
     ASSERT_EQ(raw.Send(&alloc, sizeof(alloc)), 0);
     EXPECT_EQ(raw.ReplyError(9), EINVAL);
