@@ -1,6 +1,7 @@
 // AttachLogic: the Attach state machine (see attach_logic.h).
 #include "server/attach_logic.h"
 
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -186,6 +187,8 @@ absl::Status AttachLogic::Open(const v1::AttachOpen& open) {
   options.identity = call_.identity().holder();
   options.start = EngineStart(open.start(), ReadStart::Anchor::kNext);
   options.takeover = open.takeover();
+  // Woken by write progress only when an acknowledgement waits for it.
+  options.progress_wakeups = ProgressWakeups::kAsked;
   options.on_ready = call_.wakeups().Notifier([this] { Pump(); });
   auto session = core_.engine->OpenSession(ref, std::move(options));
   if (!session.ok()) {
@@ -268,25 +271,49 @@ bool AttachLogic::PlaceInputLocked() {
   return true;
 }
 
-void AttachLogic::UpdateAcksLocked() {
-  if (acks_->empty()) return;
-  const AckTracker::Update update = acks_->Observe(session_->write_status());
-  for (const AckTracker::Ack& ack : update.acks) {
-    v1::AttachResponse m;
-    v1::WriteAck* a = m.mutable_write_ack();
-    a->set_sequence_id(ack.sequence_id);
-    a->set_level(ToProto(ack.level));
-    a->set_epoch(ack.epoch);
-    a->set_end_offset(ack.end_offset);
-    Enqueue(std::move(m));
+v1::WriteAck* AttachLogic::QueuedAckLocked(v1::AckLevel level) {
+  std::deque<v1::AttachResponse>& q = queued();
+  for (auto it = q.rbegin(); it != q.rend(); ++it) {
+    if (it->has_write_ack()) {
+      if (it->write_ack().level() == level) return it->mutable_write_ack();
+      continue;
+    }
+    // Data and acks of other levels may be passed; anything else (a
+    // rejection, a notice) keeps its place after the acks before it.
+    if (!it->has_data()) break;
   }
-  for (const AckTracker::Rejection& r : update.rejections) {
-    const bool ec = r.epoch_changed;
-    Reject(r.first_sequence_id, r.last_sequence_id, r.reached, r.epoch,
-           ec ? StatusCode::kAborted : StatusCode::kFailedPrecondition,
-           ec ? v1::ERROR_REASON_EPOCH_CHANGED : v1::ERROR_REASON_NOT_CONNECTED,
-           ec ? "the epoch changed before the bytes reached the guest"
-              : "the channel left CONNECTED before the bytes reached the guest");
+  return nullptr;
+}
+
+void AttachLogic::UpdateAcksLocked() {
+  while (!acks_->empty()) {
+    const AckTracker::Update update = acks_->Observe(session_->write_status());
+    for (const AckTracker::Ack& ack : update.acks) {
+      // Acks are cumulative: one still queued at this level is superseded
+      // (a burst of writes gets one ACCEPTED ack per completed send, each
+      // covering the newest write).
+      v1::WriteAck* a = QueuedAckLocked(ToProto(ack.level));
+      v1::AttachResponse m;
+      if (a == nullptr) a = m.mutable_write_ack();
+      a->set_sequence_id(ack.sequence_id);
+      a->set_level(ToProto(ack.level));
+      a->set_epoch(ack.epoch);
+      a->set_end_offset(ack.end_offset);
+      if (m.has_write_ack()) Enqueue(std::move(m));
+    }
+    for (const AckTracker::Rejection& r : update.rejections) {
+      const bool ec = r.epoch_changed;
+      Reject(r.first_sequence_id, r.last_sequence_id, r.reached, r.epoch,
+             ec ? StatusCode::kAborted : StatusCode::kFailedPrecondition,
+             ec ? v1::ERROR_REASON_EPOCH_CHANGED : v1::ERROR_REASON_NOT_CONNECTED,
+             ec ? "the epoch changed before the bytes reached the guest"
+                : "the channel left CONNECTED before the bytes reached the guest");
+    }
+    // Ask the engine for the progress the next ack waits for (the session
+    // is not woken by any other); if it came meanwhile, observe again.
+    const AckTracker::Wanted w = acks_->NextProgress();
+    if (w.delivered == 0 && w.consumed == 0) return;
+    if (session_->WakeOnProgress(w.epoch, w.delivered, w.consumed)) return;
   }
 }
 

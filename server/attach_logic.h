@@ -54,8 +54,11 @@ class AttachLogic : public OutStreamLogic<v1::AttachResponse> {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Tries to place the pending input. False while it waits for room.
   bool PlaceInputLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Sends acknowledgements and rejections of accepted writes.
+  // Sends acknowledgements and rejections of accepted writes, and asks the
+  // session to be woken by the progress the next acknowledgement needs.
   void UpdateAcksLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The queued, not yet started ack at `level` that a newer one may replace.
+  v1::WriteAck* QueuedAckLocked(v1::AckLevel level) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FillLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void BeforeFinishLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -8,9 +8,9 @@
 // keeps them alive while any task of the logic may run (call_state.h).
 //
 // Thread safety: every entry point may be called from any thread at any
-// time (the shell posts gRPC reactions and engine wake-ups to the
-// scheduler's workers); all state is guarded by `mu_`, which is held while
-// the port is called.
+// time (the shell runs write completions on gRPC's threads and posts engine
+// wake-ups and the other reactions to the scheduler's workers); all state
+// is guarded by `mu_`, which is held while the port is called.
 #ifndef XENCHAN_SERVER_OUT_STREAM_LOGIC_H_
 #define XENCHAN_SERVER_OUT_STREAM_LOGIC_H_
 
@@ -86,6 +86,9 @@ class OutStreamLogic {
     if (finish_.has_value()) return;
     queue_.push_back(std::move(message));
   }
+  // The messages queued and not yet started, oldest first, for a subclass
+  // that folds a new message into a queued one it supersedes.
+  std::deque<Resp>& queued() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return queue_; }
   // Ends the stream with `status` once the queued messages are written.
   void EndLocked(const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!finish_.has_value()) finish_ = status;

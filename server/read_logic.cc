@@ -49,6 +49,7 @@ absl::Status ReadLogic::Open() {
   options.role = SessionRole::kObserver;
   options.identity = call_.identity().holder();
   options.start = EngineStart(request_.start(), ReadStart::Anchor::kEarliest);
+  options.progress_wakeups = ProgressWakeups::kAsked;  // a reader has no use for write progress
   options.on_ready = call_.wakeups().Notifier([this] { Pump(); });
   auto session =
       core_.engine->OpenSession(ChannelRef{name->domain, name->channel_id}, std::move(options));

@@ -69,4 +69,20 @@ AckTracker::Update AckTracker::Observe(const WriteStatus& ws) {
   return update;
 }
 
+AckTracker::Wanted AckTracker::NextProgress() const {
+  Wanted w;
+  if (pending_.empty()) return w;
+  w.epoch = pending_.front().epoch;
+  constexpr int kDelivered = static_cast<int>(AckLevel::kDelivered);
+  constexpr int kConsumed = static_cast<int>(AckLevel::kConsumed);
+  for (const Pending& p : pending_) {
+    if (p.epoch != w.epoch) break;  // a later epoch's writes wait for that one's turn
+    const int reached = static_cast<int>(p.reached);
+    if (w.delivered == 0 && top_ >= kDelivered && reached < kDelivered) w.delivered = p.end;
+    if (w.consumed == 0 && top_ >= kConsumed && reached < kConsumed) w.consumed = p.end;
+    if ((w.delivered != 0 || top_ < kDelivered) && (w.consumed != 0 || top_ < kConsumed)) break;
+  }
+  return w;
+}
+
 }  // namespace xenchan

@@ -74,6 +74,18 @@ class AckTracker {
   // True when no accepted write awaits its requested level.
   bool empty() const { return pending_.empty(); }
 
+  // The progress the next acknowledgement waits for, as of the last
+  // Observe: in `epoch`, the end offset of the oldest write not yet seen
+  // DELIVERED and of the oldest not yet seen CONSUMED, for the levels up to
+  // the requested one (0: nothing to wait for at that level; all 0 when
+  // empty or the requested level is ACCEPTED). For Session::WakeOnProgress.
+  struct Wanted {
+    uint64_t epoch = 0;
+    uint64_t delivered = 0;
+    uint64_t consumed = 0;
+  };
+  Wanted NextProgress() const;
+
  private:
   struct Pending {
     uint64_t seq;

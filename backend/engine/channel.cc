@@ -116,6 +116,31 @@ void Channel::WakeSessionsLocked(std::vector<std::function<void()>>* callbacks) 
   }
 }
 
+void Channel::WakeForProgressLocked(uint64_t delivered_before,
+                                    std::vector<std::function<void()>>* callbacks) {
+  const uint64_t epoch = queue_.epoch();
+  const uint64_t delivered = queue_.delivered_offset();
+  const uint64_t consumed = queue_.consumed_offset();
+  for (auto& [id, slot] : sessions_) {
+    bool wake = slot.progress_wakeups == ProgressWakeups::kAll;
+    if (!wake && slot.wants_room && delivered > delivered_before) {
+      slot.wants_room = false;
+      wake = true;
+    }
+    if (!wake && slot.progress_epoch == epoch &&
+        ((slot.wake_delivered_at != 0 && delivered >= slot.wake_delivered_at) ||
+         (slot.wake_consumed_at != 0 && consumed >= slot.wake_consumed_at))) {
+      slot.wake_delivered_at = 0;
+      slot.wake_consumed_at = 0;
+      wake = true;
+    }
+    if (!wake) continue;
+    slot.wake_pending = true;
+    SignalFd(slot.notify_fd);
+    if (slot.on_ready) callbacks->push_back(slot.on_ready);
+  }
+}
+
 void Channel::PushNoticeLocked(SessionSlot& slot, SessionRecord record) {
   if (slot.notices.size() >= kMaxNotices) {
     // Drop the oldest state/stall notice: later ones supersede it.
@@ -311,7 +336,7 @@ void Channel::InputProgress(size_t delivered, uint64_t consumed_offset) {
     if (delivered > 0) SyncMemoryLocked();
     info_.counters.bytes_to_guest += delivered;
     if (queue_.delivered_offset() == d0 && queue_.consumed_offset() == c0) return;
-    WakeSessionsLocked(&callbacks);
+    WakeForProgressLocked(d0, &callbacks);
   }
   RunCallbacks(callbacks);
 }

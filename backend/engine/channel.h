@@ -86,6 +86,15 @@ struct ChannelIdentity {
   Transport transport = Transport::kRing;
 };
 
+// Which host-to-guest progress (bytes delivered into the ring, consumed by
+// the guest) wakes a session (SessionOptions, session.h). Everything else
+// (data, notices, state, epoch, lease, removal, configuration, memory
+// released) wakes every session.
+enum class ProgressWakeups {
+  kAll,    // every movement of the delivered or consumed offset
+  kAsked,  // only what WakeOnProgress asked for, and room after a full queue
+};
+
 // Thread-safe (one internal lock). Owned jointly (shared_ptr) by the engine
 // and the sessions open on it; it stays readable after removal so sessions
 // can drain what was buffered before they see the removal status.
@@ -225,11 +234,25 @@ class Channel {
     bool waiting_for_lease = false;
     bool lease_lost = false;
     bool lease_lost_delivered = false;
+    // Which progress wakes it (session.h). kAsked: the offsets of
+    // `progress_epoch` it waits for (0: none), and whether a Write found
+    // the queue full since the last delivery.
+    ProgressWakeups progress_wakeups = ProgressWakeups::kAll;
+    uint64_t progress_epoch = 0;
+    uint64_t wake_delivered_at = 0;
+    uint64_t wake_consumed_at = 0;
+    bool wants_room = false;
   };
 
   // Signals every session (eventfd) and collects their callbacks into
   // `callbacks`, to be run after the lock is released.
   void WakeSessionsLocked(std::vector<std::function<void()>>* callbacks)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Wakes the sessions that the write progress just made concerns (every
+  // kAll session; kAsked ones whose WakeOnProgress it met, or that wait for
+  // room and got some: delivery moved on from `delivered_before`).
+  void WakeForProgressLocked(uint64_t delivered_before,
+                             std::vector<std::function<void()>>* callbacks)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PushNoticeLocked(SessionSlot& slot, SessionRecord record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Converts buffer records into session records.

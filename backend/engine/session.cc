@@ -45,6 +45,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Open(std::shared_ptr<Channel> 
     slot.kind = options.kind;
     slot.identity = options.identity;
     slot.on_ready = std::move(options.on_ready);
+    slot.progress_wakeups = options.progress_wakeups;
     // Start point.
     if (options.start.position.has_value()) {
       auto cursor = ch.buffer_.CursorAt(*options.start.position);
@@ -246,6 +247,7 @@ absl::StatusOr<WriteQueue::Range> Session::Write(absl::string_view data, uint64_
           absl::StrCat("epoch is ", ch.buffer_.epoch(), ", not ", expected_epoch));
     }
     if (data.size() > ch.queue_.room()) {
+      it->second.wants_room = true;  // kAsked: woken at the next delivery
       return absl::ResourceExhaustedError(
           absl::StrCat("write of ", data.size(), " bytes does not fit in the ", ch.queue_.room(),
                        " bytes left in the write queue"));
@@ -278,6 +280,23 @@ WriteStatus Session::write_status() const {
   s.consumed_offset = ch.queue_.consumed_offset();
   s.room = ch.queue_.room();
   return s;
+}
+
+bool Session::WakeOnProgress(uint64_t epoch, uint64_t delivered, uint64_t consumed) {
+  Channel& ch = *channel_;
+  MutexLock lock(&ch.mu_);
+  auto it = ch.sessions_.find(slot_);
+  if (it == ch.sessions_.end()) return false;  // closed: its next Read says so
+  if (ch.queue_.epoch() != epoch) return false;
+  if ((delivered != 0 && ch.queue_.delivered_offset() >= delivered) ||
+      (consumed != 0 && ch.queue_.consumed_offset() >= consumed)) {
+    return false;
+  }
+  Channel::SessionSlot& slot = it->second;
+  slot.progress_epoch = epoch;
+  slot.wake_delivered_at = delivered;
+  slot.wake_consumed_at = consumed;
+  return true;
 }
 
 bool Session::has_lease() const {

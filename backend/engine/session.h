@@ -4,7 +4,11 @@
 //
 // Notification: an optional on_ready callback fires whenever something new
 // may be available to Read() or the write offsets moved, and notify_fd()
-// gives an eventfd that becomes readable at the same moments. The eventfd is
+// gives an eventfd that becomes readable at the same moments. A session
+// opened with ProgressWakeups::kAsked is not woken by every movement of the
+// write offsets, only by what it waits for (WakeOnProgress; room after a
+// Write found the queue full): a reader has nothing to send when a writer's
+// bytes reach the guest. The eventfd is
 // made on the first call of notify_fd() (readable at once if a wake-up is
 // pending), so sessions whose owner only uses on_ready (xenchand's streams)
 // hold no file descriptor: open sessions are bounded by the engine's limits
@@ -50,6 +54,8 @@ struct SessionOptions {
   // instead of failing; has_lease() turns true and the session is notified
   // when it is granted.
   bool queue_for_lease = false;
+  // kAll (the default) for owners that poll write_status() on every wake-up.
+  ProgressWakeups progress_wakeups = ProgressWakeups::kAll;
   // Optional; called (never with engine locks held, on an engine or another
   // caller's thread) whenever notify_fd() is signalled. Must not block.
   std::function<void()> on_ready;
@@ -104,10 +110,19 @@ class Session {
   // FAILED_PRECONDITION (no lease, or the channel is not CONNECTED), ABORTED
   // (lease taken over, or `expected_epoch` is non-zero and not the current
   // epoch), RESOURCE_EXHAUSTED (no room in the write queue: wait for
-  // notify_fd() and retry), NOT_FOUND/UNAVAILABLE (channel removed).
+  // notify_fd() and retry; a kAsked session is woken at the next
+  // delivery), NOT_FOUND/UNAVAILABLE (channel removed).
   absl::StatusOr<WriteQueue::Range> Write(absl::string_view data, uint64_t expected_epoch = 0);
 
   WriteStatus write_status() const;
+
+  // kAsked sessions: wake (on_ready, notify_fd) once the host-to-guest
+  // stream of `epoch` is delivered up to `delivered` or consumed up to
+  // `consumed` (0: not asked). Replaces the previous request; it is used up
+  // when it fires, and an epoch change (which wakes every session) drops
+  // it. Returns false, arming nothing, if either is reached already: the
+  // caller observes write_status() again instead of waiting.
+  bool WakeOnProgress(uint64_t epoch, uint64_t delivered, uint64_t consumed);
   bool has_lease() const;
   // Current snapshot of the channel.
   ChannelInfo info() const;

@@ -167,5 +167,38 @@ TEST(WriteProgressTrackerTest, KeepsWhatWasSeenAcrossAnEpochChange) {
   EXPECT_EQ(WriteProgressTracker::BytesAt(f, AckLevel::kConsumed), 30u);
 }
 
+TEST(AckTrackerTest, NextProgressNamesTheOldestWriteBelowEachLevel) {
+  AckTracker accepted(AckLevel::kAccepted);
+  accepted.Add(1, 1, 10);
+  EXPECT_EQ(accepted.NextProgress().delivered, 0u);
+  EXPECT_EQ(accepted.NextProgress().consumed, 0u);
+
+  AckTracker delivered(AckLevel::kDelivered);
+  delivered.Add(1, 1, 10);
+  delivered.Add(2, 1, 20);
+  AckTracker::Wanted w = delivered.NextProgress();
+  EXPECT_EQ(w.epoch, 1u);
+  EXPECT_EQ(w.delivered, 10u);
+  EXPECT_EQ(w.consumed, 0u);
+  delivered.Observe(Status(1, 12, 0));
+  EXPECT_EQ(delivered.NextProgress().delivered, 20u);
+  delivered.Observe(Status(1, 20, 0));
+  EXPECT_TRUE(delivered.empty());
+  EXPECT_EQ(delivered.NextProgress().delivered, 0u);
+
+  AckTracker consumed(AckLevel::kConsumed);
+  consumed.Add(1, 2, 10);
+  consumed.Add(2, 2, 20);
+  consumed.Observe(Status(2, 15, 5));
+  w = consumed.NextProgress();
+  EXPECT_EQ(w.epoch, 2u);
+  EXPECT_EQ(w.delivered, 20u);
+  EXPECT_EQ(w.consumed, 10u);
+  consumed.Observe(Status(2, 20, 10));
+  w = consumed.NextProgress();
+  EXPECT_EQ(w.delivered, 0u);  // both delivered: only consumption is awaited
+  EXPECT_EQ(w.consumed, 20u);
+}
+
 }  // namespace
 }  // namespace xenchan

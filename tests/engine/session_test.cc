@@ -254,6 +254,60 @@ TEST_F(SessionTest, WritesNeedConnectionRoomAndEpoch) {
   EXPECT_EQ(ws.room, 8u);
 }
 
+// kAsked sessions: write progress wakes only the session that asked for it
+// (WakeOnProgress, or room after a full queue); kAll sessions see every move.
+TEST_F(SessionTest, ProgressWakesOnlyWhatTheSessionAskedFor) {
+  Connect(4);
+  std::atomic<int> reader_wakes{0}, writer_wakes{0}, all_wakes{0};
+  SessionOptions r;
+  r.progress_wakeups = ProgressWakeups::kAsked;
+  r.on_ready = [&] { ++reader_wakes; };
+  auto reader = Session::Open(channel_, r);
+  ASSERT_TRUE(reader.ok());
+  SessionOptions legacy;
+  legacy.on_ready = [&] { ++all_wakes; };
+  auto watcher = Session::Open(channel_, legacy);
+  ASSERT_TRUE(watcher.ok());
+  SessionOptions w;
+  w.role = SessionRole::kWriter;
+  w.progress_wakeups = ProgressWakeups::kAsked;
+  w.on_ready = [&] { ++writer_wakes; };
+  auto writer = Session::Open(channel_, w);
+  ASSERT_TRUE(writer.ok());
+  ASSERT_TRUE((*writer)->Write("abcdef").ok());
+  // Consumed to 6 asked for; delivery alone does not wake.
+  EXPECT_TRUE((*writer)->WakeOnProgress(4, 0, 6));
+  channel_->InputProgress(6, 0);
+  EXPECT_EQ(writer_wakes.load(), 0);
+  EXPECT_EQ(all_wakes.load(), 1);
+  EXPECT_FALSE(Readable((*writer)->notify_fd()));
+  channel_->InputProgress(0, 3);
+  EXPECT_EQ(writer_wakes.load(), 0);
+  channel_->InputProgress(0, 6);
+  EXPECT_EQ(writer_wakes.load(), 1);
+  EXPECT_TRUE(Readable((*writer)->notify_fd()));
+  EXPECT_EQ(all_wakes.load(), 3);
+  EXPECT_EQ(reader_wakes.load(), 0);  // the reader has nothing to read
+  // Used up: more progress does not wake again.
+  ASSERT_TRUE((*writer)->Write("gh").ok());
+  channel_->InputProgress(2, 8);
+  EXPECT_EQ(writer_wakes.load(), 1);
+  // Already reached: nothing armed, the caller looks again.
+  EXPECT_FALSE((*writer)->WakeOnProgress(4, 8, 0));
+  // Another epoch's offsets: nothing armed.
+  EXPECT_FALSE((*writer)->WakeOnProgress(3, 100, 0));
+  // A full queue: the next delivery wakes the writer.
+  ASSERT_TRUE((*writer)->Write("12345678").ok());
+  EXPECT_EQ((*writer)->Write("9").status().code(), absl::StatusCode::kResourceExhausted);
+  channel_->InputProgress(1, 0);
+  EXPECT_EQ(writer_wakes.load(), 2);
+  channel_->InputProgress(1, 0);  // room was taken note of: not again
+  EXPECT_EQ(writer_wakes.load(), 2);
+  // New data still wakes the reader at once.
+  channel_->AppendOutput("out", 3);
+  EXPECT_EQ(reader_wakes.load(), 1);
+}
+
 TEST_F(SessionTest, ReaderLimitAndRemoval) {
   Connect(1);
   std::vector<std::unique_ptr<Session>> readers;

@@ -25,6 +25,16 @@ class AttachLogicTest : public LogicTest {
       while (port.TakeWrite()) logic.OnWriteDone(true);
     });
   }
+  // Waits until the channel's xenbus states have settled (the fixture
+  // returns once the channel is CONNECTED; the frontend's state may still
+  // be reported after), so that nothing but the test wakes the streams.
+  void Settle() {
+    ASSERT_TRUE(Until([&] {
+      auto c = engine_->GetChannel({"web", "org.example.a"});
+      return c.ok() && c->frontend_state == XenbusState::kConnected &&
+             c->backend_state == XenbusState::kConnected;
+    }));
+  }
   static v1::AttachRequest Open(v1::SessionRole role) {
     v1::AttachRequest m;
     m.mutable_open()->set_channel(ChannelName());
@@ -123,6 +133,148 @@ TEST_F(AttachLogicTest, AFirstMessageOtherThanOpenIsAProtocolViolation) {
   ASSERT_TRUE(status.has_value());
   EXPECT_EQ(status->code(), absl::StatusCode::kInvalidArgument);
   logic.OnDone();
+}
+
+// A burst of writes while a send is in flight gets one ACCEPTED ack per
+// completed send, each covering the newest write (acks are cumulative).
+TEST_F(AttachLogicTest, AcceptedAcksOfABurstAreCoalescedIntoTheNewest) {
+  Settle();
+  constexpr int kWrites = 10;
+  AttachPort port;
+  auto call = NewCall("Attach");
+  server::AttachLogic logic(call.get(), &port);
+  WakeupsStopper stop(&wakeups_);
+  logic.Start();
+  ASSERT_TRUE(port.Deliver(Open(v1::SESSION_ROLE_WRITER)));
+  logic.OnReadDone(true);
+  ASSERT_TRUE(port.TakeWrite());  // `opened` is being sent: not completed yet
+  for (int i = 1; i <= kWrites; ++i) {
+    v1::AttachRequest m;
+    m.mutable_write()->set_sequence_id(i);
+    m.mutable_write()->set_data(testing_sim::Pattern(10, i));
+    ASSERT_TRUE(port.Deliver(std::move(m)));
+    logic.OnReadDone(true);
+  }
+  logic.OnWriteDone(true);
+  ASSERT_TRUE(port.TakeWrite());
+  const auto written = port.written();
+  ASSERT_EQ(written.size(), 2u);
+  EXPECT_TRUE(written[0].has_opened());
+  ASSERT_TRUE(written[1].has_write_ack()) << written[1].DebugString();
+  EXPECT_EQ(written[1].write_ack().sequence_id(), static_cast<uint64_t>(kWrites));
+  EXPECT_EQ(written[1].write_ack().level(), v1::ACK_LEVEL_ACCEPTED);
+  EXPECT_EQ(written[1].write_ack().end_offset(), 10u * kWrites);
+  // A write after the flush gets its own ack.
+  v1::AttachRequest m;
+  m.mutable_write()->set_sequence_id(kWrites + 1);
+  m.mutable_write()->set_data("x");
+  ASSERT_TRUE(port.Deliver(std::move(m)));
+  logic.OnReadDone(true);
+  logic.OnWriteDone(true);
+  ASSERT_TRUE(port.TakeWrite());
+  const auto after = port.written();
+  ASSERT_EQ(after.size(), 3u);
+  ASSERT_TRUE(after[2].has_write_ack());
+  EXPECT_EQ(after[2].write_ack().sequence_id(), static_cast<uint64_t>(kWrites + 1));
+  std::thread completer = WriteCompleter(port, logic);
+  logic.OnWriteDone(true);
+  if (port.ReadPending()) logic.OnReadDone(false);
+  const auto status = port.WaitFinish();
+  completer.join();
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(status->ok()) << *status;
+  logic.OnDone();
+}
+
+// The engine wakes a stream only when it has something to send: a writer
+// acknowledging at ACCEPTED and an observer are not woken when the
+// writer's bytes are delivered and consumed; a writer acknowledging at
+// CONSUMED is, and gets its acks.
+TEST_F(AttachLogicTest, WriteProgressWakesOnlyTheStreamsWaitingForIt) {
+  Settle();
+  LogicWakeups observer_wakeups;
+  LogicWakeups accepted_wakeups;
+  AttachPort observer_port;
+  auto observer_call = NewCall("Attach", absl::InfiniteFuture(), &observer_wakeups);
+  server::AttachLogic observer(observer_call.get(), &observer_port);
+  WakeupsStopper stop_observer(&observer_wakeups);
+  observer.Start();
+  std::thread observer_completer = WriteCompleter(observer_port, observer);
+  ASSERT_TRUE(observer_port.Deliver(Open(v1::SESSION_ROLE_OBSERVER)));
+  observer.OnReadDone(true);
+
+  // 1. A writer at ACCEPTED (the default).
+  {
+    AttachPort port;
+    auto call = NewCall("Attach", absl::InfiniteFuture(), &accepted_wakeups);
+    server::AttachLogic writer(call.get(), &port);
+    WakeupsStopper stop(&accepted_wakeups);
+    writer.Start();
+    std::thread completer = WriteCompleter(port, writer);
+    ASSERT_TRUE(port.Deliver(Open(v1::SESSION_ROLE_WRITER)));
+    writer.OnReadDone(true);
+    v1::AttachRequest m;
+    m.mutable_write()->set_sequence_id(1);
+    m.mutable_write()->set_data("ping");
+    ASSERT_TRUE(port.Deliver(std::move(m)));
+    writer.OnReadDone(true);
+    EXPECT_EQ(fe_->ReadExactly(4), "ping");  // delivered and consumed
+    const uint64_t expected = 4;
+    ASSERT_TRUE(Until([&] {
+      const auto info = core_->engine->GetChannel(ChannelRef{"web", "org.example.a"});
+      return info.ok() && info->to_guest.consumed_offset >= expected;
+    }));
+    if (port.ReadPending()) writer.OnReadDone(false);
+    const auto status = port.WaitFinish();
+    completer.join();
+    ASSERT_TRUE(status.has_value());
+    EXPECT_TRUE(status->ok()) << *status;
+    writer.OnDone();
+    EXPECT_EQ(accepted_wakeups.notified(), 0);
+  }
+
+  // 2. A writer at CONSUMED is woken for its acks.
+  {
+    LogicWakeups consumed_wakeups;
+    AttachPort port;
+    auto call = NewCall("Attach", absl::InfiniteFuture(), &consumed_wakeups);
+    server::AttachLogic writer(call.get(), &port);
+    WakeupsStopper stop(&consumed_wakeups);
+    writer.Start();
+    std::thread completer = WriteCompleter(port, writer);
+    v1::AttachRequest open = Open(v1::SESSION_ROLE_WRITER);
+    open.mutable_open()->set_ack_level(v1::ACK_LEVEL_CONSUMED);
+    ASSERT_TRUE(port.Deliver(std::move(open)));
+    writer.OnReadDone(true);
+    v1::AttachRequest m;
+    m.mutable_write()->set_sequence_id(1);
+    m.mutable_write()->set_data("pong");
+    ASSERT_TRUE(port.Deliver(std::move(m)));
+    writer.OnReadDone(true);
+    EXPECT_EQ(fe_->ReadExactly(4), "pong");
+    if (port.ReadPending()) writer.OnReadDone(false);  // ends once CONSUMED is acked
+    const auto status = port.WaitFinish();
+    completer.join();
+    ASSERT_TRUE(status.has_value());
+    EXPECT_TRUE(status->ok()) << *status;
+    bool consumed_acked = false;
+    for (const v1::AttachResponse& r : port.written()) {
+      consumed_acked |= r.has_write_ack() && r.write_ack().level() == v1::ACK_LEVEL_CONSUMED &&
+                        r.write_ack().sequence_id() == 1;
+    }
+    EXPECT_TRUE(consumed_acked);
+    EXPECT_GE(consumed_wakeups.notified(), 1);
+    writer.OnDone();
+  }
+
+  // The observer was never woken: nothing came from the guest.
+  EXPECT_EQ(observer_wakeups.notified(), 0);
+  if (observer_port.ReadPending()) observer.OnReadDone(false);
+  const auto status = observer_port.WaitFinish();
+  observer_completer.join();
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(status->ok()) << *status;
+  observer.OnDone();
 }
 
 }  // namespace

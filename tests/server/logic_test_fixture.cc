@@ -29,6 +29,7 @@ std::function<void()> LogicWakeups::Notifier(std::function<void()> task) {
   return [weak, task = std::move(task)] {
     std::shared_ptr<State> state = weak.lock();
     if (state == nullptr) return;
+    state->notified.fetch_add(1);
     MutexLock lock(&state->mu);
     if (state->stop) return;
     state->ready.push_back(task);
@@ -107,12 +108,14 @@ void LogicTest::TearDown() {
 }
 
 std::unique_ptr<server::CallState> LogicTest::NewCall(const std::string& method,
-                                                      absl::Time deadline) {
+                                                      absl::Time deadline,
+                                                      server::CallWakeups* wakeups) {
   server::Identity id;
   id.principals = server::policy::Identity::FromUnixPeer(0, {0});
   id.peer = "fd:7";
   id.transport = server::TransportKind::kUnix;
-  return std::make_unique<server::CallState>(core_, method, std::move(id), deadline, &wakeups_);
+  return std::make_unique<server::CallState>(core_, method, std::move(id), deadline,
+                                             wakeups != nullptr ? wakeups : &wakeups_);
 }
 
 }  // namespace logictest

@@ -15,6 +15,7 @@
 #define XENCHAN_TESTS_SERVER_LOGIC_TEST_FIXTURE_H_
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -54,6 +55,9 @@ class LogicWakeups : public server::CallWakeups {
   void Cancel(uint64_t id) override;
   // Timers still pending.
   size_t timers() const;
+  // How many times a notifier made here was called (each an engine wake-up
+  // of the logic; calls dropped after Stop count too).
+  int notified() const { return state_->notified.load(); }
 
  private:
   // Shared with the notifiers the engine holds, which may outlive this.
@@ -64,6 +68,7 @@ class LogicWakeups : public server::CallWakeups {
     std::deque<std::function<void()>> ready ABSL_GUARDED_BY(mu);
     std::map<uint64_t, std::pair<absl::Time, std::function<void()>>> timers ABSL_GUARDED_BY(mu);
     uint64_t next_id ABSL_GUARDED_BY(mu) = 1;
+    std::atomic<int> notified{0};
   };
   void Run();
 
@@ -201,9 +206,11 @@ class LogicTest : public testing_fake::FakeEngineTest {
   void SetUp() override;
   void TearDown() override;
 
-  // A CallState for `method` by uid 0 (allowed everything).
+  // A CallState for `method` by uid 0 (allowed everything), woken through
+  // `wakeups` (null: wakeups_).
   std::unique_ptr<server::CallState> NewCall(const std::string& method,
-                                             absl::Time deadline = absl::InfiniteFuture());
+                                             absl::Time deadline = absl::InfiniteFuture(),
+                                             server::CallWakeups* wakeups = nullptr);
   // "domains/web/channels/org.example.a".
   static std::string ChannelName() { return "domains/web/channels/org.example.a"; }
 
