@@ -47,8 +47,10 @@ AckLevel FromProtoAck(v1::AckLevel a);
 class CallWakeups {
  public:
   virtual ~CallWakeups() = default;
-  // A callback for the engine (Session on_ready, event subscriptions): each
-  // call of it runs `task` soon, never on the calling thread.
+  // A callback for the engine (Session on_ready, event subscriptions): a
+  // call of it runs `task` soon, never on the calling thread; calls while a
+  // run is queued and has not started share that run (`task` must read the
+  // state it acts on when it runs, as a pump does).
   virtual std::function<void()> Notifier(std::function<void()> task) = 0;
   // Runs `task` at `when` (or soon, if that has passed); returns an id for
   // Cancel.

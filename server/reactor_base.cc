@@ -23,12 +23,10 @@ ReactorBase::ReactorBase(std::shared_ptr<ServiceCore> core, std::string method,
 
 std::function<void()> ReactorBase::Notifier(std::function<void()> task) {
   std::weak_ptr<ReactorBase> w = weak_from_this();
-  std::shared_ptr<ServiceCore> core = core_;
-  return [w, task = std::move(task), core] {
-    core->scheduler->Run([w, task] {
-      if (auto s = w.lock()) task();
-    });
-  };
+  // At most one pump queued per stream (Scheduler::Coalescing).
+  return core_->scheduler->Coalescing([w, task = std::move(task)] {
+    if (auto s = w.lock()) task();
+  });
 }
 
 uint64_t ReactorBase::RunAt(absl::Time when, std::function<void()> task) {

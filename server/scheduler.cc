@@ -1,6 +1,8 @@
 // Scheduler (see the header).
 #include "server/scheduler.h"
 
+#include <atomic>
+#include <memory>
 #include <utility>
 
 namespace xenchan {
@@ -28,6 +30,22 @@ void Scheduler::Run(std::function<void()> task) {
   MutexLock lock(&mu_);
   ready_.push_back(std::move(task));
   cv_.Signal();
+}
+
+std::function<void()> Scheduler::Coalescing(std::function<void()> task) {
+  struct Shared {
+    std::atomic<bool> queued{false};
+    std::function<void()> task;
+  };
+  auto shared = std::make_shared<Shared>();
+  shared->task = std::move(task);
+  return [this, shared] {
+    if (shared->queued.exchange(true)) return;
+    Run([shared] {
+      shared->queued.store(false);
+      shared->task();
+    });
+  };
 }
 
 uint64_t Scheduler::RunAt(absl::Time when, std::function<void()> task) {

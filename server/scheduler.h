@@ -37,6 +37,14 @@ class Scheduler {
 
   // Runs `task` soon on a worker.
   void Run(std::function<void()> task) ABSL_LOCKS_EXCLUDED(mu_);
+  // A callback that runs `task` soon on a worker, with at most one run
+  // queued: calls while a run is queued and has not started share it (the
+  // flag drops just before `task` runs, so a call during a run queues the
+  // next). For wake-ups whose task reads the state it acts on when it runs
+  // (a stream's pump), so that a burst of wake-ups is one task, not a queue.
+  // The callback may be called from any thread and outlive nothing but this
+  // scheduler.
+  std::function<void()> Coalescing(std::function<void()> task);
   // Runs `task` at `when` (or soon, if that has passed). Returns an id for
   // Cancel.
   uint64_t RunAt(absl::Time when, std::function<void()> task) ABSL_LOCKS_EXCLUDED(mu_);

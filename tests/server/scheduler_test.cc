@@ -4,6 +4,7 @@
 #include "server/scheduler.h"
 
 #include <atomic>
+#include <functional>
 #include <vector>
 
 #include "absl/time/clock.h"
@@ -29,6 +30,39 @@ TEST(SchedulerTest, RunsEveryTask) {
   }
   ASSERT_TRUE(done.WaitWithTimeout(absl::Seconds(10)));
   EXPECT_EQ(ran.load(), 100);
+}
+
+// A burst of wake-ups while a run is queued is one run; a wake-up during a
+// run queues the next one.
+TEST(SchedulerTest, ACoalescingCallbackQueuesAtMostOneRun) {
+  Scheduler scheduler(1);
+  testcommon::Notification blocker_started;
+  testcommon::Notification release;
+  scheduler.Run([&] {
+    blocker_started.Notify();
+    ASSERT_TRUE(release.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  });
+  ASSERT_TRUE(blocker_started.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  std::atomic<int> ran{0};
+  testcommon::Notification in_run;
+  testcommon::Notification finish_run;
+  std::function<void()> wake;
+  wake = scheduler.Coalescing([&] {
+    if (ran.fetch_add(1) == 0) {
+      in_run.Notify();
+      ASSERT_TRUE(finish_run.WaitForNotificationWithTimeout(absl::Seconds(10)));
+    }
+  });
+  for (int i = 0; i < 50; ++i) wake();  // the worker is busy: all queued as one
+  release.Notify();
+  ASSERT_TRUE(in_run.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(ran.load(), 1);
+  for (int i = 0; i < 50; ++i) wake();  // during the run: one more
+  finish_run.Notify();
+  testcommon::Notification drained;
+  scheduler.Run([&] { drained.Notify(); });  // after the second run (one worker)
+  ASSERT_TRUE(drained.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(ran.load(), 2);
 }
 
 TEST(SchedulerTest, TimersRunInTimeOrderAndNotEarly) {
