@@ -1,6 +1,9 @@
-// Attach's gRPC shell: forwards gRPC's reactions (posted to the scheduler)
-// to AttachLogic (attach_logic.h, the state machine) and the logic's reads,
-// writes and finish to gRPC.
+// Attach's gRPC shell: forwards gRPC's reactions to AttachLogic
+// (attach_logic.h, the state machine): reads after the first and write
+// completions inline on gRPC's thread, the rest posted to the scheduler;
+// and the logic's reads, writes and finish to gRPC.
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <utility>
 
@@ -25,10 +28,16 @@ class AttachReactor : public grpc::ServerBidiReactor<v1::AttachRequest, v1::Atta
   }
 
   void OnReadDone(bool ok) override {
-    Later([this, ok] { logic_.OnReadDone(ok); });
+    // The first message opens the session (authorisation, quotas, audit):
+    // on the scheduler. Later ones hand bytes to the engine's non-blocking
+    // write path: inline.
+    if (reads_.fetch_add(1, std::memory_order_relaxed) == 0) {
+      return Later([this, ok] { logic_.OnReadDone(ok); });
+    }
+    Now([this, ok] { logic_.OnReadDone(ok); });
   }
   void OnWriteDone(bool ok) override {
-    Later([this, ok] { logic_.OnWriteDone(ok); });
+    Now([this, ok] { logic_.OnWriteDone(ok); });
   }
   void OnCancel() override {
     Later([this] { logic_.OnCancel(); });
@@ -43,11 +52,21 @@ class AttachReactor : public grpc::ServerBidiReactor<v1::AttachRequest, v1::Atta
 
  private:
   // AttachPort (called with the logic's lock held).
-  void ReadNext(v1::AttachRequest* into) override { StartRead(into); }
-  void WriteNext(const v1::AttachResponse* message) override { StartWrite(message); }
-  void FinishWith(const absl::Status& status) override { Finish(ToGrpcStatus(status)); }
+  void ReadNext(v1::AttachRequest* into) override {
+    PortCall in_port;
+    StartRead(into);
+  }
+  void WriteNext(const v1::AttachResponse* message) override {
+    PortCall in_port;
+    StartWrite(message);
+  }
+  void FinishWith(const absl::Status& status) override {
+    PortCall in_port;
+    Finish(ToGrpcStatus(status));
+  }
 
   AttachLogic logic_;
+  std::atomic<uint64_t> reads_{0};  // reads completed
 };
 
 }  // namespace

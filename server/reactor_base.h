@@ -12,8 +12,9 @@
 // flight (they hold weak pointers and do nothing once it is gone). It owns
 // its logic, so the logic's tasks run only while it is alive.
 //
-// Thread safety: reactions only post to the scheduler; the logic guards its
-// own state (AsyncUnary's under its `mu_`).
+// Thread safety: reactions post to the scheduler, except reads and write
+// completions of streams, which run inline (Now) where they cannot block;
+// the logic guards its own state (AsyncUnary's under its `mu_`).
 #ifndef XENCHAN_SERVER_REACTOR_BASE_H_
 #define XENCHAN_SERVER_REACTOR_BASE_H_
 
@@ -21,6 +22,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -54,7 +56,8 @@ class ReactorBase : public std::enable_shared_from_this<ReactorBase>, public Cal
     if (self_ != nullptr) Unregister();
   }
 
-  // CallWakeups over the scheduler, each task guarded by a weak pointer.
+  // CallWakeups over the scheduler, each task guarded by a weak pointer;
+  // a notifier queues at most one run at a time.
   std::function<void()> Notifier(std::function<void()> task) override;
   uint64_t RunAt(absl::Time when, std::function<void()> task) override;
   void Cancel(uint64_t id) override;
@@ -67,6 +70,31 @@ class ReactorBase : public std::enable_shared_from_this<ReactorBase>, public Cal
   void Unregister();
   // Runs `task` soon on the scheduler, if the call is still alive then.
   void Later(std::function<void()> task);
+  // Runs `task` now, on the gRPC thread that delivered the reaction, for
+  // reactions whose work cannot block (a client message handed to the
+  // engine's non-blocking write path, the next write started when data is
+  // ready): no hop to the scheduler. Later instead if this thread is inside
+  // a port call (PortCall below: a logic's lock is held, and gRPC may
+  // complete an operation on the thread that started it).
+  template <class F>
+  void Now(F&& task) {
+    if (PortCall::active()) return Later(std::forward<F>(task));
+    task();
+  }
+
+  // Marks the thread as inside a port call (the shell starting a read, a
+  // write or the finish for its logic, whose lock is held) for its scope.
+  class PortCall {
+   public:
+    PortCall() { ++depth_; }
+    ~PortCall() { --depth_; }
+    PortCall(const PortCall&) = delete;
+    PortCall& operator=(const PortCall&) = delete;
+    static bool active() { return depth_ > 0; }
+
+   private:
+    static inline thread_local int depth_ = 0;
+  };
 
   const std::shared_ptr<ServiceCore> core_;
   CallState call_state_;

@@ -1,6 +1,6 @@
-// Read's gRPC shell: forwards gRPC's reactions (posted to the scheduler) to
-// ReadLogic (read_logic.h, the state machine) and the logic's writes and
-// finish to gRPC.
+// Read's gRPC shell: forwards gRPC's reactions to ReadLogic (read_logic.h,
+// the state machine): write completions inline on gRPC's thread, the rest
+// posted to the scheduler; and the logic's writes and finish to gRPC.
 #include <memory>
 #include <utility>
 
@@ -26,7 +26,7 @@ class ReadReactor : public grpc::ServerWriteReactor<v1::ReadResponse>,
   }
 
   void OnWriteDone(bool ok) override {
-    Later([this, ok] { logic_.OnWriteDone(ok); });
+    Now([this, ok] { logic_.OnWriteDone(ok); });  // starts the next write
   }
   void OnCancel() override {
     Later([this] { logic_.OnCancel(); });
@@ -41,8 +41,14 @@ class ReadReactor : public grpc::ServerWriteReactor<v1::ReadResponse>,
 
  private:
   // OutStreamPort (called with the logic's lock held).
-  void WriteNext(const v1::ReadResponse* message) override { StartWrite(message); }
-  void FinishWith(const absl::Status& status) override { Finish(ToGrpcStatus(status)); }
+  void WriteNext(const v1::ReadResponse* message) override {
+    PortCall in_port;
+    StartWrite(message);
+  }
+  void FinishWith(const absl::Status& status) override {
+    PortCall in_port;
+    Finish(ToGrpcStatus(status));
+  }
 
   ReadLogic logic_;
 };

@@ -1,6 +1,7 @@
-// WatchChannels' gRPC shell: forwards gRPC's reactions (posted to the
-// scheduler) to WatchLogic (watch_logic.h, the state machine) and the
-// logic's writes and finish to gRPC.
+// WatchChannels' gRPC shell: forwards gRPC's reactions to WatchLogic
+// (watch_logic.h, the state machine): write completions inline on gRPC's
+// thread, the rest posted to the scheduler; and the logic's writes and
+// finish to gRPC.
 #include <memory>
 #include <utility>
 
@@ -27,7 +28,7 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::WatchChannelsResponse>,
   }
 
   void OnWriteDone(bool ok) override {
-    Later([this, ok] { logic_.OnWriteDone(ok); });
+    Now([this, ok] { logic_.OnWriteDone(ok); });  // starts the next write
   }
   void OnCancel() override {
     Later([this] { logic_.OnCancel(); });
@@ -42,8 +43,14 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::WatchChannelsResponse>,
 
  private:
   // OutStreamPort (called with the logic's lock held).
-  void WriteNext(const v1::WatchChannelsResponse* message) override { StartWrite(message); }
-  void FinishWith(const absl::Status& status) override { Finish(ToGrpcStatus(status)); }
+  void WriteNext(const v1::WatchChannelsResponse* message) override {
+    PortCall in_port;
+    StartWrite(message);
+  }
+  void FinishWith(const absl::Status& status) override {
+    PortCall in_port;
+    Finish(ToGrpcStatus(status));
+  }
 
   WatchLogic logic_;
 };

@@ -1,6 +1,9 @@
-// Write's gRPC shell: forwards gRPC's reactions (posted to the scheduler) to
-// WriteLogic (write_logic.h, the state machine) and the logic's reads and
+// Write's gRPC shell: forwards gRPC's reactions to WriteLogic
+// (write_logic.h, the state machine): reads after the first inline on
+// gRPC's thread, the rest posted to the scheduler; and the logic's reads and
 // finish to gRPC.
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <utility>
 
@@ -26,7 +29,13 @@ class WriteReactor : public grpc::ServerReadReactor<v1::WriteRequest>,
   }
 
   void OnReadDone(bool ok) override {
-    Later([this, ok] { logic_.OnReadDone(ok); });
+    // The first message opens the session (authorisation, quotas, audit):
+    // on the scheduler. Later ones hand bytes to the engine's non-blocking
+    // write path: inline.
+    if (reads_.fetch_add(1, std::memory_order_relaxed) == 0) {
+      return Later([this, ok] { logic_.OnReadDone(ok); });
+    }
+    Now([this, ok] { logic_.OnReadDone(ok); });
   }
   void OnCancel() override {
     Later([this] { logic_.OnCancel(); });
@@ -41,10 +50,17 @@ class WriteReactor : public grpc::ServerReadReactor<v1::WriteRequest>,
 
  private:
   // WriteLogic::WritePort (called with the logic's lock held).
-  void ReadNext(v1::WriteRequest* into) override { StartRead(into); }
-  void FinishWith(const absl::Status& status) override { Finish(ToGrpcStatus(status)); }
+  void ReadNext(v1::WriteRequest* into) override {
+    PortCall in_port;
+    StartRead(into);
+  }
+  void FinishWith(const absl::Status& status) override {
+    PortCall in_port;
+    Finish(ToGrpcStatus(status));
+  }
 
   WriteLogic logic_;
+  std::atomic<uint64_t> reads_{0};  // reads completed
 };
 
 }  // namespace
