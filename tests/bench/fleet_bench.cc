@@ -264,12 +264,11 @@ size_t SnapshotDomains(client::FleetClient& fleet, const std::string& host_filte
 }
 
 // Steady state over `seconds`: writes per host from etcd's side, keep-alives,
-// and every xenchand's CPU and memory. Returns the writes per second of all
-// hosts (goal 0).
-double SteadyWindow(const std::string& tag, std::vector<Host>& hosts,
-                    bench::FleetWriteCounter& counter, etcd::Client& etcd,
-                    const std::vector<std::string>& endpoints, double seconds, double quiet,
-                    int ttl_seconds) {
+// and every xenchand's CPU and memory, as RESULT lines and goals.
+void SteadyWindow(const std::string& tag, std::vector<Host>& hosts,
+                  bench::FleetWriteCounter& counter, etcd::Client& etcd,
+                  const std::vector<std::string>& endpoints, double seconds, double quiet,
+                  int ttl_seconds) {
   const absl::Time q0 = absl::Now();
   if (!counter.WaitQuiet(absl::Seconds(quiet), absl::Seconds(120))) {
     Die("the fleet never went quiet in etcd (120 s)");
@@ -327,7 +326,6 @@ double SteadyWindow(const std::string& tag, std::vector<Host>& hosts,
   Result(tag + "_xenchand_rss_mib_max", rss_max, "MiB");
   Goal(tag + ": etcd writes/s per host (nothing changing)", rate / hosts.size(), 0);
   Goal(tag + ": etcd revisions in the window", revisions, 0);
-  return rate;
 }
 
 // Migration `k`: a domain never moved before, from host k % H to the next.
@@ -530,8 +528,7 @@ int Main() {
   auto counter = bench::FleetWriteCounter::Start(etcd, kPrefix);
   if (!counter.ok()) Die(counter.status().ToString());
   printf("\nsteady state, nothing changing (%.1f s):\n", window);
-  const double steady =
-      SteadyWindow("steady", hosts, **counter, *etcd, endpoints, window, quiet, ttl);
+  SteadyWindow("steady", hosts, **counter, *etcd, endpoints, window, quiet, ttl);
 
   // -- 3. LocateDomain, ListHosts, the fleet's domain list ---------------
   printf("\nthrough %s's FleetService (random domains of every host):\n", hosts[0].id.c_str());
@@ -603,10 +600,7 @@ int Main() {
 
   // -- 5. steady state after the migrations ------------------------------
   printf("\nsteady state after the migrations (%.1f s):\n", window);
-  const double after =
-      SteadyWindow("after_migration", hosts, **counter, *etcd, endpoints, window, quiet, ttl);
-  (void)steady;
-  (void)after;
+  SteadyWindow("after_migration", hosts, **counter, *etcd, endpoints, window, quiet, ttl);
 
   printf("\ngoals (issue 13 item 8; LocateDomain and migration have none named):\n");
   for (const std::string& g : g_goals) printf("%s\n", g.c_str());
