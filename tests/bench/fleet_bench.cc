@@ -30,16 +30,13 @@
 //   [--locates 1000] [--migrations 5] [--window_seconds 10] [--lease_ttl_seconds 10]
 // Prints how it was run, the figures with their goals, then one
 // `RESULT name=value` line each.
-#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -146,46 +143,6 @@ Latency Repeat(const std::string& name, int repeats, int calls, const std::funct
       name.c_str(), l.p50.median, l.p50.min, l.p50.max, l.p99.median, l.p99.min, l.p99.max, l.min,
       l.max, repeats, calls);
   return l;
-}
-
-// Each simulated guest holds one inotify instance for its life (it counts
-// in-guest opens of its ttys), and Linux allows fs.inotify.max_user_instances
-// per user (128 by default) machine-wide: past it a guest dies at boot
-// ("inotify_init1: Too many open files") while `xensim domain create` still
-// succeeds, and its channel never connects. Fails early with the remedy
-// instead of after a 30 s timeout.
-void CheckInotifyRoom(int needed) {
-  std::ifstream in("/proc/sys/fs/inotify/max_user_instances");
-  int limit = 0;
-  if (!(in >> limit)) return;
-  int used = 0;
-  const uid_t uid = getuid();
-  if (DIR* proc = opendir("/proc")) {
-    while (dirent* p = readdir(proc)) {
-      if (p->d_name[0] < '0' || p->d_name[0] > '9') continue;
-      const std::string dir = absl::StrCat("/proc/", p->d_name);
-      struct stat st;
-      if (stat(dir.c_str(), &st) != 0 || st.st_uid != uid) continue;
-      DIR* fds = opendir((dir + "/fd").c_str());
-      if (fds == nullptr) continue;
-      while (dirent* f = readdir(fds)) {
-        char target[64];
-        const std::string link = absl::StrCat(dir, "/fd/", f->d_name);
-        const ssize_t n = readlink(link.c_str(), target, sizeof(target) - 1);
-        if (n > 0 && std::string(target, n) == "anon_inode:inotify") ++used;
-      }
-      closedir(fds);
-    }
-    closedir(proc);
-  }
-  printf("  inotify instances: %d in use by uid %d, limit %d, this run needs about %d more\n", used,
-         static_cast<int>(uid), limit, needed);
-  if (limit - used < needed) {
-    Die(absl::StrCat("not enough inotify instances for ", needed,
-                     " simulated guests (one each): raise the limit, e.g. "
-                     "`sysctl fs.inotify.max_user_instances=",
-                     std::max(1024, used + needed + 64), "`"));
-  }
 }
 
 struct Domain {
@@ -435,7 +392,18 @@ int Main() {
   // -- 1. setup ----------------------------------------------------------
   printf("setup:\n");
   // One per guest, and one per xenchand (its policy file watcher).
-  CheckInotifyRoom(nhosts * per_host + nhosts);
+  {
+    const bench::InotifyRoom room = bench::CheckInotifyRoom();
+    const int needed = nhosts * per_host + nhosts;
+    printf("  inotify instances: %d in use by uid %d, limit %d, this run needs about %d more\n",
+           room.used, static_cast<int>(getuid()), room.limit, needed);
+    if (room.limit > 0 && room.limit - room.used < needed) {
+      Die(absl::StrCat("not enough inotify instances for ", needed,
+                       " simulated guests (one each): raise the limit, e.g. "
+                       "`sysctl fs.inotify.max_user_instances=",
+                       std::max(1024, room.used + needed + 64), "`"));
+    }
+  }
   const absl::Time setup0 = absl::Now();
   auto cluster = etcdtest::EtcdCluster::Start(3);
   if (!cluster.ok()) Die(cluster.status().ToString());

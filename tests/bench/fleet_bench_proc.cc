@@ -2,6 +2,7 @@
 #include "tests/bench/fleet_bench_proc.h"
 
 #include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -65,6 +66,32 @@ PidSample SamplePid(pid_t pid) {
     closedir(d);
   }
   return s;
+}
+
+InotifyRoom CheckInotifyRoom() {
+  InotifyRoom room;
+  std::ifstream in("/proc/sys/fs/inotify/max_user_instances");
+  if (!(in >> room.limit)) room.limit = 0;
+  const uid_t uid = getuid();
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return room;
+  while (dirent* p = readdir(proc)) {
+    if (p->d_name[0] < '0' || p->d_name[0] > '9') continue;
+    const std::string dir = absl::StrCat("/proc/", p->d_name);
+    struct stat st;
+    if (stat(dir.c_str(), &st) != 0 || st.st_uid != uid) continue;
+    DIR* fds = opendir((dir + "/fd").c_str());
+    if (fds == nullptr) continue;
+    while (dirent* f = readdir(fds)) {
+      char target[64];
+      const std::string link = absl::StrCat(dir, "/fd/", f->d_name);
+      const ssize_t n = readlink(link.c_str(), target, sizeof(target) - 1);
+      if (n > 0 && std::string(target, n) == "anon_inode:inotify") ++room.used;
+    }
+    closedir(fds);
+  }
+  closedir(proc);
+  return room;
 }
 
 }  // namespace bench
