@@ -7,12 +7,14 @@
 // --fleet ENTRY lists hosts and domains and routes each command to the host
 // that runs the domain, by name or UUID; a xenchand without a fleet answers
 // FAILED_PRECONDITION.
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/etcd/client.h"
@@ -218,6 +220,118 @@ TEST_F(XenchanctlFleetTest, AXenchandWithoutAFleetSaysSo) {
   r = Ctl({"--server", alpha_.server->unix_target(), "hosts"});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_THAT(r.err, HasSubstr("--fleet"));
+}
+
+// `xenchanctl --fleet A read --follow` across a real migration: two xensim
+// hosts whose xenchands are in the fleet on one etcd. The reader starts on
+// A, `xensim domain migrate` moves the guest to B, and the same xenchanctl
+// prints A's bytes, the move's epoch line and B's bytes, nothing twice.
+class XenchanctlFleetFollowTest : public testcommon::XenchanIntegrationTest {
+ protected:
+  static constexpr char kGuest[] = "guest1";
+  static constexpr char kDurable[] = "org.test.follow.0";
+
+  void SetUp() override {
+    auto cluster = etcdtest::EtcdCluster::Start(1);
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    etcd_cluster_ = *std::move(cluster);
+    ASSERT_NO_FATAL_FAILURE(StartXensim({kGuest}));
+    ASSERT_NO_FATAL_FAILURE(StartServer(FleetArgs("host-a", sim_->scratch_dir() + "/x.sock")));
+    auto sim_b = simtest::XensimProcess::Start();
+    ASSERT_TRUE(sim_b.ok()) << sim_b.status();
+    sim_b_ = *std::move(sim_b);
+    auto server_b = servertest::XenchandProcess::Start(
+        sim_b_->state_dir(), sim_b_->scratch_dir() + "/b.sock",
+        FleetArgs("host-b", sim_b_->scratch_dir() + "/b.sock"));
+    ASSERT_TRUE(server_b.ok()) << server_b.status();
+    server_b_ = *std::move(server_b);
+    client_b_ = Connect(server_b_->unix_target());
+    ASSERT_NE(client_b_, nullptr);
+  }
+
+  void TearDown() override {
+    client_b_.reset();
+    if (server_b_ != nullptr) {
+      EXPECT_EQ(server_b_->Stop(), 0) << server_b_->log();
+    }
+    XenchanIntegrationTest::TearDown();
+  }
+
+  // Advertised on its Unix socket, where the built-in policy knows us.
+  std::vector<std::string> FleetArgs(const std::string& host, const std::string& socket) {
+    return {"--fleet-etcd=" + etcd_cluster_->endpoint(0), "--fleet-host-id=" + host,
+            "--fleet-lease-ttl=5s", "--fleet-advertise=unix://" + socket};
+  }
+
+  bool Until(const std::function<bool()>& cond) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(60);
+    while (!cond()) {
+      if (absl::Now() > deadline) return false;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return true;
+  }
+
+  void GuestWrites(simtest::XensimProcess* sim, const std::string& text) {
+    const int fd =
+        testcommon::OpenGuestTty(sim->guest_root(kGuest) + "/dev/xen-channel/" + kDurable);
+    ASSERT_GE(fd, 0);
+    EXPECT_TRUE(testcommon::WriteAll(fd, text));
+    close(fd);
+  }
+
+  std::unique_ptr<etcdtest::EtcdCluster> etcd_cluster_;
+  std::unique_ptr<simtest::XensimProcess> sim_b_;
+  std::unique_ptr<servertest::XenchandProcess> server_b_;
+  std::unique_ptr<client::Client> client_b_;
+};
+
+TEST_F(XenchanctlFleetFollowTest, ReadFollowContinuesOnTheHostTheDomainMovedTo) {
+  v1::ChannelConfig config;
+  config.set_lifetime(v1::CHANNEL_LIFETIME_DURABLE);
+  const v1::Channel created = CreateConnectedChannel(kGuest, kDurable, config);
+  const std::string name = absl::StrCat("domains/", created.domain_uuid(), "/channels/", kDurable);
+  ASSERT_NO_FATAL_FAILURE(GuestWrites(sim_.get(), "before\n"));
+  // The fleet knows the domain on A (the entry is A itself).
+  ASSERT_TRUE(Until([&] {
+    std::vector<std::string> argv = {testcommon::RunfilePath("clients/cli/xenchanctl"), "--fleet",
+                                     server_->unix_target(), "get", name};
+    return simtest::RunProcess(argv, {}, absl::Seconds(20)).exit_code == 0;
+  }));
+
+  // 13 bytes: A's 7, then B's 6; xenchanctl ends after them.
+  simtest::ProcessResult follow;
+  std::thread reader([&] {
+    follow = simtest::RunProcess(
+        {testcommon::RunfilePath("clients/cli/xenchanctl"), "--fleet", server_->unix_target(),
+         "read", "--follow", "--max-bytes", "13", std::string(kGuest) + "/" + kDurable},
+        {}, absl::Seconds(120));
+  });
+  struct Joiner {
+    std::thread* thread;
+    ~Joiner() {
+      if (thread->joinable()) thread->join();  // xenchanctl ends by --max-bytes or its timeout
+    }
+  } joiner{&reader};
+  // It reads on A before the domain moves.
+  ASSERT_TRUE(Until([&] {
+    auto c = client_->GetChannel(name);
+    return c.ok() && c->observer_count() > 0;
+  }));
+  auto r = sim_->Cli({"domain", "migrate", kGuest, "--to", sim_b_->state_dir()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_TRUE(Until([&] {
+    auto c = client_b_->GetChannel(name);
+    return c.ok() && c->state() == v1::CHANNEL_STATE_CONNECTED;
+  })) << server_b_->log();
+  ASSERT_NO_FATAL_FAILURE(GuestWrites(sim_b_.get(), "after\n"));
+  reader.join();
+  ASSERT_EQ(follow.exit_code, 0) << follow.err << "\n" << server_->log();
+  EXPECT_EQ(follow.out, "before\nafter\n");
+  EXPECT_THAT(follow.err, HasSubstr("[following on host host-b"));
+  EXPECT_THAT(follow.err, HasSubstr("(domain_migrated)]"));
+  // One epoch line: the move.
+  EXPECT_EQ(follow.err.find("[epoch"), follow.err.rfind("[epoch")) << follow.err;
 }
 
 }  // namespace
