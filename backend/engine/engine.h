@@ -32,8 +32,9 @@
 // devid choice itself is devid.h), engine_recovery.cc (taking over the ring
 // channels of a previous engine process), engine_durable.cc (durable
 // channels), engine_adopt.cc and engine_moved.cc (durable channels arriving
-// from and leaving for other hosts of a fleet), engine_update.cc (UpdateChannel) and engine_toolstack.cc
-// (xl.cfg channels). Every xenstore path comes from xenstore_layout.h.
+// from and leaving for other hosts of a fleet), engine_update.cc
+// (UpdateChannel) and engine_toolstack.cc (xl.cfg channels). Every xenstore
+// path comes from xenstore_layout.h.
 #ifndef XENCHAN_BACKEND_ENGINE_ENGINE_H_
 #define XENCHAN_BACKEND_ENGINE_ENGINE_H_
 

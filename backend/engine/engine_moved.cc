@@ -58,8 +58,8 @@ void Engine::DoReleaseMoved(const std::string& uuid, const std::string& host, ab
     ChannelConfig config = ch->config();
     config.lifetime = ChannelLifetime::kIncarnation;
     ch->UpdateConfig(config);  // the same settings: only the reported lifetime changes
-    const EpochChange change = ch->BeginEpoch(ch->Info().epoch + 1,
-                                              EpochChangeReason::kDomainMigrated, now);
+    const EpochChange change =
+        ch->BeginEpoch(ch->Info().epoch + 1, EpochChangeReason::kDomainMigrated, now);
     ch->Emit(ChannelEventType::kEpochChanged, change);
     ch->Emit(ChannelEventType::kStateChanged);
     moved_[id.serial] = {now + options_.moved_channel_retention, host};
@@ -105,7 +105,8 @@ void Engine::RetireMovedChannels(const std::string& uuid) {
     }
   }
   for (const std::shared_ptr<Channel>& ch : copies) {
-    RemoveMovedChannel(ch, "the channel's domain came back to this host: its channels follow the "
+    RemoveMovedChannel(ch,
+                       "the channel's domain came back to this host: its channels follow the "
                        "fleet's declaration",
                        RemovalReason::kDomainGone);
   }

@@ -129,7 +129,8 @@ int FollowCommand(client::FleetClient& fleet, const Args& args, const Output& ou
       out.PrintJson(r);
     } else if (r.has_data()) {
       const std::string& data = r.data().data();
-      const size_t n = max_bytes == 0 ? data.size() : std::min<uint64_t>(data.size(), max_bytes - sent);
+      const size_t n =
+          max_bytes == 0 ? data.size() : std::min<uint64_t>(data.size(), max_bytes - sent);
       fwrite(data.data(), 1, n, stdout);
       std::fflush(stdout);
     } else if (r.has_gap()) {

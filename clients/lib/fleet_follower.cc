@@ -78,9 +78,9 @@ absl::StatusOr<DomainLocation> FleetFollower::WaitForOwner(const OwnerCondition&
   for (;;) {
     if (cancelled()) return absl::CancelledError("cancelled");
     if (absl::Now() >= deadline) {
-      return absl::DeadlineExceededError(
-          absl::StrCat("domain ", domain_, " did not appear on another host within ",
-                       absl::FormatDuration(options_.relocate_timeout), " (last seen: ", last, ")"));
+      return absl::DeadlineExceededError(absl::StrCat(
+          "domain ", domain_, " did not appear on another host within ",
+          absl::FormatDuration(options_.relocate_timeout), " (last seen: ", last, ")"));
     }
     absl::StatusOr<DomainLocation> loc = fleet_->LocateDomain(domain_);
     if (loc.ok()) {
@@ -128,10 +128,10 @@ absl::Status FleetFollower::Run(const std::function<bool(const v1::ReadResponse&
   if (start.point_case() == v1::ReadStart::POINT_NOT_SET) {
     start.set_anchor(v1::START_ANCHOR_EARLIEST);
   }
-  std::optional<Next> next;                 // one past what was delivered on this host
-  std::optional<v1::EpochChange> moving;    // the move, reported before the new host's first
-  std::optional<absl::Time> retry_until;    // while the new owner does not serve the channel yet
-  bool stopped = false;                     // the caller's on_message said stop
+  std::optional<Next> next;               // one past what was delivered on this host
+  std::optional<v1::EpochChange> moving;  // the move, reported before the new host's first
+  std::optional<absl::Time> retry_until;  // while the new owner does not serve the channel yet
+  bool stopped = false;                   // the caller's on_message said stop
 
   auto deliver = [&](const v1::ReadResponse& r) {
     Advance(r, &next);
@@ -148,8 +148,7 @@ absl::Status FleetFollower::Run(const std::function<bool(const v1::ReadResponse&
       if (options_.on_host) options_.on_host(current);
     }
     v1::ReadRequest request;
-    request.set_channel(
-        absl::StrCat("domains/", current.domain.uuid(), "/channels/", channel_id_));
+    request.set_channel(absl::StrCat("domains/", current.domain.uuid(), "/channels/", channel_id_));
     *request.mutable_start() = start;
     request.set_follow(true);
     std::optional<v1::EpochChange> migrated;  // the host said the domain moved

@@ -46,9 +46,9 @@ class MigrationIntegrationTest : public testcommon::XenchanIntegrationTest {
     auto sim_b = simtest::XensimProcess::Start();
     ASSERT_TRUE(sim_b.ok()) << sim_b.status();
     sim_b_ = *std::move(sim_b);
-    auto server_b = servertest::XenchandProcess::Start(
-        sim_b_->state_dir(), sim_b_->scratch_dir() + "/b.sock",
-        FleetArgs("host-b", sim_b_->scratch_dir() + "/b.sock"));
+    auto server_b =
+        servertest::XenchandProcess::Start(sim_b_->state_dir(), sim_b_->scratch_dir() + "/b.sock",
+                                           FleetArgs("host-b", sim_b_->scratch_dir() + "/b.sock"));
     ASSERT_TRUE(server_b.ok()) << server_b.status();
     server_b_ = *std::move(server_b);
     client_b_ = Connect(server_b_->unix_target());
@@ -72,9 +72,14 @@ class MigrationIntegrationTest : public testcommon::XenchanIntegrationTest {
   // Each host advertises its Unix socket (`socket`), where the built-in
   // policy knows the test's uid, to clients that resolve through the fleet.
   std::vector<std::string> FleetArgs(const std::string& host, const std::string& socket) {
-    return {"--fleet-etcd",      cluster_->endpoint(0), "--fleet-host-id",
-            host,                "--fleet-lease-ttl",   "5s",
-            "--fleet-moved-retention", MovedRetention(),
+    return {"--fleet-etcd",
+            cluster_->endpoint(0),
+            "--fleet-host-id",
+            host,
+            "--fleet-lease-ttl",
+            "5s",
+            "--fleet-moved-retention",
+            MovedRetention(),
             "--fleet-advertise=unix://" + socket};
   }
 
@@ -174,7 +179,8 @@ TEST_F(MigrationIntegrationTest, TheDurableChannelFollowsItsDomainToAnotherHost)
   ASSERT_TRUE(Until([&] {
     on_a = client_->GetChannel(absl::StrCat("domains/", uuid, "/channels/", kChannel));
     return on_a.ok() && on_a->config().lifetime() == v1::CHANNEL_LIFETIME_INCARNATION;
-  })) << (on_a.ok() ? on_a->DebugString() : on_a.status().ToString()) << "\n"
+  })) << (on_a.ok() ? on_a->DebugString() : on_a.status().ToString())
+      << "\n"
       << server_->log();
   EXPECT_EQ(on_a->state(), v1::CHANNEL_STATE_DOMAIN_DOWN);
   EXPECT_EQ(on_a->uid(), created.uid());
@@ -271,9 +277,8 @@ TEST_F(MigrationIntegrationTest, AFollowerMovesWithTheDomainLosingAndRepeatingNo
 
   auto r = sim_->Cli({"domain", "migrate", kGuest, "--to", sim_b_->state_dir()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  ASSERT_TRUE(Until([&] { return got.hosts().size() == 2; }))
-      << server_->log() << "\n---- B\n"
-      << server_b_->log();
+  ASSERT_TRUE(Until([&] { return got.hosts().size() == 2; })) << server_->log() << "\n---- B\n"
+                                                              << server_b_->log();
   ASSERT_TRUE(Until([&] {
     auto on_b = client_b_->GetChannel(absl::StrCat("domains/", uuid, "/channels/", kChannel));
     return on_b.ok() && on_b->state() == v1::CHANNEL_STATE_CONNECTED;

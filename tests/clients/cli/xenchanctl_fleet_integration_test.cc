@@ -240,9 +240,9 @@ class XenchanctlFleetFollowTest : public testcommon::XenchanIntegrationTest {
     auto sim_b = simtest::XensimProcess::Start();
     ASSERT_TRUE(sim_b.ok()) << sim_b.status();
     sim_b_ = *std::move(sim_b);
-    auto server_b = servertest::XenchandProcess::Start(
-        sim_b_->state_dir(), sim_b_->scratch_dir() + "/b.sock",
-        FleetArgs("host-b", sim_b_->scratch_dir() + "/b.sock"));
+    auto server_b =
+        servertest::XenchandProcess::Start(sim_b_->state_dir(), sim_b_->scratch_dir() + "/b.sock",
+                                           FleetArgs("host-b", sim_b_->scratch_dir() + "/b.sock"));
     ASSERT_TRUE(server_b.ok()) << server_b.status();
     server_b_ = *std::move(server_b);
     client_b_ = Connect(server_b_->unix_target());
