@@ -139,6 +139,8 @@ absl::Status ApplySetting(ServerConfig* c, const std::string& key, const std::st
     c->fleet_host_id = value;
   } else if (key == "fleet-advertise") {
     c->fleet_advertise = value;
+  } else if (key == "fleet-identity") {
+    c->fleet_identity = value;
   } else if (key == "fleet-lease-ttl") {
     absl::Status s = SetDuration(key, value, &c->fleet_lease_ttl);
     if (s.ok() && (c->fleet_lease_ttl < absl::Seconds(2) || c->fleet_lease_ttl > absl::Hours(1))) {
@@ -408,6 +410,9 @@ Fleet (docs/FLEET.md; off unless --fleet-etcd is given):
   --fleet-advertise ADDR     the API address clients of other hosts should
                              use (default: the first TCP --listen address,
                              else the first one)
+  --fleet-identity NAME      the name clients of other hosts check in this
+                             host's server certificate (default: its first
+                             DNS SAN, from --tls-cert; none without TLS)
   --fleet-lease-ttl DUR      the host's etcd lease; its records go this long
                              after a crash (10s; 2s..1h)
   --fleet-timeout DUR        every etcd call's deadline (2s); etcd never

@@ -114,6 +114,7 @@ struct ServerConfig {
   std::string fleet_prefix = "/xenchan/v1/";
   std::string fleet_host_id;    // empty: the machine's hostname, lower-cased
   std::string fleet_advertise;  // empty: the first TCP listen address, else the first
+  std::string fleet_identity;   // empty: the first DNS SAN of tls_cert (none without TLS)
   absl::Duration fleet_lease_ttl = absl::Seconds(10);
   absl::Duration fleet_timeout = absl::Seconds(2);
   // How long a channel whose domain moved to another host stays readable

@@ -3,8 +3,11 @@
 
 #include <unistd.h>
 
+#include <fstream>
+#include <sstream>
 #include <utility>
 
+#include "absl/hash/hash.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
@@ -12,6 +15,7 @@
 #include "server/convert.h"
 #include "server/fleet/records.h"
 #include "server/log.h"
+#include "server/tls_identity.h"
 #include "server/version.h"
 
 namespace xenchan {
@@ -52,6 +56,17 @@ class EngineView : public LocalView {
     return out;
   }
 
+  // Every channel change is an event with a revision (UpdateChannel's too);
+  // the domains' fields are hashed, since a domain without channels changes
+  // without an event. ListDomains is a copy of a few small structs.
+  uint64_t Generation() override {
+    size_t h = absl::HashOf(engine_->revision());
+    for (const DomainInfo& d : engine_->ListDomains()) {
+      h = absl::HashOf(h, d.uuid, d.domid, d.name, static_cast<int>(d.state));
+    }
+    return h;
+  }
+
   // A channel DOMAIN_DOWN without being durable is a copy this host let go
   // because its domain moved (engine_moved.cc): no other channel waits for
   // a domain that is not running here.
@@ -88,7 +103,41 @@ std::string DefaultAdvertise(const std::vector<std::string>& addresses) {
   return addresses.empty() ? "" : addresses[0];
 }
 
+// A name a client can expect in a TLS handshake: a DNS name.
+bool IsDnsName(absl::string_view name) {
+  if (name.empty() || name.size() > 253) return false;
+  for (char c : name) {
+    if (!absl::ascii_islower(c) && !absl::ascii_isdigit(c) && c != '-' && c != '.') return false;
+  }
+  return name.front() != '.' && name.front() != '-';
+}
+
 }  // namespace
+
+absl::StatusOr<std::string> AdvertisedIdentity(const server::ServerConfig& config) {
+  if (!config.fleet_identity.empty()) {
+    if (!IsDnsName(config.fleet_identity)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("fleet-identity '", config.fleet_identity,
+                       "': expected a lower-case DNS name, the one in this host's certificate"));
+    }
+    return config.fleet_identity;
+  }
+  if (config.tls_cert.empty()) return std::string();
+  std::ifstream in(config.tls_cert);
+  std::stringstream pem;
+  pem << in.rdbuf();
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read tls-cert ", config.tls_cert));
+  auto identity = server::IdentityFromCertificatePem(pem.str());
+  if (!identity.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tls-cert ", config.tls_cert, ": ", identity.status().message()));
+  }
+  for (const server::policy::Principal& p : identity->principals) {
+    if (p.kind == server::policy::Principal::Kind::kDns && IsDnsName(p.value)) return p.value;
+  }
+  return std::string();  // no DNS SAN: clients check the address they dial
+}
 
 std::unique_ptr<LocalView> NewEngineView(Engine* engine) {
   return std::make_unique<EngineView>(engine);
@@ -114,6 +163,9 @@ absl::StatusOr<std::unique_ptr<Fleet>> Fleet::Create(const server::ServerConfig&
   fleet->config_ = config;
   fleet->etcd_ = std::shared_ptr<etcd::Client>(*std::move(client));
   fleet->host_id_ = host_id;
+  auto identity = AdvertisedIdentity(config);
+  if (!identity.ok()) return identity.status();
+  fleet->identity_ = *std::move(identity);
   ChannelConfig defaults;
   defaults.buffer_limit_bytes = config.buffer_limit_bytes;
   defaults.write_queue_limit_bytes = config.write_queue_limit_bytes;
@@ -138,6 +190,7 @@ void Fleet::Start(Engine* engine, const std::vector<std::string>& addresses,
   p.host.set_host_id(host_id_);
   p.host.set_api_address(config_.fleet_advertise.empty() ? DefaultAdvertise(addresses)
                                                          : config_.fleet_advertise);
+  p.host.set_identity(identity_);
   p.host.set_xenchan_version(kXenchanVersion);
   p.host.set_started_at_unix_ms(absl::ToUnixMillis(absl::Now()));
   p.lease_ttl = config_.fleet_lease_ttl;

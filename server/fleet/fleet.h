@@ -27,6 +27,11 @@
 namespace xenchan {
 namespace fleet {
 
+// The certificate identity this host advertises in its record:
+// config.fleet_identity if set (a DNS name, else INVALID_ARGUMENT), else the
+// first DNS SAN of config.tls_cert, else "" (no TLS, or no DNS SAN).
+absl::StatusOr<std::string> AdvertisedIdentity(const server::ServerConfig& config);
+
 class Fleet {
  public:
   // Checks the settings and makes the etcd client (before the engine, which
@@ -66,6 +71,7 @@ class Fleet {
   std::unique_ptr<Publisher> publisher_;
   std::unique_ptr<Departures> departures_;
   std::string host_id_;
+  std::string identity_;  // advertised in the host record ("" for none)
 };
 
 // The engine as the publisher sees it: running domains with a UUID, and

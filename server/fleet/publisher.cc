@@ -107,9 +107,25 @@ void Publisher::Succeeded() {
 }
 
 bool Publisher::Pass(bool first_pass) {
+  registered_now_ = false;
   if (!EnsureLease()) return false;
-  if (!SyncDomains(first_pass)) return false;
-  return SyncDeclarations();
+  // Nothing changed here since the last full comparison, which succeeded,
+  // and the lease (with the domains on it) is the same: nothing to compare.
+  const uint64_t generation = view_->Generation();
+  const absl::Time now = absl::Now();
+  if (synced_ && !registered_now_ && generation == synced_generation_ && now < next_full_) {
+    return true;
+  }
+  synced_ = false;
+  {
+    MutexLock lock(&mu_);
+    ++stats_.full_passes;
+  }
+  if (!SyncDomains(first_pass) || !SyncDeclarations()) return false;
+  synced_ = true;
+  synced_generation_ = generation;
+  next_full_ = now + options_.full_scan_interval;
+  return true;
 }
 
 bool Publisher::EnsureLease() {
@@ -144,6 +160,7 @@ bool Publisher::EnsureLease() {
     return false;
   }
   lease_ = *lease;
+  registered_now_ = true;
   next_keepalive_ = now + options_.lease_ttl / 3;
   domains_.clear();  // re-published on the new lease
   Succeeded();

@@ -55,14 +55,26 @@ class LocalView {
   // host now (UUID, channel id): their declarations are that host's, so the
   // publisher forgets them without deleting them.
   virtual std::vector<std::pair<std::string, std::string>> MovedAway() { return {}; }
+  // A number that changes whenever anything the three lists above report
+  // may have changed (cheap: called on every scan). A view that cannot tell
+  // returns a new number on every call, and every scan compares in full.
+  virtual uint64_t Generation() { return ++calls_; }
+
+ private:
+  uint64_t calls_ = 0;
 };
 
 struct PublisherOptions {
   std::string prefix = "/xenchan/v1/";
   fleet::v1::HostRecord host;  // host_id, api_address, identity, version, start
   absl::Duration lease_ttl = absl::Seconds(10);
-  // How often the local state is compared with what was published.
+  // How often the view's generation is checked; a scan compares the local
+  // state with what was published only when it changed (or a full
+  // comparison is due).
   absl::Duration scan_interval = absl::Milliseconds(200);
+  // The longest time between full comparisons while the generation stays
+  // put: a backstop that costs one pass, never a write when nothing changed.
+  absl::Duration full_scan_interval = absl::Seconds(30);
   // The longest wait between attempts while etcd is away.
   absl::Duration max_backoff = absl::Seconds(5);
   // Runs on the publisher's thread when etcd is reached or lost (optional).
@@ -76,6 +88,7 @@ struct PublisherStats {
   uint64_t writes = 0;         // puts, deletes and transactions sent
   uint64_t failures = 0;       // etcd calls that failed
   uint64_t registrations = 0;  // host records written (1 + re-registrations)
+  uint64_t full_passes = 0;    // scans that compared the whole local state
   uint64_t domains_lost = 0;   // domains another host claimed since
 };
 
@@ -119,7 +132,11 @@ class Publisher {
 
   // Publisher-thread state.
   int64_t lease_ = 0;
+  bool registered_now_ = false;  // EnsureLease granted a new lease this pass
   absl::Time next_keepalive_ = absl::InfinitePast();
+  bool synced_ = false;             // the last full comparison succeeded
+  uint64_t synced_generation_ = 0;  // the view's generation it saw
+  absl::Time next_full_ = absl::InfinitePast();
   std::map<std::string, Published> domains_;       // by key
   std::map<std::string, Published> declarations_;  // by key
   std::map<std::string, uint32_t> seen_domids_;    // UUID -> domid last seen here

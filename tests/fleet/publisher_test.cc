@@ -30,7 +30,22 @@ class ScriptedView : public LocalView {
  public:
   std::vector<v1::DomainRecord> Domains() override {
     MutexLock lock(&mu_);
+    ++domain_reads_;
     return domains_;
+  }
+  // Changes with every setter below, as the engine's revision does.
+  uint64_t Generation() override {
+    MutexLock lock(&mu_);
+    ++generation_reads_;
+    return generation_;
+  }
+  uint64_t domain_reads() {
+    MutexLock lock(&mu_);
+    return domain_reads_;
+  }
+  uint64_t generation_reads() {
+    MutexLock lock(&mu_);
+    return generation_reads_;
   }
   std::vector<v1::DeclarationRecord> Declarations() override {
     MutexLock lock(&mu_);
@@ -38,6 +53,7 @@ class ScriptedView : public LocalView {
   }
   void SetDomain(uint32_t domid, const std::string& name) {
     MutexLock lock(&mu_);
+    ++generation_;
     domains_.clear();
     v1::DomainRecord d;
     d.set_uuid(kUuid);
@@ -48,10 +64,12 @@ class ScriptedView : public LocalView {
   }
   void ClearDomains() {
     MutexLock lock(&mu_);
+    ++generation_;
     domains_.clear();
   }
   void AddDeclaration(const std::string& channel_id) {
     MutexLock lock(&mu_);
+    ++generation_;
     v1::DeclarationRecord r;
     r.set_domain_uuid(kUuid);
     r.set_channel_id(channel_id);
@@ -61,6 +79,7 @@ class ScriptedView : public LocalView {
   }
   void ClearDeclarations() {
     MutexLock lock(&mu_);
+    ++generation_;
     declarations_.clear();
   }
 
@@ -68,6 +87,9 @@ class ScriptedView : public LocalView {
   Mutex mu_;
   std::vector<v1::DomainRecord> domains_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::DeclarationRecord> declarations_ ABSL_GUARDED_BY(mu_);
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t domain_reads_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t generation_reads_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 class PublisherTest : public ::testing::Test {
@@ -157,6 +179,30 @@ TEST_F(PublisherTest, PublishesTheHostItsDomainsAndDeclarationsAndIsQuietWhenNot
   view->ClearDeclarations();
   ASSERT_TRUE(publisher->WaitForSync(absl::Seconds(20)));
   EXPECT_FALSE(Exists(DeclarationKey(kPrefix, kUuid, "org.xenchan.agent.0")));
+}
+
+TEST_F(PublisherTest, AScanComparesTheLocalStateOnlyWhenItsGenerationChanged) {
+  ScriptedView* view;
+  auto publisher = NewPublisher("host-a", &view);
+  view->SetDomain(5, "vm1");
+  publisher->Start();
+  ASSERT_TRUE(publisher->WaitForSync(absl::Seconds(20)));
+  const uint64_t reads = view->domain_reads();
+  const uint64_t full = publisher->stats().full_passes;
+  EXPECT_GE(full, 1u);
+  // Many scans later (each reads the generation), nothing was compared.
+  const uint64_t scans = view->generation_reads();
+  ASSERT_TRUE(Until([&] { return view->generation_reads() >= scans + 10; }));
+  EXPECT_EQ(view->domain_reads(), reads);
+  EXPECT_EQ(publisher->stats().full_passes, full);
+  // A change is compared and published at the next scan.
+  view->SetDomain(5, "vm1-renamed");
+  ASSERT_TRUE(Until([&] {
+    auto d = DomainInEtcd();
+    return d.ok() && d->name() == "vm1-renamed";
+  }));
+  EXPECT_GT(view->domain_reads(), reads);
+  EXPECT_GT(publisher->stats().full_passes, full);
 }
 
 TEST_F(PublisherTest, AGracefulStopRemovesTheHostAtOnceAndACrashOnlyWhenTheLeaseExpires) {
