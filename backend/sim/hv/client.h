@@ -185,6 +185,7 @@ class HvEvtchn {
     bool masked = false;              // authoritative; published in words->mask
     bool fired_while_masked = false;  // deliver again at unmask
     bool disarmed = false;            // read end out of the epoll set until unmask
+    bool queued = false;              // in fired_ already
     std::unique_ptr<Binding> binding;  // null while unbound or not yet known
   };
 
@@ -202,6 +203,8 @@ class HvEvtchn {
   absl::Status ReadNoticesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Queues `port` for delivery by Pending and wakes fd().
   void RedeliverLocked(uint32_t port) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Appends `port` to fired_ unless it is there already.
+  void QueueFiredLocked(uint32_t port) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Delivery of a port that fired: masks it and returns true, or (masked
   // already) remembers it for the unmask and returns false.
   bool TakeLocked(uint32_t port) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

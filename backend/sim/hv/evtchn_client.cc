@@ -207,10 +207,18 @@ absl::Status HvEvtchn::Notify(uint32_t port) {
   return channel_->Send(kNotify, port);
 }
 
+void HvEvtchn::QueueFiredLocked(uint32_t port) {
+  auto it = ports_.find(port);
+  if (it == ports_.end() || it->second.queued) return;
+  it->second.queued = true;
+  fired_.push_back(port);
+}
+
 bool HvEvtchn::TakeLocked(uint32_t port) {
   auto it = ports_.find(port);
   if (it == ports_.end()) return false;
   LocalPort& lp = it->second;
+  lp.queued = false;
   Binding* b = lp.binding.get();
   if (lp.masked) {
     // A notifier that raced our mask (or ignored it): deliver at unmask, and
@@ -255,7 +263,7 @@ absl::StatusOr<std::optional<uint32_t>> HvEvtchn::Pending() {
       } else if (token == kRedeliverToken) {
         uint64_t count;
         (void)!read(redeliver_fd_.get(), &count, sizeof(count));
-        fired_.insert(fired_.end(), redeliver_.begin(), redeliver_.end());
+        for (uint32_t port : redeliver_) QueueFiredLocked(port);
         redeliver_.clear();
       } else {
         const uint32_t port = static_cast<uint32_t>(token);
@@ -264,15 +272,21 @@ absl::StatusOr<std::optional<uint32_t>> HvEvtchn::Pending() {
             it->second.binding->serial != token >> 32) {
           continue;  // an event of a binding dropped since
         }
-        char drain[512];
-        const ssize_t got =
-            recv(it->second.binding->read_end.get(), drain, sizeof(drain), MSG_DONTWAIT);
+        // Drain what the peer sent (one byte per notify; more only from a
+        // peer that ignored our mask), so the socket is quiet until the
+        // next wake-up. A short read means it is empty.
+        char drain[4096];
+        ssize_t got = 0;
+        for (int reads = 0; reads < 64; ++reads) {
+          got = recv(it->second.binding->read_end.get(), drain, sizeof(drain), MSG_DONTWAIT);
+          if (got < static_cast<ssize_t>(sizeof(drain))) break;
+        }
         if (got == 0) {
           // Every writer has gone: the binding ended; its notice follows.
           epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, it->second.binding->read_end.get(), nullptr);
           it->second.disarmed = true;
         }
-        fired_.push_back(port);
+        QueueFiredLocked(port);
       }
     }
     // Notices after the ports: a binding they install is fetched next round.
