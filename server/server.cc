@@ -117,7 +117,6 @@ absl::Status Server::Start(ServerOptions options) {
     if (!fleet.ok()) return Failed("bad fleet settings", fleet.status());
     fleet_ = *std::move(fleet);
     engine_options->on_domain_arrival = fleet_->ArrivalHandler();
-    engine_options->domain_elsewhere = fleet_->ElsewhereLookup();
     engine_options->moved_channel_retention = config.fleet_moved_retention;
   }
   ChannelServiceOptions service_options = ServiceOptionsFrom(config);

@@ -154,11 +154,6 @@ struct EngineOptions {
   // domain paused meanwhile, at most `adoption_hold_limit`). Must not block.
   std::function<bool(uint32_t domid, const std::string& uuid)> on_domain_arrival;
   absl::Duration adoption_hold_limit = absl::Seconds(5);
-  // The fleet (engine_moved.cc). Optional. Called on the engine thread when
-  // a domain with durable channels goes here: the id of the host of the
-  // fleet that runs the domain now, if that is another host (a newer
-  // introduction claimed it), else "". Must not block.
-  std::function<std::string(const std::string& uuid)> domain_elsewhere;
   // A channel let go because its domain runs on another host
   // (ReleaseMovedChannels) stays readable this long, then is removed.
   absl::Duration moved_channel_retention = absl::Minutes(10);
@@ -325,9 +320,10 @@ class Engine {
   void AdoptDeclarations(uint32_t domid, const std::string& uuid,
                          std::vector<ChannelDeclaration> declarations);
 
-  // The fleet says that these domains (UUID -> host id) run on other hosts
-  // now (engine_moved.cc, docs/FLEET.md). For each that does not run here,
-  // every durable channel of it waiting DOMAIN_DOWN here is let go: a new,
+  // The fleet says that these domains run on other hosts now, each of which
+  // has adopted the named channels (engine_moved.cc, docs/FLEET.md). For
+  // each domain that does not run here, each of those durable channels
+  // waiting DOMAIN_DOWN here is let go: a new,
   // empty epoch with reason kDomainMigrated begins after its last byte (its
   // readers learn that they have everything this host had), its declaration
   // here is deleted (the fleet's is the truth), it is reported DOMAIN_DOWN
@@ -337,7 +333,11 @@ class Engine {
   // moved_channel_retention (or on DeleteChannel, or when the domain is
   // introduced here again). UUIDs this engine has no such channel for are
   // ignored. Thread-safe; does not wait.
-  void ReleaseMovedChannels(std::map<std::string, std::string> elsewhere);
+  struct MovedDomain {
+    std::string host;                   // the host that runs it now
+    std::set<std::string> channel_ids;  // the channels that host adopted
+  };
+  void ReleaseMovedChannels(std::map<std::string, MovedDomain> moved);  // by UUID
 
  private:
   class Host;  // RingHost over this engine
@@ -464,7 +464,7 @@ class Engine {
   static bool BelongsTo(const Channel& ch, const DomainInfo& info);
 
   // Channels that moved to another host (engine_moved.cc).
-  void DoReleaseMoved(const std::string& uuid, const std::string& host, absl::Time now);
+  void DoReleaseMoved(const std::string& uuid, const MovedDomain& moved, absl::Time now);
   // Removes the let-go copies whose retention ended by `now`.
   void CheckMovedChannels(absl::Time now);
   // Removes every let-go copy of `uuid` (its domain is introduced here

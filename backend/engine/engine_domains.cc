@@ -158,7 +158,6 @@ void Engine::RemoveDomain(uint32_t domid) {
   std::string name_token;
   std::string shutdown_token;
   std::optional<uint32_t> successor;  // a running domain with the same UUID (migration)
-  std::string down_uuid;              // its UUID, if durable channels wait for it now
   {
     // Forget the domain and its channels before anyone hears of it.
     MutexLock lock(&mu_);
@@ -178,7 +177,6 @@ void Engine::RemoveDomain(uint32_t domid) {
           const bool suspended = info.shutdown_request == "suspend" ||
                                  (info.shutdown_request.empty() && events >= 2 && none_closed);
           down_domains_[info.uuid] = DownDomain{info.name, suspended};
-          down_uuid = info.uuid;
         }
       }
       domains_.erase(it);
@@ -192,12 +190,6 @@ void Engine::RemoveDomain(uint32_t domid) {
   released_devids_.ForgetDomain(domid);
   ReapFinished();
   ReleaseHold(domid);  // it went while held: only the record is left
-  // Gone here because it runs on another host of the fleet now (the
-  // destination's claim usually arrives before the source's domain goes).
-  if (!down_uuid.empty() && options_.domain_elsewhere) {
-    const std::string host = options_.domain_elsewhere(down_uuid);
-    if (!host.empty()) DoReleaseMoved(down_uuid, host, absl::Now());
-  }
   // Same-host migration: the incoming domain was running (or held) before
   // the outgoing one went; the channels follow it now.
   if (successor.has_value()) {

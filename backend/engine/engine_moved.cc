@@ -1,9 +1,8 @@
 // Engine: letting go of durable channels whose domain now runs on another
 // host of the fleet (docs/FLEET.md, "The source host lets go of a channel
-// that moved"). The fleet tells the engine (ReleaseMovedChannels, or the
-// domain_elsewhere lookup when a domain goes here, since the destination's
-// claim usually arrives while the outgoing domain still exists); for each
-// such domain that does not run here, its channels waiting DOMAIN_DOWN:
+// that moved"). The fleet tells the engine (ReleaseMovedChannels) which
+// channels the new host adopted; for each such domain that does not run
+// here, those of its channels waiting DOMAIN_DOWN:
 //  - get a new, empty epoch with reason kDomainMigrated after their last
 //    byte, so every reader learns it has read everything this host had;
 //  - lose their declaration here (the fleet's, which the destination
@@ -25,14 +24,15 @@
 
 namespace xenchan {
 
-void Engine::ReleaseMovedChannels(std::map<std::string, std::string> elsewhere) {
-  Post([this, elsewhere = std::move(elsewhere)]() {
+void Engine::ReleaseMovedChannels(std::map<std::string, MovedDomain> moved) {
+  Post([this, moved = std::move(moved)]() {
     const absl::Time now = absl::Now();
-    for (const auto& [uuid, host] : elsewhere) DoReleaseMoved(uuid, host, now);
+    for (const auto& [uuid, domain] : moved) DoReleaseMoved(uuid, domain, now);
   });
 }
 
-void Engine::DoReleaseMoved(const std::string& uuid, const std::string& host, absl::Time now) {
+void Engine::DoReleaseMoved(const std::string& uuid, const MovedDomain& moved, absl::Time now) {
+  const std::string& host = moved.host;
   if (uuid.empty() || host.empty()) return;
   std::vector<std::shared_ptr<Channel>> waiting;
   {
@@ -42,8 +42,9 @@ void Engine::DoReleaseMoved(const std::string& uuid, const std::string& host, ab
       if (rec.info.uuid == uuid) return;  // runs here (again): the publisher's guard decides
     }
     for (const auto& [serial, ch] : channels_) {
-      if (ch->identity().domain_uuid == uuid && durable_serials_.count(serial) != 0 &&
-          rings_.count(serial) == 0 && !ch->removed()) {
+      if (ch->identity().domain_uuid == uuid &&
+          moved.channel_ids.count(ch->identity().channel_id) &&
+          durable_serials_.count(serial) != 0 && rings_.count(serial) == 0 && !ch->removed()) {
         waiting.push_back(ch);
       }
     }

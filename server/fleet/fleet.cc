@@ -170,12 +170,11 @@ absl::StatusOr<std::unique_ptr<Fleet>> Fleet::Create(const server::ServerConfig&
   defaults.buffer_limit_bytes = config.buffer_limit_bytes;
   defaults.write_queue_limit_bytes = config.write_queue_limit_bytes;
   fleet->adopter_ = std::make_shared<Adopter>(fleet->etcd_, config.fleet_prefix, defaults);
-  fleet->departures_ = std::make_unique<Departures>(host_id);
+  DeparturesOptions departures;
+  departures.prefix = config.fleet_prefix;
+  departures.host_id = host_id;
+  fleet->departures_ = std::make_unique<Departures>(fleet->etcd_, departures);
   return fleet;
-}
-
-std::function<std::string(const std::string&)> Fleet::ElsewhereLookup() const {
-  return departures_->Lookup();
 }
 
 std::function<bool(uint32_t, const std::string&)> Fleet::ArrivalHandler() {

@@ -44,9 +44,6 @@ class Fleet {
   // For EngineOptions::on_domain_arrival: hands arrivals to the adopter
   // (declined until Start).
   std::function<bool(uint32_t, const std::string&)> ArrivalHandler();
-  // For EngineOptions::domain_elsewhere (departures.h): answers "" until
-  // Start.
-  std::function<std::string(const std::string&)> ElsewhereLookup() const;
 
   // Joins: publishes `engine` (which outlives this object) and adopts
   // arriving domains' channels. `addresses`: the server's bound listen

@@ -292,6 +292,16 @@ TEST_F(XenchanctlFleetFollowTest, ReadFollowContinuesOnTheHostTheDomainMovedTo) 
   const v1::Channel created = CreateConnectedChannel(kGuest, kDurable, config);
   const std::string name = absl::StrCat("domains/", created.domain_uuid(), "/channels/", kDurable);
   ASSERT_NO_FATAL_FAILURE(GuestWrites(sim_.get(), "before\n"));
+  // A published the declaration, which B adopts when the domain arrives.
+  etcd::ClientOptions etcd_options;
+  etcd_options.endpoints = etcd_cluster_->endpoints();
+  auto etcd = etcd::Client::Create(etcd_options);
+  ASSERT_TRUE(etcd.ok()) << etcd.status();
+  ASSERT_TRUE(Until([&] {
+    auto kv =
+        (*etcd)->Get(fleet::DeclarationKey(fleet::kDefaultPrefix, created.domain_uuid(), kDurable));
+    return kv.ok() && kv->has_value();
+  }));
   // The fleet knows the domain on A (the entry is A itself).
   ASSERT_TRUE(Until([&] {
     std::vector<std::string> argv = {testcommon::RunfilePath("clients/cli/xenchanctl"), "--fleet",
