@@ -18,9 +18,12 @@ namespace xenchan {
 // sim::hv::HvEvtchn; semantics and status codes as EventChannels documents
 // (NOT_FOUND for an unknown domain, INVALID_ARGUMENT for a port that is not
 // unbound/earmarked for us or not ours, UNAVAILABLE once the hypervisor is
-// gone). Blocking: one round trip per call, except Notify and Pending.
-// Thread safety: as EventChannels (the underlying handle is in fact
-// thread-safe).
+// gone). Blocking: BindInterdomain and Unbind are one round trip to the
+// hypervisor; Notify, Pending and Unmask are local (the binding's shared
+// pending/mask words and wake-up sockets, backend/sim/hv/protocol.h), and
+// Pending returns a port whose wake-up fired, never trusting the guest's
+// words beyond "may be pending". Thread safety: as EventChannels (the
+// underlying handle is in fact thread-safe).
 class SimEventChannels : public EventChannels {
  public:
   // UNAVAILABLE if no hypervisor listens at `hypervisor_socket`.

@@ -147,6 +147,8 @@ class HvConnection {
 // the hypervisor when the binding is unknown or ended).
 class HvEvtchn {
  public:
+  // Raises the process's RLIMIT_NOFILE soft limit to its hard limit (each
+  // bound port holds two descriptors).
   static absl::StatusOr<std::unique_ptr<HvEvtchn>> Open(const std::string& socket_path);
   ~HvEvtchn();
   HvEvtchn(const HvEvtchn&) = delete;

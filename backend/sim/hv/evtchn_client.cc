@@ -6,6 +6,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -47,6 +48,14 @@ HvEvtchn::Binding::~Binding() {
 }
 
 absl::StatusOr<std::unique_ptr<HvEvtchn>> HvEvtchn::Open(const std::string& socket_path) {
+  // Every bound port holds two descriptors here (its wake-up socket and the
+  // peer's); let them use the hard limit rather than the usually small soft
+  // one, as the hypervisor does (best effort).
+  struct rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
   auto channel = internal::RpcChannel::Connect(socket_path);
   if (!channel.ok()) return channel.status();
   UniqueFd event_sock;
