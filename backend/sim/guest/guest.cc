@@ -136,7 +136,8 @@ absl::Status Guest::Run() {
             return absl::UnavailableError("hypervisor connection lost");
           }
           if (absl::Status s = HandleEvents(); s.code() == absl::StatusCode::kUnavailable) {
-            return absl::UnavailableError(absl::StrCat("hypervisor connection lost: ", s.message()));
+            return absl::UnavailableError(
+                absl::StrCat("hypervisor connection lost: ", s.message()));
           }
           break;
         case kListen:

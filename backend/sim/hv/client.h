@@ -135,12 +135,12 @@ class HvConnection {
 // peer's pending word and wakes its socket unless it is masked, Unmask
 // clears this end's mask and re-delivers if a notify came meanwhile, and
 // Pending takes a port from the wake-up sockets that fired (an epoll set,
-// fd()). Only the
-// binding's set-up and end go through the hypervisor. The shared words are
-// hints from a possibly hostile peer: a port is masked or not by this
-// handle's own state, and a peer that scribbles on them or wakes us at will can only cause spurious events on its own channel, at most one per
-// unmask (a port that fires while masked is taken out of the epoll set until
-// unmasked).
+// fd()). Only the binding's set-up and end go through the hypervisor. The
+// shared words are hints from a possibly hostile peer: a port is masked or
+// not by this handle's own state, and a peer that scribbles on them or wakes
+// us at will can only cause spurious events on its own channel, at most one
+// per unmask (a port that fires while masked is taken out of the epoll set
+// until unmasked).
 //
 // Thread-safe; AllocUnbound, BindInterdomain and Unbind block for one round
 // trip; Notify, Pending and Unmask never block (Notify sends one message to
@@ -184,10 +184,10 @@ class HvEvtchn {
     UniqueFd peer_write_end;             // the peer's
   };
   struct LocalPort {
-    bool masked = false;              // authoritative; published in words->mask
-    bool fired_while_masked = false;  // deliver again at unmask
-    bool disarmed = false;            // read end out of the epoll set until unmask
-    bool queued = false;              // in fired_ already
+    bool masked = false;               // authoritative; published in words->mask
+    bool fired_while_masked = false;   // deliver again at unmask
+    bool disarmed = false;             // read end out of the epoll set until unmask
+    bool queued = false;               // in fired_ already
     std::unique_ptr<Binding> binding;  // null while unbound or not yet known
   };
 
@@ -217,8 +217,8 @@ class HvEvtchn {
   UniqueFd redeliver_fd_;  // private eventfd: RedeliverLocked's wake-up
   Mutex mu_;
   std::map<uint32_t, LocalPort> ports_ ABSL_GUARDED_BY(mu_);
-  std::deque<uint32_t> fired_ ABSL_GUARDED_BY(mu_);       // fetched, not yet taken
-  std::set<uint32_t> redeliver_ ABSL_GUARDED_BY(mu_);     // for RedeliverLocked
+  std::deque<uint32_t> fired_ ABSL_GUARDED_BY(mu_);    // fetched, not yet taken
+  std::set<uint32_t> redeliver_ ABSL_GUARDED_BY(mu_);  // for RedeliverLocked
   uint64_t next_serial_ ABSL_GUARDED_BY(mu_) = 1;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;  // the hypervisor went away
 };

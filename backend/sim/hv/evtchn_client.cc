@@ -180,8 +180,7 @@ absl::Status HvEvtchn::ReadNoticesLocked() {
     auto it = ports_.find(notice.port);
     if (it == ports_.end()) continue;  // closed since; its fds close with msg
     if (notice.type == kNoticeBound && msg.fd_count == 3 && notice.side <= 1) {
-      UniqueFd fds[3] = {std::move(msg.fd), std::move(msg.more_fds[0]),
-                         std::move(msg.more_fds[1])};
+      UniqueFd fds[3] = {std::move(msg.fd), std::move(msg.more_fds[0]), std::move(msg.more_fds[1])};
       if (absl::Status s = InstallLocked(notice.port, notice.side, fds); !s.ok()) return s;
     } else if (notice.type == kNoticeUnbound && it->second.binding != nullptr) {
       DropBindingLocked(notice.port, it->second);

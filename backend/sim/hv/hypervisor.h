@@ -132,10 +132,10 @@ class Hypervisor {
   struct Port {
     enum class State { kUnbound, kInterdomain };
     State state = State::kUnbound;
-    uint64_t conn = 0;          // owning connection
-    uint32_t remote_domid = 0;  // earmark (unbound) or peer domain
-    uint32_t remote_port = 0;   // peer port when interdomain
-    uint32_t side = 0;          // this end's side in `binding`
+    uint64_t conn = 0;                 // owning connection
+    uint32_t remote_domid = 0;         // earmark (unbound) or peer domain
+    uint32_t remote_port = 0;          // peer port when interdomain
+    uint32_t side = 0;                 // this end's side in `binding`
     std::shared_ptr<Binding> binding;  // when interdomain
   };
   struct Grant {

@@ -59,8 +59,7 @@ int Hypervisor::MakeBinding(std::shared_ptr<Binding>* out, UniqueFd* read_end1) 
   if (fcntl(binding->page.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
     return errno;
   }
-  void* addr =
-      mmap(nullptr, kPageSize, PROT_READ | PROT_WRITE, MAP_SHARED, binding->page.get(), 0);
+  void* addr = mmap(nullptr, kPageSize, PROT_READ | PROT_WRITE, MAP_SHARED, binding->page.get(), 0);
   if (addr == MAP_FAILED) return errno;
   binding->words = static_cast<EvtchnSharedWords*>(addr);
   if (int err = MakeWakeSocket(&binding->read_end0, &binding->write_end[0]); err != 0) return err;

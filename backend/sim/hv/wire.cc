@@ -19,8 +19,7 @@ int SendMessage(int sock, const void* data, size_t len, int fd, int flags) {
   return SendMessageFds(sock, data, len, &fd, fd >= 0 ? 1 : 0, flags);
 }
 
-int SendMessageFds(int sock, const void* data, size_t len, const int* fds, size_t nfds,
-                   int flags) {
+int SendMessageFds(int sock, const void* data, size_t len, const int* fds, size_t nfds, int flags) {
   if (nfds > kMaxFdsPerMessage) return EINVAL;
   struct iovec iov;
   iov.iov_base = const_cast<void*>(data);

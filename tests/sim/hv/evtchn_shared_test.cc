@@ -3,6 +3,8 @@
 // binding still reaches the port's new peer, and a hostile peer that
 // scribbles on the shared words or storms the wake-up socket causes at most
 // spurious events on its own channel.
+#include "backend/sim/hv/evtchn_shared.h"
+
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -17,7 +19,6 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "backend/sim/hv/client.h"
-#include "backend/sim/hv/evtchn_shared.h"
 #include "backend/sim/hv/protocol.h"
 #include "backend/sim/hv/wire.h"
 #include "gtest/gtest.h"
