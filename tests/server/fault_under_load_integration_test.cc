@@ -225,6 +225,25 @@ class AttachWriter {
   std::thread sender_, receiver_;
 };
 
+// Where `got` (a new epoch's bytes) first departs from the guest's pattern
+// from offset 0, and which pattern offset the 512-byte block found there
+// holds (searched up to `old_end` + 1 MiB: a repeat of this epoch's bytes,
+// or the old tty's continuation past the old epoch's end `old_end`), so that
+// a failure says where extra bytes came from.
+std::string DescribeMismatch(const std::string& got, uint32_t seed, uint64_t old_end) {
+  const size_t at = FirstMismatch(got, PatternAt(seed, 0, got.size()));
+  if (at == std::string::npos) return "no mismatch";
+  std::string out = absl::StrCat("first mismatch at ", at, " of ", got.size());
+  const std::string block = got.substr(at, 512);
+  if (block.size() < 512) return out;
+  for (uint64_t q = 0; q < old_end + (1 << 20); ++q) {
+    if (PatternAt(seed, q, 64) == block.substr(0, 64) && PatternAt(seed, q, 512) == block) {
+      return absl::StrCat(out, "; the 512 bytes there are the pattern at offset ", q);
+    }
+  }
+  return absl::StrCat(out, "; the 512 bytes there are not the pattern near it");
+}
+
 // The in-guest side of one channel: a writer of `out` into the tty and a
 // reader of everything that arrives. Both end on EOF/EIO (guest killed or
 // tty hung up) or when stopped.
@@ -776,7 +795,8 @@ TEST_F(FaultUnderLoadTest, SuspendResumeUnderLoadKeepsStreamsAndLosesNothingAckn
       if (!intact) ring_lost += p > old_data.size() ? p - old_data.size() : p;
       const std::string& new_data = readers_[i]->data_[new_epoch];
       EXPECT_EQ(new_data.size(), written);
-      EXPECT_TRUE(new_data == PatternAt(c.out_seed(), 0, new_data.size()));
+      EXPECT_TRUE(new_data == PatternAt(c.out_seed(), 0, new_data.size()))
+          << DescribeMismatch(new_data, c.out_seed(), p);
     }
     guest_side_lost += before[i]->written() > p ? before[i]->written() - p : 0;
 
