@@ -231,7 +231,7 @@ class AttachWriter {
 // or the old tty's continuation past the old epoch's end `old_end`), so that
 // a failure says where extra bytes came from.
 std::string DescribeMismatch(const std::string& got, uint32_t seed, uint64_t old_end) {
-  const size_t at = FirstMismatch(got, PatternAt(seed, 0, got.size()));
+  const size_t at = testcommon::FirstMismatch(got, PatternAt(seed, 0, got.size()));
   if (at == std::string::npos) return "no mismatch";
   std::string out = absl::StrCat("first mismatch at ", at, " of ", got.size());
   const std::string block = got.substr(at, 512);
