@@ -228,9 +228,11 @@ class AttachWriter {
 // Where `got` (a new epoch's bytes) first departs from the guest's pattern
 // from offset 0, and which pattern offset the 512-byte block found there
 // holds (searched up to `old_end` + 1 MiB: a repeat of this epoch's bytes,
-// or the old tty's continuation past the old epoch's end `old_end`), so that
-// a failure says where extra bytes came from.
-std::string DescribeMismatch(const std::string& got, uint32_t seed, uint64_t old_end) {
+// the old tty's continuation past the old epoch's end `old_end`, or the
+// host's input pattern `in_seed` echoed back), so that a failure says where
+// extra bytes came from.
+std::string DescribeMismatch(const std::string& got, uint32_t seed, uint32_t in_seed,
+                             uint64_t old_end) {
   const size_t at = testcommon::FirstMismatch(got, PatternAt(seed, 0, got.size()));
   if (at == std::string::npos) return "no mismatch";
   std::string out = absl::StrCat("first mismatch at ", at, " of ", got.size());
@@ -240,8 +242,14 @@ std::string DescribeMismatch(const std::string& got, uint32_t seed, uint64_t old
     if (PatternAt(seed, q, 64) == block.substr(0, 64) && PatternAt(seed, q, 512) == block) {
       return absl::StrCat(out, "; the 512 bytes there are the pattern at offset ", q);
     }
+    // Host-to-guest bytes echoed by the tty (it starts with ECHO on, as
+    // Linux's hvc does, until the guest side makes it raw).
+    if (PatternAt(in_seed, q, 64) == block.substr(0, 64) && PatternAt(in_seed, q, 512) == block) {
+      return absl::StrCat(out, "; the 512 bytes there are the host's input at offset ", q,
+                          ", echoed by the tty");
+    }
   }
-  return absl::StrCat(out, "; the 512 bytes there are not the pattern near it");
+  return absl::StrCat(out, "; the 512 bytes there are neither pattern near it");
 }
 
 // The in-guest side of one channel: a writer of `out` into the tty and a
@@ -796,7 +804,7 @@ TEST_F(FaultUnderLoadTest, SuspendResumeUnderLoadKeepsStreamsAndLosesNothingAckn
       const std::string& new_data = readers_[i]->data_[new_epoch];
       EXPECT_EQ(new_data.size(), written);
       EXPECT_TRUE(new_data == PatternAt(c.out_seed(), 0, new_data.size()))
-          << DescribeMismatch(new_data, c.out_seed(), p);
+          << DescribeMismatch(new_data, c.out_seed(), c.in_seed(), p);
     }
     guest_side_lost += before[i]->written() > p ? before[i]->written() - p : 0;
 
