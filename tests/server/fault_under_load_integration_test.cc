@@ -26,6 +26,7 @@
 #include <unistd.h>
 #include <xen/io/console.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <iostream>
@@ -224,6 +225,22 @@ class AttachWriter {
   std::atomic<uint64_t> sent_{0};
   std::thread sender_, receiver_;
 };
+
+// How many leading bytes of `got` are a run of the host's input pattern
+// `in_seed` at some offset below `sent` (input a tty echoed before it was
+// made raw); 0 if `got` starts with something else.
+size_t LeadingEcho(const std::string& got, uint32_t in_seed, uint64_t sent) {
+  constexpr size_t kProbe = 32;
+  if (got.size() < kProbe) return 0;
+  for (uint64_t q = 0; q < sent; ++q) {
+    if (PatternAt(in_seed, q, kProbe) != got.substr(0, kProbe)) continue;
+    const std::string run = PatternAt(in_seed, q, std::min<uint64_t>(got.size(), sent - q));
+    return testcommon::FirstMismatch(got.substr(0, run.size()), run) == std::string::npos
+               ? run.size()
+               : testcommon::FirstMismatch(got.substr(0, run.size()), run);
+  }
+  return 0;
+}
 
 // Where `got` (a new epoch's bytes) first departs from the guest's pattern
 // from offset 0, and which pattern offset the 512-byte block found there
@@ -801,7 +818,15 @@ TEST_F(FaultUnderLoadTest, SuspendResumeUnderLoadKeepsStreamsAndLosesNothingAckn
       const bool intact = old_data.size() == p && old_data == PatternAt(c.out_seed(), 0, p);
       EXPECT_TRUE(intact) << old_data.size() << " of " << p;
       if (!intact) ring_lost += p > old_data.size() ? p - old_data.size() : p;
-      const std::string& new_data = readers_[i]->data_[new_epoch];
+      // The new tty starts with ECHO on (Linux's hvc termios) until the new
+      // GuestSide has made it raw, and the host's writes go on meanwhile:
+      // input the guest delivered in that window comes back, before the
+      // guest's first byte. That is the tty's doing, not xenchand's.
+      const std::string& received = readers_[i]->data_[new_epoch];
+      const bool starts_well = received.compare(0, 32, PatternAt(c.out_seed(), 0, 32)) == 0;
+      const size_t echo = starts_well ? 0 : LeadingEcho(received, c.in_seed(), sent);
+      if (echo > 0) std::cout << c.name() << ": " << echo << " bytes echoed by the new tty\n";
+      const std::string new_data = received.substr(echo);
       EXPECT_EQ(new_data.size(), written);
       EXPECT_TRUE(new_data == PatternAt(c.out_seed(), 0, new_data.size()))
           << DescribeMismatch(new_data, c.out_seed(), c.in_seed(), p);
