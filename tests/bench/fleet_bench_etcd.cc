@@ -5,6 +5,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <utility>
@@ -106,13 +107,17 @@ FleetWriteCounter::Counts FleetWriteCounter::counts() const {
 }
 
 bool FleetWriteCounter::WaitQuiet(absl::Duration quiet, absl::Duration timeout) const {
-  const absl::Time deadline = absl::Now() + timeout;
+  const absl::Time start = absl::Now();
+  const absl::Time deadline = start + timeout;
   for (;;) {
     const absl::Time now = absl::Now();
-    absl::Time last;
+    // Quiet counts from the call at the earliest: writes just made (a
+    // migration the caller saw finish) may still be on their way through
+    // this counter's watch.
+    absl::Time last = start;
     {
       MutexLock lock(&mu_);
-      last = counts_.last_event;
+      last = std::max(last, counts_.last_event);
     }
     if (now - last >= quiet) return true;
     if (now > deadline) return false;

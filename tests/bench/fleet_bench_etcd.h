@@ -46,7 +46,8 @@ class FleetWriteCounter {
   ~FleetWriteCounter();
 
   Counts counts() const ABSL_LOCKS_EXCLUDED(mu_);
-  // Waits until no write came for `quiet` (true), or `timeout` (false).
+  // Waits until no write came for `quiet` since the call (true), or `timeout`
+  // (false).
   bool WaitQuiet(absl::Duration quiet, absl::Duration timeout) const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
