@@ -49,26 +49,27 @@ FleetFollower::FleetFollower(FleetClient* fleet, std::string domain, std::string
       options_(std::move(options)) {}
 
 void FleetFollower::Cancel() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   cancelled_ = true;
   if (call_ != nullptr) call_->TryCancel();
+  cancel_cv_.notify_all();
 }
 
 bool FleetFollower::cancelled() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return cancelled_;
 }
 
 bool FleetFollower::SetCall(grpc::ClientContext* context) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   call_ = context;
   return !cancelled_;
 }
 
 bool FleetFollower::Pause(absl::Duration delay) {
-  absl::MutexLock lock(&mu_);
-  const absl::Condition stop(&cancelled_);
-  return !mu_.AwaitWithTimeout(stop, delay);
+  std::unique_lock<std::mutex> lock(mu_);
+  return !cancel_cv_.wait_for(lock, absl::ToChronoNanoseconds(delay),
+                              [this] { return cancelled_; });
 }
 
 absl::StatusOr<DomainLocation> FleetFollower::WaitForOwner(const OwnerCondition& ok,

@@ -14,15 +14,16 @@
 #ifndef XENCHAN_CLIENTS_LIB_FLEET_FOLLOWER_H_
 #define XENCHAN_CLIENTS_LIB_FLEET_FOLLOWER_H_
 
+#include <condition_variable>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "clients/lib/client.h"
 #include "clients/lib/fleet_client.h"
@@ -60,7 +61,7 @@ class FleetFollower {
   absl::Status Run(const std::function<bool(const v1::ReadResponse&)>& on_message);
 
   // Ends Run (with OK) as soon as possible. Thread-safe; does not wait.
-  void Cancel() ABSL_LOCKS_EXCLUDED(mu_);
+  void Cancel();
 
  private:
   // When a record satisfies a re-resolution.
@@ -71,20 +72,23 @@ class FleetFollower {
   // (CANCELLED).
   absl::StatusOr<DomainLocation> WaitForOwner(const OwnerCondition& ok, absl::Time deadline);
   // Sleeps `delay`, or less if cancelled; false if cancelled.
-  bool Pause(absl::Duration delay) ABSL_LOCKS_EXCLUDED(mu_);
+  bool Pause(absl::Duration delay);
   // Registers the context of the call in flight (nullptr: none) so that
   // Cancel can end it; false if already cancelled.
-  bool SetCall(grpc::ClientContext* context) ABSL_LOCKS_EXCLUDED(mu_);
-  bool cancelled() const ABSL_LOCKS_EXCLUDED(mu_);
+  bool SetCall(grpc::ClientContext* context);
+  bool cancelled() const;
 
   FleetClient* const fleet_;
   const std::string domain_;
   const std::string channel_id_;
   const FollowOptions options_;
 
-  mutable absl::Mutex mu_;
-  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::ClientContext* call_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // std::mutex, not absl::Mutex: Debian's Abseil is not built for
+  // ThreadSanitizer, which would not see absl::Mutex's ordering.
+  mutable std::mutex mu_;
+  std::condition_variable cancel_cv_;    // signalled by Cancel
+  bool cancelled_ = false;               // guarded by mu_
+  grpc::ClientContext* call_ = nullptr;  // guarded by mu_
 };
 
 }  // namespace client

@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "backend/util/mutex.h"
 #include "clients/lib/fleet_client.h"
 #include "clients/lib/fleet_follower.h"
 #include "server/etcd/client.h"
@@ -205,16 +205,16 @@ TEST_F(MigrationIntegrationTest, TheDurableChannelFollowsItsDomainToAnotherHost)
 class Collected {
  public:
   bool Add(const v1::ReadResponse& r) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     messages_.push_back(r);
     return true;
   }
   void AddHost(const std::string& host) {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     hosts_.push_back(host);
   }
   std::string Data() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     std::string out;
     for (const v1::ReadResponse& r : messages_) {
       if (r.has_data()) out += r.data().data();
@@ -222,16 +222,16 @@ class Collected {
     return out;
   }
   std::vector<v1::ReadResponse> messages() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return messages_;
   }
   std::vector<std::string> hosts() const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     return hosts_;
   }
 
  private:
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::vector<v1::ReadResponse> messages_;
   std::vector<std::string> hosts_;
 };
