@@ -31,6 +31,12 @@ void Engine::ScanDomains() {
       MutexLock lock(&mu_);
       if (domains_.count(*domid) != 0) continue;
     }
+    // libxl writes a domain's nodes before it introduces the domain, and
+    // @releaseDomain drops a domain that is not introduced: one seen
+    // half-built would be dropped and then found again, a second arrival.
+    // Its own @introduceDomain comes back.
+    auto introduced = xs.IsDomainIntroduced(*domid);
+    if (introduced.ok() && !*introduced) continue;
     const std::string base = DomainPath(*domid);
     auto name = xs.Read(kNoTransaction, NodePath(base, kDomainNameNode));
     if (!name.ok()) continue;  // not fully set up yet: @introduceDomain comes back

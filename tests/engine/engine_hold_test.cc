@@ -210,6 +210,44 @@ TEST_F(EngineHoldTest, ADomainFromAnotherHostIsHeldUntilTheFleetAnswersAndGetsIt
   EXPECT_EQ(Info(kUuid, kAgent).uid, d.uid);
 }
 
+// libxl writes a domain's nodes before it introduces it. A scan that saw
+// such a domain took it in, @releaseDomain dropped it (not introduced yet),
+// and its introduction made it a second arrival (a CI failure under TSan).
+TEST_F(EngineHoldTest, AHalfBuiltDomainIsNoArrivalUntilItIsIntroduced) {
+  Mutex mu;
+  std::vector<uint32_t> arrivals;
+  StartWithStore(absl::Seconds(5), [&](EngineOptions& o) {
+    o.domain_control = host_->OpenDomainControl();
+    o.on_domain_arrival = [&](uint32_t domid, const std::string&) {
+      MutexLock lock(&mu);
+      arrivals.push_back(domid);
+      return false;
+    };
+  });
+  const uint32_t half = 77;
+  const std::string vm = absl::StrCat("/vm/", kUuid);
+  const std::string dom = absl::StrCat("/local/domain/", half);
+  ASSERT_TRUE(host_->xs().Write(kNoTransaction, vm + "/uuid", kUuid).ok());
+  ASSERT_TRUE(host_->xs().Write(kNoTransaction, dom + "/vm", vm).ok());
+  ASSERT_TRUE(host_->xs().Write(kNoTransaction, dom + "/name", "vm1").ok());
+  // Another domain's introduction scans them all; its release then checks
+  // every known domain, after that scan.
+  auto other = host_->CreateDomain("other", "");
+  ASSERT_TRUE(other.ok()) << other.status();
+  ASSERT_TRUE(Until([&] { return engine_->GetDomain("other").ok(); }));
+  ASSERT_TRUE(host_->DestroyDomain(other->domid).ok());
+  ASSERT_TRUE(Until([&] { return !engine_->GetDomain("other").ok(); }));
+  EXPECT_FALSE(engine_->GetDomain("vm1").ok());
+  {
+    MutexLock lock(&mu);
+    EXPECT_EQ(arrivals, std::vector<uint32_t>{other->domid});
+  }
+  ASSERT_TRUE(host_->xs().IntroduceDomain(half).ok());
+  ASSERT_TRUE(Until([&] { return engine_->GetDomain("vm1").ok(); }));
+  MutexLock lock(&mu);
+  EXPECT_EQ(arrivals, (std::vector<uint32_t>{other->domid, half}));
+}
+
 TEST_F(EngineHoldTest, AnEmptyAnswerEndsTheHoldAndKnownDomainsAreNoArrivals) {
   auto before = host_->CreateDomain("before", "00000000-0000-4000-8000-0000000000aa");
   ASSERT_TRUE(before.ok());
