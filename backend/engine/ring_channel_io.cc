@@ -31,7 +31,8 @@ void RingChannel::BadRing(const absl::Status& status, absl::Time now) {
 
 bool RingChannel::Service(absl::Time now) {
   if (!data_active_ || !ring_.has_value()) return false;
-  bool moved = false;     // we moved an index: notify the guest
+  bool moved = false;     // we moved an index
+  bool wake = false;      // ... that a waiting guest must hear of
   bool progress = false;  // the guest moved in_cons since we last looked
   bool ring_ok = true;
   char buf[ConsoleRing::kOutSize];
@@ -49,6 +50,9 @@ bool RingChannel::Service(absl::Time now) {
     if (channel_->AppendOutput(buf, *n) > 0) gap_pending_ = true;
     if (*n == 0) break;
     moved = true;
+    // A guest waits for room only when it found none (see DrainOut): a
+    // notify after every drain would wake it for nothing, on every reply.
+    wake = wake || ring_->out_was_full();
   }
   const int stall = channel_->UpdateStall(now, /*draining=*/true);
   if (stall > 0) channel_->Emit(ChannelEventType::kStalled);
@@ -71,6 +75,7 @@ bool RingChannel::Service(absl::Time now) {
         } else {
           put = *w;
           moved = moved || put > 0;
+          wake = wake || put > 0;
         }
       }
     }
@@ -92,7 +97,7 @@ bool RingChannel::Service(absl::Time now) {
   } else if (put > 0) {
     channel_->InputProgress(put, 0);
   }
-  if (moved && local_port_.has_value()) {
+  if (wake && local_port_.has_value()) {
     // A failing notify means the guest closed its port: the frontend state
     // will tell us what happened (§3.5.5).
     if (host_->evtchn().Notify(*local_port_).ok()) channel_->CountEvent(/*from_guest=*/false);

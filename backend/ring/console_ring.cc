@@ -72,7 +72,9 @@ absl::StatusOr<size_t> ConsoleRing::OutAvailable() const {
 absl::StatusOr<size_t> ConsoleRing::DrainOut(char* dst, size_t max) {
   const Snapshot s = SnapOut();
   const uint32_t avail = s.prod - s.cons;
+  out_was_full_ = false;
   if (avail > kOutSize) return Corrupt("out", s.cons, s.prod);
+  out_was_full_ = avail == kOutSize;
   const uint32_t n = static_cast<uint32_t>(std::min<size_t>(avail, max));
   if (n == 0) return 0;
   const uint32_t start = s.cons & (kOutSize - 1);

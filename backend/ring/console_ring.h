@@ -37,8 +37,15 @@ class ConsoleRing {
   absl::StatusOr<size_t> OutAvailable() const;
   // Copies up to `max` waiting bytes into `dst` and releases their space to
   // the guest (publishes out_cons). Returns the number copied (0 if none).
-  // The caller notifies the guest if the result is non-zero.
+  // The caller notifies the guest if out_was_full(): a frontend writes what
+  // fits and waits for an event only when it found no room at all (Linux's
+  // hvc_xen, the simulated guest), so freeing part of a ring that was not
+  // full wakes nobody who waits.
   absl::StatusOr<size_t> DrainOut(char* dst, size_t max);
+  // Whether the last DrainOut found `out` full (guest-controlled indices, so
+  // it decides only whether to notify: a lying guest gains an event or
+  // loses one it asked for).
+  bool out_was_full() const { return out_was_full_; }
 
   // Host -> guest: free space in `in`. DATA_LOSS if inconsistent.
   absl::StatusOr<size_t> InFree() const;
@@ -73,6 +80,7 @@ class ConsoleRing {
   uint64_t in_produced_ = 0;
   uint64_t in_consumed_ = 0;  // high-water mark of InConsumed()
   uint64_t out_consumed_ = 0;
+  bool out_was_full_ = false;
 };
 
 }  // namespace xenchan

@@ -102,6 +102,29 @@ TEST_F(EngineFakeTest, HotAddThenTheFrontendConnectsAndBytesFlowBothWays) {
   EXPECT_GT(info.counters.events_to_guest, 0u);
 }
 
+
+// The guest hears from the backend when it has input, or when it found its
+// `out` ring full and waits for room; a drain that freed part of a ring the
+// guest could still write to wakes it for nothing (one such wake-up per
+// reply was half of an echo's events to the guest).
+TEST_F(EngineFakeTest, ADrainNotifiesTheGuestOnlyIfItFoundTheRingFull) {
+  StartEngine();
+  NewDomain("vm1");
+  Frontend& fe = Connect("vm1", "org.example.agent.1");
+  auto reader = Open("vm1", "org.example.agent.1", SessionRole::kObserver);
+  ASSERT_NE(reader, nullptr);
+  const uint64_t before = Info("vm1", "org.example.agent.1").counters.events_to_guest;
+  const std::string small = Pattern(100, 3);
+  ASSERT_TRUE(fe.WriteAll(small).ok());
+  EXPECT_EQ(ReadSession(*reader, small.size(), absl::Seconds(10)), small);
+  EXPECT_EQ(Info("vm1", "org.example.agent.1").counters.events_to_guest, before);
+  // Exactly a ring's worth: the drain finds it full and wakes the guest.
+  const std::string full = Pattern(2048, 4);
+  ASSERT_EQ(*fe.Write(full), full.size());
+  EXPECT_EQ(ReadSession(*reader, full.size(), absl::Seconds(10)), full);
+  EXPECT_TRUE(Until(
+      [&] { return Info("vm1", "org.example.agent.1").counters.events_to_guest == before + 1; }));
+}
 TEST_F(EngineFakeTest, HotAddErrors) {
   StartEngine();
   const uint32_t D = NewDomain("vm1");

@@ -69,6 +69,27 @@ TEST_F(ConsoleRingTest, DrainWrapsAroundAndHonoursMax) {
   EXPECT_EQ(ring.out_consumed(), 2048u);
 }
 
+// Only a drain that found `out` full may have a guest waiting for room.
+TEST_F(ConsoleRingTest, SaysWhetherTheDrainFoundTheRingFull) {
+  intf()->out_prod = intf()->out_cons = 0xfffffff0u;  // fullness across the wrap
+  FakeGuest guest(intf());
+  ConsoleRing ring(page_);
+  char buf[2048];
+  ASSERT_EQ(guest.Write(std::string(2047, 'a')), 2047u);
+  ASSERT_EQ(*ring.DrainOut(buf, 10), 10u);
+  EXPECT_FALSE(ring.out_was_full());
+  ASSERT_EQ(guest.Write(std::string(20, 'b')), 11u);  // full again
+  ASSERT_EQ(*ring.DrainOut(buf, 10), 10u);
+  EXPECT_TRUE(ring.out_was_full());
+  ASSERT_EQ(*ring.DrainOut(buf, sizeof(buf)), 2038u);
+  EXPECT_FALSE(ring.out_was_full());
+  EXPECT_EQ(*ring.DrainOut(buf, sizeof(buf)), 0u);
+  EXPECT_FALSE(ring.out_was_full());
+  intf()->out_prod = intf()->out_cons + 4096;  // scribbled: not full, corrupt
+  EXPECT_FALSE(ring.DrainOut(buf, sizeof(buf)).ok());
+  EXPECT_FALSE(ring.out_was_full());
+}
+
 TEST_F(ConsoleRingTest, FillsOnlyFreeSpaceAndCountsConsumption) {
   FakeGuest guest(intf());
   ConsoleRing ring(page_);
