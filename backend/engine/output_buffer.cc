@@ -49,7 +49,7 @@ absl::Status OutputBuffer::Append(absl::string_view data, size_t capacity) {
   }
   const size_t target = retained_bytes() + data.size();
   if (target > limit) Evict(target - limit);
-  bytes_.insert(bytes_.end(), data.begin(), data.end());
+  bytes_.Append(data);
   end_seq_ += data.size();
   return absl::OkStatus();
 }
@@ -59,6 +59,7 @@ size_t OutputBuffer::TrimHanded(size_t max) {
       handed_seq_ > start_seq_ ? std::min(handed_seq_, end_seq_) - start_seq_ : 0;
   const size_t n = static_cast<size_t>(std::min<uint64_t>(handed, max));
   Evict(n);
+  bytes_.ReleaseSpare();  // memory is wanted back (the budget's reclaim)
   return n;
 }
 
@@ -77,7 +78,7 @@ void OutputBuffer::Evict(size_t n) {
   if (new_start > handed_seq_) {
     bytes_dropped_ += new_start - std::max(handed_seq_, start_seq_);
   }
-  bytes_.erase(bytes_.begin(), bytes_.begin() + n);
+  bytes_.DropFront(n);
   start_seq_ = new_start;
   PruneEpochs();
 }
@@ -164,8 +165,8 @@ std::vector<OutputRecord> OutputBuffer::Read(ReadCursor* cursor, size_t max_byte
     OutputRecord rec;
     rec.kind = OutputRecord::Kind::kData;
     rec.position = {e.epoch, cursor->seq - e.start_seq};
-    const auto begin = bytes_.begin() + (cursor->seq - start_seq_);
-    rec.data.assign(begin, begin + n);
+    rec.data.resize(n);
+    bytes_.CopyOut(static_cast<size_t>(cursor->seq - start_seq_), n, &rec.data[0]);
     out.push_back(std::move(rec));
     cursor->seq += n;
     max_bytes -= n;

@@ -34,12 +34,12 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "backend/engine/byte_chunks.h"
 
 namespace xenchan {
 
@@ -160,7 +160,7 @@ class OutputBuffer {
 
   size_t limit_;
   OverflowPolicy policy_;
-  std::deque<char> bytes_;  // bytes [start_seq_, end_seq_)
+  ByteChunks bytes_;  // bytes [start_seq_, end_seq_)
   uint64_t start_seq_ = 0;
   uint64_t end_seq_ = 0;
   uint64_t handed_seq_ = 0;  // highest seq handed to any reader

@@ -9,7 +9,7 @@ namespace xenchan {
 
 uint64_t WriteQueue::Reset(uint64_t epoch) {
   const uint64_t discarded = bytes_.size();
-  bytes_.clear();
+  bytes_.Clear();
   epoch_ = epoch;
   accepted_ = delivered_ = consumed_ = 0;
   return discarded;
@@ -17,7 +17,7 @@ uint64_t WriteQueue::Reset(uint64_t epoch) {
 
 uint64_t WriteQueue::DiscardQueued() {
   const uint64_t discarded = bytes_.size();
-  bytes_.clear();
+  bytes_.Clear();
   // accepted_ stays ahead of delivered_: those bytes were accepted and will
   // never be delivered. No write is accepted again before the next Reset.
   return discarded;
@@ -30,21 +30,17 @@ absl::StatusOr<WriteQueue::Range> WriteQueue::Append(absl::string_view data) {
                                                      " bytes left in the write queue"));
   }
   Range r{epoch_, accepted_, accepted_ + data.size()};
-  bytes_.insert(bytes_.end(), data.begin(), data.end());
+  bytes_.Append(data);
   accepted_ = r.end;
   return r;
 }
 
 size_t WriteQueue::Peek(char* dst, size_t max) const {
-  const size_t n = std::min(max, bytes_.size());
-  std::copy(bytes_.begin(), bytes_.begin() + n, dst);
-  return n;
+  return bytes_.CopyOut(0, max, dst);
 }
 
 void WriteQueue::MarkDelivered(size_t n) {
-  n = std::min(n, bytes_.size());
-  bytes_.erase(bytes_.begin(), bytes_.begin() + n);
-  delivered_ += n;
+  delivered_ += bytes_.DropFront(n);
 }
 
 void WriteQueue::SetConsumed(uint64_t offset) {

@@ -14,10 +14,10 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "backend/engine/byte_chunks.h"
 
 namespace xenchan {
 
@@ -68,7 +68,7 @@ class WriteQueue {
 
  private:
   size_t limit_;
-  std::deque<char> bytes_;
+  ByteChunks bytes_;  // the undelivered bytes, from delivered_offset() on
   uint64_t epoch_ = 0;
   uint64_t accepted_ = 0;
   uint64_t delivered_ = 0;
