@@ -20,9 +20,9 @@ from typing import Any, AsyncIterator, Callable, Optional, Tuple
 import grpc
 from grpc import aio as grpc_aio
 
-from xenchan import _common, _fleet_common, connection, names
+from xenchan import _fleet_common, connection, names
 from xenchan._aio_fleet_read import FleetReadStream
-from xenchan._aio_streams import _Resumable
+from xenchan._aio_streams import _ResumingWatch
 from xenchan._common import RetryPolicy, StartSpec
 from xenchan._fleet_common import DomainLocation
 from xenchan.aio import Client, connect as connect_client
@@ -144,49 +144,18 @@ class Fleet:
                                move_timeout, timeout)
 
 
-class FleetWatchStream(_Resumable):
+class FleetWatchStream(_ResumingWatch):
     """Async iterator over WatchFleetResponse events; see xenchan.fleet.FleetWatchStream."""
 
     def __init__(self, stub: Any, start_revision: int, retry: RetryPolicy, relist: bool,
                  timeout: Optional[float]) -> None:
         self._stub = stub
-        self._cursor = _fleet_common.FleetWatchCursor(start_revision)
-        self._relist = relist
-        super().__init__(retry, timeout)
-        self._call = stub.WatchFleet(self._cursor.request(), timeout=timeout)
+        cursor = _fleet_common.FleetWatchCursor(start_revision)
+        super().__init__(cursor, cursor.resume_request(), retry, relist, relist_first=True,
+                         timeout=timeout)
 
-    @property
-    def revision(self) -> int:
-        return self._cursor.revision
-
-    @property
-    def relists(self) -> int:
-        return self._cursor.relists
-
-    async def _run(self) -> AsyncIterator[fpb.WatchFleetResponse]:
-        attempt, reopen = 0, False
-        while not self._closed:
-            if reopen:
-                self._call = self._stub.WatchFleet(self._cursor.request(), timeout=self._timeout)
-            try:
-                async for event in self._call:
-                    attempt = 0
-                    self._cursor.update(event)
-                    yield event
-                return
-            except grpc.RpcError as e:
-                if self._closed:
-                    return
-                err = from_rpc_error(e)
-                if err.reason == "REVISION_NOT_RETAINED" and self._relist:
-                    self._cursor.relist()
-                    reopen = True
-                    continue
-                attempt += 1
-                if not _common.transient(err, watch=True) or not await self._backoff(attempt,
-                                                                                      err):
-                    raise err from None
-                reopen = True
+    def _open(self, request: fpb.WatchFleetRequest) -> Any:
+        return self._stub.WatchFleet(request, timeout=self._timeout)
 
 
 __all__ = ["DomainLocation", "Fleet", "FleetReadStream", "FleetWatchStream", "connect_fleet"]

@@ -104,16 +104,16 @@ class ReadStream(_Resumable):
                 resumed = True
 
 
-class WatchStream(_Resumable):
-    """Async iterator over WatchChannelsResponse events; see xenchan._sync_streams.WatchStream."""
+class _ResumingWatch(_Resumable):
+    """Base of WatchStream and FleetWatchStream; see xenchan._sync_streams._ResumingWatch."""
 
-    def __init__(self, stub: Any, request: pb.WatchChannelsRequest,
-                 retry: _common.RetryPolicy, relist: bool, timeout: Optional[float]) -> None:
-        self._stub = stub
-        self._cursor = _common.WatchCursor(request)
+    def __init__(self, cursor: Any, first_request: Any, retry: _common.RetryPolicy, relist: bool,
+                 relist_first: bool, timeout: Optional[float]) -> None:
+        self._cursor = cursor
         self._relist = relist
+        self._relist_first = relist_first
         super().__init__(retry, timeout)
-        self._call = stub.WatchChannels(request, timeout=timeout)
+        self._call = self._open(first_request)
 
     @property
     def revision(self) -> int:
@@ -123,12 +123,14 @@ class WatchStream(_Resumable):
     def relists(self) -> int:
         return self._cursor.relists
 
-    async def _run(self) -> AsyncIterator[pb.WatchChannelsResponse]:
-        attempt, resumed = 0, False
+    def _open(self, request: Any) -> Any:
+        raise NotImplementedError
+
+    async def _run(self) -> AsyncIterator[Any]:
+        attempt, reopened = 0, False
         while not self._closed:
-            if resumed:
-                self._call = self._stub.WatchChannels(self._cursor.resume_request(),
-                                                      timeout=self._timeout)
+            if reopened:
+                self._call = self._open(self._cursor.resume_request())
             try:
                 async for event in self._call:
                     attempt = 0
@@ -139,14 +141,29 @@ class WatchStream(_Resumable):
                 if self._closed:
                     return
                 err = from_rpc_error(e)
-                if resumed and err.reason == "REVISION_NOT_RETAINED" and self._relist:
+                if (err.reason == "REVISION_NOT_RETAINED" and self._relist and
+                        (reopened or self._relist_first)):
                     self._cursor.relist()
+                    reopened = True
                     continue
                 attempt += 1
                 if not _common.transient(err, watch=True) or not await self._backoff(attempt,
                                                                                       err):
                     raise err from None
-                resumed = True
+                reopened = True
+
+
+class WatchStream(_ResumingWatch):
+    """Async iterator over WatchChannelsResponse events; see xenchan._sync_streams.WatchStream."""
+
+    def __init__(self, stub: Any, request: pb.WatchChannelsRequest,
+                 retry: _common.RetryPolicy, relist: bool, timeout: Optional[float]) -> None:
+        self._stub = stub
+        super().__init__(_common.WatchCursor(request), request, retry, relist,
+                         relist_first=False, timeout=timeout)
+
+    def _open(self, request: pb.WatchChannelsRequest) -> Any:
+        return self._stub.WatchChannels(request, timeout=self._timeout)
 
 
 async def _write(call: Any, message: Any) -> None:

@@ -84,7 +84,7 @@ class FleetWatchCursor:
         if event.type != fpb.FLEET_EVENT_TYPE_EXISTING:
             self.revision = event.revision
 
-    def request(self) -> fpb.WatchFleetRequest:
+    def resume_request(self) -> fpb.WatchFleetRequest:
         return fpb.WatchFleetRequest(start_revision=self.revision)
 
     def relist(self) -> None:

@@ -160,24 +160,21 @@ class ReadStream(_Resumable):
                 resumed = True
 
 
-class WatchStream(_Resumable):
-    """Iterates over WatchChannelsResponse events, reconnecting after a transient failure and
-    resuming after the last revision processed (`revision`).
+class _ResumingWatch(_Resumable):
+    """Base of WatchStream and FleetWatchStream: a watch that reconnects after a transient failure
+    and resumes after the last revision its cursor processed; if that revision is no longer
+    retained (REVISION_NOT_RETAINED), it starts over with a snapshot when relist=True. A cursor
+    has update(event), resume_request(), relist(), `revision` and `relists`."""
 
-    If the server no longer retains that revision (it aged out, or a restarted server does not
-    know it), the watch starts over with a fresh snapshot when relist=True (the default, as
-    client-go's reflector does): EXISTING events for every current channel, then SYNCED. A consumer
-    that keeps a cache should replace it with that snapshot; `relists` counts them. With
-    relist=False it raises OutOfRangeError (REVISION_NOT_RETAINED) instead.
-    """
-
-    def __init__(self, stub: Any, request: pb.WatchChannelsRequest,
-                 retry: _common.RetryPolicy, relist: bool, timeout: Optional[float]) -> None:
-        self._stub = stub
-        self._cursor = _common.WatchCursor(request)
+    def __init__(self, cursor: Any, first_request: Any, retry: _common.RetryPolicy, relist: bool,
+                 relist_first: bool, timeout: Optional[float]) -> None:
+        self._cursor = cursor
         self._relist = relist
+        # Whether a start revision the first open is refused for relists too, or is the caller's
+        # error to see.
+        self._relist_first = relist_first
         super().__init__(retry, timeout)
-        self._call = stub.WatchChannels(request, timeout=timeout)
+        self._call = self._open(first_request)
 
     @property
     def revision(self) -> int:
@@ -189,12 +186,14 @@ class WatchStream(_Resumable):
         """How many times the watch had to start over with a snapshot."""
         return self._cursor.relists
 
-    def _run(self) -> Iterator[pb.WatchChannelsResponse]:
-        attempt, resumed = 0, False
+    def _open(self, request: Any) -> Any:
+        raise NotImplementedError
+
+    def _run(self) -> Iterator[Any]:
+        attempt, reopened = 0, False
         while not self._stop.is_set():
-            if resumed:
-                self._call = self._stub.WatchChannels(self._cursor.resume_request(),
-                                                      timeout=self._timeout)
+            if reopened:
+                self._call = self._open(self._cursor.resume_request())
             try:
                 for event in self._call:
                     attempt = 0
@@ -205,15 +204,39 @@ class WatchStream(_Resumable):
                 if self._stop.is_set():
                     return
                 err = from_rpc_error(e)
-                if resumed and err.reason == "REVISION_NOT_RETAINED" and self._relist:
+                if (err.reason == "REVISION_NOT_RETAINED" and self._relist and
+                        (reopened or self._relist_first)):
                     self._cursor.relist()
+                    reopened = True
                     continue
                 attempt += 1
                 if not _common.transient(err, watch=True) or not self._backoff(attempt, err):
                     if self._stop.is_set():
                         return
                     raise err from None
-                resumed = True
+                reopened = True
+
+
+class WatchStream(_ResumingWatch):
+    """Iterates over WatchChannelsResponse events, reconnecting after a transient failure and
+    resuming after the last revision processed (`revision`).
+
+    If the server no longer retains that revision (it aged out, or a restarted server does not
+    know it), the watch starts over with a fresh snapshot when relist=True (the default, as
+    client-go's reflector does): EXISTING events for every current channel, then SYNCED. A consumer
+    that keeps a cache should replace it with that snapshot; `relists` counts them. With
+    relist=False it raises OutOfRangeError (REVISION_NOT_RETAINED) instead, as it does when the
+    start revision the caller asked for is not retained.
+    """
+
+    def __init__(self, stub: Any, request: pb.WatchChannelsRequest,
+                 retry: _common.RetryPolicy, relist: bool, timeout: Optional[float]) -> None:
+        self._stub = stub
+        super().__init__(_common.WatchCursor(request), request, retry, relist,
+                         relist_first=False, timeout=timeout)
+
+    def _open(self, request: pb.WatchChannelsRequest) -> Any:
+        return self._stub.WatchChannels(request, timeout=self._timeout)
 
 
 class Writer:

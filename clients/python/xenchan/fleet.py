@@ -22,11 +22,11 @@ from typing import Any, Callable, Iterator, Optional, Tuple
 
 import grpc
 
-from xenchan import _common, _fleet_common, connection, names
+from xenchan import _fleet_common, connection, names
 from xenchan._common import RetryPolicy, StartSpec
 from xenchan._fleet_common import DomainLocation
 from xenchan._sync_fleet_read import FleetReadStream
-from xenchan._sync_streams import _Resumable
+from xenchan._sync_streams import _ResumingWatch
 from xenchan.client import Client, connect as connect_client
 from xenchan.errors import from_rpc_error
 from xenchan.v1 import fleet_service_pb2 as fpb
@@ -164,58 +164,25 @@ class Fleet:
                                move_timeout, timeout)
 
 
-class FleetWatchStream(_Resumable):
+class FleetWatchStream(_ResumingWatch):
     """Iterates over WatchFleetResponse events, reconnecting after a transient failure (the
     xenchand restarting, FLEET_UNAVAILABLE, SLOW_CONSUMER) and resuming after the last revision
     processed (`revision`). If that revision is no longer retained (REVISION_NOT_RETAINED), it
     starts over with a snapshot when relist=True (the default): EXISTING events again, then
-    SYNCED; a cache should be replaced by that snapshot (`relists` counts them). A context
+    SYNCED; a cache should be replaced by that snapshot (`relists` counts them). A start revision
+    is only ever a resumption point here, so one etcd compacted away relists too. A context
     manager: leaving it cancels the stream.
     """
 
     def __init__(self, stub: Any, start_revision: int, retry: RetryPolicy, relist: bool,
                  timeout: Optional[float]) -> None:
         self._stub = stub
-        self._cursor = _fleet_common.FleetWatchCursor(start_revision)
-        self._relist = relist
-        super().__init__(retry, timeout)
-        self._call = stub.WatchFleet(self._cursor.request(), timeout=timeout)
+        cursor = _fleet_common.FleetWatchCursor(start_revision)
+        super().__init__(cursor, cursor.resume_request(), retry, relist, relist_first=True,
+                         timeout=timeout)
 
-    @property
-    def revision(self) -> int:
-        """The revision to resume after (0 before the first SYNCED of a snapshot)."""
-        return self._cursor.revision
-
-    @property
-    def relists(self) -> int:
-        """How many times the watch had to start over with a snapshot."""
-        return self._cursor.relists
-
-    def _run(self) -> Iterator[fpb.WatchFleetResponse]:
-        attempt, reopen = 0, False
-        while not self._stop.is_set():
-            if reopen:
-                self._call = self._stub.WatchFleet(self._cursor.request(), timeout=self._timeout)
-            try:
-                for event in self._call:
-                    attempt = 0
-                    self._cursor.update(event)
-                    yield event
-                return
-            except grpc.RpcError as e:
-                if self._stop.is_set():
-                    return
-                err = from_rpc_error(e)
-                if err.reason == "REVISION_NOT_RETAINED" and self._relist:
-                    self._cursor.relist()
-                    reopen = True
-                    continue
-                attempt += 1
-                if not _common.transient(err, watch=True) or not self._backoff(attempt, err):
-                    if self._stop.is_set():
-                        return
-                    raise err from None
-                reopen = True
+    def _open(self, request: fpb.WatchFleetRequest) -> Any:
+        return self._stub.WatchFleet(request, timeout=self._timeout)
 
 
 __all__ = ["DomainLocation", "Fleet", "FleetReadStream", "FleetWatchStream", "connect_fleet"]

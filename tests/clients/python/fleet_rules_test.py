@@ -132,10 +132,10 @@ class WatchCursorTest(unittest.TestCase):
     def test_existing_counts_once_synced(self):
         c = fc.FleetWatchCursor(0)
         c.update(fpb.WatchFleetResponse(revision=7, type=fpb.FLEET_EVENT_TYPE_EXISTING))
-        self.assertEqual(c.request().start_revision, 0)
+        self.assertEqual(c.resume_request().start_revision, 0)
         c.update(fpb.WatchFleetResponse(revision=7, type=fpb.FLEET_EVENT_TYPE_SYNCED))
         c.update(fpb.WatchFleetResponse(revision=9, type=fpb.FLEET_EVENT_TYPE_CHANGED))
-        self.assertEqual(c.request().start_revision, 9)
+        self.assertEqual(c.resume_request().start_revision, 9)
         c.relist()
         self.assertEqual((c.revision, c.relists), (0, 1))
 
