@@ -35,13 +35,9 @@ absl::StatusOr<WriteQueue::Range> WriteQueue::Append(absl::string_view data) {
   return r;
 }
 
-size_t WriteQueue::Peek(char* dst, size_t max) const {
-  return bytes_.CopyOut(0, max, dst);
-}
+size_t WriteQueue::Peek(char* dst, size_t max) const { return bytes_.CopyOut(0, max, dst); }
 
-void WriteQueue::MarkDelivered(size_t n) {
-  delivered_ += bytes_.DropFront(n);
-}
+void WriteQueue::MarkDelivered(size_t n) { delivered_ += bytes_.DropFront(n); }
 
 void WriteQueue::SetConsumed(uint64_t offset) {
   consumed_ = std::max(consumed_, std::min(offset, delivered_));
