@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <utility>
@@ -138,14 +139,15 @@ void Engine::Post(std::function<void()> command) {
 // The engine thread.
 
 void Engine::Run() {
+  // Named for top -H, debuggers, and the allocation test that counts this
+  // thread's allocations (tests/engine/engine_loop_alloc_test.cc).
+  pthread_setname_np(pthread_self(), kEngineThreadName);
   XenStore& xs = *options_.xenstore;
   EventChannels& evtchn = *options_.event_channels;
+  RescheduleAll();
+  bool first_pass = true;
   while (!stop_) {
-    absl::Time next = absl::InfiniteFuture();
-    for (auto& [serial, ring] : rings_) next = std::min(next, ring->NextDeadline());
-    for (const auto& [serial, check] : resume_checks_) next = std::min(next, check.first);
-    for (const auto& [domid, deadline] : held_) next = std::min(next, deadline);
-    for (const auto& [serial, copy] : moved_) next = std::min(next, copy.first);
+    const absl::Time next = NextTimer();
     int timeout_ms = -1;
     if (next != absl::InfiniteFuture()) {
       const absl::Duration left = next - absl::Now();
@@ -153,76 +155,181 @@ void Engine::Run() {
                                                 : static_cast<int>(absl::ToInt64Milliseconds(
                                                       absl::Ceil(left, absl::Milliseconds(1))));
     }
-    std::vector<pollfd> fds = {
-        {wakeup_->fd(), POLLIN, 0}, {xs.WatchFd(), POLLIN, 0}, {evtchn.fd(), POLLIN, 0}};
-    std::vector<uint64_t> fd_owner;  // serial of the toolstack channel of fds[3 + i]
-    for (auto& [serial, ts] : toolstack_) {
-      if (ts->fd() < 0) continue;
-      fds.push_back({ts->fd(), ts->poll_events(), 0});
-      fd_owner.push_back(serial);
-    }
-    const int ready = poll(fds.data(), fds.size(), timeout_ms);
+    BuildPollSet();
+    const int ready = poll(poll_fds_.data(), poll_fds_.size(), timeout_ms);
     wakeups_.fetch_add(1, std::memory_order_relaxed);
     if (stop_) break;
     if (ready < 0 && errno != EINTR) break;
     absl::Time now = absl::Now();
+    // Something besides the data path ran: every deadline is read afresh
+    // (and on the first pass, after Init).
+    bool reschedule = first_pass;
+    bool reap = false;  // a channel may have finished
 
-    std::set<uint64_t> kicked;
-    if (fds[0].revents != 0) {
-      kicked = wakeup_->Take();
-      std::deque<std::function<void()>> commands;
+    kicked_.clear();
+    if (poll_fds_[0].revents != 0) {
+      wakeup_->Take(&kicked_);
       {
         MutexLock lock(&mu_);
-        commands.swap(commands_);
+        running_commands_.swap(commands_);
       }
-      for (auto& c : commands) c();
+      reschedule = reschedule || !running_commands_.empty();
+      for (auto& c : running_commands_) c();
+      running_commands_.clear();  // keeps its storage
     }
-    std::set<uint64_t> frontends;
-    while (std::optional<XsWatchEvent> ev = xs.ReadWatch()) HandleWatch(*ev, &frontends);
+    frontends_.clear();
+    while (std::optional<XsWatchEvent> ev = xs.ReadWatch()) {
+      reschedule = true;
+      HandleWatch(*ev, &frontends_);
+    }
     now = absl::Now();
-    for (uint64_t serial : frontends) {
-      auto it = rings_.find(serial);
-      if (it != rings_.end()) it->second->OnFrontendChanged(now);
-      if (toolstack_.count(serial) != 0) RefreshToolstack(serial, now);
+    if (!frontends_.empty()) {
+      std::sort(frontends_.begin(), frontends_.end());
+      frontends_.erase(std::unique(frontends_.begin(), frontends_.end()), frontends_.end());
+      for (uint64_t serial : frontends_) {
+        auto it = rings_.find(serial);
+        if (it != rings_.end()) it->second->OnFrontendChanged(now);
+        if (toolstack_.count(serial) != 0) RefreshToolstack(serial, now);
+      }
     }
-    for (size_t i = 0; i < fd_owner.size(); ++i) {
-      if (fds[3 + i].revents == 0) continue;
-      auto it = toolstack_.find(fd_owner[i]);
-      if (it != toolstack_.end()) it->second->OnReady(fds[3 + i].revents, now);
+    for (size_t i = 0; i < poll_owner_.size(); ++i) {
+      if (poll_fds_[3 + i].revents == 0) continue;
+      auto it = toolstack_.find(poll_owner_[i]);
+      if (it != toolstack_.end()) it->second->OnReady(poll_fds_[3 + i].revents, now);
+      reap = true;
     }
-    if (fds[2].revents != 0) {
+    if (poll_fds_[2].revents != 0) {
       for (int i = 0; i < kMaxPendingPerRound; ++i) {
         absl::StatusOr<std::optional<EvtchnPort>> port = evtchn.Pending();
         if (!port.ok() || !port->has_value()) break;
         auto it = ports_.find(**port);
-        if (it != ports_.end()) it->second->OnPortEvent(now);
+        if (it == ports_.end()) continue;
+        RingChannel& ring = *it->second;
+        ring.OnPortEvent(now);
+        ScheduleRing(ring.channel().serial(), ring);
+        reap = reap || ring.finished();
       }
     }
-    for (uint64_t serial : kicked) {
+    for (uint64_t serial : kicked_) {
       auto it = rings_.find(serial);
       if (it != rings_.end()) {
-        it->second->channel().OnMemoryReleased();
-        it->second->Service(now);
+        RingChannel& ring = *it->second;
+        ring.channel().OnMemoryReleased();
+        ring.Service(now);
+        ScheduleRing(serial, ring);
+        reap = reap || ring.finished();
       }
       auto ts = toolstack_.find(serial);
       if (ts != toolstack_.end()) {
         ts->second->channel().OnMemoryReleased();
         ts->second->Service(now);
+        reap = true;
       }
     }
     if (budget_->TakeReclaimRequest()) ReclaimMemory();
+    if (reschedule) RescheduleAll();
     now = absl::Now();
-    for (auto& [serial, ring] : rings_) {
-      if (ring->NextDeadline() <= now) ring->OnTimer(now);
+    if (RunDueTimers(now, &reap)) {
+      RescheduleAll();
+      reschedule = true;
     }
-    CheckResumeProbes(now);
-    CheckHolds(now);
-    CheckMovedChannels(now);
-    ReapFinished();
+    if (reap || reschedule) ReapFinished();
+    first_pass = false;
   }
 }
 
-void Engine::HandleWatch(const XsWatchEvent& event, std::set<uint64_t>* frontends) {
+void Engine::BuildPollSet() {
+  poll_fds_.clear();
+  poll_owner_.clear();
+  poll_fds_.push_back({wakeup_->fd(), POLLIN, 0});
+  poll_fds_.push_back({options_.xenstore->WatchFd(), POLLIN, 0});
+  poll_fds_.push_back({options_.event_channels->fd(), POLLIN, 0});
+  for (auto& [serial, ts] : toolstack_) {
+    if (ts->fd() < 0) continue;
+    poll_fds_.push_back({ts->fd(), ts->poll_events(), 0});
+    poll_owner_.push_back(serial);
+  }
+}
+
+void Engine::ScheduleRing(uint64_t serial, RingChannel& ring) {
+  const absl::Time t = ring.NextDeadline();
+  if (t == ring.queued_deadline()) return;
+  ring.set_queued_deadline(t);
+  if (t == absl::InfiniteFuture()) return;  // its old entry is stale now
+  // Stale entries are dropped when they reach the top, or all at once when
+  // they outnumber the live ones.
+  if (timer_heap_.size() >= 2 * rings_.size() + 64) return RebuildTimerHeap();
+  timer_heap_.emplace_back(t, serial);
+  std::push_heap(timer_heap_.begin(), timer_heap_.end(), std::greater<>());
+}
+
+void Engine::RebuildTimerHeap() {
+  timer_heap_.clear();
+  for (auto& [serial, ring] : rings_) {
+    const absl::Time t = ring->NextDeadline();
+    ring->set_queued_deadline(t);
+    if (t != absl::InfiniteFuture()) timer_heap_.emplace_back(t, serial);
+  }
+  std::make_heap(timer_heap_.begin(), timer_heap_.end(), std::greater<>());
+}
+
+void Engine::RescheduleAll() {
+  RebuildTimerHeap();
+  engine_deadline_ = absl::InfiniteFuture();
+  for (const auto& [serial, check] : resume_checks_) {
+    engine_deadline_ = std::min(engine_deadline_, check.first);
+  }
+  for (const auto& [domid, deadline] : held_) {
+    engine_deadline_ = std::min(engine_deadline_, deadline);
+  }
+  for (const auto& [serial, copy] : moved_) {
+    engine_deadline_ = std::min(engine_deadline_, copy.first);
+  }
+}
+
+absl::Time Engine::NextTimer() {
+  while (!timer_heap_.empty()) {
+    const auto& [t, serial] = timer_heap_.front();
+    auto it = rings_.find(serial);
+    if (it != rings_.end() && it->second->queued_deadline() == t) {
+      return std::min(t, engine_deadline_);
+    }
+    std::pop_heap(timer_heap_.begin(), timer_heap_.end(), std::greater<>());
+    timer_heap_.pop_back();
+  }
+  return engine_deadline_;
+}
+
+bool Engine::RunDueTimers(absl::Time now, bool* ring_finished) {
+  // The due rings first, then their timers: one that is due again at once
+  // waits for the next pass (whose poll does not wait) rather than running
+  // here forever.
+  due_.clear();
+  while (!timer_heap_.empty() && timer_heap_.front().first <= now) {
+    const auto [t, serial] = timer_heap_.front();
+    std::pop_heap(timer_heap_.begin(), timer_heap_.end(), std::greater<>());
+    timer_heap_.pop_back();
+    auto it = rings_.find(serial);
+    if (it == rings_.end() || it->second->queued_deadline() != t) continue;  // stale
+    it->second->set_queued_deadline(absl::InfiniteFuture());
+    due_.push_back(serial);
+  }
+  for (uint64_t serial : due_) {
+    auto it = rings_.find(serial);
+    if (it == rings_.end()) continue;
+    RingChannel& ring = *it->second;
+    if (ring.NextDeadline() <= now) ring.OnTimer(now);
+    ScheduleRing(serial, ring);
+    if (ring.finished()) *ring_finished = true;
+  }
+  if (now < engine_deadline_) return false;
+  CheckResumeProbes(now);
+  CheckHolds(now);
+  CheckMovedChannels(now);
+  return true;
+}
+
+void Engine::HandleWatch(const XsWatchEvent& event, std::vector<uint64_t>* frontends) {
   const WatchTarget target = ParseWatchToken(event.token);
   switch (target.kind) {
     case WatchTarget::Kind::kIntroduceDomain:
@@ -236,7 +343,7 @@ void Engine::HandleWatch(const XsWatchEvent& event, std::set<uint64_t>* frontend
       break;
     case WatchTarget::Kind::kToolstackChannel:
     case WatchTarget::Kind::kRingFrontend:
-      frontends->insert(target.id);
+      frontends->push_back(target.id);
       break;
     case WatchTarget::Kind::kDomainName:
       ReadDomainName(static_cast<uint32_t>(target.id));

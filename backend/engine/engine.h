@@ -38,6 +38,8 @@
 #ifndef XENCHAN_BACKEND_ENGINE_ENGINE_H_
 #define XENCHAN_BACKEND_ENGINE_ENGINE_H_
 
+#include <poll.h>
+
 #include <atomic>
 #include <cstdint>
 #include <deque>
@@ -73,6 +75,9 @@
 #include "backend/util/mutex.h"
 
 namespace xenchan {
+
+// The name of the engine thread (at most 15 characters, the kernel's limit).
+inline constexpr char kEngineThreadName[] = "xenchan-engine";
 
 struct EngineOptions {
   // The platform. Required. The engine thread is their only user.
@@ -367,8 +372,33 @@ class Engine {
 
   // The loop and its dispatch (engine.cc).
   void Run();
-  void HandleWatch(const XsWatchEvent& event, std::set<uint64_t>* frontends);
+  // Fills poll_fds_ (wake-up, xenstore, event channels, then each toolstack
+  // channel's fd, whose serial is in poll_owner_).
+  void BuildPollSet();
+  // Appends the channels whose frontend (or toolstack) watch fired to
+  // `frontends` (duplicates are removed by the caller).
+  void HandleWatch(const XsWatchEvent& event, std::vector<uint64_t>* frontends);
   void ReapFinished();
+  // The timer queue (engine.cc). Ring deadlines sit in a min-heap of
+  // (deadline, serial) with lazy invalidation: an entry is live while its
+  // ring's queued_deadline() equals it. A ring is re-read after each call
+  // the loop makes into it; every ring, and the engine's own timers, after
+  // a pass that ran anything else (commands, watches, engine timers), which
+  // is how deadlines changed by those are honoured.
+  // Queues ring `serial`'s NextDeadline if it changed.
+  void ScheduleRing(uint64_t serial, RingChannel& ring);
+  // Rebuilds the heap from every ring's NextDeadline (and drops the stale
+  // entries).
+  void RebuildTimerHeap();
+  // RebuildTimerHeap, and the earliest of the engine's own deadlines
+  // (resume checks, holds, moved-channel retention).
+  void RescheduleAll();
+  // The earliest live deadline (InfiniteFuture if none).
+  absl::Time NextTimer();
+  // Runs the ring timers and engine timers due at `now`; true if engine
+  // timers ran (the caller then reschedules everything). Sets
+  // `*ring_finished` if a ring finished.
+  bool RunDueTimers(absl::Time now, bool* ring_finished);
   // Starts serving a ring channel (created or recovered).
   // Announces it with `event` (APPEARED; a re-created durable channel is
   // not new: STATE_CHANGED).
@@ -537,6 +567,20 @@ class Engine {
   // Set once Init has scanned the domains that ran before: only domains
   // introduced after that are arrivals (on_domain_arrival).
   bool started_ = false;
+
+  // The loop's working buffers, kept between passes so that a steady-state
+  // pass (port events, kicks, ring timers) allocates nothing.
+  std::vector<pollfd> poll_fds_;
+  std::vector<uint64_t> poll_owner_;  // serial of the toolstack channel of poll_fds_[3 + i]
+  std::vector<uint64_t> kicked_;
+  std::vector<uint64_t> frontends_;
+  std::deque<std::function<void()>> running_commands_;
+  // The timer queue (see ScheduleRing): a min-heap under std::greater.
+  std::vector<std::pair<absl::Time, uint64_t>> timer_heap_;
+  std::vector<uint64_t> due_;  // serials whose timers run this pass
+  // The earliest of resume_checks_, held_ and moved_ (they change only in
+  // passes that reschedule everything).
+  absl::Time engine_deadline_ = absl::InfiniteFuture();
 };
 
 }  // namespace xenchan

@@ -177,6 +177,10 @@ class RingChannel {
   // Earliest time OnTimer wants to run; InfiniteFuture if none.
   absl::Time NextDeadline() const;
   void OnTimer(absl::Time now);
+  // The engine's bookkeeping for its timer queue (Engine::ScheduleRing): the
+  // NextDeadline it queued for this channel when it last looked.
+  absl::Time queued_deadline() const { return queued_deadline_; }
+  void set_queued_deadline(absl::Time t) { queued_deadline_ = t; }
 
   // Operator unplug (§2.3 order). `done` runs on the engine thread when the
   // channel is gone. Concurrent unplugs wait for the same one.
@@ -282,6 +286,7 @@ class RingChannel {
   std::vector<UnplugDone> unplug_waiters_;
   bool finished_ = false;
   bool domain_gone_ = false;  // released, removal not reported yet
+  absl::Time queued_deadline_ = absl::InfiniteFuture();
 };
 
 }  // namespace xenchan

@@ -1,4 +1,4 @@
-// Wakeup: eventfd plus kicked-channel set.
+// Wakeup: eventfd plus the kicked channels.
 #include "backend/engine/wakeup.h"
 
 #include <errno.h>
@@ -20,7 +20,8 @@ Wakeup::~Wakeup() { close(fd_); }
 void Wakeup::Kick(uint64_t serial) {
   {
     MutexLock lock(&mu_);
-    if (!kicked_.insert(serial).second) return;  // already pending
+    if (!pending_.insert(serial).second) return;  // already pending
+    kicked_.push_back(serial);
   }
   Poke();
 }
@@ -31,13 +32,14 @@ void Wakeup::Poke() {
   [[maybe_unused]] ssize_t n = write(fd_, &one, sizeof(one));
 }
 
-std::set<uint64_t> Wakeup::Take() {
+void Wakeup::Take(std::vector<uint64_t>* kicked) {
   uint64_t value;
   [[maybe_unused]] ssize_t n = read(fd_, &value, sizeof(value));
+  kicked->clear();
   MutexLock lock(&mu_);
-  std::set<uint64_t> out;
-  out.swap(kicked_);
-  return out;
+  kicked->swap(kicked_);
+  // Erased one by one rather than cleared: clear() frees a large table.
+  for (uint64_t serial : *kicked) pending_.erase(serial);
 }
 
 }  // namespace xenchan
