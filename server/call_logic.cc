@@ -86,6 +86,9 @@ absl::Status CallLogic::Open() {
   options.identity = call_.identity().holder();
   options.queue_for_lease = true;
   options.start.anchor = ReadStart::Anchor::kNext;
+  // Woken by the reply, the lease, and room after a full queue; how far the
+  // request got is read only when the call ends (PartialLocked).
+  options.progress_wakeups = ProgressWakeups::kAsked;
   options.on_ready = call_.wakeups().Notifier([this] { Pump(); });
   auto session = core_.engine->OpenSession(ref, std::move(options));
   if (!session.ok()) return core_.errors.SessionOpen(session.status(), *name, std::nullopt);

@@ -90,7 +90,8 @@ void WriteLogic::OnReadDone(bool ok) {
   if (!ok) {
     half_closed_ = true;
     if (!opened_) return FinishLocked(InvalidName("channel", "required in the first message"));
-    return PumpLocked();
+    PumpLocked();
+    return AskProgressLocked();
   }
   v1::WriteRequest message = std::move(request_);
   request_.Clear();
@@ -111,6 +112,7 @@ void WriteLogic::OnReadDone(bool ok) {
   pending_ = std::move(*message.mutable_data());
   has_pending_ = true;
   PumpLocked();
+  AskProgressLocked();
 }
 
 absl::Status WriteLogic::Open(const v1::WriteRequest& first) {
@@ -145,7 +147,11 @@ absl::Status WriteLogic::Open(const v1::WriteRequest& first) {
   options.kind = SessionKind::kWrite;
   options.identity = call_.identity().holder();
   options.takeover = first.takeover();
-  options.on_ready = call_.wakeups().Notifier([this] { Pump(); });
+  // Woken only by the progress AskProgressLocked asks for (and room after a
+  // full queue, state, lease and epoch changes, which wake every session).
+  options.progress_wakeups = ProgressWakeups::kAsked;
+  repump_ = call_.wakeups().Notifier([this] { Pump(); });
+  options.on_ready = repump_;
   auto session = core_.engine->OpenSession(ref, std::move(options));
   if (!session.ok()) return core_.errors.SessionOpen(session.status(), *name, std::nullopt);
   session_ = *std::move(session);
@@ -172,7 +178,34 @@ absl::Status WriteLogic::Open(const v1::WriteRequest& first) {
 
 void WriteLogic::Pump() {
   MutexLock lock(&mu_);
-  if (!finished_) PumpLocked();
+  if (finished_) return;
+  PumpLocked();
+  AskProgressLocked();
+}
+
+void WriteLogic::AskProgressLocked() {
+  if (finished_ || !session_) return;
+  const WriteProgressTracker::Figures f = FiguresLocked();
+  if (f.accepted == 0) return;
+  uint64_t delivered = 0;
+  uint64_t consumed = 0;
+  // The next delivery gives the caller's queued-bytes quota back (and lets
+  // a write waiting for it go on).
+  if (queued_.amount() > 0 && f.delivered < f.accepted) {
+    delivered = f.start_offset + f.delivered + 1;
+  }
+  // A half-closed stream ends when its bytes reach the requested level.
+  if (half_closed_) {
+    if (ack_level_ == AckLevel::kDelivered && delivered == 0 && f.delivered < f.accepted) {
+      delivered = f.start_offset + f.accepted;
+    }
+    if (ack_level_ == AckLevel::kConsumed && f.consumed < f.accepted) {
+      consumed = f.start_offset + f.accepted;
+    }
+  }
+  if (delivered == 0 && consumed == 0) return;
+  // Reached meanwhile: pump again (never on this thread, see Notifier).
+  if (!session_->WakeOnProgress(f.epoch, delivered, consumed)) repump_();
 }
 
 void WriteLogic::PumpLocked() {

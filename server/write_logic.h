@@ -19,6 +19,7 @@
 #define XENCHAN_SERVER_WRITE_LOGIC_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -71,6 +72,10 @@ class WriteLogic {
   absl::Status WithProgress(ApiError e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Open(const v1::WriteRequest& first) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Asks the session to be woken by the progress the stream waits for: the
+  // next delivery while it holds queued-bytes quota, and its requested level
+  // once half-closed.
+  void AskProgressLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 #ifdef XENCHAN_PLANT_RACE_FOR_TEST
   void ClearReadingUnlocked() ABSL_NO_THREAD_SAFETY_ANALYSIS;
 #endif
@@ -97,6 +102,7 @@ class WriteLogic {
   std::string pending_ ABSL_GUARDED_BY(mu_);
   bool has_pending_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t timer_ ABSL_GUARDED_BY(mu_) = 0;
+  std::function<void()> repump_ ABSL_GUARDED_BY(mu_);  // runs Pump soon, elsewhere
 };
 
 }  // namespace server

@@ -25,16 +25,6 @@ class AttachLogicTest : public LogicTest {
       while (port.TakeWrite()) logic.OnWriteDone(true);
     });
   }
-  // Waits until the channel's xenbus states have settled (the fixture
-  // returns once the channel is CONNECTED; the frontend's state may still
-  // be reported after), so that nothing but the test wakes the streams.
-  void Settle() {
-    ASSERT_TRUE(Until([&] {
-      auto c = engine_->GetChannel({"web", "org.example.a"});
-      return c.ok() && c->frontend_state == XenbusState::kConnected &&
-             c->backend_state == XenbusState::kConnected;
-    }));
-  }
   static v1::AttachRequest Open(v1::SessionRole role) {
     v1::AttachRequest m;
     m.mutable_open()->set_channel(ChannelName());

@@ -107,6 +107,14 @@ void LogicTest::TearDown() {
   FakeEngineTest::TearDown();
 }
 
+void LogicTest::Settle() {
+  ASSERT_TRUE(Until([&] {
+    auto c = engine_->GetChannel({"web", "org.example.a"});
+    return c.ok() && c->frontend_state == XenbusState::kConnected &&
+           c->backend_state == XenbusState::kConnected;
+  }));
+}
+
 std::unique_ptr<server::CallState> LogicTest::NewCall(const std::string& method,
                                                       absl::Time deadline,
                                                       server::CallWakeups* wakeups) {

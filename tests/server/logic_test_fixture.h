@@ -213,6 +213,11 @@ class LogicTest : public testing_fake::FakeEngineTest {
                                              server::CallWakeups* wakeups = nullptr);
   // "domains/web/channels/org.example.a".
   static std::string ChannelName() { return "domains/web/channels/org.example.a"; }
+  // Waits until the channel's xenbus states have settled (SetUp returns
+  // once the channel is CONNECTED; the frontend's state may still be
+  // reported after, waking every session), so that nothing but the test
+  // wakes the streams.
+  void Settle();
 
   std::shared_ptr<server::ServiceCore> core_;
   std::unique_ptr<server::ServerMetrics> metrics_;

@@ -97,6 +97,51 @@ TEST_F(WriteLogicTest, TheDeadlineTimerEndsAWriteTheGuestNeverConsumes) {
   logic.OnDone();
 }
 
+// A Write session is woken by the progress it waits for, no other: at
+// ACCEPTED, the delivery that gives its queued-bytes quota back, not the
+// guest's consumption; at CONSUMED, half-closed, its bytes' consumption.
+TEST_F(WriteLogicTest, AWriteIsWokenOnlyByTheProgressItWaitsFor) {
+  Settle();
+  for (const v1::AckLevel level : {v1::ACK_LEVEL_ACCEPTED, v1::ACK_LEVEL_CONSUMED}) {
+    SCOPED_TRACE(v1::AckLevel_Name(level));
+    LogicWakeups wakeups;
+    WritePort port;
+    v1::WriteResponse response;
+    auto call = NewCall("Write", absl::InfiniteFuture(), &wakeups);
+    server::WriteLogic logic(call.get(), port.in_stream(), &response);
+    WakeupsStopper stop(&wakeups);
+    logic.Start();
+    v1::WriteRequest m;
+    m.set_channel(ChannelName());
+    m.set_ack_level(level);
+    m.set_data("ping");
+    ASSERT_TRUE(port.Deliver(std::move(m)));
+    logic.OnReadDone(true);
+    if (level == v1::ACK_LEVEL_CONSUMED) {
+      ASSERT_TRUE(port.ReadPending());
+      logic.OnReadDone(false);  // half-closed: ends once the guest consumed
+    }
+    EXPECT_EQ(fe_->ReadExactly(4), "ping");
+    ASSERT_TRUE(Until([&] {
+      const auto info = core_->engine->GetChannel(ChannelRef{"web", "org.example.a"});
+      return info.ok() && info->to_guest.consumed_offset >= 4;
+    }));
+    if (level == v1::ACK_LEVEL_ACCEPTED) {
+      ASSERT_TRUE(port.ReadPending());
+      logic.OnReadDone(false);
+    }
+    const auto status = port.WaitFinish();
+    ASSERT_TRUE(status.has_value());
+    EXPECT_TRUE(status->ok()) << *status;
+    EXPECT_EQ(response.progress().consumed_bytes(), 4u);
+    wakeups.Stop();
+    // The delivery (quota); at CONSUMED the consumption too. Not both
+    // movements plus whatever else moved, as a session woken by all.
+    EXPECT_LE(wakeups.notified(), level == v1::ACK_LEVEL_ACCEPTED ? 1 : 2);
+    logic.OnDone();
+  }
+}
+
 }  // namespace
 }  // namespace logictest
 }  // namespace xenchan
