@@ -34,28 +34,24 @@
 // Usage: e2e_bench [--pings N] [--warmup N] [--message_bytes N] [--write_bytes N]
 // Prints how it was run, the figures, then one `RESULT name=value` line each.
 // (Internally it re-runs itself as the in-guest agent: --guest_agent=echo|drain --tty=PATH.)
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
+//
+// The pieces: e2e_bench_measure.h (the measurements), e2e_bench_agent.h
+// (the agent), bench_report.h (the figures and goals), bench_process.h
+// (Die; no child left behind: xensim, xenchand and the agents are stopped
+// on every exit).
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/wait.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <map>
 #include <memory>
 #include <string>
-#include <thread>
 #include <utility>
-#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "backend/engine/engine.h"
@@ -63,8 +59,10 @@
 #include "backend/platform/sim/grant_tables.h"
 #include "backend/platform/xen/lib_xenstore.h"
 #include "clients/lib/client.h"
-#include "echo/echo.grpc.pb.h"
-#include "grpcpp/grpcpp.h"
+#include "tests/bench/bench_process.h"
+#include "tests/bench/bench_report.h"
+#include "tests/bench/e2e_bench_agent.h"
+#include "tests/bench/e2e_bench_measure.h"
 #include "tests/bench/proc_stats.h"
 #include "tests/bench/sim_floor.h"
 #include "tests/server/xenchand_process.h"
@@ -79,358 +77,18 @@ ABSL_FLAG(std::string, guest_agent, "", "internal: run as the in-guest agent (ec
 ABSL_FLAG(std::string, tty, "", "internal: the agent's channel tty");
 
 namespace xenchan {
+namespace bench {
 namespace {
-
-constexpr char kGuest[] = "bench0";
-constexpr char kEcho[] = "org.bench.echo";
-constexpr char kSink[] = "org.bench.sink";
-
-std::vector<std::pair<std::string, std::string>> g_results;
-
-void Result(const std::string& name, double value, const char* unit) {
-  const std::string v = absl::StrFormat("%.6g", value);
-  printf("  %-36s %s %s\n", name.c_str(), v.c_str(), unit);
-  fflush(stdout);
-  g_results.emplace_back(name, v);
-}
-
-[[noreturn]] void Die(const std::string& what) {
-  fprintf(stderr, "e2e_bench: %s\n", what.c_str());
-  exit(1);
-}
-
-// One goal of issue 14: the figure, the bound and whether it is met.
-std::vector<std::string> g_goals;
-void Goal(const std::string& what, double figure, double bound, bool at_most) {
-  const bool met = at_most ? figure <= bound : figure >= bound;
-  g_goals.push_back(absl::StrFormat("  %-58s %10.4g %s %-8.4g %s", what, figure,
-                                    at_most ? "<=" : ">=", bound, met ? "met" : "MISSED"));
-}
-
-std::string SelfPath() {
-  char self[4096];
-  const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n <= 0) Die("readlink /proc/self/exe");
-  self[n] = 0;
-  return self;
-}
-
-// ---------------------------------------------------------------------------
-// The in-guest agent (this binary, re-run in a child process).
-
-int RunGuestAgent(const std::string& mode, const std::string& path) {
-  const int fd = open(path.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);
-  if (fd < 0) Die("agent: open " + path);
-  termios t;
-  if (tcgetattr(fd, &t) != 0) Die("agent: tcgetattr");
-  cfmakeraw(&t);
-  if (tcsetattr(fd, TCSANOW, &t) != 0) Die("agent: tcsetattr");
-  printf("ready\n");
-  fflush(stdout);
-  char buf[65536];
-  for (;;) {
-    const ssize_t n = read(fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return 0;  // hung up
-    if (mode == "drain") continue;
-    for (ssize_t done = 0; done < n;) {
-      const ssize_t w = write(fd, buf + done, static_cast<size_t>(n - done));
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) return 0;
-      done += w;
-    }
-  }
-}
-
-class GuestAgent {
- public:
-  GuestAgent(const std::string& mode, const std::string& tty) {
-    int out[2];
-    if (pipe2(out, O_CLOEXEC) != 0) Die("pipe");
-    const std::string self = SelfPath();
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(out[1], 1);
-      execl(self.c_str(), self.c_str(), ("--guest_agent=" + mode).c_str(), ("--tty=" + tty).c_str(),
-            nullptr);
-      _exit(127);
-    }
-    close(out[1]);
-    std::string line;
-    char c;
-    while (read(out[0], &c, 1) == 1 && c != '\n') line += c;
-    close(out[0]);
-    if (line != "ready") Die("guest agent did not start on " + tty);
-  }
-  ~GuestAgent() {
-    kill(pid_, SIGTERM);
-    waitpid(pid_, nullptr, 0);
-  }
-
- private:
-  pid_t pid_ = -1;
-};
-
-// ---------------------------------------------------------------------------
-// Figures.
-
-struct Latency {
-  double p50_us = 0;
-  double p99_us = 0;
-};
-
-Latency Percentiles(std::vector<double> us) {
-  if (us.empty()) Die("no samples");
-  std::sort(us.begin(), us.end());
-  auto at = [&](double p) {
-    return us[std::min(us.size() - 1, static_cast<size_t>(p * us.size()))];
-  };
-  return Latency{at(0.5), at(0.99)};
-}
-
-std::string Payload(size_t n, int i) {
-  std::string s = absl::StrFormat("%08d", i);
-  s.resize(n, 'p');
-  return s;
-}
-
-// Runs warmup + pings round trips of `rt(i)`; the measured ones' latencies.
-template <class RoundTrip>
-Latency MeasureEcho(int warmup, int pings, RoundTrip rt) {
-  for (int i = 0; i < warmup; ++i) rt(i);
-  std::vector<double> us;
-  us.reserve(pings);
-  for (int i = 0; i < pings; ++i) {
-    const absl::Time t0 = absl::Now();
-    rt(warmup + i);
-    us.push_back(absl::ToDoubleMicroseconds(absl::Now() - t0));
-  }
-  return Percentiles(std::move(us));
-}
-
-// Runs `MeasureEcho` --repeats times: the median run's p50 and p99 (and
-// prints min/median/max of both), with per-round-trip process figures.
-struct EchoFigures {
-  Latency median;
-  double switches_per_rt = 0;         // whole system
-  std::map<std::string, double> own;  // context switches per round trip, by process
-};
-template <class RoundTrip>
-EchoFigures RepeatEcho(const std::string& name, int repeats, int warmup, int pings, RoundTrip rt) {
-  std::vector<double> p50, p99;
-  const auto before = bench::SampleTree();
-  int base = 0;  // round trips so far: their indices keep increasing across runs
-  for (int r = 0; r < repeats; ++r) {
-    const int w = r == 0 ? warmup : 0;
-    const Latency l = MeasureEcho(w, pings, [&](int i) { rt(base + i); });
-    base += w + pings;
-    p50.push_back(l.p50_us);
-    p99.push_back(l.p99_us);
-  }
-  const auto after = bench::SampleTree();
-  const bench::Spread a = bench::SpreadOf(p50), b = bench::SpreadOf(p99);
-  printf("  %s p50 %.1f us (min %.1f, max %.1f), p99 %.1f us (min %.1f, max %.1f), n=%d x %d\n",
-         name.c_str(), a.median, a.min, a.max, b.median, b.min, b.max, repeats, pings);
-  EchoFigures f;
-  f.median = Latency{a.median, b.median};
-  const double rts = static_cast<double>(repeats) * pings + warmup;
-  f.switches_per_rt = bench::PrintPerMessage("round trip", before, after, rts);
-  for (const auto& [label, c] : after) {
-    bench::ProcCounters b0;
-    if (auto it = before.find(label); it != before.end()) b0 = it->second;
-    f.own[label] = static_cast<double>(
-                       (c.voluntary + c.nonvoluntary) -
-                       std::min(c.voluntary + c.nonvoluntary, b0.voluntary + b0.nonvoluntary)) /
-                   rts;
-  }
-  return f;
-}
-
-// 1a. The plain gRPC reference.
-class EchoService final : public bench::Echo::CallbackService {
-  grpc::ServerBidiReactor<bench::EchoMessage, bench::EchoMessage>* PingPong(
-      grpc::CallbackServerContext* context) override {
-    class Reactor : public grpc::ServerBidiReactor<bench::EchoMessage, bench::EchoMessage> {
-     public:
-      Reactor() { StartRead(&message_); }
-      void OnReadDone(bool ok) override {
-        if (!ok) return Finish(grpc::Status::OK);
-        StartWrite(&message_);
-      }
-      void OnWriteDone(bool ok) override {
-        if (!ok) return Finish(grpc::Status(grpc::StatusCode::CANCELLED, "client went away"));
-        StartRead(&message_);
-      }
-      void OnDone() override { delete this; }
-
-     private:
-      bench::EchoMessage message_;
-    };
-    return new Reactor();
-  }
-};
-
-EchoFigures GrpcEcho(const std::string& socket, int repeats, int warmup, int pings, size_t size) {
-  EchoService service;
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("unix://" + socket, grpc::InsecureServerCredentials());
-  builder.RegisterService(&service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (!server) Die("cannot start the echo server on " + socket);
-  auto stub = bench::Echo::NewStub(
-      grpc::CreateChannel("unix://" + socket, grpc::InsecureChannelCredentials()));
-  grpc::ClientContext ctx;
-  auto stream = stub->PingPong(&ctx);
-  bench::EchoMessage out, in;
-  const EchoFigures l = RepeatEcho("grpc_echo", repeats, warmup, pings, [&](int i) {
-    out.set_data(Payload(size, i));
-    if (!stream->Write(out) || !stream->Read(&in) || in.data() != out.data()) {
-      Die("grpc echo failed");
-    }
-  });
-  stream->WritesDone();
-  if (!stream->Finish().ok()) Die("grpc echo did not finish cleanly");
-  server->Shutdown();
-  return l;
-}
-
-// 1b. Attach through xenchand.
-EchoFigures AttachEcho(client::Client& client, const std::string& channel, int repeats, int warmup,
-                       int pings, size_t size) {
-  auto stream = client.Attach(absl::Minutes(10));
-  v1::AttachRequest open;
-  open.mutable_open()->set_channel(channel);
-  open.mutable_open()->set_role(v1::SESSION_ROLE_WRITER);
-  if (!stream->Send(open)) Die("attach: send open");
-  v1::AttachResponse m;
-  if (!stream->Receive(&m) || !m.has_opened()) Die("attach: not opened: " + m.DebugString());
-  v1::AttachRequest w;
-  const EchoFigures l = RepeatEcho("attach_echo", repeats, warmup, pings, [&](int i) {
-    const std::string data = Payload(size, i);
-    w.mutable_write()->set_sequence_id(static_cast<uint64_t>(i) + 1);
-    w.mutable_write()->set_data(data);
-    if (!stream->Send(w)) Die("attach: send");
-    std::string got;
-    while (got.size() < data.size()) {
-      if (!stream->Receive(&m)) Die("attach: stream ended: " + stream->Finish().ToString());
-      if (m.has_data()) got += m.data().data();
-      if (m.has_write_rejection()) Die("attach: rejected: " + m.DebugString());
-    }
-    if (got != data) Die("attach: echo mismatch");
-  });
-  stream->HalfClose();
-  while (stream->Receive(&m)) {
-  }
-  if (!stream->Finish().ok()) Die("attach did not finish cleanly");
-  return l;
-}
-
-// 2a. Write through xenchand; MB/s until the Write RPC returned.
-double GrpcWrite(client::Client& client, const std::string& channel, size_t total,
-                 v1::AckLevel level) {
-  const std::string chunk(Session::kMaxWrite, 'w');
-  size_t sent = std::min(total, chunk.size());
-  v1::WriteRequest first;
-  first.set_channel(channel);
-  first.set_ack_level(level);
-  first.set_data(chunk.substr(0, sent));
-  const absl::Time t0 = absl::Now();
-  auto r = client.Write(
-      first,
-      [&](std::string* more) {
-        if (sent >= total) return false;
-        const size_t n = std::min(chunk.size(), total - sent);
-        more->assign(chunk, 0, n);
-        sent += n;
-        return true;
-      },
-      absl::Minutes(5));
-  const double secs = absl::ToDoubleSeconds(absl::Now() - t0);
-  if (!r.ok()) Die("write: " + r.status().ToString());
-  const uint64_t reached = level == v1::ACK_LEVEL_CONSUMED ? r->progress().consumed_bytes()
-                                                           : r->progress().delivered_bytes();
-  if (reached != total) Die(absl::StrCat("write: only ", reached, " of ", total, " reached"));
-  return total / secs / 1e6;
-}
-
-void WaitFd(int fd) {
-  pollfd p{fd, POLLIN, 0};
-  poll(&p, 1, 100);
-  uint64_t v;
-  [[maybe_unused]] ssize_t n = read(fd, &v, sizeof(v));
-}
-
-// 1c. The engine directly.
-EchoFigures EngineEcho(Engine& engine, int repeats, int warmup, int pings, size_t size) {
-  SessionOptions so;
-  so.role = SessionRole::kWriter;
-  so.start.anchor = ReadStart::Anchor::kNext;
-  auto session = engine.OpenSession({kGuest, kEcho}, so);
-  if (!session.ok()) Die("engine echo: " + session.status().ToString());
-  return RepeatEcho("engine_echo", repeats, warmup, pings, [&](int i) {
-    const std::string data = Payload(size, i);
-    auto w = (*session)->Write(data);
-    if (!w.ok()) Die("engine echo write: " + w.status().ToString());
-    std::string got;
-    while (got.size() < data.size()) {
-      auto recs = (*session)->Read(1 << 16);
-      if (!recs.ok()) Die("engine echo read: " + recs.status().ToString());
-      for (const auto& r : *recs) {
-        if (r.kind == SessionRecord::Kind::kData) got += r.data;
-      }
-      if (got.size() < data.size() && recs->empty()) WaitFd((*session)->notify_fd());
-    }
-    if (got != data) Die("engine echo mismatch");
-  });
-}
-
-// 1d. The sim-floor echo: the same guest and agent, a minimal backend.
-EchoFigures FloorEcho(bench::SimFloor& floor, int repeats, int warmup, int pings, size_t size) {
-  return RepeatEcho("floor_echo", repeats, warmup, pings, [&](int i) {
-    if (!floor.Echo(Payload(size, i))) Die("floor echo failed");
-  });
-}
-
-// 2b. Engine writes until `level` is reached for all of them; MB/s.
-double EngineWrite(Engine& engine, size_t total, AckLevel level) {
-  SessionOptions so;
-  so.role = SessionRole::kWriter;
-  auto session = engine.OpenSession({kGuest, kSink}, so);
-  if (!session.ok()) Die("engine write: " + session.status().ToString());
-  const std::string chunk(Session::kMaxWrite, 'e');
-  const absl::Time t0 = absl::Now();
-  uint64_t start = 0, end = 0;
-  for (size_t sent = 0; sent < total;) {
-    const size_t n = std::min(chunk.size(), total - sent);
-    auto r = (*session)->Write(absl::string_view(chunk.data(), n));
-    if (r.ok()) {
-      if (sent == 0) start = r->start;
-      end = r->end;
-      sent += n;
-    } else if (r.status().code() == absl::StatusCode::kResourceExhausted) {
-      WaitFd((*session)->notify_fd());
-    } else {
-      Die("engine write: " + r.status().ToString());
-    }
-  }
-  for (;;) {
-    const WriteStatus ws = (*session)->write_status();
-    const uint64_t reached =
-        level == AckLevel::kConsumed ? ws.consumed_offset : ws.delivered_offset;
-    if (reached >= end) break;
-    WaitFd((*session)->notify_fd());
-    (void)(*session)->Read(1 << 16);  // clears the notification
-  }
-  const double secs = absl::ToDoubleSeconds(absl::Now() - t0);
-  if (end - start != total) Die("engine write: range mismatch");
-  return total / secs / 1e6;
-}
 
 std::string Name(const std::string& channel) {
   return absl::StrCat("domains/", kGuest, "/channels/", channel);
 }
 
+
 int Main() {
+  Report::Style style;
+  style.name_width = 36;
+  Report report(style);
   const int pings = std::max(1, absl::GetFlag(FLAGS_pings));
   const int warmup = std::max(0, absl::GetFlag(FLAGS_warmup));
   const int repeats = std::max(1, absl::GetFlag(FLAGS_repeats));
@@ -445,7 +103,7 @@ int Main() {
   printf(
       "  cpus: %ld (bench main thread on cpu %d); host: xensim serve (child); guest %s: xensim "
       "guest process; agents: this binary re-run in the guest (raw tty; echo | drain)\n",
-      sysconf(_SC_NPROCESSORS_ONLN), bench::CurrentCpu(), kGuest);
+      sysconf(_SC_NPROCESSORS_ONLN), CurrentCpu(), kGuest);
   printf("  xenchand: %s --platform=sim, Unix socket; client: clients/lib (sync stubs)\n",
          servertest::XenchandProcess::BinaryPath().c_str());
   printf("  grpc reference: in-process callback-API echo server, Unix socket, sync client\n");
@@ -458,14 +116,17 @@ int Main() {
 
   auto sim = simtest::XensimProcess::Start();
   if (!sim.ok()) Die(sim.status().ToString());
+  // On Die: stop it and remove its state directory (the children that are
+  // left are killed by Die in any case).
+  const ScopedCleanup stop_sim([&] { sim->reset(); });
   if (!(*sim)->CreateDomain(kGuest).ok()) Die("domain create");
 
   printf("plain gRPC bidirectional ping-pong:\n");
   const EchoFigures grpc_figures =
       GrpcEcho((*sim)->scratch_dir() + "/echo.sock", repeats, warmup, pings, size);
   const Latency grpc = grpc_figures.median;
-  Result("grpc_echo_p50_us", grpc.p50_us, "us");
-  Result("grpc_echo_p99_us", grpc.p99_us, "us");
+  report.Result("grpc_echo_p50_us", grpc.p50_us, "us");
+  report.Result("grpc_echo_p99_us", grpc.p99_us, "us");
 
   auto server =
       servertest::XenchandProcess::Start((*sim)->state_dir(), (*sim)->scratch_dir() + "/x.sock");
@@ -494,14 +155,14 @@ int Main() {
   const EchoFigures attach_figures =
       AttachEcho(**client, Name(kEcho), repeats, warmup, pings, size);
   const Latency attach = attach_figures.median;
-  Result("attach_echo_p50_us", attach.p50_us, "us");
-  Result("attach_echo_p99_us", attach.p99_us, "us");
-  Result("attach_vs_grpc_p50_ratio", attach.p50_us / grpc.p50_us, "");
-  Result("attach_vs_grpc_p99_ratio", attach.p99_us / grpc.p99_us, "");
+  report.Result("attach_echo_p50_us", attach.p50_us, "us");
+  report.Result("attach_echo_p99_us", attach.p99_us, "us");
+  report.Result("attach_vs_grpc_p50_ratio", attach.p50_us / grpc.p50_us, "");
+  report.Result("attach_vs_grpc_p99_ratio", attach.p99_us / grpc.p99_us, "");
   const double attach_limited = static_cast<double>(limited(kEcho) - limited0);
-  Result("attach_echo_rate_limited_periods", attach_limited, "");
-  Result("attach_switches_per_round_trip", attach_figures.switches_per_rt, "");
-  Result("attach_xenchand_switches_per_round_trip",
+  report.Result("attach_echo_rate_limited_periods", attach_limited, "");
+  report.Result("attach_switches_per_round_trip", attach_figures.switches_per_rt, "");
+  report.Result("attach_xenchand_switches_per_round_trip",
          attach_figures.own.count("xenchand") != 0 ? attach_figures.own.at("xenchand") : 0.0, "");
 
   printf("\nxenchand Write to the guest's draining agent:\n");
@@ -510,9 +171,9 @@ int Main() {
       GrpcWrite(**client, Name(kSink), write_bytes, v1::ACK_LEVEL_DELIVERED);
   const double write_consumed =
       GrpcWrite(**client, Name(kSink), write_bytes, v1::ACK_LEVEL_CONSUMED);
-  Result("write_delivered_mbps", write_delivered, "MB/s");
-  Result("write_consumed_mbps", write_consumed, "MB/s");
-  Result("write_rate_limited_periods", static_cast<double>(limited(kSink) - limited1), "");
+  report.Result("write_delivered_mbps", write_delivered, "MB/s");
+  report.Result("write_consumed_mbps", write_consumed, "MB/s");
+  report.Result("write_rate_limited_periods", static_cast<double>(limited(kSink) - limited1), "");
 
   // The engine alone: stop xenchand; an engine in this process recovers the
   // channels (same guest, same agents).
@@ -546,17 +207,17 @@ int Main() {
   printf("\nengine only (this process), same guest and agents:\n");
   const uint64_t limited2 = engine_limited(kEcho);
   const Latency eng = EngineEcho(**engine, repeats, warmup, pings, size).median;
-  Result("engine_echo_p50_us", eng.p50_us, "us");
-  Result("engine_echo_p99_us", eng.p99_us, "us");
-  Result("attach_vs_engine_p50_ratio", attach.p50_us / eng.p50_us, "");
+  report.Result("engine_echo_p50_us", eng.p50_us, "us");
+  report.Result("engine_echo_p99_us", eng.p99_us, "us");
+  report.Result("attach_vs_engine_p50_ratio", attach.p50_us / eng.p50_us, "");
   const double engine_echo_limited = static_cast<double>(engine_limited(kEcho) - limited2);
-  Result("engine_echo_rate_limited_periods", engine_echo_limited, "");
+  report.Result("engine_echo_rate_limited_periods", engine_echo_limited, "");
   const double engine_delivered = EngineWrite(**engine, write_bytes, AckLevel::kDelivered);
   const double engine_consumed = EngineWrite(**engine, write_bytes, AckLevel::kConsumed);
-  Result("engine_write_delivered_mbps", engine_delivered, "MB/s");
-  Result("engine_write_consumed_mbps", engine_consumed, "MB/s");
-  Result("write_consumed_vs_engine_ratio", write_consumed / engine_consumed, "");
-  Result("write_delivered_vs_engine_ratio", write_delivered / engine_delivered, "");
+  report.Result("engine_write_delivered_mbps", engine_delivered, "MB/s");
+  report.Result("engine_write_consumed_mbps", engine_consumed, "MB/s");
+  report.Result("write_consumed_vs_engine_ratio", write_consumed / engine_consumed, "");
+  report.Result("write_delivered_vs_engine_ratio", write_delivered / engine_delivered, "");
   auto echo_info = (*engine)->GetChannel({kGuest, kEcho});
   if (!echo_info.ok()) Die(echo_info.status().ToString());
   engine->reset();
@@ -569,44 +230,43 @@ int Main() {
   auto fgt = SimGrantTables::Create((*sim)->hypervisor_socket());
   if (!fxs.ok() || !fev.ok() || !fgt.ok()) Die("cannot connect to xensim");
   auto floor =
-      bench::SimFloor::Attach(**fxs, *std::move(fev), **fgt, echo_info->domid, echo_info->devid);
+      SimFloor::Attach(**fxs, *std::move(fev), **fgt, echo_info->domid, echo_info->devid);
   if (!floor.ok()) Die("floor: " + floor.status().ToString());
   const Latency fl = FloorEcho(**floor, repeats, warmup, pings, size).median;
-  Result("floor_echo_p50_us", fl.p50_us, "us");
-  Result("floor_echo_p99_us", fl.p99_us, "us");
-  Result("engine_vs_floor_p50_ratio", eng.p50_us / fl.p50_us, "");
+  report.Result("floor_echo_p50_us", fl.p50_us, "us");
+  report.Result("floor_echo_p99_us", fl.p99_us, "us");
+  report.Result("engine_vs_floor_p50_ratio", eng.p50_us / fl.p50_us, "");
   const double attach_goal = attach.p50_us / (grpc.p50_us + fl.p50_us);
-  Result("attach_vs_grpc_plus_floor_p50_ratio", attach_goal, "");
+  report.Result("attach_vs_grpc_plus_floor_p50_ratio", attach_goal, "");
   floor->reset();
 
-  Goal("Attach echo p50 / (gRPC echo p50 + sim-floor echo p50)", attach_goal, 1.2, true);
-  Goal("whole-system context switches per Attach round trip", attach_figures.switches_per_rt, 20,
+  report.Goal("Attach echo p50 / (gRPC echo p50 + sim-floor echo p50)", attach_goal, 1.2, true);
+  report.Goal("whole-system context switches per Attach round trip", attach_figures.switches_per_rt, 20,
        true);
-  Goal("xenchand context switches per Attach round trip",
+  report.Goal("xenchand context switches per Attach round trip",
        attach_figures.own.count("xenchand") != 0 ? attach_figures.own.at("xenchand") : 0.0, 10,
        true);
-  Goal("rate-limited periods in the echo runs (Attach + engine)",
+  report.Goal("rate-limited periods in the echo runs (Attach + engine)",
        attach_limited + engine_echo_limited, 0, true);
-  printf("\ngoals (issue 14; ratios from this run, medians):\n");
-  for (const std::string& g : g_goals) printf("%s\n", g.c_str());
-  printf("\n");
-  for (const auto& [name, value] : g_results) printf("RESULT %s=%s\n", name.c_str(), value.c_str());
+  report.PrintGoals("goals (issue 14; ratios from this run, medians):");
+  report.PrintResults();
   return 0;
 }
 
 }  // namespace
+}  // namespace bench
 }  // namespace xenchan
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   signal(SIGPIPE, SIG_IGN);
+  xenchan::bench::InitTool("e2e_bench");
   if (!absl::GetFlag(FLAGS_guest_agent).empty()) {
-    return xenchan::RunGuestAgent(absl::GetFlag(FLAGS_guest_agent), absl::GetFlag(FLAGS_tty));
+    return xenchan::bench::RunGuestAgent(absl::GetFlag(FLAGS_guest_agent),
+                                         absl::GetFlag(FLAGS_tty));
   }
   // The helpers find xensim and xenchand in the runfiles (TEST_SRCDIR under
   // `bazel test`; next to the binary under `bazel run` or when run directly).
-  if (getenv("TEST_SRCDIR") == nullptr) {
-    setenv("TEST_SRCDIR", (xenchan::SelfPath() + ".runfiles").c_str(), 1);
-  }
-  return xenchan::Main();
+  xenchan::bench::UseOwnRunfiles();
+  return xenchan::bench::Main();
 }

@@ -57,6 +57,8 @@
 #include "clients/lib/fleet_client.h"
 #include "server/etcd/client.h"
 #include "server/fleet/records.h"
+#include "tests/bench/bench_process.h"
+#include "tests/bench/bench_report.h"
 #include "tests/bench/fleet_bench_etcd.h"
 #include "tests/bench/fleet_bench_proc.h"
 #include "tests/bench/proc_stats.h"
@@ -75,67 +77,47 @@ ABSL_FLAG(double, quiet_seconds, 2, "no etcd write for this long before a window
 ABSL_FLAG(uint32_t, seed, 1, "random seed of the domains located");
 
 namespace xenchan {
+namespace bench {
 namespace {
 
 constexpr char kPrefix[] = "/xenchan/v1/";
 constexpr char kChannel[] = "org.xenchan.bench.0";
 
-std::vector<std::pair<std::string, std::string>> g_results;
-std::vector<std::string> g_goals;
-std::function<void()> g_cleanup;  // stops every child process (main thread only)
+// The figures and goals of this run (main thread only); every goal here is
+// an upper bound.
+Report::Style ReportStyle() {
+  Report::Style style;
+  style.goal_width = 62;
+  style.bound_width = 6;
+  return style;
+}
+Report g_report(ReportStyle());
 
 void Result(const std::string& name, double value, const char* unit) {
-  const std::string v = absl::StrFormat("%.6g", value);
-  printf("  %-40s %s %s\n", name.c_str(), v.c_str(), unit);
-  fflush(stdout);
-  g_results.emplace_back(name, v);
-}
-
-[[noreturn]] void Die(const std::string& what) {
-  fprintf(stderr, "fleet_bench: %s\n", what.c_str());
-  if (g_cleanup) g_cleanup();
-  exit(1);
+  g_report.Result(name, value, unit);
 }
 
 void Goal(const std::string& what, double figure, double bound) {
-  g_goals.push_back(absl::StrFormat("  %-62s %10.4g <= %-6.4g %s", what, figure, bound,
-                                    figure <= bound ? "met" : "MISSED"));
-}
-
-std::string SelfPath() {
-  char self[4096];
-  const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n <= 0) Die("readlink /proc/self/exe");
-  self[n] = 0;
-  return self;
+  g_report.Goal(what, figure, bound, /*at_most=*/true);
 }
 
 double Since(absl::Time t0) { return absl::ToDoubleSeconds(absl::Now() - t0); }
 
 // Repeated samples of one figure: p50/p99 per run, min/median/max of runs.
 struct Latency {
-  bench::Spread p50, p99;
+  Spread p50, p99;
   double min = 0, max = 0;
 };
-double At(const std::vector<double>& sorted, double p) {
-  return sorted[std::min(sorted.size() - 1, static_cast<size_t>(p * sorted.size()))];
-}
 Latency Repeat(const std::string& name, int repeats, int calls, const std::function<void(int)>& f) {
   std::vector<double> p50, p99, all;
-  int i = 0;
   for (int r = 0; r < repeats; ++r) {
-    std::vector<double> us;
-    for (int c = 0; c < calls; ++c) {
-      const absl::Time t0 = absl::Now();
-      f(i++);
-      us.push_back(absl::ToDoubleMicroseconds(absl::Now() - t0));
-    }
+    std::vector<double> us = TimeCalls(calls, r * calls, f);
     std::sort(us.begin(), us.end());
-    p50.push_back(At(us, 0.5));
-    p99.push_back(At(us, 0.99));
+    p50.push_back(Percentile(us, 0.5));
+    p99.push_back(Percentile(us, 0.99));
     all.insert(all.end(), us.begin(), us.end());
   }
-  Latency l{bench::SpreadOf(p50), bench::SpreadOf(p99), *std::min_element(all.begin(), all.end()),
+  Latency l{SpreadOf(p50), SpreadOf(p99), *std::min_element(all.begin(), all.end()),
             *std::max_element(all.begin(), all.end())};
   printf(
       "  %s: p50 %.1f us (runs %.1f-%.1f), p99 %.1f us (runs %.1f-%.1f), min %.1f, max %.1f, "
@@ -223,7 +205,7 @@ size_t SnapshotDomains(client::FleetClient& fleet, const std::string& host_filte
 // Steady state over `seconds`: writes per host from etcd's side, keep-alives,
 // and every xenchand's CPU and memory, as RESULT lines and goals.
 void SteadyWindow(const std::string& tag, std::vector<Host>& hosts,
-                  bench::FleetWriteCounter& counter, etcd::Client& etcd,
+                  FleetWriteCounter& counter, etcd::Client& etcd,
                   const std::vector<std::string>& endpoints, double seconds, double quiet,
                   int ttl_seconds) {
   const absl::Time q0 = absl::Now();
@@ -231,23 +213,23 @@ void SteadyWindow(const std::string& tag, std::vector<Host>& hosts,
     Die("the fleet never went quiet in etcd (120 s)");
   }
   printf("  quiet (no etcd write for %.1f s) after %.2f s\n", quiet, Since(q0));
-  const auto tree0 = bench::SampleTree();
-  std::vector<bench::PidSample> p0;
-  for (Host& h : hosts) p0.push_back(bench::SamplePid(h.server->pid()));
-  const bench::FleetWriteCounter::Counts c0 = counter.counts();
-  auto rev0 = bench::StoreRevision(etcd);
-  auto ka0 = bench::LeaseRenewals(endpoints);
+  const auto tree0 = SampleTree();
+  std::vector<PidSample> p0;
+  for (Host& h : hosts) p0.push_back(SamplePid(h.server->pid()));
+  const FleetWriteCounter::Counts c0 = counter.counts();
+  auto rev0 = StoreRevision(etcd);
+  auto ka0 = LeaseRenewals(endpoints);
   if (!rev0.ok() || !ka0.ok()) Die("etcd: " + rev0.status().ToString() + ka0.status().ToString());
   const absl::Time t0 = absl::Now();
   absl::SleepFor(absl::Seconds(seconds));
   const double elapsed = Since(t0);
-  const bench::FleetWriteCounter::Counts c1 = counter.counts();
-  auto rev1 = bench::StoreRevision(etcd);
-  auto ka1 = bench::LeaseRenewals(endpoints);
+  const FleetWriteCounter::Counts c1 = counter.counts();
+  auto rev1 = StoreRevision(etcd);
+  auto ka1 = LeaseRenewals(endpoints);
   if (!rev1.ok() || !ka1.ok()) Die("etcd: " + rev1.status().ToString() + ka1.status().ToString());
-  std::vector<bench::PidSample> p1;
-  for (Host& h : hosts) p1.push_back(bench::SamplePid(h.server->pid()));
-  const auto tree1 = bench::SampleTree();
+  std::vector<PidSample> p1;
+  for (Host& h : hosts) p1.push_back(SamplePid(h.server->pid()));
+  const auto tree1 = SampleTree();
 
   double total = 0, cpu_max = 0, rss_max = 0;
   for (size_t i = 0; i < hosts.size(); ++i) {
@@ -273,7 +255,7 @@ void SteadyWindow(const std::string& tag, std::vector<Host>& hosts,
       "unattributed; lease keep-alives %.0f = %.3g/s per host (expected 1 per TTL/3 = %.3g/s)\n",
       revisions, static_cast<unsigned long long>(unattributed), keepalives,
       keepalives / elapsed / hosts.size(), 3.0 / ttl_seconds);
-  bench::PrintPerMessage("second of steady state", tree0, tree1, elapsed);
+  PrintPerMessage("second of steady state", tree0, tree1, elapsed);
   const double rate = (total + unattributed) / elapsed;
   Result(tag + "_writes_per_second", rate, "/s (all hosts)");
   Result(tag + "_writes_per_second_per_host", rate / hosts.size(), "/s");
@@ -358,7 +340,7 @@ MigrationTimes Migrate(std::vector<Host>& hosts, int k) {
 }
 
 void Spread3(const std::string& name, std::vector<double> v, const char* unit) {
-  const bench::Spread s = bench::SpreadOf(std::move(v));
+  const Spread s = SpreadOf(std::move(v));
   printf("  %s: median %.1f %s (min %.1f, max %.1f)\n", name.c_str(), s.median, unit, s.min, s.max);
   Result(name + "_median", s.median, unit);
   Result(name + "_max", s.max, unit);
@@ -387,13 +369,13 @@ int Main() {
       "  etcd: 3 members (/usr/bin/etcd, Unix sockets, heartbeat 50 ms, election 500 ms); per "
       "host: xensim serve + xenchand --platform=sim --fleet-etcd=<the 3 members> (children)\n"
       "  client: clients/lib over xenchand's Unix socket (sync stubs)\n\n",
-      sysconf(_SC_NPROCESSORS_ONLN), bench::CurrentCpu(), load[0], load[1], load[2]);
+      sysconf(_SC_NPROCESSORS_ONLN), CurrentCpu(), load[0], load[1], load[2]);
 
   // -- 1. setup ----------------------------------------------------------
   printf("setup:\n");
   // One per guest, and one per xenchand (its policy file watcher).
   {
-    const bench::InotifyRoom room = bench::CheckInotifyRoom();
+    const InotifyRoom room = CheckInotifyRoom();
     const int needed = nhosts * per_host + nhosts;
     printf("  inotify instances: %d in use by uid %d, limit %d, this run needs about %d more\n",
            room.used, static_cast<int>(getuid()), room.limit, needed);
@@ -417,7 +399,8 @@ int Main() {
   const double etcd_s = Since(setup0);
 
   std::vector<Host> hosts(nhosts);
-  g_cleanup = [&] {
+  // Stops every child process, gracefully: at the end, and on Die.
+  auto stop_all = [&] {
     for (Host& h : hosts) h.client.reset();
     for (Host& h : hosts) {
       if (h.server) h.server->Stop();
@@ -425,6 +408,7 @@ int Main() {
     for (Host& h : hosts) h.sim.reset();
     etcd_cluster.reset();
   };
+  const ScopedCleanup cleanup(stop_all);
   const absl::Time hosts0 = absl::Now();
   for (int i = 0; i < nhosts; ++i) {
     Host& h = hosts[i];
@@ -493,7 +477,7 @@ int Main() {
   Result("fleet_domains", static_cast<double>(SnapshotDomains(**fleet1)), "");
 
   // -- 2. steady state ---------------------------------------------------
-  auto counter = bench::FleetWriteCounter::Start(etcd, kPrefix);
+  auto counter = FleetWriteCounter::Start(etcd, kPrefix);
   if (!counter.ok()) Die(counter.status().ToString());
   printf("\nsteady state, nothing changing (%.1f s):\n", window);
   SteadyWindow("steady", hosts, **counter, *etcd, endpoints, window, quiet, ttl);
@@ -507,15 +491,15 @@ int Main() {
   std::mt19937 rng(absl::GetFlag(FLAGS_seed));
   std::uniform_int_distribution<size_t> pick(0, all.size() - 1);
   std::map<std::string, int> located_on;
-  const auto tree0 = bench::SampleTree();
+  const auto tree0 = SampleTree();
   const Latency by_uuid = Repeat("LocateDomain by UUID", repeats, locates, [&](int) {
     const Domain& d = *all[pick(rng)];
     auto l = (*fleet1)->LocateDomain(d.uuid);
     if (!l.ok() || l->domain.uuid() != d.uuid) Die("LocateDomain " + d.uuid);
     ++located_on[l->host.host_id()];
   });
-  const auto tree1 = bench::SampleTree();
-  bench::PrintPerMessage("LocateDomain", tree0, tree1, static_cast<double>(repeats) * locates);
+  const auto tree1 = SampleTree();
+  PrintPerMessage("LocateDomain", tree0, tree1, static_cast<double>(repeats) * locates);
   std::vector<std::string> spread;
   for (const auto& [h, n] : located_on) spread.push_back(absl::StrCat(h, " ", n));
   printf("  located on: %s\n", absl::StrJoin(spread, ", ").c_str());
@@ -570,25 +554,23 @@ int Main() {
   printf("\nsteady state after the migrations (%.1f s):\n", window);
   SteadyWindow("after_migration", hosts, **counter, *etcd, endpoints, window, quiet, ttl);
 
-  printf("\ngoals (issue 13 item 8; LocateDomain and migration have none named):\n");
-  for (const std::string& g : g_goals) printf("%s\n", g.c_str());
-  printf("\n");
-  for (const auto& [name, value] : g_results) printf("RESULT %s=%s\n", name.c_str(), value.c_str());
+  g_report.PrintGoals("goals (issue 13 item 8; LocateDomain and migration have none named):");
+  g_report.PrintResults();
   counter->reset();
-  g_cleanup();
+  stop_all();
   return 0;
 }
 
 }  // namespace
+}  // namespace bench
 }  // namespace xenchan
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   signal(SIGPIPE, SIG_IGN);
+  xenchan::bench::InitTool("fleet_bench");
   // The helpers find etcd's peers, xensim and xenchand in the runfiles
   // (TEST_SRCDIR under `bazel test`; next to the binary when run directly).
-  if (getenv("TEST_SRCDIR") == nullptr) {
-    setenv("TEST_SRCDIR", (xenchan::SelfPath() + ".runfiles").c_str(), 1);
-  }
-  return xenchan::Main();
+  xenchan::bench::UseOwnRunfiles();
+  return xenchan::bench::Main();
 }

@@ -154,12 +154,6 @@ double PrintPerMessage(const std::string& what, const std::map<std::string, Proc
   return total_switches;
 }
 
-Spread SpreadOf(std::vector<double> values) {
-  if (values.empty()) return {};
-  std::sort(values.begin(), values.end());
-  return Spread{values.front(), values[values.size() / 2], values.back()};
-}
-
 int CurrentCpu() { return sched_getcpu(); }
 
 }  // namespace bench

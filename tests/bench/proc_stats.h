@@ -2,8 +2,7 @@
 // switches of each process involved, per message, from /proc (utime+stime
 // of /proc/<pid>/stat, voluntary and nonvoluntary_ctxt_switches of every
 // /proc/<pid>/task/*/status), the CPU each of their threads last ran on
-// (field 39 of /proc/<pid>/task/*/stat), and min/median/max of repeated
-// figures. On a VM a wake-up that crosses vCPUs costs far more than one on
+// (field 39 of /proc/<pid>/task/*/stat). On a VM a wake-up that crosses vCPUs costs far more than one on
 // the same vCPU, so a latency figure means little without its placement.
 #ifndef XENCHAN_TESTS_BENCH_PROC_STATS_H_
 #define XENCHAN_TESTS_BENCH_PROC_STATS_H_
@@ -36,14 +35,6 @@ std::map<std::string, ProcCounters> SampleTree();
 // switches per message. `what` names the run, `messages` its messages.
 double PrintPerMessage(const std::string& what, const std::map<std::string, ProcCounters>& before,
                        const std::map<std::string, ProcCounters>& after, double messages);
-
-// min, median and max of a figure measured several times.
-struct Spread {
-  double min = 0;
-  double median = 0;
-  double max = 0;
-};
-Spread SpreadOf(std::vector<double> values);
 
 // The CPU this thread is on now (sched_getcpu).
 int CurrentCpu();
