@@ -22,8 +22,11 @@
 //       the bytes waiting in each direction
 //
 // Echo modes print one line "p50_us=.. p99_us=.. mean_us=.. pings=.. size=..
-// mbps=.. bytes=.." (throughput: bytes that went to the guest and came back,
-// per second, counted once). Exit status 0 on success, 1 on any failure
+// mbps=.. bytes=.. ctx_per_rt=.. cpu_us_per_rt=.." (throughput: bytes that
+// went to the guest and came back, per second, counted once; the last two:
+// dom0's context switches and busy CPU time, all of dom0's vCPUs and every
+// process, per round trip of the ping phase, from /proc/stat, so they count
+// the whole path in dom0, QEMU or xenchand included). Exit status 0 on success, 1 on any failure
 // (with a reason on stderr), 2 on a usage error.
 #include <errno.h>
 #include <poll.h>
@@ -98,7 +101,34 @@ std::string Payload(size_t size, int i) {
   return s;
 }
 
-void PrintEcho(std::vector<double> us, const EchoOptions& o, double mbps, size_t bytes) {
+// dom0-wide counters from /proc/stat: context switches ("ctxt") and busy
+// CPU time (user, nice, system, irq, softirq of the "cpu" line) in µs.
+struct Dom0Counters {
+  double ctxt = 0;
+  double busy_us = 0;
+};
+
+Dom0Counters ReadDom0Counters() {
+  Dom0Counters c;
+  FILE* f = std::fopen("/proc/stat", "r");
+  if (f == nullptr) return c;
+  char line[512];
+  const double us_per_tick = 1e6 / static_cast<double>(sysconf(_SC_CLK_TCK));
+  while (std::fgets(line, sizeof(line), f) != nullptr) {
+    unsigned long long v[7] = {};
+    if (std::sscanf(line, "cpu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                    &v[4], &v[5], &v[6]) == 7) {
+      c.busy_us = static_cast<double>(v[0] + v[1] + v[2] + v[5] + v[6]) * us_per_tick;
+    }
+    unsigned long long ctxt = 0;
+    if (std::sscanf(line, "ctxt %llu", &ctxt) == 1) c.ctxt = static_cast<double>(ctxt);
+  }
+  std::fclose(f);
+  return c;
+}
+
+void PrintEcho(std::vector<double> us, const EchoOptions& o, double mbps, size_t bytes,
+               const Dom0Counters& per_rt) {
   std::sort(us.begin(), us.end());
   double sum = 0;
   for (double u : us) sum += u;
@@ -107,8 +137,10 @@ void PrintEcho(std::vector<double> us, const EchoOptions& o, double mbps, size_t
     return us[std::min(idx, us.size() - 1)];
   };
   std::printf(
-      "p50_us=%.0f p99_us=%.0f mean_us=%.0f max_us=%.0f pings=%d size=%zu mbps=%.4f bytes=%zu\n",
-      pct(0.5), pct(0.99), sum / us.size(), us.back(), o.pings, o.size, mbps, bytes);
+      "p50_us=%.0f p99_us=%.0f mean_us=%.0f max_us=%.0f pings=%d size=%zu mbps=%.4f bytes=%zu "
+      "ctx_per_rt=%.1f cpu_us_per_rt=%.0f\n",
+      pct(0.5), pct(0.99), sum / us.size(), us.back(), o.pings, o.size, mbps, bytes, per_rt.ctxt,
+      per_rt.busy_us);
 }
 
 // One transport for the echo measurements: send bytes, receive what came
@@ -121,7 +153,9 @@ struct Transport {
 void RunEcho(Transport& t, const EchoOptions& o) {
   // Resynchronise: anything the guest had queued before we came is dropped.
   std::vector<double> us;
+  Dom0Counters before;
   for (int i = -5; i < o.pings; ++i) {
+    if (i == 0) before = ReadDom0Counters();  // after the warm-up round trips
     const std::string data = Payload(o.size, i + 5);
     const absl::Time start = absl::Now();
     t.send(data);
@@ -136,6 +170,12 @@ void RunEcho(Transport& t, const EchoOptions& o) {
     }
     if (got != data) Die(absl::StrCat("round trip ", i, ": echo mismatch: '", got, "'"));
     if (i >= 0) us.push_back(absl::ToDoubleMicroseconds(absl::Now() - start));
+  }
+  const Dom0Counters after = ReadDom0Counters();
+  Dom0Counters per_rt;
+  if (o.pings > 0) {
+    per_rt.ctxt = (after.ctxt - before.ctxt) / o.pings;
+    per_rt.busy_us = (after.busy_us - before.busy_us) / o.pings;
   }
   // Throughput: a sender thread streams o.bytes while this one reads them back.
   const size_t chunk = 512;
@@ -163,7 +203,7 @@ void RunEcho(Transport& t, const EchoOptions& o) {
   sender.join();
   const double secs = absl::ToDoubleSeconds(absl::Now() - start);
   if (send_failed) Die("throughput: send failed");
-  PrintEcho(us, o, back / secs / 1e6, back);
+  PrintEcho(us, o, back / secs / 1e6, back, per_rt);
 }
 
 int SockEcho(const std::string& path, const EchoOptions& o) {

@@ -214,6 +214,8 @@ if [ -n "$A" ] && [ -n "$B" ] && [ -n "$C" ]; then
   a99=$(echo "$A" | field p99_us); b99=$(echo "$B" | field p99_us); c99=$(echo "$C" | field p99_us)
   amb=$(echo "$A" | field mbps); bmb=$(echo "$B" | field mbps); cmb=$(echo "$C" | field mbps)
   echo "RESULT ratios relay_vs_direct_p50=$(ratio "$b50" "$a50") ring_vs_direct_p50=$(ratio "$c50" "$a50") ring_vs_relay_p50=$(ratio "$c50" "$b50") relay_vs_direct_p99=$(ratio "$b99" "$a99") ring_vs_direct_p99=$(ratio "$c99" "$a99") relay_vs_direct_mbps=$(ratio "$bmb" "$amb") ring_vs_direct_mbps=$(ratio "$cmb" "$amb") ring_vs_relay_mbps=$(ratio "$cmb" "$bmb")"
+  # dom0's context switches and busy CPU per round trip, each path (issue 14).
+  echo "RESULT dom0_per_round_trip direct_ctx=$(echo "$A" | field ctx_per_rt) relay_ctx=$(echo "$B" | field ctx_per_rt) ring_ctx=$(echo "$C" | field ctx_per_rt) direct_cpu_us=$(echo "$A" | field cpu_us_per_rt) relay_cpu_us=$(echo "$B" | field cpu_us_per_rt) ring_cpu_us=$(echo "$C" | field cpu_us_per_rt)"
 fi
 
 # ---------------------------------------------------------------- 4 kill -9
