@@ -51,8 +51,8 @@ class Report {
  public:
   // Column widths of the figure lines and goal lines.
   struct Style {
-    int name_width = 40;   // "  <name> <value> <unit>"
-    int goal_width = 58;   // "  <what> <figure> <= <bound> met"
+    int name_width = 40;  // "  <name> <value> <unit>"
+    int goal_width = 58;  // "  <what> <figure> <= <bound> met"
     int bound_width = 8;
   };
   Report() = default;

@@ -84,7 +84,6 @@ std::string Name(const std::string& channel) {
   return absl::StrCat("domains/", kGuest, "/channels/", channel);
 }
 
-
 int Main() {
   Report::Style style;
   style.name_width = 36;
@@ -163,7 +162,8 @@ int Main() {
   report.Result("attach_echo_rate_limited_periods", attach_limited, "");
   report.Result("attach_switches_per_round_trip", attach_figures.switches_per_rt, "");
   report.Result("attach_xenchand_switches_per_round_trip",
-         attach_figures.own.count("xenchand") != 0 ? attach_figures.own.at("xenchand") : 0.0, "");
+                attach_figures.own.count("xenchand") != 0 ? attach_figures.own.at("xenchand") : 0.0,
+                "");
 
   printf("\nxenchand Write to the guest's draining agent:\n");
   const uint64_t limited1 = limited(kSink);
@@ -229,8 +229,7 @@ int Main() {
   auto fev = SimEventChannels::Create((*sim)->hypervisor_socket());
   auto fgt = SimGrantTables::Create((*sim)->hypervisor_socket());
   if (!fxs.ok() || !fev.ok() || !fgt.ok()) Die("cannot connect to xensim");
-  auto floor =
-      SimFloor::Attach(**fxs, *std::move(fev), **fgt, echo_info->domid, echo_info->devid);
+  auto floor = SimFloor::Attach(**fxs, *std::move(fev), **fgt, echo_info->domid, echo_info->devid);
   if (!floor.ok()) Die("floor: " + floor.status().ToString());
   const Latency fl = FloorEcho(**floor, repeats, warmup, pings, size).median;
   report.Result("floor_echo_p50_us", fl.p50_us, "us");
@@ -241,13 +240,13 @@ int Main() {
   floor->reset();
 
   report.Goal("Attach echo p50 / (gRPC echo p50 + sim-floor echo p50)", attach_goal, 1.2, true);
-  report.Goal("whole-system context switches per Attach round trip", attach_figures.switches_per_rt, 20,
-       true);
+  report.Goal("whole-system context switches per Attach round trip", attach_figures.switches_per_rt,
+              20, true);
   report.Goal("xenchand context switches per Attach round trip",
-       attach_figures.own.count("xenchand") != 0 ? attach_figures.own.at("xenchand") : 0.0, 10,
-       true);
+              attach_figures.own.count("xenchand") != 0 ? attach_figures.own.at("xenchand") : 0.0,
+              10, true);
   report.Goal("rate-limited periods in the echo runs (Attach + engine)",
-       attach_limited + engine_echo_limited, 0, true);
+              attach_limited + engine_echo_limited, 0, true);
   report.PrintGoals("goals (issue 14; ratios from this run, medians):");
   report.PrintResults();
   return 0;

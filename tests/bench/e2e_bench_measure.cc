@@ -110,8 +110,8 @@ EchoFigures GrpcEcho(const std::string& socket, int repeats, int warmup, int pin
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server) Die("cannot start the echo server on " + socket);
-  auto stub = Echo::NewStub(
-      grpc::CreateChannel("unix://" + socket, grpc::InsecureChannelCredentials()));
+  auto stub =
+      Echo::NewStub(grpc::CreateChannel("unix://" + socket, grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
   auto stream = stub->PingPong(&ctx);
   EchoMessage out, in;

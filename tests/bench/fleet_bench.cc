@@ -204,10 +204,9 @@ size_t SnapshotDomains(client::FleetClient& fleet, const std::string& host_filte
 
 // Steady state over `seconds`: writes per host from etcd's side, keep-alives,
 // and every xenchand's CPU and memory, as RESULT lines and goals.
-void SteadyWindow(const std::string& tag, std::vector<Host>& hosts,
-                  FleetWriteCounter& counter, etcd::Client& etcd,
-                  const std::vector<std::string>& endpoints, double seconds, double quiet,
-                  int ttl_seconds) {
+void SteadyWindow(const std::string& tag, std::vector<Host>& hosts, FleetWriteCounter& counter,
+                  etcd::Client& etcd, const std::vector<std::string>& endpoints, double seconds,
+                  double quiet, int ttl_seconds) {
   const absl::Time q0 = absl::Now();
   if (!counter.WaitQuiet(absl::Seconds(quiet), absl::Seconds(120))) {
     Die("the fleet never went quiet in etcd (120 s)");

@@ -2,8 +2,8 @@
 // switches of each process involved, per message, from /proc (utime+stime
 // of /proc/<pid>/stat, voluntary and nonvoluntary_ctxt_switches of every
 // /proc/<pid>/task/*/status), the CPU each of their threads last ran on
-// (field 39 of /proc/<pid>/task/*/stat). On a VM a wake-up that crosses vCPUs costs far more than one on
-// the same vCPU, so a latency figure means little without its placement.
+// (field 39 of /proc/<pid>/task/*/stat). On a VM a wake-up that crosses vCPUs costs far more than
+// one on the same vCPU, so a latency figure means little without its placement.
 #ifndef XENCHAN_TESTS_BENCH_PROC_STATS_H_
 #define XENCHAN_TESTS_BENCH_PROC_STATS_H_
 

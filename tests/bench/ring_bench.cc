@@ -99,8 +99,7 @@ int Main() {
   printf(
       "  idle window: %.1f s\n  repeats per figure: %d\n  cpus: %ld (bench main thread on cpu "
       "%d)\n  xensim: %s\n",
-      idle_seconds, repeats, sysconf(_SC_NPROCESSORS_ONLN), CurrentCpu(),
-      XensimPath().c_str());
+      idle_seconds, repeats, sysconf(_SC_NPROCESSORS_ONLN), CurrentCpu(), XensimPath().c_str());
   printf(
       "  host: xensim serve (child process); guests: xensim guest processes; engine: this "
       "process over LibXenStore + SimEventChannels + SimGrantTables\n");
@@ -132,8 +131,8 @@ int Main() {
   double floor_up = 0, floor_down = 0;
   {
     EngineOptions o = sim.Options();
-    auto floor = SimFloor::Attach(*o.xenstore, std::move(o.event_channels), *o.grant_tables,
-                                         domid, devid);
+    auto floor =
+        SimFloor::Attach(*o.xenstore, std::move(o.event_channels), *o.grant_tables, domid, devid);
     if (!floor.ok()) Die("floor: " + floor.status().ToString());
     printf("\ncomposite floor: the same guest, pty and ring, a minimal backend loop, no engine:\n");
     std::vector<double> up, down;
@@ -148,8 +147,7 @@ int Main() {
     floor_down = report.Repeated("floor_host_to_guest_mbps", down, "MB/s");
     const uint64_t events = (*floor)->events() - e0;
     report.Result("floor_events", static_cast<double>(events), "");
-    PrintPerMessage("guest event (floor, both directions)", p0, p1,
-                           static_cast<double>(events));
+    PrintPerMessage("guest event (floor, both directions)", p0, p1, static_cast<double>(events));
   }
   // The same channel under three event rate-limit policies, each served by
   // a fresh engine that recovers it.
@@ -215,8 +213,9 @@ int Main() {
     report.Result("ratio_host_to_guest" + s + "_vs_baseline", med_down / base_down, "");
     report.Repeated("events_per_second_guest_to_host" + s, up_events, "1/s");
     report.Repeated("events_per_second_host_to_guest" + s, down_events, "1/s");
-    report.Result("spurious_events" + s,
-           static_cast<double>(c2.spurious_events_from_guest - c0.spurious_events_from_guest), "");
+    report.Result(
+        "spurious_events" + s,
+        static_cast<double>(c2.spurious_events_from_guest - c0.spurious_events_from_guest), "");
     // An upper bound of the engine's cost per event: the whole process's CPU
     // (engine thread plus the bench's tty and session threads) per event.
     const uint64_t events = c2.events_from_guest - c0.events_from_guest;
@@ -226,9 +225,10 @@ int Main() {
     report.Result("rate_limited_periods" + s, limited, "");
     PrintPerMessage("guest event (both directions)", p0, p1, static_cast<double>(events));
     if (s.empty()) {
-      report.Goal("ring_bench default, guest to host / composite floor", med_up / floor_up, 0.8, false);
+      report.Goal("ring_bench default, guest to host / composite floor", med_up / floor_up, 0.8,
+                  false);
       report.Goal("ring_bench default, host to guest / composite floor", med_down / floor_down, 0.8,
-           false);
+                  false);
       report.Goal("rate-limited periods in bulk transfers (default)", limited, 0, true);
       report.Goal("engine CPU per event, us (cpu_us_per_event)", cpu_per_event, 10, true);
     }
@@ -262,9 +262,10 @@ int Main() {
   report.Result("hotadd_to_connected_p99_ms", pct(0.99), "ms");
   report.Result("hotadd_to_connected_max_ms", latencies_ms.back(), "ms");
   report.Result("channels_connected", channels, "");
-  report.Result("rss_per_channel_bytes",
-         rss_after > rss_before ? static_cast<double>(rss_after - rss_before) / channels : 0.0,
-         "bytes");
+  report.Result(
+      "rss_per_channel_bytes",
+      rss_after > rss_before ? static_cast<double>(rss_after - rss_before) / channels : 0.0,
+      "bytes");
   report.Result("rss_engine_total_bytes", static_cast<double>(rss_after), "bytes");
 
   // Idle: nothing moves; count the engine thread's returns from poll().

@@ -50,26 +50,18 @@
 // Output: a human-readable report, then one `RESULT name=value` line per
 // figure (what the smoke test parses). Exit status 0 when the run completed
 // (even with errors; see RESULT errors), 1 on set-up failure, 2 on bad flags.
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
+//
+// The pieces: load_streams.h (the stream kinds), load_pacer.h (the open-loop
+// schedule), load_agent.h (the in-guest agent), load_server.h (xenchand's
+// usage, the loopback check), load_report.h (the report); bench_process.h
+// (Die; no child left behind on any exit).
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <sys/wait.h>
-#include <termios.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <deque>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
@@ -81,18 +73,19 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "backend/util/mutex.h"
 #include "clients/lib/client.h"
 #include "grpcpp/grpcpp.h"
-#include "tests/common/io.h"
+#include "tests/bench/bench_process.h"
+#include "tests/load/load_agent.h"
+#include "tests/load/load_pacer.h"
+#include "tests/load/load_report.h"
+#include "tests/load/load_server.h"
+#include "tests/load/load_streams.h"
 #include "tests/server/xenchand_process.h"
 #include "tests/sim/xensim_process.h"
 #include "xenchan/v1/channel_service.grpc.pb.h"
@@ -117,468 +110,11 @@ ABSL_FLAG(std::string, xenchand_args, "", "comma-separated extra flags for the s
 ABSL_FLAG(std::string, guest_agent, "", "internal: run as a guest's agent: kind:tty,...");
 
 namespace xenchan {
+namespace load {
 namespace {
 
+using bench::Die;
 using client::FromGrpc;
-using client::ReasonOf;
-
-[[noreturn]] void Die(const std::string& what) {
-  fprintf(stderr, "xenchan_load: %s\n", what.c_str());
-  fflush(stderr);
-  _exit(1);
-}
-
-std::string SelfPath() {
-  char self[4096];
-  const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n <= 0) Die("readlink /proc/self/exe");
-  self[n] = 0;
-  return self;
-}
-
-uint64_t MonoNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-enum class Kind { kEcho, kWrite, kRead };
-
-const char* KindName(Kind k) {
-  switch (k) {
-    case Kind::kEcho:
-      return "echo";
-    case Kind::kWrite:
-      return "write";
-    case Kind::kRead:
-      return "read";
-  }
-  return "?";
-}
-
-// ---------------------------------------------------------------------------
-// The in-guest agent.
-
-bool WriteFully(int fd, const char* p, size_t n) {
-  while (n > 0) {
-    const ssize_t w = write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return true;
-}
-
-void ServeTty(const std::string& kind, int fd, size_t payload, int rate) {
-  if (kind == "source") {
-    std::string record(payload, 'r');
-    uint64_t next = MonoNs();
-    for (uint64_t seq = 0;; ++seq) {
-      if (rate > 0) {
-        next += 1000000000u / static_cast<uint64_t>(rate);
-        timespec ts{static_cast<time_t>(next / 1000000000u), static_cast<long>(next % 1000000000u)};
-        // Pacing of the generator (its send schedule), not a synchronisation.
-        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
-        }
-      }
-      const uint64_t now = MonoNs();
-      memcpy(&record[0], &seq, 8);
-      memcpy(&record[8], &now, 8);
-      if (!WriteFully(fd, record.data(), record.size())) return;
-    }
-  }
-  char buf[65536];
-  for (;;) {
-    const ssize_t n = read(fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // hung up
-    if (kind == "echo" && !WriteFully(fd, buf, static_cast<size_t>(n))) return;
-  }
-}
-
-int RunGuestAgent(const std::string& spec) {
-  const size_t payload = static_cast<size_t>(absl::GetFlag(FLAGS_payload));
-  const int rate = absl::GetFlag(FLAGS_read_rate);
-  std::vector<std::pair<std::string, int>> ttys;
-  for (absl::string_view item : absl::StrSplit(spec, ',', absl::SkipEmpty())) {
-    const std::pair<std::string, std::string> kv = absl::StrSplit(item, absl::MaxSplits(':', 1));
-    const int fd = testcommon::OpenGuestTty(kv.second, absl::Seconds(60));
-    if (fd < 0) Die("agent: cannot open " + kv.second);
-    ttys.emplace_back(kv.first, fd);
-  }
-  printf("ready\n");
-  fflush(stdout);
-  std::vector<std::thread> threads;
-  for (const auto& [kind, fd] : ttys) {
-    threads.emplace_back(
-        [kind = kind, fd = fd, payload, rate] { ServeTty(kind, fd, payload, rate); });
-  }
-  for (std::thread& t : threads) t.join();
-  return 0;
-}
-
-class GuestAgent {
- public:
-  explicit GuestAgent(const std::string& spec) {
-    int out[2];
-    if (pipe2(out, O_CLOEXEC) != 0) Die("pipe");
-    const std::string self = SelfPath();
-    const std::string a1 = "--guest_agent=" + spec;
-    const std::string a2 = absl::StrCat("--payload=", absl::GetFlag(FLAGS_payload));
-    const std::string a3 = absl::StrCat("--read_rate=", absl::GetFlag(FLAGS_read_rate));
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(out[1], 1);
-      execl(self.c_str(), self.c_str(), a1.c_str(), a2.c_str(), a3.c_str(), nullptr);
-      _exit(127);
-    }
-    close(out[1]);
-    fd_ = out[0];
-  }
-  // Waits for the agent's ready line.
-  void WaitReady() {
-    std::string line;
-    char c;
-    while (read(fd_, &c, 1) == 1 && c != '\n') line += c;
-    close(fd_);
-    fd_ = -1;
-    if (line != "ready") Die("guest agent did not start");
-  }
-  ~GuestAgent() {
-    if (fd_ >= 0) close(fd_);
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-  }
-
- private:
-  pid_t pid_ = -1;
-  int fd_ = -1;
-};
-
-// ---------------------------------------------------------------------------
-// Results.
-
-struct Figures {
-  Mutex mu;
-  std::map<std::string, int64_t> errors ABSL_GUARDED_BY(mu);
-  std::map<std::string, int64_t> finished ABSL_GUARDED_BY(mu);  // final statuses
-  std::map<Kind, std::vector<double>> latency_us ABSL_GUARDED_BY(mu);
-  std::map<Kind, int64_t> messages ABSL_GUARDED_BY(mu);
-  std::map<Kind, int64_t> bytes ABSL_GUARDED_BY(mu);
-
-  void Error(const std::string& what, int64_t n = 1) {
-    MutexLock l(&mu);
-    errors[what] += n;
-  }
-  void Merge(Kind k, std::vector<double> us, int64_t msgs, int64_t b) {
-    MutexLock l(&mu);
-    auto& v = latency_us[k];
-    v.insert(v.end(), us.begin(), us.end());
-    messages[k] += msgs;
-    bytes[k] += b;
-  }
-  // A stream's final status; `expected` codes are not errors.
-  void Finished(const absl::Status& s, absl::StatusCode expected = absl::StatusCode::kOk) {
-    const std::string reason = ReasonOf(s);
-    std::string key = absl::StatusCodeToString(s.code());
-    if (!reason.empty()) absl::StrAppend(&key, "/", reason);
-    MutexLock l(&mu);
-    finished[key]++;
-    if (s.code() != expected) errors[key]++;
-  }
-};
-
-struct Percentiles {
-  double p50 = 0, p90 = 0, p99 = 0, max = 0;
-  size_t n = 0;
-};
-
-Percentiles Compute(std::vector<double> v) {
-  Percentiles p;
-  p.n = v.size();
-  if (v.empty()) return p;
-  std::sort(v.begin(), v.end());
-  auto at = [&](double q) { return v[std::min(v.size() - 1, static_cast<size_t>(q * v.size()))]; };
-  p.p50 = at(0.5);
-  p.p90 = at(0.9);
-  p.p99 = at(0.99);
-  p.max = v.back();
-  return p;
-}
-
-// ---------------------------------------------------------------------------
-// Streams.
-
-// The open-loop schedule of one stream: message i is due at
-// start + phase + i * interval (CLOCK_MONOTONIC ns).
-class Pacer {
- public:
-  Pacer(uint64_t start_ns, uint64_t phase_ns, uint64_t interval_ns)
-      : next_(start_ns + phase_ns), interval_(interval_ns) {}
-  // Waits until the next message is due (or `stop`); returns when it was due.
-  uint64_t Wait(const std::atomic<bool>& stop) {
-    const uint64_t due = next_;
-    next_ += interval_;
-    for (uint64_t now = MonoNs(); now < due && !stop.load(std::memory_order_relaxed);
-         now = MonoNs()) {
-      absl::SleepFor(absl::Nanoseconds(std::min<uint64_t>(due - now, 50'000'000)));
-    }
-    return due;
-  }
-
- private:
-  uint64_t next_;
-  const uint64_t interval_;
-};
-
-struct StreamSpec {
-  Kind kind;
-  std::string channel;
-  v1::ChannelService::Stub* stub;
-  std::optional<Pacer> pacer;  // open loop
-};
-
-std::string EchoPayload(size_t n, uint64_t seq) {
-  std::string s = absl::StrFormat("%016x", seq);
-  s.resize(n, static_cast<char>('a' + seq % 26));
-  return s.substr(0, n);
-}
-
-void RunEcho(StreamSpec spec, size_t payload, const std::atomic<bool>& stop, absl::Time deadline,
-             Figures* fig) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(deadline));
-  auto stream = spec.stub->Attach(&ctx);
-  v1::AttachRequest open;
-  open.mutable_open()->set_channel(spec.channel);
-  open.mutable_open()->set_role(v1::SESSION_ROLE_WRITER);
-  v1::AttachResponse m;
-  std::vector<double> us;
-  int64_t msgs = 0;
-  bool ok = stream->Write(open) && stream->Read(&m) && m.has_opened();
-  v1::AttachRequest w;
-  for (uint64_t seq = 1; ok && !stop.load(std::memory_order_relaxed); ++seq) {
-    const std::string data = EchoPayload(payload, seq);
-    w.mutable_write()->set_sequence_id(seq);
-    w.mutable_write()->set_data(data);
-    const uint64_t t0 = spec.pacer.has_value() ? spec.pacer->Wait(stop) : MonoNs();
-    if (stop.load(std::memory_order_relaxed)) break;
-    if (!stream->Write(w)) break;
-    std::string got;
-    while (got.size() < data.size()) {
-      if (!stream->Read(&m)) {
-        ok = false;
-        break;
-      }
-      if (m.has_data()) got += m.data().data();
-      if (m.has_write_rejection())
-        fig->Error(
-            absl::StrCat("WRITE_REJECTED/", v1::ErrorReason_Name(m.write_rejection().reason())));
-      if (m.has_gap()) fig->Error("GAP");
-      if (m.has_epoch_change()) fig->Error("EPOCH_CHANGE");
-    }
-    if (!ok) break;
-    us.push_back((MonoNs() - t0) / 1e3);
-    ++msgs;
-    if (got != data) {
-      fig->Error("MISMATCH");
-      break;
-    }
-  }
-  stream->WritesDone();
-  while (stream->Read(&m)) {
-  }
-  fig->Finished(FromGrpc(stream->Finish()));
-  fig->Merge(Kind::kEcho, std::move(us), msgs, msgs * static_cast<int64_t>(payload));
-}
-
-void RunWrite(StreamSpec spec, size_t payload, size_t window, const std::atomic<bool>& stop,
-              absl::Time deadline, Figures* fig) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(deadline));
-  auto stream = spec.stub->Attach(&ctx);
-  v1::AttachRequest open;
-  open.mutable_open()->set_channel(spec.channel);
-  open.mutable_open()->set_role(v1::SESSION_ROLE_WRITER);
-  open.mutable_open()->set_ack_level(v1::ACK_LEVEL_CONSUMED);
-  v1::AttachResponse m;
-  std::vector<double> us;
-  int64_t msgs = 0;
-  bool ok = stream->Write(open) && stream->Read(&m) && m.has_opened();
-  std::deque<std::pair<uint64_t, uint64_t>> outstanding;  // (seq, sent at)
-  v1::AttachRequest w;
-  w.mutable_write()->set_data(std::string(payload, 'w'));
-  uint64_t seq = 0;
-  while (ok) {
-    while (!stop.load(std::memory_order_relaxed) && outstanding.size() < window) {
-      const uint64_t due = spec.pacer.has_value() ? spec.pacer->Wait(stop) : MonoNs();
-      if (stop.load(std::memory_order_relaxed)) break;
-      w.mutable_write()->set_sequence_id(++seq);
-      outstanding.emplace_back(seq, due);
-      if (!stream->Write(w)) {
-        ok = false;
-        break;
-      }
-    }
-    if (!ok || outstanding.empty()) break;
-    if (!stream->Read(&m)) break;
-    if (m.has_write_ack() && m.write_ack().level() == v1::ACK_LEVEL_CONSUMED) {
-      const uint64_t now = MonoNs();
-      while (!outstanding.empty() && outstanding.front().first <= m.write_ack().sequence_id()) {
-        us.push_back((now - outstanding.front().second) / 1e3);
-        ++msgs;
-        outstanding.pop_front();
-      }
-    }
-    if (m.has_write_rejection()) {
-      const auto& r = m.write_rejection();
-      int64_t n = 0;
-      while (!outstanding.empty() && outstanding.front().first <= r.last_sequence_id()) {
-        outstanding.pop_front();
-        ++n;
-      }
-      fig->Error(absl::StrCat("WRITE_REJECTED/", v1::ErrorReason_Name(r.reason())), n);
-    }
-  }
-  stream->WritesDone();
-  while (stream->Read(&m)) {
-  }
-  fig->Finished(FromGrpc(stream->Finish()));
-  fig->Merge(Kind::kWrite, std::move(us), msgs, msgs * static_cast<int64_t>(payload));
-}
-
-// Reads source records; cancelled from outside through `ctx`.
-void RunRead(const StreamSpec& spec, size_t payload, grpc::ClientContext* ctx, Figures* fig) {
-  v1::ReadRequest req;
-  req.set_channel(spec.channel);
-  req.set_follow(true);
-  req.mutable_start()->set_anchor(v1::START_ANCHOR_NEXT);
-  auto stream = spec.stub->Read(ctx, req);
-  v1::ReadResponse m;
-  std::vector<double> us;
-  int64_t msgs = 0;
-  std::string buf;
-  bool aligned = false;
-  uint64_t next_offset = 0;
-  bool have_seq = false;
-  uint64_t last_seq = 0;
-  while (stream->Read(&m)) {
-    if (m.has_gap()) {
-      fig->Error("GAP");
-      aligned = false;
-      have_seq = false;
-      continue;
-    }
-    if (m.has_epoch_change()) {
-      fig->Error("EPOCH_CHANGE");
-      aligned = false;
-      have_seq = false;
-      continue;
-    }
-    if (!m.has_data()) continue;
-    const std::string& d = m.data().data();
-    size_t from = 0;
-    if (!aligned || m.data().offset() != next_offset) {
-      buf.clear();
-      from = (payload - m.data().offset() % payload) % payload;
-      aligned = true;
-    }
-    next_offset = m.data().offset() + d.size();
-    if (from < d.size()) buf.append(d, from, std::string::npos);
-    const uint64_t now = MonoNs();
-    size_t pos = 0;
-    for (; pos + payload <= buf.size(); pos += payload) {
-      uint64_t seq, ts;
-      memcpy(&seq, buf.data() + pos, 8);
-      memcpy(&ts, buf.data() + pos + 8, 8);
-      if (have_seq && seq != last_seq + 1) fig->Error("MISMATCH");
-      have_seq = true;
-      last_seq = seq;
-      us.push_back(now > ts ? (now - ts) / 1e3 : 0);
-      ++msgs;
-    }
-    buf.erase(0, pos);
-  }
-  fig->Finished(FromGrpc(stream->Finish()), absl::StatusCode::kCancelled);
-  fig->Merge(Kind::kRead, std::move(us), msgs, msgs * static_cast<int64_t>(payload));
-}
-
-// ---------------------------------------------------------------------------
-// Server side facts.
-
-// CPU seconds (utime + stime, fields 14 and 15 of /proc/<pid>/stat) a
-// process has used; -1 if unknown.
-double ProcCpuSeconds(int pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const size_t close = stat.rfind(')');
-  if (pid <= 0 || close == std::string::npos) return -1;
-  std::vector<std::string> f = absl::StrSplit(stat.substr(close + 2), ' ');
-  double utime = 0, stime = 0;
-  if (f.size() < 13 || !absl::SimpleAtod(f[11], &utime) || !absl::SimpleAtod(f[12], &stime)) {
-    return -1;
-  }
-  return (utime + stime) / sysconf(_SC_CLK_TCK);
-}
-
-// "VmHWM" / "VmRSS" of a process in kB; -1 if unknown.
-int64_t ProcStatusKb(int pid, const std::string& key) {
-  if (pid <= 0) return -1;
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!absl::StartsWith(line, key + ":")) continue;
-    int64_t kb = -1;
-    std::string v(absl::StripAsciiWhitespace(line.substr(key.size() + 1)));
-    v = std::string(absl::StripSuffix(v, " kB"));
-    return absl::SimpleAtoi(v, &kb) ? kb : -1;
-  }
-  return -1;
-}
-
-// The pid of the process serving a Unix socket (SO_PEERCRED); 0 if unknown.
-int PeerPid(const std::string& path) {
-  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return 0;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path)) return 0;
-  memcpy(addr.sun_path, path.c_str(), path.size());
-  int pid = 0;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-    ucred cred{};
-    socklen_t len = sizeof(cred);
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) pid = cred.pid;
-  }
-  close(fd);
-  return pid;
-}
-
-// True for targets that stay on this host.
-bool IsLoopbackTarget(const std::string& target) {
-  if (absl::StartsWith(target, "unix:")) return true;
-  std::string host;
-  if (absl::StartsWith(target, "[")) {
-    const size_t end = target.find(']');
-    if (end == std::string::npos) return false;
-    host = target.substr(1, end - 1);
-    return host == "::1";
-  }
-  host = target.substr(0, target.rfind(':'));
-  if (host == "localhost") return true;
-  in_addr a{};
-  if (inet_pton(AF_INET, host.c_str(), &a) != 1) return false;
-  return (ntohl(a.s_addr) >> 24) == 127;
-}
-
-std::string UnixPath(const std::string& target) {
-  std::string p(absl::StripPrefix(target, "unix:"));
-  if (absl::StartsWith(p, "//")) p = p.substr(2);
-  return p;
-}
-
-// ---------------------------------------------------------------------------
 
 int Main(int argc, char** argv) {
   const int channels = absl::GetFlag(FLAGS_channels);
@@ -635,8 +171,16 @@ int Main(int argc, char** argv) {
 
   // --- Set-up. ---
   const absl::Time setup_start = absl::Now();
+  std::vector<std::unique_ptr<GuestAgent>> agents;
   std::unique_ptr<simtest::XensimProcess> sim;
   std::unique_ptr<servertest::XenchandProcess> server;
+  // On Die: the agents, then xenchand, then xensim (which removes its state
+  // directory); whatever is left is killed by Die in any case.
+  const bench::ScopedCleanup stop_children([&] {
+    agents.clear();
+    server.reset();
+    sim.reset();
+  });
   std::string server_target = target;
   int server_pid = absl::GetFlag(FLAGS_server_pid);
   std::vector<std::string> xenchand_args;
@@ -719,7 +263,6 @@ int Main(int argc, char** argv) {
     for (std::thread& t : creators) t.join();
     if (failures > 0) Die(absl::StrCat(failures.load(), " channels could not be created"));
   }
-  std::vector<std::unique_ptr<GuestAgent>> agents;
   for (int g = 0; g < guests; ++g) {
     std::vector<std::string> spec;
     for (int c = g; c < channels; c += guests) {
@@ -730,13 +273,12 @@ int Main(int argc, char** argv) {
                                   ":", state_dir, "/guests/", guest_names[g],
                                   "/root/dev/xen-channel/", channel_id(c)));
     }
-    agents.push_back(std::make_unique<GuestAgent>(absl::StrJoin(spec, ",")));
+    agents.push_back(std::make_unique<GuestAgent>(
+        absl::StrJoin(spec, ","), absl::GetFlag(FLAGS_payload), absl::GetFlag(FLAGS_read_rate)));
   }
   for (auto& a : agents) a->WaitReady();
   const absl::Duration setup = absl::Now() - setup_start;
-  const int64_t rss_before = ProcStatusKb(server_pid, "VmRSS");
-  const int64_t hwm_before = ProcStatusKb(server_pid, "VmHWM");
-  const double cpu_before = ProcCpuSeconds(server_pid);
+  const ServerUsage before = SampleServer(server_pid);
 
   std::map<Kind, int> stream_kinds;
   for (int j = 0; j < streams; ++j) stream_kinds[kind_of(j % channels)]++;
@@ -769,7 +311,7 @@ int Main(int argc, char** argv) {
       "  set-up: %d domains and %d connected channels in %s; xenchand VmRSS %lld kB, VmHWM %lld "
       "kB before the load\n\n",
       guests, channels, absl::FormatDuration(absl::Trunc(setup, absl::Milliseconds(1))).c_str(),
-      static_cast<long long>(rss_before), static_cast<long long>(hwm_before));
+      static_cast<long long>(before.rss_kb), static_cast<long long>(before.hwm_kb));
   fflush(stdout);
 
   // --- Load. ---
@@ -810,75 +352,11 @@ int Main(int argc, char** argv) {
   const absl::Duration elapsed = absl::Now() - start;
   for (auto& ctx : read_contexts) ctx->TryCancel();
   for (std::thread& t : threads) t.join();
-  const int64_t rss_after = ProcStatusKb(server_pid, "VmRSS");
-  const int64_t hwm_after = ProcStatusKb(server_pid, "VmHWM");
-  const double cpu_after = ProcCpuSeconds(server_pid);
+  const ServerUsage after = SampleServer(server_pid);
   agents.clear();
 
   // --- Report. ---
-  MutexLock l(&fig.mu);
-  std::vector<std::pair<std::string, std::string>> results;
-  auto result = [&](const std::string& name, double v) {
-    results.emplace_back(name, absl::StrFormat("%.6g", v));
-  };
-  const double secs = absl::ToDoubleSeconds(elapsed);
-  std::vector<double> all;
-  int64_t msgs = 0, bytes = 0;
-  printf("results over %.3f s:\n", secs);
-  for (Kind k : {Kind::kEcho, Kind::kWrite, Kind::kRead}) {
-    if (stream_kinds[k] == 0) continue;
-    const Percentiles p = Compute(fig.latency_us[k]);
-    printf(
-        "  %-5s %d streams: %lld msgs, %.1f msgs/s, %.3f MB/s; latency us p50 %.0f p90 %.0f "
-        "p99 %.0f max %.0f\n",
-        KindName(k), stream_kinds[k], static_cast<long long>(fig.messages[k]),
-        fig.messages[k] / secs, fig.bytes[k] / secs / 1e6, p.p50, p.p90, p.p99, p.max);
-    result(absl::StrCat(KindName(k), "_msgs_per_s"), fig.messages[k] / secs);
-    result(absl::StrCat(KindName(k), "_p99_us"), p.p99);
-    all.insert(all.end(), fig.latency_us[k].begin(), fig.latency_us[k].end());
-    msgs += fig.messages[k];
-    bytes += fig.bytes[k];
-  }
-  const Percentiles p = Compute(std::move(all));
-  printf(
-      "  all   %d streams: %lld msgs, %.1f msgs/s, %.3f MB/s; latency us p50 %.0f p90 %.0f "
-      "p99 %.0f max %.0f\n",
-      streams, static_cast<long long>(msgs), msgs / secs, bytes / secs / 1e6, p.p50, p.p90, p.p99,
-      p.max);
-  int64_t errors = 0;
-  for (const auto& [k, n] : fig.errors) errors += n;
-  printf("  stream ends:");
-  for (const auto& [k, n] : fig.finished) printf(" %s=%lld", k.c_str(), static_cast<long long>(n));
-  printf("\n  errors: %lld", static_cast<long long>(errors));
-  for (const auto& [k, n] : fig.errors) printf(" %s=%lld", k.c_str(), static_cast<long long>(n));
-  // xenchand's CPU per message (all its threads; every message the streams
-  // counted, each kind once).
-  const double server_cpu_us_per_msg =
-      cpu_before >= 0 && cpu_after >= 0 && msgs > 0 ? (cpu_after - cpu_before) * 1e6 / msgs : -1;
-  printf("\n  xenchand CPU: %.1f us per message (%.2f s in all)", server_cpu_us_per_msg,
-         cpu_after - cpu_before);
-  printf(
-      "\n  xenchand memory: VmHWM %lld kB (peak; %lld kB before the load), VmRSS %lld kB "
-      "after (%lld kB before)\n\n",
-      static_cast<long long>(hwm_after), static_cast<long long>(hwm_before),
-      static_cast<long long>(rss_after), static_cast<long long>(rss_before));
-  result("channels", channels);
-  result("streams", streams);
-  result("duration_s", secs);
-  result("msgs", static_cast<double>(msgs));
-  result("msgs_per_s", msgs / secs);
-  result("mb_per_s", bytes / secs / 1e6);
-  result("p50_us", p.p50);
-  result("p90_us", p.p90);
-  result("p99_us", p.p99);
-  result("max_us", p.max);
-  result("errors", static_cast<double>(errors));
-  for (const auto& [k, n] : fig.errors) result("errors_" + k, static_cast<double>(n));
-  result("server_vmhwm_kb", static_cast<double>(hwm_after));
-  result("server_vmrss_kb", static_cast<double>(rss_after));
-  result("server_cpu_us_per_msg", server_cpu_us_per_msg);
-  for (const auto& [name, value] : results) printf("RESULT %s=%s\n", name.c_str(), value.c_str());
-  fflush(stdout);
+  PrintReport(fig, stream_kinds, channels, streams, elapsed, before, after);
 
   if (!sim) {
     for (const std::string& g : guest_names) {
@@ -890,6 +368,7 @@ int Main(int argc, char** argv) {
 }
 
 }  // namespace
+}  // namespace load
 }  // namespace xenchan
 
 int main(int argc, char** argv) {
@@ -899,13 +378,14 @@ int main(int argc, char** argv) {
     fprintf(stderr, "xenchan_load: unexpected argument '%s'\n", rest[1]);
     return 2;
   }
+  xenchan::bench::InitTool("xenchan_load");
   if (!absl::GetFlag(FLAGS_guest_agent).empty()) {
-    return xenchan::RunGuestAgent(absl::GetFlag(FLAGS_guest_agent));
+    return xenchan::load::RunGuestAgent(absl::GetFlag(FLAGS_guest_agent),
+                                        static_cast<size_t>(absl::GetFlag(FLAGS_payload)),
+                                        absl::GetFlag(FLAGS_read_rate));
   }
   // The helpers find xensim and xenchand in the runfiles (TEST_SRCDIR under
   // `bazel test`; next to the binary under `bazel run` or when run directly).
-  if (getenv("TEST_SRCDIR") == nullptr) {
-    setenv("TEST_SRCDIR", (xenchan::SelfPath() + ".runfiles").c_str(), 1);
-  }
-  return xenchan::Main(argc, argv);
+  xenchan::bench::UseOwnRunfiles();
+  return xenchan::load::Main(argc, argv);
 }
