@@ -222,6 +222,32 @@ ScopedCleanup::~ScopedCleanup() {
   }
 }
 
+Child StartChild(const std::vector<std::string>& argv) {
+  int out[2];
+  if (pipe2(out, O_CLOEXEC) != 0) Die("pipe");
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  Child child;
+  child.pid = fork();
+  if (child.pid == 0) {
+    dup2(out[1], 1);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  close(out[1]);
+  child.stdout_fd = out[0];
+  return child;
+}
+
+std::string ReadLineAndClose(int fd) {
+  std::string line;
+  char c;
+  while (read(fd, &c, 1) == 1 && c != '\n') line += c;
+  close(fd);
+  return line;
+}
+
 std::string SelfPath() {
   char self[4096];
   const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);

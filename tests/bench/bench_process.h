@@ -22,8 +22,11 @@
 #ifndef XENCHAN_TESTS_BENCH_BENCH_PROCESS_H_
 #define XENCHAN_TESTS_BENCH_BENCH_PROCESS_H_
 
+#include <sys/types.h>
+
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace xenchan {
 namespace bench {
@@ -56,6 +59,22 @@ class ScopedCleanup {
  private:
   std::function<void()> stop_;
 };
+
+// A child process started by StartChild: its pid and the read end of a
+// pipe on its stdout (owned by the caller).
+struct Child {
+  pid_t pid = -1;
+  int stdout_fd = -1;
+};
+
+// Forks and execs `argv` (argv[0] a path; exit status 127 if exec fails)
+// with its stdout on a pipe. Die if the pipe cannot be made. The caller
+// reaps it (or Die / exit does).
+Child StartChild(const std::vector<std::string>& argv);
+
+// Reads from `fd` up to the first newline or end of file, closes `fd`, and
+// returns what it read without the newline (e.g. a child's ready line).
+std::string ReadLineAndClose(int fd);
 
 // The path of this binary (/proc/self/exe); Die if unreadable.
 std::string SelfPath();

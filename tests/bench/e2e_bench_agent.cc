@@ -39,21 +39,9 @@ int RunGuestAgent(const std::string& mode, const std::string& path) {
 }
 
 GuestAgent::GuestAgent(const std::string& mode, const std::string& tty) {
-  int out[2];
-  if (pipe2(out, O_CLOEXEC) != 0) Die("pipe");
-  const std::string self = SelfPath();
-  pid_ = fork();
-  if (pid_ == 0) {
-    dup2(out[1], 1);
-    execl(self.c_str(), self.c_str(), ("--guest_agent=" + mode).c_str(), ("--tty=" + tty).c_str(),
-          nullptr);
-    _exit(127);
-  }
-  close(out[1]);
-  std::string line;
-  char c;
-  while (read(out[0], &c, 1) == 1 && c != '\n') line += c;
-  close(out[0]);
+  const Child child = StartChild({SelfPath(), "--guest_agent=" + mode, "--tty=" + tty});
+  pid_ = child.pid;
+  const std::string line = ReadLineAndClose(child.stdout_fd);
   if (line != "ready") Die("guest agent did not start on " + tty);
 }
 

@@ -25,19 +25,9 @@ void Xensim::Start() {
   if (mkdtemp(dir) == nullptr) Die("mkdtemp");
   dir_ = dir;
   state_ = dir_ + "/s";
-  int out[2];
-  if (pipe2(out, O_CLOEXEC) != 0) Die("pipe");
-  pid_ = fork();
-  if (pid_ == 0) {
-    dup2(out[1], 1);
-    execl(bin_.c_str(), bin_.c_str(), "serve", "--state-dir", state_.c_str(), nullptr);
-    _exit(127);
-  }
-  close(out[1]);
-  std::string line;
-  char c;
-  while (read(out[0], &c, 1) == 1 && c != '\n') line += c;
-  close(out[0]);
+  const Child child = StartChild({bin_, "serve", "--state-dir", state_});
+  pid_ = child.pid;
+  const std::string line = ReadLineAndClose(child.stdout_fd);
   if (line.find("ready") == std::string::npos) Die("xensim serve did not start: " + bin_);
 }
 

@@ -27,93 +27,112 @@ void Signal(int fd) {
   [[maybe_unused]] ssize_t n = write(fd, &one, sizeof(one));
 }
 
-}  // namespace
+// Moves `total` bytes by `step(left)` (bytes moved; 0 when the ring has no
+// room or no data): waits on `wait_fd` when a step moved none, signals
+// `signal_fd` after each that moved some.
+template <class Step>
+void Pump(size_t total, int wait_fd, int signal_fd, Step step) {
+  for (size_t done = 0; done < total;) {
+    const size_t n = step(total - done);
+    if (n == 0) {
+      WaitFd(wait_fd);
+      continue;
+    }
+    done += n;
+    Signal(signal_fd);
+  }
+}
 
-// ---------------------------------------------------------------------------
-// 1. Baseline: two threads, one page, two eventfds.
-
-double BaselineGuestToHost(size_t total) {
+// One baseline run over a fresh page and two eventfds: `guest(intf,
+// to_backend, to_guest)` on its own thread, `backend(page, to_backend,
+// to_guest)` on this one; MB/s from start until the guest thread is joined.
+template <class Guest, class Backend>
+double BaselineRun(size_t total, Guest guest, Backend backend) {
   alignas(4096) static char page[4096];
   memset(page, 0, sizeof(page));
   auto* intf = reinterpret_cast<xencons_interface*>(page);
   const int to_backend = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   const int to_guest = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   const absl::Time start = absl::Now();
-  std::thread guest([&] {
-    std::vector<char> chunk(4096, 'g');
-    size_t sent = 0;
-    while (sent < total) {
-      auto n = sim::guest::WriteOutRing(intf, chunk.data(), std::min(chunk.size(), total - sent));
-      if (!n.ok()) Die("baseline: bad ring");
-      if (*n == 0) {
-        WaitFd(to_guest);
-        continue;
-      }
-      sent += *n;
-      Signal(to_backend);
-    }
-  });
-  ConsoleRing ring(page);
-  char buf[ConsoleRing::kOutSize];
-  size_t got = 0;
-  while (got < total) {
-    auto n = ring.DrainOut(buf, sizeof(buf));
-    if (!n.ok()) Die("baseline: bad ring");
-    if (*n == 0) {
-      WaitFd(to_backend);
-      continue;
-    }
-    got += *n;
-    Signal(to_guest);
-  }
-  guest.join();
+  std::thread guest_thread([&] { guest(intf, to_backend, to_guest); });
+  backend(page, to_backend, to_guest);
+  guest_thread.join();
   const double secs = absl::ToDoubleSeconds(absl::Now() - start);
   close(to_backend);
   close(to_guest);
   return total / secs / 1e6;
 }
 
-double BaselineHostToGuest(size_t total) {
-  alignas(4096) static char page[4096];
-  memset(page, 0, sizeof(page));
-  auto* intf = reinterpret_cast<xencons_interface*>(page);
-  const int to_backend = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  const int to_guest = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  const absl::Time start = absl::Now();
-  std::thread guest([&] {
-    char buf[sim::guest::kInRingSize];
-    size_t got = 0;
-    while (got < total) {
-      auto view = sim::guest::PeekInRing(intf);
-      if (!view.ok()) Die("baseline: bad ring");
-      if (view->available == 0) {
-        WaitFd(to_guest);
-        continue;
-      }
-      const size_t n = sim::guest::CopyFromInRing(intf, *view, 0, buf, sizeof(buf));
-      sim::guest::ConsumeInRing(intf, *view, n);
-      got += n;
-      Signal(to_backend);
-    }
-  });
-  ConsoleRing ring(page);
-  std::vector<char> chunk(4096, 'h');
-  size_t sent = 0;
-  while (sent < total) {
-    auto n = ring.FillIn(chunk.data(), std::min(chunk.size(), total - sent));
-    if (!n.ok()) Die("baseline: bad ring");
-    if (*n == 0) {
-      WaitFd(to_backend);
-      continue;
-    }
-    sent += *n;
-    Signal(to_guest);
+// The guest's side of a channel tty: `total` bytes written in 4 KiB chunks,
+// or read and discarded; Die on a failure.
+void WriteTty(int tty, size_t total) {
+  std::string chunk(4096, 'u');
+  for (size_t sent = 0; sent < total;) {
+    const ssize_t n = write(tty, chunk.data(), std::min(chunk.size(), total - sent));
+    if (n <= 0) Die("tty write");
+    sent += static_cast<size_t>(n);
   }
-  guest.join();
-  const double secs = absl::ToDoubleSeconds(absl::Now() - start);
-  close(to_backend);
-  close(to_guest);
-  return total / secs / 1e6;
+}
+
+void ReadTty(int tty, size_t total) {
+  char buf[65536];
+  for (size_t got = 0; got < total;) {
+    const ssize_t n = read(tty, buf, sizeof(buf));
+    if (n <= 0) Die("tty read");
+    got += static_cast<size_t>(n);
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// 1. Baseline: two threads, one page, two eventfds.
+
+double BaselineGuestToHost(size_t total) {
+  return BaselineRun(
+      total,
+      [total](xencons_interface* intf, int to_backend, int to_guest) {
+        std::vector<char> chunk(4096, 'g');
+        Pump(total, to_guest, to_backend, [&](size_t left) -> size_t {
+          auto n = sim::guest::WriteOutRing(intf, chunk.data(), std::min(chunk.size(), left));
+          if (!n.ok()) Die("baseline: bad ring");
+          return *n;
+        });
+      },
+      [total](char* page, int to_backend, int to_guest) {
+        ConsoleRing ring(page);
+        char buf[ConsoleRing::kOutSize];
+        Pump(total, to_backend, to_guest, [&](size_t) -> size_t {
+          auto n = ring.DrainOut(buf, sizeof(buf));
+          if (!n.ok()) Die("baseline: bad ring");
+          return *n;
+        });
+      });
+}
+
+double BaselineHostToGuest(size_t total) {
+  return BaselineRun(
+      total,
+      [total](xencons_interface* intf, int to_backend, int to_guest) {
+        char buf[sim::guest::kInRingSize];
+        Pump(total, to_guest, to_backend, [&](size_t) -> size_t {
+          auto view = sim::guest::PeekInRing(intf);
+          if (!view.ok()) Die("baseline: bad ring");
+          if (view->available == 0) return 0;
+          const size_t n = sim::guest::CopyFromInRing(intf, *view, 0, buf, sizeof(buf));
+          sim::guest::ConsumeInRing(intf, *view, n);
+          return n;
+        });
+      },
+      [total](char* page, int to_backend, int to_guest) {
+        ConsoleRing ring(page);
+        std::vector<char> chunk(4096, 'h');
+        Pump(total, to_backend, to_guest, [&](size_t left) -> size_t {
+          auto n = ring.FillIn(chunk.data(), std::min(chunk.size(), left));
+          if (!n.ok()) Die("baseline: bad ring");
+          return *n;
+        });
+      });
 }
 
 // 2. The composite floor: the guest's tty on one side, SimFloor on the other.
@@ -121,14 +140,7 @@ double FloorGuestToHost(SimFloor& floor, Xensim& sim, const std::string& dom,
                         const std::string& chan, size_t total) {
   const int tty = OpenRaw(sim.Tty(dom, chan));
   const absl::Time start = absl::Now();
-  std::thread writer([&] {
-    std::string chunk(4096, 'u');
-    for (size_t sent = 0; sent < total;) {
-      const ssize_t n = write(tty, chunk.data(), std::min(chunk.size(), total - sent));
-      if (n <= 0) Die("tty write");
-      sent += static_cast<size_t>(n);
-    }
-  });
+  std::thread writer([&] { WriteTty(tty, total); });
   if (floor.Drain(total) != total) Die("floor: guest to host stalled");
   const double secs = absl::ToDoubleSeconds(absl::Now() - start);
   writer.join();
@@ -140,14 +152,7 @@ double FloorHostToGuest(SimFloor& floor, Xensim& sim, const std::string& dom,
                         const std::string& chan, size_t total) {
   const int tty = OpenRaw(sim.Tty(dom, chan));
   const absl::Time start = absl::Now();
-  std::thread reader([&] {
-    char buf[65536];
-    for (size_t got = 0; got < total;) {
-      const ssize_t n = read(tty, buf, sizeof(buf));
-      if (n <= 0) Die("tty read");
-      got += static_cast<size_t>(n);
-    }
-  });
+  std::thread reader([&] { ReadTty(tty, total); });
   if (floor.Fill(total, 'd') != total) Die("floor: host to guest stalled");
   reader.join();
   const double secs = absl::ToDoubleSeconds(absl::Now() - start);
@@ -164,14 +169,7 @@ double GuestToHost(Engine& engine, Xensim& sim, const std::string& dom, const st
   auto session = engine.OpenSession({dom, chan}, so);
   if (!session.ok()) Die(session.status().ToString());
   const absl::Time start = absl::Now();
-  std::thread writer([&] {
-    std::string chunk(4096, 'u');
-    for (size_t sent = 0; sent < total;) {
-      const ssize_t n = write(tty, chunk.data(), std::min(chunk.size(), total - sent));
-      if (n <= 0) Die("tty write");
-      sent += static_cast<size_t>(n);
-    }
-  });
+  std::thread writer([&] { WriteTty(tty, total); });
   size_t got = 0;
   while (got < total) {
     auto recs = (*session)->Read(1 << 20);
@@ -195,14 +193,7 @@ double HostToGuest(Engine& engine, Xensim& sim, const std::string& dom, const st
   auto session = engine.OpenSession({dom, chan}, so);
   if (!session.ok()) Die(session.status().ToString());
   const absl::Time start = absl::Now();
-  std::thread reader([&] {
-    char buf[65536];
-    for (size_t got = 0; got < total;) {
-      const ssize_t n = read(tty, buf, sizeof(buf));
-      if (n <= 0) Die("tty read");
-      got += static_cast<size_t>(n);
-    }
-  });
+  std::thread reader([&] { ReadTty(tty, total); });
   const std::string chunk(Session::kMaxWrite, 'd');
   for (size_t sent = 0; sent < total;) {
     const size_t n = std::min(chunk.size(), total - sent);

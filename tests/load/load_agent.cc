@@ -87,27 +87,15 @@ int RunGuestAgent(const std::string& spec, size_t payload, int rate) {
 }
 
 GuestAgent::GuestAgent(const std::string& spec, int payload, int rate) {
-  int out[2];
-  if (pipe2(out, O_CLOEXEC) != 0) Die("pipe");
-  const std::string self = bench::SelfPath();
-  const std::string a1 = "--guest_agent=" + spec;
-  const std::string a2 = absl::StrCat("--payload=", payload);
-  const std::string a3 = absl::StrCat("--read_rate=", rate);
-  pid_ = fork();
-  if (pid_ == 0) {
-    dup2(out[1], 1);
-    execl(self.c_str(), self.c_str(), a1.c_str(), a2.c_str(), a3.c_str(), nullptr);
-    _exit(127);
-  }
-  close(out[1]);
-  fd_ = out[0];
+  const bench::Child child =
+      bench::StartChild({bench::SelfPath(), "--guest_agent=" + spec,
+                         absl::StrCat("--payload=", payload), absl::StrCat("--read_rate=", rate)});
+  pid_ = child.pid;
+  fd_ = child.stdout_fd;
 }
 
 void GuestAgent::WaitReady() {
-  std::string line;
-  char c;
-  while (read(fd_, &c, 1) == 1 && c != '\n') line += c;
-  close(fd_);
+  const std::string line = bench::ReadLineAndClose(fd_);
   fd_ = -1;
   if (line != "ready") Die("guest agent did not start");
 }

@@ -22,6 +22,28 @@ std::string EchoPayload(size_t n, uint64_t seq) {
   return s.substr(0, n);
 }
 
+using AttachStream = grpc::ClientReaderWriter<v1::AttachRequest, v1::AttachResponse>;
+
+// Opens an Attach writer session on `channel` (`level`: its ack level;
+// UNSPECIFIED: none asked for); true if it opened (the reply in `m`).
+bool OpenWriter(AttachStream& stream, const std::string& channel, v1::AckLevel level,
+                v1::AttachResponse* m) {
+  v1::AttachRequest open;
+  open.mutable_open()->set_channel(channel);
+  open.mutable_open()->set_role(v1::SESSION_ROLE_WRITER);
+  if (level != v1::ACK_LEVEL_UNSPECIFIED) open.mutable_open()->set_ack_level(level);
+  return stream.Write(open) && stream.Read(m) && m->has_opened();
+}
+
+// Half-closes a writer stream, drains what is left and counts its final
+// status.
+void CloseWriter(AttachStream& stream, v1::AttachResponse* m, Figures* fig) {
+  stream.WritesDone();
+  while (stream.Read(m)) {
+  }
+  fig->Finished(FromGrpc(stream.Finish()));
+}
+
 }  // namespace
 
 void RunEcho(StreamSpec spec, size_t payload, const std::atomic<bool>& stop, absl::Time deadline,
@@ -29,13 +51,10 @@ void RunEcho(StreamSpec spec, size_t payload, const std::atomic<bool>& stop, abs
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(deadline));
   auto stream = spec.stub->Attach(&ctx);
-  v1::AttachRequest open;
-  open.mutable_open()->set_channel(spec.channel);
-  open.mutable_open()->set_role(v1::SESSION_ROLE_WRITER);
   v1::AttachResponse m;
+  bool ok = OpenWriter(*stream, spec.channel, v1::ACK_LEVEL_UNSPECIFIED, &m);
   std::vector<double> us;
   int64_t msgs = 0;
-  bool ok = stream->Write(open) && stream->Read(&m) && m.has_opened();
   v1::AttachRequest w;
   for (uint64_t seq = 1; ok && !stop.load(std::memory_order_relaxed); ++seq) {
     const std::string data = EchoPayload(payload, seq);
@@ -65,10 +84,7 @@ void RunEcho(StreamSpec spec, size_t payload, const std::atomic<bool>& stop, abs
       break;
     }
   }
-  stream->WritesDone();
-  while (stream->Read(&m)) {
-  }
-  fig->Finished(FromGrpc(stream->Finish()));
+  CloseWriter(*stream, &m, fig);
   fig->Merge(Kind::kEcho, std::move(us), msgs, msgs * static_cast<int64_t>(payload));
 }
 
@@ -77,14 +93,10 @@ void RunWrite(StreamSpec spec, size_t payload, size_t window, const std::atomic<
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(deadline));
   auto stream = spec.stub->Attach(&ctx);
-  v1::AttachRequest open;
-  open.mutable_open()->set_channel(spec.channel);
-  open.mutable_open()->set_role(v1::SESSION_ROLE_WRITER);
-  open.mutable_open()->set_ack_level(v1::ACK_LEVEL_CONSUMED);
   v1::AttachResponse m;
+  bool ok = OpenWriter(*stream, spec.channel, v1::ACK_LEVEL_CONSUMED, &m);
   std::vector<double> us;
   int64_t msgs = 0;
-  bool ok = stream->Write(open) && stream->Read(&m) && m.has_opened();
   std::deque<std::pair<uint64_t, uint64_t>> outstanding;  // (seq, sent at)
   v1::AttachRequest w;
   w.mutable_write()->set_data(std::string(payload, 'w'));
@@ -120,10 +132,7 @@ void RunWrite(StreamSpec spec, size_t payload, size_t window, const std::atomic<
       fig->Error(absl::StrCat("WRITE_REJECTED/", v1::ErrorReason_Name(r.reason())), n);
     }
   }
-  stream->WritesDone();
-  while (stream->Read(&m)) {
-  }
-  fig->Finished(FromGrpc(stream->Finish()));
+  CloseWriter(*stream, &m, fig);
   fig->Merge(Kind::kWrite, std::move(us), msgs, msgs * static_cast<int64_t>(payload));
 }
 
