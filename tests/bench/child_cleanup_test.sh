@@ -89,7 +89,8 @@ long_e2e=("$e2e" --pings=50000 --warmup=0 --repeats=1)
 start e2e_die "${long_e2e[@]}"
 wait_for --guest_agent 2
 wait_for server/xenchand 1
-kill -KILL $(marked_with server/xenchand)
+mapfile -t servers < <(marked_with server/xenchand)
+kill -KILL "${servers[@]}"
 finish 1
 grep -q "^e2e_bench: " "$work/e2e_die.err" || { echo "e2e_die: no Die message" >&2; exit 1; }
 
