@@ -102,7 +102,6 @@ TEST_F(EngineFakeTest, HotAddThenTheFrontendConnectsAndBytesFlowBothWays) {
   EXPECT_GT(info.counters.events_to_guest, 0u);
 }
 
-
 // The guest hears from the backend when it has input, or when it found its
 // `out` ring full and waits for room; a drain that freed part of a ring the
 // guest could still write to wakes it for nothing (one such wake-up per
