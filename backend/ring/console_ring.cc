@@ -74,7 +74,6 @@ absl::StatusOr<size_t> ConsoleRing::DrainOut(char* dst, size_t max) {
   const uint32_t avail = s.prod - s.cons;
   out_was_full_ = false;
   if (avail > kOutSize) return Corrupt("out", s.cons, s.prod);
-  out_was_full_ = avail == kOutSize;
   const uint32_t n = static_cast<uint32_t>(std::min<size_t>(avail, max));
   if (n == 0) return 0;
   const uint32_t start = s.cons & (kOutSize - 1);
@@ -85,6 +84,15 @@ absl::StatusOr<size_t> ConsoleRing::DrainOut(char* dst, size_t max) {
   out_cons_ = s.cons + n;
   StoreIndex(page_, offsetof(xencons_interface, out_cons), out_cons_);
   out_consumed_ += n;
+  // Did the guest find no room before it saw the space freed here? It may
+  // have filled the ring after our snapshot, against the old out_cons, and
+  // wait now. Its out_prod, read again after publishing (the fence pairs
+  // with the guest's between writing out_prod and reading out_cons), says:
+  // full against the old out_cons means it may wait. A hint only, never an
+  // index we access data by: a lying guest gains or loses its own wake-up.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  const uint32_t prod_now = LoadIndex(page_, offsetof(xencons_interface, out_prod));
+  out_was_full_ = prod_now - s.cons >= kOutSize;
   return n;
 }
 

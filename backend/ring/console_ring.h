@@ -42,9 +42,11 @@ class ConsoleRing {
   // hvc_xen, the simulated guest), so freeing part of a ring that was not
   // full wakes nobody who waits.
   absl::StatusOr<size_t> DrainOut(char* dst, size_t max);
-  // Whether the last DrainOut found `out` full (guest-controlled indices, so
-  // it decides only whether to notify: a lying guest gains an event or
-  // loses one it asked for).
+  // Whether the guest may have found `out` full before the last DrainOut
+  // that moved bytes freed their space: it was full at the drain, or the
+  // guest filled it against the old out_cons meanwhile (out_prod is read
+  // again after publishing out_cons). Guest-controlled, so it decides only
+  // whether to notify: a lying guest gains an event or loses its own.
   bool out_was_full() const { return out_was_full_; }
 
   // Host -> guest: free space in `in`. DATA_LOSS if inconsistent.

@@ -67,7 +67,7 @@ size_t SimFloor::Drain(size_t total, absl::Duration timeout) {
       got += *n;
       // Only a guest that found the ring full waits for room: it notified
       // us after every write, so nothing is lost by not waking it otherwise.
-      if (*n == ConsoleRing::kOutSize) (void)evtchn_->Notify(port_);
+      if (ring_.out_was_full()) (void)evtchn_->Notify(port_);
       continue;
     }
     if (!WaitEvent(until)) return got;
@@ -111,7 +111,7 @@ bool SimFloor::Echo(const std::string& message, absl::Duration timeout) {
     if (!n.ok()) return false;
     if (*n > 0) {
       back.append(buf, *n);
-      if (*n == ConsoleRing::kOutSize) (void)evtchn_->Notify(port_);
+      if (ring_.out_was_full()) (void)evtchn_->Notify(port_);
     } else if (!WaitEvent(until)) {
       return false;
     }

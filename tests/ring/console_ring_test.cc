@@ -3,8 +3,15 @@
 
 #include <xen/io/console.h>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
+#include <random>
 #include <string>
+#include <thread>
 
 #include "gtest/gtest.h"
 
@@ -171,6 +178,89 @@ TEST_F(ConsoleRingTest, ReattachResumesWhereThePreviousBackendStopped) {
   EXPECT_EQ(second.in_produced(), 2u);  // still unconsumed by the guest
   EXPECT_EQ(guest.Read(10), "in");
   EXPECT_EQ(*second.InConsumed(), 2u);
+}
+
+// An event channel's pending bit between two threads: Notify sets it,
+// Wait takes it (false if none came by the deadline).
+class PendingBit {
+ public:
+  void Notify() {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_ = true;
+    cv_.notify_one();
+  }
+  bool Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!cv_.wait_for(lock, std::chrono::seconds(5), [&] { return pending_; })) return false;
+    pending_ = false;
+    return true;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool pending_ = false;
+};
+
+// A guest that, as Linux's hvc_xen, writes what fits and waits for an event
+// only when it finds no room, against a backend that notifies after a drain
+// only if out_was_full(): the guest must never be left waiting. It may fill
+// the ring against the old out_cons while a drain that snapped a ring with
+// room is under way; the drain must then still wake it.
+TEST_F(ConsoleRingTest, AGuestThatWaitsForRoomIsAlwaysWoken) {
+  constexpr size_t kTotal = 4 << 20;
+  xencons_interface* const page = intf();
+  PendingBit to_guest;
+  PendingBit to_backend;
+  std::atomic<bool> guest_stuck{false};
+  std::thread guest([&] {
+    std::mt19937 rng(7);
+    uint32_t prod = 0;
+    size_t sent = 0;
+    while (sent < kTotal) {
+      const uint32_t cons = __atomic_load_n(&page->out_cons, __ATOMIC_ACQUIRE);
+      const uint32_t space = ConsoleRing::kOutSize - (prod - cons);
+      if (space == 0) {
+        if (!to_guest.Wait()) {
+          guest_stuck = true;
+          to_backend.Notify();  // let the backend see it too
+          return;
+        }
+        continue;
+      }
+      const uint32_t n = std::min<uint32_t>(
+          {space, static_cast<uint32_t>(1 + rng() % 300), static_cast<uint32_t>(kTotal - sent)});
+      for (uint32_t i = 0; i < n; ++i) {
+        page->out[MASK_XENCONS_IDX(prod + i, page->out)] = static_cast<char>((sent + i) % 251);
+      }
+      __atomic_store_n(&page->out_prod, prod + n, __ATOMIC_RELEASE);
+      prod += n;
+      sent += n;
+      std::atomic_thread_fence(std::memory_order_seq_cst);  // out_prod before out_cons
+      to_backend.Notify();
+    }
+  });
+  ConsoleRing ring(page_);
+  std::mt19937 rng(11);
+  char buf[ConsoleRing::kOutSize];
+  size_t got = 0;
+  bool bytes_ok = true;
+  while (got < kTotal && !guest_stuck) {
+    absl::StatusOr<size_t> n = ring.DrainOut(buf, 1 + rng() % ConsoleRing::kOutSize);
+    ASSERT_TRUE(n.ok()) << n.status();
+    if (*n > 0) {
+      for (size_t i = 0; i < *n; ++i) bytes_ok &= buf[i] == static_cast<char>((got + i) % 251);
+      got += *n;
+      if (ring.out_was_full()) to_guest.Notify();
+      continue;
+    }
+    if (!to_backend.Wait()) break;
+  }
+  guest.join();
+  EXPECT_FALSE(guest_stuck) << "the guest waited for room that was freed silently, after " << got
+                            << " bytes";
+  EXPECT_EQ(got, kTotal);
+  EXPECT_TRUE(bytes_ok);
 }
 
 }  // namespace
