@@ -6,9 +6,9 @@
 // copy is memcpy over contiguous spans (at most one per chunk touched), where
 // the std::deque<char> it replaces copied byte by byte.
 //
-// Chunk size: 4 KiB. The guest's `out` ring is 2 KiB, so one drain (at most
-// two pieces around the ring's wrap) lands in at most two chunks and needs a
-// new chunk at most once every other full-ring drain; the `in` ring is 1 KiB,
+// Chunk size: 4 KiB. The guest's `out` ring is 2 KiB, so one drain (one
+// append of at most 2 KiB) lands in at most two chunks and needs a new
+// chunk at most once every other full-ring drain; the `in` ring is 1 KiB,
 // so filling it copies from at most two chunks. A reader's batch (tens of
 // KiB) is a handful of memcpy calls.
 //
@@ -22,7 +22,8 @@
 // than 3 chunks (12 KiB). The memory budget (memory_budget.h) charges the
 // owners' payload bytes (retained, queued), not this slack; against the
 // default limits (1 MiB retained, 256 KiB queued) it is at most 1.2% and
-// 4.7%, and allocated_bytes() reports it exactly.
+// 4.7%, and allocated_bytes() reports it exactly (the vector of chunk
+// pointers adds 8 bytes per chunk).
 //
 // Ownership: owns its chunks. Thread safety: none; the owner serialises
 // access (OutputBuffer and WriteQueue are guarded by their channel's lock).
