@@ -166,10 +166,12 @@ absl::StatusOr<std::unique_ptr<Fleet>> Fleet::Create(const server::ServerConfig&
   auto identity = AdvertisedIdentity(config);
   if (!identity.ok()) return identity.status();
   fleet->identity_ = *std::move(identity);
-  ChannelConfig defaults;
-  defaults.buffer_limit_bytes = config.buffer_limit_bytes;
-  defaults.write_queue_limit_bytes = config.write_queue_limit_bytes;
-  fleet->adopter_ = std::make_shared<Adopter>(fleet->etcd_, config.fleet_prefix, defaults);
+  AdopterOptions adopter;
+  adopter.prefix = config.fleet_prefix;
+  adopter.defaults.buffer_limit_bytes = config.buffer_limit_bytes;
+  adopter.defaults.write_queue_limit_bytes = config.write_queue_limit_bytes;
+  adopter.host_id = host_id;
+  fleet->adopter_ = std::make_shared<Adopter>(fleet->etcd_, std::move(adopter));
   DeparturesOptions departures;
   departures.prefix = config.fleet_prefix;
   departures.host_id = host_id;
