@@ -186,8 +186,8 @@ bool Adopter::StillHere(uint32_t domid, const std::string& uuid) const {
 
 absl::StatusOr<std::vector<ChannelDeclaration>> Adopter::Lookup(const std::string& uuid,
                                                                 bool skip_own) {
-  auto range = etcd_->GetPrefix(DomainDeclarationsPrefix(options_.prefix, uuid),
-                                kMaxDeclarationsPerDomain);
+  auto range =
+      etcd_->GetPrefix(DomainDeclarationsPrefix(options_.prefix, uuid), kMaxDeclarationsPerDomain);
   if (!range.ok()) return range.status();
   std::vector<ChannelDeclaration> out;
   for (const etcd::KeyValue& kv : range->kvs) {

@@ -147,8 +147,8 @@ TEST_F(AdopterIntegrationTest, ADeclarationPublishedWhenEtcdIsBackIsAdopted) {
   const uint32_t domid = Arrive(kUuid);  // the lookup fails: an empty answer
   EXPECT_EQ(adopter_->retrying(), 1u);
   ASSERT_TRUE(cluster_->Restart(0).ok()) << cluster_->Logs();
-  ASSERT_TRUE(Until([&] { return etcd_->Get(fleet::HostKey(kPrefix, "probe")).ok(); },
-                    absl::Seconds(30)));
+  ASSERT_TRUE(
+      Until([&] { return etcd_->Get(fleet::HostKey(kPrefix, "probe")).ok(); }, absl::Seconds(30)));
   ASSERT_NO_FATAL_FAILURE(Publish(kUuid, kAgent, kUid, "host-a"));
   ASSERT_TRUE(Until(
       [&] {
@@ -190,9 +190,8 @@ TEST_F(AdopterIntegrationTest, StopDuringTheWaitReturnsPromptlyAndAdoptsNothing)
 }
 
 TEST_F(AdopterIntegrationTest, ADomainThatGoesIsNoLongerLookedFor) {
-  ASSERT_NO_FATAL_FAILURE(StartAdopting([](fleet::AdopterOptions& o) {
-    o.first_retry = absl::Milliseconds(50);
-  }));
+  ASSERT_NO_FATAL_FAILURE(
+      StartAdopting([](fleet::AdopterOptions& o) { o.first_retry = absl::Milliseconds(50); }));
   const uint32_t domid = Arrive(kUuid);
   ASSERT_EQ(adopter_->retrying(), 1u);
   ASSERT_TRUE(host_->DestroyDomain(domid).ok());
