@@ -2,6 +2,7 @@
 #include "server/fleet/adopter.h"
 
 #include <algorithm>
+#include <optional>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -68,7 +69,7 @@ uint64_t Adopter::late_adoptions() const {
 
 size_t Adopter::retrying() const {
   MutexLock lock(&mu_);
-  return retries_.size();
+  return retries_.size() + (looking_again_ ? 1 : 0);
 }
 
 void Adopter::Run() {
@@ -94,8 +95,9 @@ void Adopter::Run() {
           cv_.Wait(&mu_);
         } else if (due->next <= absl::Now()) {
           retry = std::move(*due);
-          *due = std::move(retries_.back());
+          if (due + 1 != retries_.end()) *due = std::move(retries_.back());
           retries_.pop_back();
+          looking_again_ = true;
           break;
         } else {
           cv_.WaitWithDeadline(&mu_, due->next);
@@ -105,7 +107,15 @@ void Adopter::Run() {
     if (is_arrival) {
       Answer(arrival.first, arrival.second);
     } else {
-      LookAgain(std::move(retry));
+      std::optional<Retry> again = LookAgain(std::move(retry));
+      MutexLock lock(&mu_);
+      looking_again_ = false;
+      // Unless stopping, or a newer arrival of the same UUID replaced it.
+      if (again.has_value() && !stop_ &&
+          std::none_of(retries_.begin(), retries_.end(),
+                       [&](const Retry& r) { return r.uuid == again->uuid; })) {
+        retries_.push_back(*std::move(again));
+      }
     }
   }
 }
@@ -153,8 +163,8 @@ void Adopter::Answer(uint32_t domid, const std::string& uuid) {
   cv_.SignalAll();
 }
 
-void Adopter::LookAgain(Retry retry) {
-  if (!StillHere(retry.domid, retry.uuid)) return;
+std::optional<Adopter::Retry> Adopter::LookAgain(Retry retry) {
+  if (!StillHere(retry.domid, retry.uuid)) return std::nullopt;
   absl::StatusOr<std::vector<ChannelDeclaration>> found = Lookup(retry.uuid, /*skip_own=*/true);
   if (found.ok() && !found->empty()) {
     server::Log("info", "fleet: adopting durable channels declared after the domain arrived",
@@ -164,19 +174,13 @@ void Adopter::LookAgain(Retry retry) {
     engine_->AdoptDeclarations(retry.domid, retry.uuid, *std::move(found));
     MutexLock lock(&mu_);
     ++late_adoptions_;
-    return;
+    return std::nullopt;
   }
   const absl::Time now = absl::Now();
-  if (now >= retry.give_up) return;  // the empty answer stands
+  if (now >= retry.give_up) return std::nullopt;  // the empty answer stands
   retry.backoff = std::min(retry.backoff * 2, options_.max_retry);
   retry.next = std::min(now + retry.backoff, retry.give_up);
-  MutexLock lock(&mu_);
-  if (stop_) return;
-  // A newer arrival of the same UUID replaced this one meanwhile? Keep that.
-  for (const Retry& r : retries_) {
-    if (r.uuid == retry.uuid) return;
-  }
-  retries_.push_back(std::move(retry));
+  return retry;
 }
 
 bool Adopter::StillHere(uint32_t domid, const std::string& uuid) const {

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -88,7 +89,8 @@ class Adopter {
 
   void Run();
   void Answer(uint32_t domid, const std::string& uuid);
-  void LookAgain(Retry retry);
+  // One later lookup; the retry to keep, if the window goes on.
+  std::optional<Retry> LookAgain(Retry retry);
   // Whether `domid` is still the domain `uuid` here (else nothing to adopt
   // into: stop looking).
   bool StillHere(uint32_t domid, const std::string& uuid) const;
@@ -108,6 +110,8 @@ class Adopter {
   std::deque<std::pair<uint32_t, std::string>> queue_ ABSL_GUARDED_BY(mu_);
   // At most kMaxQueued; unordered (a few hundred at most: scanned).
   std::vector<Retry> retries_ ABSL_GUARDED_BY(mu_);
+  // One taken out of retries_ for its lookup (still counted as retrying).
+  bool looking_again_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t answered_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t late_adoptions_ ABSL_GUARDED_BY(mu_) = 0;
 };
