@@ -57,13 +57,19 @@ bool Publisher::WaitForSync(absl::Duration timeout) {
 }
 
 void Publisher::Run() {
-  bool first = true;
+  // The domains running when this xenchand started may be old news (one
+  // may have moved to another host while it was down): re-published, never
+  // claimed. Every domid seen after this look is a new introduction here,
+  // claimed even if etcd was away at the time, so that a domain arriving
+  // while etcd is away is still claimed when it returns.
+  for (const DomainRecord& record : view_->Domains()) {
+    seen_domids_[record.uuid()] = record.domid();
+  }
   absl::Duration backoff = absl::Milliseconds(100);
   for (;;) {
-    const bool ok = Pass(first);
+    const bool ok = Pass();
     absl::Duration wait = options_.scan_interval;
     if (ok) {
-      first = false;
       backoff = absl::Milliseconds(100);
       MutexLock lock(&mu_);
       ++good_passes_;
@@ -106,7 +112,7 @@ void Publisher::Succeeded() {
     server::Log("info", "fleet: etcd connected", {{"host", options_.host.host_id()}});
 }
 
-bool Publisher::Pass(bool first_pass) {
+bool Publisher::Pass() {
   registered_now_ = false;
   if (!EnsureLease()) return false;
   // Nothing changed here since the last full comparison, which succeeded,
@@ -121,7 +127,7 @@ bool Publisher::Pass(bool first_pass) {
     MutexLock lock(&mu_);
     ++stats_.full_passes;
   }
-  if (!SyncDomains(first_pass) || !SyncDeclarations()) return false;
+  if (!SyncDomains() || !SyncDeclarations()) return false;
   synced_ = true;
   synced_generation_ = generation;
   next_full_ = now + options_.full_scan_interval;
@@ -176,7 +182,7 @@ bool Publisher::EnsureLease() {
   return true;
 }
 
-bool Publisher::SyncDomains(bool first_pass) {
+bool Publisher::SyncDomains() {
   std::set<std::string> desired;
   for (DomainRecord record : view_->Domains()) {
     record.set_version(kRecordVersion);
@@ -186,8 +192,8 @@ bool Publisher::SyncDomains(bool first_pass) {
     auto seen = seen_domids_.find(record.uuid());
     // A domid this host had not seen for the UUID is a new introduction
     // here (a reboot, a restore or an incoming migration): it claims the
-    // domain. What the first pass finds may be old news: re-published only.
-    if (!first_pass && (seen == seen_domids_.end() || seen->second != record.domid())) {
+    // domain (see Run for the domains that ran before).
+    if (seen == seen_domids_.end() || seen->second != record.domid()) {
       pending_claims_.insert(key);
     }
     seen_domids_[record.uuid()] = record.domid();

@@ -116,9 +116,9 @@ class Publisher {
 
   void Run();
   // One pass; false if etcd failed somewhere (the pass is retried).
-  bool Pass(bool first_pass);
+  bool Pass();
   bool EnsureLease();
-  bool SyncDomains(bool first_pass);
+  bool SyncDomains();
   bool SyncDeclarations();
   // Guarded write of `key` (see the file comment); false on an etcd error.
   bool PublishDomain(const fleet::v1::DomainRecord& record, bool claim);

@@ -409,6 +409,14 @@ TEST_F(MigrationIntegrationTest, ADeclarationPublishedAfterTheMigrationIsAdopted
       << server_b_->log();
   ASSERT_NO_FATAL_FAILURE(GuestWrites(sim_b_.get(), "after\n"));
   EXPECT_TRUE(Until([&] { return ReadAll(client_b_.get()) == "after\n"; }));
+  // The fleet knows the domain is B's: the claim B could not write while
+  // etcd was away is written when it returns, and A does not delete it.
+  EXPECT_TRUE(Until([&] {
+    auto kv = etcd_->Get(fleet::DomainKey(kPrefix, uuid));
+    if (!kv.ok() || !kv->has_value()) return false;
+    auto d = fleet::DecodeDomain(kPrefix, (*kv)->key, (*kv)->value);
+    return d.ok() && d->host_id() == "host-b";
+  })) << server_b_->log();
 }
 
 }  // namespace
