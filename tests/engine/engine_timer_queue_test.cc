@@ -44,7 +44,8 @@ TEST_F(EngineTimerQueueTest, EveryChannelsConnectTimeoutFiresNoneEarlyAndTheEngi
   }
   const uint64_t wakeups_before = engine_->stats().wakeups;
   for (size_t i = 0; i < channels.size(); ++i) {
-    const auto& [domain, id] = channels[i];
+    const std::string& domain = channels[i].first;  // clang 14 cannot capture a binding
+    const std::string& id = channels[i].second;
     ASSERT_TRUE(Until([&] { return NotConnecting(domain, id); })) << id;
     EXPECT_GE(absl::Now() - created[i], kTimeout) << id << " was reported early";
   }
