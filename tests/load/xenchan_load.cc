@@ -378,12 +378,13 @@ int main(int argc, char** argv) {
     fprintf(stderr, "xenchan_load: unexpected argument '%s'\n", rest[1]);
     return 2;
   }
-  xenchan::bench::InitTool("xenchan_load");
+  // The in-guest agent is a leaf: no cleanup of its own (see e2e_bench).
   if (!absl::GetFlag(FLAGS_guest_agent).empty()) {
     return xenchan::load::RunGuestAgent(absl::GetFlag(FLAGS_guest_agent),
                                         static_cast<size_t>(absl::GetFlag(FLAGS_payload)),
                                         absl::GetFlag(FLAGS_read_rate));
   }
+  xenchan::bench::InitTool("xenchan_load");
   // The helpers find xensim and xenchand in the runfiles (TEST_SRCDIR under
   // `bazel test`; next to the binary under `bazel run` or when run directly).
   xenchan::bench::UseOwnRunfiles();
