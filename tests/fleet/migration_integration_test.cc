@@ -83,6 +83,13 @@ class MigrationIntegrationTest : public testcommon::XenchanIntegrationTest {
             "--fleet-advertise=unix://" + socket};
   }
 
+  // The host the fleet's record of domain `uuid` names ("" if none).
+  std::string DomainHost(const std::string& uuid) {
+    auto kv = etcd_->Get(fleet::DomainKey(kPrefix, uuid));
+    if (!kv.ok() || !kv->has_value()) return "";
+    auto d = fleet::DecodeDomain(kPrefix, (*kv)->key, (*kv)->value);
+    return d.ok() ? d->host_id() : "";
+  }
   bool Until(const std::function<bool()>& cond, absl::Duration timeout = absl::Seconds(60)) {
     const absl::Time deadline = absl::Now() + timeout;
     while (!cond()) {
@@ -167,12 +174,7 @@ TEST_F(MigrationIntegrationTest, TheDurableChannelFollowsItsDomainToAnotherHost)
   EXPECT_TRUE(Until([&] { return ReadAll(client_b_.get()) == "after\n"; }));
 
   // The fleet: the domain is B's now.
-  ASSERT_TRUE(Until([&] {
-    auto kv = etcd_->Get(fleet::DomainKey(kPrefix, uuid));
-    if (!kv.ok() || !kv->has_value()) return false;
-    auto d = fleet::DecodeDomain(kPrefix, (*kv)->key, (*kv)->value);
-    return d.ok() && d->host_id() == "host-b";
-  }));
+  ASSERT_TRUE(Until([&] { return DomainHost(uuid) == "host-b"; }));
   // On A: DOMAIN_DOWN, what the guest wrote there still readable, then
   // the epoch that says the channel moved; no longer durable there.
   absl::StatusOr<v1::Channel> on_a;
@@ -411,12 +413,7 @@ TEST_F(MigrationIntegrationTest, ADeclarationPublishedAfterTheMigrationIsAdopted
   EXPECT_TRUE(Until([&] { return ReadAll(client_b_.get()) == "after\n"; }));
   // The fleet knows the domain is B's: the claim B could not write while
   // etcd was away is written when it returns, and A does not delete it.
-  EXPECT_TRUE(Until([&] {
-    auto kv = etcd_->Get(fleet::DomainKey(kPrefix, uuid));
-    if (!kv.ok() || !kv->has_value()) return false;
-    auto d = fleet::DecodeDomain(kPrefix, (*kv)->key, (*kv)->value);
-    return d.ok() && d->host_id() == "host-b";
-  })) << server_b_->log();
+  EXPECT_TRUE(Until([&] { return DomainHost(uuid) == "host-b"; })) << server_b_->log();
 }
 
 }  // namespace
