@@ -246,6 +246,18 @@ bool CallLogic::ReadLocked() {
           // status follows at once (the domain went away: DOMAIN_GONE;
           // the channel was deleted: CHANNEL_REMOVED) and is read next,
           // now or at the next wake-up.
+          // A frontend whose directory vanished (frontend state unknown) was
+          // removed by the toolstack: the domain is being destroyed or the
+          // device unplugged, and that removal's status (DOMAIN_GONE,
+          // CHANNEL_REMOVED) follows in a moment: wait for it, a little.
+          if (r.state.state == ChannelState::kDisconnected &&
+              r.state.frontend_state == XenbusState::kUnknown) {
+            if (grace_timer_ == 0) {
+              grace_timer_ = call_.wakeups().RunAt(absl::Now() + kFrontendGoneGrace,
+                                                   [this] { FrontendGone(); });
+            }
+            break;
+          }
           if (r.state.state != ChannelState::kConnected && r.state.state != ChannelState::kClosed) {
             FinishLocked(WithPartial(ApiError(
                 StatusCode::kFailedPrecondition, v1::ERROR_REASON_NOT_CONNECTED,
@@ -270,6 +282,13 @@ absl::Status CallLogic::AbortedLocked(const absl::Status& s) {
   }
   return WithPartial(
       EngineErrors::EpochChanged(epoch_, session_->write_status().epoch, std::string(s.message())));
+}
+
+void CallLogic::FrontendGone() {
+  MutexLock lock(&mu_);
+  if (finished_) return;
+  FinishLocked(WithPartial(ApiError(StatusCode::kFailedPrecondition, v1::ERROR_REASON_NOT_CONNECTED,
+                                    "the channel left CONNECTED (its frontend is gone)")));
 }
 
 void CallLogic::Timeout() {
@@ -302,11 +321,14 @@ void CallLogic::ReleaseSessionLocked() {
 
 void CallLogic::OnDone() {
   uint64_t timer;
+  uint64_t grace;
   {
     MutexLock lock(&mu_);
     timer = timer_;
+    grace = grace_timer_;
   }
   call_.wakeups().Cancel(timer);
+  if (grace != 0) call_.wakeups().Cancel(grace);
 }
 
 }  // namespace server

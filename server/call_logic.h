@@ -73,6 +73,12 @@ class CallLogic {
   bool ReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status AbortedLocked(const absl::Status& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReleaseSessionLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The frontend vanished and no removal followed within the grace.
+  void FrontendGone() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // How long a Call whose frontend vanished waits for the removal that
+  // tells why (DOMAIN_GONE or CHANNEL_REMOVED) before it ends NOT_CONNECTED.
+  static constexpr absl::Duration kFrontendGoneGrace = absl::Seconds(2);
 
   CallState& call_;
   ServiceCore& core_;
@@ -97,6 +103,7 @@ class CallLogic {
   uint64_t request_end_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t response_offset_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t timer_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t grace_timer_ ABSL_GUARDED_BY(mu_) = 0;  // FrontendGone's, once armed
 };
 
 }  // namespace server

@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/status.h"
 #include "tests/server/logic_test_fixture.h"
 
 namespace xenchan {
@@ -134,6 +135,54 @@ TEST_F(CallLogicTest, QemuGuestAgentCommandWaitsForTheSyncReply) {
   // Nothing after the command's closing brace.
   EXPECT_EQ(fe_->ReadExactly(1, absl::Milliseconds(100)), "");
   logic.OnDone();
+}
+
+// The frontend's directory vanishing (DISCONNECTED, frontend state unknown)
+// is the toolstack's doing; the removal that follows says why. A domain
+// destroyed while a Call waits ends it DOMAIN_GONE even when the engine saw
+// the directory go first (a CI failure under TSan); with no removal after
+// it, the Call ends NOT_CONNECTED once the grace has passed.
+TEST_F(CallLogicTest, AVanishedFrontendEndsTheCallWithTheReasonThatFollows) {
+  for (const bool destroy : {true, false}) {
+    SCOPED_TRACE(destroy ? "domain destroyed" : "frontend removed only");
+    if (!destroy) {
+      TearDown();
+      SetUp();
+    }
+    const auto info = core_->engine->GetChannel(ChannelRef{"web", "org.example.a"});
+    ASSERT_TRUE(info.ok());
+    LogicWakeups wakeups;
+    CallPort port;
+    v1::CallResponse response;
+    auto call = NewCall("Call", absl::InfiniteFuture(), &wakeups);
+    server::CallLogic logic(call.get(), &port, Ping(), &response);
+    WakeupsStopper stop(&wakeups);
+    std::thread client([&] { logic.Start(); });
+    EXPECT_EQ(fe_->ReadExactly(5, absl::Seconds(10)), "ping\n");
+    client.join();
+    ASSERT_TRUE(host_->xs()
+                    .Remove(kNoTransaction, absl::StrCat("/local/domain/", info->domid,
+                                                         "/device/console/", info->devid))
+                    .ok());
+    ASSERT_TRUE(Until([&] {
+      auto c = core_->engine->GetChannel(ChannelRef{"web", "org.example.a"});
+      return c.ok() && c->state == ChannelState::kDisconnected;
+    }));
+    if (destroy) {
+      ASSERT_TRUE(host_->DestroyDomain(info->domid).ok());
+    }
+    const auto status = port.WaitFinish(absl::Seconds(10));
+    ASSERT_TRUE(status.has_value());
+    if (destroy) {
+      EXPECT_EQ(status->code(), absl::StatusCode::kUnavailable) << *status;
+      EXPECT_EQ(server::ReasonOf(*status), v1::ERROR_REASON_DOMAIN_GONE) << *status;
+    } else {
+      EXPECT_EQ(status->code(), absl::StatusCode::kFailedPrecondition) << *status;
+      EXPECT_EQ(server::ReasonOf(*status), v1::ERROR_REASON_NOT_CONNECTED) << *status;
+    }
+    logic.OnDone();
+    EXPECT_EQ(wakeups.timers(), 0u);
+  }
 }
 
 }  // namespace
