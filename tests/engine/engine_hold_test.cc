@@ -35,6 +35,26 @@ class EngineHoldTest : public EngineDurableTest {
 
   std::string HeldRecord(uint32_t domid) { return Read(HeldDomainPath(0, "xenchan", domid)); }
 
+  // Starts an engine that holds domains and records every arrival it offers
+  // the fleet; `accept` is the fleet's answer to each offer.
+  void StartRecordingArrivals(bool accept) {
+    StartWithStore(absl::Seconds(5), [this, accept](EngineOptions& o) {
+      o.domain_control = host_->OpenDomainControl();
+      o.on_domain_arrival = [this, accept](uint32_t domid, const std::string&) {
+        MutexLock lock(&arrivals_mu_);
+        arrivals_.push_back(domid);
+        return accept;
+      };
+    });
+  }
+  std::vector<uint32_t> Arrivals() {
+    MutexLock lock(&arrivals_mu_);
+    return arrivals_;
+  }
+
+  Mutex arrivals_mu_;
+  std::vector<uint32_t> arrivals_ ABSL_GUARDED_BY(arrivals_mu_);
+
   // A running domain with a connected durable channel; returns its domid.
   uint32_t BootWithChannel() {
     const uint32_t domid = Boot();
@@ -214,16 +234,7 @@ TEST_F(EngineHoldTest, ADomainFromAnotherHostIsHeldUntilTheFleetAnswersAndGetsIt
 // such a domain took it in, @releaseDomain dropped it (not introduced yet),
 // and its introduction made it a second arrival (a CI failure under TSan).
 TEST_F(EngineHoldTest, AHalfBuiltDomainIsNoArrivalUntilItIsIntroduced) {
-  Mutex mu;
-  std::vector<uint32_t> arrivals;
-  StartWithStore(absl::Seconds(5), [&](EngineOptions& o) {
-    o.domain_control = host_->OpenDomainControl();
-    o.on_domain_arrival = [&](uint32_t domid, const std::string&) {
-      MutexLock lock(&mu);
-      arrivals.push_back(domid);
-      return false;
-    };
-  });
+  StartRecordingArrivals(/*accept=*/false);
   const uint32_t half = 77;
   const std::string vm = absl::StrCat("/vm/", kUuid);
   const std::string dom = absl::StrCat("/local/domain/", half);
@@ -238,36 +249,22 @@ TEST_F(EngineHoldTest, AHalfBuiltDomainIsNoArrivalUntilItIsIntroduced) {
   ASSERT_TRUE(host_->DestroyDomain(other->domid).ok());
   ASSERT_TRUE(Until([&] { return !engine_->GetDomain("other").ok(); }));
   EXPECT_FALSE(engine_->GetDomain("vm1").ok());
-  {
-    MutexLock lock(&mu);
-    EXPECT_EQ(arrivals, std::vector<uint32_t>{other->domid});
-  }
+  EXPECT_EQ(Arrivals(), std::vector<uint32_t>{other->domid});
   ASSERT_TRUE(host_->xs().IntroduceDomain(half).ok());
   ASSERT_TRUE(Until([&] { return engine_->GetDomain("vm1").ok(); }));
-  MutexLock lock(&mu);
-  EXPECT_EQ(arrivals, (std::vector<uint32_t>{other->domid, half}));
+  EXPECT_EQ(Arrivals(), (std::vector<uint32_t>{other->domid, half}));
 }
 
 TEST_F(EngineHoldTest, AnEmptyAnswerEndsTheHoldAndKnownDomainsAreNoArrivals) {
   auto before = host_->CreateDomain("before", "00000000-0000-4000-8000-0000000000aa");
   ASSERT_TRUE(before.ok());
-  Mutex mu;
-  std::vector<uint32_t> arrivals;
-  StartWithStore(absl::Seconds(5), [&](EngineOptions& o) {
-    o.domain_control = host_->OpenDomainControl();
-    o.on_domain_arrival = [&](uint32_t domid, const std::string&) {
-      MutexLock lock(&mu);
-      arrivals.push_back(domid);
-      return true;
-    };
-  });
+  StartRecordingArrivals(/*accept=*/true);
   auto fresh = host_->CreateDomain("fresh", "", /*paused=*/true);
   ASSERT_TRUE(fresh.ok());
   ASSERT_TRUE(Until([&] { return PauseCount(fresh->domid) == 2; }));
   engine_->AdoptDeclarations(fresh->domid, engine_->GetDomain("fresh")->uuid, {});
   ASSERT_TRUE(Until([&] { return PauseCount(fresh->domid) == 1; }));
-  MutexLock lock(&mu);
-  EXPECT_EQ(arrivals, std::vector<uint32_t>{fresh->domid});
+  EXPECT_EQ(Arrivals(), std::vector<uint32_t>{fresh->domid});
 }
 
 }  // namespace
