@@ -286,6 +286,7 @@ void RingChannel::Connect(EpochChangeReason reason, absl::Time now) {
   in_consumed_seen_ = 0;
   event_progress_seen_ = 0;  // a new ring counts from zero
   duplicate_units_.reset();
+  kick_pending_ = true;
 
   // A new epoch, never reused for this channel (persisted before use).
   const uint64_t epoch = params_.persisted_epoch + 1;

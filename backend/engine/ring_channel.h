@@ -40,7 +40,9 @@
 //
 // Ring I/O on every event and after (re)connecting: drain `out` into the
 // channel's OutputBuffer as far as its Space() allows, fill `in` from the
-// write queue, notify only when an index moved, then unmask unless the
+// write queue, notify when a waiting guest must hear of it (input put in,
+// room freed in an `out` it found full, and once per epoch, as a previous
+// backend may have freed room without telling), then unmask unless the
 // channel is in debt with one of its two event token buckets (then the port
 // stays masked until that debt is repaid). Corrupt indices are counted and
 // the round is ignored.
@@ -247,6 +249,10 @@ class RingChannel {
   bool data_active_ = false;
   bool ever_connected_ = false;
   bool final_drain_ = false;
+  // The first Service of an epoch notifies whatever it moved: a frontend may
+  // wait for an event that a previous backend (a killed server, a domain
+  // before its resume) freed room for but never sent.
+  bool kick_pending_ = false;
   bool guest_closed_ = false;  // Disconnect's last Service is running
   uint64_t in_base_ = 0;       // ring in_produced at the epoch's start
 

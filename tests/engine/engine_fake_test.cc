@@ -205,6 +205,25 @@ TEST_F(EngineFakeTest, RestartRecoveryLosesNothingInEitherRing) {
   ExpectRoundTrip(fe, *w2, "recovered");
 }
 
+// A server killed between freeing room in `out` (publishing out_cons) and
+// notifying leaves a guest that found the ring full waiting for an event
+// that never comes; nothing is left to drain, so only a kick at the new
+// epoch wakes it (CI saw a channel stay silent after a kill -9).
+TEST_F(EngineFakeTest, ARecoveredChannelKicksTheGuestEvenWithNothingToMove) {
+  StartEngine();
+  NewDomain("vm1");
+  Frontend& fe = Connect("vm1", "chan");
+  StopEngine();
+  while (fe.WaitEvent(absl::ZeroDuration())) {
+  }
+  StartEngine();
+  auto recovered = waiter_->WaitFor(
+      [](const ChannelEvent& e) { return e.type == ChannelEventType::kConnected; });
+  ASSERT_TRUE(recovered.has_value());
+  EXPECT_EQ(recovered->epoch_change->reason, EpochChangeReason::kServerRestarted);
+  EXPECT_TRUE(fe.WaitEvent(absl::Seconds(10)));
+}
+
 TEST_F(EngineFakeTest, ReleasedDevidIsHeldBackThenReusedAndTheNewDeviceConnects) {
   StartEngine();
   const uint32_t D = NewDomain("vm1");
