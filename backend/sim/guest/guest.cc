@@ -126,6 +126,9 @@ absl::Status Guest::Run() {
       const short rev = fds[i].revents;
       if (rev == 0) continue;
       const auto [kind, index] = what[i];
+      // A control request handled earlier in this round may have suspended
+      // the guest: from then on it touches no ring, port or xenstore node.
+      if (suspended_ && (kind == kWatch || kind == kEvents || kind == kHvc)) continue;
       switch (kind) {
         case kWatch:
           if (rev & (POLLERR | POLLNVAL)) return absl::UnavailableError("xenstore connection lost");
