@@ -40,6 +40,16 @@ for config in "${configs[@]}"; do
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi  # the build itself broke
   grep -E '^//[^ ]+ +(\(cached\) )?(FAILED|TIMEOUT|NO STATUS|FLAKY|INCOMPLETE|FAILED TO BUILD)' "$log_dir/$config.log" |
     sed "s/^/FAILED-IN-$config: /" >>"$log_dir/failures"
+  # Each failed test's first assertions, so that a log that keeps only its
+  # tail still says why (CI's machine and its test logs are gone after it).
+  grep -oE '^//[^ ]+ +(FAILED|TIMEOUT|FLAKY)' "$log_dir/$config.log" | awk '{print $1}' |
+    while read -r target; do
+      test_log="bazel-testlogs/${target#//}"
+      test_log="${test_log/://}/test.log"
+      [ -f "$test_log" ] || continue
+      grep -E -A4 'Failure$|^\[  FAILED  \] [^ ]+ \(|TIMEOUT|^not ok|Error:' "$test_log" | head -n 16 |
+        sed 's/^/    | /' >>"$log_dir/failures"
+    done
   if [ "$rc" -ne 0 ] && [ "$f" -eq 1 ] && ! grep -q "^FAILED-IN-$config: " "$log_dir/failures"; then
     echo "FAILED-IN-$config: the build (bazel exit $rc)" >>"$log_dir/failures"
   fi
