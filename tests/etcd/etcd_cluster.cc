@@ -39,11 +39,13 @@ absl::StatusOr<std::unique_ptr<EtcdCluster>> EtcdCluster::Start(int members) {
   etcd::ClientOptions options;
   options.endpoints = c->endpoints();
   options.rpc_timeout = absl::Seconds(2);
-  auto client = etcd::Client::Create(options);
-  if (!client.ok()) return client.status();
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
   absl::Status last;
   while (absl::Now() < deadline) {
+    // A new client each time: etcd accepts on its socket before it serves,
+    // and a connection made then waits ~5 s for etcd's first HTTP/2 frame.
+    auto client = etcd::Client::Create(options);
+    if (!client.ok()) return client.status();
     auto put = (*client)->Put("/etcdtest/ready", "1");
     if (put.ok()) return c;
     last = put.status();
