@@ -99,8 +99,6 @@ bool RingChannel::Service(absl::Time now) {
   }
   wake = wake || kick_pending_;
   kick_pending_ = false;
-  wake = wake || kick_pending_;
-  kick_pending_ = false;
   if (wake && local_port_.has_value()) {
     // A failing notify means the guest closed its port: the frontend state
     // will tell us what happened (§3.5.5).
